@@ -1,0 +1,60 @@
+import { Command, Flags, Interfaces } from '@oclif/core';
+import { Context, resolvePaths } from './context.js';
+import { errorJson, isUserError } from './ui/errors.js';
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+/**
+ * Every iotctl command: `--json` (oclif prints run()'s typed result), the spec and state locations,
+ * and one error contract: user errors print what went wrong and how to fix it, exit 1.
+ */
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+  static override baseFlags = {
+    spec: Flags.string({ description: 'Path to iotctl.yaml.', env: 'IOTCTL_SPEC', default: 'iotctl.yaml', helpGroup: 'GLOBAL' }),
+    'state-dir': Flags.string({ description: "Local platform state (default: .iotctl beside iotctl.yaml).", env: 'IOTCTL_STATE_DIR', helpGroup: 'GLOBAL' }),
+    debug: Flags.boolean({ description: 'Show stack traces for unexpected errors.', env: 'IOTCTL_DEBUG', helpGroup: 'GLOBAL' }),
+  };
+
+  protected flags!: BaseFlags<T>;
+  protected args!: BaseArgs<T>;
+  protected ctx!: Context;
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as BaseFlags<T>;
+    this.args = args as BaseArgs<T>;
+    this.ctx = new Context(resolvePaths({ spec: this.flags.spec, stateDir: this.flags['state-dir'] }));
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    const json = this.argv.includes('--json');
+    if (isUserError(err)) {
+      if (json) process.stdout.write(JSON.stringify({ error: errorJson(err) }) + '\n');
+      else process.stderr.write(`Error: ${err.message}\n${err.hint ? `Try: ${err.hint}\n` : ''}`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err.oclif && err.oclif.exit !== 0 && !(err as { code?: string }).code?.startsWith('EEXIT')) {
+      // Flag and argument parse errors: a user error too.
+      const message = err.message.replace(/\n?See more help with --help$/, '');
+      if (json) process.stdout.write(JSON.stringify({ error: { name: 'UsageError', code: 'USAGE', message, exitCode: 1 } }) + '\n');
+      else process.stderr.write(`Error: ${message}\nTry: iotctl ${this.id?.replace(/:/g, ' ') ?? ''} --help\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if ((err as { code?: string }).code === 'EEXIT') return super.catch(err);
+    if (json) process.stdout.write(JSON.stringify({ error: errorJson(err) }) + '\n');
+    process.stderr.write(`Error (bug): ${err.message}\n`);
+    process.stderr.write(this.argv.includes('--debug') || process.env.IOTCTL_DEBUG ? `${err.stack}\n` : 'Run again with --debug for the stack trace, and report it.\n');
+    process.exitCode = 1;
+  }
+}

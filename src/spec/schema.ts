@@ -1,0 +1,176 @@
+import { z } from 'zod';
+
+/** iotctl.yaml: the desired state of the platform. Every section but `project` has defaults. */
+
+const name = (what: string) =>
+  z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, `${what} may use letters, digits, '_' and '-' (1-128 characters)`);
+
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'a duration like 90s, 15m, 24h or 7d');
+
+/** AWS schedule expressions, as EventBridge and IoT Analytics write them. */
+export const scheduleExpression = z
+  .string()
+  .regex(/^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$/, "an AWS schedule: 'rate(1 hour)' or 'cron(0 2 * * ? *)'");
+
+export const policyDocument = z.object({
+  Version: z.string().default('2012-10-17'),
+  Statement: z
+    .array(
+      z.object({
+        Sid: z.string().optional(),
+        Effect: z.enum(['Allow', 'Deny']),
+        Action: z.union([z.string(), z.array(z.string())]),
+        Resource: z.union([z.string(), z.array(z.string())]),
+        Condition: z.record(z.string(), z.record(z.string(), z.union([z.string(), z.array(z.string())]))).optional(),
+      }),
+    )
+    .min(1),
+});
+export type PolicyDocument = z.infer<typeof policyDocument>;
+
+const devices = z
+  .object({
+    thingType: name('thingType').default('sensor'),
+    attributes: z.record(z.string(), z.string()).default({}),
+    topics: z
+      .object({
+        /** The topic a device publishes telemetry on. ${project} and ${thing} are substituted. */
+        telemetry: z.string().default('dt/${project}/${thing}/telemetry'),
+        /** The filter a device subscribes to for commands. */
+        commands: z.string().default('cmd/${project}/${thing}/#'),
+      })
+      .default({ telemetry: 'dt/${project}/${thing}/telemetry', commands: 'cmd/${project}/${thing}/#' }),
+    policy: z
+      .object({
+        name: name('policy name').default('iotctl-device'),
+        /** A custom IoT policy document; the default is least privilege (see README). */
+        document: policyDocument.optional(),
+      })
+      .default({ name: 'iotctl-device' }),
+  })
+  .default({
+    thingType: 'sensor',
+    attributes: {},
+    topics: { telemetry: 'dt/${project}/${thing}/telemetry', commands: 'cmd/${project}/${thing}/#' },
+    policy: { name: 'iotctl-device' },
+  });
+
+const stream = z.object({
+  name: name('stream name'),
+  shards: z.number().int().min(1).max(64).default(1),
+  retentionHours: z.number().int().min(1).max(8760).default(24),
+});
+
+const ruleAction = z.union([
+  z.object({ kinesis: z.object({ stream: z.string(), partitionKey: z.string().default('${newuuid()}') }).strict() }).strict(),
+  z.object({ iotAnalytics: z.object({ channel: z.string() }).strict() }).strict(),
+  z.object({ republish: z.object({ topic: z.string(), qos: z.union([z.literal(0), z.literal(1)]).default(0) }).strict() }).strict(),
+  z.object({ s3: z.object({ bucket: z.string(), key: z.string() }).strict() }).strict(),
+  z.object({ firehose: z.object({ deliveryStream: z.string(), separator: z.string().optional() }).strict() }).strict(),
+  z.object({ lambda: z.object({ function: z.string() }).strict() }).strict(),
+]);
+export type RuleAction = z.infer<typeof ruleAction>;
+
+const rule = z.object({
+  name: z.string().regex(/^[a-zA-Z0-9_]{1,128}$/, 'rule names may use letters, digits and _ (AWS topic rule naming)'),
+  description: z.string().default(''),
+  sql: z.string().min(1),
+  enabled: z.boolean().default(true),
+  actions: z.array(ruleAction).min(1),
+  errorAction: ruleAction.optional(),
+});
+export type RuleSpec = z.infer<typeof rule>;
+
+const eventSource = z.object({
+  stream: z.string(),
+  batchSize: z.number().int().min(1).max(10000).default(100),
+  maximumBatchingWindowSeconds: z.number().min(0).max(300).default(0),
+  startingPosition: z.enum(['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP']).default('TRIM_HORIZON'),
+  startingPositionTimestamp: z.string().optional(),
+  maximumRetryAttempts: z.number().int().min(-1).max(10000).default(-1),
+  maximumRecordAgeInSeconds: z.number().int().min(-1).max(604800).default(-1),
+  bisectBatchOnFunctionError: z.boolean().default(false),
+  reportBatchItemFailures: z.boolean().default(true),
+  /** Where records that exhausted their retries are described (AWS: SQS/SNS; local: a named destination table). */
+  onFailure: z.string().optional(),
+});
+
+const fn = z.object({
+  name: name('function name'),
+  template: z.string(),
+  timeoutSeconds: z.number().int().min(1).max(900).default(30),
+  memoryMb: z.number().int().min(128).max(10240).default(256),
+  environment: z.record(z.string(), z.string()).default({}),
+  eventSource: eventSource.optional(),
+});
+export type FunctionSpec = z.infer<typeof fn>;
+export type EventSourceSpec = z.infer<typeof eventSource>;
+
+const database = z
+  .object({
+    /** Overridden by DATABASE_URL / PG* when set. Empty on local means the embedded server. */
+    url: z.string().optional(),
+    retention: duration.default('24h'),
+    retentionSchedule: scheduleExpression.default('rate(1 hour)'),
+  })
+  .default({ retention: '24h', retentionSchedule: 'rate(1 hour)' });
+
+const activity = z.union([
+  z.object({ filter: z.object({ filter: z.string() }).strict() }).strict(),
+  z.object({ selectAttributes: z.object({ attributes: z.array(z.string()).min(1) }).strict() }).strict(),
+  z.object({ removeAttributes: z.object({ attributes: z.array(z.string()).min(1) }).strict() }).strict(),
+  z.object({ addAttributes: z.object({ attributes: z.record(z.string(), z.string()) }).strict() }).strict(),
+  z.object({ math: z.object({ attribute: z.string(), math: z.string() }).strict() }).strict(),
+  z.object({ lambda: z.object({ function: z.string(), batchSize: z.number().int().min(1).max(1000).default(100) }).strict() }).strict(),
+  z.object({ deviceRegistryEnrich: z.object({ attribute: z.string(), thingName: z.string() }).strict() }).strict(),
+  z.object({ deviceShadowEnrich: z.object({ attribute: z.string(), thingName: z.string() }).strict() }).strict(),
+]);
+export type ActivitySpec = z.infer<typeof activity>;
+
+const analytics = z
+  .object({
+    channels: z.array(z.object({ name: name('channel name'), retentionDays: z.number().int().min(1).optional() })).default([]),
+    pipelines: z.array(z.object({ name: name('pipeline name'), channel: z.string(), activities: z.array(activity).default([]), datastore: z.string() })).default([]),
+    datastores: z
+      .array(z.object({ name: name('datastore name'), format: z.enum(['parquet', 'json']).default('parquet'), retentionDays: z.number().int().min(1).optional() }))
+      .default([]),
+    datasets: z
+      .array(
+        z.object({
+          name: name('dataset name'),
+          sql: z.string().min(1),
+          schedule: scheduleExpression.optional(),
+          deltaTime: z.object({ offsetSeconds: z.number().int().default(0), timeExpression: z.string() }).optional(),
+          versionsToKeep: z.number().int().min(1).max(1000).default(1),
+        }),
+      )
+      .default([]),
+  })
+  .default({ channels: [], pipelines: [], datastores: [], datasets: [] });
+export type AnalyticsSpec = z.infer<typeof analytics>;
+
+export const specSchema = z
+  .object({
+    project: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -, starting with a letter or digit'),
+    target: z.enum(['local', 'aws']).default('local'),
+    region: z.string().default('us-east-1'),
+    local: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        mqttPort: z.number().int().min(0).max(65535).default(8883),
+      })
+      .default({ host: '127.0.0.1', mqttPort: 8883 }),
+    devices,
+    streams: z.array(stream).default([]),
+    rules: z.array(rule).default([]),
+    functions: z.array(fn).default([]),
+    database,
+    analytics,
+    athena: z.object({ database: z.string().default('iotctl'), workgroup: z.string().default('primary'), outputLocation: z.string().optional() }).default({ database: 'iotctl', workgroup: 'primary' }),
+  })
+  .strict();
+
+export type Spec = z.infer<typeof specSchema>;
+export type SpecInput = z.input<typeof specSchema>;
