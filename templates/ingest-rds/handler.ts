@@ -1,0 +1,152 @@
+/**
+ * ingest-rds: a Lambda handler for a Kinesis event source mapping that writes telemetry to PostgreSQL.
+ *
+ * - One INSERT .. ON CONFLICT DO NOTHING per batch (src/db/batch-writer.ts, shared with iotctl), so
+ *   a retried batch or a re-put message never duplicates rows.
+ * - A record that can never be written (not JSON, not a JSON object) goes to iot_ingest_errors with
+ *   its reason and raw bytes, and is not reported as failed: it must not block its shard.
+ * - When PostgreSQL is unreachable, every record not written is returned in batchItemFailures
+ *   (the mapping must enable ReportBatchItemFailures), so the event source mapping retries them.
+ *
+ * The pg Pool lives at module level, reused across invocations of a warm container, and is
+ * replaced after a connection error.
+ */
+import pg from 'pg';
+import {
+  mapRecord,
+  writeIngestErrors,
+  writeMessages,
+  type KinesisEvent,
+  type MessageRow,
+  type PoisonRecord,
+} from '../../src/db/batch-writer.js';
+import { isConnectionError } from '../../src/db/connection.js';
+import { migrate } from '../../src/db/migrations.js';
+
+export interface BatchResponse {
+  batchItemFailures: Array<{ itemIdentifier: string }>;
+}
+
+let pool: pg.Pool | undefined;
+let schemaReady: Promise<void> | undefined;
+
+function getPool(): pg.Pool {
+  if (!pool) {
+    const url = process.env.DATABASE_URL;
+    if (!url && !process.env.PGHOST) throw new Error('DATABASE_URL is not set: give the function the PostgreSQL connection URL.');
+    pool = new pg.Pool({
+      ...(url ? { connectionString: url } : {}),
+      max: Number(process.env.PG_POOL_MAX ?? 2),
+      connectionTimeoutMillis: Number(process.env.PG_CONNECT_TIMEOUT_MS ?? 5_000),
+      idleTimeoutMillis: 60_000,
+      application_name: 'iotctl-ingest-rds',
+    });
+    // An idle client whose server went away: the pool drops it; the next query reconnects.
+    pool.on('error', (error) => log('warn', 'idle PostgreSQL connection lost', { error: error.message }));
+  }
+  return pool;
+}
+
+/** Drops the pool after a connection error so the next invocation starts from fresh connections. */
+function resetPool(): void {
+  const old = pool;
+  pool = undefined;
+  schemaReady = undefined;
+  old?.end().catch(() => undefined);
+}
+
+function ensureSchema(db: pg.Pool): Promise<void> {
+  if (process.env.AUTO_MIGRATE === 'false') return Promise.resolve();
+  schemaReady ??= (async () => {
+    const client = await db.connect();
+    try {
+      await migrate(client);
+    } finally {
+      client.release();
+    }
+  })().catch((error) => {
+    schemaReady = undefined;
+    throw error;
+  });
+  return schemaReady;
+}
+
+export async function handler(event: KinesisEvent): Promise<BatchResponse> {
+  const records = event.Records ?? [];
+  const receivedAt = new Date();
+  const rows: MessageRow[] = [];
+  const poison: PoisonRecord[] = [];
+  for (const record of records) {
+    const mapped = mapRecord(record, receivedAt);
+    if (mapped.ok) rows.push(mapped.row);
+    else poison.push(mapped.poison);
+  }
+
+  // Sequence numbers of the records now safely in PostgreSQL (as rows or as dead letters).
+  const persisted = new Set<string>();
+  try {
+    const db = getPool();
+    await ensureSchema(db);
+    let inserted: number;
+    try {
+      inserted = await writeMessages(db, rows);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      // A row PostgreSQL rejects for its content would fail the whole statement on every retry and
+      // block the shard: find it row by row and dead-letter it.
+      inserted = await writeRowByRow(db, rows, poison);
+    }
+    for (const row of rows) persisted.add(row.sequence_number);
+    await writeIngestErrors(db, poison);
+    for (const p of poison) persisted.add(p.sequence_number);
+    if (poison.length) log('warn', 'records sent to iot_ingest_errors', { count: poison.length, reasons: [...new Set(poison.map((p) => p.reason))].slice(0, 5) });
+    if (process.env.LOG_LEVEL === 'debug') log('debug', 'batch written', { records: records.length, inserted, duplicates: rows.length - inserted, deadLettered: poison.length });
+    return { batchItemFailures: [] };
+  } catch (error) {
+    if (isConnectionError(error)) resetPool();
+    const failed = records.filter((r) => !persisted.has(r.kinesis.sequenceNumber));
+    log('error', 'batch not written; reporting its records for retry', {
+      error: (error as Error).message,
+      code: (error as { code?: string }).code,
+      failed: failed.length,
+      records: records.length,
+    });
+    return { batchItemFailures: failed.map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })) };
+  }
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity violation): retrying the same row cannot help. */
+function isDataError(error: unknown): boolean {
+  const code = (error as { code?: string }).code ?? '';
+  return /^2[23]/.test(code);
+}
+
+/** Writes rows one at a time, moving those PostgreSQL rejects from `rows` to `poison`. */
+async function writeRowByRow(db: pg.Pool, rows: MessageRow[], poison: PoisonRecord[]): Promise<number> {
+  let inserted = 0;
+  const kept: MessageRow[] = [];
+  for (const row of rows) {
+    try {
+      inserted += await writeMessages(db, [row]);
+      kept.push(row);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      poison.push({
+        stream: row.stream,
+        shard_id: row.shard_id,
+        sequence_number: row.sequence_number,
+        reason: `rejected by PostgreSQL: ${(error as Error).message}`,
+        raw_data: Buffer.from(JSON.stringify(row.payload)),
+        received_at: row.received_at,
+      });
+    }
+  }
+  rows.splice(0, rows.length, ...kept);
+  return inserted;
+}
+
+function log(level: 'debug' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
+  const line = JSON.stringify({ level, message, ...fields });
+  if (level === 'error' || level === 'warn') console.error(line);
+  else console.log(line);
+}
