@@ -3,6 +3,7 @@ import { basename, relative } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { specSchema, type Spec } from './schema.js';
 import { UserError } from '../ui/errors.js';
+import { specChecks } from './checks.js';
 
 export interface SpecProblem {
   file: string;
@@ -13,14 +14,6 @@ export interface SpecProblem {
   hint?: string;
 }
 
-/** A semantic check over a parsed spec (cross-references, SQL). Reports problems by path. */
-export type SpecCheck = (spec: Spec) => Array<{ path: (string | number)[]; message: string; hint?: string; offset?: number }>;
-
-const checks: SpecCheck[] = [];
-/** Sections register their own checks (rules compile SQL, analytics check references...). */
-export function registerSpecCheck(check: SpecCheck): void {
-  checks.push(check);
-}
 
 export class SpecError extends UserError {
   constructor(readonly problems: SpecProblem[]) {
@@ -102,7 +95,7 @@ export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
     throw new SpecError(problems);
   }
   const spec = parsed.data;
-  for (const check of checks) {
+  for (const check of specChecks) {
     for (const p of check(spec)) {
       const { line, col } = locate(p.path, p.offset);
       problems.push({ file: shown, line, col, path: formatPath(p.path), message: p.message, hint: p.hint });

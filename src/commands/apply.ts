@@ -1,0 +1,35 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../base-command.js';
+import { formatPlan, planHasChanges } from '../iot/plan/index.js';
+import { applyAll, planAll, sections, type SectionPlan } from '../services/apply.js';
+import { openTarget } from '../targets/index.js';
+import { info } from '../ui/output.js';
+import { confirm } from '../ui/prompt.js';
+
+export default class Apply extends BaseCommand<typeof Apply> {
+  static override summary = 'Apply every section of iotctl.yaml in dependency order, with one combined plan.';
+  static override description = 'Order: device policy, streams, database, functions, analytics, rules. Applying twice prints "No changes".';
+  static override examples = ['<%= config.bin %> apply --dry-run', '<%= config.bin %> apply --yes'];
+  static override flags = {
+    'dry-run': Flags.boolean({ description: 'Show the plan only.' }),
+    prune: Flags.boolean({ description: 'Delete resources the spec no longer declares.' }),
+    yes: Flags.boolean({ char: 'y', description: 'Apply without asking.' }),
+  };
+
+  async run(): Promise<{ plan: SectionPlan[]; applied: boolean }> {
+    const target = openTarget(this.ctx);
+    try {
+      const all = sections(this.ctx, target);
+      const plan = await planAll(all, { prune: this.flags.prune });
+      const items = plan.flatMap((p) => p.items);
+      info(formatPlan(items));
+      if (!planHasChanges(items) || this.flags['dry-run']) return { plan, applied: false };
+      await confirm('Apply this plan?', this.flags.yes);
+      await applyAll(all, plan, (name) => info(`Applying ${name}...`));
+      info('Applied.');
+      return { plan, applied: true };
+    } finally {
+      target.close();
+    }
+  }
+}

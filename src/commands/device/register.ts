@@ -1,0 +1,81 @@
+import { Args, Flags } from '@oclif/core';
+import { readFileSync } from 'node:fs';
+import { BaseCommand } from '../../base-command.js';
+import { openTarget } from '../../targets/index.js';
+import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult } from '../../services/devices.js';
+import { UserError } from '../../ui/errors.js';
+import { info, isInteractive } from '../../ui/output.js';
+
+export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
+  static override summary = 'Register a thing: issue its certificate, attach the device policy, write its credentials.';
+  static override description =
+    'Writes <out>/<thing>/cert.pem, private.key (mode 0600, never printed), ca.pem and endpoint.json. With --csr the CA signs your CSR and the private key never leaves the device. With --from-file, registers every row of a CSV (header: thingName[,thingType][,attribute columns...]); a re-run skips devices already done.';
+  static override examples = [
+    '<%= config.bin %> device register sensor-1',
+    '<%= config.bin %> device register sensor-2 --type thermostat --attribute site=lab --attribute floor=2',
+    '<%= config.bin %> device register sensor-3 --csr sensor-3.csr',
+    '<%= config.bin %> device register --from-file devices.csv --out ./devices',
+  ];
+  static override args = { thing: Args.string({ description: 'Thing name (also the MQTT client id).' }) };
+  static override flags = {
+    type: Flags.string({ description: 'Thing type (default: devices.thingType in iotctl.yaml).' }),
+    attribute: Flags.string({ description: 'Thing attribute key=value (repeatable).', multiple: true }),
+    csr: Flags.string({ description: 'PEM certificate signing request to sign instead of generating a key.' }),
+    out: Flags.string({ description: 'Where credential folders are written.', default: 'devices', env: 'IOTCTL_DEVICES_DIR' }),
+    'from-file': Flags.string({ description: 'CSV of devices to register in bulk.', exclusive: ['csr'] }),
+  };
+
+  async run(): Promise<unknown> {
+    const { spec } = this.ctx.spec;
+    const target = openTarget(this.ctx);
+    try {
+      await ensureDevicePolicy(target.devices, spec);
+      if (this.flags['from-file']) return await this.bulk(target, spec);
+      const thing = this.args.thing;
+      if (!thing) throw new UserError('Missing the thing name.', 'Run `iotctl device register <thing>`, or pass --from-file devices.csv.', 'USAGE');
+      const csrPem = this.flags.csr ? readText(this.flags.csr) : undefined;
+      const device = await registerDevice(target.devices, spec, { thingName: thing, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem }, this.flags.out);
+      const result = { thingName: device.thingName, certificateId: device.certificateId, fingerprint: device.fingerprint, credentials: device.dir, endpoint: device.endpoint, topics: deviceTopics(spec, thing) };
+      if (!this.jsonEnabled()) {
+        info(`Registered ${thing} (certificate ${device.certificateId.slice(0, 12)}…). Credentials in ${device.dir}`);
+        info(`Publish with: iotctl publish --device ${thing} --payload '{"temperature": 21.5}'`);
+      }
+      return result;
+    } finally {
+      target.close();
+    }
+  }
+
+  private async bulk(target: ReturnType<typeof openTarget>, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
+    const requests = parseDevicesCsv(this.flags['from-file']!);
+    const started = Date.now();
+    const progress = isInteractive()
+      ? (done: number, total: number) => process.stderr.write(`\rRegistering devices: ${done}/${total}`)
+      : () => {};
+    const result = await registerMany(target.devices, spec, requests, this.flags.out, progress);
+    if (isInteractive()) process.stderr.write('\n');
+    const seconds = (Date.now() - started) / 1000;
+    info(`Registered ${result.registered.length}, skipped ${result.skipped.length} already registered, failed ${result.failed.length} (${seconds.toFixed(1)} s).`);
+    for (const f of result.failed) info(`  ${f.thingName}: ${f.error}`);
+    if (result.failed.length) process.exitCode = 1;
+    return result;
+  }
+}
+
+export function parseAttributes(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new UserError(`Invalid attribute "${pair}".`, 'Write attributes as key=value, e.g. --attribute site=lab.', 'USAGE');
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path.', 'FILE_UNREADABLE');
+  }
+}

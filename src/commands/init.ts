@@ -1,0 +1,35 @@
+import { Flags } from '@oclif/core';
+import { existsSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { BaseCommand } from '../base-command.js';
+import { initSpec } from '../spec/init-template.js';
+import { parseSpec } from '../spec/loader.js';
+import { UserError } from '../ui/errors.js';
+import { info } from '../ui/output.js';
+
+export default class Init extends BaseCommand<typeof Init> {
+  static override summary = 'Write a commented iotctl.yaml with the seed architecture for the local target.';
+  static override examples = ['<%= config.bin %> init', '<%= config.bin %> init --project fleet --force'];
+  static override flags = {
+    project: Flags.string({ description: 'Project name (default: the folder name).', env: 'IOTCTL_PROJECT' }),
+    force: Flags.boolean({ description: 'Overwrite an existing iotctl.yaml.' }),
+  };
+
+  async run(): Promise<{ file: string; project: string }> {
+    const file = this.ctx.paths.specFile;
+    if (existsSync(file) && !this.flags.force) {
+      throw new UserError(`${file} already exists.`, 'Edit it, or pass --force to overwrite it.', 'SPEC_EXISTS');
+    }
+    const project = this.flags.project ?? (basename(this.ctx.paths.projectDir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'iot');
+    const text = initSpec(project);
+    parseSpec(text, file); // the template must always validate
+    writeFileSync(file, text);
+    if (!this.jsonEnabled()) {
+      info(`Wrote ${file}. Next steps:`);
+      info('  iotctl local up --detach     # start the local platform');
+      info('  iotctl apply --yes           # create the stream, rules, function, database and analytics');
+      info('  iotctl device register sensor-1');
+    }
+    return { file, project };
+  }
+}

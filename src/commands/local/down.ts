@@ -1,0 +1,14 @@
+import { BaseCommand } from '../../base-command.js';
+import { stopDaemon } from '../../services/local-platform.js';
+import { info } from '../../ui/output.js';
+
+export default class LocalDown extends BaseCommand<typeof LocalDown> {
+  static override summary = 'Stop the background local platform cleanly.';
+  static override examples = ['<%= config.bin %> local down'];
+
+  async run(): Promise<{ stopped: boolean; pid?: number }> {
+    const result = await stopDaemon(this.ctx.paths.stateDir);
+    if (!this.jsonEnabled()) info(result.stopped ? `Stopped the local platform (pid ${result.pid}).` : 'The local platform is not running.');
+    return result;
+  }
+}

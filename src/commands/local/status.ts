@@ -1,0 +1,37 @@
+import { BaseCommand } from '../../base-command.js';
+import { readStatus } from '../../services/local-platform.js';
+import { printTable } from '../../ui/output.js';
+import { redact } from './up.js';
+
+export default class LocalStatus extends BaseCommand<typeof LocalStatus> {
+  static override summary = 'Show the local platform: endpoints, uptime, clients and counters.';
+  static override examples = ['<%= config.bin %> local status', '<%= config.bin %> local status --json'];
+
+  async run(): Promise<unknown> {
+    const status = readStatus(this.ctx.paths.stateDir);
+    if (!this.jsonEnabled()) {
+      if (!status.running) {
+        process.stdout.write('not running\n');
+        process.stderr.write('Start it with `iotctl local up --detach`.\n');
+      } else {
+        const breakdown = (c: { total: number; byReason: Record<string, number> }) => `${c.total}${Object.keys(c.byReason).length ? ` (${Object.entries(c.byReason).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`;
+        const rows: [string, unknown][] = [
+          ['pid', status.pid],
+          ['uptime', `${status.uptimeSeconds}s`],
+          ['mqtt', status.endpoints.mqtt],
+          ['postgres', status.endpoints.postgres ? redact(status.endpoints.postgres) : '(not running)'],
+          ['connected clients', status.connectedClients],
+          ['connections accepted', breakdown(status.connectionsAccepted)],
+          ['connections refused', breakdown(status.connectionsRefused)],
+          ['publishes accepted', breakdown(status.publishesAccepted)],
+          ['publishes denied', breakdown(status.publishesDenied)],
+          ['publishes/s', status.publishesPerSecond.toFixed(1)],
+          ['rules lag', status.rules?.lag ?? '-'],
+        ];
+        for (const [name, value] of Object.entries(status.components)) rows.push([name, value]);
+        await printTable(rows, [{ header: 'Field', get: (r) => r[0] }, { header: 'Value', get: (r) => r[1] }]);
+      }
+    }
+    return status;
+  }
+}

@@ -1,0 +1,29 @@
+import { Args } from '@oclif/core';
+import { BaseCommand } from '../../base-command.js';
+import { openTarget } from '../../targets/index.js';
+import { UserError } from '../../ui/errors.js';
+import { info } from '../../ui/output.js';
+
+/** Shared by `rules enable` and `rules disable`. */
+export async function setRuleEnabled(cmd: BaseCommand<never>, name: string, enabled: boolean) {
+  const target = openTarget(cmd['ctx']);
+  try {
+    const rule = await target.rules.get(name);
+    if (!rule) throw new UserError(`No rule named "${name}" on the target.`, 'List them with `iotctl rules list`.', 'RULE_NOT_FOUND');
+    await target.rules.put({ ...rule, enabled });
+    if (!cmd.jsonEnabled()) info(`${enabled ? 'Enabled' : 'Disabled'} ${name}. (iotctl.yaml still says enabled: ${rule.enabled}; the next apply restores it.)`);
+    return { name, enabled };
+  } finally {
+    target.close();
+  }
+}
+
+export default class RulesEnable extends BaseCommand<typeof RulesEnable> {
+  static override summary = 'Enable a topic rule on the target.';
+  static override examples = ['<%= config.bin %> rules enable telemetry_to_stream'];
+  static override args = { name: Args.string({ required: true, description: 'Rule name.' }) };
+
+  async run() {
+    return setRuleEnabled(this as never, this.args.name, true);
+  }
+}

@@ -1,0 +1,144 @@
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Spec } from '../spec/schema.js';
+import type { DeviceRegistryPort, RegisteredDevice } from '../ports.js';
+import { defaultDevicePolicy } from '../iot/policy/index.js';
+import { UserError } from '../ui/errors.js';
+
+export interface DeviceTopics {
+  /** The topic the device publishes telemetry on. */
+  telemetry: string;
+  /** The filter the device subscribes to for commands. */
+  commands: string;
+}
+
+export function deviceTopics(spec: Spec, thingName: string): DeviceTopics {
+  const fill = (t: string) => t.replaceAll('${project}', spec.project).replaceAll('${thing}', thingName);
+  return { telemetry: fill(spec.devices.topics.telemetry), commands: fill(spec.devices.topics.commands) };
+}
+
+/** The device policy the spec asks for: its own document, or least privilege from the topic scheme. */
+export function desiredDevicePolicy(spec: Spec) {
+  const fill = (t: string) => t.replaceAll('${project}', spec.project);
+  return spec.devices.policy.document ?? defaultDevicePolicy({ telemetryTopic: fill(spec.devices.topics.telemetry), commandsFilter: fill(spec.devices.topics.commands) });
+}
+
+export async function ensureDevicePolicy(devices: DeviceRegistryPort, spec: Spec): Promise<void> {
+  if (!(await devices.getPolicy(spec.devices.policy.name))) await devices.putPolicy(spec.devices.policy.name, desiredDevicePolicy(spec));
+}
+
+export interface RegisterRequest {
+  thingName: string;
+  thingType?: string;
+  attributes?: Record<string, string>;
+  csrPem?: string;
+}
+
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+export function validateThingName(name: string): void {
+  if (!THING_NAME.test(name)) {
+    throw new UserError(`Invalid thing name "${name}".`, 'Thing names use letters, digits, ":", "_" and "-" (1-128 characters), as AWS IoT requires.', 'INVALID_THING_NAME');
+  }
+}
+
+/**
+ * Register one device and write its credentials to <outDir>/<thing>/. All or nothing: the files are written
+ * to a temporary folder and moved into place; if that fails, the registration is undone.
+ */
+export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, req: RegisterRequest, outDir: string): Promise<RegisteredDevice & { dir: string }> {
+  validateThingName(req.thingName);
+  const dir = resolve(outDir, req.thingName);
+  if (existsSync(dir)) {
+    throw new UserError(`${dir} already exists.`, 'Remove it, or pass another --out directory.', 'OUTPUT_EXISTS');
+  }
+  const device = await devices.register({
+    thingName: req.thingName,
+    thingType: req.thingType ?? spec.devices.thingType,
+    attributes: { ...spec.devices.attributes, ...req.attributes },
+    policyName: spec.devices.policy.name,
+    csrPem: req.csrPem,
+  });
+  const tmp = resolve(outDir, `.${req.thingName}.${process.pid}.tmp`);
+  try {
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    writeFileSync(join(tmp, 'cert.pem'), device.certPem);
+    if (device.keyPem) writeFileSync(join(tmp, 'private.key'), device.keyPem, { mode: 0o600 });
+    writeFileSync(join(tmp, 'ca.pem'), device.caPem);
+    writeFileSync(join(tmp, 'endpoint.json'), JSON.stringify(device.endpoint, null, 2) + '\n');
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    await devices.delete(req.thingName).catch(() => {});
+    throw new UserError(`Could not write the credentials for ${req.thingName} to ${dir}: ${(e as Error).message}`, 'Check that --out is writable; nothing was registered.', 'OUTPUT_UNWRITABLE');
+  }
+  return { ...device, dir };
+}
+
+/** Bulk file: CSV with a header; `thingName` (required), `thingType`, and any other column becomes an attribute. */
+export function parseDevicesCsv(file: string): RegisterRequest[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path given to --from-file.', 'FILE_UNREADABLE');
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const header = lines.shift()?.split(',').map((h) => h.trim());
+  const nameCol = header?.findIndex((h) => /^(thingName|thing_name|thing|name)$/i.test(h)) ?? -1;
+  if (!header || nameCol < 0) {
+    throw new UserError(`${file}:1: the CSV header has no thingName column.`, 'Start the file with a header such as `thingName,thingType,site`.', 'CSV_INVALID');
+  }
+  const typeCol = header.findIndex((h) => /^(thingType|thing_type|type)$/i.test(h));
+  const seen = new Set<string>();
+  return lines.map((line, i) => {
+    const cells = line.split(',').map((c) => c.trim());
+    const thingName = cells[nameCol] ?? '';
+    if (cells.length !== header.length) throw new UserError(`${file}:${i + 2}: expected ${header.length} columns, found ${cells.length}.`, 'Each row needs one value per header column.', 'CSV_INVALID');
+    if (!THING_NAME.test(thingName)) throw new UserError(`${file}:${i + 2}: invalid thing name "${thingName}".`, 'Thing names use letters, digits, ":", "_" and "-".', 'CSV_INVALID');
+    if (seen.has(thingName)) throw new UserError(`${file}:${i + 2}: "${thingName}" appears twice.`, 'Each thing name must be unique in the file.', 'CSV_INVALID');
+    seen.add(thingName);
+    const attributes: Record<string, string> = {};
+    header.forEach((h, c) => {
+      if (c !== nameCol && c !== typeCol && cells[c]) attributes[h] = cells[c]!;
+    });
+    return { thingName, thingType: typeCol >= 0 ? cells[typeCol] || undefined : undefined, attributes };
+  });
+}
+
+export interface BulkResult {
+  registered: string[];
+  skipped: string[];
+  failed: { thingName: string; error: string }[];
+}
+
+/** Register many devices; a re-run skips devices already done (registered, with credentials on disk). */
+export async function registerMany(
+  devices: DeviceRegistryPort,
+  spec: Spec,
+  requests: RegisterRequest[],
+  outDir: string,
+  onProgress: (done: number, total: number) => void = () => {},
+  concurrency = 8,
+): Promise<BulkResult> {
+  const result: BulkResult = { registered: [], skipped: [], failed: [] };
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < requests.length) {
+      const req = requests[next++]!;
+      try {
+        if ((await devices.exists(req.thingName)) && existsSync(join(outDir, req.thingName, 'cert.pem'))) result.skipped.push(req.thingName);
+        else {
+          await registerDevice(devices, spec, req, outDir);
+          result.registered.push(req.thingName);
+        }
+      } catch (e) {
+        result.failed.push({ thingName: req.thingName, error: (e as Error).message });
+      }
+      onProgress(++done, requests.length);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return result;
+}

@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { UserError } from '../ui/errors.js';
+import type { Endpoint } from '../ports.js';
+
+export interface DeviceCredentials {
+  thingName: string;
+  cert: string;
+  key: string;
+  ca: string;
+  endpoint: Endpoint;
+}
+
+/** Read <dir>/<thing>/{cert.pem,private.key,ca.pem,endpoint.json} as `device register` wrote them. */
+export function readCredentials(dir: string, thingName: string): DeviceCredentials {
+  const base = join(dir, thingName);
+  const read = (f: string) => {
+    try {
+      return readFileSync(join(base, f), 'utf8');
+    } catch {
+      throw new UserError(`No ${f} for ${thingName} in ${base}.`, `Register it with \`iotctl device register ${thingName}\`, or point --credentials at the folder holding its credentials.`, 'CREDENTIALS_NOT_FOUND');
+    }
+  };
+  return { thingName, cert: read('cert.pem'), key: read('private.key'), ca: read('ca.pem'), endpoint: JSON.parse(read('endpoint.json')) };
+}
+
+/** --payload: inline text, or @file. */
+export function readPayload(arg: string): string {
+  if (!arg.startsWith('@')) return arg;
+  try {
+    return readFileSync(arg.slice(1), 'utf8');
+  } catch (e) {
+    throw new UserError(`Cannot read the payload file ${arg.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path after @.', 'FILE_UNREADABLE');
+  }
+}
+
+/** Placeholders that make repeated messages differ: {{seq}}, {{now}} (epoch ms) and {{random}} (0-100). */
+export function expandPayload(template: string, seq: number, now = Date.now()): string {
+  return template.replaceAll('{{seq}}', String(seq)).replaceAll('{{now}}', String(now)).replaceAll('{{random}}', (Math.random() * 100).toFixed(2));
+}
+
+export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint = creds.endpoint, clientId = creds.thingName): Promise<MqttClient> {
+  const mqtt = await import('mqtt');
+  try {
+    return await mqtt.connectAsync({
+      protocol: 'mqtts',
+      host: endpoint.host,
+      port: endpoint.port,
+      servername: /^[\d.]+$/.test(endpoint.host) ? undefined : endpoint.host,
+      key: creds.key,
+      cert: creds.cert,
+      ca: creds.ca,
+      clientId,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      rejectUnauthorized: true,
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ECONNREFUSED') throw new UserError(`Nothing listens on ${endpoint.host}:${endpoint.port}.`, 'Start the local platform with `iotctl local up --detach`, or check endpoint.json.', 'ENDPOINT_DOWN');
+    throw new UserError(`The broker at ${endpoint.host}:${endpoint.port} refused ${clientId}: ${err.message}`, `Check the certificate with \`iotctl device show ${creds.thingName}\` (revoked?) and that the client id is the thing name.`, 'CONNECT_REFUSED');
+  }
+}
+
+export interface PublishResult {
+  published: number;
+  failed: number;
+  seconds: number;
+  ratePerSecond: number;
+}
+
+/** Publish `count` messages, paced to `rate` per second (0 = as fast as the broker acknowledges). */
+export async function publishMessages(
+  client: MqttClient,
+  opts: { topic: string; payload: string; qos: 0 | 1; count: number; rate: number; onProgress?: (n: number) => void },
+): Promise<PublishResult> {
+  const started = performance.now();
+  let published = 0;
+  let failed = 0;
+  let firstError: Error | undefined;
+  const inflight = new Set<Promise<void>>();
+  const window = 500;
+  for (let i = 0; i < opts.count; i++) {
+    if (opts.rate > 0) {
+      const due = started + (i * 1000) / opts.rate;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    }
+    const p: Promise<void> = client
+      .publishAsync(opts.topic, expandPayload(opts.payload, i + 1), { qos: opts.qos })
+      .then(() => { published++; opts.onProgress?.(published); })
+      .catch((e: Error) => { failed++; firstError ??= e; })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+    if (inflight.size >= window || client.disconnected) await Promise.race(inflight);
+    if (client.disconnected || (client as unknown as { disconnecting: boolean }).disconnecting) break;
+  }
+  await Promise.all(inflight);
+  const seconds = (performance.now() - started) / 1000;
+  if (published === 0 && (failed > 0 || client.disconnected)) {
+    throw new UserError(`No message was accepted on ${opts.topic}${firstError ? `: ${firstError.message}` : ' (the broker closed the connection)'}.`, 'The device policy probably denies this topic: devices publish only on their own telemetry topic (see `iotctl device show`).', 'PUBLISH_DENIED');
+  }
+  return { published, failed: failed + (opts.count - published - failed), seconds, ratePerSecond: published / Math.max(seconds, 1e-6) };
+}

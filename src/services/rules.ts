@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { RulesPort } from '../ports.js';
+import type { RuleSpec, Spec } from '../spec/schema.js';
+import { planResources, type PlanItem } from '../iot/plan/index.js';
+import { compileRule, SqlError } from '../iot/sql/index.js';
+import { UserError } from '../ui/errors.js';
+
+export const ruleResources = (rules: RuleSpec[]) => rules.map((r) => ({ kind: 'rule', name: r.name, config: r }));
+
+export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}): Promise<PlanItem[]> {
+  return planResources(ruleResources(spec.rules), ruleResources(await rules.list()), opts);
+}
+
+/** Converge: create and replace, delete only what the plan (with --prune) says. */
+export async function applyRulePlan(rules: RulesPort, items: PlanItem[]): Promise<void> {
+  for (const item of items) {
+    if (item.action === 'create' || item.action === 'replace') await rules.put(item.desired as RuleSpec);
+    else if (item.action === 'delete') await rules.delete(item.name);
+  }
+}
+
+export interface TestMessage {
+  topic: string;
+  payload: Uint8Array | object;
+  clientId?: string;
+}
+
+export type TestOutcome = { topic: string; matched: true; output: unknown } | { topic: string; matched: false } | { topic: string; error: string; code?: string };
+
+/** Evaluate a rule against sample messages, exactly as the local runtime would. No platform needed. */
+export function testRule(sql: string, messages: TestMessage[], now = Date.now()): TestOutcome[] {
+  let rule: ReturnType<typeof compileRule>;
+  try {
+    rule = compileRule(sql);
+  } catch (e) {
+    if (e instanceof SqlError) throw new UserError(`Invalid rule SQL (${e.code}):\n${e.format()}`, 'Fix the SQL; see the AWS IoT SQL reference.', 'SQL_INVALID');
+    throw e;
+  }
+  return messages.map((m) => {
+    try {
+      const output = rule.evaluate({ topic: m.topic, payload: m.payload, clientId: m.clientId ?? 'iotctl-test', timestamp: now, messageId: randomUUID(), ruleName: 'test', principal: 'iotctl-test' });
+      return output === undefined ? { topic: m.topic, matched: false as const } : { topic: m.topic, matched: true as const, output: output instanceof Uint8Array ? { base64: Buffer.from(output).toString('base64') } : output };
+    } catch (e) {
+      return { topic: m.topic, error: (e as Error).message, code: (e as { code?: string }).code };
+    }
+  });
+}
+
+/** A payload argument: JSON text (as bytes, like a device sends it) or @file. */
+export function payloadBytes(arg: string): Uint8Array {
+  if (arg.startsWith('@')) {
+    try {
+      return readFileSync(arg.slice(1));
+    } catch (e) {
+      throw new UserError(`Cannot read the payload file ${arg.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path after @.', 'FILE_UNREADABLE');
+    }
+  }
+  return Buffer.from(arg);
+}
+
+/** --messages FILE.jsonl: one {"topic", "payload", "clientId"?} per line. */
+export function readMessagesFile(file: string): TestMessage[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path given to --messages.', 'FILE_UNREADABLE');
+  }
+  return text.split('\n').flatMap((line, i) => {
+    if (!line.trim()) return [];
+    let m: { topic?: unknown; payload?: unknown; clientId?: unknown };
+    try {
+      m = JSON.parse(line);
+    } catch (e) {
+      throw new UserError(`${file}:${i + 1}: not JSON (${(e as Error).message}).`, 'Each line is {"topic": "...", "payload": {...}}.', 'MESSAGES_INVALID');
+    }
+    if (typeof m.topic !== 'string') throw new UserError(`${file}:${i + 1}: missing "topic".`, 'Each line is {"topic": "...", "payload": {...}}.', 'MESSAGES_INVALID');
+    const payload = typeof m.payload === 'string' ? Buffer.from(m.payload) : Buffer.from(JSON.stringify(m.payload ?? {}));
+    return [{ topic: m.topic, payload, clientId: typeof m.clientId === 'string' ? m.clientId : undefined }];
+  });
+}

@@ -1,0 +1,77 @@
+import type { Spec, RuleAction } from './schema.js';
+import { compileRule, compileTemplate, SqlError } from '../iot/sql/index.js';
+
+export interface CheckProblem {
+  path: (string | number)[];
+  message: string;
+  hint?: string;
+  /** Offset inside the value at `path` (e.g. a SQL error column). */
+  offset?: number;
+}
+
+export type SpecCheck = (spec: Spec) => CheckProblem[];
+
+/** Rule SQL and templates compile, and every action names a destination the spec declares. */
+export const checkRules: SpecCheck = (spec) => {
+  const problems: CheckProblem[] = [];
+  const names = new Set<string>();
+  const streams = new Set(spec.streams.map((s) => s.name));
+  const channels = new Set(spec.analytics.channels.map((c) => c.name));
+  const functions = new Set(spec.functions.map((f) => f.name));
+  spec.rules.forEach((rule, i) => {
+    if (names.has(rule.name)) problems.push({ path: ['rules', i, 'name'], message: `duplicate rule name "${rule.name}"`, hint: 'Rule names must be unique.' });
+    names.add(rule.name);
+    try {
+      compileRule(rule.sql);
+    } catch (e) {
+      if (!(e instanceof SqlError)) throw e;
+      problems.push({ path: ['rules', i, 'sql'], message: `${e.code}: ${e.message}`, offset: e.offset, hint: 'Test the SQL with `iotctl rules test --sql ...`.' });
+    }
+    const check = (action: RuleAction, path: (string | number)[]) => {
+      const [type, fields] = Object.entries(action)[0] as [string, Record<string, unknown>];
+      for (const [field, value] of Object.entries(fields)) {
+        if (typeof value !== 'string' || !value.includes('${')) continue;
+        try {
+          compileTemplate(value);
+        } catch (e) {
+          if (!(e instanceof SqlError)) throw e;
+          problems.push({ path: [...path, type, field], message: `${e.code}: ${e.message}`, offset: e.offset });
+        }
+      }
+      const ref = (kind: string, name: unknown, known: Set<string>, section: string) => {
+        if (typeof name === 'string' && !name.includes('${') && !known.has(name)) {
+          problems.push({ path: [...path, type], message: `${kind} "${name}" is not declared`, hint: `Declare it under ${section}, or fix the name (declared: ${[...known].join(', ') || 'none'}).` });
+        }
+      };
+      if (type === 'kinesis') ref('stream', fields.stream, streams, 'streams');
+      if (type === 'iotAnalytics') ref('channel', fields.channel, channels, 'analytics.channels');
+      if (type === 'lambda') ref('function', fields.function, functions, 'functions');
+    };
+    rule.actions.forEach((a, j) => check(a, ['rules', i, 'actions', j]));
+    if (rule.errorAction) check(rule.errorAction, ['rules', i, 'errorAction']);
+  });
+  return problems;
+};
+
+/** Functions name known templates' streams; names are unique. */
+export const checkFunctionsAndStreams: SpecCheck = (spec) => {
+  const problems: CheckProblem[] = [];
+  const streams = new Set(spec.streams.map((s) => s.name));
+  const dup = (list: { name: string }[], section: string) => {
+    const seen = new Set<string>();
+    list.forEach((item, i) => {
+      if (seen.has(item.name)) problems.push({ path: [section, i, 'name'], message: `duplicate name "${item.name}"` });
+      seen.add(item.name);
+    });
+  };
+  dup(spec.streams, 'streams');
+  dup(spec.functions, 'functions');
+  spec.functions.forEach((fn, i) => {
+    if (fn.eventSource && !streams.has(fn.eventSource.stream)) {
+      problems.push({ path: ['functions', i, 'eventSource', 'stream'], message: `stream "${fn.eventSource.stream}" is not declared`, hint: 'Declare it under streams.' });
+    }
+  });
+  return problems;
+};
+
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams];

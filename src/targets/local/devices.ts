@@ -1,0 +1,100 @@
+import type { DeviceRegistryPort, DeviceDetails, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { PolicyDocument } from '../../iot/policy/index.js';
+import { UserError } from '../../ui/errors.js';
+import { LocalCa } from './ca.js';
+import { ensurePki, type LocalPki } from './pki.js';
+import { Registry, type CertificateRecord } from './registry.js';
+import type { Db } from './store.js';
+
+/** The local target's device registry: things, certificates from the local CA, and policies. */
+export class LocalDevices implements DeviceRegistryPort {
+  private readonly registry: Registry;
+  private pki?: Promise<{ pki: LocalPki; ca: LocalCa }>;
+
+  constructor(db: Db, private readonly stateDir: string, private readonly endpointOf: () => Endpoint) {
+    this.registry = new Registry(db);
+  }
+
+  private loadPki() {
+    return (this.pki ??= ensurePki(this.stateDir).then(async (pki) => ({ pki, ca: await LocalCa.load(pki.ca) })));
+  }
+
+  endpoint(): Endpoint {
+    return this.endpointOf();
+  }
+
+  async caPem(): Promise<string> {
+    return (await this.loadPki()).pki.ca.certPem;
+  }
+
+  async putPolicy(name: string, document: PolicyDocument): Promise<void> {
+    this.registry.putPolicy(name, document);
+  }
+
+  async getPolicy(name: string): Promise<PolicyDocument | undefined> {
+    return this.registry.getPolicy(name);
+  }
+
+  async exists(thingName: string): Promise<boolean> {
+    return Boolean(this.registry.getThing(thingName));
+  }
+
+  /** All-or-nothing: the certificate is issued first, then thing, certificate and attachments commit together. */
+  async register(input: RegisterDeviceInput): Promise<RegisteredDevice> {
+    if (this.registry.getThing(input.thingName)) {
+      throw new UserError(`Thing "${input.thingName}" already exists.`, `Pick another name, or remove it first with \`iotctl device delete ${input.thingName}\`.`, 'THING_EXISTS');
+    }
+    if (!this.registry.getPolicy(input.policyName)) {
+      throw new UserError(`Policy "${input.policyName}" does not exist.`, 'Run `iotctl apply` to create the device policy from iotctl.yaml.', 'POLICY_NOT_FOUND');
+    }
+    const { pki, ca } = await this.loadPki();
+    const issued = await ca.issue({ thingName: input.thingName, csrPem: input.csrPem });
+    this.registry.transaction(() => {
+      this.registry.createThing({ name: input.thingName, thingType: input.thingType, attributes: input.attributes });
+      this.registry.addCertificate({ id: issued.certificateId, thingName: input.thingName, pem: issued.certPem, fingerprint: issued.fingerprint, status: 'ACTIVE', notAfter: issued.notAfter.getTime() });
+      this.registry.attachPolicy(input.policyName, issued.certificateId);
+    });
+    return { thingName: input.thingName, certificateId: issued.certificateId, fingerprint: issued.fingerprint, certPem: issued.certPem, keyPem: issued.keyPem, caPem: pki.ca.certPem, endpoint: this.endpoint() };
+  }
+
+  async list(): Promise<DeviceSummary[]> {
+    return this.registry.listThings().map((t) => summary(t, this.registry.certificatesOf(t.name).at(-1)));
+  }
+
+  async show(thingName: string): Promise<DeviceDetails | undefined> {
+    const thing = this.registry.getThing(thingName);
+    if (!thing) return undefined;
+    const cert = this.registry.certificatesOf(thingName).at(-1);
+    return {
+      ...summary(thing, cert),
+      fingerprint: cert?.fingerprint ?? null,
+      notAfter: cert ? new Date(cert.notAfter).toISOString() : null,
+      policies: cert ? this.registry.policiesOf(cert.id).map((p) => p.name) : [],
+    };
+  }
+
+  async revoke(thingName: string): Promise<{ revoked: string[] }> {
+    this.requireThing(thingName);
+    const certs = this.registry.certificatesOf(thingName).filter((c) => c.status !== 'REVOKED');
+    this.registry.transaction(() => certs.forEach((c) => this.registry.setCertificateStatus(c.id, 'REVOKED')));
+    return { revoked: certs.map((c) => c.id) };
+  }
+
+  async delete(thingName: string): Promise<{ deletedCertificates: string[] }> {
+    this.requireThing(thingName);
+    const certs = this.registry.certificatesOf(thingName);
+    this.registry.transaction(() => {
+      certs.forEach((c) => this.registry.deleteCertificate(c.id));
+      this.registry.deleteThing(thingName);
+    });
+    return { deletedCertificates: certs.map((c) => c.id) };
+  }
+
+  private requireThing(thingName: string): void {
+    if (!this.registry.getThing(thingName)) throw new UserError(`No thing named "${thingName}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
+  }
+}
+
+function summary(t: { name: string; thingType: string; attributes: Record<string, string>; createdAt: number }, cert?: CertificateRecord): DeviceSummary {
+  return { thingName: t.name, thingType: t.thingType, attributes: t.attributes, certificateId: cert?.id ?? null, certificateStatus: cert?.status ?? null, createdAt: new Date(t.createdAt).toISOString() };
+}

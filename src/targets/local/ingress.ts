@@ -1,0 +1,110 @@
+import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+
+/** One message as the broker accepted it. The id and ingress time are fixed here, once, for every replay. */
+export interface IngressMessage {
+  seq: number;
+  messageId: string;
+  receivedAt: number;
+  topic: string;
+  clientId: string;
+  principal: string;
+  qos: number;
+  payload: Buffer;
+}
+
+export type IngressInput = Omit<IngressMessage, 'seq' | 'messageId' | 'receivedAt'> & { messageId?: string; receivedAt?: number };
+
+/**
+ * The durable ingress log. `append` resolves only after the message is committed (fsync'd), so a QoS1
+ * PUBACK sent afterwards means the message survives a crash. Appends arriving together share one
+ * transaction and one fsync (group commit).
+ */
+export class IngressLog {
+  private readonly db: Database.Database;
+  private pending: { input: IngressInput; resolve: (m: IngressMessage) => void; reject: (e: Error) => void }[] = [];
+  private flushScheduled = false;
+  private readonly insert: Database.Statement;
+  private listeners = new Set<() => void>();
+  appended = 0;
+  commits = 0;
+
+  constructor(stateDir: string, private readonly clock: () => number = Date.now) {
+    mkdirSync(stateDir, { recursive: true });
+    this.db = new Database(join(stateDir, 'ingress.db'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS ingress_log (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, received_at INTEGER NOT NULL,
+      topic TEXT NOT NULL, client_id TEXT NOT NULL, principal TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL)`);
+    // INSERT OR IGNORE: a message re-appended under the same id (a republish replayed after a crash) is kept once.
+    this.insert = this.db.prepare(
+      'INSERT OR IGNORE INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq',
+    );
+  }
+
+  append(input: IngressInput): Promise<IngressMessage> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ input, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // setImmediate lets every publish read from the sockets in this tick join the same commit.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (!batch.length) return;
+    const results: IngressMessage[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const { input } of batch) {
+          const m = { ...input, messageId: input.messageId ?? randomUUID(), receivedAt: input.receivedAt ?? this.clock() };
+          const row = this.insert.get(m.messageId, m.receivedAt, m.topic, m.clientId, m.principal, m.qos, m.payload) as { seq: number } | undefined;
+          results.push({ ...m, seq: row?.seq ?? -1 });
+        }
+      })();
+    } catch (e) {
+      for (const p of batch) p.reject(e as Error);
+      return;
+    }
+    this.commits++;
+    this.appended += batch.length;
+    batch.forEach((p, i) => p.resolve(results[i]!));
+    for (const l of this.listeners) l();
+  }
+
+  /** Called after each commit (the rules runtime wakes up instead of polling). */
+  onAppend(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  readAfter(seq: number, limit: number): IngressMessage[] {
+    const rows = this.db
+      .prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(seq, limit) as { seq: number; message_id: string; received_at: number; topic: string; client_id: string; principal: string; qos: number; payload: Buffer }[];
+    return rows.map((r) => ({ seq: r.seq, messageId: r.message_id, receivedAt: r.received_at, topic: r.topic, clientId: r.client_id, principal: r.principal, qos: r.qos, payload: r.payload }));
+  }
+
+  lastSeq(): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM ingress_log').get() as { s: number }).s;
+  }
+
+  /** Drop entries every consumer has checkpointed past and that are older than the retention. */
+  truncate(beforeSeq: number, olderThan: number): number {
+    return this.db.prepare('DELETE FROM ingress_log WHERE seq < ? AND received_at < ?').run(beforeSeq, olderThan).changes;
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+}

@@ -1,0 +1,18 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { ObjectSink } from './sinks.js';
+
+/** The local S3: objects are files under lake/s3/<bucket>/<key>, written then renamed so none is half-visible. */
+export class LocalObjects implements ObjectSink {
+  constructor(private readonly root: string) {}
+
+  async putObject(bucket: string, key: string, body: Uint8Array): Promise<void> {
+    const bucketDir = resolve(this.root, bucket);
+    const path = resolve(bucketDir, key);
+    if (!path.startsWith(bucketDir + sep)) throw new Error(`object key "${key}" escapes its bucket`);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp`);
+    await writeFile(tmp, body);
+    await rename(tmp, path);
+  }
+}

@@ -1,0 +1,209 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Spec } from '../../spec/schema.js';
+import { Broker, type BrokerStats } from './broker.js';
+import { IngressLog } from './ingress.js';
+import { LocalObjects } from './objects.js';
+import { ensurePki } from './pki.js';
+import { Registry } from './registry.js';
+import { RulesRuntime } from './rules-runtime.js';
+import { RulesStore } from './rules-store.js';
+import { openStore, watchDataVersion, type Db } from './store.js';
+import { removeDaemonInfo, writeDaemonInfo, writeJsonAtomic, type DaemonInfo } from './daemon-info.js';
+
+export interface PlatformOptions {
+  stateDir: string;
+  spec: Spec;
+  mqttPort?: number;
+  /** false: the broker accepts publishes without the ingress log and rules (benchmark baseline). */
+  rules?: boolean;
+  plainTcpPort?: number;
+  log?: (line: string) => void;
+  /** Publish daemon.json/status.json (the `local up` process does; in-process test platforms may too). */
+  publishInfo?: boolean;
+}
+
+/** A background part of the platform (stream mapping runner, pipelines, retention, ...). */
+export interface PlatformComponent {
+  name: string;
+  start(): Promise<void> | void;
+  stop(): Promise<void> | void;
+  /** Called when another process committed to the state store (apply, deploy, revoke...). */
+  onStoreChange?(): void;
+  status?(): unknown;
+}
+
+export interface PlatformStatus {
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  endpoints: { mqtt: string; postgres?: string };
+  connectedClients: number;
+  connectionsAccepted: BrokerStats['connectionsAccepted'];
+  connectionsRefused: BrokerStats['connectionsRefused'];
+  publishesAccepted: BrokerStats['publishesAccepted'];
+  publishesDenied: BrokerStats['publishesDenied'];
+  subscriptionsDenied: BrokerStats['subscriptionsDenied'];
+  deliveriesDenied: BrokerStats['deliveriesDenied'];
+  publishesPerSecond: number;
+  ingress: { appended: number; commits: number; lastSeq: number };
+  rules?: { checkpoint: number; lag: number; messagesIn: number; rulesMatched: number; evaluationErrors: number; actionsSucceeded: unknown; actionsFailed: unknown; messagesPerSecond: number };
+  components: Record<string, unknown>;
+}
+
+/** The embedded platform: broker, ingress log, rules runtime and the components plugged in after them. */
+export class LocalPlatform {
+  readonly db: Db;
+  readonly registry: Registry;
+  readonly rulesStore: RulesStore;
+  ingress?: IngressLog;
+  broker!: Broker;
+  rules?: RulesRuntime;
+  readonly objects: LocalObjects;
+  readonly components: PlatformComponent[] = [];
+  private stopWatching?: () => void;
+  private statusTimer?: NodeJS.Timeout;
+  private startedAt = new Date();
+  mqttPort = 0;
+  plainTcpPort?: number;
+  databaseUrl?: string;
+  readonly log: (line: string) => void;
+
+  constructor(readonly opts: PlatformOptions) {
+    mkdirSync(opts.stateDir, { recursive: true });
+    const logFile = join(opts.stateDir, 'daemon.log');
+    const sink = opts.log ?? (() => {});
+    this.log = (line) => {
+      const stamped = `${new Date().toISOString()} ${line}`;
+      sink(stamped);
+      try {
+        appendFileSync(logFile, stamped + '\n');
+      } catch {
+        /* logging must never take the platform down */
+      }
+    };
+    this.db = openStore(opts.stateDir);
+    this.registry = new Registry(this.db);
+    this.rulesStore = new RulesStore(this.db);
+    this.objects = new LocalObjects(join(opts.stateDir, 'lake', 's3'));
+  }
+
+  async start(): Promise<void> {
+    const { spec, stateDir } = this.opts;
+    const pki = await ensurePki(stateDir);
+    if (this.opts.rules !== false) this.ingress = new IngressLog(stateDir);
+    this.broker = new Broker({
+      host: spec.local.host,
+      port: this.opts.mqttPort ?? spec.local.mqttPort,
+      tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem },
+      registry: this.registry,
+      ingress: this.ingress,
+      plainTcpPort: this.opts.plainTcpPort,
+      log: this.log,
+    });
+    try {
+      const ports = await this.broker.start();
+      this.mqttPort = ports.port;
+      this.plainTcpPort = ports.plainTcpPort;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const { UserError } = await import('../../ui/errors.js');
+      if (err.code === 'EADDRINUSE') throw new UserError(`Port ${this.opts.mqttPort ?? spec.local.mqttPort} on ${spec.local.host} is already in use.`, 'Stop whatever uses it, or pick another port with `--mqtt-port N` (or local.mqttPort in iotctl.yaml).', 'PORT_IN_USE');
+      if (err.code === 'EACCES') throw new UserError(`Not allowed to listen on port ${this.opts.mqttPort ?? spec.local.mqttPort}.`, 'Use a port above 1023 with --mqtt-port.', 'PORT_DENIED');
+      throw e;
+    }
+    if (this.ingress) {
+      this.rules = new RulesRuntime({
+        db: this.db,
+        ingress: this.ingress,
+        store: this.rulesStore,
+        objects: this.objects,
+        deliver: (topic, payload, qos) => this.broker.publish(topic, payload, qos),
+        log: this.log,
+        ...this.sinks,
+      });
+      this.rules.start();
+    }
+    for (const c of this.components) await c.start();
+    this.stopWatching = watchDataVersion(this.db, () => this.onStoreChange());
+    this.log(`local platform up: mqtts://${spec.local.host}:${this.mqttPort}`);
+    if (this.opts.publishInfo) this.publishInfo();
+  }
+
+  /** Sinks set by components before start (stream, channels, functions). */
+  sinks: Partial<Pick<ConstructorParameters<typeof RulesRuntime>[0], 'streams' | 'channels' | 'functions'>> = {};
+
+  private onStoreChange(): void {
+    this.broker.refresh();
+    this.rules?.reload();
+    for (const c of this.components) {
+      try {
+        c.onStoreChange?.();
+      } catch (e) {
+        this.log(`${c.name}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private publishInfo(): void {
+    const { stateDir, spec } = this.opts;
+    const statusFile = join(stateDir, 'status.json');
+    const info: DaemonInfo = { pid: process.pid, startedAt: this.startedAt.toISOString(), mqtt: { host: spec.local.host, port: this.mqttPort }, databaseUrl: this.databaseUrl, statusFile, logFile: join(stateDir, 'daemon.log') };
+    const write = () => {
+      try {
+        writeJsonAtomic(statusFile, this.status());
+      } catch (e) {
+        this.log(`status write failed: ${(e as Error).message}`);
+      }
+    };
+    write();
+    writeDaemonInfo(stateDir, info);
+    this.statusTimer = setInterval(write, 1000);
+    this.statusTimer.unref();
+  }
+
+  status(): PlatformStatus {
+    const b = this.broker.snapshot();
+    const lastSeq = this.ingress?.lastSeq() ?? 0;
+    const components: Record<string, unknown> = {};
+    for (const c of this.components) if (c.status) components[c.name] = c.status();
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      endpoints: { mqtt: `mqtts://${this.opts.spec.local.host}:${this.mqttPort}`, postgres: this.databaseUrl },
+      connectedClients: b.connectedClients,
+      connectionsAccepted: b.connectionsAccepted,
+      connectionsRefused: b.connectionsRefused,
+      publishesAccepted: b.publishesAccepted,
+      publishesDenied: b.publishesDenied,
+      subscriptionsDenied: b.subscriptionsDenied,
+      deliveriesDenied: b.deliveriesDenied,
+      publishesPerSecond: b.publishesPerSecond,
+      ingress: { appended: this.ingress?.appended ?? 0, commits: this.ingress?.commits ?? 0, lastSeq },
+      rules: this.rules && (() => {
+        const checkpoint = this.rules.checkpoint;
+        return { checkpoint, lag: lastSeq - checkpoint, ...this.rules.stats, messagesPerSecond: this.rules.rate.perSecond() };
+      })(),
+      components,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopWatching?.();
+    clearInterval(this.statusTimer);
+    await this.broker?.stop();
+    await this.rules?.stop();
+    for (const c of [...this.components].reverse()) {
+      try {
+        await c.stop();
+      } catch (e) {
+        this.log(`${c.name} stop failed: ${(e as Error).message}`);
+      }
+    }
+    this.ingress?.close();
+    if (this.opts.publishInfo) removeDaemonInfo(this.opts.stateDir, process.pid);
+    this.db.close();
+    this.log('local platform stopped');
+  }
+}

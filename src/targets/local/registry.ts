@@ -1,0 +1,139 @@
+import type { Db } from './store.js';
+import type { PolicyDocument } from '../../iot/policy/index.js';
+
+/**
+ * The local device registry, modelled on AWS IoT's: things (with type and attributes), certificates
+ * (principals), policies attached to certificates, and certificates attached to things.
+ */
+export interface Thing {
+  name: string;
+  thingType: string;
+  attributes: Record<string, string>;
+  createdAt: number;
+}
+
+export type CertificateStatus = 'ACTIVE' | 'REVOKED' | 'INACTIVE';
+
+export interface CertificateRecord {
+  id: string;
+  thingName: string | null;
+  pem: string;
+  fingerprint: string;
+  status: CertificateStatus;
+  createdAt: number;
+  notAfter: number;
+}
+
+export interface Principal {
+  certificate: CertificateRecord;
+  thing?: Thing;
+  policies: { name: string; document: PolicyDocument }[];
+}
+
+export class Registry {
+  constructor(private readonly db: Db) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS registry_things (
+        name TEXT PRIMARY KEY, thing_type TEXT NOT NULL, attributes TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS registry_certificates (
+        id TEXT PRIMARY KEY, thing_name TEXT REFERENCES registry_things(name) ON DELETE SET NULL,
+        pem TEXT NOT NULL, fingerprint TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL, not_after INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS registry_certificates_thing ON registry_certificates(thing_name);
+      CREATE TABLE IF NOT EXISTS registry_policies (
+        name TEXT PRIMARY KEY, document TEXT NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS registry_policy_attachments (
+        policy_name TEXT NOT NULL REFERENCES registry_policies(name) ON DELETE CASCADE,
+        certificate_id TEXT NOT NULL REFERENCES registry_certificates(id) ON DELETE CASCADE,
+        PRIMARY KEY (policy_name, certificate_id));
+    `);
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  getThing(name: string): Thing | undefined {
+    const row = this.db.prepare('SELECT * FROM registry_things WHERE name = ?').get(name) as ThingRow | undefined;
+    return row && toThing(row);
+  }
+
+  listThings(): Thing[] {
+    return (this.db.prepare('SELECT * FROM registry_things ORDER BY name').all() as ThingRow[]).map(toThing);
+  }
+
+  createThing(thing: Omit<Thing, 'createdAt'>, now = Date.now()): Thing {
+    this.db.prepare('INSERT INTO registry_things (name, thing_type, attributes, created_at) VALUES (?, ?, ?, ?)').run(thing.name, thing.thingType, JSON.stringify(thing.attributes), now);
+    return { ...thing, createdAt: now };
+  }
+
+  deleteThing(name: string): void {
+    this.db.prepare('DELETE FROM registry_things WHERE name = ?').run(name);
+  }
+
+  addCertificate(cert: Omit<CertificateRecord, 'createdAt'>, now = Date.now()): void {
+    this.db
+      .prepare('INSERT INTO registry_certificates (id, thing_name, pem, fingerprint, status, created_at, not_after) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(cert.id, cert.thingName, cert.pem, cert.fingerprint, cert.status, now, cert.notAfter);
+  }
+
+  getCertificate(id: string): CertificateRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM registry_certificates WHERE id = ?').get(id) as CertRow | undefined;
+    return row && toCert(row);
+  }
+
+  certificatesOf(thingName: string): CertificateRecord[] {
+    return (this.db.prepare('SELECT * FROM registry_certificates WHERE thing_name = ? ORDER BY created_at').all(thingName) as CertRow[]).map(toCert);
+  }
+
+  setCertificateStatus(id: string, status: CertificateStatus): void {
+    this.db.prepare('UPDATE registry_certificates SET status = ? WHERE id = ?').run(status, id);
+  }
+
+  deleteCertificate(id: string): void {
+    this.db.prepare('DELETE FROM registry_certificates WHERE id = ?').run(id);
+  }
+
+  putPolicy(name: string, document: PolicyDocument, now = Date.now()): void {
+    this.db
+      .prepare('INSERT INTO registry_policies (name, document, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at')
+      .run(name, JSON.stringify(document), now);
+  }
+
+  getPolicy(name: string): PolicyDocument | undefined {
+    const row = this.db.prepare('SELECT document FROM registry_policies WHERE name = ?').get(name) as { document: string } | undefined;
+    return row && JSON.parse(row.document);
+  }
+
+  listPolicies(): { name: string; document: PolicyDocument }[] {
+    return (this.db.prepare('SELECT name, document FROM registry_policies ORDER BY name').all() as { name: string; document: string }[]).map((r) => ({ name: r.name, document: JSON.parse(r.document) }));
+  }
+
+  attachPolicy(policyName: string, certificateId: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO registry_policy_attachments (policy_name, certificate_id) VALUES (?, ?)').run(policyName, certificateId);
+  }
+
+  policiesOf(certificateId: string): { name: string; document: PolicyDocument }[] {
+    return (
+      this.db
+        .prepare('SELECT p.name, p.document FROM registry_policy_attachments a JOIN registry_policies p ON p.name = a.policy_name WHERE a.certificate_id = ? ORDER BY p.name')
+        .all(certificateId) as { name: string; document: string }[]
+    ).map((r) => ({ name: r.name, document: JSON.parse(r.document) }));
+  }
+
+  /** Everything the broker needs to authorize a connection presenting this certificate. */
+  principal(certificateId: string): Principal | undefined {
+    const certificate = this.getCertificate(certificateId);
+    if (!certificate) return undefined;
+    return {
+      certificate,
+      thing: certificate.thingName ? this.getThing(certificate.thingName) : undefined,
+      policies: this.policiesOf(certificateId),
+    };
+  }
+}
+
+interface ThingRow { name: string; thing_type: string; attributes: string; created_at: number }
+interface CertRow { id: string; thing_name: string | null; pem: string; fingerprint: string; status: CertificateStatus; created_at: number; not_after: number }
+
+const toThing = (r: ThingRow): Thing => ({ name: r.name, thingType: r.thing_type, attributes: JSON.parse(r.attributes), createdAt: r.created_at });
+const toCert = (r: CertRow): CertificateRecord => ({ id: r.id, thingName: r.thing_name, pem: r.pem, fingerprint: r.fingerprint, status: r.status, createdAt: r.created_at, notAfter: r.not_after });

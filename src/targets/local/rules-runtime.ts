@@ -1,0 +1,332 @@
+import { createHash } from 'node:crypto';
+import { compileRule, compileTemplate, topicMatches, SqlError } from '../../iot/sql/index.js';
+import type { RuleAction, RuleSpec } from '../../spec/schema.js';
+import type { Db } from './store.js';
+import type { IngressLog, IngressMessage } from './ingress.js';
+import type { RulesStore } from './rules-store.js';
+import { DestinationNotFoundError, type ChannelSink, type ChannelMessage, type FunctionSink, type ObjectSink, type StreamSink } from './sinks.js';
+import { count, newCounter, RateMeter } from './counters.js';
+
+export interface RulesRuntimeDeps {
+  db: Db;
+  ingress: IngressLog;
+  store: RulesStore;
+  streams?: StreamSink;
+  channels?: ChannelSink;
+  functions?: FunctionSink;
+  objects?: ObjectSink;
+  /** Deliver a republished message to subscribers (the broker). */
+  deliver?: (topic: string, payload: Buffer, qos: 0 | 1) => Promise<void>;
+  log?: (line: string) => void;
+  batchSize?: number;
+}
+
+/** AWS's error action payload. */
+export interface RuleErrorPayload {
+  ruleName: string;
+  topic: string;
+  cloudwatchTraceId: string;
+  clientId: string;
+  base64OriginalPayload: string;
+  failures: { failedAction: string; actionType: string; failedResource: string; errorMessage: string }[];
+}
+
+interface CompiledAction {
+  type: string;
+  resource: string;
+  spec: RuleAction;
+  templates: Record<string, ReturnType<typeof compileTemplate>>;
+}
+
+interface CompiledRule {
+  spec: RuleSpec;
+  rule: ReturnType<typeof compileRule>;
+  actions: CompiledAction[];
+  errorAction?: CompiledAction;
+}
+
+/** Work collected while evaluating a batch, committed together with the checkpoint. */
+interface BatchEffects {
+  streamPuts: { rule: CompiledRule; action: CompiledAction; message: IngressMessage; data: Buffer; partitionKey: string }[];
+  channelPuts: Map<string, { message: ChannelMessage; rule: CompiledRule; action: CompiledAction; source: IngressMessage }[]>;
+  asyncActions: { rule: CompiledRule; action: CompiledAction; source: IngressMessage; run: () => Promise<void> }[];
+  failures: Map<string, { rule: CompiledRule; source: IngressMessage; failures: RuleErrorPayload['failures'] }>;
+}
+
+const CONSUMER = 'rules';
+
+/**
+ * Consumes the ingress log from a persisted checkpoint, evaluates every enabled rule whose FROM filter
+ * matches, and runs the actions. Stream puts, rule errors and the checkpoint commit in one SQLite
+ * transaction, so a crash replays a batch without duplicating stream records; other actions are at
+ * least once and carry the message id so downstream stages deduplicate.
+ */
+export class RulesRuntime {
+  private rules: CompiledRule[] = [];
+  private running = false;
+  private wake?: () => void;
+  private loop?: Promise<void>;
+  private readonly log: (line: string) => void;
+  readonly stats = { messagesIn: 0, rulesMatched: 0, actionsSucceeded: newCounter(), actionsFailed: newCounter(), evaluationErrors: 0 };
+  readonly rate = new RateMeter();
+
+  constructor(private readonly deps: RulesRuntimeDeps) {
+    this.log = deps.log ?? (() => {});
+    deps.db.exec(`
+      CREATE TABLE IF NOT EXISTS rules_checkpoint (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS rules_errors (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, rule_name TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL, error TEXT NOT NULL,
+        UNIQUE (rule_name, message_id));`);
+    this.reload();
+  }
+
+  /** Recompile the applied rules; called when the store changes (rules apply/enable/disable). */
+  reload(): void {
+    const compiled: CompiledRule[] = [];
+    for (const spec of this.deps.store.list()) {
+      if (!spec.enabled) continue;
+      try {
+        compiled.push({ spec, rule: compileRule(spec.sql), actions: spec.actions.map(compileAction), errorAction: spec.errorAction && compileAction(spec.errorAction) });
+      } catch (e) {
+        this.log(`rule ${spec.name} skipped: ${e instanceof SqlError ? e.message : String(e)}`);
+      }
+    }
+    this.rules = compiled;
+  }
+
+  get checkpoint(): number {
+    return (this.deps.db.prepare('SELECT seq FROM rules_checkpoint WHERE consumer = ?').get(CONSUMER) as { seq: number } | undefined)?.seq ?? 0;
+  }
+
+  start(): void {
+    this.running = true;
+    const unsubscribe = this.deps.ingress.onAppend(() => this.wake?.());
+    this.loop = (async () => {
+      while (this.running) {
+        const processed = await this.processAvailable().catch((e: unknown) => {
+          const err = e as Error;
+          this.log(`rules runtime error (will retry): ${err.stack ?? err.message}`);
+          return 0;
+        });
+        if (!processed && this.running) await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 250);
+          this.wake = () => { clearTimeout(timer); resolve(); };
+        });
+      }
+      unsubscribe();
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    this.rate.stop();
+  }
+
+  /** Process one batch after the checkpoint. Returns how many messages it consumed. */
+  async processAvailable(): Promise<number> {
+    const from = this.checkpoint;
+    const batch = this.deps.ingress.readAfter(from, this.deps.batchSize ?? 500);
+    if (!batch.length) return 0;
+    const effects: BatchEffects = { streamPuts: [], channelPuts: new Map(), asyncActions: [], failures: new Map() };
+    for (const message of batch) this.evaluate(message, effects);
+
+    await this.runAsyncActions(effects);
+    const errors = this.commit(effects, batch[batch.length - 1]!.seq);
+    await this.runErrorActions(errors);
+    this.stats.messagesIn += batch.length;
+    this.rate.mark(batch.length);
+    return batch.length;
+  }
+
+  private evaluate(message: IngressMessage, effects: BatchEffects): void {
+    for (const rule of this.rules) {
+      if (!topicMatches(rule.rule.topicFilter, message.topic)) continue;
+      const ctx = { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name };
+      let output: unknown;
+      try {
+        output = rule.rule.evaluate(ctx);
+      } catch (e) {
+        this.stats.evaluationErrors++;
+        addFailure(effects, rule, message, { failedAction: 'RuleEvaluation', actionType: 'sql', failedResource: rule.spec.name, errorMessage: (e as Error).message });
+        continue;
+      }
+      if (output === undefined) continue;
+      this.stats.rulesMatched++;
+      const data = encodeOutput(output);
+      for (const action of rule.actions) {
+        try {
+          this.plan(action, rule, message, ctx, data, effects);
+        } catch (e) {
+          addFailure(effects, rule, message, failureOf(action, e));
+        }
+      }
+    }
+  }
+
+  private plan(action: CompiledAction, rule: CompiledRule, message: IngressMessage, ctx: Parameters<CompiledRule['rule']['evaluate']>[0], data: Buffer, effects: BatchEffects): void {
+    const spec = action.spec;
+    const deps = this.deps;
+    const missing = (kind: string) => { throw new Error(`no local ${kind} component is running`); };
+    if ('kinesis' in spec) {
+      if (!deps.streams) missing('stream');
+      effects.streamPuts.push({ rule, action, message, data, partitionKey: action.templates.partitionKey!.render(ctx) });
+    } else if ('iotAnalytics' in spec) {
+      if (!deps.channels) missing('analytics');
+      const list = effects.channelPuts.get(spec.iotAnalytics.channel) ?? [];
+      list.push({ message: { messageId: message.messageId, receivedAt: message.receivedAt, payload: data }, rule, action, source: message });
+      effects.channelPuts.set(spec.iotAnalytics.channel, list);
+    } else if ('republish' in spec) {
+      const topic = action.templates.topic!.render(ctx);
+      const messageId = derivedId(message.messageId, rule.spec.name, rule.actions.indexOf(action));
+      effects.asyncActions.push({ rule, action, source: message, run: async () => {
+        // Republished messages re-enter the ingress log (and so the rules), as on AWS; the derived id keeps a replay from duplicating them.
+        await deps.ingress.append({ messageId, topic, clientId: message.clientId, principal: `rule:${rule.spec.name}`, qos: spec.republish.qos, payload: data });
+        await deps.deliver?.(topic, data, spec.republish.qos as 0 | 1);
+      } });
+    } else if ('s3' in spec || 'firehose' in spec) {
+      if (!deps.objects) missing('object store');
+      const [bucket, key] = 's3' in spec
+        ? [action.templates.bucket!.render(ctx), action.templates.key!.render(ctx)]
+        : [`firehose-${spec.firehose.deliveryStream}`, `${new Date(message.receivedAt).toISOString().slice(0, 10)}/${message.messageId}.json`];
+      const body = 'firehose' in spec && spec.firehose.separator ? Buffer.concat([data, Buffer.from(unescapeSeparator(spec.firehose.separator))]) : data;
+      effects.asyncActions.push({ rule, action, source: message, run: () => deps.objects!.putObject(bucket, key, body) });
+    } else if ('lambda' in spec) {
+      if (!deps.functions) missing('function runner');
+      const event = decodeForEvent(data);
+      effects.asyncActions.push({ rule, action, source: message, run: () => deps.functions!.invokeAsync(spec.lambda.function, event) });
+    }
+  }
+
+  private async runAsyncActions(effects: BatchEffects): Promise<void> {
+    const channelJobs = [...effects.channelPuts].map(async ([channel, puts]) => {
+      try {
+        await this.deps.channels!.putMessages(channel, puts.map((p) => p.message));
+        count(this.stats.actionsSucceeded, 'iotAnalytics', puts.length);
+      } catch (e) {
+        for (const p of puts) addFailure(effects, p.rule, p.source, failureOf(p.action, e));
+      }
+    });
+    const otherJobs = effects.asyncActions.map(async (job) => {
+      try {
+        await job.run();
+        count(this.stats.actionsSucceeded, job.action.type);
+      } catch (e) {
+        addFailure(effects, job.rule, job.source, failureOf(job.action, e));
+      }
+    });
+    await Promise.all([...channelJobs, ...otherJobs]);
+  }
+
+  /** Stream puts + error records + checkpoint, atomically. Returns the error payloads to deliver. */
+  private commit(effects: BatchEffects, lastSeq: number): { rule: CompiledRule; payload: RuleErrorPayload }[] {
+    const db = this.deps.db;
+    const insertError = db.prepare('INSERT OR IGNORE INTO rules_errors (rule_name, message_id, created_at, error) VALUES (?, ?, ?, ?)');
+    const out: { rule: CompiledRule; payload: RuleErrorPayload }[] = [];
+    db.transaction(() => {
+      for (const put of effects.streamPuts) {
+        try {
+          this.deps.streams!.putRecord((put.action.spec as { kinesis: { stream: string } }).kinesis.stream, put.data, put.partitionKey);
+          count(this.stats.actionsSucceeded, 'kinesis');
+        } catch (e) {
+          addFailure(effects, put.rule, put.message, failureOf(put.action, e));
+        }
+      }
+      for (const { rule, source, failures } of effects.failures.values()) {
+        const payload: RuleErrorPayload = {
+          ruleName: rule.spec.name,
+          topic: source.topic,
+          cloudwatchTraceId: source.messageId,
+          clientId: source.clientId,
+          base64OriginalPayload: source.payload.toString('base64'),
+          failures,
+        };
+        for (const f of failures) count(this.stats.actionsFailed, f.actionType);
+        insertError.run(rule.spec.name, source.messageId, Date.now(), JSON.stringify(payload));
+        this.log(`rule ${rule.spec.name} failed for message ${source.messageId}: ${failures.map((f) => f.errorMessage).join('; ')}`);
+        out.push({ rule, payload });
+      }
+      db.prepare('INSERT INTO rules_checkpoint (consumer, seq) VALUES (?, ?) ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq').run(CONSUMER, lastSeq);
+    })();
+    return out;
+  }
+
+  /** Deliver error payloads to each rule's errorAction. Failures here are already recorded in rules_errors. */
+  private async runErrorActions(errors: { rule: CompiledRule; payload: RuleErrorPayload }[]): Promise<void> {
+    for (const { rule, payload } of errors) {
+      const action = rule.errorAction;
+      if (!action) continue;
+      const data = Buffer.from(JSON.stringify(payload));
+      const ctx = { topic: payload.topic, payload: data, clientId: payload.clientId, messageId: payload.cloudwatchTraceId, ruleName: rule.spec.name };
+      try {
+        const spec = action.spec;
+        if ('kinesis' in spec) this.deps.streams!.putRecord(spec.kinesis.stream, data, action.templates.partitionKey!.render(ctx));
+        else if ('republish' in spec) {
+          const topic = action.templates.topic!.render(ctx);
+          await this.deps.ingress.append({ messageId: derivedId(payload.cloudwatchTraceId, rule.spec.name, -1), topic, clientId: payload.clientId, principal: `rule:${rule.spec.name}`, qos: spec.republish.qos, payload: data });
+          await this.deps.deliver?.(topic, data, spec.republish.qos as 0 | 1);
+        } else if ('iotAnalytics' in spec) await this.deps.channels!.putMessages(spec.iotAnalytics.channel, [{ messageId: derivedId(payload.cloudwatchTraceId, rule.spec.name, -1), receivedAt: Date.now(), payload: data }]);
+        else if ('s3' in spec) await this.deps.objects!.putObject(action.templates.bucket!.render(ctx), action.templates.key!.render(ctx), data);
+        else if ('firehose' in spec) await this.deps.objects!.putObject(`firehose-${spec.firehose.deliveryStream}`, `errors/${payload.cloudwatchTraceId}.json`, data);
+        else if ('lambda' in spec) await this.deps.functions!.invokeAsync(spec.lambda.function, payload);
+      } catch (e) {
+        this.log(`errorAction of rule ${rule.spec.name} failed: ${(e as Error).message} (the error stays in rules_errors)`);
+      }
+    }
+  }
+
+  /** Recent rule errors, newest first. */
+  errors(limit = 50): { ruleName: string; messageId: string; createdAt: number; error: RuleErrorPayload }[] {
+    return (this.deps.db.prepare('SELECT rule_name, message_id, created_at, error FROM rules_errors ORDER BY id DESC LIMIT ?').all(limit) as { rule_name: string; message_id: string; created_at: number; error: string }[]).map((r) => ({ ruleName: r.rule_name, messageId: r.message_id, createdAt: r.created_at, error: JSON.parse(r.error) }));
+  }
+}
+
+const ACTION_TYPES: Record<string, string> = { kinesis: 'KinesisAction', iotAnalytics: 'IotAnalyticsAction', republish: 'RepublishAction', s3: 'S3Action', firehose: 'FirehoseAction', lambda: 'LambdaAction' };
+
+/** Compile an action's substitution templates (validated at spec-load time too). */
+export function compileAction(spec: RuleAction): CompiledAction {
+  const type = Object.keys(spec)[0]!;
+  const fields = (spec as Record<string, Record<string, unknown>>)[type]!;
+  const templated: Record<string, string[]> = { kinesis: ['partitionKey'], republish: ['topic'], s3: ['bucket', 'key'] };
+  const templates: CompiledAction['templates'] = {};
+  for (const f of templated[type] ?? []) templates[f] = compileTemplate(String(fields[f]));
+  const resource = String(fields.stream ?? fields.channel ?? fields.topic ?? fields.bucket ?? fields.deliveryStream ?? fields.function ?? '');
+  return { type, resource, spec, templates };
+}
+
+function failureOf(action: CompiledAction, e: unknown): RuleErrorPayload['failures'][number] {
+  const message = e instanceof DestinationNotFoundError ? `${e.message}; declare it in iotctl.yaml and run \`iotctl apply\`` : (e as Error)?.message ?? String(e);
+  return { failedAction: ACTION_TYPES[action.type] ?? action.type, actionType: action.type, failedResource: action.resource, errorMessage: message };
+}
+
+function addFailure(effects: BatchEffects, rule: CompiledRule, source: IngressMessage, failure: RuleErrorPayload['failures'][number]): void {
+  const key = `${rule.spec.name}\u0000${source.messageId}`;
+  const entry = effects.failures.get(key) ?? { rule, source, failures: [] };
+  entry.failures.push(failure);
+  effects.failures.set(key, entry);
+}
+
+/** The rule's output as bytes: JSON for documents and values, raw bytes for binary SELECT *. */
+export function encodeOutput(output: unknown): Buffer {
+  if (output instanceof Uint8Array) return Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+  return Buffer.from(JSON.stringify(output));
+}
+
+function decodeForEvent(data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString('utf8'));
+  } catch {
+    return { base64Payload: data.toString('base64') };
+  }
+}
+
+function unescapeSeparator(s: string): string {
+  return s.replace(/\\n/g, '\n').replace(/\\r/g, '\r').replace(/\\t/g, '\t');
+}
+
+/** A stable UUID for a message produced by a rule action, so replays produce the same id. */
+export function derivedId(messageId: string, ruleName: string, position: number): string {
+  const h = createHash('sha256').update(`${messageId}\u0000${ruleName}\u0000${position}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
