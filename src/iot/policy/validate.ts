@@ -35,7 +35,9 @@ function checkVariables(value: string, where: string, label: string, problems: s
   }
   // Whatever is left after removing well-formed variables must not open another one.
   const leftover = parseTemplate(value).filter((p) => p.kind === 'text').map((p) => (p.kind === 'text' ? p.text : ''));
-  if (leftover.some((text) => text.includes('${'))) problems.push(`${label}: malformed policy variable in ${where} "${value}"`);
+  if (leftover.some((text) => text.includes('${'))) {
+    problems.push(`${label}: malformed policy variable in ${where}${where.includes(value) ? '' : ` ("${value}")`}`);
+  }
 }
 
 function checkAction(pattern: string, label: string, problems: string[]): void {
@@ -58,17 +60,30 @@ function checkAction(pattern: string, label: string, problems: string[]): void {
   if (!known) problems.push(`${label}: unknown action "${pattern}"`);
 }
 
+/** ARN components, splitting at the first five colons that are not inside a `${...}` variable. */
+function arnComponents(pattern: string): string[] {
+  const parts = [''];
+  let depth = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '$' && pattern[i + 1] === '{') depth++;
+    else if (c === '}' && depth > 0) depth--;
+    if (c === ':' && depth === 0 && parts.length < 6) parts.push('');
+    else parts[parts.length - 1] += c;
+  }
+  return parts;
+}
+
 /** Checks a Resource ARN with its variables still in place. */
 function checkResource(pattern: string, label: string, problems: string[]): void {
   const where = `resource "${pattern}"`;
   checkVariables(pattern, where, label, problems);
   if (pattern === '*') return;
-  const parts = pattern.split(':');
+  const parts = arnComponents(pattern);
   const bad = (why: string) => problems.push(`${label}: malformed resource ARN "${pattern}": ${why}`);
   if (parts[0] !== 'arn') return void bad('an ARN starts with "arn:" (or use "*")');
   if (parts.length < 6) return void bad('an ARN has six colon-separated parts: arn:aws:iot:<region>:<account>:<type>/<name>');
-  const [, partition, service, region, account] = parts as [string, string, string, string, string];
-  const resource = parts.slice(5).join(':');
+  const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
   const literal = (s: string) => !/[*?]|\$\{/.test(s);
   if (literal(partition) && !PARTITIONS.has(partition)) return void bad(`unknown partition "${partition}"`);
   if (literal(service) && service !== 'iot') return void bad(`service must be "iot", not "${service}"`);
@@ -87,7 +102,7 @@ function checkResource(pattern: string, label: string, problems: string[]): void
 /** The resource types a Resource pattern could denote: undefined when it could be any (`*`, `topic*`). */
 function resourceTypeOf(pattern: string): string | undefined {
   if (pattern === '*') return undefined;
-  const resource = pattern.split(':').slice(5).join(':');
+  const resource = arnComponents(pattern)[5] ?? '';
   const slash = resource.indexOf('/');
   const type = slash < 0 ? resource : resource.slice(0, slash);
   return /[*?]|\$\{/.test(type) || type === '' ? undefined : type;

@@ -87,14 +87,19 @@ function splitArnPattern(pattern: readonly Token[]): Token[][] | undefined {
 /**
  * ARN match as IAM does it for Resource and the Arn* condition operators: each of the six
  * colon-separated components is matched on its own, so a `*` in the region never swallows the account.
- * A pattern that is not a six-part ARN (`*`, `arn:aws:iot:*`) is matched against the whole string.
+ * A pattern that is not an ARN at all (`*`) is matched against the whole string; one that starts like
+ * an ARN but lacks components (`arn:aws:iot:*`) matches nothing (validatePolicyDocument reports it).
  */
 export function matchArn(pattern: readonly Token[], arn: string): boolean {
   const patternParts = splitArnPattern(pattern);
-  if (!patternParts) return matchWildcard(pattern, arn);
+  if (!patternParts) return !startsLikeArn(pattern) && matchWildcard(pattern, arn);
   const arnParts = splitArn(arn);
   if (!arnParts) return false;
   return patternParts.every((part, i) => matchWildcard(part, arnParts[i]!));
+}
+
+function startsLikeArn(pattern: readonly Token[]): boolean {
+  return pattern[0] === 'a' && pattern[1] === 'r' && pattern[2] === 'n' && pattern[3] === SEP;
 }
 
 export function hasWildcard(tokens: readonly Token[]): boolean {
