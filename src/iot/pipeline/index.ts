@@ -1,0 +1,16 @@
+/** IoT Analytics pipeline activities: a pure, batch-oriented engine shared by the local and aws targets. */
+export { compilePipeline, PipelineCompileError, referencedAttributes } from './engine.js';
+export { validatePipeline, activityType, MAX_ACTIVITIES, type ValidateOptions } from './validate.js';
+export { getAttribute, selectAttributes, removeAttribute } from './attributes.js';
+export type {
+  Activity,
+  ActivityProblem,
+  ActivityType,
+  CompiledPipeline,
+  FailedMessage,
+  JsonObject,
+  PipelineDeps,
+  PipelineMessage,
+  ProcessResult,
+  ThingDescription,
+} from './types.js';
