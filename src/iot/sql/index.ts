@@ -1,0 +1,94 @@
+// Public API of the IoT SQL engine (package subpath `iotctl/rules`): AWS IoT SQL version
+// 2016-03-23 rules, expressions and substitution templates, evaluated locally with no I/O.
+
+import type { EvalContext, Frame } from './context.js';
+import { SqlError, SqlRuntimeError } from './errors.js';
+import {
+  compileExpr, compileRow, functionsUsed, makeRun, splitBasicIngest, usesDocument,
+} from './evaluator.js';
+import { EXTERNAL_FUNCTIONS, SQL_VERSION } from './functions.js';
+import { parseExpression, parseStatement } from './parser.js';
+import { compileTopicMatcher, topicMatches, validateTopicFilter } from './topics.js';
+import { toBoolean } from './values.js';
+
+export type { EvalContext } from './context.js';
+export type { CompiledTemplate } from './templates.js';
+export type { SqlErrorCode, SqlRuntimeErrorCode } from './errors.js';
+export { SqlError, SqlRuntimeError, topicMatches, validateTopicFilter, SQL_VERSION };
+export { compileTemplate, renderTemplate } from './templates.js';
+
+export interface CompiledRule {
+  readonly sql: string;
+  /** The FROM topic filter; '' for a rule without FROM (reachable only through Basic Ingest). */
+  readonly topicFilter: string;
+  /** Lower-case names of the functions the statement calls. */
+  readonly functions: readonly string[];
+  /** Functions that need another AWS service, so evaluating them locally throws NOT_SUPPORTED_LOCALLY. */
+  readonly unsupportedLocally: readonly string[];
+  /** True when the rule would receive a message on `topic` (FROM filter or Basic Ingest address). */
+  matches(topic: string, ruleName?: string): boolean;
+  /**
+   * The rule's output for one message: an object, the value itself for SELECT VALUE, or the raw
+   * bytes for `SELECT *` over a non-JSON payload. `undefined` when FROM or WHERE rejects the message.
+   * Throws SqlRuntimeError when the rule cannot be evaluated (see its `code`).
+   */
+  evaluate(ctx: EvalContext): unknown;
+}
+
+export interface CompiledExpression {
+  readonly expression: string;
+  /** Evaluates over a JSON document (or raw payload bytes); SQL Undefined is returned as `undefined`. */
+  evaluate(doc: unknown, ctx?: Partial<EvalContext>): unknown;
+}
+
+/** Compiles a rule statement. Throws SqlError (with position) on syntax errors, unknown functions or wrong arity. */
+export function compileRule(sql: string): CompiledRule {
+  const stmt = parseStatement(sql);
+  const { query, topicFilter } = stmt;
+  const where = query.where ? compileExpr(query.where) : undefined;
+  const row = compileRow(query);
+  const needsDocument = usesDocument(query);
+  const matchesFilter = topicFilter ? compileTopicMatcher(topicFilter) : () => false;
+  const functions = functionsUsed(query);
+
+  const matches = (topic: string, ruleName?: string): boolean => {
+    const ingest = splitBasicIngest(topic);
+    // Basic Ingest messages go straight to the named rule, whatever its FROM says.
+    if (ingest.rule !== undefined) return ruleName !== undefined && ingest.rule === ruleName;
+    return matchesFilter(topic);
+  };
+
+  return {
+    sql,
+    topicFilter,
+    functions,
+    unsupportedLocally: functions.filter((f) => EXTERNAL_FUNCTIONS.includes(f)),
+    matches,
+    evaluate(ctx: EvalContext): unknown {
+      if (typeof ctx?.topic !== 'string') throw new SqlRuntimeError('INVALID_CONTEXT', 'evaluate() needs ctx.topic (the topic the message was published to)');
+      const ingest = splitBasicIngest(ctx.topic);
+      if (ingest.rule !== undefined ? ingest.rule !== ctx.ruleName : !matchesFilter(ctx.topic)) return undefined;
+      const run = makeRun(ctx, ingest.topic, ctx.payload, needsDocument);
+      const frame: Frame = { doc: run.root, run };
+      if (where !== undefined && toBoolean(where(frame)) !== true) return undefined;
+      return row(frame);
+    },
+  };
+}
+
+/**
+ * Compiles one IoT SQL expression (as used in WHERE clauses, IoT Analytics `filter`/`math`
+ * activities and `stream tail --where`). Attribute names resolve against the document passed to
+ * evaluate(); functions such as topic() read the optional context.
+ */
+export function compileExpression(expression: string): CompiledExpression {
+  const evaluator = compileExpr(parseExpression(expression));
+  return {
+    expression,
+    evaluate(doc: unknown, ctx: Partial<EvalContext> = {}): unknown {
+      const topic = typeof ctx.topic === 'string' ? splitBasicIngest(ctx.topic).topic : '';
+      const run = makeRun(ctx, topic, doc, true);
+      return evaluator({ doc: run.root, run });
+    },
+  };
+}
