@@ -1,0 +1,59 @@
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { parseSpec } from '../../src/spec/loader.js';
+import type { Spec } from '../../src/spec/schema.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const BIN = join(ROOT, 'bin/run.js');
+
+export interface Project {
+  dir: string;
+  specFile: string;
+  stateDir: string;
+  spec: Spec;
+  cleanup(): void;
+}
+
+/** A temp project folder with an iotctl.yaml (validated) and its .iotctl state dir. */
+export function makeProject(yaml: string): Project {
+  const dir = mkdtempSync(join(tmpdir(), 'iotctl-'));
+  const specFile = join(dir, 'iotctl.yaml');
+  writeFileSync(specFile, yaml);
+  return { dir, specFile, stateDir: join(dir, '.iotctl'), spec: parseSpec(yaml, specFile).spec, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const MINIMAL_SPEC = `project: demo
+target: local
+local: { mqttPort: 0 }
+`;
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the built CLI (dist/) as a user would. */
+export function cli(args: string[], opts: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: { ...process.env, NO_COLOR: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`iotctl ${args.join(' ')} timed out\n${stderr}`)); }, opts.timeoutMs ?? 60_000);
+    child.on('close', (code) => { clearTimeout(timer); resolvePromise({ code: code ?? 1, stdout, stderr }); });
+  });
+}
+
+export async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
