@@ -9,6 +9,8 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
+type SpecDatabase = { database?: { url?: string } };
+
 export type DatabaseSource = 'DATABASE_URL' | 'PG environment' | 'iotctl.yaml' | 'embedded';
 
 /** The PostgreSQL server iotctl talks to, and why that one. */
@@ -27,14 +29,16 @@ const PG_ENV = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGPAS
  * embedded server of a running local platform (`.iotctl/daemon.json`).
  */
 export function resolveDatabaseUrl(opts: {
-  spec?: { database?: { url?: string } };
+  /** The spec, or a function loading it: it is only read when no environment variable decides. */
+  spec?: SpecDatabase | (() => SpecDatabase | undefined);
   stateDir: string;
   env?: NodeJS.ProcessEnv;
 }): DatabaseTarget {
   const env = opts.env ?? process.env;
   if (env.DATABASE_URL) return { url: env.DATABASE_URL, display: redactUrl(env.DATABASE_URL), source: 'DATABASE_URL' };
   if (PG_ENV.some((name) => env[name])) return { url: undefined, display: pgEnvDisplayUrl(env), source: 'PG environment' };
-  const specUrl = opts.spec?.database?.url;
+  const spec = typeof opts.spec === 'function' ? opts.spec() : opts.spec;
+  const specUrl = spec?.database?.url;
   if (specUrl) return { url: specUrl, display: redactUrl(specUrl), source: 'iotctl.yaml' };
   const daemon = readDaemonDatabaseUrl(opts.stateDir);
   if (daemon) return { url: daemon, display: redactUrl(daemon), source: 'embedded' };

@@ -1,0 +1,30 @@
+import { existsSync } from 'node:fs';
+import type pg from 'pg';
+import type { Context } from '../context.js';
+import type { Spec } from '../spec/schema.js';
+import { UserError } from '../ui/errors.js';
+import { resolveDatabaseUrl, withClient, type DatabaseTarget } from './connection.js';
+
+/** What the db and query commands share: which server, from the command's context. */
+export function databaseTarget(ctx: Context): DatabaseTarget {
+  return resolveDatabaseUrl({ spec: () => specIfPresent(ctx), stateDir: ctx.paths.stateDir });
+}
+
+/** The spec when iotctl.yaml exists (db commands also work with only DATABASE_URL and no spec). */
+export function specIfPresent(ctx: Context): Spec | undefined {
+  return existsSync(ctx.paths.specFile) ? ctx.spec.spec : undefined;
+}
+
+export function withDatabase<T>(ctx: Context, fn: (client: pg.Client, target: DatabaseTarget) => Promise<T>): Promise<T> {
+  const target = databaseTarget(ctx);
+  return withClient(target, (client) => fn(client, target));
+}
+
+/** "relation iot_messages does not exist": the schema was never created on this server. */
+export function missingSchemaError(error: unknown, target: DatabaseTarget): Error {
+  const e = error as { code?: string };
+  if (e.code === '42P01' || e.code === '42883') {
+    return new UserError(`The iotctl tables do not exist on ${target.display}.`, 'create them with `iotctl db migrate` (the local platform does this when it starts).', 'DB_NO_SCHEMA');
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,165 @@
+import type pg from 'pg';
+import { UserError } from '../ui/errors.js';
+import type { Queryable } from './connection.js';
+
+/** Queries over the recent data. Every value the user gives travels as a bind parameter. */
+
+export interface MessageRecord {
+  message_id: string;
+  device_id: string;
+  ts: Date;
+  topic: string | null;
+  payload: Record<string, unknown>;
+  stream: string | null;
+  shard_id: string | null;
+  sequence_number: string | null;
+  received_at: Date;
+}
+
+export interface RecentQuery {
+  deviceId: string;
+  /** Only messages with ts >= since. */
+  since?: Date;
+  limit: number;
+  /** An MQTT topic filter (`+` one level, `#` the rest). */
+  topicFilter?: string;
+}
+
+/** The newest messages of one device, newest first. */
+export async function recentMessages(client: Queryable, q: RecentQuery): Promise<MessageRecord[]> {
+  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > 100_000) {
+    throw new UserError(`Invalid limit ${q.limit}.`, 'give --limit a whole number from 1 to 100000.');
+  }
+  const values: unknown[] = [q.deviceId, q.limit];
+  const where = ['device_id = $1'];
+  if (q.since) {
+    values.push(q.since);
+    where.push(`ts >= $${values.length}`);
+  }
+  if (q.topicFilter !== undefined) {
+    const topic = topicFilterCondition(q.topicFilter);
+    if (topic) {
+      values.push(topic.value);
+      where.push(`topic ${topic.op} $${values.length}`);
+    }
+  }
+  const { rows } = await client.query<MessageRecord>(
+    `SELECT message_id, device_id, ts, topic, payload, stream, shard_id, sequence_number, received_at
+     FROM iot_messages WHERE ${where.join(' AND ')}
+     ORDER BY ts DESC LIMIT $2`,
+    values,
+  );
+  return rows;
+}
+
+/**
+ * An MQTT filter as a SQL condition on `topic`: exact equality without wildcards, else an anchored
+ * POSIX regex in which every literal character is escaped. `#` alone matches any topic, so it adds
+ * no condition (undefined).
+ */
+export function topicFilterCondition(filter: string): { op: '=' | '~'; value: string } | undefined {
+  validateTopicFilter(filter);
+  if (filter === '#') return undefined;
+  if (!/[+#]/.test(filter)) return { op: '=', value: filter };
+  const levels = filter.split('/');
+  let pattern = '';
+  levels.forEach((level, i) => {
+    const sep = i === 0 ? '' : '/';
+    if (level === '#') pattern += `(${sep}.*)?`; // 'a/#' matches 'a' itself and everything below it
+    else if (level === '+') pattern += `${sep}[^/]*`;
+    else pattern += sep + level.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+  });
+  return { op: '~', value: `^${pattern}$` };
+}
+
+export function validateTopicFilter(filter: string): void {
+  const bad = (why: string) => new UserError(`Invalid topic filter "${filter}": ${why}.`, "use '+' for one whole level and '#' as the last level, e.g. dt/+/telemetry or dt/#.");
+  if (filter.length === 0) throw bad('it is empty');
+  const levels = filter.split('/');
+  levels.forEach((level, i) => {
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) throw bad("'#' must be a whole level and the last one");
+    if (level.includes('+') && level !== '+') throw bad("'+' must be a whole level");
+  });
+}
+
+export interface SqlResult {
+  columns: Array<{ name: string; type: string }>;
+  rows: Record<string, unknown>[];
+  rowCount: number;
+  /** True when the result had more than maxRows rows and was cut. */
+  truncated: boolean;
+  command: string;
+  ms: number;
+}
+
+/**
+ * Runs one user statement in a READ ONLY transaction with a statement timeout, always rolled back.
+ * The extended query protocol refuses several statements in one string, so `SELECT 1; COMMIT; ...`
+ * cannot escape the transaction. SELECTs are read through a cursor so a huge result is cut at
+ * maxRows instead of filling memory; statements a cursor cannot hold (EXPLAIN, SHOW) run directly.
+ * Needs a dedicated connection (a Client or a PoolClient).
+ */
+export async function runReadOnlySql(client: pg.ClientBase, sql: string, opts: { timeoutMs: number; maxRows?: number }): Promise<SqlResult> {
+  const text = sql.trim().replace(/;\s*$/, '');
+  if (!text) throw new UserError('The SQL statement is empty.', 'pass one statement, e.g. iotctl query sql "SELECT count(*) FROM iot_messages".');
+  const maxRows = opts.maxRows ?? 10_000;
+  const started = performance.now();
+  await client.query('BEGIN READ ONLY');
+  try {
+    await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${Math.max(1, Math.round(opts.timeoutMs))}ms`]);
+    await client.query('SAVEPOINT iotctl_cursor');
+    let result: pg.QueryResult;
+    let truncated = false;
+    try {
+      await client.query({ text: `DECLARE iotctl_query NO SCROLL CURSOR FOR ${text}`, queryMode: 'extended' } as pg.QueryConfig);
+      result = await client.query({ text: `FETCH FORWARD ${maxRows + 1} FROM iotctl_query`, queryMode: 'extended' } as pg.QueryConfig);
+      result.command = 'SELECT';
+      if (result.rows.length > maxRows) {
+        result.rows.length = maxRows;
+        truncated = true;
+      }
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42601') throw error;
+      // Not a SELECT (a cursor holds only SELECT and VALUES): run the statement itself.
+      await client.query('ROLLBACK TO SAVEPOINT iotctl_cursor');
+      result = await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
+    }
+    const types = await typeNames(client, result.fields.map((f) => f.dataTypeID));
+    return {
+      columns: result.fields.map((f) => ({ name: f.name, type: types.get(f.dataTypeID) ?? String(f.dataTypeID) })),
+      rows: result.rows,
+      rowCount: result.rows.length,
+      truncated,
+      command: result.command,
+      ms: Math.round(performance.now() - started),
+    };
+  } catch (error) {
+    throw sqlUserError(error, opts.timeoutMs);
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+}
+
+async function typeNames(client: Queryable, oids: number[]): Promise<Map<number, string>> {
+  if (oids.length === 0) return new Map();
+  const { rows } = await client.query<{ oid: number; name: string }>('SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY($1::oid[])', [oids]);
+  return new Map(rows.map((r) => [r.oid, r.name]));
+}
+
+function sqlUserError(error: unknown, timeoutMs: number): Error {
+  const e = error as { code?: string; message?: string; position?: string };
+  if (e.code === '25006') {
+    return new UserError(`query sql is read-only: ${e.message}.`, 'use SELECT statements here; change data with psql or `iotctl db` commands.', 'SQL_READ_ONLY');
+  }
+  if (e.code === '57014') {
+    return new UserError(`The query was cancelled after ${timeoutMs} ms (statement timeout).`, 'narrow the query (a WHERE on device_id and ts uses the index), or raise --timeout.', 'SQL_TIMEOUT');
+  }
+  if (e.code === '42601' && /multiple commands/i.test(e.message ?? '')) {
+    return new UserError('query sql runs one statement at a time.', 'remove the extra statements (the ";" and what follows).', 'SQL_ERROR');
+  }
+  // Syntax errors, unknown tables and columns, type errors: the user's SQL is wrong.
+  if (e.code && /^(42|22|0A|2F|3F)/.test(e.code)) {
+    return new UserError(`SQL error: ${e.message}${e.position ? ` (at character ${e.position})` : ''}.`, 'fix the statement; `\\d iot_messages` in psql lists the columns.', 'SQL_ERROR');
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

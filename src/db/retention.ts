@@ -1,0 +1,107 @@
+import type { Queryable } from './connection.js';
+
+/**
+ * Retention for iot_messages: partitions that end before the cutoff (now - keep) are detached and
+ * dropped, which costs the same for a thousand rows or ten million; the rows older than the cutoff
+ * in the partition that straddles it (and in the default partition) are deleted.
+ */
+export interface RetentionOptions {
+  keepMs: number;
+  now?: Date;
+  dryRun?: boolean;
+  /** How long DDL may wait for locks held by running queries before giving up for this run. */
+  lockTimeoutMs?: number;
+}
+
+export interface RetentionResult {
+  cutoff: Date;
+  dryRun: boolean;
+  /** Whole partitions dropped (or that would be), with their row counts. */
+  dropped: Array<{ partition: string; from: Date; to: Date; rows: number }>;
+  /** Rows deleted (or that would be) from partitions that straddle the cutoff. */
+  deleted: Array<{ partition: string; rows: number }>;
+  rowsDropped: number;
+  rowsDeleted: number;
+  ms: number;
+}
+
+interface PartitionInfo {
+  name: string;
+  from: Date | null;
+  to: Date | null;
+}
+
+/** The partitions of iot_messages with their bounds (null bounds: the default partition). */
+export async function listPartitions(client: Queryable): Promise<PartitionInfo[]> {
+  const { rows } = await client.query<{ name: string; lo: Date | null; hi: Date | null }>(`
+    SELECT c.relname AS name, b[1]::timestamptz AS lo, b[2]::timestamptz AS hi
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    LEFT JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b ON true
+    WHERE i.inhparent = 'iot_messages'::regclass
+    ORDER BY lo NULLS FIRST`);
+  return rows.map((r) => ({ name: r.name, from: r.lo, to: r.hi }));
+}
+
+export async function runRetention(client: Queryable, opts: RetentionOptions): Promise<RetentionResult> {
+  const started = performance.now();
+  const now = opts.now ?? new Date();
+  const cutoff = new Date(now.getTime() - opts.keepMs);
+  const dryRun = opts.dryRun ?? false;
+  const partitions = await listPartitions(client);
+  const whole = partitions.filter((p) => p.to !== null && p.to.getTime() <= cutoff.getTime());
+  // The default partition can hold rows of any time, so it is always trimmed, never dropped.
+  const straddling = partitions.filter((p) => p.to === null || (p.from!.getTime() < cutoff.getTime() && p.to.getTime() > cutoff.getTime()));
+
+  const dropped: RetentionResult['dropped'] = [];
+  for (const p of whole) {
+    const rows = await countRows(client, p.name);
+    if (!dryRun) await dropPartition(client, p.name, opts.lockTimeoutMs ?? 5_000);
+    dropped.push({ partition: p.name, from: p.from!, to: p.to!, rows });
+  }
+
+  const deleted: RetentionResult['deleted'] = [];
+  for (const p of straddling) {
+    const sql = dryRun ? `SELECT count(*)::bigint AS n FROM ${ident(p.name)} WHERE ts < $1` : `DELETE FROM ${ident(p.name)} WHERE ts < $1`;
+    const result = await client.query<{ n: string }>(sql, [cutoff]);
+    const rows = dryRun ? Number(result.rows[0]!.n) : (result.rowCount ?? 0);
+    if (rows > 0) deleted.push({ partition: p.name, rows });
+  }
+
+  return {
+    cutoff,
+    dryRun,
+    dropped,
+    deleted,
+    rowsDropped: dropped.reduce((s, d) => s + d.rows, 0),
+    rowsDeleted: deleted.reduce((s, d) => s + d.rows, 0),
+    ms: Math.round(performance.now() - started),
+  };
+}
+
+/**
+ * DETACH then DROP, each in its own short transaction: DETACH needs an ACCESS EXCLUSIVE lock on
+ * iot_messages only for a moment, and the slow part (unlinking a large file) then holds no lock on
+ * it. lock_timeout keeps a long-running query from stalling every writer queued behind our lock.
+ */
+async function dropPartition(client: Queryable, name: string, lockTimeoutMs: number): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
+    await client.query(`ALTER TABLE iot_messages DETACH PARTITION ${ident(name)}`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+  await client.query(`DROP TABLE ${ident(name)}`);
+}
+
+async function countRows(client: Queryable, table: string): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${ident(table)}`);
+  return Number(rows[0]!.n);
+}
+
+function ident(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
