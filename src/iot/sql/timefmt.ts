@@ -386,7 +386,9 @@ export function parseJavaTime(text: string, pattern: string): number | undefined
       }
       case 'z':
       case 'V': {
-        const m = /^(?:[A-Za-z][A-Za-z0-9_~+-]*(?:\/[A-Za-z0-9_~+-]+)*(?:[+-]\d{1,2}(?::?\d{2})?)?|[+-]\d{1,2}(?::?\d{2})?)/.exec(text.slice(pos));
+        // An offset ('+01:00', 'UTC+01:00') or a region id ('America/Los_Angeles', 'Etc/GMT+5', 'PST').
+        const rest = text.slice(pos);
+        const m = /^(?:UTC|GMT|UT)?[+-]\d{1,2}(?::?\d{2})?/.exec(rest) ?? /^[A-Za-z][A-Za-z0-9_~+-]*(?:\/[A-Za-z0-9_~+-]+)*/.exec(rest);
         const zone = m ? resolveZone(m[0]) : undefined;
         if (!m || !zone) return undefined;
         p.zone = zone;
