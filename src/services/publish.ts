@@ -41,23 +41,31 @@ export function expandPayload(template: string, seq: number, now = Date.now()): 
 }
 
 export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint = creds.endpoint, clientId = creds.thingName): Promise<MqttClient> {
-  const mqtt = await import('mqtt');
+  const { default: mqtt } = await import('mqtt');
+  const client = mqtt.connect({
+    protocol: 'mqtts',
+    host: endpoint.host,
+    port: endpoint.port,
+    servername: /^[\d.]+$/.test(endpoint.host) ? undefined : endpoint.host,
+    key: creds.key,
+    cert: creds.cert,
+    ca: creds.ca,
+    clientId,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    rejectUnauthorized: true,
+  });
   try {
-    return await mqtt.connectAsync({
-      protocol: 'mqtts',
-      host: endpoint.host,
-      port: endpoint.port,
-      servername: /^[\d.]+$/.test(endpoint.host) ? undefined : endpoint.host,
-      key: creds.key,
-      cert: creds.cert,
-      ca: creds.ca,
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 10_000,
-      rejectUnauthorized: true,
+    // A broker that refuses the certificate closes the socket without a CONNACK: treat close as refusal.
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(Object.assign(new Error('the broker closed the connection during the handshake'), { code: 'ECONNRESET' })));
     });
+    return client;
   } catch (e) {
+    client.end(true);
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ECONNREFUSED') throw new UserError(`Nothing listens on ${endpoint.host}:${endpoint.port}.`, 'Start the local platform with `iotctl local up --detach`, or check endpoint.json.', 'ENDPOINT_DOWN');
     throw new UserError(`The broker at ${endpoint.host}:${endpoint.port} refused ${clientId}: ${err.message}`, `Check the certificate with \`iotctl device show ${creds.thingName}\` (revoked?) and that the client id is the thing name.`, 'CONNECT_REFUSED');

@@ -57,3 +57,14 @@ export async function waitFor<T>(probe: () => T | undefined | false | Promise<T 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** uvu/assert has no async `rejects`: resolve to the error, fail when the promise fulfils. */
+export async function rejects(promise: Promise<unknown>, pattern?: RegExp): Promise<Error> {
+  try {
+    await promise;
+  } catch (e) {
+    if (pattern && !pattern.test((e as Error).message)) throw new Error(`rejected with "${(e as Error).message}", expected ${pattern}`);
+    return e as Error;
+  }
+  throw new Error('expected the promise to reject, but it resolved');
+}

@@ -83,9 +83,21 @@ export class Broker {
       count(this.stats.connectionsAccepted, this.sessions.has(client) ? 'certificate' : 'plainTcp');
     });
     this.aedes.on('clientDisconnect', (client) => this.clients.delete(client));
+    // rejectUnauthorized is false so the refusal can be counted with its reason; unauthorized sockets
+    // are destroyed before a single MQTT byte is read.
     this.tlsServer = createTlsServer(
-      { key: this.opts.tls.key, cert: this.opts.tls.cert, ca: this.opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
-      (socket) => this.aedes.handle(socket),
+      { key: this.opts.tls.key, cert: this.opts.tls.cert, ca: this.opts.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+      (socket) => {
+        if (!socket.authorized) {
+          const code = String(socket.authorizationError ?? 'UNKNOWN');
+          const reason = /NO_PEER_CERTIFICATE|PEER_DID_NOT_RETURN/i.test(code) || !socket.getPeerCertificate()?.raw ? 'noClientCertificate' : /EXPIRED/.test(code) ? 'certificateExpired' : 'untrustedCertificate';
+          count(this.stats.connectionsRefused, reason);
+          this.log(`connection refused from ${socket.remoteAddress}: ${reason} (${code})`);
+          socket.destroy();
+          return;
+        }
+        this.aedes.handle(socket);
+      },
     );
     this.tlsServer.on('tlsClientError', (err) => {
       count(this.stats.connectionsRefused, tlsReason(err));

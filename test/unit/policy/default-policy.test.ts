@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultDevicePolicy, evaluatePolicy, iotArn, validatePolicyDocument, type PolicyRequest } from '../../../src/iot/policy/index.js';
+import { defaultDevicePolicy, evaluatePolicy, iotArn, validatePolicyDocument, type PolicyRequest, type PolicyStatement } from '../../../src/iot/policy/index.js';
 
 const policy = defaultDevicePolicy({ telemetryTopic: 'dt/acme/${thing}/telemetry', commandsFilter: 'cmd/acme/${thing}/#' });
 const T = '${iot:Connection.Thing.ThingName}';
@@ -85,7 +85,7 @@ test('several topics, + in a filter, and literal * and ? in templates', () => {
   assert.is(can('iot:Receive', iotArn('topic', 'ota/p/t/x')), 'deny');
 
   const odd = defaultDevicePolicy({ telemetryTopic: 'dt/what?/${thing}/*', commandsFilter: 'cmd/${thing}' });
-  assert.equal((odd.Statement as { Resource: string[] }[])[1]!.Resource, ['arn:aws:iot:*:*:topic/dt/what${?}/${iot:Connection.Thing.ThingName}/${*}']);
+  assert.equal((odd.Statement as readonly PolicyStatement[])[1]!.Resource, ['arn:aws:iot:*:*:topic/dt/what${?}/${iot:Connection.Thing.ThingName}/${*}']);
   const publishOdd = (topic: string) => evaluatePolicy(odd, { action: 'iot:Publish', resource: iotArn('topic', topic), clientId: 't', thingName: 't' }).decision;
   assert.is(publishOdd('dt/what?/t/*'), 'allow');
   assert.is(publishOdd('dt/whatX/t/anything'), 'deny');
