@@ -94,6 +94,10 @@ export class Lexer {
     if (ch === "'" || ch === '"') return this.scanString(ch, start);
 
     const two = src.slice(i, i + 2);
+    if (two === '--' || two === '/*') {
+      // Would otherwise parse as double negation or division by *, silently changing the rule.
+      throw this.error('UNSUPPORTED_SYNTAX', 'Comments are not supported in AWS IoT SQL', start);
+    }
     if (TWO_CHAR_PUNCT.has(two) && i + 2 <= this.end) {
       this.pos = i + 2;
       return { kind: 'punct', value: two, start, end: i + 2 };

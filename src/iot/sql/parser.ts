@@ -79,6 +79,7 @@ class Parser {
   constructor(readonly lexer: Lexer) {}
 
   fail(code: SqlErrorCode, message: string, at: Token | number): never {
+    if (typeof at !== 'number' && at.kind === 'eof' && code === 'UNEXPECTED_TOKEN') code = 'UNEXPECTED_END';
     throw new SqlError(code, message, this.lexer.source, typeof at === 'number' ? at : at.start);
   }
 
