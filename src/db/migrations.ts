@@ -60,7 +60,9 @@ BEGIN
     RETURN false;
   END IF;
   PERFORM pg_advisory_xact_lock(714015002, day - date '2000-01-01');
-  IF to_regclass(format('%I', part)) IS NOT NULL THEN
+  -- Re-check with a query, not to_regclass: a query takes a fresh snapshot and sees the partition a
+  -- writer that held the lock before us just committed; to_regclass would use a stale catalog snapshot.
+  IF EXISTS (SELECT 1 FROM pg_class WHERE relname = part AND relnamespace = to_regnamespace(current_schema())) THEN
     RETURN false;
   END IF;
   EXECUTE format('CREATE TABLE %I (LIKE iot_messages INCLUDING DEFAULTS INCLUDING STORAGE)', part);

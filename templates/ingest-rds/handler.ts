@@ -55,6 +55,14 @@ function resetPool(): void {
   old?.end().catch(() => undefined);
 }
 
+/** Ends the pool. Lambda never calls it; the local function runner does when it stops, and tests between servers. */
+export async function close(): Promise<void> {
+  const old = pool;
+  pool = undefined;
+  schemaReady = undefined;
+  await old?.end();
+}
+
 function ensureSchema(db: pg.Pool): Promise<void> {
   if (process.env.AUTO_MIGRATE === 'false') return Promise.resolve();
   schemaReady ??= (async () => {
@@ -145,7 +153,9 @@ async function writeRowByRow(db: pg.Pool, rows: MessageRow[], poison: PoisonReco
   return inserted;
 }
 
+/** JSON lines, as CloudWatch Logs Insights parses them. LOG_LEVEL=debug adds a line per batch; silent drops all. */
 function log(level: 'debug' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
+  if (process.env.LOG_LEVEL === 'silent') return;
   const line = JSON.stringify({ level, message, ...fields });
   if (level === 'error' || level === 'warn') console.error(line);
   else console.log(line);

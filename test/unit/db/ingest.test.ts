@@ -17,6 +17,7 @@ function ingestSuite(serverName: 'machine' | 'embedded', start: () => Promise<Te
     server = await start();
     db = await freshDatabase(server.url);
     process.env.DATABASE_URL = db.url;
+    process.env.LOG_LEVEL = 'silent';
   });
   t.after(async () => {
     await close();
