@@ -110,18 +110,23 @@ export async function runReadOnlySql(client: pg.ClientBase, sql: string, opts: {
     await client.query('SAVEPOINT iotctl_cursor');
     let result: pg.QueryResult;
     let truncated = false;
+    let declared = true;
     try {
       await client.query({ text: `DECLARE iotctl_query NO SCROLL CURSOR FOR ${text}`, queryMode: 'extended' } as pg.QueryConfig);
+    } catch {
+      // Not something a cursor can hold (EXPLAIN, SHOW, a write, a syntax error): DECLARE only parses
+      // and plans, so running the statement itself costs nothing extra and reports the real error.
+      declared = false;
+      await client.query('ROLLBACK TO SAVEPOINT iotctl_cursor');
+    }
+    if (declared) {
       result = await client.query({ text: `FETCH FORWARD ${maxRows + 1} FROM iotctl_query`, queryMode: 'extended' } as pg.QueryConfig);
       result.command = 'SELECT';
       if (result.rows.length > maxRows) {
         result.rows.length = maxRows;
         truncated = true;
       }
-    } catch (error) {
-      if ((error as { code?: string }).code !== '42601') throw error;
-      // Not a SELECT (a cursor holds only SELECT and VALUES): run the statement itself.
-      await client.query('ROLLBACK TO SAVEPOINT iotctl_cursor');
+    } else {
       result = await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
     }
     const types = await typeNames(client, result.fields.map((f) => f.dataTypeID));
