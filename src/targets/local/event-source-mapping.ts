@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './store.js';
 import type { EventSourceSpec } from '../../spec/schema.js';
-import { ExpiredIteratorError, LOCAL_ACCOUNT_ID, StreamNotFoundError, type LocalStreams, type StreamRecord } from './stream.js';
+import { ExpiredIteratorError, LOCAL_ACCOUNT_ID, StreamArgumentError, StreamNotFoundError, type LocalStreams, type StreamRecord } from './stream.js';
 import { functionArn, type LocalFunctions } from './functions.js';
 
 /**
@@ -169,7 +169,15 @@ export class EventSourceMappingRunner {
   private startIterator(shardId: string): string {
     const stream = this.config.stream;
     const checkpoint = this.checkpointOf(shardId);
-    if (checkpoint) return this.streams.getShardIterator(stream, shardId, 'AFTER_SEQUENCE_NUMBER', { sequenceNumber: checkpoint });
+    if (checkpoint) {
+      try {
+        return this.streams.getShardIterator(stream, shardId, 'AFTER_SEQUENCE_NUMBER', { sequenceNumber: checkpoint });
+      } catch (err) {
+        if (!(err instanceof StreamArgumentError)) throw err;
+        // The stream was deleted and created again: the old checkpoint means nothing in the new one.
+        this.logLine('WARN', `event source mapping: checkpoint ${checkpoint} of ${stream}/${shardId} is not valid in the stream any more (${err.message}); starting at ${this.config.startingPosition}`);
+      }
+    }
     switch (this.config.startingPosition) {
       case 'TRIM_HORIZON':
         return this.streams.getShardIterator(stream, shardId, 'TRIM_HORIZON');
