@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { connectDevice, publishMessages, readCredentials, readPayload, type PublishResult } from '../services/publish.js';
+import { connectDevice, disconnect, publishMessages, readCredentials, readPayload, type PublishResult } from '../services/publish.js';
 import { deviceTopics } from '../services/devices.js';
 import { info, isInteractive, warn } from '../ui/output.js';
 import { UserError } from '../ui/errors.js';
@@ -46,7 +46,7 @@ export default class Publish extends BaseCommand<typeof Publish> {
       }
       return { ...result, topic };
     } finally {
-      await client.endAsync().catch(() => {});
+      await disconnect(client);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../spec/schema.js';
@@ -25,6 +25,7 @@ export function assertNotRunning(stateDir: string): void {
 /** Start `local up` as a detached background process and wait until it is ready. */
 export async function startDetached(argv: string[], stateDir: string, timeoutMs = 60_000): Promise<DaemonInfo> {
   const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+  mkdirSync(stateDir, { recursive: true });
   const logFile = join(stateDir, 'daemon.log');
   const out = openSync(logFile, 'a');
   const child = spawn(process.execPath, [bin, 'local', 'up', ...argv.filter((a) => a !== '--detach')], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, IOTCTL_DAEMON: '1' } });

@@ -90,25 +90,40 @@ export async function publishMessages(
   let firstError: Error | undefined;
   const inflight = new Set<Promise<void>>();
   const window = 500;
+  // mqtt.js leaves in-flight publishes pending when the broker closes the connection (as AWS IoT does on a
+  // denied publish), so a close settles them all as failed.
+  let closed = false;
+  const whenClosed = new Promise<void>((resolve) => client.once('close', () => { closed = true; resolve(); }));
   for (let i = 0; i < opts.count; i++) {
     if (opts.rate > 0) {
       const due = started + (i * 1000) / opts.rate;
       const wait = due - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     }
-    const p: Promise<void> = client
-      .publishAsync(opts.topic, expandPayload(opts.payload, i + 1), { qos: opts.qos })
+    if (closed) break;
+    const p: Promise<void> = Promise.race([
+      client.publishAsync(opts.topic, expandPayload(opts.payload, i + 1), { qos: opts.qos }),
+      whenClosed.then(() => { throw new Error('the broker closed the connection'); }),
+    ])
       .then(() => { published++; opts.onProgress?.(published); })
       .catch((e: Error) => { failed++; firstError ??= e; })
       .finally(() => inflight.delete(p));
     inflight.add(p);
-    if (inflight.size >= window || client.disconnected) await Promise.race(inflight);
-    if (client.disconnected || (client as unknown as { disconnecting: boolean }).disconnecting) break;
+    if (inflight.size >= window) await Promise.race(inflight);
   }
   await Promise.all(inflight);
   const seconds = (performance.now() - started) / 1000;
-  if (published === 0 && (failed > 0 || client.disconnected)) {
+  if (published === 0 && (failed > 0 || closed)) {
     throw new UserError(`No message was accepted on ${opts.topic}${firstError ? `: ${firstError.message}` : ' (the broker closed the connection)'}.`, 'The device policy probably denies this topic: devices publish only on their own telemetry topic (see `iotctl device show`).', 'PUBLISH_DENIED');
   }
   return { published, failed: failed + (opts.count - published - failed), seconds, ratePerSecond: published / Math.max(seconds, 1e-6) };
+}
+
+/** End the session; mqtt.js's endAsync never settles on a connection the broker already closed. */
+export async function disconnect(client: MqttClient): Promise<void> {
+  if (!client.connected) {
+    client.end(true);
+    return;
+  }
+  await Promise.race([client.endAsync().catch(() => {}), new Promise((r) => setTimeout(r, 3000).unref())]);
 }
