@@ -238,6 +238,9 @@ function javaReplacement(repl: string): string | undefined {
       if (named) {
         out += `$<${named[1]}>`;
         i += named[0].length;
+      } else if (repl[i + 1] === '0') {
+        out += '$&'; // Java's $0 is the whole match
+        i++;
       } else if (/\d/.test(repl[i + 1] ?? '')) {
         out += '$' + repl[++i];
       } else {

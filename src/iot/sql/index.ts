@@ -66,6 +66,9 @@ export function compileRule(sql: string): CompiledRule {
     matches,
     evaluate(ctx: EvalContext): unknown {
       if (typeof ctx?.topic !== 'string') throw new SqlRuntimeError('INVALID_CONTEXT', 'evaluate() needs ctx.topic (the topic the message was published to)');
+      if (typeof ctx.payload !== 'object' || ctx.payload === null) {
+        throw new SqlRuntimeError('INVALID_CONTEXT', 'evaluate() needs ctx.payload (the payload bytes, or a parsed JSON object)');
+      }
       const ingest = splitBasicIngest(ctx.topic);
       if (ingest.rule !== undefined ? ingest.rule !== ctx.ruleName : !matchesFilter(ctx.topic)) return undefined;
       const run = makeRun(ctx, ingest.topic, ctx.payload, needsDocument);

@@ -76,6 +76,9 @@ export function parseTemplateExpression(template: string, start: number): { expr
 }
 
 class Parser {
+  /** Set by the top-level FROM clause. */
+  private topicFilter: string | undefined;
+
   constructor(readonly lexer: Lexer) {}
 
   fail(code: SqlErrorCode, message: string, at: Token | number): never {
@@ -94,8 +97,6 @@ class Parser {
     const query = this.query(false);
     return { query, topicFilter: this.topicFilter ?? '' };
   }
-
-  private topicFilter: string | undefined;
 
   /** Parses `SELECT [VALUE] items [FROM source] [WHERE cond]`, the current token being SELECT. */
   query(nested: boolean): Query {
@@ -282,7 +283,8 @@ class Parser {
     const as = this.lexer.next();
     if (!isKeyword(as, 'AS')) this.fail('UNEXPECTED_TOKEN', `Expected AS in cast(value AS type), found ${describe(as)}`, as);
     const typeTok = this.lexer.next();
-    const type = typeTok.kind === 'ident' ? CAST_TYPES[typeTok.value.toLowerCase()] : undefined;
+    const typeName = typeTok.value.toLowerCase();
+    const type = typeTok.kind === 'ident' && Object.hasOwn(CAST_TYPES, typeName) ? CAST_TYPES[typeName] : undefined;
     if (!type) {
       this.fail('INVALID_CAST_TYPE', `Unknown cast type ${describe(typeTok)}; use one of String, Int, Integer, Decimal, Double, Bool, Boolean, Varchar, Nvarchar, Text, Ntext`, typeTok);
     }

@@ -234,7 +234,7 @@ export function formatJoda(pattern: string, epochMs: number, zoneId: string): st
         out += n >= 4 ? zone.longName(epochMs) : zone.shortName(epochMs);
         break;
       case 'Z':
-        out += n >= 3 ? zone.id : offset === 0 && n === 1 ? '+0000' : formatOffset(offset, n === 2);
+        out += n >= 3 ? zone.id : formatOffset(offset, n === 2);
         break;
       default:
         return undefined;

@@ -46,8 +46,18 @@ export function validateTopicFilter(filter: string): void {
  * not match topics starting with `$` (reserved topics), as in MQTT.
  */
 export function topicMatches(filter: string, topic: string): boolean {
-  return compileTopicMatcher(filter)(topic);
+  let matcher = matcherCache.get(filter);
+  if (!matcher) {
+    if (matcherCache.size >= MATCHER_CACHE_LIMIT) matcherCache.delete(matcherCache.keys().next().value!);
+    matcher = compileTopicMatcher(filter);
+    matcherCache.set(filter, matcher);
+  }
+  return matcher(topic);
 }
+
+// topicMatches() is called per message by routers; keep the compiled filters of the busiest ones.
+const matcherCache = new Map<string, (topic: string) => boolean>();
+const MATCHER_CACHE_LIMIT = 1024;
 
 /** Precompiles a filter into a predicate that scans the topic without allocating. */
 export function compileTopicMatcher(filter: string): (topic: string) => boolean {

@@ -73,6 +73,7 @@ test('reading an attribute of a binary payload is a runtime error', () => {
 test('evaluate() without a topic is an INVALID_CONTEXT error', () => {
   const rule = compileRule("SELECT * FROM 'a'");
   assert.throws(() => rule.evaluate({ payload: {} } as never), (e: SqlRuntimeError) => e.code === 'INVALID_CONTEXT');
+  assert.throws(() => rule.evaluate({ topic: 'a' } as never), (e: SqlRuntimeError) => e.code === 'INVALID_CONTEXT');
 });
 
 test('compileExpression: documents, bytes, context and Undefined', () => {
