@@ -1,0 +1,137 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
+import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
+import { withPg } from './helpers.js';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-embedded-'));
+chmodSync(stateDir, 0o755);
+const server = new EmbeddedPostgres({ stateDir });
+let firstPort = 0;
+
+test.after(async () => {
+  await server.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+/** Runs the embedded server in another process, as the daemon does. */
+function startDaemon(): Promise<{ child: ChildProcess; info: { port: number; url: string; pid: number; stoppedOrphanPid?: number } }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'embedded-daemon.ts'), stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', (d) => resolve({ child, info: JSON.parse(String(d)) }));
+    child.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${err}`)));
+  });
+}
+
+function postmasterPid(): number {
+  return Number(readFileSync(join(stateDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
+test('first start runs initdb, creates the iotctl database, and reports its timings', async () => {
+  const started = await server.start();
+  firstPort = started.port;
+  assert.ok(started.initdbMs !== undefined && started.initdbMs > 0, 'initdb ran');
+  assert.ok(started.startMs > 0 && started.startMs < 30_000);
+  assert.is(started.url, `postgres://postgres:${encodeURIComponent(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password)}@127.0.0.1:${started.port}/iotctl`);
+  assert.is(server.url, started.url);
+  const info = await withPg(server.url, async (c) => (await c.query("SELECT current_database() AS db, current_setting('server_encoding') AS enc, current_setting('listen_addresses') AS listen, version() AS v")).rows[0]);
+  assert.equal([info.db, info.enc, info.listen], ['iotctl', 'UTF8', '127.0.0.1']);
+  assert.match(info.v, /^PostgreSQL 18\./);
+  console.error(`embedded PostgreSQL first start: initdb ${started.initdbMs} ms, server start ${started.startMs} ms, total ${started.totalMs} ms`);
+});
+
+test('psql connects with the same URL', () => {
+  const psql = spawnSync('psql', [server.url, '-Atc', 'SELECT current_database()'], { encoding: 'utf8' });
+  if (psql.error) throw new Error(`psql is not installed (.ci/run installs postgresql-client): ${psql.error.message}`);
+  assert.is(psql.stdout.trim(), 'iotctl', psql.stderr);
+});
+
+test('a restart keeps the data and the port, without initdb', async () => {
+  await withPg(server.url, (c) => c.query('CREATE TABLE kept (v text); INSERT INTO kept VALUES ($$still here$$)'));
+  await server.stop();
+  assert.not.ok(server.running);
+  const again = await server.start();
+  assert.is(again.initdbMs, undefined);
+  assert.is(again.port, firstPort);
+  assert.is(await withPg(server.url, async (c) => (await c.query('SELECT v FROM kept')).rows[0].v), 'still here');
+  console.error(`embedded PostgreSQL restart: server start ${again.startMs} ms, total ${again.totalMs} ms`);
+});
+
+test('when the saved port is taken, another is chosen and saved', async () => {
+  await server.stop();
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(firstPort, '127.0.0.1', () => r()));
+  try {
+    const moved = await server.start();
+    assert.is.not(moved.port, firstPort);
+    assert.is(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).port, moved.port);
+    assert.is(await withPg(server.url, async (c) => (await c.query('SELECT count(*)::int AS n FROM kept')).rows[0].n), 1);
+  } finally {
+    await new Promise((r) => squatter.close(r));
+  }
+});
+
+test('after the daemon is SIGKILLed, its orphaned server is shut down and a new one starts on the same data', async () => {
+  await server.stop();
+  const { child, info } = await startDaemon();
+  const orphan = postmasterPid();
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  assert.ok(isProcessAlive(orphan), 'the server outlived its daemon');
+
+  const started = await server.start();
+  assert.is(started.stoppedOrphanPid, orphan);
+  assert.is(started.port, info.port);
+  assert.is.not(postmasterPid(), orphan);
+  assert.is(await withPg(server.url, async (c) => (await c.query('SELECT count(*)::int AS n FROM kept')).rows[0].n), 1);
+});
+
+test('a stale postmaster.pid (dead pid, or a pid reused by another process) does not block the start', async () => {
+  await server.stop();
+  const pidFile = join(stateDir, 'postgres', 'postmaster.pid');
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  for (const stalePid of [Number(dead.stdout), process.pid]) {
+    writeFileSync(pidFile, `${stalePid}\n${join(stateDir, 'postgres')}\n1700000000\n${firstPort}\n\n127.0.0.1\n  1234567  1\nready   \n`);
+    const started = await server.start();
+    assert.is(started.stoppedOrphanPid, undefined);
+    assert.is(await withPg(server.url, async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
+    await server.stop();
+    assert.not.ok(existsSync(pidFile), 'a clean stop removes the pid file');
+  }
+});
+
+test('a server that belongs to another live daemon is left alone, with a user error', async () => {
+  const { child } = await startDaemon();
+  try {
+    const other = new EmbeddedPostgres({ stateDir });
+    try {
+      await other.start();
+      assert.unreachable('start should refuse');
+    } catch (error) {
+      assert.match((error as Error).message, /in use by another process \(pid \d+\)/);
+    }
+    assert.ok(isProcessAlive(postmasterPid()));
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
+
+test('resolveDatabaseUrl finds the running platform through daemon.json', async () => {
+  const started = await server.start();
+  const env = {};
+  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.url }));
+  const target = resolveDatabaseUrl({ stateDir, env });
+  assert.equal([target.url, target.source], [started.url, 'embedded']);
+  assert.not.ok(target.display.includes(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password));
+  rmSync(join(stateDir, 'daemon.json'));
+});
+
+test.run();
