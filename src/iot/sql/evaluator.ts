@@ -292,6 +292,9 @@ export function compileRow(query: Query): Evaluator {
   const hasStar = items.some((i) => i.star);
   const starOnly = n === 1 && hasStar;
   const starFirst = items[0]!.star;
+  // Extending the parsed payload in place is safe only if no item can yield the payload itself
+  // (`SELECT *, * AS copy` would otherwise make the output contain itself).
+  const mayExtendPayload = !query.items.some((it) => it.kind === 'expr' && mentionsPayload(it.expr));
   // Values are computed before the output is assembled, because the output may be the payload
   // object itself (see below) and later items must still read the original values.
   const scratch: unknown[] = new Array(n);
@@ -311,7 +314,7 @@ export function compileRow(query: Query): Evaluator {
     let out: JsonObject;
     if (starFirst && isObject(doc)) {
       // A payload we parsed ourselves is not shared with anyone: extend it instead of copying.
-      out = f.run.ownsRoot && doc === f.run.root ? doc : { ...doc };
+      out = mayExtendPayload && f.run.ownsRoot && doc === f.run.root ? doc : { ...doc };
     } else {
       out = {};
     }
@@ -330,6 +333,42 @@ export function compileRow(query: Query): Evaluator {
     }
     return out;
   };
+}
+
+/** True when `*` appears anywhere in the expression, nested queries included. */
+function mentionsPayload(e: Expr | undefined): boolean {
+  if (!e) return false;
+  switch (e.kind) {
+    case 'payload':
+      return true;
+    case 'literal':
+    case 'attribute':
+      return false;
+    case 'member':
+      return mentionsPayload(e.object);
+    case 'index':
+      return mentionsPayload(e.object) || mentionsPayload(e.index);
+    case 'unary':
+      return mentionsPayload(e.operand);
+    case 'binary':
+      return mentionsPayload(e.left) || mentionsPayload(e.right);
+    case 'call':
+      return e.args.some(mentionsPayload);
+    case 'cast':
+      return mentionsPayload(e.value);
+    case 'case':
+      return mentionsPayload(e.subject) || e.whens.some((w) => mentionsPayload(w.when) || mentionsPayload(w.then)) || mentionsPayload(e.otherwise);
+    case 'array':
+      return e.items.some(mentionsPayload);
+    case 'object':
+      return e.entries.some((en) => mentionsPayload(en.value));
+    case 'subquery':
+      return (
+        e.query.items.some((it) => it.kind === 'star' || mentionsPayload(it.expr)) ||
+        mentionsPayload(e.query.from) ||
+        mentionsPayload(e.query.where)
+      );
+  }
 }
 
 /** `AS a.b.c` builds nested objects; existing objects on the way are copied, never mutated. */

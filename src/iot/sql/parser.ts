@@ -143,11 +143,15 @@ class Parser {
     if (t.kind === 'eof' || isKeyword(t, 'FROM') || isKeyword(t, 'WHERE')) {
       this.fail('UNEXPECTED_TOKEN', `Expected an expression after SELECT, found ${describe(t)}`, t);
     }
+    let expr: Expr;
     if (!valueMode && t.kind === 'punct' && t.value === '*') {
       this.lexer.next();
-      return { kind: 'star', pos: t.start };
+      // `SELECT *` merges the payload into the output; `SELECT * AS data` nests it under a key.
+      if (!isKeyword(this.lexer.peek(), 'AS')) return { kind: 'star', pos: t.start };
+      expr = { kind: 'payload', pos: t.start };
+    } else {
+      expr = this.expression(0);
     }
-    const expr = this.expression(0);
     let alias: string[];
     if (isKeyword(this.lexer.peek(), 'AS')) {
       this.lexer.next();

@@ -39,6 +39,14 @@ test('later SELECT items read the payload as received, not the output being buil
   assert.equal(rule.evaluate({ topic: 'a', payload: json({ v: 2 }) }), { v: 20, original: 2 });
 });
 
+test('an output never contains itself, however * is used', () => {
+  for (const sql of ["SELECT *, * AS copy FROM 'a'", "SELECT *, {'inner': *} AS wrapped FROM 'a'", "SELECT *, (SELECT VALUE * FROM *) AS again FROM 'a'"]) {
+    const out = compileRule(sql).evaluate({ topic: 'a', payload: json({ v: 1 }) });
+    assert.not.throws(() => JSON.stringify(out), sql);
+  }
+  assert.equal(compileRule("SELECT *, * AS copy FROM 'a'").evaluate({ topic: 'a', payload: json({ v: 1 }) }), { v: 1, copy: { v: 1 } });
+});
+
 test('each evaluation parses its own copy of byte payloads', () => {
   const rule = compileRule("SELECT *, 1 AS added FROM 'a'");
   const payload = json({ v: 1 });
