@@ -123,14 +123,13 @@ function compilePath(base: Evaluator | undefined, names: readonly string[]): Eva
   }
   return (f) => {
     let v: unknown;
-    let i = 0;
     if (base === undefined) {
       if (f.doc instanceof BinaryDocument) throw payloadNotJson(first);
       v = f.doc;
     } else {
       v = base(f);
     }
-    for (; i < names.length && v !== undefined; i++) v = getMember(v, names[i]!);
+    for (let i = 0; i < names.length && v !== undefined; i++) v = getMember(v, names[i]!);
     return v;
   };
 }
@@ -411,8 +410,8 @@ const JSON_START: readonly boolean[] = (() => {
 const BASIC_INGEST_PREFIX = '$aws/rules/';
 
 /**
- * Builds the per-message state. For Basic Ingest topics (`$aws/rules/<rule>/...`) returns the
- * topic with the prefix removed in `topic`, and the addressed rule name in `basicIngestRule`.
+ * Basic Ingest topics (`$aws/rules/<rule>/...`) address one rule directly: returns the rule name
+ * and the topic that topic() sees (prefix removed). Other topics come back unchanged.
  */
 export function splitBasicIngest(topic: string): { topic: string; rule: string | undefined } {
   if (!topic.startsWith(BASIC_INGEST_PREFIX)) return { topic, rule: undefined };
@@ -421,6 +420,7 @@ export function splitBasicIngest(topic: string): { topic: string; rule: string |
   return slash < 0 ? { topic: '', rule: rest } : { topic: rest.slice(slash + 1), rule: rest.slice(0, slash) };
 }
 
+/** Per-message state; the payload is parsed only when the statement reads it. */
 export function makeRun(ctx: Partial<EvalContext>, topic: string, payload: unknown, needsDocument: boolean): Run {
   let bytes: Uint8Array | undefined;
   let root: unknown;

@@ -441,9 +441,9 @@ function utcFromFields(y: number, mo: number, d: number, h: number, mi: number, 
 }
 
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(2000, month, 0)).getUTCDate() === 29 && month === 2
-    ? (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28
-    : new Date(Date.UTC(2001, month, 0)).getUTCDate();
+  const d = new Date(0);
+  d.setUTCFullYear(year, month, 0); // day 0 of the next month is the last day of this one
+  return d.getUTCDate();
 }
 
 function matchName(text: string, pos: number, names: readonly string[]): number {
