@@ -4,6 +4,7 @@
  */
 import { asArray, parseOperator } from './conditions.js';
 import type { PolicyCondition, PolicyDocument } from './types.js';
+import { compileTemplate, type CompiledTemplate } from './variables.js';
 import { policyTextTokens, type Token } from './wildcard.js';
 
 /** A document that cannot be evaluated. `problems` lists every structural problem found. */
@@ -25,8 +26,10 @@ export interface NormalizedStatement {
   label: string;
   sid?: string;
   effect: 'Allow' | 'Deny';
+  /** `tokens` are the lowercased patterns. */
   actions: StatementElement & { tokens: Token[][] };
-  resources: StatementElement;
+  /** `templates` are the patterns compiled for variable substitution. */
+  resources: StatementElement & { templates: CompiledTemplate[] };
   condition?: PolicyCondition;
   raw: Record<string, unknown>;
 }
@@ -133,8 +136,9 @@ function read(document: unknown): ReadDocument {
       label,
       sid: raw.Sid as string | undefined,
       effect: raw.Effect as 'Allow' | 'Deny',
-      actions: { ...actions, tokens: actions.patterns.map(policyTextTokens) },
-      resources,
+      // Action names compare case-insensitively: keep the patterns lowercased once, here.
+      actions: { ...actions, tokens: actions.patterns.map((p) => policyTextTokens(p.toLowerCase())) },
+      resources: { ...resources, templates: resources.patterns.map(compileTemplate) },
       condition: raw.Condition as PolicyCondition | undefined,
       raw,
     });
@@ -142,17 +146,27 @@ function read(document: unknown): ReadDocument {
   return { json, statements, problems };
 }
 
-// Brokers evaluate the same few policy texts on every message: parse each text once. (Objects are
-// read afresh each time, as the caller may edit them between calls; reading one is cheap.)
-const textCache = new Map<string, ReadDocument>();
-const TEXT_CACHE_LIMIT = 256;
+// Brokers evaluate the same few documents on every message: read each distinct document once.
+// Objects are keyed by their JSON text, so a caller editing a document between calls is still safe.
+const cache = new Map<string, ReadDocument>();
+const CACHE_LIMIT = 256;
+
+function cacheKey(document: unknown): string | undefined {
+  if (typeof document === 'string') return document;
+  try {
+    return JSON.stringify(document);
+  } catch {
+    return undefined; // cycles, BigInt: not JSON, read() reports it
+  }
+}
 
 export function readPolicyDocument(document: unknown): ReadDocument {
-  if (typeof document !== 'string') return read(document);
-  let cached = textCache.get(document);
+  const key = cacheKey(document);
+  if (key === undefined) return read(document);
+  let cached = cache.get(key);
   if (!cached) {
-    if (textCache.size >= TEXT_CACHE_LIMIT) textCache.clear();
-    textCache.set(document, (cached = read(document)));
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(key, (cached = read(document)));
   }
   return cached;
 }

@@ -32,7 +32,8 @@ function matchStatement(statement: NormalizedStatement, action: string, resource
   const reasons: string[] = [];
 
   // Action names are case-insensitive and never hold variables.
-  const actionIndex = statement.actions.tokens.findIndex((tokens) => matchWildcard(tokens, action, true));
+  const lowerAction = action.toLowerCase();
+  const actionIndex = statement.actions.tokens.findIndex((tokens) => matchWildcard(tokens, lowerAction));
   const actionPattern = statement.actions.patterns[actionIndex];
   if (statement.actions.not) {
     if (actionPattern !== undefined) return no(`action ${action} is excluded by NotAction "${actionPattern}"`);
@@ -44,14 +45,15 @@ function matchStatement(statement: NormalizedStatement, action: string, resource
 
   // Resources are case-sensitive; a pattern whose variable has no value matches nothing.
   let unresolved: string | undefined;
-  const resourcePattern = statement.resources.patterns.find((pattern) => {
-    const expanded = expandTemplate(pattern, context);
+  const resourceIndex = statement.resources.templates.findIndex((template) => {
+    const expanded = expandTemplate(template, context);
     if (!expanded.ok) {
       unresolved ??= expanded.unresolved;
       return false;
     }
     return matchArn(expanded.tokens, resource);
   });
+  const resourcePattern = statement.resources.patterns[resourceIndex];
   if (statement.resources.not) {
     // An exclusion that cannot be worked out must not widen the statement: it does not apply at all.
     if (unresolved) return no(unresolvedReason(unresolved));

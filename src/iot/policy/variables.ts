@@ -70,17 +70,26 @@ export class RequestContext {
 
 export type Expansion = { ok: true; tokens: Token[] } | { ok: false; unresolved: string };
 
+/** A policy string split once into wildcard-aware text tokens and variables, for repeated expansion. */
+export type CompiledTemplate = ReadonlyArray<{ tokens: Token[] } | Extract<TemplatePart, { kind: 'variable' }>>;
+
+export function compileTemplate(value: string): CompiledTemplate {
+  if (!value.includes('${')) return [{ tokens: policyTextTokens(value) }];
+  return parseTemplate(value).map((part) => (part.kind === 'text' ? { tokens: policyTextTokens(part.text) } : part));
+}
+
 /**
  * Substitutes variables into a policy string. Text written in the policy keeps its wildcards;
  * substituted values are literal. A variable without a value (and without a default) leaves the
  * string unresolved, and the caller treats it as matching nothing.
  */
-export function expandTemplate(value: string, context: RequestContext): Expansion {
-  if (!value.includes('${')) return { ok: true, tokens: policyTextTokens(value) };
+export function expandTemplate(template: string | CompiledTemplate, context: RequestContext): Expansion {
+  const parts = typeof template === 'string' ? compileTemplate(template) : template;
+  if (parts.length === 1 && 'tokens' in parts[0]!) return { ok: true, tokens: parts[0].tokens };
   const tokens: Token[] = [];
-  for (const part of parseTemplate(value)) {
-    if (part.kind === 'text') {
-      tokens.push(...policyTextTokens(part.text));
+  for (const part of parts) {
+    if ('tokens' in part) {
+      tokens.push(...part.tokens);
       continue;
     }
     const resolved = context.variable(part.name) ?? part.fallback;
