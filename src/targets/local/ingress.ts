@@ -27,6 +27,7 @@ export class IngressLog {
   private pending: { input: IngressInput; resolve: (m: IngressMessage) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
   private readonly insert: Database.Statement;
+  private readonly selectAfter: Database.Statement;
   private listeners = new Set<() => void>();
   appended = 0;
   commits = 0;
@@ -44,6 +45,7 @@ export class IngressLog {
     this.insert = this.db.prepare(
       'INSERT OR IGNORE INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq',
     );
+    this.selectAfter = this.db.prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?');
   }
 
   append(input: IngressInput): Promise<IngressMessage> {
@@ -88,9 +90,7 @@ export class IngressLog {
   }
 
   readAfter(seq: number, limit: number): IngressMessage[] {
-    const rows = this.db
-      .prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?')
-      .all(seq, limit) as { seq: number; message_id: string; received_at: number; topic: string; client_id: string; principal: string; qos: number; payload: Buffer }[];
+    const rows = this.selectAfter.all(seq, limit) as { seq: number; message_id: string; received_at: number; topic: string; client_id: string; principal: string; qos: number; payload: Buffer }[];
     return rows.map((r) => ({ seq: r.seq, messageId: r.message_id, receivedAt: r.received_at, topic: r.topic, clientId: r.client_id, principal: r.principal, qos: r.qos, payload: r.payload }));
   }
 

@@ -77,6 +77,7 @@ export class RulesRuntime {
       CREATE TABLE IF NOT EXISTS rules_errors (
         id INTEGER PRIMARY KEY AUTOINCREMENT, rule_name TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL, error TEXT NOT NULL,
         UNIQUE (rule_name, message_id));`);
+    this.selectCheckpoint = deps.db.prepare('SELECT seq FROM rules_checkpoint WHERE consumer = ?');
     this.reload();
   }
 
@@ -94,8 +95,10 @@ export class RulesRuntime {
     this.rules = compiled;
   }
 
+  private readonly selectCheckpoint;
+
   get checkpoint(): number {
-    return (this.deps.db.prepare('SELECT seq FROM rules_checkpoint WHERE consumer = ?').get(CONSUMER) as { seq: number } | undefined)?.seq ?? 0;
+    return (this.selectCheckpoint.get(CONSUMER) as { seq: number } | undefined)?.seq ?? 0;
   }
 
   start(): void {
