@@ -72,7 +72,8 @@ test('a replay after a crash evaluates exactly as the first time and does not du
   const once = readStream('telemetry').map((r) => Buffer.from(r.data).toString());
   // Simulate a crash before the checkpoint commit: rewind it and evaluate again in a new runtime.
   db.prepare('UPDATE rules_checkpoint SET seq = 0').run();
-  db.prepare('DELETE FROM stream_records').run();
+  streams.deleteStream('telemetry');
+  streams.ensureStream({ name: 'telemetry', shards: 2, retentionHours: 24 });
   const second = new RulesRuntime({ db, ingress, store, streams });
   await second.processAvailable();
   const again = readStream('telemetry').map((r) => Buffer.from(r.data).toString());
