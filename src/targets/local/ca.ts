@@ -9,8 +9,9 @@
  * - End-entity certificates are assembled from DER pieces and signed with node:crypto. @peculiar/x509
  *   builds each certificate through a generic ASN.1 serializer that costs ~4 ms per certificate, more
  *   than the whole budget; it still creates the CA and parses and verifies CSRs, where speed is moot.
- * - Device key pairs come from an EC key agreement context (~0.05 ms), and their PKCS#8/SPKI encodings
- *   are fixed templates: OpenSSL's own key encoders cost ~0.25 ms per export.
+ * - Device key pairs come from an ECDH context (~0.05 ms; a P-256 key pair is the same for ECDH and
+ *   ECDSA), and their PKCS#8/SPKI encodings are fixed templates: OpenSSL's key encoders cost ~0.25 ms
+ *   per export.
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -217,10 +218,10 @@ function newP256KeyPair(): { keyPem: string; spki: Buffer } {
 }
 
 /** A positive 128-bit serial number (RFC 5280: up to 20 octets, unpredictable). */
-function serialNumber(): Buffer {
+function randomSerial(): Buffer {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive, and no leading zero octet that DER would forbid
-  return tlv(0x02, bytes);
+  return bytes;
 }
 
 function validity(days: number): { notBefore: Date; notAfter: Date } {
@@ -300,7 +301,7 @@ export async function createCa(commonName = 'iotctl local CA'): Promise<CaMateri
   const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const now = Math.floor(Date.now() / 1000) * 1000;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(16).toString('hex').replace(/^./, '1'),
+    serialNumber: randomSerial().toString('hex'),
     // A name built from values, never parsed from a string: "a,O=b" stays one common name.
     name: [{ CN: [commonName] }],
     notBefore: new Date(now - BACKDATE_MS),
@@ -368,7 +369,7 @@ export class LocalCa {
     const subject = seq(tlv(0x31, seq(OID.commonName, tlv(0x0c, Buffer.from(request.commonName, 'utf8')))));
     const tbs = seq(
       explicit(0, tlv(0x02, Buffer.from([2]))), // v3
-      serialNumber(),
+      tlv(0x02, randomSerial()),
       this.signature.algorithm,
       this.issuerName,
       seq(derTime(notBefore), derTime(notAfter)),
