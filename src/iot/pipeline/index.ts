@@ -1,6 +1,8 @@
 /** IoT Analytics pipeline activities: a pure, batch-oriented engine shared by the local and aws targets. */
 export { compilePipeline, PipelineCompileError, referencedAttributes } from './engine.js';
-export { validatePipeline, activityType, MAX_ACTIVITIES, type ValidateOptions } from './validate.js';
+export { validatePipeline, activityType, MAX_ACTIVITIES, DATASTORE_RESERVED_ATTRIBUTES, type ValidateOptions } from './validate.js';
+export { parseSchedule, nextFireTime, fireTimesBetween, ScheduleError, type Schedule } from './schedule.js';
+export { analyticsSpecCheck } from './spec-check.js';
 export { getAttribute, selectAttributes, removeAttribute } from './attributes.js';
 export type {
   Activity,

@@ -3,6 +3,9 @@ import { SqlError } from '../sql/errors.js';
 import { inputAttributeProblem, outputAttributeProblem } from './attributes.js';
 import type { Activity, ActivityProblem, ActivityType } from './types.js';
 
+/** Datastore columns every row has (`dt` is the day partition); activities may not produce them. */
+export const DATASTORE_RESERVED_ATTRIBUTES = ['dt', '__message_id', '__received_at'] as const;
+
 /** AWS allows 25 activities per pipeline, counting the channel and datastore activities. */
 export const MAX_ACTIVITIES = 23;
 
