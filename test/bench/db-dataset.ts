@@ -69,7 +69,7 @@ export async function generateMessages(url: string, opts: { devices: number; mes
          SELECT 'm-' || d || '-' || k, 'dev-' || lpad(d::text, 5, '0'), ts, 'dt/bench/dev-' || lpad(d::text, 5, '0') || '/telemetry',
                 jsonb_build_object('device_id', 'dev-' || lpad(d::text, 5, '0'), 'temperature', 20 + (k % 10) * 0.5, 'humidity', 40 + d % 20, 'seq', k),
                 'bench', 'shardId-000000000000', (d::bigint * 100000 + k)::text, ts
-         FROM generate_series(0, $1::int - 1) AS d, generate_series(0, $2::int - 1) AS j,
+         FROM generate_series(0, $2::int - 1) AS j, generate_series(0, $1::int - 1) AS d,
               LATERAL (SELECT $3::int * $2::int + j AS k, $4::timestamptz + j * interval '864 seconds' AS ts) AS x`,
         [opts.devices, perDay, index, lo],
       );

@@ -99,6 +99,20 @@ function retentionAndQueries(serverName: string, start: () => Promise<TestServer
     assert.is((await recentMessages(client, { deviceId: 'q1', limit: 50, topicFilter: 'dt/acme/q1/telemetry/#' })).length, 5, "'x/#' matches x itself");
   });
 
+  t('query recent: the recent window (from yesterday 00:00 UTC) and older rows join seamlessly', async () => {
+    const now = new Date('2026-03-10T11:30:00Z');
+    const times = ['2026-03-10T11:00:00Z', '2026-03-09T06:00:00Z', '2026-03-09T00:00:00Z', '2026-03-08T23:59:59.999Z', '2026-03-08T12:00:00Z', '2026-03-07T00:00:00Z'];
+    await writeMessages(client, times.map((ts, i) => row('w1', `w-${i}`, new Date(ts), i % 2 ? 'odd' : 'even')), { now });
+    const ids = async (q: Partial<Parameters<typeof recentMessages>[1]>) => (await recentMessages(client, { deviceId: 'w1', limit: 50, now, ...q })).map((m) => m.message_id);
+    assert.equal(await ids({ limit: 2 }), ['w-0', 'w-1']);
+    assert.equal(await ids({ limit: 4 }), ['w-0', 'w-1', 'w-2', 'w-3']);
+    assert.equal(await ids({}), ['w-0', 'w-1', 'w-2', 'w-3', 'w-4', 'w-5']);
+    assert.equal(await ids({ since: new Date('2026-03-09T03:00:00Z') }), ['w-0', 'w-1']);
+    assert.equal(await ids({ since: new Date('2026-03-08T20:00:00Z') }), ['w-0', 'w-1', 'w-2', 'w-3']);
+    assert.equal(await ids({ topicFilter: 'odd' }), ['w-1', 'w-3', 'w-5']);
+    assert.equal(await ids({ topicFilter: 'even', limit: 2 }), ['w-0', 'w-2']);
+  });
+
   t('query recent: SQL in the device id or topic filter is inert', async () => {
     const evil = "x'; drop table iot_messages;--";
     assert.equal(await recentMessages(client, { deviceId: evil, limit: 10 }), []);
