@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { compileRule, compileTemplate, topicMatches, SqlError } from '../../iot/sql/index.js';
+import { compileRule, compileTemplate, SqlError } from '../../iot/sql/index.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import type { Db } from './store.js';
 import type { IngressLog, IngressMessage } from './ingress.js';
@@ -145,7 +145,7 @@ export class RulesRuntime {
 
   private evaluate(message: IngressMessage, effects: BatchEffects): void {
     for (const rule of this.rules) {
-      if (!topicMatches(rule.rule.topicFilter, message.topic)) continue;
+      if (!rule.rule.matches(message.topic, rule.spec.name)) continue;
       const ctx = { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name };
       let output: unknown;
       try {
