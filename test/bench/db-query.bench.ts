@@ -9,7 +9,7 @@
  */
 import pg from 'pg';
 import { recentMessages } from '../../src/db/queries.js';
-import { benchDatabase, generateMessages, median, percentile, verdict, type BenchDatabase } from './db-dataset.js';
+import { benchDatabase, generateMessages, median, percentile, SERVER_URL, verdict, type BenchDatabase } from './db-dataset.js';
 
 const MESSAGES_PER_DEVICE = 1_000;
 const BIG_ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000);
@@ -31,6 +31,9 @@ interface Measured {
   serverMedianMs: number;
   serverP95Ms: number;
   planningMedianMs: number;
+  /** Median 8 kB pages per query found in shared_buffers, and read from outside it (the OS page cache or disk). */
+  sharedHit: number;
+  sharedRead: number;
   clientMedianMs: number;
   plan: string;
 }
@@ -52,10 +55,14 @@ async function measure(label: string, rows: number): Promise<Measured> {
       for (let i = 0; i < Math.min(devices, 200); i++) await recentMessages(client, { deviceId: device(i), limit: 100 });
       const server: number[] = [];
       const planning: number[] = [];
+      const hit: number[] = [];
+      const read: number[] = [];
       const clientMs: number[] = [];
       for (let i = 0; i < RUNS; i++) {
-        const { rows: plan } = await client.query(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${RECENT_SQL}`, [pick(), 100, RECENT_FROM]);
+        const { rows: plan } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ${RECENT_SQL}`, [pick(), 100, RECENT_FROM]);
         server.push(plan[0]['QUERY PLAN'][0]['Execution Time']);
+        hit.push(plan[0]['QUERY PLAN'][0].Plan['Shared Hit Blocks']);
+        read.push(plan[0]['QUERY PLAN'][0].Plan['Shared Read Blocks']);
         planning.push(plan[0]['QUERY PLAN'][0]['Planning Time']);
         const t0 = performance.now();
         const got = await recentMessages(client, { deviceId: pick(), limit: 100 });
@@ -63,7 +70,7 @@ async function measure(label: string, rows: number): Promise<Measured> {
         if (got.length !== 100) throw new Error(`expected 100 rows, got ${got.length}`);
       }
       const { rows: plan } = await client.query(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${RECENT_SQL}`, [pick(), 100, RECENT_FROM]);
-      return { rows: devices * MESSAGES_PER_DEVICE, serverMedianMs: median(server), serverP95Ms: percentile(server, 95), planningMedianMs: median(planning), clientMedianMs: median(clientMs), plan: plan.map((r) => r['QUERY PLAN']).join('\n') };
+      return { rows: devices * MESSAGES_PER_DEVICE, serverMedianMs: median(server), serverP95Ms: percentile(server, 95), planningMedianMs: median(planning), sharedHit: median(hit), sharedRead: median(read), clientMedianMs: median(clientMs), plan: plan.map((r) => r['QUERY PLAN']).join('\n') };
     } finally {
       await client.end();
     }
@@ -76,8 +83,18 @@ const small = await measure('q100k', SMALL_ROWS);
 const big = await measure('q10m', BIG_ROWS);
 console.log(`\nplan at ${big.rows.toLocaleString('en-US')} rows:\n${big.plan}\n`);
 for (const m of [small, big]) {
-  console.log(`${m.rows.toLocaleString('en-US').padStart(11)} rows: server execution median ${m.serverMedianMs.toFixed(3)} ms (p95 ${m.serverP95Ms.toFixed(3)} ms), planning median ${m.planningMedianMs.toFixed(3)} ms, client round trip median ${m.clientMedianMs.toFixed(3)} ms`);
+  console.log(`${m.rows.toLocaleString('en-US').padStart(11)} rows: server execution median ${m.serverMedianMs.toFixed(3)} ms (p95 ${m.serverP95Ms.toFixed(3)} ms), planning median ${m.planningMedianMs.toFixed(3)} ms, client round trip median ${m.clientMedianMs.toFixed(3)} ms; pages per query: ${m.sharedHit} in shared_buffers, ${m.sharedRead} read`);
 }
 const ratio = big.serverMedianMs / small.serverMedianMs;
 console.log(`median at ${big.rows.toLocaleString('en-US')} rows: ${big.serverMedianMs.toFixed(3)} ms (target <= 2 ms)  ${verdict(big.serverMedianMs <= 2)}`);
+const { rows: [settings] } = await (async () => {
+  const c = new pg.Client(SERVER_URL);
+  await c.connect();
+  try {
+    return await c.query("SELECT current_setting('shared_buffers') AS sb");
+  } finally {
+    await c.end();
+  }
+})();
+console.log(`(server shared_buffers = ${settings.sb}: pages beyond it are read from the OS page cache, which is what grows with the table)`);
 console.log(`ratio ${big.rows.toLocaleString('en-US')} / 100,000 rows: ${ratio.toFixed(2)}x (target <= 1.5x)  ${verdict(ratio <= 1.5)}`);

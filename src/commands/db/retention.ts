@@ -26,7 +26,7 @@ export default class DbRetention extends BaseCommand<typeof DbRetention> {
     if (!this.jsonEnabled()) {
       const verb = result.dryRun ? 'Would drop' : 'Dropped';
       const rows = [
-        ...result.dropped.map((d) => ({ action: result.dryRun ? 'drop' : 'dropped', partition: d.partition, range: `${d.from.toISOString()} .. ${d.to.toISOString()}`, rows: d.rows })),
+        ...result.dropped.map((d) => ({ action: result.dryRun ? 'drop' : 'dropped', partition: d.partition, range: `${d.from.toISOString()} .. ${d.to.toISOString()}`, rows: d.rowsExact ? d.rows : `~${d.rows}` })),
         ...result.deleted.map((d) => ({ action: result.dryRun ? 'delete' : 'deleted', partition: d.partition, range: `< ${result.cutoff.toISOString()}`, rows: d.rows })),
       ];
       if (rows.length) {
@@ -38,7 +38,7 @@ export default class DbRetention extends BaseCommand<typeof DbRetention> {
         ]);
       }
       printLine(
-        `${verb} ${result.dropped.length} partition${result.dropped.length === 1 ? '' : 's'} (${result.rowsDropped} rows) and ${result.dryRun ? 'would delete' : 'deleted'} ${result.rowsDeleted} rows older than ${result.cutoff.toISOString()} (keep ${formatDuration(keepMs)}), in ${result.ms} ms.`,
+        `${verb} ${result.dropped.length} partition${result.dropped.length === 1 ? '' : 's'} (${result.dropped.every((d) => d.rowsExact) ? '' : '~'}${result.rowsDropped} rows) and ${result.dryRun ? 'would delete' : 'deleted'} ${result.rowsDeleted} rows older than ${result.cutoff.toISOString()} (keep ${formatDuration(keepMs)}), in ${result.ms} ms.`,
       );
     }
     return { keep, ...result };
