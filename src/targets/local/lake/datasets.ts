@@ -64,9 +64,21 @@ export class DatasetRunner {
     ensureLakeTables(this.db);
   }
 
+  /** The applied dataset, or a NOT_FOUND user error naming the ones that exist. */
+  requireDataset(name: string): DatasetSpec {
+    const datasets = readLakeConfig(this.db).datasets;
+    const dataset = datasets.get(name);
+    if (!dataset)
+      throw new UserError(
+        `Dataset "${name}" does not exist on the local platform.`,
+        datasets.size ? `Datasets: ${[...datasets.keys()].join(', ')}` : 'Declare it under analytics.datasets in iotctl.yaml and run `iotctl analytics apply`.',
+        'NOT_FOUND',
+      );
+    return dataset;
+  }
+
   async run(name: string, opts: { trigger?: DatasetTrigger; scheduledFor?: number; previewRows?: number } = {}): Promise<DatasetRunResult> {
-    const dataset = readLakeConfig(this.db).datasets.get(name);
-    if (!dataset) throw new UserError(`Dataset "${name}" does not exist on the local platform.`, 'Declare it under analytics.datasets in iotctl.yaml and run `iotctl analytics apply`.', 'NOT_FOUND');
+    const dataset = this.requireDataset(name);
     const trigger = opts.trigger ?? 'manual';
     const startedAt = this.clock();
     const runTime = opts.scheduledFor ?? startedAt;
@@ -138,8 +150,8 @@ export class DatasetRunner {
 
   /** A version's content file: the given version, or $LATEST_SUCCEEDED (the default), or $LATEST. */
   content(name: string, version?: string): { version: DatasetVersion; file: string } {
+    this.requireDataset(name);
     const versions = this.versions(name);
-    if (!readLakeConfig(this.db).datasets.has(name)) throw new UserError(`Dataset "${name}" does not exist on the local platform.`, 'Run `iotctl analytics list` to see datasets.', 'NOT_FOUND');
     let chosen: DatasetVersion | undefined;
     if (!version || version === '$LATEST_SUCCEEDED') chosen = versions.find((v) => v.status === 'SUCCEEDED');
     else if (version === '$LATEST') chosen = versions[0];

@@ -485,7 +485,8 @@ export class DatastoreWriter {
     const name = `part-${stamp}-${pipeline}-${randomBytes(4).toString('hex')}.${format === 'json' ? 'json' : 'parquet'}`;
     const final = join(dir, name);
     const temp = join(dir, `.${name}.tmp`);
-    const options = format === 'json' ? `FORMAT json` : `FORMAT parquet, COMPRESSION zstd`;
+    // Snappy: what Athena and Glue default to, and every Parquet reader decodes (zstd needs plugins in some).
+    const options = format === 'json' ? `FORMAT json` : `FORMAT parquet, COMPRESSION snappy`;
     try {
       await this.duck.run(`COPY (${select}) TO ${lit(temp)} (${options})`);
       if (this.fsync) fsyncFile(temp);

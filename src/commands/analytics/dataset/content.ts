@@ -1,0 +1,55 @@
+import { copyFileSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../../base-command.js';
+import { openLakeSession } from '../../../targets/local/lake/cli.js';
+import { DatasetRunner, type DatasetVersion } from '../../../targets/local/lake/datasets.js';
+import { info, printTable } from '../../../ui/output.js';
+
+export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
+  static override summary = "Print or save a dataset's content (GetDatasetContent).";
+  static override description = 'Without --version, the latest succeeded version ($LATEST_SUCCEEDED); $LATEST or a version id pick another. --out copies the CSV to a file.';
+  static override examples = [
+    '<%= config.bin %> analytics dataset content daily_summary',
+    '<%= config.bin %> analytics dataset content daily_summary --out summary.csv',
+    '<%= config.bin %> analytics dataset content daily_summary --version 20300131T020000000Z',
+  ];
+  static override args = { name: Args.string({ description: 'Dataset name.', required: true }) };
+  static override flags = {
+    version: Flags.string({ description: 'A version id, $LATEST or $LATEST_SUCCEEDED (default).', env: 'IOTCTL_DATASET_VERSION' }),
+    out: Flags.string({ description: 'Write the content (CSV) to this file instead of printing it.', env: 'IOTCTL_OUT' }),
+    versions: Flags.boolean({ description: 'List the kept versions instead.' }),
+  };
+
+  async run(): Promise<{ version: DatasetVersion; file: string; out?: string } | DatasetVersion[]> {
+    const session = openLakeSession(this.ctx);
+    try {
+      const runner = new DatasetRunner({ db: session.db, stateDir: session.stateDir, database: session.spec.athena.database });
+      if (this.flags.versions) {
+        runner.requireDataset(this.args.name);
+        const versions = runner.versions(this.args.name);
+        if (!this.jsonEnabled())
+          await printTable(versions, [
+            { header: 'Version', get: (v) => v.version },
+            { header: 'Status', get: (v) => v.status },
+            { header: 'Trigger', get: (v) => v.trigger },
+            { header: 'Created', get: (v) => new Date(v.createdAt) },
+            { header: 'Rows', get: (v) => v.rows },
+            { header: 'Error', get: (v) => v.error ?? '' },
+          ]);
+        return versions;
+      }
+      const { version, file } = runner.content(this.args.name, this.flags.version);
+      if (this.flags.out) {
+        const out = resolve(this.flags.out);
+        copyFileSync(file, out);
+        info(`Wrote ${version.rows} row(s) of ${this.args.name} version ${version.version} to ${out}`);
+        return { version, file, out };
+      }
+      if (!this.jsonEnabled()) process.stdout.write(readFileSync(file, 'utf8'));
+      return { version, file };
+    } finally {
+      session.close();
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../../base-command.js';
+import { openLakeSession } from '../../../targets/local/lake/cli.js';
+import { DatasetRunner, type DatasetRunResult } from '../../../targets/local/lake/datasets.js';
+import { UserError } from '../../../ui/errors.js';
+import { info, printTable } from '../../../ui/output.js';
+
+export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
+  static override summary = "Create a dataset's content now (CreateDatasetContent) and show it.";
+  static override description =
+    "Runs the dataset's SQL over the datastores with DuckDB, keeps the result as a new content version (CSV) and prints it. " +
+    'Works without `iotctl local up`: it reads the lake files directly.';
+  static override examples = ['<%= config.bin %> analytics dataset run daily_summary', '<%= config.bin %> analytics dataset run daily_summary --max-rows 20'];
+  static override args = { name: Args.string({ description: 'Dataset name.', required: true }) };
+  static override flags = {
+    'max-rows': Flags.integer({ description: 'Rows to show (the content keeps all of them).', default: 100, min: 0, env: 'IOTCTL_MAX_ROWS' }),
+  };
+
+  async run(): Promise<DatasetRunResult> {
+    const session = openLakeSession(this.ctx);
+    try {
+      const runner = new DatasetRunner({ db: session.db, stateDir: session.stateDir, database: session.spec.athena.database });
+      const result = await runner.run(this.args.name, { trigger: 'manual', previewRows: this.flags['max-rows'] });
+      if (result.status === 'FAILED')
+        throw new UserError(`Dataset "${this.args.name}" failed: ${result.error}`, 'Fix its SQL in iotctl.yaml, run `iotctl analytics apply`, then run it again.', 'DATASET_FAILED');
+      if (!this.jsonEnabled()) {
+        const columns = result.columns.map((c, i) => ({ header: c.name, get: (row: unknown[]) => row[i] }));
+        const shown = result.preview.length < (result.rows ?? 0) ? `, first ${result.preview.length} shown` : '';
+        await printTable(result.preview, columns, { title: `${this.args.name} version ${result.version}`, footer: `${result.rows} row(s)${shown} · ${result.elapsedMs} ms · ${result.file}` });
+        if (process.stdout.isTTY) info('');
+      }
+      return result;
+    } finally {
+      session.close();
+    }
+  }
+}
