@@ -34,12 +34,8 @@ export function resolveDatabaseUrl(opts: {
   stateDir: string;
   env?: NodeJS.ProcessEnv;
 }): DatabaseTarget {
-  const env = opts.env ?? process.env;
-  if (env.DATABASE_URL) return { url: env.DATABASE_URL, display: redactUrl(env.DATABASE_URL), source: 'DATABASE_URL' };
-  if (PG_ENV.some((name) => env[name])) return { url: undefined, display: pgEnvDisplayUrl(env), source: 'PG environment' };
-  const spec = typeof opts.spec === 'function' ? opts.spec() : opts.spec;
-  const specUrl = spec?.database?.url;
-  if (specUrl) return { url: specUrl, display: redactUrl(specUrl), source: 'iotctl.yaml' };
+  const configured = configuredDatabase(opts);
+  if (configured) return configured;
   const daemon = readDaemonDatabaseUrl(opts.stateDir);
   if (daemon) return { url: daemon, display: redactUrl(daemon), source: 'embedded' };
   throw new UserError(
@@ -47,6 +43,20 @@ export function resolveDatabaseUrl(opts: {
     'start the local platform with `iotctl local up`, or set DATABASE_URL (or database.url in iotctl.yaml).',
     'NO_DATABASE',
   );
+}
+
+/**
+ * The server the user configured (DATABASE_URL, PG*, database.url), or undefined when the local
+ * platform should start its embedded one. The daemon uses this; commands use resolveDatabaseUrl.
+ */
+export function configuredDatabase(opts: { spec?: SpecDatabase | (() => SpecDatabase | undefined); env?: NodeJS.ProcessEnv }): DatabaseTarget | undefined {
+  const env = opts.env ?? process.env;
+  if (env.DATABASE_URL) return { url: env.DATABASE_URL, display: redactUrl(env.DATABASE_URL), source: 'DATABASE_URL' };
+  if (PG_ENV.some((name) => env[name])) return { url: undefined, display: pgEnvDisplayUrl(env), source: 'PG environment' };
+  const spec = typeof opts.spec === 'function' ? opts.spec() : opts.spec;
+  const specUrl = spec?.database?.url;
+  if (specUrl) return { url: specUrl, display: redactUrl(specUrl), source: 'iotctl.yaml' };
+  return undefined;
 }
 
 /** The databaseUrl of a running daemon, or undefined when there is none or its pid is dead. */

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, isConnectionError, redactUrl, resolveDatabaseUrl } from '../../../src/db/connection.js';
+import { configuredDatabase, connect, isConnectionError, redactUrl, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { freePort } from '../../../src/targets/local/postgres.js';
 import { UserError } from '../../../src/ui/errors.js';
 import { MACHINE_URL } from './helpers.js';
@@ -36,6 +36,14 @@ test('then database.url from iotctl.yaml (read only when needed), then the runni
   assert.is(loaded, 1, 'the spec is not read when DATABASE_URL decides');
   daemonJson(process.pid);
   assert.equal(resolveDatabaseUrl({ stateDir, env: {} }), { url: 'postgres://postgres:pw@127.0.0.1:5999/iotctl', display: 'postgres://postgres:***@127.0.0.1:5999/iotctl', source: 'embedded' });
+});
+
+test('configuredDatabase (what the daemon asks): undefined means start the embedded server', () => {
+  daemonJson(process.pid);
+  assert.is(configuredDatabase({ env: {} }), undefined);
+  assert.is(configuredDatabase({ spec: { database: {} }, env: {} }), undefined);
+  assert.is(configuredDatabase({ spec, env: {} })?.source, 'iotctl.yaml');
+  assert.is(configuredDatabase({ env: { PGHOST: 'h' } })?.source, 'PG environment');
 });
 
 test('a daemon.json whose pid is dead (or a half-written one) means no server', () => {
