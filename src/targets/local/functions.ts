@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Db } from './store.js';
 import { DestinationNotFoundError, type FunctionSink } from './sinks.js';
@@ -454,8 +455,7 @@ export class LocalFunctions implements FunctionSink {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
-      ...(this.opts.baseEnvironment?.() ?? {}),
-      ...fn.environment,
+      ...withInjected(fn.environment, this.opts.baseEnvironment?.() ?? {}),
       AWS_REGION: this.region,
       AWS_DEFAULT_REGION: this.region,
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs20.x',
@@ -620,6 +620,16 @@ export function formatLogEvent(e: { timestamp: number; level: string; message: s
   return `${ts}\t${e.requestId}\t${e.level}\t${e.message}`;
 }
 
+/**
+ * The function's variables over the platform's: an empty value in the function's environment means "the target
+ * provides it" (templates declare DATABASE_URL: ""), so the platform's value stays.
+ */
+function withInjected(own: Record<string, string>, base: Record<string, string>): Record<string, string> {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(own)) if (v !== '' || out[k] === undefined) out[k] = v;
+  return out;
+}
+
 function logStreamName(now: number): string {
   const d = new Date(now).toISOString().slice(0, 10).replace(/-/g, '/');
   return `${d}/[$LATEST]${randomUUID().replace(/-/g, '')}`;
@@ -645,4 +655,79 @@ export function desiredFunctionResources(spec: Pick<Spec, 'functions'>): Resourc
 
 export function actualFunctionResources(deployed: DeployedFunction[]): Resource[] {
   return deployed.map((f) => ({ kind: 'function', name: f.name, config: functionResourceConfig(f) }));
+}
+
+// ---- deployment ----
+
+export interface TemplateDefaults {
+  name: string;
+  /** "index.handler" */
+  handler: string;
+  timeoutSeconds?: number;
+  memoryMb?: number;
+  environment: Record<string, string>;
+}
+
+/**
+ * What `lambda deploy <template> [--name N]` registers: the spec's functions[] entry for that name (or the only
+ * entry using the template) over the template's defaults. Throws a plain Error with a user-facing message when
+ * the spec and the command disagree.
+ */
+export function resolveDeployment(
+  spec: Pick<Spec, 'functions' | 'streams'>,
+  template: TemplateDefaults,
+  name?: string,
+): { name: string; entry?: FunctionSpec; handler: string; timeoutSeconds: number; memoryMb: number; environment: Record<string, string>; eventSource?: EventSourceSpec } {
+  let entry: FunctionSpec | undefined;
+  if (name) {
+    entry = spec.functions.find((f) => f.name === name);
+    if (entry && entry.template !== template.name)
+      throw new DeploymentError(`iotctl.yaml declares function "${name}" with template "${entry.template}", not "${template.name}".`, `iotctl lambda deploy ${entry.template} --name ${name}`);
+  } else {
+    const using = spec.functions.filter((f) => f.template === template.name);
+    if (using.length > 1)
+      throw new DeploymentError(`iotctl.yaml declares ${using.length} functions with template "${template.name}": ${using.map((f) => f.name).join(', ')}.`, `Pick one: iotctl lambda deploy ${template.name} --name ${using[0]!.name}`);
+    entry = using[0];
+  }
+  const handler = template.handler.includes('.') ? template.handler.slice(template.handler.lastIndexOf('.') + 1) : template.handler;
+  if (entry?.eventSource && !spec.streams.some((s) => s.name === entry!.eventSource!.stream))
+    throw new DeploymentError(`function "${entry.name}" reads stream "${entry.eventSource.stream}", which iotctl.yaml does not declare.`, 'Add it under `streams:` or fix functions[].eventSource.stream.');
+  return {
+    name: entry?.name ?? name ?? template.name,
+    entry,
+    handler,
+    // The spec's values when the function is declared (zod filled its defaults); the template's otherwise.
+    timeoutSeconds: entry?.timeoutSeconds ?? template.timeoutSeconds ?? 30,
+    memoryMb: entry?.memoryMb ?? template.memoryMb ?? 256,
+    environment: { ...template.environment, ...(entry?.environment ?? {}) },
+    eventSource: entry?.eventSource,
+  };
+}
+
+export class DeploymentError extends Error {
+  override name = 'DeploymentError';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Moves a freshly bundled artifact to a content-addressed place, <functionsDir>/<name>/<sha256[0:16]>/index.js,
+ * so a redeploy never rewrites a file a running environment may still load; keeps the previous version too.
+ */
+export function installArtifact(functionsDir: string, name: string, built: { artifactPath: string; sha256: string }, keep: string[] = []): string {
+  const root = join(functionsDir, name);
+  const dir = join(root, built.sha256.slice(0, 16));
+  const target = join(dir, 'index.js');
+  mkdirSync(dir, { recursive: true });
+  if (built.artifactPath !== target) renameSync(built.artifactPath, target);
+  const keepDirs = new Set([dir, ...keep.map((p) => join(p, '..'))]);
+  for (const e of readdirSync(root, { withFileTypes: true })) {
+    const p = join(root, e.name);
+    if (e.isDirectory() && !keepDirs.has(p) && /^[0-9a-f]{16}$/.test(e.name)) rmSync(p, { recursive: true, force: true });
+  }
+  return target;
 }

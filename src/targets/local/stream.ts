@@ -332,6 +332,19 @@ export class LocalStreams implements StreamSink {
     return formatSequenceNumber(s.id, shard, this.maxId(s, shard));
   }
 
+  /** Unexpired records of a shard after a sequence number (all of them without one): a consumer's backlog. */
+  countAfter(stream: string, shardId: string, sequenceNumber?: string): number {
+    const s = this.cachedByName(stream);
+    const shard = this.shardIndexIn(s, stream, shardId);
+    let afterId = 0;
+    if (sequenceNumber) {
+      const seq = parseSequenceNumber(sequenceNumber);
+      if (seq.streamId === s.id && seq.shardIndex === shard) afterId = seq.id;
+    }
+    const cutoff = this.clock() - this.retentionMs(s);
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM ${s.statements[shard]!.table} WHERE id > ? AND arrival >= ?`).get(afterId, cutoff) as { n: number }).n;
+  }
+
   // ---- data plane: writes ----
 
   /**

@@ -1,0 +1,65 @@
+import { Args, Flags } from '@oclif/core';
+import { readFileSync } from 'node:fs';
+import { BaseCommand } from '../../base-command.js';
+import { LocalFunctions, type InvokeResult } from '../../targets/local/functions.js';
+import { readDaemonInfo } from '../../targets/local/daemon-info.js';
+import { DestinationNotFoundError } from '../../targets/local/sinks.js';
+import { openStore } from '../../targets/local/store.js';
+import { UserError } from '../../ui/errors.js';
+import { info, isTTY, printLine } from '../../ui/output.js';
+
+export default class LambdaInvoke extends BaseCommand<typeof LambdaInvoke> {
+  static override summary = 'Invoke a deployed function once with an event, and show its result and logs.';
+  static override description =
+    'Runs the function in a worker thread of this process, as the local platform does (timeout, memory limit, environment). ' +
+    'The result goes to stdout, the log tail (START..REPORT) to stderr. Exits 1 when the function fails.';
+  static override examples = ['<%= config.bin %> lambda invoke ingest --event kinesis-event.json', 'cat event.json | <%= config.bin %> lambda invoke ingest --event - --json'];
+  static override args = { name: Args.string({ description: 'Function name.', required: true }) };
+  static override flags = {
+    event: Flags.string({ description: 'JSON file with the event ("-" reads stdin).', required: true }),
+  };
+
+  async run(): Promise<InvokeResult> {
+    const event = this.readEvent();
+    const db = openStore(this.ctx.paths.stateDir);
+    const databaseUrl = process.env.DATABASE_URL ?? readDaemonInfo(this.ctx.paths.stateDir)?.databaseUrl;
+    const fns = new LocalFunctions(db, { region: this.ctx.spec.spec.region, baseEnvironment: (): Record<string, string> => (databaseUrl ? { DATABASE_URL: databaseUrl } : {}) });
+    try {
+      let result: InvokeResult;
+      try {
+        result = await fns.invoke(this.args.name, event);
+      } catch (err) {
+        if (err instanceof DestinationNotFoundError) {
+          const names = fns.list().map((f) => f.name);
+          throw new UserError(`Function "${this.args.name}" is not deployed.`, names.length ? `Deployed: ${names.join(', ')}.` : 'Deploy it with `iotctl lambda deploy <template>`.', 'FUNCTION_NOT_FOUND');
+        }
+        throw new UserError((err as Error).message, `iotctl lambda deploy ${fns.get(this.args.name)?.template ?? '<template>'} --name ${this.args.name}`);
+      }
+      if (!this.jsonEnabled()) {
+        for (const line of result.logTail) info(line);
+        if (result.functionError) info(`Function error: ${(result.payload as { errorType?: string }).errorType ?? 'Unhandled'}`);
+        printLine(JSON.stringify(result.payload, null, isTTY() ? 2 : undefined));
+      }
+      if (result.functionError) process.exitCode = 1;
+      return result;
+    } finally {
+      await fns.stop();
+      db.close();
+    }
+  }
+
+  private readEvent(): unknown {
+    const file = this.flags.event;
+    let text: string;
+    try {
+      text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    } catch (err) {
+      throw new UserError(`Cannot read the event file ${file}: ${(err as Error).message}`, 'Pass a JSON file with --event FILE, or --event - to read stdin.', 'USAGE');
+    }
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new UserError(`The event in ${file === '-' ? 'stdin' : file} is not JSON: ${(err as Error).message}`, 'An event is one JSON value, e.g. {"Records": [...]}.', 'USAGE');
+    }
+  }
+}
