@@ -23,7 +23,7 @@ function RecordView({ record }: { record: TailRecord }) {
   return (
     <Box flexDirection="column" marginBottom={0}>
       <Text>
-        <Text color="cyan">{time}</Text> <Text color="magenta">{record.shardId.replace(/^shardId-0*/, 'shard ') || 'shard 0'}</Text>{' '}
+        <Text color="cyan">{time}</Text> <Text color="magenta">shard {Number(record.shardId.slice('shardId-'.length))}</Text>{' '}
         <Text bold>{record.partitionKey}</Text> <Text dimColor>#{record.sequenceNumber.replace(/^(\d{12})0*/, '$1…')}</Text>
         {record.json ? null : <Text color="yellow"> (not JSON, base64)</Text>}
       </Text>
