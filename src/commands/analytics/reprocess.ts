@@ -26,7 +26,7 @@ export default class AnalyticsReprocess extends BaseCommand<typeof AnalyticsRepr
   static override args = { pipeline: Args.string({ description: 'Pipeline name.', required: true }) };
   static override flags = {
     from: Flags.string({ description: 'Oldest receive time to replay: ISO time, epoch ms, or a duration ago (2h, 7d).', env: 'IOTCTL_REPROCESS_FROM' }),
-    to: Flags.string({ description: 'Newest receive time to replay (default: now).', env: 'IOTCTL_REPROCESS_TO' }),
+    to: Flags.string({ description: 'Newest receive time to replay (default: no limit).', env: 'IOTCTL_REPROCESS_TO' }),
     timeout: Flags.integer({ description: 'Seconds to wait for a running platform to finish.', default: 600, env: 'IOTCTL_REPROCESS_TIMEOUT' }),
   };
 
@@ -40,12 +40,12 @@ export default class AnalyticsReprocess extends BaseCommand<typeof AnalyticsRepr
         throw new UserError(`Pipeline "${name}" does not exist on the local platform.`, config.pipelines.size ? `Pipelines: ${[...config.pipelines.keys()].join(', ')}` : 'Apply it with `iotctl analytics apply`.', 'NOT_FOUND');
       const now = Date.now();
       const from = this.flags.from ? parseTimeFlag(this.flags.from, 'from', now) : undefined;
-      const to = this.flags.to ? parseTimeFlag(this.flags.to, 'to', now) : now;
-      if (from !== undefined && from > to) throw new UserError('--from is after --to.', 'Swap them.');
+      const to = this.flags.to ? parseTimeFlag(this.flags.to, 'to', now) : undefined;
+      if (from !== undefined && to !== undefined && from > to) throw new UserError('--from is after --to.', 'Swap them.');
       const id = randomUUID();
 
       if (lakeWriter(stateDir) !== undefined) {
-        db.prepare(`INSERT INTO lake_reprocessing (id, pipeline, from_ms, to_ms, status, requested_at) VALUES (?, ?, ?, ?, 'QUEUED', ?)`).run(id, name, from ?? 0, to, now);
+        db.prepare(`INSERT INTO lake_reprocessing (id, pipeline, from_ms, to_ms, status, requested_at) VALUES (?, ?, ?, ?, 'QUEUED', ?)`).run(id, name, from ?? null, to ?? null, now);
         info(`Reprocessing ${name} on the running platform (request ${id})...`);
         const deadline = Date.now() + this.flags.timeout * 1000;
         for (;;) {

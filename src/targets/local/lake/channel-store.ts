@@ -383,16 +383,25 @@ export class ChannelStore implements ChannelSink {
     try {
       while (i < fresh.length) {
         const day = utcDay(fresh[i]!.receivedAt);
-        let j = i;
-        const lines: string[] = [];
-        while (j < fresh.length && utcDay(fresh[j]!.receivedAt) === day) lines.push(encodeLine(fresh[j++]!));
-        const run = fresh.slice(i, j);
-        i = j;
         let seg = writer.open;
         if (!seg || seg.day !== day || seg.bytes >= this.segmentBytes) {
           await seg?.handle?.close();
           seg = await this.newSegment(channel, writer, day);
         }
+        // Take this day's messages while they fit the segment (at least one, so huge messages still go).
+        const lines: string[] = [];
+        let bytes = 0;
+        let j = i;
+        while (j < fresh.length && utcDay(fresh[j]!.receivedAt) === day) {
+          const line = encodeLine(fresh[j]!);
+          const size = Buffer.byteLength(line);
+          if (lines.length && seg.bytes + bytes + size > this.segmentBytes) break;
+          lines.push(line);
+          bytes += size;
+          j++;
+        }
+        const run = fresh.slice(i, j);
+        i = j;
         const data = Buffer.from(lines.join(''), 'utf8');
         if (!seg.handle) {
           seg.handle = await open(join(this.paths.root, seg.file), 'r+');

@@ -280,7 +280,9 @@ export class PipelineRunner {
 
   /** Reads one batch and runs it through the activities into the buffer. Returns messages read. */
   private async step(p: ActivePipeline): Promise<number> {
-    const { messages, next } = await this.channels.read(p.spec.channel, p.readPos, { maxMessages: this.readBatch });
+    // Never read past a full file: a file holds at most flushRows rows.
+    const maxMessages = Math.max(1, Math.min(this.readBatch, this.flushRows - p.buffer.rows));
+    const { messages, next } = await this.channels.read(p.spec.channel, p.readPos, { maxMessages });
     if (!messages.length) {
       p.readPos = next;
       return 0;
@@ -408,14 +410,14 @@ export class PipelineRunner {
     if (!p) throw new Error(`pipeline "${pipeline}" does not exist`);
     if (!p.compiled) throw new Error(`pipeline "${pipeline}" cannot run: ${p.error}`);
     const from = window.from ?? 0;
-    const to = window.to ?? this.clock();
+    const to = window.to ?? END_OF_TIME;
     const startedAt = this.clock();
     this.db
       .prepare(
         `INSERT INTO lake_reprocessing (id, pipeline, from_ms, to_ms, status, requested_at, started_at) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)
          ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', started_at = excluded.started_at`,
       )
-      .run(id, pipeline, from, to, startedAt, startedAt);
+      .run(id, pipeline, window.from ?? null, window.to ?? null, startedAt, startedAt);
     // Everything before the checkpoint is in the datastore; messages after it are still ahead of the
     // pipeline and will be processed normally, so the replay stops at the checkpoint.
     await this.flush(p);
@@ -470,6 +472,9 @@ export class PipelineRunner {
     };
   }
 }
+
+/** The open end of a reprocessing window (the latest time DuckDB's TIMESTAMP and the manifest agree on). */
+const END_OF_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** Where a pipeline starts reading: stored by `analytics apply` (and by the runner for unseen pipelines). */
 export function initPipelineState(db: Db, pipeline: string, channel: string, start: ChannelPosition, now: number): void {
