@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openStore, type Db } from '../../../src/targets/local/store.js';
-import { LocalFunctions, desiredFunctionResources, actualFunctionResources, type FunctionDefinition } from '../../../src/targets/local/functions.js';
+import { LocalFunctions, desiredFunctionResources, actualFunctionResources, resolveDeployment, DeploymentError, type FunctionDefinition } from '../../../src/targets/local/functions.js';
 import { DestinationNotFoundError } from '../../../src/targets/local/sinks.js';
 import { planResources } from '../../../src/iot/plan/index.js';
 
@@ -206,6 +206,30 @@ test('registry validation: bad names, limits and handler names are refused', () 
     () => assert.unreachable('a missing artifact must be an error'),
     (e: Error) => assert.match(e.message, /artifact .* is missing; deploy it again/),
   );
+});
+
+test('resolveDeployment: the spec entry over the template defaults; mismatches are refused', () => {
+  const template = { name: 'ingest-rds', handler: 'index.handler', timeoutSeconds: 60, memoryMb: 256, environment: { DATABASE_URL: '', AUTO_MIGRATE: 'true' } };
+  const eventSource = { stream: 't', batchSize: 10, maximumBatchingWindowSeconds: 0, startingPosition: 'LATEST' as const, maximumRetryAttempts: -1, maximumRecordAgeInSeconds: -1, bisectBatchOnFunctionError: false, reportBatchItemFailures: true };
+  const spec = {
+    streams: [{ name: 't', shards: 1, retentionHours: 24 }],
+    functions: [{ name: 'ingest', template: 'ingest-rds', timeoutSeconds: 30, memoryMb: 512, environment: { AUTO_MIGRATE: 'false' }, eventSource }],
+  };
+  const d = resolveDeployment(spec, template);
+  assert.equal([d.name, d.handler, d.timeoutSeconds, d.memoryMb, d.environment, d.eventSource], ['ingest', 'handler', 30, 512, { DATABASE_URL: '', AUTO_MIGRATE: 'false' }, eventSource]);
+  const undeclared = resolveDeployment(spec, template, 'scratch');
+  assert.equal([undeclared.name, undeclared.timeoutSeconds, undeclared.eventSource], ['scratch', 60, undefined]);
+  assert.throws(() => resolveDeployment(spec, { ...template, name: 'other' }, 'ingest'), (e: unknown) => e instanceof DeploymentError && /with template "ingest-rds", not "other"/.test((e as Error).message));
+  const twice = { ...spec, functions: [...spec.functions, { ...spec.functions[0]!, name: 'ingest2' }] };
+  assert.throws(() => resolveDeployment(twice, template), /2 functions with template "ingest-rds"/);
+  const noStream = { ...spec, streams: [] };
+  assert.throws(() => resolveDeployment(noStream, template), /reads stream "t", which iotctl.yaml does not declare/);
+});
+
+test('an empty variable in the function environment leaves the platform value (templates declare DATABASE_URL: "")', async () => {
+  const { fns } = fresh({ baseEnvironment: () => ({ GREETING: 'from the platform' }) });
+  fns.register(def('echo', 'echo.cjs', { environment: { GREETING: '' } }));
+  assert.is(((await fns.invoke('echo', {})).payload as { greeting: string }).greeting, 'from the platform');
 });
 
 test.run();
