@@ -320,8 +320,10 @@ export class LocalFunctions implements FunctionSink {
       env = pool.idle.pop();
       let initDurationMs: number | undefined;
       log('START', `START RequestId: ${requestId} Version: $LATEST`);
-      if (env) clearTimeout(env.idleTimer);
-      else {
+      if (env) {
+        clearTimeout(env.idleTimer);
+        env.worker.ref();
+      } else {
         env = new Environment(fn, this.environmentFor(fn));
         const ready = await env.ready;
         if ('error' in ready) {
@@ -500,6 +502,8 @@ export class LocalFunctions implements FunctionSink {
           env.terminate();
         }, this.opts.idleTimeoutMs);
         env.idleTimer.unref();
+        // An idle environment does not keep the process alive (a CLI that invoked once can exit).
+        env.worker.unref();
         pool.idle.push(env);
       } else env.terminate();
     }
