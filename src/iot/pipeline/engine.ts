@@ -62,10 +62,11 @@ export function compilePipeline(activities: readonly Activity[], deps: PipelineD
   const steps = activities.map((activity, index) => compileStep(activity, index, deps));
   return {
     activities,
-    async process(messages: readonly PipelineMessage[]): Promise<ProcessResult> {
+    async process(messages: readonly PipelineMessage[], opts: { inPlace?: boolean } = {}): Promise<ProcessResult> {
       const sinks: Sinks = { filtered: [], failed: [] };
-      // One shallow copy per message up front; steps then change bodies in place (nested paths copy on write).
-      let batch: Working[] = messages.map((m) => ({ id: m.id, receivedAt: m.receivedAt, body: { ...m.body }, source: m }));
+      // Steps change bodies in place (nested paths copy on write), so each message gets a shallow copy first,
+      // unless the caller parsed the bodies for this call and will not look at them again.
+      let batch: Working[] = messages.map((m) => ({ id: m.id, receivedAt: m.receivedAt, body: opts.inPlace ? m.body : { ...m.body }, source: m }));
       for (const step of steps) {
         if (!batch.length) break;
         batch = await step(batch, sinks);
@@ -108,6 +109,14 @@ function compileStep(activity: Activity, index: number, deps: PipelineDeps): Ste
 
   if ('removeAttributes' in activity) {
     const names = activity.removeAttributes.attributes;
+    if (names.every((n) => !n.includes('.'))) {
+      // Top-level names: build the smaller object rather than `delete`, which leaves V8 objects slow.
+      const drop = new Set(names);
+      return (batch) => {
+        for (const w of batch) if (names.some((n) => Object.prototype.hasOwnProperty.call(w.body, n))) w.body = omit(w.body, drop);
+        return batch;
+      };
+    }
     return (batch) => {
       for (const w of batch) for (const name of names) removeAttribute(w.body, name);
       return batch;
@@ -294,6 +303,12 @@ export function referencedAttributes(expr: Expr): string[] {
   };
   walk(expr);
   return [...names];
+}
+
+function omit(body: JsonObject, drop: ReadonlySet<string>): JsonObject {
+  const out: JsonObject = {};
+  for (const key in body) if (!drop.has(key)) out[key] = body[key];
+  return out;
 }
 
 function isJsonObject(v: unknown): v is JsonObject {

@@ -54,7 +54,11 @@ export interface ProcessResult {
 
 export interface CompiledPipeline {
   readonly activities: readonly Activity[];
-  process(messages: readonly PipelineMessage[]): Promise<ProcessResult>;
+  /**
+   * Runs the activities over a batch. `inPlace` lets activities change the given bodies instead of
+   * copying them first (for callers that parsed the bodies for this call only).
+   */
+  process(messages: readonly PipelineMessage[], opts?: { inPlace?: boolean }): Promise<ProcessResult>;
 }
 
 /** A problem found while validating a pipeline, pointing at one activity. */

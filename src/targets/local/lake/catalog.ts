@@ -83,6 +83,8 @@ const PRESTO_MACROS: Record<string, string> = {
 
 const CHANNEL_SCHEMA = 'channels';
 const CHANNEL_COLUMNS = { message_id: 'VARCHAR', received_at: 'TIMESTAMP', payload: 'VARCHAR', payload_encoding: 'VARCHAR' };
+/** As stored in the segments: received_at in epoch milliseconds. */
+const CHANNEL_FILE_COLUMNS = { ...CHANNEL_COLUMNS, received_at: 'BIGINT' };
 
 /**
  * The lake as SQL tables, on an in-memory DuckDB: each datastore is a view over the Parquet (or JSON)
@@ -371,7 +373,7 @@ function channelSource(files: CatalogFile[]): string {
   }
   // ignore_errors: after a crash, a segment may end in a torn line past its committed length until the
   // daemon restarts and truncates it.
-  return `SELECT * FROM read_json(${fileList(files.map((f) => f.path))}, format = 'newline_delimited', hive_partitioning = true, hive_types = {'dt': DATE}, ignore_errors = true, columns = ${structLiteral(CHANNEL_COLUMNS)})`;
+  return `SELECT message_id, epoch_ms(received_at) AS received_at, payload, payload_encoding, dt FROM read_json(${fileList(files.map((f) => f.path))}, format = 'newline_delimited', hive_partitioning = true, hive_types = {'dt': DATE}, ignore_errors = true, columns = ${structLiteral(CHANNEL_FILE_COLUMNS)})`;
 }
 
 function structLiteral(columns: Record<string, string>): string {

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import type { Db } from '../store.js';
 import { DestinationNotFoundError, type ChannelMessage, type ChannelSink } from '../sinks.js';
-import { DAY_MS, LakePaths, utcDay } from './paths.js';
+import { DAY_MS, DayCache, LakePaths, utcDay } from './paths.js';
 import { ensureLakeTables } from './tables.js';
 
 /** A point in a channel: segment, byte offset in it, and the channel-wide index of the next message. */
@@ -71,8 +71,9 @@ interface ChannelWriter {
 
 /**
  * Channel storage: raw messages exactly as received, appended to NDJSON segments under
- * `lake/raw/<channel>/dt=YYYY-MM-DD/seg-<seq>.ndjson` (one line per message: message_id, received_at,
- * payload text, and payload_encoding "base64" for non-UTF-8 bytes), so DuckDB reads a channel as a table.
+ * `lake/raw/<channel>/dt=YYYY-MM-DD/seg-<seq>.ndjson` (one line per message: message_id, received_at in
+ * epoch ms, payload text, and payload_encoding "base64" for non-UTF-8 bytes), so DuckDB reads a channel as
+ * a table.
  *
  * Appends are group-committed per channel: batches arriving while a write is in flight share the next
  * write and fsync. Bytes become part of the channel only when `lake_channel_segments.committed_bytes`
@@ -191,12 +192,14 @@ export class ChannelStore implements ChannelSink {
     const maxMessages = opts.maxMessages ?? 10_000;
     const maxBytes = opts.maxBytes ?? 8 * 1024 * 1024;
     const messages: StoredMessage[] = [];
-    let next = { ...from };
+    let seq = from.seq;
+    let offset = from.offset;
+    let index = from.index;
     const segments = this.stmt.segments.all(channel, from.seq) as { seq: number; file: string; bytes: number; firstIndex: number; messages: number }[];
     for (const seg of segments) {
       if (opts.untilSeq !== undefined && seg.seq > opts.untilSeq) break;
-      if (seg.seq !== next.seq) next = { seq: seg.seq, offset: 0, index: seg.firstIndex };
-      if (next.offset >= seg.bytes) continue;
+      if (seg.seq !== seq) [seq, offset, index] = [seg.seq, 0, seg.firstIndex];
+      if (offset >= seg.bytes) continue;
       let handle: FileHandle;
       try {
         handle = await open(join(this.paths.root, seg.file), 'r');
@@ -204,24 +207,29 @@ export class ChannelStore implements ChannelSink {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed by retention meanwhile
         throw e;
       }
+      // Read about what the wanted messages take (from the segment's average line), not maxBytes every time.
+      const lineBytes = seg.messages ? seg.bytes / seg.messages : 1024;
       try {
-        while (next.offset < seg.bytes && messages.length < maxMessages) {
-          const length = Math.min(maxBytes, seg.bytes - next.offset);
+        while (offset < seg.bytes && messages.length < maxMessages) {
+          const want = Math.ceil((maxMessages - messages.length) * lineBytes * 1.1) + 4096;
+          const length = Math.min(maxBytes, seg.bytes - offset, Math.max(65_536, want));
           const buf = Buffer.allocUnsafe(length);
-          const { bytesRead } = await handle.read(buf, 0, length, next.offset);
+          const { bytesRead } = await handle.read(buf, 0, length, offset);
           const end = buf.lastIndexOf(10, bytesRead - 1);
           if (end < 0) {
-            // One line longer than maxBytes: read exactly up to its newline.
-            const line = await readLine(handle, next.offset, seg.bytes);
+            // One line longer than the read: read exactly up to its newline.
+            const line = await readLine(handle, offset, seg.bytes);
             messages.push(parseLine(line.text));
-            next = { seq: seg.seq, offset: next.offset + line.bytes, index: next.index + 1 };
+            offset += line.bytes;
+            index++;
             continue;
           }
           let start = 0;
           while (start <= end && messages.length < maxMessages) {
             const nl = buf.indexOf(10, start);
             messages.push(parseLine(buf.toString('utf8', start, nl)));
-            next = { seq: seg.seq, offset: next.offset + (nl + 1 - start), index: next.index + 1 };
+            offset += nl + 1 - start;
+            index++;
             start = nl + 1;
           }
         }
@@ -230,6 +238,7 @@ export class ChannelStore implements ChannelSink {
       }
       if (messages.length >= maxMessages) break;
     }
+    const next = { seq, offset, index };
     return { messages, next };
   }
 
@@ -381,8 +390,9 @@ export class ChannelStore implements ChannelSink {
     const nextIndexBefore = writer.nextIndex;
     const nextSeqBefore = writer.nextSeq;
     try {
+      const days = new DayCache();
       while (i < fresh.length) {
-        const day = utcDay(fresh[i]!.receivedAt);
+        const day = days.of(fresh[i]!.receivedAt);
         let seg = writer.open;
         if (!seg || seg.day !== day || seg.bytes >= this.segmentBytes) {
           await seg?.handle?.close();
@@ -392,7 +402,7 @@ export class ChannelStore implements ChannelSink {
         const lines: string[] = [];
         let bytes = 0;
         let j = i;
-        while (j < fresh.length && utcDay(fresh[j]!.receivedAt) === day) {
+        while (j < fresh.length && days.of(fresh[j]!.receivedAt) === day) {
           const line = encodeLine(fresh[j]!);
           const size = Buffer.byteLength(line);
           if (lines.length && seg.bytes + bytes + size > this.segmentBytes) break;
@@ -421,7 +431,8 @@ export class ChannelStore implements ChannelSink {
         if (!touched.includes(seg)) touched.push(seg);
       }
       this.db.transaction(() => {
-        for (const m of fresh) this.stmt.remember.run(channel, m.messageId, utcDay(m.receivedAt));
+        const idDays = new DayCache();
+        for (const m of fresh) this.stmt.remember.run(channel, m.messageId, idDays.of(m.receivedAt));
         for (const seg of touched)
           this.stmt.upsertSegment.run({
             channel,
@@ -476,15 +487,16 @@ export function channelEnd(db: Db, channel: string): ChannelPosition {
 /** One NDJSON line. The payload stays byte-exact: UTF-8 text as a JSON string, anything else base64. */
 export function encodeLine(m: ChannelMessage): string {
   const bytes = Buffer.isBuffer(m.payload) ? m.payload : Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
-  const receivedAt = new Date(m.receivedAt).toISOString();
+  // received_at in epoch milliseconds: exact, and cheap to read back (the catalog shows it as a TIMESTAMP).
+  const receivedAt = Math.trunc(m.receivedAt);
   if (isUtf8(bytes))
-    return `{"message_id":${JSON.stringify(m.messageId)},"received_at":"${receivedAt}","payload":${JSON.stringify(bytes.toString('utf8'))}}\n`;
-  return `{"message_id":${JSON.stringify(m.messageId)},"received_at":"${receivedAt}","payload":"${bytes.toString('base64')}","payload_encoding":"base64"}\n`;
+    return `{"message_id":${JSON.stringify(m.messageId)},"received_at":${receivedAt},"payload":${JSON.stringify(bytes.toString('utf8'))}}\n`;
+  return `{"message_id":${JSON.stringify(m.messageId)},"received_at":${receivedAt},"payload":"${bytes.toString('base64')}","payload_encoding":"base64"}\n`;
 }
 
 function parseLine(line: string): StoredMessage {
-  const o = JSON.parse(line) as { message_id: string; received_at: string; payload: string; payload_encoding?: string };
-  return { messageId: o.message_id, receivedAt: Date.parse(o.received_at), payload: o.payload, encoding: o.payload_encoding === 'base64' ? 'base64' : 'utf8' };
+  const o = JSON.parse(line) as { message_id: string; received_at: number; payload: string; payload_encoding?: string };
+  return { messageId: o.message_id, receivedAt: o.received_at, payload: o.payload, encoding: o.payload_encoding === 'base64' ? 'base64' : 'utf8' };
 }
 
 /** The payload bytes of a stored message. */

@@ -35,11 +35,21 @@ interface PartitionBuffer {
   bytes: number;
   minReceived: number;
   maxReceived: number;
-  /** Lower-cased column key -> spelling and the kinds of values seen in this partition. */
-  seen: Map<string, { name: string; mask: number }>;
+  /** Kinds of values seen per attribute position, for each message shape that reached this partition. */
+  masks: Map<Shape, number[]>;
 }
 
 type ColumnRef = { key: string; name: string };
+
+/** The attribute names of a message, in order, resolved to columns once and reused by same-shaped messages. */
+interface Shape {
+  keys: string[];
+  refs: ColumnRef[];
+  /** Some attribute is spelled differently from its column, so the row is written with renamed keys. */
+  rename: boolean;
+  /** Why messages of this shape cannot be stored. */
+  error?: string;
+}
 
 /**
  * Canonical column spellings of one datastore. DuckDB column names are case-insensitive, so `Temp` and
@@ -67,17 +77,37 @@ class ColumnNames {
     this.byExact.set(attribute, ref);
     return ref;
   }
+
+  shape(keys: string[]): Shape {
+    const refs: ColumnRef[] = [];
+    const names = new Set<string>();
+    let rename = false;
+    for (const k of keys) {
+      const ref = this.lookup(k);
+      if (typeof ref === 'string') return { keys, refs, rename, error: ref };
+      if (names.has(ref.name)) return { keys, refs, rename, error: `attributes that differ only in case map to one datastore column "${ref.name}" (column names are case-insensitive)` };
+      names.add(ref.name);
+      if (ref.name !== k) rename = true;
+      refs.push(ref);
+    }
+    return { keys, refs, rename };
+  }
 }
 
 /**
  * Rows on their way to one datastore, grouped by day partition and already serialised as NDJSON lines
- * (so buffering costs one string per row, not a tree of objects). Column kinds are tracked as rows arrive.
+ * (so buffering costs one string per row, not a tree of objects). Column kinds are tracked as rows arrive,
+ * per message shape: telemetry messages mostly share one shape, so a row costs a key comparison per
+ * attribute rather than a column lookup.
  */
 export class DatastoreBuffer {
   readonly partitions = new Map<string, PartitionBuffer>();
   rows = 0;
   bytes = 0;
   private readonly days = new DayCache();
+  private readonly shapes = new Map<string, Shape>();
+  private lastShape?: Shape;
+  private lastPart?: PartitionBuffer;
   constructor(
     readonly datastore: string,
     private readonly names: ColumnNames,
@@ -86,25 +116,19 @@ export class DatastoreBuffer {
   /** Adds a row; returns why it cannot be stored instead (the caller records that as a failure). */
   add(m: PipelineMessage): string | undefined {
     const body = m.body;
-    const refs: ColumnRef[] = [];
-    const values: unknown[] = [];
-    let rename = false;
-    for (const attribute in body) {
-      const ref = this.names.lookup(attribute);
-      if (typeof ref === 'string') return ref;
-      if (ref.name !== attribute) rename = true;
-      refs.push(ref);
-      values.push(body[attribute]);
+    let shape = this.lastShape;
+    let i = 0;
+    let same = shape !== undefined;
+    for (const key in body) {
+      if (same && shape!.keys[i] !== key) same = false;
+      i++;
     }
+    if (!same || i !== shape!.keys.length) shape = this.lastShape = this.shapeOf(Object.keys(body));
+    if (shape!.error) return shape!.error;
     let record: object = body;
-    if (rename) {
+    if (shape!.rename) {
       const renamed: Record<string, unknown> = {};
-      for (let i = 0; i < refs.length; i++) {
-        const name = refs[i]!.name;
-        if (Object.prototype.hasOwnProperty.call(renamed, name))
-          return `attributes that differ only in case map to one datastore column "${name}" (column names are case-insensitive)`;
-        renamed[name] = values[i];
-      }
+      shape!.keys.forEach((k, j) => (renamed[shape!.refs[j]!.name] = body[k]));
       record = renamed;
     }
     let json: string;
@@ -113,15 +137,13 @@ export class DatastoreBuffer {
     } catch (e) {
       return `the message cannot be serialised as JSON: ${(e as Error).message}`;
     }
-    const part = this.partition(this.days.of(m.receivedAt));
-    for (let i = 0; i < refs.length; i++) {
-      const kind = kindOf(values[i]);
-      if (!kind) continue;
-      const ref = refs[i]!;
-      const seen = part.seen.get(ref.key);
-      if (seen) seen.mask |= kind;
-      else part.seen.set(ref.key, { name: ref.name, mask: kind });
-    }
+    const dt = this.days.of(m.receivedAt);
+    let part = this.lastPart;
+    if (!part || part.dt !== dt) part = this.lastPart = this.partition(dt);
+    let masks = part.masks.get(shape!);
+    if (!masks) part.masks.set(shape!, (masks = new Array<number>(shape!.keys.length).fill(0)));
+    let j = 0;
+    for (const key in body) masks[j++]! |= kindOf(body[key]);
     const line = `{"__message_id":${JSON.stringify(m.id)},"__received_at":${m.receivedAt}${json.length > 2 ? ',' + json.slice(1) : '}'}\n`;
     part.lines.push(line);
     part.rows++;
@@ -133,10 +155,29 @@ export class DatastoreBuffer {
     return undefined;
   }
 
+  /** Lower-cased column key -> spelling and the kinds of values seen, for one partition. */
+  seen(part: PartitionBuffer): Map<string, { name: string; mask: number }> {
+    const seen = new Map<string, { name: string; mask: number }>();
+    for (const [shape, masks] of part.masks)
+      shape.refs.forEach((ref, i) => {
+        const entry = seen.get(ref.key);
+        if (entry) entry.mask |= masks[i]!;
+        else seen.set(ref.key, { name: ref.name, mask: masks[i]! });
+      });
+    return seen;
+  }
+
+  private shapeOf(keys: string[]): Shape {
+    const id = keys.join('\u0000');
+    let shape = this.shapes.get(id);
+    if (!shape) this.shapes.set(id, (shape = this.names.shape(keys)));
+    return shape;
+  }
+
   private partition(dt: string): PartitionBuffer {
     let p = this.partitions.get(dt);
     if (!p) {
-      p = { dt, lines: [], rows: 0, bytes: 0, minReceived: Infinity, maxReceived: -Infinity, seen: new Map() };
+      p = { dt, lines: [], rows: 0, bytes: 0, minReceived: Infinity, maxReceived: -Infinity, masks: new Map() };
       this.partitions.set(dt, p);
     }
     return p;
@@ -224,10 +265,11 @@ export class DatastoreWriter {
     try {
       for (const part of buffer.partitions.values()) {
         if (!part.rows) continue;
-        const resolved = resolveColumns(known, part.seen);
+        const seen = buffer.seen(part);
+        const resolved = resolveColumns(known, seen);
         const columns = resolved.columns.map((c) => {
           const key = c.name.toLowerCase();
-          return { ...c, key, mask: part.seen.get(key)?.mask ?? 0 };
+          return { ...c, key, mask: seen.get(key)?.mask ?? 0 };
         });
         const input = this.writeStaging(part.lines);
         try {
@@ -339,7 +381,7 @@ export class DatastoreWriter {
       for (const dt of [...days].sort()) {
         const part = buffer.partitions.get(dt);
         const old = affected.filter((f) => f.dt === dt);
-        const seen = new Map(part?.seen ?? []);
+        const seen = part ? buffer.seen(part) : new Map<string, { name: string; mask: number }>();
         // Old files' columns stay, typed by the datastore (widened by the new rows where needed).
         for (const c of known.values()) if (!seen.has(c.key)) seen.set(c.key, { name: c.name, mask: 0 });
         const columns = resolveColumnsKeepingKnown(known, seen);

@@ -321,7 +321,7 @@ export class PipelineRunner {
       }
       inputs.push({ id: m.messageId, receivedAt: m.receivedAt, body: body as Record<string, unknown> });
     }
-    const result = await p.compiled!.process(inputs);
+    const result = await p.compiled!.process(inputs, { inPlace: true });
     counters.filtered += result.filtered.length;
     for (const f of result.failed) fail(raw.get(f.message.id)!, f.activity, f.activityType, f.reason);
     const datastoreIndex = p.spec.activities.length;

@@ -195,8 +195,8 @@ async function receivedAtOf(db: Db, paths: LakePaths, channel: string, seq: numb
     try {
       const buf = Buffer.alloc(Math.min(4096, s.bytes - at));
       await handle.read(buf, 0, buf.length, at);
-      const match = /"received_at":"([^"]+)"/.exec(buf.toString('utf8'));
-      return match ? Date.parse(match[1]!) : undefined;
+      const match = /"received_at":(\d+)/.exec(buf.toString('utf8'));
+      return match ? Number(match[1]) : undefined;
     } finally {
       await handle.close();
     }
