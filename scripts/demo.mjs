@@ -2,13 +2,15 @@
 // The local end-to-end demo: a fresh project, the embedded platform, devices publishing over MQTT/TLS,
 // rules fanning out to the stream -> ingest Lambda -> PostgreSQL and to the Parquet lake, then queries.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const bin = resolve('bin/run.js');
 const dir = process.env.DEMO_DIR ?? mkdtempSync(join(tmpdir(), 'iotctl-demo-'));
+// As root, the embedded PostgreSQL runs as the postgres user, which must be able to enter the project folder.
+chmodSync(dir, 0o755);
 const env = { ...process.env };
 delete env.DATABASE_URL; // the demo runs the embedded PostgreSQL
 
@@ -54,7 +56,7 @@ try {
     if (r.status === 0 && /"n":\s*"?60"?/.test(r.stdout)) break;
     await sleep(500);
   }
-  iotctl(['athena', 'run', 'SELECT device_id, count(*) AS messages, round(avg(temperature), 1) AS avg_c, round(avg(temperature_f), 1) AS avg_f, any_value(device.attributes.site) AS site FROM telemetry_store GROUP BY device_id ORDER BY device_id']);
+  iotctl(['athena', 'run', 'SELECT device_id, count(*) AS messages, round(avg(temperature), 1) AS avg_c, round(avg(temperature_f), 1) AS avg_f, any_value(json_extract_string(device, '$.attributes.site')) AS site FROM telemetry_store GROUP BY device_id ORDER BY device_id']);
   iotctl(['analytics', 'dataset', 'run', 'daily_device_summary']);
   iotctl(['local', 'status']);
 } finally {

@@ -32,7 +32,7 @@ rules:
   - name: telemetry_to_stream
     description: Recent-data path, Kinesis -> ingest Lambda -> PostgreSQL
     sql: >-
-      SELECT *, topic(3) AS device_id, traceid() AS message_id, timestamp() AS ts
+      SELECT *, topic(3) AS device_id, topic() AS topic, traceid() AS message_id, timestamp() AS ts
       FROM 'dt/${project}/+/telemetry'
     actions:
       - kinesis: { stream: telemetry, partitionKey: '\${topic(3)}' }
@@ -41,7 +41,7 @@ rules:
   - name: telemetry_to_lake
     description: Data-lake path, IoT Analytics channel -> pipeline -> Parquet datastore
     sql: >-
-      SELECT *, topic(3) AS device_id, traceid() AS message_id, timestamp() AS ts
+      SELECT *, topic(3) AS device_id, topic() AS topic, traceid() AS message_id, timestamp() AS ts
       FROM 'dt/${project}/+/telemetry'
     actions:
       - iotAnalytics: { channel: telemetry_raw }

@@ -1,13 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { BaseCommand } from '../../base-command.js';
-import { bundleTemplate, getTemplate } from '../../services/bundle.js';
+import { deployFunction, planDeployment } from '../../services/functions.js';
 import type { EventSourceSpec } from '../../spec/schema.js';
-import { DeploymentError, installArtifact, LocalFunctions, resolveDeployment } from '../../targets/local/functions.js';
 import { readDaemonInfo } from '../../targets/local/daemon-info.js';
 import { openStore } from '../../targets/local/store.js';
-import { UserError } from '../../ui/errors.js';
 import { info, warn } from '../../ui/output.js';
 
 export interface DeployResult {
@@ -37,57 +33,32 @@ export default class LambdaDeploy extends BaseCommand<typeof LambdaDeploy> {
 
   async run(): Promise<DeployResult> {
     const { spec } = this.ctx.spec;
-    const template = getTemplate(this.args.template);
-    let plan;
-    try {
-      plan = resolveDeployment(spec, template, this.flags.name);
-    } catch (err) {
-      if (err instanceof DeploymentError) throw new UserError(err.message, err.hint, 'DEPLOY_MISMATCH');
-      throw err;
-    }
+    const plan = planDeployment(spec, this.args.template, this.flags.name);
     if (!plan.entry && !this.jsonEnabled()) warn(`iotctl.yaml declares no function "${plan.name}"; deploying it with the template's settings and no event source.`);
-
-    const functionsDir = join(this.ctx.paths.stateDir, 'functions');
-    const buildDir = join(functionsDir, plan.name, `.build-${process.pid}`);
-    if (!this.jsonEnabled()) info(`Bundling ${template.name}...`);
+    if (!this.jsonEnabled()) info(`Bundling ${plan.templateName}...`);
     const db = openStore(this.ctx.paths.stateDir);
     try {
-      const built = await bundleTemplate(template.name, buildDir);
-      const fns = new LocalFunctions(db, { region: spec.region });
-      const previous = fns.get(plan.name);
-      const artifactPath = installArtifact(functionsDir, plan.name, built, previous ? [previous.artifactPath] : []);
-      const result = fns.register({
-        name: plan.name,
-        template: template.name,
-        artifactPath,
-        sha256: built.sha256,
-        handler: plan.handler,
-        timeoutSeconds: plan.timeoutSeconds,
-        memoryMb: plan.memoryMb,
-        environment: plan.environment,
-        eventSource: plan.eventSource,
-      });
+      const deployed = await deployFunction(db, this.ctx.paths.stateDir, spec, plan);
       const daemonRunning = readDaemonInfo(this.ctx.paths.stateDir) !== undefined;
       if (!this.jsonEnabled()) {
-        const what = result === 'unchanged' ? 'is up to date' : result;
-        info(`Function ${plan.name} ${what} (${built.bytes} bytes, sha256 ${built.sha256.slice(0, 12)}).`);
+        const what = deployed.result === 'unchanged' ? 'is up to date' : deployed.result;
+        info(`Function ${plan.name} ${what} (${deployed.bytes} bytes, sha256 ${deployed.sha256.slice(0, 12)}).`);
         if (plan.eventSource) info(`Event source: stream ${plan.eventSource.stream}, batch ${plan.eventSource.batchSize}, from ${plan.eventSource.startingPosition}.`);
         info(daemonRunning ? 'The running local platform picks it up within a second.' : 'Start the local platform with `iotctl local up` to run it.');
       }
       return {
         name: plan.name,
-        template: template.name,
-        result,
-        artifactPath,
-        sha256: built.sha256,
-        bytes: built.bytes,
+        template: plan.templateName,
+        result: deployed.result,
+        artifactPath: deployed.artifactPath,
+        sha256: deployed.sha256,
+        bytes: deployed.bytes,
         timeoutSeconds: plan.timeoutSeconds,
         memoryMb: plan.memoryMb,
         eventSource: plan.eventSource ?? null,
         daemonRunning,
       };
     } finally {
-      rmSync(buildDir, { recursive: true, force: true });
       db.close();
     }
   }

@@ -1,9 +1,109 @@
-import type { LocalPlatform } from './platform.js';
+import type pg from 'pg';
+import { configuredDatabase, connect, type DatabaseTarget } from '../../db/connection.js';
+import { parseDuration } from '../../db/duration.js';
+import { migrate } from '../../db/migrations.js';
+import { runRetention } from '../../db/retention.js';
+import { nextFireTime, parseSchedule } from '../../iot/pipeline/schedule.js';
+import { EventSourceMappings } from './event-source-mapping.js';
+import { LocalFunctions } from './functions.js';
+import { LocalLake } from './lake/index.js';
+import { registryLookup } from './lake/cli.js';
+import type { LocalPlatform, PlatformComponent } from './platform.js';
+import { EmbeddedPostgres } from './postgres.js';
+import { LocalStreams } from './stream.js';
 
 /**
- * Plug the components the spec needs into the platform: the stream and its event source mappings,
- * PostgreSQL and retention, the analytics channels, pipelines and datasets.
+ * Plug the components into the platform before it starts: the stream, PostgreSQL (configured or embedded,
+ * migrated) and its retention schedule, the function runner and its event source mappings, and the lake.
+ * Order matters: the rules runtime starts after the sinks exist; components stop in reverse order, so the
+ * mappings stop before PostgreSQL does.
  */
-export async function attachComponents(_platform: LocalPlatform): Promise<void> {
-  // Filled in as the stream, database and analytics components land.
+export async function attachComponents(platform: LocalPlatform): Promise<void> {
+  const { spec, stateDir } = platform.opts;
+  const { db, log } = platform;
+
+  const streams = new LocalStreams(db, { region: spec.region });
+  platform.sinks.streams = streams;
+  platform.components.push({ name: 'stream', start: () => streams.start(), stop: () => streams.stop() });
+
+  let database: DatabaseTarget | undefined = configuredDatabase({ spec });
+  const embedded = database ? undefined : new EmbeddedPostgres({ stateDir, onLog: (line) => log(`postgres: ${line}`) });
+  platform.components.push({
+    name: 'postgres',
+    async start() {
+      if (embedded) {
+        const started = await embedded.start();
+        log(`postgres: embedded server ready on port ${started.port} in ${started.totalMs} ms${started.stoppedOrphanPid ? ` (stopped orphan ${started.stoppedOrphanPid})` : ''}`);
+        database = { url: started.url, display: started.url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@'), source: 'embedded' };
+      }
+      platform.databaseUrl = database!.url ?? database!.display;
+      const client = await connect(database!);
+      try {
+        const result = await migrate(client);
+        if (result.applied.length) log(`postgres: migrated to schema version ${result.version}`);
+      } finally {
+        await client.end();
+      }
+    },
+    stop: () => embedded?.stop(),
+    status: () => ({ url: database?.display, source: database?.source }),
+  });
+  platform.components.push(retentionSchedule(() => database, spec.database.retention, spec.database.retentionSchedule, log));
+
+  const functions = new LocalFunctions(db, {
+    region: spec.region,
+    // Functions reach the same PostgreSQL the platform uses (pg reads PG* itself when there is no URL).
+    baseEnvironment: (): Record<string, string> => (database?.url ? { DATABASE_URL: database.url } : {}),
+  });
+  platform.sinks.functions = functions;
+  const mappings = new EventSourceMappings({ db, streams, functions });
+  platform.components.push({ name: 'functions', start: () => functions.start(), stop: () => functions.stop() });
+  platform.components.push({ name: 'eventSourceMappings', start: () => mappings.start(), stop: () => mappings.stop(), status: () => mappings.stats() });
+
+  const lake = new LocalLake({
+    stateDir,
+    db,
+    database: spec.athena.database,
+    lookupThing: registryLookup(db),
+    invoke: async (name, messages) => {
+      const result = await functions.invoke(name, messages);
+      if (result.functionError) throw new Error(`function ${name} failed: ${JSON.stringify(result.payload)}`);
+      return result.payload;
+    },
+    log,
+  });
+  platform.sinks.channels = lake.channels;
+  platform.components.push({ name: 'lake', start: () => lake.start(), stop: () => lake.stop() });
+}
+
+/** Runs `db retention` on the spec's schedule while the platform is up. */
+function retentionSchedule(database: () => DatabaseTarget | undefined, keep: string, schedule: string, log: (line: string) => void): PlatformComponent {
+  const keepMs = parseDuration(keep, 'database.retention');
+  const parsed = parseSchedule(schedule);
+  let timer: NodeJS.Timeout | undefined;
+  let last = { at: null as string | null, dropped: 0, deleted: 0, error: null as string | null };
+  const arm = () => {
+    const next = nextFireTime(parsed, Date.now());
+    if (next === undefined) return;
+    timer = setTimeout(run, Math.min(next - Date.now(), 2 ** 31 - 1));
+    timer.unref();
+  };
+  const run = async () => {
+    const target = database();
+    let client: pg.Client | undefined;
+    try {
+      if (!target) return;
+      client = await connect(target);
+      const result = await runRetention(client, { keepMs });
+      last = { at: new Date().toISOString(), dropped: result.dropped.length, deleted: result.rowsDeleted, error: null };
+      if (last.dropped || last.deleted) log(`retention: dropped ${last.dropped} partition(s), deleted ${last.deleted} row(s) older than ${keep}`);
+    } catch (e) {
+      last = { ...last, at: new Date().toISOString(), error: (e as Error).message };
+      log(`retention failed (will retry on schedule): ${(e as Error).message}`);
+    } finally {
+      await client?.end().catch(() => {});
+      arm();
+    }
+  };
+  return { name: 'retention', start: arm, stop: () => clearTimeout(timer), status: () => ({ keep, schedule, last }) };
 }

@@ -9,6 +9,7 @@ import { Registry } from './registry.js';
 import { RulesRuntime } from './rules-runtime.js';
 import { RulesStore } from './rules-store.js';
 import { openStore, watchDataVersion, type Db } from './store.js';
+import { UserError } from '../../ui/errors.js';
 import { removeDaemonInfo, writeDaemonInfo, writeJsonAtomic, type DaemonInfo } from './daemon-info.js';
 
 export interface PlatformOptions {
@@ -91,25 +92,35 @@ export class LocalPlatform {
   async start(): Promise<void> {
     const { spec, stateDir } = this.opts;
     const pki = await ensurePki(stateDir);
-    if (this.opts.rules !== false) this.ingress = new IngressLog(stateDir);
-    this.broker = new Broker({
-      host: spec.local.host,
-      port: this.opts.mqttPort ?? spec.local.mqttPort,
-      tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem },
-      registry: this.registry,
-      ingress: this.ingress,
-      plainTcpPort: this.opts.plainTcpPort,
-      log: this.log,
-    });
+    // Components first: the lake recovers and PostgreSQL is migrated before the first message arrives.
+    const started: PlatformComponent[] = [];
     try {
-      const ports = await this.broker.start();
+      for (const c of this.components) {
+        await c.start();
+        started.push(c);
+      }
+      if (this.opts.rules !== false) this.ingress = new IngressLog(stateDir);
+      this.broker = new Broker({
+        host: spec.local.host,
+        port: this.opts.mqttPort ?? spec.local.mqttPort,
+        tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem },
+        registry: this.registry,
+        ingress: this.ingress,
+        plainTcpPort: this.opts.plainTcpPort,
+        log: this.log,
+      });
+      const ports = await this.broker.start().catch((e: NodeJS.ErrnoException) => {
+        const port = this.opts.mqttPort ?? spec.local.mqttPort;
+        if (e.code === 'EADDRINUSE') throw new UserError(`Port ${port} on ${spec.local.host} is already in use.`, 'Stop whatever uses it, or pick another port with `--mqtt-port N` (or local.mqttPort in iotctl.yaml).', 'PORT_IN_USE');
+        if (e.code === 'EACCES') throw new UserError(`Not allowed to listen on port ${port}.`, 'Use a port above 1023 with --mqtt-port.', 'PORT_DENIED');
+        throw e;
+      });
       this.mqttPort = ports.port;
       this.plainTcpPort = ports.plainTcpPort;
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const { UserError } = await import('../../ui/errors.js');
-      if (err.code === 'EADDRINUSE') throw new UserError(`Port ${this.opts.mqttPort ?? spec.local.mqttPort} on ${spec.local.host} is already in use.`, 'Stop whatever uses it, or pick another port with `--mqtt-port N` (or local.mqttPort in iotctl.yaml).', 'PORT_IN_USE');
-      if (err.code === 'EACCES') throw new UserError(`Not allowed to listen on port ${this.opts.mqttPort ?? spec.local.mqttPort}.`, 'Use a port above 1023 with --mqtt-port.', 'PORT_DENIED');
+      // Nothing half-started is left running (an embedded PostgreSQL in particular).
+      for (const c of started.reverse()) await Promise.resolve(c.stop()).catch(() => {});
+      this.ingress?.close();
       throw e;
     }
     if (this.ingress) {
@@ -124,7 +135,6 @@ export class LocalPlatform {
       });
       this.rules.start();
     }
-    for (const c of this.components) await c.start();
     this.stopWatching = watchDataVersion(this.db, () => this.onStoreChange());
     this.log(`local platform up: mqtts://${spec.local.host}:${this.mqttPort}`);
     if (this.opts.publishInfo) this.publishInfo();

@@ -1,7 +1,84 @@
 import type { Context } from '../../context.js';
+import { planResources, type PlanItem } from '../../iot/plan/index.js';
 import type { ApplySection } from '../../services/apply.js';
+import { deployFunction, desiredFunctionConfig, functionConfig, planDeployment } from '../../services/functions.js';
+import { resolveDatabaseUrl, withClient } from '../../db/connection.js';
+import { migrate, MIGRATIONS } from '../../db/migrations.js';
+import { isUserError } from '../../ui/errors.js';
+import { warn } from '../../ui/output.js';
+import { LocalFunctions } from './functions.js';
+import { analyticsSection } from './lake/section.js';
+import { openStore, type Db } from './store.js';
+import { actualStreamResources, desiredStreamResources, LocalStreams } from './stream.js';
 
-/** The local target's sections between devices and rules: streams, functions, database, analytics. */
-export function localSections(_ctx: Context): ApplySection[] {
-  return [];
+/** The local target's sections between the device policy and the rules, in dependency order. */
+export function localSections(ctx: Context): ApplySection[] {
+  const { spec } = ctx.spec;
+  const withDb = async <T>(fn: (db: Db) => T | Promise<T>): Promise<T> => {
+    const db = openStore(ctx.paths.stateDir);
+    try {
+      return await fn(db);
+    } finally {
+      db.close();
+    }
+  };
+
+  const streams: ApplySection = {
+    name: 'streams',
+    plan: (opts) => withDb((db) => planResources(desiredStreamResources(spec), actualStreamResources(new LocalStreams(db).listStreams()), opts)),
+    apply: (items) =>
+      withDb((db) => {
+        const local = new LocalStreams(db, { region: spec.region });
+        for (const i of items) {
+          if (i.action === 'delete' || i.action === 'replace') local.deleteStream(i.name); // a shard count change is a replace
+          if (i.action === 'create' || i.action === 'replace') local.ensureStream({ name: i.name, ...(i.desired as { shards: number; retentionHours: number }) });
+        }
+      }),
+  };
+
+  const database: ApplySection = {
+    name: 'database',
+    async plan() {
+      let target;
+      try {
+        target = resolveDatabaseUrl({ spec, stateDir: ctx.paths.stateDir });
+      } catch (e) {
+        if (!isUserError(e)) throw e;
+        warn('No PostgreSQL server yet: the local platform migrates its database when it starts (`iotctl local up`).');
+        return [];
+      }
+      const version = await withClient(target, async (client) => {
+        const { rows } = await client.query<{ v: number | null }>("SELECT CASE WHEN to_regclass('iotctl_schema_migrations') IS NULL THEN 0 ELSE (SELECT COALESCE(max(version), 0) FROM iotctl_schema_migrations) END AS v");
+        return Number(rows[0]?.v ?? 0);
+      });
+      const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+      const desired = [{ kind: 'database schema', name: target.display, config: { version: latest } }];
+      return planResources(desired, version ? [{ kind: 'database schema', name: target.display, config: { version } }] : []);
+    },
+    async apply() {
+      await withClient(resolveDatabaseUrl({ spec, stateDir: ctx.paths.stateDir }), (client) => migrate(client));
+    },
+  };
+
+  const functions: ApplySection = {
+    name: 'functions',
+    async plan(opts) {
+      const desired = [];
+      for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn) });
+      const actual = await withDb((db) => new LocalFunctions(db).list().map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f) })));
+      return planResources(desired, actual, opts);
+    },
+    apply: (items: PlanItem[]) =>
+      withDb(async (db) => {
+        for (const i of items) {
+          if (i.action === 'delete') new LocalFunctions(db).remove(i.name);
+          if (i.action === 'create' || i.action === 'replace') {
+            const fn = spec.functions.find((f) => f.name === i.name)!;
+            await deployFunction(db, ctx.paths.stateDir, spec, planDeployment(spec, fn.template, fn.name));
+          }
+        }
+      }),
+  };
+
+  return [streams, database, functions, analyticsSection(ctx)];
 }
