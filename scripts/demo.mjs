@@ -56,7 +56,7 @@ try {
     if (r.status === 0 && /"n":\s*"?60"?/.test(r.stdout)) break;
     await sleep(500);
   }
-  iotctl(['athena', 'run', 'SELECT device_id, count(*) AS messages, round(avg(temperature), 1) AS avg_c, round(avg(temperature_f), 1) AS avg_f, any_value(json_extract_string(device, '$.attributes.site')) AS site FROM telemetry_store GROUP BY device_id ORDER BY device_id']);
+  iotctl(['athena', 'run', "SELECT device_id, count(*) AS messages, round(avg(temperature), 1) AS avg_c, round(avg(temperature_f), 1) AS avg_f, any_value(json_extract_string(device, '$.attributes.site')) AS site FROM telemetry_store GROUP BY device_id ORDER BY device_id"]);
   iotctl(['analytics', 'dataset', 'run', 'daily_device_summary']);
   iotctl(['local', 'status']);
 } finally {
