@@ -3,7 +3,9 @@ import { compileRule, compileTemplate, SqlError } from '../../iot/sql/index.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import type { Db } from './store.js';
 import type { IngressLog, IngressMessage } from './ingress.js';
-import type { RulesStore } from './rules-store.js';
+import type { RuleErrorPayload, RulesStore } from './rules-store.js';
+
+export type { RuleErrorPayload };
 import { DestinationNotFoundError, type ChannelSink, type ChannelMessage, type FunctionSink, type ObjectSink, type StreamSink } from './sinks.js';
 import { count, newCounter, RateMeter } from './counters.js';
 
@@ -21,15 +23,6 @@ export interface RulesRuntimeDeps {
   batchSize?: number;
 }
 
-/** AWS's error action payload. */
-export interface RuleErrorPayload {
-  ruleName: string;
-  topic: string;
-  cloudwatchTraceId: string;
-  clientId: string;
-  base64OriginalPayload: string;
-  failures: { failedAction: string; actionType: string; failedResource: string; errorMessage: string }[];
-}
 
 interface CompiledAction {
   type: string;
@@ -73,10 +66,7 @@ export class RulesRuntime {
   constructor(private readonly deps: RulesRuntimeDeps) {
     this.log = deps.log ?? (() => {});
     deps.db.exec(`
-      CREATE TABLE IF NOT EXISTS rules_checkpoint (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS rules_errors (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, rule_name TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL, error TEXT NOT NULL,
-        UNIQUE (rule_name, message_id));`);
+      CREATE TABLE IF NOT EXISTS rules_checkpoint (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);`);
     this.selectCheckpoint = deps.db.prepare('SELECT seq FROM rules_checkpoint WHERE consumer = ?');
     this.reload();
   }
@@ -225,7 +215,6 @@ export class RulesRuntime {
   /** Stream puts + error records + checkpoint, atomically. Returns the error payloads to deliver. */
   private commit(effects: BatchEffects, lastSeq: number): { rule: CompiledRule; payload: RuleErrorPayload }[] {
     const db = this.deps.db;
-    const insertError = db.prepare('INSERT OR IGNORE INTO rules_errors (rule_name, message_id, created_at, error) VALUES (?, ?, ?, ?)');
     const out: { rule: CompiledRule; payload: RuleErrorPayload }[] = [];
     db.transaction(() => {
       for (const put of effects.streamPuts) {
@@ -246,7 +235,7 @@ export class RulesRuntime {
           failures,
         };
         for (const f of failures) count(this.stats.actionsFailed, f.actionType);
-        insertError.run(rule.spec.name, source.messageId, Date.now(), JSON.stringify(payload));
+        this.deps.store.recordError(payload);
         this.log(`rule ${rule.spec.name} failed for message ${source.messageId}: ${failures.map((f) => f.errorMessage).join('; ')}`);
         out.push({ rule, payload });
       }
@@ -280,9 +269,10 @@ export class RulesRuntime {
   }
 
   /** Recent rule errors, newest first. */
-  errors(limit = 50): { ruleName: string; messageId: string; createdAt: number; error: RuleErrorPayload }[] {
-    return (this.deps.db.prepare('SELECT rule_name, message_id, created_at, error FROM rules_errors ORDER BY id DESC LIMIT ?').all(limit) as { rule_name: string; message_id: string; created_at: number; error: string }[]).map((r) => ({ ruleName: r.rule_name, messageId: r.message_id, createdAt: r.created_at, error: JSON.parse(r.error) }));
+  errors(limit = 50) {
+    return this.deps.store.errors({ limit });
   }
+
 }
 
 const ACTION_TYPES: Record<string, string> = { kinesis: 'KinesisAction', iotAnalytics: 'IotAnalyticsAction', republish: 'RepublishAction', s3: 'S3Action', firehose: 'FirehoseAction', lambda: 'LambdaAction' };

@@ -1,10 +1,47 @@
 import type { Db } from './store.js';
 import type { RuleSpec } from '../../spec/schema.js';
 
-/** The local target's applied topic rules (what ListTopicRules/GetTopicRule return on AWS). */
+/** AWS's error action payload. */
+export interface RuleErrorPayload {
+  ruleName: string;
+  topic: string;
+  cloudwatchTraceId: string;
+  clientId: string;
+  base64OriginalPayload: string;
+  failures: { failedAction: string; actionType: string; failedResource: string; errorMessage: string }[];
+}
+
+export interface RuleErrorRecord {
+  ruleName: string;
+  messageId: string;
+  at: string;
+  error: RuleErrorPayload;
+}
+
+/**
+ * The local target's applied topic rules (what ListTopicRules/GetTopicRule return on AWS), and every rule
+ * failure with its error payload, kept whether or not the rule has an errorAction.
+ */
 export class RulesStore {
   constructor(private readonly db: Db) {
-    db.exec('CREATE TABLE IF NOT EXISTS rules_applied (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at INTEGER NOT NULL)');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS rules_applied (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS rules_errors (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, rule_name TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL, error TEXT NOT NULL,
+        UNIQUE (rule_name, message_id));`);
+  }
+
+  /** Idempotent per (rule, message): a replayed batch records its failures once. */
+  recordError(payload: RuleErrorPayload, now = Date.now()): void {
+    this.db.prepare('INSERT OR IGNORE INTO rules_errors (rule_name, message_id, created_at, error) VALUES (?, ?, ?, ?)').run(payload.ruleName, payload.cloudwatchTraceId, now, JSON.stringify(payload));
+  }
+
+  /** Recent failures, newest first. */
+  errors(opts: { limit?: number; rule?: string } = {}): RuleErrorRecord[] {
+    const rows = this.db
+      .prepare('SELECT rule_name, message_id, created_at, error FROM rules_errors WHERE (? IS NULL OR rule_name = ?) ORDER BY id DESC LIMIT ?')
+      .all(opts.rule ?? null, opts.rule ?? null, opts.limit ?? 50) as { rule_name: string; message_id: string; created_at: number; error: string }[];
+    return rows.map((r) => ({ ruleName: r.rule_name, messageId: r.message_id, at: new Date(r.created_at).toISOString(), error: JSON.parse(r.error) }));
   }
 
   list(): RuleSpec[] {

@@ -1,0 +1,34 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../base-command.js';
+import { RulesStore, type RuleErrorRecord } from '../../targets/local/rules-store.js';
+import { openStore } from '../../targets/local/store.js';
+import { printTable } from '../../ui/output.js';
+
+export default class RulesErrors extends BaseCommand<typeof RulesErrors> {
+  static override summary = 'Show recent rule failures (evaluation errors and failed actions), newest first.';
+  static override description = "Every failure is kept here with AWS's error payload, whether or not the rule has an errorAction.";
+  static override examples = ['<%= config.bin %> rules errors', '<%= config.bin %> rules errors --rule telemetry_to_stream --limit 5 --json'];
+  static override flags = {
+    rule: Flags.string({ description: 'Only this rule.' }),
+    limit: Flags.integer({ description: 'At most this many.', default: 20, min: 1 }),
+  };
+
+  async run(): Promise<RuleErrorRecord[]> {
+    const db = openStore(this.ctx.paths.stateDir);
+    try {
+      const rows = new RulesStore(db).errors({ rule: this.flags.rule, limit: this.flags.limit });
+      if (!this.jsonEnabled()) {
+        await printTable(rows, [
+          { header: 'At', get: (r) => r.at },
+          { header: 'Rule', get: (r) => r.ruleName },
+          { header: 'Topic', get: (r) => r.error.topic },
+          { header: 'Client', get: (r) => r.error.clientId },
+          { header: 'Failures', get: (r) => r.error.failures.map((f) => `${f.failedAction}(${f.failedResource}): ${f.errorMessage}`).join('; ') },
+        ]);
+      }
+      return rows;
+    } finally {
+      db.close();
+    }
+  }
+}
