@@ -99,6 +99,7 @@ export class Catalog {
   private readonly paths: LakePaths;
   private readonly opts: CatalogOptions;
   private readonly knownColumns = new Map<string, KnownColumn[]>();
+  private readonly profileFile = join(tmpdir(), `iotctl-profile-${process.pid}-${randomBytes(6).toString('hex')}.json`);
 
   private constructor(
     private readonly duck: Duck,
@@ -129,6 +130,7 @@ export class Catalog {
 
   close(): void {
     this.duck.close();
+    rmSync(this.profileFile, { force: true });
   }
 
   private async init(): Promise<void> {
@@ -142,6 +144,12 @@ export class Catalog {
     );
     for (const [name, sql] of Object.entries(PRESTO_MACROS)) if (!existing.has(name)) await c.run(sql);
     await c.run(`SET search_path = ${lit(`${this.database},main`)}`);
+    // Profiling stays on for the catalog's connection: query() reads each query's profile to tell which
+    // files were scanned. Every statement overwrites the file; it is removed on close().
+    await c.run(`PRAGMA enable_profiling = 'json'`);
+    // Only what scannedFiles() reads: no per-operator timing, which costs time on every query.
+    await c.run(`SET custom_profiling_settings = '{"EXTRA_INFO": "true", "OPERATOR_TYPE": "true"}'`);
+    await c.run(`SET profiling_output = ${lit(this.profileFile)}`);
     await this.refresh();
   }
 
@@ -152,13 +160,19 @@ export class Catalog {
     const channels = this.opts.channels ?? [...config!.channels.keys()];
     const tables: CatalogTable[] = [];
     for (const d of datastores) {
-      const files = (this.db.prepare(`SELECT file, dt, bytes FROM lake_datastore_files WHERE datastore = ? ORDER BY dt, created_at, file`).all(d.name) as { file: string; dt: string; bytes: number }[]).map(
-        (f) => ({ path: join(this.paths.root, f.file), dt: f.dt, bytes: f.bytes }),
-      );
+      const rows = this.db.prepare(`SELECT file, dt, bytes, schema FROM lake_datastore_files WHERE datastore = ? ORDER BY dt, created_at, file`).all(d.name) as {
+        file: string;
+        dt: string;
+        bytes: number;
+        schema: string | null;
+      }[];
+      const files = rows.map((f) => ({ path: join(this.paths.root, f.file), dt: f.dt, bytes: f.bytes }));
+      // Files written with one schema need no union_by_name, which costs a footer read per file at bind time.
+      const oneSchema = rows.length > 0 && rows.every((f) => f.schema !== null && f.schema === rows[0]!.schema);
       const known = this.db.prepare(`SELECT key, name, type, position FROM lake_datastore_columns WHERE datastore = ? ORDER BY position`).all(d.name) as KnownColumn[];
       this.knownColumns.set(d.name, known);
       tables.push({ qualified: `${this.database}.${d.name}`, schema: this.database, name: d.name, kind: 'datastore', format: d.format, files });
-      await this.connection.run(`CREATE OR REPLACE VIEW ${ident(this.database)}.${ident(d.name)} AS ${datastoreSource(d.format, files, known)}`);
+      await this.connection.run(`CREATE OR REPLACE VIEW ${ident(this.database)}.${ident(d.name)} AS ${datastoreSource(d.format, files, known, !oneSchema)}`);
     }
     for (const name of channels) {
       const files = (this.db.prepare(`SELECT file, day AS dt, committed_bytes AS bytes FROM lake_channel_segments WHERE channel = ? AND committed_bytes > 0 ORDER BY seq`).all(name) as {
@@ -231,16 +245,15 @@ export class Catalog {
   async query(sql: string, opts: { params?: readonly string[]; maxRows?: number } = {}): Promise<QueryResult> {
     const text = bindParameters(sql, opts.params ?? []);
     const maxRows = opts.maxRows ?? Number.POSITIVE_INFINITY;
-    const profile = join(tmpdir(), `iotctl-profile-${process.pid}-${randomBytes(4).toString('hex')}.json`);
     const c = this.connection;
-    await c.run(`PRAGMA enable_profiling = 'json'`);
-    await c.run(`SET profiling_output = ${lit(profile)}`);
     const started = performance.now();
     let columns: { name: string; type: string }[];
     const rows: unknown[][] = [];
     let total = 0;
     try {
-      const result = await c.stream(text);
+      // Materialized, like Athena's result set: a streamed result runs its last pipeline on fewer threads,
+      // which made small aggregates measurably slower than a bare query.
+      const result = await c.run(text);
       const types = result.columnTypes();
       columns = result.columnNames().map((name, i) => ({ name, type: types[i]!.toString() }));
       for (;;) {
@@ -253,14 +266,11 @@ export class Catalog {
         }
       }
     } catch (e) {
-      rmSync(profile, { force: true });
-      await c.run(`PRAGMA disable_profiling`).catch(() => undefined);
       throw new QueryError((e as Error).message);
     }
     const elapsedMs = performance.now() - started;
-    await c.run(`PRAGMA disable_profiling`);
-    const scanned = await this.scannedFiles(profile);
-    rmSync(profile, { force: true });
+    // Read the profile before any other statement overwrites it.
+    const scanned = await this.scannedFiles(this.profileFile);
     return { columns, rows, truncated: total > rows.length, stats: { rows: total, elapsedMs, ...scanned } };
   }
 
@@ -355,13 +365,13 @@ function sizeOf(path: string): number {
   }
 }
 
-function datastoreSource(format: 'parquet' | 'json', files: CatalogFile[], known: KnownColumn[]): string {
+function datastoreSource(format: 'parquet' | 'json', files: CatalogFile[], known: KnownColumn[], unionByName: boolean): string {
   if (!files.length) {
     const cols = [`CAST(NULL AS VARCHAR) AS __message_id`, `CAST(NULL AS TIMESTAMP) AS __received_at`, ...known.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`), `CAST(NULL AS DATE) AS dt`];
     return `SELECT ${cols.join(', ')} WHERE false`;
   }
   const paths = fileList(files.map((f) => f.path));
-  if (format === 'parquet') return `SELECT * FROM read_parquet(${paths}, hive_partitioning = true, hive_types = {'dt': DATE}, union_by_name = true)`;
+  if (format === 'parquet') return `SELECT * FROM read_parquet(${paths}, hive_partitioning = true, hive_types = {'dt': DATE}${unionByName ? ', union_by_name = true' : ''})`;
   const columns = { __message_id: 'VARCHAR', __received_at: 'TIMESTAMP', ...Object.fromEntries(known.map((c) => [c.name, c.type])) };
   return `SELECT * FROM read_json(${paths}, format = 'newline_delimited', hive_partitioning = true, hive_types = {'dt': DATE}, columns = ${structLiteral(columns)})`;
 }

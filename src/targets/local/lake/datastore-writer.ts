@@ -26,6 +26,8 @@ export interface DatastoreFile {
   minReceived: number | null;
   maxReceived: number | null;
   createdAt: number;
+  /** The file's columns as "name TYPE" joined by commas (Parquet files; null when unknown). */
+  schema?: string | null;
 }
 
 interface PartitionBuffer {
@@ -294,14 +296,15 @@ export class DatastoreWriter {
   commit(staged: StagedFile[], alongside?: () => void): void {
     const now = this.clock();
     const insert = this.db.prepare(
-      `INSERT INTO lake_datastore_files (datastore, file, dt, pipeline, rows, bytes, min_received, max_received, created_at)
-       VALUES (@datastore, @file, @dt, @pipeline, @rows, @bytes, @minReceived, @maxReceived, @createdAt)`,
+      `INSERT INTO lake_datastore_files (datastore, file, dt, pipeline, rows, bytes, min_received, max_received, created_at, schema)
+       VALUES (@datastore, @file, @dt, @pipeline, @rows, @bytes, @minReceived, @maxReceived, @createdAt, @schema)`,
     );
     const remove = this.db.prepare(`DELETE FROM lake_datastore_files WHERE datastore = ? AND file = ?`);
     this.db.transaction(() => {
       for (const f of staged) {
         for (const old of f.replaces) remove.run(f.datastore, old);
-        if (f.rows > 0) insert.run({ ...f, createdAt: f.createdAt });
+        if (f.rows > 0)
+          insert.run({ datastore: f.datastore, file: f.file, dt: f.dt, pipeline: f.pipeline, rows: f.rows, bytes: f.bytes, minReceived: f.minReceived, maxReceived: f.maxReceived, createdAt: f.createdAt, schema: f.schema ?? null });
         this.recordColumns(f, now);
       }
       alongside?.();
@@ -538,9 +541,16 @@ export class DatastoreWriter {
       rmSync(temp, { force: true });
       throw e;
     }
+    const schema =
+      format === 'parquet'
+        ? ((await (await this.duck.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${lit(final)}, hive_partitioning = false)`)).getRowObjectsJson()) as { column_name: string; column_type: string }[])
+            .map((c) => `${c.column_name} ${c.column_type}`)
+            .join(',')
+        : null;
     return {
       datastore,
       file: relative(this.paths.root, final),
+      schema,
       dt,
       pipeline,
       rows: meta.rows,

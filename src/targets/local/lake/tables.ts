@@ -43,7 +43,7 @@ export function ensureLakeTables(db: Db): void {
     CREATE TABLE IF NOT EXISTS lake_datastore_files (
       datastore TEXT NOT NULL, file TEXT NOT NULL, dt TEXT NOT NULL, pipeline TEXT NOT NULL,
       rows INTEGER NOT NULL, bytes INTEGER NOT NULL, min_received INTEGER, max_received INTEGER,
-      created_at INTEGER NOT NULL,
+      created_at INTEGER NOT NULL, schema TEXT,
       PRIMARY KEY (datastore, file));
     CREATE INDEX IF NOT EXISTS lake_datastore_files_dt ON lake_datastore_files (datastore, dt);
     CREATE TABLE IF NOT EXISTS lake_datastore_columns (
@@ -66,4 +66,7 @@ export function ensureLakeTables(db: Db): void {
       dataset TEXT NOT NULL, scheduled_for INTEGER NOT NULL, detected_at INTEGER NOT NULL,
       PRIMARY KEY (dataset, scheduled_for));
   `);
+  // Added after the first version of the table: each file's column list, so readers can skip union_by_name.
+  const columns = db.prepare(`PRAGMA table_info(lake_datastore_files)`).all() as { name: string }[];
+  if (!columns.some((c) => c.name === 'schema')) db.exec(`ALTER TABLE lake_datastore_files ADD COLUMN schema TEXT`);
 }
