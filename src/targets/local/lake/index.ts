@@ -24,6 +24,9 @@ export { WriterLock } from './lock.js';
 export { LakePaths } from './paths.js';
 export { openDuck } from './duck.js';
 
+/** Failed messages kept per pipeline. */
+const MAX_FAILURES = 10_000;
+
 export interface LocalLakeOptions {
   stateDir: string;
   db: Db;
@@ -73,8 +76,13 @@ export class LocalLake {
   }
 
   async start(): Promise<void> {
-    const got = this.lock.tryAcquire();
-    if (!got.acquired) throw new Error(`the data lake is in use by process ${got.pid} (${this.paths.lockFile})`);
+    // A CLI command that reprocesses while the platform is down holds the lock briefly: wait for it.
+    let got = this.lock.tryAcquire();
+    for (let waited = 0; !got.acquired && waited < 30_000; waited += 250) {
+      await new Promise((r) => setTimeout(r, 250));
+      got = this.lock.tryAcquire();
+    }
+    if (!got.acquired) throw new Error(`the data lake is in use by process ${got.pid} (${this.paths.lockFile}); stop it and start again`);
     const { db, stateDir } = this.opts;
     this.channels.recover();
     this.duck = await openDuck({ threads: 1 });
@@ -131,13 +139,18 @@ export class LocalLake {
     this.lock.release();
   }
 
-  /** Retention: channel and datastore days older than their retentionDays. */
+  /** Retention: channel and datastore days older than their retentionDays; old failure records. */
   private async runMaintenance(): Promise<void> {
     try {
       const config = readLakeConfig(this.opts.db);
       const now = this.clock.now();
       for (const c of config.channels.values()) await this.channels.applyRetention(c.name, c.retentionDays, now);
       for (const d of config.datastores.values()) this.writer?.applyRetention(d.name, d.retentionDays, now);
+      // Failed messages are kept for inspection, the newest MAX_FAILURES per pipeline (counters keep totals).
+      for (const p of config.pipelines.keys())
+        this.opts.db
+          .prepare(`DELETE FROM lake_pipeline_failures WHERE pipeline = ? AND rowid NOT IN (SELECT rowid FROM lake_pipeline_failures WHERE pipeline = ? ORDER BY failed_at DESC LIMIT ${MAX_FAILURES})`)
+          .run(p, p);
     } catch (e) {
       this.log(`analytics: retention failed: ${(e as Error).message}`);
     }
