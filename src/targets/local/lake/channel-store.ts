@@ -118,15 +118,19 @@ export class ChannelStore implements ChannelSink {
     };
   }
 
-  /** Crash recovery: cut segments back to their committed length and delete files no row describes. */
+  /**
+   * Crash recovery: cut segments back to their committed length and delete files no row describes.
+   * Segments this process is appending to are left alone (their torn tails are cut when reopened).
+   */
   recover(): { truncated: number; removed: number } {
     let truncated = 0;
     let removed = 0;
     const rows = this.db.prepare(`SELECT channel, file, committed_bytes AS bytes FROM lake_channel_segments`).all() as { channel: string; file: string; bytes: number }[];
-    const known = new Set(rows.map((r) => r.file));
+    const inUse = new Set([...this.writers.values()].map((w) => w.open?.file).filter((f): f is string => f !== undefined));
+    const known = new Set([...rows.map((r) => r.file), ...inUse]);
     for (const r of rows) {
       const path = join(this.paths.root, r.file);
-      if (!existsSync(path)) continue;
+      if (inUse.has(r.file) || !existsSync(path)) continue;
       if (statSync(path).size > r.bytes) {
         const fd = openSync(path, 'r+');
         try {
