@@ -80,7 +80,7 @@ analytics:
       datastore: telemetry_store
       activities:
         - filter: { filter: 'temperature > -50 AND temperature < 150' }
-        - math: { attribute: temperature_f, math: 'temperature * 9 / 5 + 32' }
+        - math: { attribute: temperature_f, math: 'temperature * 1.8 + 32' }   # 1.8, not 9 / 5: Int / Int is Int in IoT SQL
         - deviceRegistryEnrich: { attribute: device, thingName: device_id }
   datastores:
     - name: telemetry_store
