@@ -295,7 +295,9 @@ export class PipelineRunner {
 
   /** Parses, runs the activities and buffers rows; failures of any stage are recorded with a reason. */
   private async process(p: ActivePipeline, messages: StoredMessage[], buffer: DatastoreBuffer, counters: Counters, failures: FailureRow[]): Promise<void> {
-    const raw = new Map<string, StoredMessage>();
+    // Raw messages by id, for failure records only: built the first time a message fails.
+    let byId: Map<string, StoredMessage> | undefined;
+    const raw = { get: (id: string) => (byId ??= new Map(messages.map((m) => [m.messageId, m]))).get(id) };
     const inputs: PipelineMessage[] = [];
     const fail = (m: StoredMessage, activity: number, activityType: string, reason: string) => {
       failures.push({ messageId: m.messageId, receivedAt: m.receivedAt, activity, activityType, reason, payload: m.payload, encoding: m.encoding });
@@ -303,7 +305,6 @@ export class PipelineRunner {
     };
     counters.in += messages.length;
     for (const m of messages) {
-      raw.set(m.messageId, m);
       if (m.encoding !== 'utf8') {
         fail(m, -1, 'channel', 'the payload is binary, not a JSON object; pipelines process JSON messages');
         continue;
