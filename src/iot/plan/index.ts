@@ -89,5 +89,5 @@ export function formatPlan(items: PlanItem[]): string {
 
 function short(v: unknown): string {
   const s = v === undefined ? '(unset)' : JSON.stringify(v);
-  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+  return s.length > 240 ? s.slice(0, 237) + '...' : s;
 }
