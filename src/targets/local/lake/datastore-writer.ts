@@ -32,7 +32,8 @@ export interface DatastoreFile {
 
 interface PartitionBuffer {
   dt: string;
-  lines: string[];
+  /** The NDJSON bytes, off the JS heap (a buffered file's rows would otherwise be old-generation garbage). */
+  data: ByteBuffer;
   rows: number;
   bytes: number;
   minReceived: number;
@@ -147,13 +148,13 @@ export class DatastoreBuffer {
     let j = 0;
     for (const key in body) masks[j++]! |= kindOf(body[key]);
     const line = `{"__message_id":${JSON.stringify(m.id)},"__received_at":${m.receivedAt}${json.length > 2 ? ',' + json.slice(1) : '}'}\n`;
-    part.lines.push(line);
+    const size = part.data.append(line);
     part.rows++;
-    part.bytes += line.length;
+    part.bytes += size;
     if (m.receivedAt < part.minReceived) part.minReceived = m.receivedAt;
     if (m.receivedAt > part.maxReceived) part.maxReceived = m.receivedAt;
     this.rows++;
-    this.bytes += line.length;
+    this.bytes += size;
     return undefined;
   }
 
@@ -179,10 +180,32 @@ export class DatastoreBuffer {
   private partition(dt: string): PartitionBuffer {
     let p = this.partitions.get(dt);
     if (!p) {
-      p = { dt, lines: [], rows: 0, bytes: 0, minReceived: Infinity, maxReceived: -Infinity, masks: new Map() };
+      p = { dt, data: new ByteBuffer(), rows: 0, bytes: 0, minReceived: Infinity, maxReceived: -Infinity, masks: new Map() };
       this.partitions.set(dt, p);
     }
     return p;
+  }
+}
+
+/** A growable byte buffer for UTF-8 text. */
+class ByteBuffer {
+  private buf = Buffer.allocUnsafe(1 << 20);
+  private length = 0;
+  /** Appends the UTF-8 bytes of `text`; returns how many. */
+  append(text: string): number {
+    // A UTF-8 character takes at most 3 bytes per UTF-16 code unit.
+    const max = text.length * 3;
+    if (this.length + max > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + max));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    const n = this.buf.write(text, this.length, 'utf8');
+    this.length += n;
+    return n;
+  }
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
   }
 }
 
@@ -273,7 +296,7 @@ export class DatastoreWriter {
           const key = c.name.toLowerCase();
           return { ...c, key, mask: seen.get(key)?.mask ?? 0 };
         });
-        const input = this.writeStaging(part.lines);
+        const input = this.writeStaging(part.data);
         try {
           const select = `SELECT ${jsonProjection(columns, true)} FROM ${readNdjson([input], columns, true)}`;
           staged.push(await this.writeFile(buffer.datastore, part.dt, pipeline, format, select, columns, { rows: part.rows, minReceived: part.minReceived, maxReceived: part.maxReceived }, []));
@@ -398,7 +421,7 @@ export class DatastoreWriter {
           if (keptRows) parts.push(`SELECT * FROM (${existing}) WHERE NOT (${range})`);
         }
         if (part?.rows) {
-          input = this.writeStaging(part.lines);
+          input = this.writeStaging(part.data);
           parts.push(`SELECT ${jsonProjection(columns, true)} FROM ${readNdjson([input], columns, true)}`);
         }
         try {
@@ -482,9 +505,9 @@ export class DatastoreWriter {
     }
   }
 
-  private writeStaging(lines: string[]): string {
+  private writeStaging(data: ByteBuffer): string {
     const path = join(this.paths.tmp, `stage-${randomBytes(8).toString('hex')}.ndjson`);
-    writeFileSync(path, lines.join(''));
+    writeFileSync(path, data.bytes());
     return path;
   }
 
