@@ -1,5 +1,6 @@
 import type { Spec, RuleAction } from './schema.js';
 import { compileRule, compileTemplate, SqlError } from '../iot/sql/index.js';
+import { analyticsSpecCheck } from '../iot/pipeline/spec-check.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -74,4 +75,4 @@ export const checkFunctionsAndStreams: SpecCheck = (spec) => {
   return problems;
 };
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams];
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck];

@@ -27,6 +27,7 @@ export class IngressLog {
   private pending: { input: IngressInput; resolve: (m: IngressMessage) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
   private readonly insert: Database.Statement;
+  private readonly claimId: Database.Statement;
   private readonly selectAfter: Database.Statement;
   private listeners = new Set<() => void>();
   appended = 0;
@@ -38,13 +39,14 @@ export class IngressLog {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 10000');
+    // No secondary index on the hot path: generated ids are random UUIDs. Ids given by the caller (a
+    // republish replayed after a crash) are deduplicated through the small ingress_given_ids table.
     this.db.exec(`CREATE TABLE IF NOT EXISTS ingress_log (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, received_at INTEGER NOT NULL,
-      topic TEXT NOT NULL, client_id TEXT NOT NULL, principal TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL)`);
-    // INSERT OR IGNORE: a message re-appended under the same id (a republish replayed after a crash) is kept once.
-    this.insert = this.db.prepare(
-      'INSERT OR IGNORE INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq',
-    );
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+      topic TEXT NOT NULL, client_id TEXT NOT NULL, principal TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL);
+      CREATE TABLE IF NOT EXISTS ingress_given_ids (message_id TEXT PRIMARY KEY) WITHOUT ROWID;`);
+    this.insert = this.db.prepare('INSERT INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.claimId = this.db.prepare('INSERT OR IGNORE INTO ingress_given_ids (message_id) VALUES (?)');
     this.selectAfter = this.db.prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?');
   }
 
@@ -65,12 +67,19 @@ export class IngressLog {
     this.pending = [];
     if (!batch.length) return;
     const results: IngressMessage[] = [];
+    const now = this.clock();
     try {
       this.db.transaction(() => {
         for (const { input } of batch) {
-          const m = { ...input, messageId: input.messageId ?? randomUUID(), receivedAt: input.receivedAt ?? this.clock() };
-          const row = this.insert.get(m.messageId, m.receivedAt, m.topic, m.clientId, m.principal, m.qos, m.payload) as { seq: number } | undefined;
-          results.push({ ...m, seq: row?.seq ?? -1 });
+          // seq -1: a caller-given id already in the log; nothing new was appended.
+          if (input.messageId !== undefined && this.claimId.run(input.messageId).changes === 0) {
+            results.push({ ...input, messageId: input.messageId, receivedAt: input.receivedAt ?? now, seq: -1 });
+            continue;
+          }
+          const messageId = input.messageId ?? randomUUID();
+          const receivedAt = input.receivedAt ?? now;
+          const seq = Number(this.insert.run(messageId, receivedAt, input.topic, input.clientId, input.principal, input.qos, input.payload).lastInsertRowid);
+          results.push({ seq, messageId, receivedAt, topic: input.topic, clientId: input.clientId, principal: input.principal, qos: input.qos, payload: input.payload });
         }
       })();
     } catch (e) {

@@ -1,7 +1,8 @@
 // Runs a LocalPlatform in its own process for benchmarks, so the broker and the load generator do not
 // share a core. argv: <stateDir> <rules: on|off>. Prints {"port", "plainTcpPort"} once ready.
-import { parseSpec } from '../../../src/spec/loader.js';
-import { LocalPlatform } from '../../../src/targets/local/platform.js';
+// The compiled code (npm run bench builds it first), as users run it: tsx's transforms cost time on hot paths.
+import { parseSpec } from '../../../dist/spec/loader.js';
+import { LocalPlatform } from '../../../dist/targets/local/platform.js';
 
 const [stateDir, rules] = process.argv.slice(2);
 const spec = parseSpec('project: bench\nlocal: { mqttPort: 0 }\n').spec;
