@@ -25,7 +25,8 @@ export interface BrokerOptions {
 interface Session {
   principal: Principal;
   certificateId: string;
-  decisions: Map<string, boolean>;
+  /** Cached decisions per action, keyed by topic/filter/client id: one map lookup per publish. */
+  decisions: Map<string, Map<string, boolean>>;
 }
 
 export interface BrokerStats {
@@ -165,7 +166,7 @@ export class Broker {
       if (!principal) throw new AuthError('unknownCertificate', 'certificate is not registered');
       if (principal.certificate.status !== 'ACTIVE') throw new AuthError(`certificate${cap(principal.certificate.status)}`, `certificate is ${principal.certificate.status}`);
       const session: Session = { principal, certificateId, decisions: new Map() };
-      if (!this.allowed(client, session, 'iot:Connect', iotArn('client', client.id))) {
+      if (!this.allowed(client, session, 'iot:Connect', 'client', client.id)) {
         throw new AuthError('policyDenied', `policy does not allow client id "${client.id}" to connect`);
       }
       this.sessions.set(client, session);
@@ -191,7 +192,7 @@ export class Broker {
     if (packet.topic.startsWith('$')) return deny('reservedTopic', 'topics starting with $ are reserved');
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (payload.length > MAX_PAYLOAD_BYTES) return deny('payloadTooLarge', `payload of ${payload.length} bytes exceeds the 128 KB limit`);
-    if (session && !this.allowed(client, session, 'iot:Publish', iotArn('topic', packet.topic))) return deny('policyDenied', 'policy does not allow iot:Publish');
+    if (session && !this.allowed(client, session, 'iot:Publish', 'topic', packet.topic)) return deny('policyDenied', 'policy does not allow iot:Publish');
     const accept = () => {
       count(this.stats.publishesAccepted, `qos${packet.qos}`);
       this.rate.mark();
@@ -213,7 +214,7 @@ export class Broker {
 
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (error: Error | null, subscription?: Subscription | null) => void): void {
     const session = this.sessions.get(client);
-    if (session && !this.allowed(client, session, 'iot:Subscribe', iotArn('topicfilter', sub.topic))) {
+    if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', sub.topic)) {
       count(this.stats.subscriptionsDenied, 'policyDenied');
       this.log(`subscribe denied for ${client.id} on ${sub.topic}`);
       return cb(null, null); // SUBACK 0x80 for this filter
@@ -224,23 +225,24 @@ export class Broker {
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     const session = this.sessions.get(client);
     if (!session || packet.topic.startsWith('$SYS')) return session ? null : packet;
-    if (this.allowed(client, session, 'iot:Receive', iotArn('topic', packet.topic))) return packet;
+    if (this.allowed(client, session, 'iot:Receive', 'topic', packet.topic)) return packet;
     count(this.stats.deliveriesDenied, 'policyDenied');
     return null;
   }
 
-  private allowed(client: Client, session: Session, action: string, resource: string): boolean {
-    const key = `${action} ${resource} ${client.id}`;
-    let allowed = session.decisions.get(key);
+  private allowed(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string): boolean {
+    let cache = session.decisions.get(action);
+    if (!cache) session.decisions.set(action, (cache = new Map()));
+    let allowed = cache.get(name);
     if (allowed === undefined) {
       const thing = session.principal.thing;
       const decision = evaluatePolicies(
         session.principal.policies.map((p) => p.document),
-        { action, resource, clientId: client.id, thingName: thing?.name, thingTypeName: thing?.thingType, thingAttributes: thing?.attributes, isAttached: Boolean(thing) },
+        { action, resource: iotArn(kind, name), clientId: client.id, thingName: thing?.name, thingTypeName: thing?.thingType, thingAttributes: thing?.attributes, isAttached: Boolean(thing) },
       );
       allowed = decision.decision === 'allow';
-      if (session.decisions.size > 10_000) session.decisions.clear();
-      session.decisions.set(key, allowed);
+      if (cache.size > 10_000) cache.clear();
+      cache.set(name, allowed);
     }
     return allowed;
   }

@@ -36,7 +36,7 @@ function publishPacket(topic: string, id: number, payload: Buffer): Buffer {
 
 /** Calls onPacket(type, body) for each complete packet in the byte stream. */
 function packetReader(onPacket: (type: number, body: Buffer) => void) {
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   return (chunk: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     for (;;) {
