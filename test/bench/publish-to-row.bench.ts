@@ -3,6 +3,7 @@
 // under a 1,000 msg/s load (target: median <= 1 s). Baseline in the same run: the PUBACK round trip.
 // Uses DATABASE_URL when set, else the embedded PostgreSQL. Run: node --import tsx test/bench/publish-to-row.bench.ts
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { connectDevice, readCredentials } from '../../src/services/publish.js';
 import { readDaemonInfo } from '../../src/targets/local/daemon-info.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
+// Tags this run's rows, so a shared DATABASE_URL with older rows does not skew the figures.
+const RUN = randomUUID();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const dir = mkdtempSync(join(tmpdir(), 'iotctl-bench-p2r-'));
 chmodSync(dir, 0o755);
@@ -43,7 +46,7 @@ try {
     const t0 = Date.now();
     const p0 = performance.now();
     sentAt.set(i, t0);
-    inflight.push(client.publishAsync('dt/bench/sensor-1/telemetry', JSON.stringify({ seq: i, temperature: 21.5, pad: 'x'.repeat(120) }), { qos: 1 }).then(() => ackMs.push(performance.now() - p0)));
+    inflight.push(client.publishAsync('dt/bench/sensor-1/telemetry', JSON.stringify({ run: RUN, seq: i, temperature: 21.5, pad: 'x'.repeat(80) }), { qos: 1 }).then(() => ackMs.push(performance.now() - p0)));
   }
   await Promise.all(inflight);
   const achieved = total / ((performance.now() - started) / 1000);
@@ -52,12 +55,12 @@ try {
   const db = new pg.Client({ connectionString: readDaemonInfo(join(dir, '.iotctl'))!.databaseUrl });
   await db.connect();
   for (let i = 0; i < 120; i++) {
-    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM iot_messages');
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM iot_messages WHERE payload->>'run' = $1", [RUN]);
     if (rows[0]!.n >= total) break;
     await new Promise((r) => setTimeout(r, 500));
   }
   // received_at is stamped by the ingest handler in the statement that makes the row queryable.
-  const { rows } = await db.query<{ seq: number; received: Date }>("SELECT (payload->>'seq')::int AS seq, received_at AS received FROM iot_messages");
+  const { rows } = await db.query<{ seq: number; received: Date }>("SELECT (payload->>'seq')::int AS seq, received_at AS received FROM iot_messages WHERE payload->>'run' = $1", [RUN]);
   await db.end();
   const latencies = rows.map((r) => r.received.getTime() - sentAt.get(r.seq)!);
   const med = median(latencies);
