@@ -17,7 +17,7 @@ export default class Publish extends BaseCommand<typeof Publish> {
     device: Flags.string({ required: true, description: 'Thing name; its credentials are read from --credentials/<thing>/.' }),
     topic: Flags.string({ description: "Topic (default: the device's telemetry topic)." }),
     payload: Flags.string({ required: true, description: 'JSON payload, or @file.' }),
-    qos: Flags.integer({ description: 'MQTT QoS.', options: ['0', '1'] as never, default: 1, min: 0, max: 1 }),
+    qos: Flags.integer({ description: 'MQTT QoS (0 or 1; AWS IoT Core has no QoS 2).', default: 1, min: 0, max: 1 }),
     count: Flags.integer({ description: 'Messages to publish.', default: 1, min: 1 }),
     rate: Flags.integer({ description: 'Messages per second (0: as fast as acknowledged).', default: 0, min: 0 }),
     credentials: Flags.string({ description: 'Folder of device credentials.', default: 'devices', env: 'IOTCTL_DEVICES_DIR' }),
