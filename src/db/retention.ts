@@ -122,3 +122,62 @@ async function countRows(client: Queryable, table: string): Promise<number> {
 function ident(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';
 }
+
+export interface ClusterOptions {
+  now?: Date;
+  /** How long CLUSTER may wait for its lock before this partition is left for the next run. */
+  lockTimeoutMs?: number;
+}
+
+export interface ClusterResult {
+  clustered: Array<{ partition: string; ms: number }>;
+  /** Partitions whose lock could not be had within lockTimeoutMs (busy); the next run retries them. */
+  busy: string[];
+}
+
+/**
+ * Rewrites each closed day partition (its day has ended) once, in (device_id, ts DESC) order, so the
+ * newest messages of one device sit on a few adjacent heap pages instead of one page per message.
+ * Rows arrive interleaved across all devices, so without this `query recent --limit 100` touches ~100
+ * pages, which stop fitting in shared_buffers as the table grows (0.7 ms instead of 0.1 ms at 10M rows).
+ *
+ * Run it daily, after midnight UTC. CLUSTER holds an ACCESS EXCLUSIVE lock on that one partition
+ * while it rewrites it (about 5 s per million rows here): late writes to that day and queries that
+ * read it wait meanwhile. lock_timeout keeps it from queueing behind a long query (and so stalling
+ * everything queued behind it). Rows that arrive after a day was clustered are simply appended.
+ */
+export async function clusterClosedPartitions(client: Queryable, opts: ClusterOptions = {}): Promise<ClusterResult> {
+  const now = opts.now ?? new Date();
+  // The partition's piece of iot_messages_device_ts; indisclustered marks the ones already done.
+  const { rows } = await client.query<{ partition: string; index: string }>(
+    `SELECT t.relname AS partition, i.relname AS index
+     FROM pg_inherits h
+     JOIN pg_index x ON x.indexrelid = h.inhrelid
+     JOIN pg_class i ON i.oid = x.indexrelid
+     JOIN pg_class t ON t.oid = x.indrelid
+     WHERE h.inhparent = 'iot_messages_device_ts'::regclass AND NOT x.indisclustered`,
+  );
+  const pending = new Map(rows.map((r) => [r.partition, r.index]));
+  const closed = (await listPartitions(client)).filter((p) => p.to !== null && p.to.getTime() <= now.getTime() && pending.has(p.name));
+  const result: ClusterResult = { clustered: [], busy: [] };
+  for (const p of closed) {
+    const started = performance.now();
+    await client.query('BEGIN');
+    try {
+      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${opts.lockTimeoutMs ?? 5_000}ms`]);
+      await client.query(`CLUSTER ${ident(p.name)} USING ${ident(pending.get(p.name)!)}`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if ((error as { code?: string }).code === '55P03') {
+        result.busy.push(p.name);
+        continue;
+      }
+      throw error;
+    }
+    // The new physical order changes the ts/device correlation the planner costs index scans with.
+    await client.query(`ANALYZE ${ident(p.name)}`);
+    result.clustered.push({ partition: p.name, ms: Math.round(performance.now() - started) });
+  }
+  return result;
+}

@@ -3,12 +3,15 @@
  * messages over 10 day partitions), against the same query on 100,000 rows (100 devices x 1,000
  * messages) in the same run. Reports the median server execution time (EXPLAIN ANALYZE) over random
  * devices, and the client round trip. Targets: median <= 2 ms at 10M, and <= 1.5x the 100k time.
+ * After loading, the closed day partitions are clustered by device (clusterClosedPartitions, the
+ * daily maintenance a live system runs after midnight UTC), at both sizes.
  *
  *   node --import tsx test/bench/db-query.bench.ts                     (10M rows; ~3-5 minutes here)
  *   BENCH_ROWS=1000000 node --import tsx test/bench/db-query.bench.ts  (smaller)
  */
 import pg from 'pg';
 import { recentMessages } from '../../src/db/queries.js';
+import { clusterClosedPartitions } from '../../src/db/retention.js';
 import { benchDatabase, generateMessages, median, percentile, SERVER_URL, verdict, type BenchDatabase } from './db-dataset.js';
 
 const MESSAGES_PER_DEVICE = 1_000;
@@ -49,6 +52,9 @@ async function measure(label: string, rows: number): Promise<Measured> {
     const client = new pg.Client(db.url);
     await client.connect();
     try {
+      const tc = performance.now();
+      const { clustered } = await clusterClosedPartitions(client);
+      console.log(`${label}: daily maintenance clustered ${clustered.length} closed day partitions by device in ${((performance.now() - tc) / 1000).toFixed(1)} s`);
       const device = (i: number) => `dev-${String(i % devices).padStart(5, '0')}`;
       const pick = () => device(Math.floor(Math.random() * devices));
       // Warm up: the first reads after a bulk load also set hint bits.

@@ -1,9 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate } from '../../../src/db/migrations.js';
 import { writeMessages, type MessageRow } from '../../../src/db/batch-writer.js';
-import { listPartitions, runRetention } from '../../../src/db/retention.js';
+import { clusterClosedPartitions, listPartitions, runRetention } from '../../../src/db/retention.js';
 import { recentMessages, runReadOnlySql } from '../../../src/db/queries.js';
 import { UserError } from '../../../src/ui/errors.js';
 import { embeddedServer, freshDatabase, machineServer, type TestDatabase, type TestServer } from './helpers.js';
@@ -158,6 +159,61 @@ function retentionAndQueries(serverName: string, start: () => Promise<TestServer
     // The connection is still usable, outside any transaction.
     assert.is((await client.query('SELECT 1 AS one')).rows[0].one, 1);
     assert.is((await client.query('SELECT pg_current_xact_id_if_assigned() IS NULL AS idle')).rows[0].idle, true);
+  });
+
+  t('cluster: closed days are rewritten once in device order, a busy one is retried, today is left alone, big payloads survive', async () => {
+    const now = new Date('2025-06-03T12:00:00Z');
+    const devices = ['c1', 'c2', 'c3'];
+    const rows: MessageRow[] = [];
+    // Arrival order: every device interleaved, ten minutes apart, over 06-01, 06-02 and today 06-03 (to 11:50).
+    for (let ts = Date.parse('2025-06-01T00:00:00Z'); ts < now.getTime(); ts += 10 * 60_000) {
+      for (const d of devices) rows.push(row(d, `${d}-${ts}`, new Date(ts)));
+    }
+    // A 100 KB incompressible payload (stored in TOAST) on a closed day must come through the rewrite intact.
+    const blob = randomBytes(50_000).toString('hex');
+    rows.push(row('c2', 'c2-big', new Date('2025-06-01T05:00:30Z'), null, { blob }));
+    assert.is(await writeMessages(client, rows, { now }), rows.length);
+
+    const physical = async (part: string) =>
+      (await client.query<{ device_id: string }>(`SELECT device_id FROM ${part} WHERE device_id LIKE 'c_' ORDER BY ctid`)).rows.map((r) => r.device_id);
+    const devicesInOrder = (ids: string[]) => ids.filter((d, i) => i === 0 || d !== ids[i - 1]);
+    assert.equal(devicesInOrder(await physical('iot_messages_p20250601')).slice(0, 4), ['c1', 'c2', 'c3', 'c1']);
+
+    const mine = (names: string[]) => names.filter((n) => /^iot_messages_p2025060[123]$/.test(n));
+    const holder = new pg.Client(db.url);
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT count(*) FROM iot_messages_p20250602');
+      const first = await clusterClosedPartitions(client, { now, lockTimeoutMs: 200 });
+      assert.equal(mine(first.clustered.map((c) => c.partition)), ['iot_messages_p20250601']);
+      assert.equal(first.busy, ['iot_messages_p20250602']);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    const second = await clusterClosedPartitions(client, { now, lockTimeoutMs: 200 });
+    assert.equal(mine(second.clustered.map((c) => c.partition)), ['iot_messages_p20250602']);
+    assert.equal(second.busy, []);
+    assert.equal((await clusterClosedPartitions(client, { now })).clustered, []);
+
+    // Closed days: each device's rows are now contiguous, newest first; today keeps arrival order.
+    assert.equal(devicesInOrder(await physical('iot_messages_p20250601')), devices);
+    assert.equal(devicesInOrder(await physical('iot_messages_p20250602')), devices);
+    assert.equal(devicesInOrder(await physical('iot_messages_p20250603')).slice(0, 4), ['c1', 'c2', 'c3', 'c1']);
+    const { rows: order } = await client.query<{ ts: Date }>("SELECT ts FROM iot_messages_p20250602 WHERE device_id = 'c1' ORDER BY ctid");
+    assert.is(order.length, 144);
+    assert.ok(order.every((r, i) => i === 0 || r.ts < order[i - 1]!.ts));
+
+    // Same answers as before: the newest of today and yesterday, then older days, and the big payload.
+    const recent = await recentMessages(client, { deviceId: 'c2', limit: 300, now });
+    assert.is(recent.length, 300);
+    assert.equal(recent.map((m) => m.message_id).slice(0, 2), [`c2-${now.getTime() - 10 * 60_000}`, `c2-${now.getTime() - 20 * 60_000}`]);
+    assert.ok(recent.every((m, i) => i === 0 || m.ts <= recent[i - 1]!.ts));
+    const all = await recentMessages(client, { deviceId: 'c2', limit: 1000, now });
+    assert.is(all.length, 144 * 2 + 72 + 1);
+    const big = all.find((m) => m.message_id === 'c2-big');
+    assert.is(big?.payload.blob, blob);
   });
 
   return t;
