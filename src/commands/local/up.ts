@@ -23,7 +23,8 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     }
     const live = isInteractive() && !process.env.IOTCTL_DAEMON;
     const view = live ? await import('../../ui/live-view.js') : undefined;
-    const logLine = view ? view.pushLog : (line: string) => process.stderr.write(line + '\n');
+    // A detached daemon's stderr already goes to daemon.log, which the platform writes itself.
+    const logLine = view ? view.pushLog : process.env.IOTCTL_DAEMON ? () => {} : (line: string) => process.stderr.write(line + '\n');
     const platform = await createPlatform({ stateDir, spec, mqttPort: this.flags['mqtt-port'], log: logLine, publishInfo: true });
     await platform.start();
     const unmount = view?.mount(() => platform.status());

@@ -118,7 +118,7 @@ export class Broker {
   async stop(): Promise<void> {
     this.rate.stop();
     for (const client of this.clients) client.close();
-    await Promise.all([close(this.tlsServer), this.tcpServer && close(this.tcpServer)]);
+    await Promise.all([this.tlsServer && close(this.tlsServer), this.tcpServer && close(this.tcpServer)]);
     await new Promise<void>((resolve) => (this.aedes ? this.aedes.close(() => resolve()) : resolve()));
   }
 

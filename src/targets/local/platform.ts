@@ -92,13 +92,11 @@ export class LocalPlatform {
   async start(): Promise<void> {
     const { spec, stateDir } = this.opts;
     const pki = await ensurePki(stateDir);
-    // Components first: the lake recovers and PostgreSQL is migrated before the first message arrives.
+    // The broker binds its port first, so a port in use fails in a moment; publishes accepted before
+    // the rules runtime starts wait in the durable ingress log. Then the components start: the lake
+    // recovers and PostgreSQL is migrated before the rules runtime delivers anything.
     const started: PlatformComponent[] = [];
     try {
-      for (const c of this.components) {
-        await c.start();
-        started.push(c);
-      }
       if (this.opts.rules !== false) this.ingress = new IngressLog(stateDir);
       this.broker = new Broker({
         host: spec.local.host,
@@ -117,10 +115,17 @@ export class LocalPlatform {
       });
       this.mqttPort = ports.port;
       this.plainTcpPort = ports.plainTcpPort;
+      for (const c of this.components) {
+        await c.start();
+        started.push(c);
+      }
     } catch (e) {
-      // Nothing half-started is left running (an embedded PostgreSQL in particular).
+      // Nothing half-started is left running (an embedded PostgreSQL in particular), and no timer keeps
+      // the process alive.
+      await this.broker?.stop().catch(() => {});
       for (const c of started.reverse()) await Promise.resolve(c.stop()).catch(() => {});
       this.ingress?.close();
+      this.db.close();
       throw e;
     }
     if (this.ingress) {
