@@ -137,17 +137,19 @@ export class RulesRuntime {
     for (const rule of this.rules) {
       if (!rule.rule.matches(message.topic, rule.spec.name)) continue;
       const ctx = { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name };
-      let output: unknown;
+      let data: Buffer;
       try {
-        output = rule.rule.evaluate(ctx);
+        const output = rule.rule.evaluate(ctx);
+        if (output === undefined) continue;
+        // Encoding can fail too (a payload nested deeper than the stack allows): a failure of this message.
+        data = encodeOutput(output);
       } catch (e) {
         this.stats.evaluationErrors++;
-        addFailure(effects, rule, message, { failedAction: 'RuleEvaluation', actionType: 'sql', failedResource: rule.spec.name, errorMessage: (e as Error).message });
+        const reason = e instanceof RangeError ? `payload too deeply nested (${e.message})` : (e as Error).message;
+        addFailure(effects, rule, message, { failedAction: 'RuleEvaluation', actionType: 'sql', failedResource: rule.spec.name, errorMessage: reason });
         continue;
       }
-      if (output === undefined) continue;
       this.stats.rulesMatched++;
-      const data = encodeOutput(output);
       for (const action of rule.actions) {
         try {
           this.plan(action, rule, message, ctx, data, effects);

@@ -117,6 +117,17 @@ test('runtime evaluation errors and binary payloads never crash the runtime', as
   assert.equal(records.map((r) => JSON.parse(Buffer.from(r.data).toString())), [{ raw: '3q2+7w==' }]);
 });
 
+test('a payload nested deeper than the stack allows is a rule failure, and later messages still flow', async () => {
+  store.put(rule({ name: 'all', sql: "SELECT * FROM 'dt/#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'k' } }] }));
+  const runtime = new RulesRuntime({ db, ingress, store, streams });
+  const depth = 60_000; // fits in AWS's 128 KB payload limit
+  await publish('dt/x', '['.repeat(depth) + ']'.repeat(depth));
+  await publish('dt/x', '{"ok":true}');
+  assert.is(await runtime.processAvailable(), 2);
+  assert.match(runtime.errors()[0]!.error.failures[0]!.errorMessage, /too deeply nested/);
+  assert.equal(readStream('telemetry').map((r) => JSON.parse(Buffer.from(r.data).toString())), [{ ok: true }]);
+});
+
 test('iotAnalytics actions hand the message with its id to the channel; disabled rules do nothing', async () => {
   store.put(rule({ name: 'lake', sql: "SELECT *, traceid() AS message_id FROM 'dt/#'", actions: [{ iotAnalytics: { channel: 'raw' } }] }));
   store.put(rule({ name: 'off', enabled: false, sql: "SELECT * FROM '#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'k' } }] }));
