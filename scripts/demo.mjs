@@ -58,6 +58,7 @@ try {
   }
   iotctl(['athena', 'run', "SELECT device_id, count(*) AS messages, round(avg(temperature), 1) AS avg_c, round(avg(temperature_f), 1) AS avg_f, any_value(json_extract_string(device, '$.attributes.site')) AS site FROM telemetry_store GROUP BY device_id ORDER BY device_id"]);
   iotctl(['analytics', 'dataset', 'run', 'daily_device_summary']);
+  iotctl(['rules', 'errors', '--limit', '2']); // the malformed message, with its reason
   iotctl(['local', 'status']);
 } finally {
   iotctl(['local', 'down']);

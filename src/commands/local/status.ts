@@ -28,10 +28,26 @@ export default class LocalStatus extends BaseCommand<typeof LocalStatus> {
           ['publishes/s', status.publishesPerSecond.toFixed(1)],
           ['rules lag', status.rules?.lag ?? '-'],
         ];
-        for (const [name, value] of Object.entries(status.components)) rows.push([name, value]);
+        for (const [name, value] of Object.entries(status.components)) if (name !== 'postgres') rows.push([name, describeComponent(name, value)]);
         await printTable(rows, [{ header: 'Field', get: (r) => r[0] }, { header: 'Value', get: (r) => r[1] }]);
       }
     }
     return status;
   }
+}
+
+/** One readable line per component for the table (--json has everything). */
+function describeComponent(name: string, value: unknown): string {
+  if (name === 'eventSourceMappings' && Array.isArray(value)) {
+    if (!value.length) return 'none deployed';
+    return value
+      .map((m: { functionName: string; stream: string; state: string; records: number; batches: number; errors: number; discarded: number; iteratorAgeMs: number }) =>
+        `${m.functionName} <- ${m.stream}: ${m.state}, ${m.records} records in ${m.batches} batches, ${m.errors} errors, ${m.discarded} discarded, iterator age ${m.iteratorAgeMs} ms`)
+      .join('; ');
+  }
+  if (name === 'retention' && value && typeof value === 'object') {
+    const r = value as { keep: string; schedule: string; last: { at: string | null; dropped: number; deleted: number; error: string | null } };
+    return `keep ${r.keep}, ${r.schedule}; last run ${r.last.at ?? 'not yet'}${r.last.error ? ` failed: ${r.last.error}` : r.last.at ? ` (dropped ${r.last.dropped} partitions, deleted ${r.last.deleted} rows)` : ''}`;
+  }
+  return JSON.stringify(value);
 }
