@@ -20,7 +20,10 @@ export default class Init extends BaseCommand<typeof Init> {
     if (existsSync(file) && !this.flags.force) {
       throw new UserError(`${file} already exists.`, 'Edit it, or pass --force to overwrite it.', 'SPEC_EXISTS');
     }
-    const project = this.flags.project ?? (basename(this.ctx.paths.projectDir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'iot');
+    const project = this.flags.project ?? (basename(this.ctx.paths.projectDir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'iot');
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(project)) {
+      throw new UserError(`Invalid project name "${project}".`, 'Use lowercase letters, digits and -, starting with a letter or digit (at most 63 characters).', 'USAGE');
+    }
     const text = initSpec(project);
     parseSpec(text, file); // the template must always validate
     writeFileSync(file, text);

@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { UserError } from '../ui/errors.js';
+import { readDaemonInfo } from '../targets/local/daemon-info.js';
 
 /** What any pg client (a Client, a Pool, a PoolClient) offers; the db code needs only this. */
 export interface Queryable {
@@ -61,16 +60,7 @@ export function configuredDatabase(opts: { spec?: SpecDatabase | (() => SpecData
 
 /** The databaseUrl of a running daemon, or undefined when there is none or its pid is dead. */
 function readDaemonDatabaseUrl(stateDir: string): string | undefined {
-  const file = join(stateDir, 'daemon.json');
-  if (!existsSync(file)) return undefined;
-  let info: { pid?: number; databaseUrl?: string };
-  try {
-    info = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return undefined; // Being rewritten, or left half-written by a crash: treat as not running.
-  }
-  if (!info.databaseUrl || typeof info.pid !== 'number' || !isProcessAlive(info.pid)) return undefined;
-  return info.databaseUrl;
+  return readDaemonInfo(stateDir)?.databaseUrl;
 }
 
 export function isProcessAlive(pid: number): boolean {

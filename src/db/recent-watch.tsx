@@ -1,4 +1,4 @@
-import React, { useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Box, Text, render, useApp, useInput, useStdin } from 'ink';
 import { Table } from '../ui/table.js';
 import type { MessageRecord } from './queries.js';

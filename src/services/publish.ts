@@ -22,7 +22,15 @@ export function readCredentials(dir: string, thingName: string): DeviceCredentia
       throw new UserError(`No ${f} for ${thingName} in ${base}.`, `Register it with \`iotctl device register ${thingName}\`, or point --credentials at the folder holding its credentials.`, 'CREDENTIALS_NOT_FOUND');
     }
   };
-  return { thingName, cert: read('cert.pem'), key: read('private.key'), ca: read('ca.pem'), endpoint: JSON.parse(read('endpoint.json')) };
+  let endpoint: Endpoint;
+  try {
+    endpoint = JSON.parse(read('endpoint.json'));
+    if (typeof endpoint.host !== 'string' || !Number.isInteger(endpoint.port)) throw new Error('needs {"host": string, "port": number}');
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${join(base, 'endpoint.json')} is invalid: ${(e as Error).message}`, 'Write it as {"host": "127.0.0.1", "port": 8883}, or pass --host and --port.', 'CREDENTIALS_INVALID');
+  }
+  return { thingName, cert: read('cert.pem'), key: read('private.key'), ca: read('ca.pem'), endpoint };
 }
 
 /** --payload: inline text, or @file. */

@@ -1,6 +1,7 @@
-import React, { useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Box, Static, Text, render } from 'ink';
 import type { PlatformStatus } from '../targets/local/platform.js';
+import { redactUrl } from '../db/connection.js';
 
 /** The foreground `local up` view: a compact live box (stderr) with the log lines above it. */
 let appendLog: ((line: string) => void) | undefined;
@@ -30,7 +31,7 @@ function LiveView({ status }: { status: () => PlatformStatus }) {
       <Box borderStyle="round" paddingX={1} flexDirection="column">
         <Text>
           <Text bold>iotctl local</Text> {s.endpoints.mqtt}
-          {s.endpoints.postgres ? `  ${s.endpoints.postgres.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@')}` : ''}  up {s.uptimeSeconds}s
+          {s.endpoints.postgres ? `  ${redactUrl(s.endpoints.postgres)}` : ''}  up {s.uptimeSeconds}s
         </Text>
         <Text>
           clients <Text bold>{s.connectedClients}</Text>  publishes <Text bold>{s.publishesPerSecond.toFixed(0)}/s</Text> (accepted {s.publishesAccepted.total}, denied {s.publishesDenied.total})  refused connections {s.connectionsRefused.total}

@@ -1,4 +1,3 @@
-import React from 'react';
 import { Box, Text, render } from 'ink';
 import { type Column, formatCell } from './output.js';
 

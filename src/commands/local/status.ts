@@ -1,7 +1,7 @@
 import { BaseCommand } from '../../base-command.js';
 import { readStatus } from '../../services/local-platform.js';
 import { printTable } from '../../ui/output.js';
-import { redact } from './up.js';
+import { redactUrl } from '../../db/connection.js';
 
 export default class LocalStatus extends BaseCommand<typeof LocalStatus> {
   static override summary = 'Show the local platform: endpoints, uptime, clients and counters.';
@@ -19,7 +19,7 @@ export default class LocalStatus extends BaseCommand<typeof LocalStatus> {
           ['pid', status.pid],
           ['uptime', `${status.uptimeSeconds}s`],
           ['mqtt', status.endpoints.mqtt],
-          ['postgres', status.endpoints.postgres ? redact(status.endpoints.postgres) : '(not running)'],
+          ['postgres', status.endpoints.postgres ? redactUrl(status.endpoints.postgres) : '(not running)'],
           ['connected clients', status.connectedClients],
           ['connections accepted', breakdown(status.connectionsAccepted)],
           ['connections refused', breakdown(status.connectionsRefused)],

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
+import { redactUrl } from '../../db/connection.js';
 import { assertNotRunning, createPlatform, startDetached } from '../../services/local-platform.js';
 import { info, isInteractive } from '../../ui/output.js';
 
@@ -18,7 +19,7 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     assertNotRunning(stateDir);
     if (this.flags.detach) {
       const daemon = await startDetached(this.argv, stateDir);
-      if (!this.jsonEnabled()) info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redact(daemon.databaseUrl)}` : ''}`);
+      if (!this.jsonEnabled()) info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
       return daemon;
     }
     const live = isInteractive() && !process.env.IOTCTL_DAEMON;
@@ -26,25 +27,22 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     // A detached daemon's stderr already goes to daemon.log, which the platform writes itself.
     const logLine = view ? view.pushLog : process.env.IOTCTL_DAEMON ? () => {} : (line: string) => process.stderr.write(line + '\n');
     const platform = await createPlatform({ stateDir, spec, mqttPort: this.flags['mqtt-port'], log: logLine, publishInfo: true });
+    // Signals are handled from the start: Ctrl-C while PostgreSQL starts still stops everything cleanly.
+    let signalled: string | undefined;
+    let onSignal: (signal: string) => void = (signal) => (signalled = signal);
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
     await platform.start();
     const unmount = view?.mount(() => platform.status());
     await new Promise<void>((resolve) => {
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
+      onSignal = async (signal) => {
         platform.log(`${signal}: stopping`);
         await platform.stop();
         unmount?.();
         resolve();
       };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
+      if (signalled) onSignal(signalled);
     });
     return { stopped: true };
   }
-}
-
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
 }

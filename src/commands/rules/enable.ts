@@ -1,4 +1,5 @@
 import { Args } from '@oclif/core';
+import { existsSync } from 'node:fs';
 import { BaseCommand } from '../../base-command.js';
 import { openTarget } from '../../targets/index.js';
 import { UserError } from '../../ui/errors.js';
@@ -11,7 +12,11 @@ export async function setRuleEnabled(cmd: BaseCommand<never>, name: string, enab
     const rule = await target.rules.get(name);
     if (!rule) throw new UserError(`No rule named "${name}" on the target.`, 'List them with `iotctl rules list`.', 'RULE_NOT_FOUND');
     await target.rules.put({ ...rule, enabled });
-    if (!cmd.jsonEnabled()) info(`${enabled ? 'Enabled' : 'Disabled'} ${name}. (iotctl.yaml still says enabled: ${rule.enabled}; the next apply restores it.)`);
+    const declared = existsSync(cmd['ctx'].paths.specFile) ? cmd['ctx'].spec.spec.rules.find((r) => r.name === name) : undefined;
+    if (!cmd.jsonEnabled()) {
+      info(`${enabled ? 'Enabled' : 'Disabled'} ${name}.`);
+      if (declared && declared.enabled !== enabled) info(`iotctl.yaml says enabled: ${declared.enabled}; the next \`iotctl apply\` restores that.`);
+    }
     return { name, enabled };
   } finally {
     target.close();

@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { createServer as createTcpServer, type Server as TcpServer, type AddressInfo } from 'node:net';
 import { evaluatePolicies, iotArn } from '../../iot/policy/index.js';
 import type { Registry, Principal } from './registry.js';
-import type { IngressLog, IngressMessage } from './ingress.js';
+import type { IngressLog } from './ingress.js';
 import { count, newCounter, RateMeter, type ReasonCounter } from './counters.js';
 
 /** AWS IoT Core refuses payloads over 128 KB. */
@@ -16,7 +16,6 @@ export interface BrokerOptions {
   registry: Registry;
   /** When set, every accepted publish is durably logged before its QoS1 PUBACK. */
   ingress?: IngressLog;
-  onIngress?: (message: IngressMessage) => void;
   /** Benchmarks only: a plain-TCP listener without authentication, to measure TLS + policy overhead. */
   plainTcpPort?: number;
   log?: (line: string) => void;
@@ -201,10 +200,7 @@ export class Broker {
     if (!this.opts.ingress) return accept();
     this.opts.ingress
       .append({ topic: packet.topic, clientId: client.id, principal: session?.certificateId ?? '', qos: packet.qos, payload })
-      .then((message) => {
-        accept();
-        this.opts.onIngress?.(message);
-      })
+      .then(accept)
       .catch((e: Error) => {
         count(this.stats.publishesDenied, 'ingressUnavailable');
         this.log(`ingress log write failed: ${e.message}`);

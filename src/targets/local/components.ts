@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { configuredDatabase, connect, type DatabaseTarget } from '../../db/connection.js';
+import { configuredDatabase, connect, redactUrl, type DatabaseTarget } from '../../db/connection.js';
 import { parseDuration } from '../../db/duration.js';
 import { migrate } from '../../db/migrations.js';
 import { clusterClosedPartitions, runRetention } from '../../db/retention.js';
@@ -34,7 +34,7 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
       if (embedded) {
         const started = await embedded.start();
         log(`postgres: embedded server ready on port ${started.port} in ${started.totalMs} ms${started.stoppedOrphanPid ? ` (stopped orphan ${started.stoppedOrphanPid})` : ''}`);
-        database = { url: started.url, display: started.url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@'), source: 'embedded' };
+        database = { url: started.url, display: redactUrl(started.url), source: 'embedded' };
       }
       platform.databaseUrl = database!.url ?? database!.display;
       const client = await connect(database!);
@@ -56,7 +56,7 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
     baseEnvironment: (): Record<string, string> => (database?.url ? { DATABASE_URL: database.url } : {}),
   });
   platform.sinks.functions = functions;
-  const mappings = new EventSourceMappings({ db, streams, functions });
+  const mappings = new EventSourceMappings({ db, streams, functions, log });
   platform.components.push({ name: 'functions', start: () => functions.start(), stop: () => functions.stop() });
   platform.components.push({ name: 'eventSourceMappings', start: () => mappings.start(), stop: () => mappings.stop(), status: () => mappings.stats() });
 
@@ -81,8 +81,10 @@ function retentionSchedule(database: () => DatabaseTarget | undefined, keep: str
   const keepMs = parseDuration(keep, 'database.retention');
   const parsed = parseSchedule(schedule);
   let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
   let last = { at: null as string | null, dropped: 0, deleted: 0, error: null as string | null };
   const arm = () => {
+    if (stopped) return;
     const next = nextFireTime(parsed, Date.now());
     if (next === undefined) return;
     timer = setTimeout(run, Math.min(next - Date.now(), 2 ** 31 - 1));
@@ -110,5 +112,9 @@ function retentionSchedule(database: () => DatabaseTarget | undefined, keep: str
       arm();
     }
   };
-  return { name: 'retention', start: arm, stop: () => clearTimeout(timer), status: () => ({ keep, schedule, last }) };
+  const stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+  return { name: 'retention', start: arm, stop, status: () => ({ keep, schedule, last }) };
 }

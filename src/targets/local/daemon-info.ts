@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a running `iotctl local up` publishes about itself in <stateDir>/daemon.json. */
@@ -14,14 +14,18 @@ export interface DaemonInfo {
 
 export const daemonInfoPath = (stateDir: string) => join(stateDir, 'daemon.json');
 
+/** Whether a process we may signal exists (another user's process, EPERM, is not ours). */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  } catch {
+    return false;
   }
 }
+
+/** The daemon rewrites status.json every second; a file older than this means the pid is not our daemon. */
+const STALE_STATUS_MS = 15_000;
 
 /** The running daemon's info, or undefined when none runs (a stale file from a crash is ignored). */
 export function readDaemonInfo(stateDir: string): DaemonInfo | undefined {
@@ -29,7 +33,9 @@ export function readDaemonInfo(stateDir: string): DaemonInfo | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const info = JSON.parse(readFileSync(file, 'utf8')) as DaemonInfo;
-    return isAlive(info.pid) ? info : undefined;
+    // After a crash the pid may have been reused by an unrelated process: require a fresh status file too.
+    const fresh = existsSync(info.statusFile) && Date.now() - statSync(info.statusFile).mtimeMs < STALE_STATUS_MS;
+    return isAlive(info.pid) && fresh ? info : undefined;
   } catch {
     return undefined;
   }

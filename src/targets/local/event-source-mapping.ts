@@ -436,7 +436,7 @@ export class EventSourceMappings {
   private timer?: NodeJS.Timeout;
   private reconciling: Promise<void> = Promise.resolve();
 
-  constructor(private readonly opts: Omit<EventSourceMappingOptions, 'functionName' | 'config'> & { reconcileIntervalMs?: number }) {}
+  constructor(private readonly opts: Omit<EventSourceMappingOptions, 'functionName' | 'config'> & { reconcileIntervalMs?: number; log?: (line: string) => void }) {}
 
   start(): void {
     if (this.timer) return;
@@ -475,6 +475,9 @@ export class EventSourceMappings {
         this.runners.set(name, { runner, key: JSON.stringify(spec) });
         runner.start();
       }
+    }).catch((e: unknown) => {
+      // One failed pass (a locked store, a runner that failed to stop) must not wedge later passes.
+      this.opts.log?.(`event source mappings: reconcile failed, retrying: ${(e as Error).message}`);
     });
     return this.reconciling;
   }

@@ -44,9 +44,9 @@ export class IngressLog {
     this.db.exec(`CREATE TABLE IF NOT EXISTS ingress_log (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, received_at INTEGER NOT NULL,
       topic TEXT NOT NULL, client_id TEXT NOT NULL, principal TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL);
-      CREATE TABLE IF NOT EXISTS ingress_given_ids (message_id TEXT PRIMARY KEY) WITHOUT ROWID;`);
+      CREATE TABLE IF NOT EXISTS ingress_given_ids (message_id TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL) WITHOUT ROWID;`);
     this.insert = this.db.prepare('INSERT INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    this.claimId = this.db.prepare('INSERT OR IGNORE INTO ingress_given_ids (message_id) VALUES (?)');
+    this.claimId = this.db.prepare('INSERT OR IGNORE INTO ingress_given_ids (message_id, claimed_at) VALUES (?, ?)');
     this.selectAfter = this.db.prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?');
   }
 
@@ -72,7 +72,7 @@ export class IngressLog {
       this.db.transaction(() => {
         for (const { input } of batch) {
           // seq -1: a caller-given id already in the log; nothing new was appended.
-          if (input.messageId !== undefined && this.claimId.run(input.messageId).changes === 0) {
+          if (input.messageId !== undefined && this.claimId.run(input.messageId, now).changes === 0) {
             results.push({ ...input, messageId: input.messageId, receivedAt: input.receivedAt ?? now, seq: -1 });
             continue;
           }
@@ -107,10 +107,12 @@ export class IngressLog {
     return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM ingress_log').get() as { s: number }).s;
   }
 
-  /** Drop entries every consumer has checkpointed past and that are older than the retention. */
+  /** Drop entries the rules runtime has checkpointed past and that are older than `olderThan` (ms epoch). */
   truncate(beforeSeq: number, olderThan: number): number {
-    return this.db.prepare('DELETE FROM ingress_log WHERE seq < ? AND received_at < ?').run(beforeSeq, olderThan).changes;
+    this.db.prepare('DELETE FROM ingress_given_ids WHERE claimed_at < ?').run(olderThan);
+    return this.db.prepare('DELETE FROM ingress_log WHERE seq <= ? AND received_at < ?').run(beforeSeq, olderThan).changes;
   }
+
 
   close(): void {
     this.flush();

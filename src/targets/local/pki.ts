@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa, createServerCertificate, type CaMaterial } from './ca.js';
 
@@ -10,20 +10,30 @@ export interface LocalPki {
 
 export async function ensurePki(stateDir: string): Promise<LocalPki> {
   const dir = join(stateDir, 'ca');
-  const files = { caCert: join(dir, 'ca.pem'), caKey: join(dir, 'ca.key'), serverCert: join(dir, 'server.pem'), serverKey: join(dir, 'server.key') };
-  if (!existsSync(files.caCert) || !existsSync(files.caKey)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const names = { caCert: 'ca.pem', caKey: 'ca.key', serverCert: 'server.pem', serverKey: 'server.key' };
+  if (!Object.values(names).every((f) => existsSync(join(dir, f)))) {
+    // Written to a temporary folder and renamed into place: a crash never leaves half a CA, and of two
+    // processes creating it at once (local up, device register) the first rename wins.
+    mkdirSync(stateDir, { recursive: true });
+    const tmp = mkdtempSync(join(stateDir, '.ca-'));
     const ca = await createCa('iotctl local CA');
     const server = await createServerCertificate(ca, ['localhost', '127.0.0.1']);
-    writeSecret(files.caKey, ca.keyPem);
-    writeFileSync(files.caCert, ca.certPem);
-    writeSecret(files.serverKey, server.keyPem);
-    writeFileSync(files.serverCert, server.certPem);
+    writeSecret(join(tmp, names.caKey), ca.keyPem);
+    writeFileSync(join(tmp, names.caCert), ca.certPem);
+    writeSecret(join(tmp, names.serverKey), server.keyPem);
+    writeFileSync(join(tmp, names.serverCert), server.certPem);
+    try {
+      if (existsSync(dir) && !existsSync(join(dir, names.caCert))) rmSync(dir, { recursive: true, force: true }); // a partial CA from an older version
+      renameSync(tmp, dir);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      if (!existsSync(join(dir, names.caCert))) throw e; // otherwise another process created it first
+    }
   }
-  const read = (f: string) => readFileSync(f, 'utf8');
+  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
   return {
-    ca: { certPem: read(files.caCert), keyPem: read(files.caKey) },
-    server: { certPem: read(files.serverCert), keyPem: read(files.serverKey) },
+    ca: { certPem: read(names.caCert), keyPem: read(names.caKey) },
+    server: { certPem: read(names.serverCert), keyPem: read(names.serverKey) },
   };
 }
 

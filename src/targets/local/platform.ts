@@ -6,7 +6,7 @@ import { IngressLog } from './ingress.js';
 import { LocalObjects } from './objects.js';
 import { ensurePki } from './pki.js';
 import { Registry } from './registry.js';
-import { RulesRuntime } from './rules-runtime.js';
+import { RulesRuntime, type RulesRuntimeDeps } from './rules-runtime.js';
 import { RulesStore } from './rules-store.js';
 import { openStore, watchDataVersion, type Db } from './store.js';
 import { UserError } from '../../ui/errors.js';
@@ -52,6 +52,11 @@ export interface PlatformStatus {
   components: Record<string, unknown>;
 }
 
+/** Consumed ingress entries are kept a day (for inspection and replays), rule errors a week. */
+const INGRESS_RETENTION_MS = 24 * 3_600_000;
+const RULE_ERRORS_RETENTION_MS = 7 * 24 * 3_600_000;
+const MAINTENANCE_INTERVAL_MS = 10 * 60_000;
+
 /** The embedded platform: broker, ingress log, rules runtime and the components plugged in after them. */
 export class LocalPlatform {
   readonly db: Db;
@@ -62,8 +67,11 @@ export class LocalPlatform {
   rules?: RulesRuntime;
   readonly objects: LocalObjects;
   readonly components: PlatformComponent[] = [];
+  /** Where rule actions go; set by the components before start (stream, channels, functions). */
+  readonly sinks: Partial<Pick<RulesRuntimeDeps, 'streams' | 'channels' | 'functions'>> = {};
   private stopWatching?: () => void;
   private statusTimer?: NodeJS.Timeout;
+  private maintenanceTimer?: NodeJS.Timeout;
   private startedAt = new Date();
   mqttPort = 0;
   plainTcpPort?: number;
@@ -116,8 +124,9 @@ export class LocalPlatform {
       this.mqttPort = ports.port;
       this.plainTcpPort = ports.plainTcpPort;
       for (const c of this.components) {
-        await c.start();
+        // Pushed first: a component that fails half-way (PostgreSQL up, migration failed) is stopped too.
         started.push(c);
+        await c.start();
       }
     } catch (e) {
       // Nothing half-started is left running (an embedded PostgreSQL in particular), and no timer keeps
@@ -141,12 +150,22 @@ export class LocalPlatform {
       this.rules.start();
     }
     this.stopWatching = watchDataVersion(this.db, () => this.onStoreChange());
+    this.maintenanceTimer = setInterval(() => this.maintenance(), MAINTENANCE_INTERVAL_MS);
+    this.maintenanceTimer.unref();
     this.log(`local platform up: mqtts://${spec.local.host}:${this.mqttPort}`);
     if (this.opts.publishInfo) this.publishInfo();
   }
 
-  /** Sinks set by components before start (stream, channels, functions). */
-  sinks: Partial<Pick<ConstructorParameters<typeof RulesRuntime>[0], 'streams' | 'channels' | 'functions'>> = {};
+  /** Bounded storage: consumed ingress entries and old rule errors are deleted after their retention. */
+  maintenance(now = Date.now()): void {
+    try {
+      const dropped = this.rules && this.ingress ? this.ingress.truncate(this.rules.checkpoint, now - INGRESS_RETENTION_MS) : 0;
+      const errors = this.rulesStore.pruneErrors(now - RULE_ERRORS_RETENTION_MS);
+      if (dropped || errors) this.log(`maintenance: removed ${dropped} consumed ingress entries, ${errors} rule errors`);
+    } catch (e) {
+      this.log(`maintenance failed: ${(e as Error).message}`);
+    }
+  }
 
   private onStoreChange(): void {
     this.broker.refresh();
@@ -196,10 +215,7 @@ export class LocalPlatform {
       deliveriesDenied: b.deliveriesDenied,
       publishesPerSecond: b.publishesPerSecond,
       ingress: { appended: this.ingress?.appended ?? 0, commits: this.ingress?.commits ?? 0, lastSeq },
-      rules: this.rules && (() => {
-        const checkpoint = this.rules.checkpoint;
-        return { checkpoint, lag: lastSeq - checkpoint, ...this.rules.stats, messagesPerSecond: this.rules.rate.perSecond() };
-      })(),
+      rules: this.rules && { checkpoint: this.rules.checkpoint, lag: lastSeq - this.rules.checkpoint, ...this.rules.stats, messagesPerSecond: this.rules.rate.perSecond() },
       components,
     };
   }
@@ -207,6 +223,7 @@ export class LocalPlatform {
   async stop(): Promise<void> {
     this.stopWatching?.();
     clearInterval(this.statusTimer);
+    clearInterval(this.maintenanceTimer);
     await this.broker?.stop();
     await this.rules?.stop();
     for (const c of [...this.components].reverse()) {

@@ -170,7 +170,11 @@ export class RulesRuntime {
     } else if ('iotAnalytics' in spec) {
       if (!deps.channels) missing('analytics');
       const list = effects.channelPuts.get(spec.iotAnalytics.channel) ?? [];
-      list.push({ message: { messageId: message.messageId, receivedAt: message.receivedAt, payload: data }, rule, action, source: message });
+      // The channel deduplicates by id: the first action sending this message to this channel keeps its id,
+      // any further one (another rule, same channel) gets a derived id, the same on every replay.
+      const taken = list.some((p) => p.source.messageId === message.messageId);
+      const messageId = taken ? derivedId(message.messageId, rule.spec.name, rule.actions.indexOf(action)) : message.messageId;
+      list.push({ message: { messageId, receivedAt: message.receivedAt, payload: data }, rule, action, source: message });
       effects.channelPuts.set(spec.iotAnalytics.channel, list);
     } else if ('republish' in spec) {
       const topic = action.templates.topic!.render(ctx);

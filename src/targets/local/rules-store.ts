@@ -36,6 +36,10 @@ export class RulesStore {
     this.db.prepare('INSERT OR IGNORE INTO rules_errors (rule_name, message_id, created_at, error) VALUES (?, ?, ?, ?)').run(payload.ruleName, payload.cloudwatchTraceId, now, JSON.stringify(payload));
   }
 
+  pruneErrors(olderThan: number): number {
+    return this.db.prepare('DELETE FROM rules_errors WHERE created_at < ?').run(olderThan).changes;
+  }
+
   /** Recent failures, newest first. */
   errors(opts: { limit?: number; rule?: string } = {}): RuleErrorRecord[] {
     const rows = this.db

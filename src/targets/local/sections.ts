@@ -25,12 +25,19 @@ export function localSections(ctx: Context): ApplySection[] {
 
   const streams: ApplySection = {
     name: 'streams',
-    plan: (opts) => withDb((db) => planResources(desiredStreamResources(spec), actualStreamResources(new LocalStreams(db).listStreams()), opts)),
+    plan: (opts) =>
+      withDb((db) => {
+        const items = planResources(desiredStreamResources(spec), actualStreamResources(new LocalStreams(db).listStreams()), opts);
+        for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
+        return items;
+      }),
     apply: (items) =>
       withDb((db) => {
         const local = new LocalStreams(db, { region: spec.region });
         for (const i of items) {
-          if (i.action === 'delete' || i.action === 'replace') local.deleteStream(i.name); // a shard count change is a replace
+          // Retention changes in place; only a new shard count (no local resharding) recreates the stream.
+          const reshard = i.action === 'replace' && i.changes.some((c) => c.path === 'shards');
+          if (i.action === 'delete' || reshard) local.deleteStream(i.name);
           if (i.action === 'create' || i.action === 'replace') local.ensureStream({ name: i.name, ...(i.desired as { shards: number; retentionHours: number }) });
         }
       }),

@@ -12,7 +12,11 @@ import { MACHINE_URL } from './helpers.js';
 const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-conn-'));
 test.after(() => rmSync(stateDir, { recursive: true, force: true }));
 const spec = { database: { url: 'postgres://spec:secret@db.internal:5432/iot' } };
-const daemonJson = (pid: number) => writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00Z', databaseUrl: 'postgres://postgres:pw@127.0.0.1:5999/iotctl' }));
+const daemonJson = (pid: number) => {
+  // A running daemon refreshes status.json every second; daemon.json alone (pid reused) is not enough.
+  writeFileSync(join(stateDir, 'status.json'), '{}');
+  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00Z', databaseUrl: 'postgres://postgres:pw@127.0.0.1:5999/iotctl', statusFile: join(stateDir, 'status.json') }));
+};
 
 test('DATABASE_URL wins over everything', () => {
   daemonJson(process.pid);

@@ -141,6 +141,22 @@ test('iotAnalytics actions hand the message with its id to the channel; disabled
   assert.is(readStream('telemetry').length, 0);
 });
 
+test('two rules sending one message to the same channel deliver two messages, with stable ids', async () => {
+  store.put(rule({ name: 'a', sql: "SELECT 1 AS a FROM 'dt/#'", actions: [{ iotAnalytics: { channel: 'raw' } }] }));
+  store.put(rule({ name: 'b', sql: "SELECT 2 AS b FROM 'dt/#'", actions: [{ iotAnalytics: { channel: 'raw' } }] }));
+  const channels = new RecordingChannel();
+  const runtime = new RulesRuntime({ db, ingress, store, streams, channels });
+  const m = await publish('dt/x', '{}');
+  await runtime.processAvailable();
+  const ids = channels.received.map((r) => r.message.messageId);
+  assert.is(ids.length, 2);
+  assert.is(ids[0], m.messageId);
+  assert.is.not(ids[1], m.messageId);
+  db.prepare('UPDATE rules_checkpoint SET seq = 0').run();
+  await runtime.processAvailable();
+  assert.equal(channels.received.slice(2).map((r) => r.message.messageId), ids);
+});
+
 test('applied rules take effect after reload without a restart', async () => {
   const runtime = new RulesRuntime({ db, ingress, store, streams });
   await publish('dt/x', '{}');

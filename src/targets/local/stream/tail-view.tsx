@@ -1,4 +1,4 @@
-import React, { useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Box, Static, Text, render } from 'ink';
 import type { TailRecord } from './tail.js';
 
