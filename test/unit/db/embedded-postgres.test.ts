@@ -127,7 +127,8 @@ test('a server that belongs to another live daemon is left alone, with a user er
 test('resolveDatabaseUrl finds the running platform through daemon.json', async () => {
   const started = await server.start();
   const env = {};
-  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.url }));
+  writeFileSync(join(stateDir, 'status.json'), '{}'); // a live daemon keeps it fresh
+  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.url, statusFile: join(stateDir, 'status.json') }));
   const target = resolveDatabaseUrl({ stateDir, env });
   assert.equal([target.url, target.source], [started.url, 'embedded']);
   assert.not.ok(target.display.includes(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password));
