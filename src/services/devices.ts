@@ -128,8 +128,12 @@ export async function registerMany(
     while (next < requests.length) {
       const req = requests[next++]!;
       try {
-        if ((await devices.exists(req.thingName)) && existsSync(join(outDir, req.thingName, 'cert.pem'))) result.skipped.push(req.thingName);
-        else {
+        const exists = await devices.exists(req.thingName);
+        if (exists && existsSync(join(outDir, req.thingName, 'cert.pem'))) result.skipped.push(req.thingName);
+        else if (exists) {
+          // Registered, but its credentials are not here (an interrupted run, or another --out): never re-key silently.
+          result.failed.push({ thingName: req.thingName, error: `registered already, but ${join(outDir, req.thingName)} has no credentials; if they are lost, \`iotctl device delete ${req.thingName}\` and run again` });
+        } else {
           await registerDevice(devices, spec, req, outDir);
           result.registered.push(req.thingName);
         }
