@@ -379,10 +379,15 @@ export class LocalFunctions implements FunctionSink {
   }
 
   /** Asynchronous invocation (InvocationType=Event): queued durably, run by start(), retried twice on error. */
-  async invokeAsync(functionName: string, event: unknown): Promise<void> {
+  /** Queue an asynchronous invocation; joins the caller's transaction when one is open. */
+  enqueue(functionName: string, event: unknown): void {
     if (!this.get(functionName)) throw new DestinationNotFoundError('function', functionName);
     const now = this.clock();
     this.db.prepare('INSERT INTO lambda_async_events (function_name, request_id, event, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)').run(functionName, randomUUID(), JSON.stringify(event ?? null), now, now);
+  }
+
+  async invokeAsync(functionName: string, event: unknown): Promise<void> {
+    this.enqueue(functionName, event);
     if (this.running) this.kick();
   }
 

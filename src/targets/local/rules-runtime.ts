@@ -40,7 +40,8 @@ interface CompiledRule {
 
 /** Work collected while evaluating a batch, committed together with the checkpoint. */
 interface BatchEffects {
-  streamPuts: { rule: CompiledRule; action: CompiledAction; message: IngressMessage; data: Buffer; partitionKey: string }[];
+  /** Synchronous SQLite writes (stream puts, function queue) that commit with the checkpoint: exactly once. */
+  transactional: { rule: CompiledRule; action: CompiledAction; message: IngressMessage; run: () => void }[];
   channelPuts: Map<string, { message: ChannelMessage; rule: CompiledRule; action: CompiledAction; source: IngressMessage }[]>;
   asyncActions: { rule: CompiledRule; action: CompiledAction; source: IngressMessage; run: () => Promise<void> }[];
   failures: Map<string, { rule: CompiledRule; source: IngressMessage; failures: RuleErrorPayload['failures'] }>;
@@ -95,6 +96,7 @@ export class RulesRuntime {
     this.running = true;
     const unsubscribe = this.deps.ingress.onAppend(() => this.wake?.());
     this.loop = (async () => {
+      await this.redeliverErrors().catch((e: unknown) => this.log(`rules: redelivering errors failed: ${(e as Error).message}`));
       while (this.running) {
         const processed = await this.processAvailable().catch((e: unknown) => {
           const err = e as Error;
@@ -122,7 +124,7 @@ export class RulesRuntime {
     const from = this.checkpoint;
     const batch = this.deps.ingress.readAfter(from, this.deps.batchSize ?? 500);
     if (!batch.length) return 0;
-    const effects: BatchEffects = { streamPuts: [], channelPuts: new Map(), asyncActions: [], failures: new Map() };
+    const effects: BatchEffects = { transactional: [], channelPuts: new Map(), asyncActions: [], failures: new Map() };
     for (const message of batch) this.evaluate(message, effects);
 
     await this.runAsyncActions(effects);
@@ -166,7 +168,8 @@ export class RulesRuntime {
     const missing = (kind: string) => { throw new Error(`no local ${kind} component is running`); };
     if ('kinesis' in spec) {
       if (!deps.streams) missing('stream');
-      effects.streamPuts.push({ rule, action, message, data, partitionKey: action.templates.partitionKey!.render(ctx) });
+      const partitionKey = action.templates.partitionKey!.render(ctx);
+      effects.transactional.push({ rule, action, message, run: () => deps.streams!.putRecord(spec.kinesis.stream, data, partitionKey) });
     } else if ('iotAnalytics' in spec) {
       if (!deps.channels) missing('analytics');
       const list = effects.channelPuts.get(spec.iotAnalytics.channel) ?? [];
@@ -194,7 +197,7 @@ export class RulesRuntime {
     } else if ('lambda' in spec) {
       if (!deps.functions) missing('function runner');
       const event = decodeForEvent(data);
-      effects.asyncActions.push({ rule, action, source: message, run: () => deps.functions!.invokeAsync(spec.lambda.function, event) });
+      effects.transactional.push({ rule, action, message, run: () => deps.functions!.enqueue(spec.lambda.function, event) });
     }
   }
 
@@ -223,10 +226,10 @@ export class RulesRuntime {
     const db = this.deps.db;
     const out: { rule: CompiledRule; payload: RuleErrorPayload }[] = [];
     db.transaction(() => {
-      for (const put of effects.streamPuts) {
+      for (const put of effects.transactional) {
         try {
-          this.deps.streams!.putRecord((put.action.spec as { kinesis: { stream: string } }).kinesis.stream, put.data, put.partitionKey);
-          count(this.stats.actionsSucceeded, 'kinesis');
+          put.run();
+          count(this.stats.actionsSucceeded, put.action.type);
         } catch (e) {
           addFailure(effects, put.rule, put.message, failureOf(put.action, e));
         }
@@ -241,37 +244,64 @@ export class RulesRuntime {
           failures,
         };
         for (const f of failures) count(this.stats.actionsFailed, f.actionType);
-        this.deps.store.recordError(payload);
+        // Kinesis and lambda errorActions are SQLite writes: delivered in this transaction. The others are
+        // delivered after the commit; until then the error is an outbox entry, redelivered after a crash.
+        const delivered = !rule.errorAction || this.deliverErrorInTransaction(rule, payload);
+        this.deps.store.recordError(payload, delivered);
         this.log(`rule ${rule.spec.name} failed for message ${source.messageId}: ${failures.map((f) => f.errorMessage).join('; ')}`);
-        out.push({ rule, payload });
+        if (!delivered) out.push({ rule, payload });
       }
       db.prepare('INSERT INTO rules_checkpoint (consumer, seq) VALUES (?, ?) ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq').run(CONSUMER, lastSeq);
     })();
     return out;
   }
 
-  /** Deliver error payloads to each rule's errorAction. Failures here are already recorded in rules_errors. */
+  /** A kinesis or lambda errorAction, inside the commit. Returns false for the other action types. */
+  private deliverErrorInTransaction(rule: CompiledRule, payload: RuleErrorPayload): boolean {
+    const action = rule.errorAction!;
+    const spec = action.spec;
+    if (!('kinesis' in spec) && !('lambda' in spec)) return false;
+    try {
+      if ('kinesis' in spec) this.deps.streams!.putRecord(spec.kinesis.stream, Buffer.from(JSON.stringify(payload)), action.templates.partitionKey!.render(errorContext(rule, payload)));
+      else this.deps.functions!.enqueue(spec.lambda.function, payload);
+    } catch (e) {
+      this.log(`errorAction of rule ${rule.spec.name} failed: ${(e as Error).message} (the error stays in rules_errors)`);
+    }
+    return true;
+  }
+
+  /** Deliver error payloads to each rule's asynchronous errorAction; each is marked delivered when done. */
   private async runErrorActions(errors: { rule: CompiledRule; payload: RuleErrorPayload }[]): Promise<void> {
     for (const { rule, payload } of errors) {
-      const action = rule.errorAction;
-      if (!action) continue;
+      const action = rule.errorAction!;
+      const spec = action.spec;
       const data = Buffer.from(JSON.stringify(payload));
-      const ctx = { topic: payload.topic, payload: data, clientId: payload.clientId, messageId: payload.cloudwatchTraceId, ruleName: rule.spec.name };
+      const ctx = errorContext(rule, payload);
+      const id = derivedId(payload.cloudwatchTraceId, rule.spec.name, -1);
       try {
-        const spec = action.spec;
-        if ('kinesis' in spec) this.deps.streams!.putRecord(spec.kinesis.stream, data, action.templates.partitionKey!.render(ctx));
-        else if ('republish' in spec) {
+        if ('republish' in spec) {
           const topic = action.templates.topic!.render(ctx);
-          await this.deps.ingress.append({ messageId: derivedId(payload.cloudwatchTraceId, rule.spec.name, -1), topic, clientId: payload.clientId, principal: `rule:${rule.spec.name}`, qos: spec.republish.qos, payload: data });
+          await this.deps.ingress.append({ messageId: id, topic, clientId: payload.clientId, principal: `rule:${rule.spec.name}`, qos: spec.republish.qos, payload: data });
           await this.deps.deliver?.(topic, data, spec.republish.qos as 0 | 1);
-        } else if ('iotAnalytics' in spec) await this.deps.channels!.putMessages(spec.iotAnalytics.channel, [{ messageId: derivedId(payload.cloudwatchTraceId, rule.spec.name, -1), receivedAt: Date.now(), payload: data }]);
+        } else if ('iotAnalytics' in spec) await this.deps.channels!.putMessages(spec.iotAnalytics.channel, [{ messageId: id, receivedAt: Date.now(), payload: data }]);
         else if ('s3' in spec) await this.deps.objects!.putObject(action.templates.bucket!.render(ctx), action.templates.key!.render(ctx), data);
         else if ('firehose' in spec) await this.deps.objects!.putObject(`firehose-${spec.firehose.deliveryStream}`, `errors/${payload.cloudwatchTraceId}.json`, data);
-        else if ('lambda' in spec) await this.deps.functions!.invokeAsync(spec.lambda.function, payload);
+        this.deps.store.markDelivered(rule.spec.name, payload.cloudwatchTraceId);
       } catch (e) {
-        this.log(`errorAction of rule ${rule.spec.name} failed: ${(e as Error).message} (the error stays in rules_errors)`);
+        this.log(`errorAction of rule ${rule.spec.name} failed: ${(e as Error).message} (kept in rules_errors; retried when the platform restarts)`);
       }
     }
+  }
+
+  /** Error deliveries a crash interrupted: retried once at start, for rules that still have an errorAction. */
+  async redeliverErrors(): Promise<void> {
+    const byName = new Map(this.rules.map((r) => [r.spec.name, r]));
+    const pending = this.deps.store.undelivered().flatMap((payload) => {
+      const rule = byName.get(payload.ruleName);
+      return rule?.errorAction ? [{ rule, payload }] : [];
+    });
+    if (pending.length) this.log(`rules: redelivering ${pending.length} error payload(s) interrupted by a restart`);
+    await this.runErrorActions(pending);
   }
 
   /** Recent rule errors, newest first. */
@@ -279,6 +309,10 @@ export class RulesRuntime {
     return this.deps.store.errors({ limit });
   }
 
+}
+
+function errorContext(rule: CompiledRule, payload: RuleErrorPayload) {
+  return { topic: payload.topic, payload: Buffer.from(JSON.stringify(payload)), clientId: payload.clientId, messageId: payload.cloudwatchTraceId, ruleName: rule.spec.name };
 }
 
 const ACTION_TYPES: Record<string, string> = { kinesis: 'KinesisAction', iotAnalytics: 'IotAnalyticsAction', republish: 'RepublishAction', s3: 'S3Action', firehose: 'FirehoseAction', lambda: 'LambdaAction' };

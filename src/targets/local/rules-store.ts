@@ -28,12 +28,27 @@ export class RulesStore {
       CREATE TABLE IF NOT EXISTS rules_applied (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS rules_errors (
         id INTEGER PRIMARY KEY AUTOINCREMENT, rule_name TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL, error TEXT NOT NULL,
-        UNIQUE (rule_name, message_id));`);
+        delivered INTEGER NOT NULL DEFAULT 1, UNIQUE (rule_name, message_id));
+      CREATE INDEX IF NOT EXISTS rules_errors_undelivered ON rules_errors (delivered) WHERE delivered = 0;`);
   }
 
-  /** Idempotent per (rule, message): a replayed batch records its failures once. */
-  recordError(payload: RuleErrorPayload, now = Date.now()): void {
-    this.db.prepare('INSERT OR IGNORE INTO rules_errors (rule_name, message_id, created_at, error) VALUES (?, ?, ?, ?)').run(payload.ruleName, payload.cloudwatchTraceId, now, JSON.stringify(payload));
+  /**
+   * Idempotent per (rule, message): a replayed batch records its failures once. `delivered: false` makes
+   * it an outbox entry until the rule's errorAction has received it.
+   */
+  recordError(payload: RuleErrorPayload, delivered: boolean, now = Date.now()): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO rules_errors (rule_name, message_id, created_at, error, delivered) VALUES (?, ?, ?, ?, ?)')
+      .run(payload.ruleName, payload.cloudwatchTraceId, now, JSON.stringify(payload), delivered ? 1 : 0);
+  }
+
+  markDelivered(ruleName: string, messageId: string): void {
+    this.db.prepare('UPDATE rules_errors SET delivered = 1 WHERE rule_name = ? AND message_id = ?').run(ruleName, messageId);
+  }
+
+  /** Errors whose errorAction delivery did not finish (a crash, or a failed delivery), oldest first. */
+  undelivered(limit = 500): RuleErrorPayload[] {
+    return (this.db.prepare('SELECT error FROM rules_errors WHERE delivered = 0 ORDER BY id LIMIT ?').all(limit) as { error: string }[]).map((r) => JSON.parse(r.error));
   }
 
   pruneErrors(olderThan: number): number {

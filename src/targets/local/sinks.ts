@@ -27,8 +27,11 @@ export interface ChannelSink {
 }
 
 export interface FunctionSink {
-  /** Asynchronous invocation (AWS InvocationType=Event), as the IoT lambda action does. */
-  invokeAsync(functionName: string, event: unknown): Promise<void>;
+  /**
+   * Queue an asynchronous invocation (AWS InvocationType=Event), as the IoT lambda action does.
+   * Synchronous (SQLite), so the rules runtime commits it atomically with its checkpoint.
+   */
+  enqueue(functionName: string, event: unknown): void;
 }
 
 export interface ObjectSink {

@@ -128,6 +128,22 @@ test('a payload nested deeper than the stack allows is a rule failure, and later
   assert.equal(readStream('telemetry').map((r) => JSON.parse(Buffer.from(r.data).toString())), [{ ok: true }]);
 });
 
+test('an errorAction delivery a crash interrupted is redelivered at start, once', async () => {
+  store.put(rule({ name: 'r', sql: "SELECT * FROM 'dt/#'", actions: [{ kinesis: { stream: 'nope', partitionKey: 'k' } }], errorAction: { republish: { topic: 'errors/r', qos: 1 } } }));
+  const delivered: string[] = [];
+  const deliver = async (topic: string) => { delivered.push(topic); };
+  const first = new RulesRuntime({ db, ingress, store, streams, deliver: async () => { throw new Error('broker went away'); } });
+  await publish('dt/x', '{}');
+  await first.processAvailable();
+  assert.is(store.undelivered().length, 1);
+  const second = new RulesRuntime({ db, ingress, store, streams, deliver });
+  await second.redeliverErrors();
+  assert.equal(delivered, ['errors/r']);
+  assert.is(store.undelivered().length, 0);
+  await second.redeliverErrors();
+  assert.equal(delivered, ['errors/r']);
+});
+
 test('iotAnalytics actions hand the message with its id to the channel; disabled rules do nothing', async () => {
   store.put(rule({ name: 'lake', sql: "SELECT *, traceid() AS message_id FROM 'dt/#'", actions: [{ iotAnalytics: { channel: 'raw' } }] }));
   store.put(rule({ name: 'off', enabled: false, sql: "SELECT * FROM '#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'k' } }] }));
