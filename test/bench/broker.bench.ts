@@ -17,7 +17,7 @@ import { desiredDevicePolicy } from '../../src/services/devices.js';
 import { fmt, qos1Load, type LoadClient } from './support/load.js';
 
 const TOTAL = Number(process.env.BENCH_MESSAGES ?? 50_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DEVICES = 100;
 const dir = mkdtempSync(join(tmpdir(), 'iotctl-bench-broker-'));
 const spec = parseSpec('project: bench\nlocal: { mqttPort: 0 }\n').spec;
