@@ -1,6 +1,6 @@
 import { Aedes, type Client, type AuthenticateError, type AedesPublishPacket, type PublishPacket, type Subscription } from 'aedes';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { createServer as createTcpServer, type Server as TcpServer, type AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type Server as TcpServer, type AddressInfo, type Socket } from 'node:net';
 import { evaluatePolicies, iotArn } from '../../iot/policy/index.js';
 import type { Registry, Principal } from './registry.js';
 import type { IngressLog } from './ingress.js';
@@ -96,7 +96,7 @@ export class Broker {
           socket.destroy();
           return;
         }
-        this.aedes.handle(socket);
+        this.aedes.handle(coalesceWrites(socket));
       },
     );
     this.tlsServer.on('tlsClientError', (err) => {
@@ -107,7 +107,7 @@ export class Broker {
     const port = (this.tlsServer.address() as AddressInfo).port;
     let plainTcpPort: number | undefined;
     if (this.opts.plainTcpPort !== undefined) {
-      this.tcpServer = createTcpServer((socket) => this.aedes.handle(socket));
+      this.tcpServer = createTcpServer((socket) => this.aedes.handle(coalesceWrites(socket)));
       await listen(this.tcpServer, this.opts.plainTcpPort, this.opts.host);
       plainTcpPort = (this.tcpServer.address() as AddressInfo).port;
     }
@@ -242,6 +242,28 @@ export class Broker {
     }
     return allowed;
   }
+}
+
+/**
+ * aedes writes every PUBACK on its own; corking the socket until the current tick's work is done sends the
+ * acknowledgements of one read (or one ingress commit) in a single TLS record and syscall.
+ */
+function coalesceWrites<S extends Socket>(socket: S): S {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as S['write'];
+  return socket;
 }
 
 function cap(s: string): string {
