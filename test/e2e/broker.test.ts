@@ -149,4 +149,14 @@ test('mosquitto_pub (a client this project did not write) publishes with the dev
   assert.is.not(bad, 0);
 });
 
+test('maintenance trims consumed ingress entries after their retention, and the sequence goes on', async () => {
+  const last = platform.ingress!.lastSeq();
+  assert.ok(last > 0);
+  await waitFor(() => platform.rules!.checkpoint === last, 5000, 'the rules runtime to catch up');
+  platform.maintenance(Date.now() + 2 * 24 * 3_600_000);
+  assert.equal(platform.ingress!.readAfter(0, 1000), []);
+  assert.is(platform.ingress!.lastSeq(), last);
+  assert.is(platform.status().rules!.lag, 0);
+});
+
 test.run();

@@ -104,7 +104,8 @@ export class IngressLog {
   }
 
   lastSeq(): number {
-    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM ingress_log').get() as { s: number }).s;
+    // AUTOINCREMENT's counter, not MAX(seq): it survives truncation of consumed entries.
+    return (this.db.prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ingress_log'), 0) AS s").get() as { s: number }).s;
   }
 
   /** Drop entries the rules runtime has checkpointed past and that are older than `olderThan` (ms epoch). */
