@@ -7,36 +7,18 @@
  * and attached; the indexes built match the parent's, so ATTACH adopts them. The result is the same
  * table the ingest path produces.
  */
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrations.js';
+import { freshDatabase, type TestDatabase } from '../helpers/pg.js';
 
 export const SERVER_URL = process.env.DATABASE_URL ?? process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const MESSAGES_PER_DAY = 100;
 export const DAY_MS = 86_400_000;
 
-export interface BenchDatabase {
-  url: string;
-  drop(): Promise<void>;
-}
+export type BenchDatabase = TestDatabase;
 
-export async function benchDatabase(label: string): Promise<BenchDatabase> {
-  const name = `iotctl_bench_${label}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client(SERVER_URL);
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client(SERVER_URL);
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+export function benchDatabase(label: string): Promise<BenchDatabase> {
+  return freshDatabase(SERVER_URL, `iotctl_bench_${label}`);
 }
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);

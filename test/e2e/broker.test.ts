@@ -88,7 +88,7 @@ test("publishing to another device's topic is denied, counted and not delivered"
   await listener.subscribeAsync('cmd/demo/sensor-2/#', { qos: 1 });
   const before = platform.status().publishesDenied.byReason.policyDenied ?? 0;
   const attacker = await connect(a);
-  const closed = new Promise((r) => attacker.once('close', r));
+  const closed = new Promise<void>((r) => attacker.once('close', () => r()));
   attacker.publish('dt/demo/sensor-2/telemetry', '{"spoofed":true}', { qos: 1 });
   attacker.publish('cmd/demo/sensor-2/reboot', '{}', { qos: 1 });
   await closed; // AWS IoT disconnects a client on an unauthorized publish
@@ -112,7 +112,7 @@ test("subscribing to another device's commands is refused (SUBACK 0x80)", async 
 test('revoking a certificate drops the open connection at once and refuses new ones', async () => {
   const creds = await register('sensor-3');
   const client = await connect(creds);
-  const closed = new Promise((r) => client.once('close', r));
+  const closed = new Promise<void>((r) => client.once('close', () => r()));
   // Revoke from another connection to the store, as `iotctl device revoke` does from another process.
   const db = openStore(project.stateDir);
   const registry = new Registry(db);
@@ -127,7 +127,7 @@ test('revoking a certificate drops the open connection at once and refuses new o
 test('payloads over 128 KB are refused as AWS refuses them', async () => {
   const creds = readCredentials(devicesDir(), 'sensor-1');
   const client = await connect(creds);
-  const closed = new Promise((r) => client.once('close', r));
+  const closed = new Promise<void>((r) => client.once('close', () => r()));
   client.publish('dt/demo/sensor-1/telemetry', Buffer.alloc(129 * 1024, 'a'), { qos: 1 });
   await closed;
   client.end(true);

@@ -30,7 +30,7 @@ for (const variant of ['DATABASE_URL', 'embedded'] as const) {
     chmodSync(project.dir, 0o755); // the embedded server runs as the postgres user when we are root
     env = { DATABASE_URL: '' };
     if (variant === 'DATABASE_URL') {
-      const db = await freshDatabase();
+      const db = await freshDatabase(undefined, 'iotctl_e2e');
       drop = db.drop;
       env = { DATABASE_URL: db.url };
     }

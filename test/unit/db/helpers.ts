@@ -1,7 +1,6 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { KinesisEvent, KinesisEventRecord } from '../../../src/db/batch-writer.js';
 import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
@@ -9,32 +8,7 @@ import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
 /** The machine's server (CI starts it); each run works in its own fresh database there. */
 export const MACHINE_URL = process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-export interface TestDatabase {
-  url: string;
-  name: string;
-  drop(): Promise<void>;
-}
-
-/** Creates `iotctl_test_<random>` on the server of serverUrl. */
-export async function freshDatabase(serverUrl: string): Promise<TestDatabase> {
-  const name = `iotctl_test_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client(serverUrl);
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const c = new pg.Client(serverUrl);
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
+export { freshDatabase, type TestDatabase } from '../../helpers/pg.js';
 
 export interface TestServer {
   name: 'machine' | 'embedded';
