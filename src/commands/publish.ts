@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { connectDevice, disconnect, publishMessages, readCredentials, readPayload, type PublishResult } from '../services/publish.js';
+import { inlineOrFile } from '../services/files.js';
+import { connectDevice, disconnect, publishMessages, readCredentials, type PublishResult } from '../services/publish.js';
 import { deviceTopics } from '../services/devices.js';
 import { info, isInteractive, warn } from '../ui/output.js';
 import { UserError } from '../ui/errors.js';
@@ -27,7 +28,7 @@ export default class Publish extends BaseCommand<typeof Publish> {
 
   async run(): Promise<PublishResult & { topic: string }> {
     const creds = readCredentials(this.flags.credentials, this.flags.device);
-    const payload = readPayload(this.flags.payload);
+    const payload = inlineOrFile(this.flags.payload).toString('utf8');
     try {
       JSON.parse(payload.replaceAll(/\{\{(seq|now|random)\}\}/g, '0'));
     } catch {

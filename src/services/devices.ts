@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readUserFile } from './files.js';
 import { join, resolve } from 'node:path';
 import type { Spec } from '../spec/schema.js';
 import type { DeviceRegistryPort, RegisteredDevice } from '../ports.js';
@@ -77,12 +78,7 @@ export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, re
 
 /** Bulk file: CSV with a header; `thingName` (required), `thingType`, and any other column becomes an attribute. */
 export function parseDevicesCsv(file: string): RegisterRequest[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path given to --from-file.', 'FILE_UNREADABLE');
-  }
+  const text = readUserFile(file, 'Check the path given to --from-file.').toString('utf8');
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   const header = lines.shift()?.split(',').map((h) => h.trim());
   const nameCol = header?.findIndex((h) => /^(thingName|thing_name|thing|name)$/i.test(h)) ?? -1;

@@ -33,16 +33,6 @@ export function readCredentials(dir: string, thingName: string): DeviceCredentia
   return { thingName, cert: read('cert.pem'), key: read('private.key'), ca: read('ca.pem'), endpoint };
 }
 
-/** --payload: inline text, or @file. */
-export function readPayload(arg: string): string {
-  if (!arg.startsWith('@')) return arg;
-  try {
-    return readFileSync(arg.slice(1), 'utf8');
-  } catch (e) {
-    throw new UserError(`Cannot read the payload file ${arg.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path after @.', 'FILE_UNREADABLE');
-  }
-}
-
 /** Placeholders that make repeated messages differ: {{seq}}, {{now}} (epoch ms) and {{random}} (0-100). */
 export function expandPayload(template: string, seq: number, now = Date.now()): string {
   return template.replaceAll('{{seq}}', String(seq)).replaceAll('{{now}}', String(now)).replaceAll('{{random}}', (Math.random() * 100).toFixed(2));

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { RulesPort } from '../ports.js';
 import type { RuleSpec, Spec } from '../spec/schema.js';
 import { planResources, type PlanItem } from '../iot/plan/index.js';
 import { compileRule, SqlError } from '../iot/sql/index.js';
 import { UserError } from '../ui/errors.js';
+import { readUserFile } from './files.js';
 
 export const ruleResources = (rules: RuleSpec[]) => rules.map((r) => ({ kind: 'rule', name: r.name, config: r }));
 
@@ -47,26 +47,9 @@ export function testRule(sql: string, messages: TestMessage[], now = Date.now())
   });
 }
 
-/** A payload argument: JSON text (as bytes, like a device sends it) or @file. */
-export function payloadBytes(arg: string): Uint8Array {
-  if (arg.startsWith('@')) {
-    try {
-      return readFileSync(arg.slice(1));
-    } catch (e) {
-      throw new UserError(`Cannot read the payload file ${arg.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path after @.', 'FILE_UNREADABLE');
-    }
-  }
-  return Buffer.from(arg);
-}
-
 /** --messages FILE.jsonl: one {"topic", "payload", "clientId"?} per line. */
 export function readMessagesFile(file: string): TestMessage[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path given to --messages.', 'FILE_UNREADABLE');
-  }
+  const text = readUserFile(file, 'Check the path given to --messages.').toString('utf8');
   return text.split('\n').flatMap((line, i) => {
     if (!line.trim()) return [];
     let m: { topic?: unknown; payload?: unknown; clientId?: unknown };

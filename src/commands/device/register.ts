@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
-import { readFileSync } from 'node:fs';
 import { BaseCommand } from '../../base-command.js';
+import { readUserFile } from '../../services/files.js';
 import { openTarget } from '../../targets/index.js';
 import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
@@ -33,7 +33,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
       if (this.flags['from-file']) return await this.bulk(target, spec);
       const thing = this.args.thing;
       if (!thing) throw new UserError('Missing the thing name.', 'Run `iotctl device register <thing>`, or pass --from-file devices.csv.', 'USAGE');
-      const csrPem = this.flags.csr ? readText(this.flags.csr) : undefined;
+      const csrPem = this.flags.csr ? readUserFile(this.flags.csr, 'Check the path given to --csr.').toString('utf8') : undefined;
       const device = await registerDevice(target.devices, spec, { thingName: thing, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem }, this.flags.out);
       const result = { thingName: device.thingName, certificateId: device.certificateId, fingerprint: device.fingerprint, credentials: device.dir, endpoint: device.endpoint, topics: deviceTopics(spec, thing) };
       if (!this.jsonEnabled()) {
@@ -70,12 +70,4 @@ export function parseAttributes(pairs: string[]): Record<string, string> {
     out[pair.slice(0, i)] = pair.slice(i + 1);
   }
   return out;
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path.', 'FILE_UNREADABLE');
-  }
 }

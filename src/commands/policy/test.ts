@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { readFileSync } from 'node:fs';
 import { BaseCommand } from '../../base-command.js';
+import { readUserFile } from '../../services/files.js';
 import { evaluatePolicy, validatePolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import { printTable } from '../../ui/output.js';
@@ -21,11 +21,12 @@ export default class PolicyTest extends BaseCommand<typeof PolicyTest> {
   };
 
   async run(): Promise<unknown> {
+    const text = readUserFile(this.flags.policy, 'Pass a JSON policy document with --policy.').toString('utf8');
     let document: unknown;
     try {
-      document = JSON.parse(readFileSync(this.flags.policy, 'utf8'));
+      document = JSON.parse(text);
     } catch (e) {
-      throw new UserError(`Cannot read the policy ${this.flags.policy}: ${(e as Error).message}`, 'Pass a JSON policy document with --policy.', 'POLICY_UNREADABLE');
+      throw new UserError(`The policy ${this.flags.policy} is not JSON: ${(e as Error).message}`, 'Pass a JSON policy document with --policy.', 'POLICY_INVALID');
     }
     const problems = validatePolicyDocument(document);
     if (problems.length) throw new UserError(`The policy is invalid:\n  ${problems.join('\n  ')}`, 'Fix the document (see AWS IoT Core policy docs).', 'POLICY_INVALID');

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { payloadBytes, readMessagesFile, testRule, type TestOutcome } from '../../services/rules.js';
+import { inlineOrFile } from '../../services/files.js';
+import { readMessagesFile, testRule, type TestOutcome } from '../../services/rules.js';
 import { UserError } from '../../ui/errors.js';
 import { isTTY, printLine } from '../../ui/output.js';
 
@@ -26,7 +27,7 @@ export default class RulesTest extends BaseCommand<typeof RulesTest> {
     const messages = this.flags.messages
       ? readMessagesFile(this.flags.messages)
       : this.flags.topic
-        ? [{ topic: this.flags.topic, payload: payloadBytes(this.flags.payload ?? '{}'), clientId: this.flags['client-id'] }]
+        ? [{ topic: this.flags.topic, payload: inlineOrFile(this.flags.payload ?? '{}'), clientId: this.flags['client-id'] }]
         : undefined;
     if (!messages) throw new UserError('No sample message.', 'Pass --topic T --payload JSON, or --messages FILE.jsonl.', 'USAGE');
     const outcomes = testRule(sql, messages);
