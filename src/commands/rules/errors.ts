@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { RulesStore, type RuleErrorRecord } from '../../targets/local/rules-store.js';
-import { openStore } from '../../targets/local/store.js';
+import { withStore } from '../../targets/local/store.js';
 import { printTable } from '../../ui/output.js';
 
 export default class RulesErrors extends BaseCommand<typeof RulesErrors> {
@@ -14,21 +14,16 @@ export default class RulesErrors extends BaseCommand<typeof RulesErrors> {
   };
 
   async run(): Promise<RuleErrorRecord[]> {
-    const db = openStore(this.ctx.paths.stateDir);
-    try {
-      const rows = new RulesStore(db).errors({ rule: this.flags.rule, limit: this.flags.limit });
-      if (!this.jsonEnabled()) {
-        await printTable(rows, [
-          { header: 'At', get: (r) => r.at },
-          { header: 'Rule', get: (r) => r.ruleName },
-          { header: 'Topic', get: (r) => r.error.topic },
-          { header: 'Client', get: (r) => r.error.clientId },
-          { header: 'Failures', get: (r) => r.error.failures.map((f) => `${f.failedAction}(${f.failedResource}): ${f.errorMessage}`).join('; ') },
-        ]);
-      }
-      return rows;
-    } finally {
-      db.close();
+    const rows = await withStore(this.ctx.paths.stateDir, (db) => new RulesStore(db).errors({ rule: this.flags.rule, limit: this.flags.limit }));
+    if (!this.jsonEnabled()) {
+      await printTable(rows, [
+        { header: 'At', get: (r) => r.at },
+        { header: 'Rule', get: (r) => r.ruleName },
+        { header: 'Topic', get: (r) => r.error.topic },
+        { header: 'Client', get: (r) => r.error.clientId },
+        { header: 'Failures', get: (r) => r.error.failures.map((f) => `${f.failedAction}(${f.failedResource}): ${f.errorMessage}`).join('; ') },
+      ]);
     }
+    return rows;
   }
 }

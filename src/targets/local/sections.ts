@@ -8,31 +8,23 @@ import { isUserError } from '../../ui/errors.js';
 import { warn } from '../../ui/output.js';
 import { LocalFunctions } from './functions.js';
 import { analyticsSection } from './lake/section.js';
-import { openStore, type Db } from './store.js';
+import { withStore } from './store.js';
 import { actualStreamResources, desiredStreamResources, LocalStreams } from './stream.js';
 
 /** The local target's sections between the device policy and the rules, in dependency order. */
 export function localSections(ctx: Context): ApplySection[] {
   const { spec } = ctx.spec;
-  const withDb = async <T>(fn: (db: Db) => T | Promise<T>): Promise<T> => {
-    const db = openStore(ctx.paths.stateDir);
-    try {
-      return await fn(db);
-    } finally {
-      db.close();
-    }
-  };
 
   const streams: ApplySection = {
     name: 'streams',
     plan: (opts) =>
-      withDb((db) => {
+      withStore(ctx.paths.stateDir, (db) => {
         const items = planResources(desiredStreamResources(spec), actualStreamResources(new LocalStreams(db).listStreams()), opts);
         for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
         return items;
       }),
     apply: (items) =>
-      withDb((db) => {
+      withStore(ctx.paths.stateDir, (db) => {
         const local = new LocalStreams(db, { region: spec.region });
         for (const i of items) {
           // Retention changes in place; only a new shard count (no local resharding) recreates the stream.
@@ -72,11 +64,11 @@ export function localSections(ctx: Context): ApplySection[] {
     async plan(opts) {
       const desired = [];
       for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn) });
-      const actual = await withDb((db) => new LocalFunctions(db).list().map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f) })));
+      const actual = await withStore(ctx.paths.stateDir, (db) => new LocalFunctions(db).list().map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f) })));
       return planResources(desired, actual, opts);
     },
     apply: (items: PlanItem[]) =>
-      withDb(async (db) => {
+      withStore(ctx.paths.stateDir, async (db) => {
         for (const i of items) {
           if (i.action === 'delete') new LocalFunctions(db).remove(i.name);
           if (i.action === 'create' || i.action === 'replace') {

@@ -33,3 +33,13 @@ export function watchDataVersion(db: Db, onChange: () => void, intervalMs = 200)
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/** Open the store for one piece of work and close it afterwards, whatever happens. */
+export async function withStore<T>(stateDir: string, fn: (db: Db) => T | Promise<T>): Promise<T> {
+  const db = openStore(stateDir);
+  try {
+    return await fn(db);
+  } finally {
+    db.close();
+  }
+}

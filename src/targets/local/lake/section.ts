@@ -2,7 +2,7 @@ import type { Context } from '../../../context.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { ApplySection } from '../../../services/apply.js';
 import { warn } from '../../../ui/output.js';
-import { openStore } from '../store.js';
+import { withStore, type Db } from '../store.js';
 import { applyAnalytics, planAnalytics, reconcileStorage } from './apply.js';
 import { lakeWriter } from './cli.js';
 import { WriterLock } from './lock.js';
@@ -16,30 +16,22 @@ import { LakePaths } from './paths.js';
 export function analyticsSection(ctx: Context): ApplySection {
   return {
     name: 'analytics',
-    async plan(opts) {
-      const db = openStore(ctx.paths.stateDir);
-      try {
+    plan: (opts) =>
+      withStore(ctx.paths.stateDir, async (db) => {
         const plan = await planAnalytics(db, ctx.paths.stateDir, ctx.spec.spec, opts);
         for (const w of plan.warnings) warn(w);
         return plan.items;
-      } finally {
-        db.close();
-      }
-    },
-    async apply(items: PlanItem[]) {
-      const db = openStore(ctx.paths.stateDir);
-      try {
+      }),
+    apply: (items: PlanItem[]) =>
+      withStore(ctx.paths.stateDir, (db) => {
         applyAnalytics(db, items);
         if (items.some((i) => i.action === 'delete')) removeDeletedData(db, ctx.paths.stateDir);
-      } finally {
-        db.close();
-      }
-    },
+      }),
   };
 }
 
 /** Deletes pruned resources' data unless the daemon runs (it does so itself when it sees the change). */
-export function removeDeletedData(db: ReturnType<typeof openStore>, stateDir: string): void {
+export function removeDeletedData(db: Db, stateDir: string): void {
   if (lakeWriter(stateDir) !== undefined) return;
   const lock = new WriterLock(new LakePaths(stateDir).lockFile);
   if (!lock.tryAcquire().acquired) return;
