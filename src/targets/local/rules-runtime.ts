@@ -182,11 +182,7 @@ export class RulesRuntime {
     } else if ('republish' in spec) {
       const topic = action.templates.topic!.render(ctx);
       const messageId = derivedId(message.messageId, rule.spec.name, rule.actions.indexOf(action));
-      effects.asyncActions.push({ rule, action, source: message, run: async () => {
-        // Republished messages re-enter the ingress log (and so the rules), as on AWS; the derived id keeps a replay from duplicating them.
-        await deps.ingress.append({ messageId, topic, clientId: message.clientId, principal: `rule:${rule.spec.name}`, qos: spec.republish.qos, payload: data });
-        await deps.deliver?.(topic, data, spec.republish.qos as 0 | 1);
-      } });
+      effects.asyncActions.push({ rule, action, source: message, run: () => this.republish(rule, { messageId, topic, clientId: message.clientId, qos: spec.republish.qos, payload: data }) });
     } else if ('s3' in spec || 'firehose' in spec) {
       if (!deps.objects) missing('object store');
       const [bucket, key] = 's3' in spec
@@ -256,6 +252,15 @@ export class RulesRuntime {
     return out;
   }
 
+  /**
+   * Republished messages re-enter the ingress log (and so the rules), as on AWS; their derived id keeps a
+   * replay from duplicating them. Delivery to subscribers is at least once.
+   */
+  private async republish(rule: CompiledRule, m: { messageId: string; topic: string; clientId: string; qos: number; payload: Buffer }): Promise<void> {
+    await this.deps.ingress.append({ ...m, principal: `rule:${rule.spec.name}` });
+    await this.deps.deliver?.(m.topic, m.payload, m.qos as 0 | 1);
+  }
+
   /** A kinesis or lambda errorAction, inside the commit. Returns false for the other action types. */
   private deliverErrorInTransaction(rule: CompiledRule, payload: RuleErrorPayload): boolean {
     const action = rule.errorAction!;
@@ -280,9 +285,7 @@ export class RulesRuntime {
       const id = derivedId(payload.cloudwatchTraceId, rule.spec.name, -1);
       try {
         if ('republish' in spec) {
-          const topic = action.templates.topic!.render(ctx);
-          await this.deps.ingress.append({ messageId: id, topic, clientId: payload.clientId, principal: `rule:${rule.spec.name}`, qos: spec.republish.qos, payload: data });
-          await this.deps.deliver?.(topic, data, spec.republish.qos as 0 | 1);
+          await this.republish(rule, { messageId: id, topic: action.templates.topic!.render(ctx), clientId: payload.clientId, qos: spec.republish.qos, payload: data });
         } else if ('iotAnalytics' in spec) await this.deps.channels!.putMessages(spec.iotAnalytics.channel, [{ messageId: id, receivedAt: Date.now(), payload: data }]);
         else if ('s3' in spec) await this.deps.objects!.putObject(action.templates.bucket!.render(ctx), action.templates.key!.render(ctx), data);
         else if ('firehose' in spec) await this.deps.objects!.putObject(`firehose-${spec.firehose.deliveryStream}`, `errors/${payload.cloudwatchTraceId}.json`, data);
