@@ -15,6 +15,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     spec: Flags.string({ description: 'Path to iotctl.yaml.', env: 'IOTCTL_SPEC', default: 'iotctl.yaml', helpGroup: 'GLOBAL' }),
     'state-dir': Flags.string({ description: "Local platform state (default: .iotctl beside iotctl.yaml).", env: 'IOTCTL_STATE_DIR', helpGroup: 'GLOBAL' }),
     debug: Flags.boolean({ description: 'Show stack traces for unexpected errors.', env: 'IOTCTL_DEBUG', helpGroup: 'GLOBAL' }),
+    target: Flags.string({ description: "Target platform (default: iotctl.yaml's `target`, else local).", options: ['local', 'aws'], env: 'IOTCTL_TARGET', helpGroup: 'GLOBAL' }),
+    profile: Flags.string({ description: 'AWS profile (aws target; default: AWS_PROFILE, else the default chain).', helpGroup: 'AWS' }),
+    region: Flags.string({ description: "AWS region (aws target; default: AWS_REGION, else iotctl.yaml's region, else the profile's).", helpGroup: 'AWS' }),
+    'endpoint-url': Flags.string({ description: 'Send AWS calls to this endpoint (aws target; AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> also work).', helpGroup: 'AWS' }),
   };
 
   protected flags!: BaseFlags<T>;
@@ -32,7 +36,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
-    this.ctx = new Context(resolvePaths({ spec: this.flags.spec, stateDir: this.flags['state-dir'] }));
+    const f = this.flags as BaseFlags<typeof BaseCommand>;
+    this.ctx = new Context(resolvePaths({ spec: f.spec, stateDir: f['state-dir'] }), {
+      target: f.target as 'local' | 'aws' | undefined,
+      aws: { profile: f.profile, region: f.region, endpointUrl: f['endpoint-url'] },
+    });
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {

@@ -1,16 +1,22 @@
-import type { RuleSpec } from './spec/schema.js';
+import type { EventSourceSpec, RuleSpec } from './spec/schema.js';
 import type { PolicyDocument } from './iot/policy/index.js';
 
 /**
- * The ports commands and services program against. `targets/local` implements them today; `targets/aws`
- * (SDK v3) implements the same interfaces later without touching the commands.
+ * The ports commands and services program against. `targets/local` (the embedded platform) and
+ * `targets/aws` (SDK v3) implement the same interfaces; each lists only the operations the commands use.
+ * Types here are target-neutral: no adapter's own types leak through them.
  */
+
+// ---------------------------------------------------------------- devices
+
 export interface RegisterDeviceInput {
   thingName: string;
   thingType: string;
   attributes: Record<string, string>;
   policyName: string;
   csrPem?: string;
+  /** aws only: let AWS generate the key pair (CreateKeysAndCertificate) instead of a local CSR. */
+  awsGeneratedKeys?: boolean;
 }
 
 export interface RegisteredDevice {
@@ -18,7 +24,7 @@ export interface RegisteredDevice {
   certificateId: string;
   fingerprint: string;
   certPem: string;
-  /** Only when the key was generated here (no CSR). */
+  /** Only when the key was generated here or by AWS (no CSR given). */
   keyPem?: string;
   caPem: string;
   endpoint: Endpoint;
@@ -45,7 +51,7 @@ export interface DeviceDetails extends DeviceSummary {
 }
 
 export interface DeviceRegistryPort {
-  endpoint(): Endpoint;
+  endpoint(): Promise<Endpoint>;
   caPem(): Promise<string>;
   putPolicy(name: string, document: PolicyDocument): Promise<void>;
   getPolicy(name: string): Promise<PolicyDocument | undefined>;
@@ -53,13 +59,294 @@ export interface DeviceRegistryPort {
   register(input: RegisterDeviceInput): Promise<RegisteredDevice>;
   list(): Promise<DeviceSummary[]>;
   show(thingName: string): Promise<DeviceDetails | undefined>;
-  revoke(thingName: string): Promise<{ revoked: string[] }>;
+  /** `revoked`: AWS's REVOKED status (permanent) rather than INACTIVE. Local has one status. */
+  revoke(thingName: string, opts?: { revoked?: boolean }): Promise<{ revoked: string[] }>;
   delete(thingName: string): Promise<{ deletedCertificates: string[] }>;
 }
+
+// ---------------------------------------------------------------- rules
 
 export interface RulesPort {
   list(): Promise<RuleSpec[]>;
   get(name: string): Promise<RuleSpec | undefined>;
   put(rule: RuleSpec): Promise<void>;
   delete(name: string): Promise<void>;
+}
+
+/** AWS's error action payload: what a failing rule action sends to the errorAction. */
+export interface RuleErrorRecord {
+  ruleName: string;
+  messageId: string;
+  /** ISO 8601 */
+  at: string;
+  error: Record<string, unknown>;
+}
+
+export interface RuleErrorsPort {
+  /** Newest first. On AWS: the errorAction's CloudWatch Logs group, when the rule has one. */
+  list(opts: { rule?: string; limit?: number }): Promise<RuleErrorRecord[]>;
+}
+
+// ---------------------------------------------------------------- stream
+
+export interface StreamConfig {
+  name: string;
+  /** Open shards; ignored in on-demand mode. */
+  shards: number;
+  retentionHours: number;
+  mode?: 'provisioned' | 'on-demand';
+}
+
+export interface StreamSummary {
+  name: string;
+  arn: string;
+  status: string;
+  /** Open shards. */
+  shards: number;
+  retentionHours: number;
+  mode: 'provisioned' | 'on-demand';
+  /** ISO 8601 */
+  createdAt: string;
+}
+
+export interface ShardInfo {
+  shardId: string;
+  parentShardId?: string;
+  adjacentParentShardId?: string;
+  hashKeyRange: { startingHashKey: string; endingHashKey: string };
+  sequenceNumberRange: { startingSequenceNumber: string | null; endingSequenceNumber: string | null };
+  /** Closed shards (after a reshard) have an ending sequence number and take no new records. */
+  open: boolean;
+  /** Known locally; undefined on AWS. */
+  records?: number;
+  bytes?: number;
+}
+
+export interface StreamDescription extends StreamSummary {
+  shardList: ShardInfo[];
+  records?: number;
+  bytes?: number;
+}
+
+export type TailStart = { kind: 'latest' } | { kind: 'trim-horizon' } | { kind: 'timestamp'; at: number } | { kind: 'sequence'; sequenceNumber: string };
+
+export interface TailRecord {
+  stream: string;
+  shardId: string;
+  sequenceNumber: string;
+  partitionKey: string;
+  /** ISO 8601 */
+  approximateArrivalTimestamp: string;
+  /** The decoded JSON payload, or the payload in base64 when it is not JSON. */
+  data: unknown;
+  /** Whether `data` is decoded JSON (false: base64). */
+  json: boolean;
+}
+
+export interface TailFilter {
+  partitionKey?: string;
+  /** Matches a partition key equal to the device, or a payload whose device_id is the device. */
+  device?: string;
+  /** True to keep the record; gets the decoded JSON payload (or the raw bytes when it is not JSON). */
+  where?: (doc: unknown) => boolean;
+}
+
+export interface TailOptions {
+  from: TailStart;
+  filter?: TailFilter;
+  signal?: AbortSignal;
+}
+
+export interface StreamPort {
+  list(): Promise<StreamSummary[]>;
+  /** Throws NotFoundError when the stream does not exist. */
+  describe(name: string): Promise<StreamDescription>;
+  /** Create, or change retention/shard count in place. */
+  ensure(config: StreamConfig): Promise<'created' | 'updated' | 'unchanged'>;
+  delete(name: string): Promise<boolean>;
+  /** Every open shard at once, following child shards after a reshard, until the signal aborts. */
+  tail(name: string, opts: TailOptions): AsyncIterable<TailRecord>;
+}
+
+// ---------------------------------------------------------------- functions
+
+export interface VpcConfig {
+  subnetIds: string[];
+  securityGroupIds: string[];
+}
+
+/** A bundled template ready to deploy: the same esbuild artifact on both targets. */
+export interface FunctionArtifact {
+  /** The bundle's directory (handler file and any assets). */
+  dir: string;
+  /** Entry file name inside dir, e.g. index.js */
+  entry: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface FunctionDeployment {
+  name: string;
+  template: string;
+  handler: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  environment: Record<string, string>;
+  eventSource?: EventSourceSpec;
+  vpc?: VpcConfig;
+  /** The execution role; aws creates a least-privilege one when absent. */
+  roleArn?: string;
+  artifact: FunctionArtifact;
+}
+
+export interface FunctionSummary {
+  name: string;
+  arn: string;
+  template: string | null;
+  handler: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  environment: Record<string, string>;
+  /** Compared to decide whether a deploy changes anything. */
+  sha256: string;
+  eventSource: EventSourceSpec | null;
+  /** ISO 8601 */
+  updatedAt: string;
+  state?: string;
+}
+
+export interface EventSourceMappingInfo {
+  uuid: string;
+  functionName: string;
+  stream: string;
+  state: string;
+  batchSize: number;
+  startingPosition: string;
+  /** Records waiting in the stream for this mapping, where the target knows it. */
+  lag?: number;
+  lastResult?: string;
+}
+
+export interface InvokeResult {
+  requestId: string;
+  functionName: string;
+  statusCode: number;
+  functionError?: string;
+  payload: unknown;
+  durationMs?: number;
+  billedDurationMs?: number;
+  initDurationMs?: number;
+  maxMemoryUsedMb?: number;
+  logTail: string[];
+}
+
+export interface LogEvent {
+  id: string;
+  functionName: string;
+  requestId: string | null;
+  /** ms since epoch */
+  timestamp: number;
+  /** START, END, REPORT, INFO, WARN, ERROR, DEBUG, TRACE */
+  level: string;
+  message: string;
+}
+
+export interface FailureRecord {
+  id: string;
+  functionName: string;
+  destination: string;
+  /** ISO 8601 */
+  createdAt: string;
+  record: Record<string, unknown>;
+}
+
+export interface FunctionsPort {
+  list(): Promise<FunctionSummary[]>;
+  get(name: string): Promise<FunctionSummary | undefined>;
+  /** A deployment whose code hash and settings match what runs is 'unchanged' and makes no change. */
+  deploy(d: FunctionDeployment, progress?: (step: string) => void): Promise<'created' | 'updated' | 'unchanged'>;
+  remove(name: string): Promise<boolean>;
+  invoke(name: string, event: unknown): Promise<InvokeResult>;
+  /** Oldest first from `since`; with follow, keeps polling until the signal aborts. */
+  logs(name: string, opts: { since?: number; limit?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<LogEvent>;
+  /** Records that exhausted their retries (on AWS: read from the SQS on-failure queue without deleting). */
+  failures(name: string, opts: { limit?: number }): Promise<FailureRecord[]>;
+  mappings(name?: string): Promise<EventSourceMappingInfo[]>;
+}
+
+// ---------------------------------------------------------------- database
+
+/** Where PostgreSQL is, resolved for this target (embedded, DATABASE_URL, or RDS with IAM/secret). */
+export interface DatabaseLocation {
+  /** A pg connection string, when there is one. */
+  url: string | undefined;
+  /** For messages: the URL with its password masked. */
+  display: string;
+  source: string;
+  /** Extra pg.ClientConfig: TLS options, an IAM token or secret password. */
+  clientConfig?: Record<string, unknown>;
+}
+
+export interface DatabasePort {
+  locate(): Promise<DatabaseLocation>;
+}
+
+// ---------------------------------------------------------------- lake query (athena)
+
+export interface ColumnInfo {
+  name: string;
+  type: string;
+}
+
+export interface QueryStats {
+  rows: number;
+  bytesScanned: number;
+  filesScanned?: number;
+  filesTotal?: number;
+  bytesExact: boolean;
+  elapsedMs: number;
+  /** aws: Athena's query execution id. */
+  queryId?: string;
+}
+
+export interface QueryProgress {
+  state: string;
+  bytesScanned: number;
+  elapsedMs: number;
+}
+
+/** A running query: its columns, then every row streamed, then the final stats. */
+export interface LakeQuery {
+  columns: ColumnInfo[];
+  rows: AsyncIterable<unknown[]>;
+  stats(): QueryStats;
+}
+
+export interface TableDescription {
+  table: string;
+  kind: 'datastore' | 'channel' | 'table';
+  format: string;
+  files?: number;
+  bytes?: number;
+  partitions?: number;
+  location?: string;
+  columns: ColumnInfo[];
+}
+
+export interface LakeQueryPort {
+  run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void }): Promise<LakeQuery>;
+  tables(): Promise<TableDescription[]>;
+}
+
+// ---------------------------------------------------------------- errors shared by adapters
+
+/** A named resource the target does not have. Commands turn it into a UserError with a hint. */
+export class NotFoundError extends Error {
+  constructor(
+    readonly kind: string,
+    readonly resource: string,
+  ) {
+    super(`${kind} "${resource}" does not exist`);
+    this.name = 'NotFoundError';
+  }
 }

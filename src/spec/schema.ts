@@ -61,15 +61,22 @@ const stream = z.object({
   name: name('stream name'),
   shards: z.number().int().min(1).max(64).default(1),
   retentionHours: z.number().int().min(1).max(8760).default(24),
+  /** Kinesis capacity mode; on-demand ignores `shards` (aws only; local keeps `shards`). */
+  mode: z.enum(['provisioned', 'on-demand']).default('provisioned'),
 });
 
+/** The role IoT assumes to run an action on AWS; when absent, iotctl creates one least-privilege role per rule. */
+const roleArn = z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'an IAM role ARN: arn:aws:iam::123456789012:role/name').optional();
+
 const ruleAction = z.union([
-  z.object({ kinesis: z.object({ stream: z.string(), partitionKey: z.string().default('${newuuid()}') }).strict() }).strict(),
-  z.object({ iotAnalytics: z.object({ channel: z.string() }).strict() }).strict(),
-  z.object({ republish: z.object({ topic: z.string(), qos: z.union([z.literal(0), z.literal(1)]).default(0) }).strict() }).strict(),
-  z.object({ s3: z.object({ bucket: z.string(), key: z.string() }).strict() }).strict(),
-  z.object({ firehose: z.object({ deliveryStream: z.string(), separator: z.string().optional() }).strict() }).strict(),
+  z.object({ kinesis: z.object({ stream: z.string(), partitionKey: z.string().default('${newuuid()}'), roleArn }).strict() }).strict(),
+  z.object({ iotAnalytics: z.object({ channel: z.string(), roleArn }).strict() }).strict(),
+  z.object({ republish: z.object({ topic: z.string(), qos: z.union([z.literal(0), z.literal(1)]).default(0), roleArn }).strict() }).strict(),
+  z.object({ s3: z.object({ bucket: z.string(), key: z.string(), roleArn }).strict() }).strict(),
+  z.object({ firehose: z.object({ deliveryStream: z.string(), separator: z.string().optional(), roleArn }).strict() }).strict(),
   z.object({ lambda: z.object({ function: z.string() }).strict() }).strict(),
+  /** AWS's usual errorAction: each failure as a log event in a CloudWatch Logs group. */
+  z.object({ cloudwatchLogs: z.object({ logGroup: z.string().regex(/^[\w\-/.#]{1,512}$/, 'a CloudWatch Logs group name'), roleArn }).strict() }).strict(),
 ]);
 export type RuleAction = z.infer<typeof ruleAction>;
 
@@ -104,6 +111,10 @@ const fn = z.object({
   memoryMb: z.number().int().min(128).max(10240).default(256),
   environment: z.record(z.string(), z.string()).default({}),
   eventSource: eventSource.optional(),
+  /** aws only: the execution role; when absent, iotctl creates a least-privilege one. */
+  roleArn,
+  /** aws only: run inside these subnets (to reach RDS in a VPC). */
+  vpc: z.object({ subnetIds: z.array(z.string()).min(1), securityGroupIds: z.array(z.string()).min(1) }).strict().optional(),
 });
 export type FunctionSpec = z.infer<typeof fn>;
 export type EventSourceSpec = z.infer<typeof eventSource>;
@@ -112,6 +123,19 @@ const database = z
   .object({
     /** Overridden by DATABASE_URL / PG* when set. Empty on local means the embedded server. */
     url: z.string().optional(),
+    /** aws only: an RDS instance (DescribeDBInstances), with IAM auth or a Secrets Manager secret. */
+    rds: z
+      .object({
+        instance: z.string(),
+        user: z.string().default('postgres'),
+        database: z.string().default('postgres'),
+        iamAuth: z.boolean().default(false),
+        secretArn: z.string().optional(),
+        /** An RDS Proxy endpoint to connect through instead of the instance's. */
+        proxyEndpoint: z.string().optional(),
+      })
+      .strict()
+      .optional(),
     retention: duration.default('24h'),
     retentionSchedule: scheduleExpression.default('rate(1 hour)'),
   })

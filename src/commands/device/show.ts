@@ -15,7 +15,7 @@ export default class DeviceShow extends BaseCommand<typeof DeviceShow> {
     try {
       const device = await target.devices.show(this.args.thing);
       if (!device) throw new UserError(`No thing named "${this.args.thing}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
-      const result = { ...device, topics: deviceTopics(this.ctx.spec.spec, device.thingName), endpoint: target.devices.endpoint() };
+      const result = { ...device, topics: deviceTopics(this.ctx.spec.spec, device.thingName), endpoint: await target.devices.endpoint() };
       if (!this.jsonEnabled()) {
         const rows = Object.entries({
           thing: result.thingName, type: result.thingType, attributes: result.attributes, certificateId: result.certificateId, fingerprint: result.fingerprint,

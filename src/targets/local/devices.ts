@@ -19,7 +19,7 @@ export class LocalDevices implements DeviceRegistryPort {
     return (this.pki ??= ensurePki(this.stateDir).then(async (pki) => ({ pki, ca: await LocalCa.load(pki.ca) })));
   }
 
-  endpoint(): Endpoint {
+  async endpoint(): Promise<Endpoint> {
     return this.endpointOf();
   }
 
@@ -54,7 +54,7 @@ export class LocalDevices implements DeviceRegistryPort {
       this.registry.addCertificate({ id: issued.certificateId, thingName: input.thingName, pem: issued.certPem, fingerprint: issued.fingerprint, status: 'ACTIVE', notAfter: issued.notAfter.getTime() });
       this.registry.attachPolicy(input.policyName, issued.certificateId);
     });
-    return { thingName: input.thingName, certificateId: issued.certificateId, fingerprint: issued.fingerprint, certPem: issued.certPem, keyPem: issued.keyPem, caPem: pki.ca.certPem, endpoint: this.endpoint() };
+    return { thingName: input.thingName, certificateId: issued.certificateId, fingerprint: issued.fingerprint, certPem: issued.certPem, keyPem: issued.keyPem, caPem: pki.ca.certPem, endpoint: await this.endpoint() };
   }
 
   async list(): Promise<DeviceSummary[]> {

@@ -190,6 +190,10 @@ export class RulesRuntime {
         : [`firehose-${spec.firehose.deliveryStream}`, `${new Date(message.receivedAt).toISOString().slice(0, 10)}/${message.messageId}.json`];
       const body = 'firehose' in spec && spec.firehose.separator ? Buffer.concat([data, Buffer.from(unescapeSeparator(spec.firehose.separator))]) : data;
       effects.asyncActions.push({ rule, action, source: message, run: () => deps.objects!.putObject(bucket, key, body) });
+    } else if ('cloudwatchLogs' in spec) {
+      if (!deps.objects) missing('object store');
+      const body = data;
+      effects.asyncActions.push({ rule, action, source: message, run: () => deps.objects!.putObject(logGroupBucket(spec.cloudwatchLogs.logGroup), `${new Date(message.receivedAt).toISOString().slice(0, 10)}/${message.messageId}.json`, body) });
     } else if ('lambda' in spec) {
       if (!deps.functions) missing('function runner');
       const event = decodeForEvent(data);
@@ -289,6 +293,7 @@ export class RulesRuntime {
         } else if ('iotAnalytics' in spec) await this.deps.channels!.putMessages(spec.iotAnalytics.channel, [{ messageId: id, receivedAt: Date.now(), payload: data }]);
         else if ('s3' in spec) await this.deps.objects!.putObject(action.templates.bucket!.render(ctx), action.templates.key!.render(ctx), data);
         else if ('firehose' in spec) await this.deps.objects!.putObject(`firehose-${spec.firehose.deliveryStream}`, `errors/${payload.cloudwatchTraceId}.json`, data);
+        else if ('cloudwatchLogs' in spec) await this.deps.objects!.putObject(logGroupBucket(spec.cloudwatchLogs.logGroup), `errors/${payload.cloudwatchTraceId}.json`, data);
         this.deps.store.markDelivered(rule.spec.name, payload.cloudwatchTraceId);
       } catch (e) {
         this.log(`errorAction of rule ${rule.spec.name} failed: ${(e as Error).message} (kept in rules_errors; retried when the platform restarts)`);
@@ -318,7 +323,12 @@ function errorContext(rule: CompiledRule, payload: RuleErrorPayload) {
   return { topic: payload.topic, payload: Buffer.from(JSON.stringify(payload)), clientId: payload.clientId, messageId: payload.cloudwatchTraceId, ruleName: rule.spec.name };
 }
 
-const ACTION_TYPES: Record<string, string> = { kinesis: 'KinesisAction', iotAnalytics: 'IotAnalyticsAction', republish: 'RepublishAction', s3: 'S3Action', firehose: 'FirehoseAction', lambda: 'LambdaAction' };
+const ACTION_TYPES: Record<string, string> = { kinesis: 'KinesisAction', iotAnalytics: 'IotAnalyticsAction', republish: 'RepublishAction', s3: 'S3Action', firehose: 'FirehoseAction', lambda: 'LambdaAction', cloudwatchLogs: 'CloudwatchLogsAction' };
+
+/** The local stand-in for a CloudWatch Logs group: one object-store bucket per group, one object per event. */
+function logGroupBucket(logGroup: string): string {
+  return `logs-${logGroup.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+}
 
 /** Compile an action's substitution templates (validated at spec-load time too). */
 export function compileAction(spec: RuleAction): CompiledAction {
@@ -327,7 +337,7 @@ export function compileAction(spec: RuleAction): CompiledAction {
   const templated: Record<string, string[]> = { kinesis: ['partitionKey'], republish: ['topic'], s3: ['bucket', 'key'] };
   const templates: CompiledAction['templates'] = {};
   for (const f of templated[type] ?? []) templates[f] = compileTemplate(String(fields[f]));
-  const resource = String(fields.stream ?? fields.channel ?? fields.topic ?? fields.bucket ?? fields.deliveryStream ?? fields.function ?? '');
+  const resource = String(fields.stream ?? fields.channel ?? fields.topic ?? fields.bucket ?? fields.deliveryStream ?? fields.function ?? fields.logGroup ?? '');
   return { type, resource, spec, templates };
 }
 
