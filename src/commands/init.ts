@@ -8,8 +8,8 @@ import { UserError } from '../ui/errors.js';
 import { info } from '../ui/output.js';
 
 export default class Init extends BaseCommand<typeof Init> {
-  static override summary = 'Write a commented iotctl.yaml with the seed architecture for the local target.';
-  static override examples = ['<%= config.bin %> init', '<%= config.bin %> init --project fleet --force'];
+  static override summary = 'Write a commented iotctl.yaml with the seed architecture (local target, or --target aws).';
+  static override examples = ['<%= config.bin %> init', '<%= config.bin %> init --project fleet --force', '<%= config.bin %> init --target aws'];
   static override flags = {
     project: Flags.string({ description: 'Project name (default: the folder name).', env: 'IOTCTL_PROJECT' }),
     force: Flags.boolean({ description: 'Overwrite an existing iotctl.yaml.' }),
@@ -24,13 +24,19 @@ export default class Init extends BaseCommand<typeof Init> {
     if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(project)) {
       throw new UserError(`Invalid project name "${project}".`, 'Use lowercase letters, digits and -, starting with a letter or digit (at most 63 characters).', 'USAGE');
     }
-    const text = initSpec(project);
+    const text = initSpec(project, this.ctx.options.target ?? 'local');
     parseSpec(text, file); // the template must always validate
     writeFileSync(file, text);
     if (!this.jsonEnabled()) {
       info(`Wrote ${file}. Next steps:`);
-      info('  iotctl local up --detach     # start the local platform');
-      info('  iotctl apply --yes           # create the stream, rules, function, database and analytics');
+      if (this.ctx.options.target === 'aws') {
+        info('  export AWS_PROFILE=... DATABASE_URL=...   # credentials and the PostgreSQL (or database.rds)');
+        info('  iotctl apply --dry-run      # see the plan against your account');
+        info('  iotctl apply --yes');
+      } else {
+        info('  iotctl local up --detach     # start the local platform');
+        info('  iotctl apply --yes           # create the stream, rules, function, database and analytics');
+      }
       info('  iotctl device register sensor-1');
     }
     return { file, project };

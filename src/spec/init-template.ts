@@ -1,11 +1,24 @@
-/** The commented iotctl.yaml that `iotctl init` writes: the seed architecture, ready to run without edits. */
-export function initSpec(project: string): string {
+/**
+ * The commented iotctl.yaml that `iotctl init` writes: the seed architecture, ready to run without edits.
+ * The aws variant is the same platform; the AWS-only settings are there as comments.
+ */
+export function initSpec(project: string, target: 'local' | 'aws' = 'local'): string {
+  const aws = target === 'aws';
+  const errorAction = (rule: string) =>
+    aws ? `cloudwatchLogs: { logGroup: /iotctl/${project}/rule-errors }   # every failure with its reason` : `republish: { topic: 'errors/rules/${rule}', qos: 1 }`;
   return `# iotctl.yaml: the desired state of your IoT telemetry platform.
 # Validate with \`iotctl spec validate\`; editor completion: \`iotctl spec schema > iotctl.schema.json\`.
 project: ${project}
 # local: the embedded platform (\`iotctl local up\`); aws: your AWS account through SDK v3.
-target: local
-
+# --target or IOTCTL_TARGET overrides this, so one file serves both.
+target: ${target}
+${
+  aws
+    ? `# Credentials come from the AWS default chain (AWS_PROFILE / --profile, SSO, env, instance roles).
+region: us-east-1
+`
+    : ''
+}
 local:
   host: 127.0.0.1
   mqttPort: 8883            # MQTT over TLS with client certificates from the local CA
@@ -27,7 +40,10 @@ streams:
     shards: 2
     retentionHours: 24
 
-# Topic rules (AWS IoT SQL 2016-03-23). Every message fans out to the stream and to the data lake.
+# Topic rules (AWS IoT SQL 2016-03-23). Every message fans out to the stream and to the data lake.${
+  aws ? `
+# On AWS each action may name a roleArn; without one, iotctl creates one least-privilege role per rule.` : ''
+}
 rules:
   - name: telemetry_to_stream
     description: Recent-data path, Kinesis -> ingest Lambda -> PostgreSQL
@@ -37,7 +53,7 @@ rules:
     actions:
       - kinesis: { stream: telemetry, partitionKey: '\${topic(3)}' }
     errorAction:
-      republish: { topic: 'errors/rules/telemetry_to_stream', qos: 1 }
+      ${errorAction('telemetry_to_stream')}
   - name: telemetry_to_lake
     description: Data-lake path, IoT Analytics channel -> pipeline -> Parquet datastore
     sql: >-
@@ -46,7 +62,7 @@ rules:
     actions:
       - iotAnalytics: { channel: telemetry_raw }
     errorAction:
-      republish: { topic: 'errors/rules/telemetry_to_lake', qos: 1 }
+      ${errorAction('telemetry_to_lake')}
 
 # The ingest Lambda (templates/ingest-rds) reading the stream in batches into PostgreSQL.
 functions:
@@ -61,13 +77,30 @@ functions:
       maximumRetryAttempts: 10
       bisectBatchOnFunctionError: true
       reportBatchItemFailures: true
-      onFailure: ingest-failures
+      onFailure: ${aws ? 'ingest-failures       # an SQS queue of this name (iotctl creates it), or an SQS/SNS ARN' : 'ingest-failures'}${
+        aws
+          ? `
+    # roleArn: arn:aws:iam::123456789012:role/ingest   # default: a least-privilege role iotctl creates
+    # vpc:                                              # to reach an RDS instance inside a VPC
+    #   subnetIds: [subnet-0123456789abcdef0]
+    #   securityGroupIds: [sg-0123456789abcdef0]`
+          : ''
+      }
 
 # PostgreSQL keeps recent data only. DATABASE_URL (or PG*) names a server; unset, the local platform
 # runs an embedded PostgreSQL under .iotctl/.
 database:
   retention: 24h
-  retentionSchedule: rate(1 hour)
+  retentionSchedule: rate(1 hour)${
+    aws
+      ? `
+  # On AWS: DATABASE_URL (stored by \`apply\` in Secrets Manager, never in the function's settings), or RDS:
+  # rds:
+  #   instance: telemetry-db      # DescribeDBInstances finds the endpoint; TLS verify-full with the RDS CA
+  #   user: iotctl
+  #   iamAuth: true               # or secretArn: arn:aws:secretsmanager:...`
+      : ''
+  }
 
 # IoT Analytics resource model (on aws: Firehose + S3 Parquet + Glue + Athena).
 analytics:
@@ -94,7 +127,8 @@ analytics:
       versionsToKeep: 7
 
 athena:
-  database: ${project}
-  workgroup: primary
+  database: ${project.replace(/-/g, '_')}
+  workgroup: primary${aws ? `
+  # outputLocation: s3://your-bucket/athena-results/   # needed unless the workgroup sets one` : ''}
 `;
 }
