@@ -1,0 +1,62 @@
+import { info } from './output.js';
+
+/**
+ * Multi-step progress (apply, lambda deploy, bulk registration, athena run, local up) on stderr:
+ * a listr2 task list with each step's state and time on a terminal, one plain line per step when
+ * piped, nothing with --json. listr2 is imported only on a terminal.
+ */
+export interface Step {
+  title: string;
+  /** `update` replaces the step's detail line (e.g. "RUNNING · 1.2 GB scanned"). */
+  run(update: (detail: string) => void): Promise<unknown> | unknown;
+}
+
+export type StepsMode = 'tty' | 'plain' | 'quiet';
+
+export function stepsMode(json: boolean): StepsMode {
+  if (json) return 'quiet';
+  return process.stderr.isTTY && !process.env.CI ? 'tty' : 'plain';
+}
+
+export async function runSteps(steps: Step[], mode: StepsMode): Promise<void> {
+  if (mode === 'tty') return runWithListr(steps);
+  for (const step of steps) {
+    const started = Date.now();
+    if (mode === 'plain') info(`- ${step.title}...`);
+    try {
+      await step.run((detail) => void detail);
+    } catch (error) {
+      if (mode === 'plain') info(`x ${step.title} failed after ${seconds(started)}`);
+      throw error;
+    }
+    if (mode === 'plain') info(`✓ ${step.title} (${seconds(started)})`);
+  }
+}
+
+async function runWithListr(steps: Step[]): Promise<void> {
+  const { Listr, ListrLogger, PRESET_TIMER, ProcessOutput } = await import('listr2');
+  // Progress belongs on stderr: stdout carries only results.
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
+  const list = new Listr(
+    steps.map((step) => ({
+      title: step.title,
+      task: async (_ctx: unknown, task: { output: string }) => {
+        await step.run((detail) => (task.output = detail));
+      },
+    })),
+    {
+      concurrent: false,
+      exitOnError: true,
+      // The command handles Ctrl-C itself (cancel in-flight calls, exit 2).
+      registerSignalListeners: false,
+      collectErrors: false,
+      rendererOptions: { timer: PRESET_TIMER, collapseErrors: false, logger },
+    },
+  );
+  await list.run();
+}
+
+function seconds(since: number): string {
+  const ms = Date.now() - since;
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
