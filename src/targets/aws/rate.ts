@@ -48,7 +48,12 @@ export function isThrottle(error: unknown): boolean {
 interface Pacer {
   max: number;
   rate: number;
-  next: number;
+  /** When the next call is due on an even schedule (GCRA's theoretical arrival time). */
+  tat: number;
+  /** No call before this (a backoff after a throttle). */
+  hold: number;
+  /** Callers wait their turn in order. */
+  queue: Promise<void>;
 }
 
 export interface RateLimiterOptions {
@@ -67,17 +72,27 @@ export class ApiRateLimiter {
   constructor(tps: Record<string, number>, opts: RateLimiterOptions = {}) {
     this.now = opts.now ?? (() => performance.now());
     this.maxRetries = opts.maxThrottleRetries ?? 30;
-    for (const [op, rate] of Object.entries(tps)) this.pacers.set(op, { max: rate, rate, next: 0 });
+    for (const [op, rate] of Object.entries(tps)) this.pacers.set(op, { max: rate, rate, tat: -Infinity, hold: 0, queue: Promise.resolve() });
   }
 
-  /** Waits for this API's next slot. Slots are handed out synchronously, so concurrent callers never share one. */
-  async take(op: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Waits for this API's turn. Callers go one at a time on an even schedule, 1/rate apart. A call that a
+   * busy event loop sent late is made up for by the next one, but never by more than half an interval,
+   * so a stall never releases a burst and the sustained rate stays at the quota.
+   */
+  take(op: string, signal?: AbortSignal): Promise<void> {
     const p = this.pacers.get(op);
-    if (!p) return;
-    const now = this.now();
-    const slot = Math.max(now, p.next);
-    p.next = slot + 1000 / p.rate;
-    if (slot > now) await sleep(slot - now, undefined, { signal });
+    if (!p) return Promise.resolve();
+    const turn = p.queue.then(async () => {
+      const wait = Math.max(p.tat, p.hold) - this.now();
+      if (wait > 0) await sleep(wait, undefined, { signal });
+      const interval = 1000 / p.rate;
+      const sent = this.now();
+      const late = sent - p.tat;
+      p.tat = (late > interval ? sent : late > interval / 2 ? sent - interval / 2 : p.tat) + interval;
+    });
+    p.queue = turn.catch(() => {});
+    return turn;
   }
 
   private throttled(op: string, attempt: number): number {
@@ -86,7 +101,7 @@ export class ApiRateLimiter {
     const p = this.pacers.get(op);
     if (p) {
       p.rate = Math.max(p.max / 16, p.rate / 2);
-      p.next = Math.max(p.next, this.now() + backoff);
+      p.hold = Math.max(p.hold, this.now() + backoff);
     }
     return backoff;
   }
