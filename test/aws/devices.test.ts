@@ -14,6 +14,7 @@ import { newP256KeyAndCsr } from '../../src/targets/local/ca.js';
 import { parseSpec } from '../../src/spec/loader.js';
 import { desiredDevicePolicy, ensureDevicePolicy, registerDevice, registerMany } from '../../src/services/devices.js';
 import { UserError } from '../../src/ui/errors.js';
+import type { PolicyDocument, PolicyStatement } from '../../src/iot/policy/index.js';
 
 const spec = parseSpec('project: awsdev\n').spec;
 const policyName = spec.devices.policy.name;
@@ -137,10 +138,10 @@ test('a failure part-way undoes every step: no thing, no certificate, no attachm
   const { client } = await iot();
   // Fail AttachThingPrincipal, the last step, as AWS would (AccessDenied).
   client.middlewareStack.add(
-    (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+    ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
       if (context.commandName === 'AttachThingPrincipalCommand') throw Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } });
       return next(args);
-    },
+    }) as never,
     { step: 'initialize', name: 'failAttach', priority: 'low' },
   );
   const err = await rejects(() => registerDevice(devices, spec, { thingName: 'half' }, out), /AccessDenied/);
@@ -198,7 +199,11 @@ test('bulk registration on aws: all registered, and a re-run skips them', async 
 test('policy versions: each change is a new default version, never more than 5; an unchanged document is a no-op', async () => {
   const base = desiredDevicePolicy(spec);
   await devices.putPolicy('versions', base);
-  const docs = Array.from({ length: 6 }, (_, i) => ({ ...base, Statement: [...base.Statement, { Effect: 'Allow' as const, Action: 'iot:Publish', Resource: `arn:aws:iot:us-east-1:123456789012:topic/extra/${i}` }] }));
+  const statements = ([] as PolicyStatement[]).concat(base.Statement as PolicyStatement[]);
+  const docs: PolicyDocument[] = Array.from({ length: 6 }, (_, i) => ({
+    ...base,
+    Statement: [...statements, { Effect: 'Allow' as const, Action: 'iot:Publish', Resource: `arn:aws:iot:us-east-1:123456789012:topic/extra/${i}` }],
+  }));
   for (const doc of docs) await devices.putPolicy('versions', doc);
   const { client, sdk } = await iot();
   const list = async () => (await client.send(new sdk.ListPolicyVersionsCommand({ policyName: 'versions' }))).policyVersions ?? [];
@@ -208,7 +213,7 @@ test('policy versions: each change is a new default version, never more than 5; 
   const def = versions.find((v) => v.isDefaultVersion)!;
   assert.is(def.versionId, String(Math.max(...versions.map((v) => Number(v.versionId)))), 'the default is the latest');
   // Same document, keys in another order: no new version.
-  const reordered = JSON.parse(JSON.stringify({ Statement: docs.at(-1)!.Statement, Version: docs.at(-1)!.Version }));
+  const reordered = JSON.parse(JSON.stringify({ Statement: docs.at(-1)!.Statement, Version: docs.at(-1)!.Version })) as PolicyDocument;
   await devices.putPolicy('versions', reordered);
   assert.equal((await list()).map((v) => v.versionId), versions.map((v) => v.versionId));
 });
