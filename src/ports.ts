@@ -62,6 +62,8 @@ export interface DeviceRegistryPort {
   /** `revoked`: AWS's REVOKED status (permanent) rather than INACTIVE. Local has one status. */
   revoke(thingName: string, opts?: { revoked?: boolean }): Promise<{ revoked: string[] }>;
   delete(thingName: string): Promise<{ deletedCertificates: string[] }>;
+  /** Workers for bulk registration, when the target knows better than the default (aws: from its API rates). */
+  readonly bulkConcurrency?: number;
 }
 
 // ---------------------------------------------------------------- rules

@@ -33,6 +33,10 @@ export interface RegisterRequest {
   thingType?: string;
   attributes?: Record<string, string>;
   csrPem?: string;
+  /** aws only: CreateKeysAndCertificate instead of a local key and CSR. */
+  awsGeneratedKeys?: boolean;
+  /** Written as ca.pem instead of the target's CA (--ca-file). */
+  caPem?: string;
 }
 
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
@@ -59,13 +63,14 @@ export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, re
     attributes: { ...spec.devices.attributes, ...req.attributes },
     policyName: spec.devices.policy.name,
     csrPem: req.csrPem,
+    ...(req.awsGeneratedKeys ? { awsGeneratedKeys: true } : {}),
   });
   const tmp = resolve(outDir, `.${req.thingName}.${process.pid}.tmp`);
   try {
     mkdirSync(tmp, { recursive: true, mode: 0o700 });
     writeFileSync(join(tmp, 'cert.pem'), device.certPem);
     if (device.keyPem) writeFileSync(join(tmp, 'private.key'), device.keyPem, { mode: 0o600 });
-    writeFileSync(join(tmp, 'ca.pem'), device.caPem);
+    writeFileSync(join(tmp, 'ca.pem'), req.caPem ?? device.caPem);
     writeFileSync(join(tmp, 'endpoint.json'), JSON.stringify(device.endpoint, null, 2) + '\n');
     renameSync(tmp, dir);
   } catch (e) {
@@ -115,7 +120,7 @@ export async function registerMany(
   requests: RegisterRequest[],
   outDir: string,
   onProgress: (done: number, total: number) => void = () => {},
-  concurrency = 8,
+  concurrency = devices.bulkConcurrency ?? 8,
 ): Promise<BulkResult> {
   const result: BulkResult = { registered: [], skipped: [], failed: [] };
   let next = 0;

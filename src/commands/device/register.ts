@@ -23,6 +23,8 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     csr: Flags.string({ description: 'PEM certificate signing request to sign instead of generating a key.' }),
     out: Flags.string({ description: 'Where credential folders are written.', default: 'devices', env: 'IOTCTL_DEVICES_DIR' }),
     'from-file': Flags.string({ description: 'CSV of devices to register in bulk.', exclusive: ['csr'] }),
+    'aws-generated-keys': Flags.boolean({ description: 'aws: let AWS generate the key pair (CreateKeysAndCertificate) instead of a local key and CSR.', exclusive: ['csr'], env: 'IOTCTL_AWS_GENERATED_KEYS' }),
+    'ca-file': Flags.string({ description: 'PEM written as ca.pem instead of the target\'s CA (aws: the bundled Amazon Root CA 1).', env: 'IOTCTL_CA_FILE' }),
   };
 
   async run(): Promise<unknown> {
@@ -34,7 +36,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
       const thing = this.args.thing;
       if (!thing) throw new UserError('Missing the thing name.', 'Run `iotctl device register <thing>`, or pass --from-file devices.csv.', 'USAGE');
       const csrPem = this.flags.csr ? readUserFile(this.flags.csr, 'Check the path given to --csr.').toString('utf8') : undefined;
-      const device = await registerDevice(target.devices, spec, { thingName: thing, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem }, this.flags.out);
+      const device = await registerDevice(target.devices, spec, { thingName: thing, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem, ...this.keyOptions() }, this.flags.out);
       const result = { thingName: device.thingName, certificateId: device.certificateId, fingerprint: device.fingerprint, credentials: device.dir, endpoint: device.endpoint, topics: deviceTopics(spec, thing) };
       if (!this.jsonEnabled()) {
         info(`Registered ${thing} (certificate ${device.certificateId.slice(0, 12)}…). Credentials in ${device.dir}`);
@@ -46,8 +48,15 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     }
   }
 
+  private keyOptions(): { awsGeneratedKeys?: boolean; caPem?: string } {
+    return {
+      ...(this.flags['aws-generated-keys'] ? { awsGeneratedKeys: true } : {}),
+      ...(this.flags['ca-file'] ? { caPem: readUserFile(this.flags['ca-file'], 'Check the path given to --ca-file.').toString('utf8') } : {}),
+    };
+  }
+
   private async bulk(target: ReturnType<typeof openTarget>, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
-    const requests = parseDevicesCsv(this.flags['from-file']!);
+    const requests = parseDevicesCsv(this.flags['from-file']!).map((r) => ({ ...r, ...this.keyOptions() }));
     const started = Date.now();
     const progress = isInteractive()
       ? (done: number, total: number) => process.stderr.write(`\rRegistering devices: ${done}/${total}`)

@@ -293,6 +293,24 @@ async function publicKeyOfCsr(csrPem: string): Promise<Buffer> {
   return Buffer.from(csr.publicKey.rawData);
 }
 
+/** Checks a user's CSR as AWS IoT would (PEM, accepted key, valid self-signature) before any call is made. */
+export async function checkCsr(csrPem: string): Promise<void> {
+  await publicKeyOfCsr(csrPem);
+}
+
+/**
+ * A fresh ECDSA P-256 key pair and a PKCS#10 request (subject CN=<commonName>) signed with it: what the aws
+ * target sends to CreateCertificateFromCsr, so that the private key never leaves this machine.
+ */
+export function newP256KeyAndCsr(commonName: string): { keyPem: string; csrPem: string } {
+  const { keyPem, spki } = newP256KeyPair();
+  const subject = seq(tlv(0x31, seq(OID.commonName, tlv(0x0c, Buffer.from(commonName, 'utf8')))));
+  const info = seq(tlv(0x02, Buffer.from([0])), subject, spki, tlv(0xa0)); // version 0, no attributes
+  const signature = SIGNATURE_FOR_CURVE.prime256v1!;
+  const der = seq(info, signature.algorithm, bitString(sign(signature.digest, info, createPrivateKey(keyPem))));
+  return { keyPem, csrPem: toPem(der, 'CERTIFICATE REQUEST') };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The CA
 
