@@ -61,8 +61,8 @@ const stream = z.object({
   name: name('stream name'),
   shards: z.number().int().min(1).max(64).default(1),
   retentionHours: z.number().int().min(1).max(8760).default(24),
-  /** Kinesis capacity mode; on-demand ignores `shards` (aws only; local keeps `shards`). */
-  mode: z.enum(['provisioned', 'on-demand']).default('provisioned'),
+  /** Kinesis capacity mode (default provisioned); on-demand ignores `shards` (aws only; local keeps `shards`). */
+  mode: z.enum(['provisioned', 'on-demand']).optional(),
 });
 
 /** The role IoT assumes to run an action on AWS; when absent, iotctl creates one least-privilege role per rule. */
