@@ -1,4 +1,4 @@
-import { AthenaClient, GetQueryExecutionCommand, GetQueryResultsCommand, StartQueryExecutionCommand, StopQueryExecutionCommand, type Row } from '@aws-sdk/client-athena';
+import { AthenaClient, GetQueryExecutionCommand, GetQueryResultsCommand, StartQueryExecutionCommand, StopQueryExecutionCommand, type QueryExecutionState, type Row } from '@aws-sdk/client-athena';
 import { CreateDatabaseCommand, CreateTableCommand, GlueClient } from '@aws-sdk/client-glue';
 import { mockClient } from 'aws-sdk-client-mock';
 import { test } from 'uvu';
@@ -183,7 +183,7 @@ test('moto: athena tables reads the Glue Data Catalog (columns with partition ke
  * Athena as far as paging goes: a finished query whose result set is `total` rows (plus the header row),
  * served in pages of at most MaxResults (Athena's limit is 1,000), with an opaque NextToken per page.
  */
-function fakeAthena(total: number, opts: { state?: string; reason?: string } = {}) {
+function fakeAthena(total: number, opts: { state?: QueryExecutionState; reason?: string } = {}) {
   const mock = mockClient(AthenaClient);
   const tokens = new Map<string, number>();
   mock.on(StartQueryExecutionCommand).resolves({ QueryExecutionId: 'q-1' });
