@@ -1,5 +1,5 @@
 import { AthenaClient, GetQueryExecutionCommand, GetQueryResultsCommand, StartQueryExecutionCommand, StopQueryExecutionCommand, type QueryExecutionState, type Row } from '@aws-sdk/client-athena';
-import { CreateDatabaseCommand, CreateTableCommand, GlueClient } from '@aws-sdk/client-glue';
+import { BatchCreatePartitionCommand, CreateDatabaseCommand, CreateTableCommand } from '@aws-sdk/client-glue';
 import { mockClient } from 'aws-sdk-client-mock';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -124,7 +124,7 @@ test('moto: Ctrl-C while the query runs calls StopQueryExecution and ends as can
   }
 });
 
-test('moto: athena tables reads the Glue Data Catalog (columns with partition keys, location, format)', async () => {
+test('moto: athena tables reads the Glue Data Catalog (columns with partition keys, location, format, partition count)', async () => {
   const aws = new AwsClients({});
   const { client: glue } = await aws.get('glue');
   await glue.send(new CreateDatabaseCommand({ DatabaseInput: { Name: 'iotctl' } }));
@@ -155,6 +155,14 @@ test('moto: athena tables reads the Glue Data Catalog (columns with partition ke
       },
     }),
   );
+  const days = ['2030-01-30', '2030-01-31', '2030-02-01'];
+  await glue.send(
+    new BatchCreatePartitionCommand({
+      DatabaseName: 'iotctl',
+      TableName: 'telemetry',
+      PartitionInputList: days.map((dt) => ({ Values: [dt], StorageDescriptor: { Location: `s3://lake/datastore/telemetry/dt=${dt}/` } })),
+    }),
+  );
   const tables = await new AwsAthena(aws, settings).tables();
   assert.equal(tables, [
     { table: 'raw_messages', kind: 'table', format: 'json', location: 's3://lake/channel/raw/', columns: [{ name: 'payload', type: 'string' }] },
@@ -163,6 +171,7 @@ test('moto: athena tables reads the Glue Data Catalog (columns with partition ke
       kind: 'table',
       format: 'parquet',
       location: 's3://lake/datastore/telemetry/',
+      partitions: 3,
       columns: [
         { name: 'device_id', type: 'string' },
         { name: 'temperature', type: 'double' },

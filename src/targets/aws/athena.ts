@@ -150,19 +150,40 @@ export class AwsAthena implements LakeQueryPort {
 
   async tables(): Promise<TableDescription[]> {
     const { client, sdk } = await this.aws.get('glue');
-    const out: TableDescription[] = [];
+    const tables: Table[] = [];
     let token: string | undefined;
     do {
       try {
         const page = await client.send(new sdk.GetTablesCommand({ DatabaseName: this.settings.database, ...(token ? { NextToken: token } : {}) }), this.aws.sendOptions);
-        for (const t of page.TableList ?? []) out.push(describeTable(t));
+        tables.push(...(page.TableList ?? []));
         token = page.NextToken;
       } catch (error) {
         if (isAwsError(error, 'EntityNotFoundException')) throw new NotFoundError('Glue database', this.settings.database);
         throw error;
       }
     } while (token);
+    const out: TableDescription[] = [];
+    // A few tables at a time: Glue's GetPartitions rate is shared with everything else in the account.
+    for (let i = 0; i < tables.length; i += 4) {
+      out.push(...(await Promise.all(tables.slice(i, i + 4).map(async (t) => ({ ...describeTable(t), ...(t.PartitionKeys?.length ? { partitions: await this.countPartitions(t.Name!) } : {}) })))));
+    }
     return out.sort((a, b) => a.table.localeCompare(b.table));
+  }
+
+  /** Partitions registered in Glue (the local target's "days"), without their column schemas. */
+  private async countPartitions(table: string): Promise<number> {
+    const { client, sdk } = await this.aws.get('glue');
+    let count = 0;
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new sdk.GetPartitionsCommand({ DatabaseName: this.settings.database, TableName: table, ExcludeColumnSchema: true, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }),
+        this.aws.sendOptions,
+      );
+      count += page.Partitions?.length ?? 0;
+      token = page.NextToken;
+    } while (token);
+    return count;
   }
 }
 
