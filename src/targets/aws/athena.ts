@@ -116,7 +116,7 @@ export class AwsAthena implements LakeQueryPort {
         throw error;
       }
     };
-    const first = await fetchPage();
+    let first: GetQueryResultsCommandOutput | undefined = await fetchPage();
     const athenaColumns = first.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
     const columns: ColumnInfo[] = athenaColumns.map((c) => ({ name: c.Name ?? c.Label ?? '', type: c.Type ?? 'varchar' }));
     const convert = athenaColumns.map((c) => converterFor(c.Type));
@@ -125,7 +125,8 @@ export class AwsAthena implements LakeQueryPort {
 
     let rows = 0;
     async function* iterate(): AsyncGenerator<unknown[]> {
-      let page: GetQueryResultsCommandOutput | undefined = first;
+      let page = first;
+      first = undefined;
       let skip = hasHeader;
       while (page) {
         for (const row of page.ResultSet?.Rows ?? []) {
