@@ -1,0 +1,204 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import type { DatabaseLocation, DatabasePort } from '../../ports.js';
+import { redactUrl } from '../../db/connection.js';
+import { UserError } from '../../ui/errors.js';
+import { isAwsError, type AwsClients } from './sdk.js';
+
+/**
+ * Where PostgreSQL is on the aws target: DATABASE_URL, else `database.url`, else `database.rds`, an RDS
+ * instance resolved with DescribeDBInstances, reached with an IAM auth token or the password in a Secrets
+ * Manager secret, over TLS verified against the RDS CA bundle (sslmode=verify-full).
+ * The password lives only in clientConfig: never in `url`, `display`, `source` or a message.
+ */
+
+export interface RdsSettings {
+  instance: string;
+  user: string;
+  database: string;
+  iamAuth: boolean;
+  secretArn?: string;
+  proxyEndpoint?: string;
+}
+
+export interface AwsDatabaseSettings {
+  url?: string;
+  rds?: RdsSettings;
+}
+
+export interface AwsDatabaseOptions {
+  env?: NodeJS.ProcessEnv;
+  /** --ca-file: a PEM bundle to verify the server with instead of the RDS one. PGSSLROOTCERT does the same. */
+  caFile?: string;
+}
+
+/** IAM auth tokens live 15 minutes; a new connection after 10 gets a fresh one. */
+const TOKEN_REUSE_MS = 10 * 60_000;
+
+const RDS_HOST = /\.rds\.amazonaws\.com(\.cn)?$/i;
+
+export class AwsDatabase implements DatabasePort {
+  constructor(
+    private readonly aws: AwsClients,
+    private readonly settings: AwsDatabaseSettings,
+    private readonly opts: AwsDatabaseOptions = {},
+  ) {}
+
+  async locate(): Promise<DatabaseLocation> {
+    const env = this.opts.env ?? process.env;
+    if (env.DATABASE_URL) return this.fromUrl(env.DATABASE_URL, 'DATABASE_URL');
+    if (this.settings.url) return this.fromUrl(this.settings.url, 'iotctl.yaml');
+    if (this.settings.rds) return this.fromRds(this.settings.rds);
+    throw new UserError(
+      'No PostgreSQL server is configured for the aws target.',
+      'Set DATABASE_URL, or database.url or database.rds {instance, user, iamAuth: true | secretArn} in iotctl.yaml.',
+      'NO_DATABASE',
+    );
+  }
+
+  /** A URL is used as given; an RDS host without TLS settings in it gets verify-full with the RDS CA. */
+  private fromUrl(url: string, source: string): DatabaseLocation {
+    const location: DatabaseLocation = { url, display: redactUrl(url), source };
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return location;
+    }
+    const tlsInUrl = ['sslmode', 'ssl', 'sslrootcert', 'sslcert'].some((k) => parsed!.searchParams.has(k));
+    if (RDS_HOST.test(parsed.hostname) && !tlsInUrl) location.clientConfig = { ssl: this.verifyFull(false) };
+    return location;
+  }
+
+  private async fromRds(rds: RdsSettings): Promise<DatabaseLocation> {
+    const { client, sdk } = await this.aws.get('rds');
+    let instance;
+    try {
+      const out = await client.send(new sdk.DescribeDBInstancesCommand({ DBInstanceIdentifier: rds.instance }), this.aws.sendOptions);
+      instance = out.DBInstances?.[0];
+    } catch (error) {
+      if (!isAwsError(error, 'DBInstanceNotFound', 'DBInstanceNotFoundFault')) throw error;
+    }
+    if (!instance) {
+      throw new UserError(`RDS instance "${rds.instance}" does not exist in this account and region.`, 'Check database.rds.instance, --region and --profile (`aws rds describe-db-instances` lists them).', 'DB_NOT_FOUND');
+    }
+    const address = instance.Endpoint?.Address;
+    const port = instance.Endpoint?.Port ?? 5432;
+    if (!address && !rds.proxyEndpoint) {
+      throw new UserError(`RDS instance "${rds.instance}" has no endpoint yet (status ${instance.DBInstanceStatus ?? 'unknown'}).`, 'Wait until it is available, then retry.', 'DB_NOT_READY');
+    }
+    const host = rds.proxyEndpoint ?? address!;
+    const common = { host, port, database: rds.database, ssl: this.verifyFull(Boolean(rds.proxyEndpoint)), connectionTimeoutMillis: 10_000, application_name: 'iotctl' };
+    const via = rds.proxyEndpoint ? `RDS Proxy ${rds.proxyEndpoint} to instance ${rds.instance}` : `RDS instance ${rds.instance}`;
+
+    if (rds.iamAuth) {
+      // IAM auth is switched on per instance; through a proxy it is the proxy's setting instead.
+      if (!rds.proxyEndpoint && instance.IAMDatabaseAuthenticationEnabled === false) {
+        throw new UserError(
+          `IAM database authentication is not enabled on RDS instance "${rds.instance}".`,
+          `Enable it (aws rds modify-db-instance --db-instance-identifier ${rds.instance} --enable-iam-database-authentication --apply-immediately), or use database.rds.secretArn.`,
+          'DB_IAM_DISABLED',
+        );
+      }
+      const password = await this.iamTokens(host, port, rds.user);
+      return {
+        url: undefined,
+        display: displayUrl(rds.user, host, port, rds.database),
+        source: `database.rds (${via}, IAM auth)`,
+        clientConfig: { ...common, user: rds.user, password },
+      };
+    }
+
+    const secretArn = rds.secretArn ?? instance.MasterUserSecret?.SecretArn;
+    if (!secretArn) {
+      throw new UserError(
+        `No way to sign in to RDS instance "${rds.instance}": database.rds has neither iamAuth nor secretArn, and the instance has no RDS-managed master password.`,
+        'Set database.rds.iamAuth: true (and grant rds-db:connect), or database.rds.secretArn to a Secrets Manager secret with {username, password}.',
+        'DB_NO_CREDENTIALS',
+      );
+    }
+    const secret = await this.readSecret(secretArn);
+    const user = secret.username ?? rds.user;
+    return {
+      url: undefined,
+      display: displayUrl(user, host, port, rds.database),
+      source: `database.rds (${via}, secret ${secretArn})`,
+      clientConfig: { ...common, user, password: secret.password },
+    };
+  }
+
+  /** A password function for pg: each new connection gets a token no older than 10 minutes. */
+  private async iamTokens(hostname: string, port: number, username: string): Promise<() => Promise<string>> {
+    const [{ Signer }, { client }] = await Promise.all([import('@aws-sdk/rds-signer'), this.aws.get('rds')]);
+    // The RDS client's credentials and region: the same profile, SSO session and region as every other call.
+    const signer = new Signer({ hostname, port, username, region: await client.config.region(), credentials: client.config.credentials });
+    const sign = async () => {
+      try {
+        return await signer.getAuthToken();
+      } catch (error) {
+        throw new UserError(`Cannot create an IAM auth token for ${username}@${hostname}: ${(error as Error).message}`, 'Check the AWS credentials (--profile, aws sso login).', 'DB_IAM_TOKEN');
+      }
+    };
+    let token = await sign();
+    let signedAt = Date.now();
+    return async () => {
+      if (Date.now() - signedAt > TOKEN_REUSE_MS) {
+        token = await sign();
+        signedAt = Date.now();
+      }
+      return token;
+    };
+  }
+
+  /** The secret RDS writes for a managed master password (or one in the same shape): {username, password, ...}. */
+  private async readSecret(secretId: string): Promise<{ username?: string; password: string }> {
+    const { client, sdk } = await this.aws.get('secrets');
+    const out = await client.send(new sdk.GetSecretValueCommand({ SecretId: secretId }), this.aws.sendOptions);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(out.SecretString ?? '');
+    } catch {
+      parsed = undefined;
+    }
+    const s = parsed as { username?: unknown; password?: unknown } | undefined;
+    if (!s || typeof s.password !== 'string') {
+      // Never echo the secret's content: it may be the password itself.
+      throw new UserError(`Secret ${secretId} is not a database secret: expected JSON with "password" (and "username").`, 'Point database.rds.secretArn at the secret RDS manages for the instance, or one in that shape.', 'DB_BAD_SECRET');
+    }
+    return { username: typeof s.username === 'string' ? s.username : undefined, password: s.password };
+  }
+
+  /** TLS as libpq's sslmode=verify-full: the chain must reach the CA bundle and the host name must match. */
+  private verifyFull(proxy: boolean): { ca: string | string[]; rejectUnauthorized: true } {
+    const env = this.opts.env ?? process.env;
+    const override = this.opts.caFile ?? env.PGSSLROOTCERT;
+    if (override) {
+      try {
+        return { ca: readFileSync(override, 'utf8'), rejectUnauthorized: true };
+      } catch (error) {
+        throw new UserError(`Cannot read the CA bundle ${override}: ${(error as Error).message}`, 'Check --ca-file / PGSSLROOTCERT.', 'DB_CA');
+      }
+    }
+    // RDS Proxy presents an ACM certificate (Amazon Root CA), not one from the RDS CAs: trust both there.
+    return { ca: proxy ? [...rootCertificates, rdsCaBundle()] : rdsCaBundle(), rejectUnauthorized: true };
+  }
+}
+
+function displayUrl(user: string, host: string, port: number, database: string): string {
+  return `postgres://${encodeURIComponent(user)}@${host}:${port}/${encodeURIComponent(database)}?sslmode=verify-full`;
+}
+
+let bundle: string | undefined;
+
+/**
+ * AWS's RDS global CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), shipped
+ * as src/targets/aws/rds-global-bundle.pem. Found beside this module (a copy in dist) or in src/.
+ */
+export function rdsCaBundle(): string {
+  if (bundle) return bundle;
+  const candidates = [new URL('./rds-global-bundle.pem', import.meta.url), new URL('../../../src/targets/aws/rds-global-bundle.pem', import.meta.url)].map((u) => fileURLToPath(u));
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) throw new Error(`The RDS CA bundle is missing from this installation (looked in ${candidates.join(', ')})`);
+  return (bundle = readFileSync(file, 'utf8'));
+}
