@@ -40,7 +40,8 @@ export class AwsStreams implements StreamPort {
     options: AwsStreamsOptions = {},
   ) {
     this.opts = {
-      minPollMs: Math.max(AWS_MIN_POLL_MS, options.minPollMs ?? AWS_MIN_POLL_MS),
+      // A little over 200 ms by default: timers and clocks jitter, and AWS counts on its side.
+      minPollMs: Math.max(AWS_MIN_POLL_MS, options.minPollMs ?? AWS_MIN_POLL_MS + 10),
       idlePollMs: Math.max(AWS_MIN_POLL_MS, options.idlePollMs ?? 1000),
       backoffBaseMs: options.backoffBaseMs ?? 500,
       backoffCapMs: options.backoffCapMs ?? 10_000,
