@@ -20,7 +20,8 @@ import { createHash } from 'node:crypto';
  *
  * - A record goes to the OPEN shard whose hash key range holds the MD5 of its partition key. Sequence numbers
  *   rise across the stream (so they also rise per shard).
- * - `split(shard)` closes the shard (it keeps its records) and opens two children that halve its range.
+ * - `split(shard)` closes the shard (it keeps its records) and opens two children that halve its range;
+ *   `merge(a, b)` closes two adjacent shards and opens one child with both as parents.
  * - GetRecords on a closed shard, once its last record is returned, answers no NextShardIterator and lists
  *   ChildShards (moto keeps answering an iterator and writes new records to the parent).
  * - More than 5 GetRecords on one shard within any second fails with ProvisionedThroughputExceededException;
@@ -106,6 +107,14 @@ export class FakeKinesis {
     parent.closed = true;
     const mid = (parent.start + parent.end) / 2n;
     return [this.addShard([shardId], parent.start, mid).id, this.addShard([shardId], mid + 1n, parent.end).id];
+  }
+
+  /** Closes two adjacent shards; one child takes their joint range. */
+  merge(a: string, b: string): string {
+    const [x, y] = [this.shard(a), this.shard(b)].sort((p, q) => (p.start < q.start ? -1 : 1));
+    if (x!.end + 1n !== y!.start) throw fail(InvalidArgumentException, `${a} and ${b} are not adjacent`);
+    x!.closed = y!.closed = true;
+    return this.addShard([a, b], x!.start, y!.end).id;
   }
 
   throttle(shardId: string, times: number): void {

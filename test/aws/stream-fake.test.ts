@@ -107,6 +107,33 @@ test('after a reshard, children are read from their start once their parent is d
   }
 });
 
+test('after a merge, the child waits for both parents', async () => {
+  const { fake, streams } = setup(2, { maxPerCall: 3 });
+  let n = 0;
+  // Uneven parents: one drains long before the other.
+  for (const _ of range(0, 40)) fake.put(keyOf(n % 2 ? n : 0), { n: n++ });
+  const child = fake.merge('shardId-000000000000', 'shardId-000000000001');
+  for (const _ of range(0, 20)) fake.put(keyOf(n), { n: n++ });
+  const t = follow(streams, { from: { kind: 'trim-horizon' } });
+  try {
+    const got = await t.take(60, 10_000);
+    assert.equal(sorted(got.map((r) => doc(r).n)), range(0, 60));
+    assertKeyOrder(got);
+  } finally {
+    await t.close();
+  }
+  const firstChild = fake.calls.find((c) => c.shardId === child)!.at;
+  for (const parent of ['shardId-000000000000', 'shardId-000000000001']) assert.ok(firstChild >= fake.calls.filter((c) => c.shardId === parent).at(-1)!.at, parent);
+});
+
+test('a tail whose signal is already aborted ends at once, without records or errors', async () => {
+  const { fake, streams } = setup(2);
+  fake.put('k', { n: 1 });
+  const got: TailRecord[] = [];
+  for await (const r of streams.tail('s', { from: { kind: 'trim-horizon' }, signal: AbortSignal.abort() })) got.push(r);
+  assert.is(got.length, 0);
+});
+
 test('from latest: open shards start at their tip, and children born later are read from their start', async () => {
   const { fake, streams } = setup(2);
   for (const i of range(0, 10)) fake.put(keyOf(i), { n: -1 - i });

@@ -213,32 +213,44 @@ export class AwsStreams implements StreamPort {
     const stop = new AbortController();
     const signal = AbortSignal.any([stop.signal, ...[opts.signal, this.aws.settings.signal].filter((s): s is AbortSignal => !!s)]);
     const out = new Channel<TailRecord>(this.opts.highWater, signal);
-    const shards = await this.listShards(name, signal);
-    const listed = new Set(shards.map((s) => s.ShardId!));
-    const startOf = await this.startPositions(name, shards, opts.from, signal);
-
+    let shards: Kinesis.Shard[];
+    let startOf: (shardId: string) => Position;
+    try {
+      shards = await this.listShards(name, signal);
+      startOf = await this.startPositions(name, shards, opts.from, signal);
+    } catch (e) {
+      if (signal.aborted) return; // Ctrl-C before the first record
+      throw e;
+    }
+    const initial = initialShards(shards, opts.from);
+    let listed = new Set(shards.map((s) => s.ShardId!));
     const started = new Set<string>();
-    const done = new Set<string>();
+    // From `latest`, shards already closed are behind the start: as good as read.
+    const done = new Set(opts.from.kind === 'latest' ? shards.filter((s) => s.SequenceNumberRange?.EndingSequenceNumber).map((s) => s.ShardId!) : []);
     const readers = new Set<Promise<void>>();
+
+    // A child waits until every parent is read to its end, so a key's records come out in order across a
+    // reshard. A parent missing from ListShards has expired (nothing left to read); one listed but not yet
+    // started is a descendant of a shard being read, and starts in its turn.
+    const afterShard = async (shardId: string, children: Child[]) => {
+      done.add(shardId);
+      if (children.some((c) => c.parents.some((p) => !done.has(p) && !started.has(p) && !listed.has(p))))
+        listed = new Set((await this.listShards(name, signal)).map((s) => s.ShardId!));
+      for (const c of children) if (c.parents.every((p) => done.has(p) || !listed.has(p))) start(c.shardId);
+    };
     const start = (shardId: string) => {
       if (started.has(shardId) || signal.aborted) return;
       started.add(shardId);
-      const reader = this.readShard(name, shardId, startOf(shardId), opts, out, signal).then(
-        (children) => {
-          done.add(shardId);
-          // A child waits for every parent, so a key's records come out in order across a reshard.
-          // A parent that was never listed has expired: nothing of it is left to read.
-          for (const c of children) if (c.parents.every((p) => done.has(p) || (!listed.has(p) && !started.has(p)))) start(c.shardId);
-        },
-        (e) => out.fail(e),
-      );
+      const reader = this.readShard(name, shardId, startOf(shardId), opts, out, signal)
+        .then((children) => afterShard(shardId, children))
+        .catch((e) => (signal.aborted ? undefined : out.fail(e)));
       readers.add(reader);
       void reader.finally(() => {
         readers.delete(reader);
-        if (!readers.size) out.end(); // every shard closed and read (the stream was deleted, or no open shard)
+        if (!readers.size) out.end(); // every shard closed and read: the stream was deleted
       });
     };
-    for (const s of initialShards(shards, opts.from)) start(s);
+    for (const s of initial) start(s);
     if (!readers.size) out.end();
 
     try {
