@@ -76,6 +76,8 @@ export class FakeKinesis {
   private iterators = new Map<string, FakeIterator>();
   private nextIterator = 0;
   private throttles = new Map<string, number>();
+  /** Every call fails with ResourceNotFoundException, as after DeleteStream. */
+  deleted = false;
 
   constructor(
     readonly stream: string,
@@ -138,7 +140,7 @@ export class FakeKinesis {
   }
 
   private checkStream(name: string | undefined): void {
-    if (name !== this.stream) throw fail(ResourceNotFoundException, `Stream ${name} not found`);
+    if (name !== this.stream || this.deleted) throw fail(ResourceNotFoundException, `Stream ${name} not found`);
   }
 
   private describeSummary(input: { StreamName?: string }) {
@@ -214,6 +216,7 @@ export class FakeKinesis {
   }
 
   private getRecords(input: { ShardIterator?: string; Limit?: number }): GetRecordsOutput {
+    if (this.deleted) throw fail(ResourceNotFoundException, `Stream ${this.stream} not found`);
     const it = this.iterators.get(input.ShardIterator!);
     if (!it) throw fail(InvalidArgumentException, `unknown iterator ${input.ShardIterator}`);
     const now = Date.now();

@@ -1,7 +1,7 @@
 import { GetShardIteratorCommand } from '@aws-sdk/client-kinesis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { TailOptions, TailRecord } from '../../src/ports.js';
+import { NotFoundError, type TailOptions, type TailRecord } from '../../src/ports.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsStreams, type AwsStreamsOptions } from '../../src/targets/aws/stream.js';
 import { UserError } from '../../src/ui/errors.js';
@@ -132,6 +132,22 @@ test('a tail whose signal is already aborted ends at once, without records or er
   const got: TailRecord[] = [];
   for await (const r of streams.tail('s', { from: { kind: 'trim-horizon' }, signal: AbortSignal.abort() })) got.push(r);
   assert.is(got.length, 0);
+});
+
+test('a stream deleted under a running tail ends it with NotFoundError', async () => {
+  const { fake, streams } = setup(2);
+  fake.put('k', { n: 1 });
+  const t = follow(streams, { from: { kind: 'trim-horizon' } });
+  try {
+    assert.is((await t.take(1)).length, 1);
+    fake.deleted = true;
+    await t.take(1, 3000);
+    assert.unreachable('the tail went on');
+  } catch (e) {
+    assert.instance(e, NotFoundError);
+  } finally {
+    await t.close();
+  }
 });
 
 test('from latest: open shards start at their tip, and children born later are read from their start', async () => {
