@@ -112,6 +112,10 @@ test('ensure: on-demand streams, and switching mode in place', async () => {
   const d = await streams.describe('od');
   assert.is(d.mode, 'provisioned');
   assert.is(d.shards, 2);
+  // 2 -> 5 takes two UpdateShardCount calls (2 -> 4 -> 5).
+  assert.is(await streams.ensure({ name: 'od', shards: 5, retentionHours: 24, mode: 'provisioned' }), 'updated');
+  assert.is((await streams.describe('od')).shards, 5);
+  assert.is((await streams.describe('od')).shardList.filter((s) => s.open).length, 5);
 });
 
 test('list, describe and delete; a missing stream is NotFoundError', async () => {

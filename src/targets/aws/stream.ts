@@ -110,11 +110,10 @@ export class AwsStreams implements StreamPort {
       changed = true;
     }
     if (mode === 'provisioned') {
-      // UpdateShardCount may at most double or halve the open shards per call.
       let open = current.OpenShardCount ?? 0;
       for (let calls = 0; open !== config.shards; calls++) {
         if (calls === 8) throw new UserError(`Stream "${config.name}" has ${open} open shards after 8 UpdateShardCount calls, not ${config.shards}.`, 'Check it with `iotctl stream describe`, then apply again.', 'STREAM_RESHARD');
-        const step = open > 0 ? Math.min(open * 2, Math.max(Math.ceil(open / 2), config.shards)) : config.shards;
+        const step = nextShardCount(open, config.shards);
         await client.send(new sdk.UpdateShardCountCommand({ StreamName: config.name, TargetShardCount: step, ScalingType: 'UNIFORM_SCALING' }), send);
         current = await this.waitActive(config.name);
         open = current.OpenShardCount ?? step;
@@ -396,6 +395,12 @@ export class AwsStreams implements StreamPort {
 }
 
 // ------------------------------------------------------------ helpers
+
+/** The next UpdateShardCount target on the way to `target`: AWS allows at most doubling or halving per call. */
+export function nextShardCount(open: number, target: number): number {
+  if (open <= 0) return target;
+  return Math.min(open * 2, Math.max(Math.ceil(open / 2), target));
+}
 
 /** Shards to read first: the open ones for `latest`; otherwise the oldest of each lineage still held. */
 function initialShards(shards: Kinesis.Shard[], from: TailStart): string[] {
