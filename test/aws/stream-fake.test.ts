@@ -126,6 +126,27 @@ test('after a merge, the child waits for both parents', async () => {
   for (const parent of ['shardId-000000000000', 'shardId-000000000001']) assert.ok(firstChild >= fake.calls.filter((c) => c.shardId === parent).at(-1)!.at, parent);
 });
 
+test('a merge of shards born after the tail started also waits for both parents', async () => {
+  const { fake, streams } = setup(2, { maxPerCall: 2 });
+  const t = follow(streams, { from: { kind: 'latest' } });
+  try {
+    assert.is((await t.take(1, 600)).length, 0);
+    let n = 0;
+    const [, c3] = fake.split('shardId-000000000000');
+    const [c4] = fake.split('shardId-000000000001');
+    for (const _ of range(0, 60)) fake.put(keyOf(n), { n: n++ });
+    const m = fake.merge(c3!, c4!);
+    for (const _ of range(0, 30)) fake.put(keyOf(n), { n: n++ });
+    const got = await t.take(90, 15_000);
+    assert.equal(sorted(got.map((r) => doc(r).n)), range(0, 90));
+    assertKeyOrder(got);
+    const firstChild = fake.calls.find((c) => c.shardId === m)!.at;
+    for (const parent of [c3!, c4!]) assert.ok(firstChild >= fake.calls.filter((c) => c.shardId === parent).at(-1)!.at, parent);
+  } finally {
+    await t.close();
+  }
+});
+
 test('a tail whose signal is already aborted ends at once, without records or errors', async () => {
   const { fake, streams } = setup(2);
   fake.put('k', { n: 1 });

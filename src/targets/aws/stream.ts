@@ -235,7 +235,7 @@ export class AwsStreams implements StreamPort {
       done.add(shardId);
       if (children.some((c) => c.parents.some((p) => !done.has(p) && !started.has(p) && !listed.has(p))))
         listed = new Set((await this.listShards(name, signal)).map((s) => s.ShardId!));
-      for (const c of children) if (c.parents.every((p) => done.has(p) || !listed.has(p))) start(c.shardId);
+      for (const c of children) if (c.parents.every((p) => done.has(p) || (!started.has(p) && !listed.has(p)))) start(c.shardId);
     };
     const start = (shardId: string) => {
       if (started.has(shardId) || signal.aborted) return;
