@@ -147,7 +147,6 @@ export class Broker {
         continue;
       }
       session.principal = principal;
-      session.decisions.clear();
     }
   }
 
@@ -165,7 +164,12 @@ export class Broker {
       if (!principal) throw new AuthError('unknownCertificate', 'certificate is not registered');
       if (principal.certificate.status !== 'ACTIVE') throw new AuthError(`certificate${cap(principal.certificate.status)}`, `certificate is ${principal.certificate.status}`);
       const session: Session = { principal, certificateId, decisions: new Map() };
-      if (!this.allowed(client, session, 'iot:Connect', 'client', client.id)) {
+      const attributes = connectAttributes(client);
+      if (!this.allowed(client, session, 'iot:Connect', 'client', client.id, attributes)) {
+        // A CONNECT the policy would allow without its persistent session or will is refused for them.
+        if (attributes.length && this.allowed(client, session, 'iot:Connect', 'client', client.id, [])) {
+          throw new AuthError('connectAttributesDenied', `policy does not allow client id "${client.id}" to connect with ${attributes.join(' and ')}`);
+        }
         throw new AuthError('policyDenied', `policy does not allow client id "${client.id}" to connect`);
       }
       this.sessions.set(client, session);
@@ -226,21 +230,26 @@ export class Broker {
     return null;
   }
 
-  private allowed(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string): boolean {
+  private allowed(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string, attributes?: readonly string[]): boolean {
+    if (attributes) return this.evaluate(client, session, action, kind, name, attributes);
     let cache = session.decisions.get(action);
     if (!cache) session.decisions.set(action, (cache = new Map()));
     let allowed = cache.get(name);
     if (allowed === undefined) {
-      const thing = session.principal.thing;
-      const decision = evaluatePolicies(
-        session.principal.policies.map((p) => p.document),
-        { action, resource: iotArn(kind, name), clientId: client.id, thingName: thing?.name, thingTypeName: thing?.thingType, thingAttributes: thing?.attributes, isAttached: Boolean(thing) },
-      );
-      allowed = decision.decision === 'allow';
+      allowed = this.evaluate(client, session, action, kind, name);
       if (cache.size > 10_000) cache.clear();
       cache.set(name, allowed);
     }
     return allowed;
+  }
+
+  private evaluate(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string, connectAttributes?: readonly string[]): boolean {
+    const thing = session.principal.thing;
+    const decision = evaluatePolicies(session.principal.policies.map((p) => p.document), {
+      action, resource: iotArn(kind, name), clientId: client.id, thingName: thing?.name, thingTypeName: thing?.thingType,
+      thingAttributes: thing?.attributes, isAttached: Boolean(thing), connectAttributes,
+    });
+    return decision.decision === 'allow';
   }
 }
 
@@ -264,6 +273,18 @@ function coalesceWrites<S extends Socket>(socket: S): S {
     return write(...args);
   }) as S['write'];
   return socket;
+}
+
+/**
+ * `iot:ConnectAttributes` of a CONNECT, as AWS IoT Core derives them: `PersistentConnect` for a session
+ * that is not clean, `LastWill` when the CONNECT carries a will message.
+ */
+export function connectAttributes(client: Client): string[] {
+  const { clean, _will: will } = client as Client & { clean?: boolean; _will?: unknown };
+  const attributes: string[] = [];
+  if (clean === false) attributes.push('PersistentConnect');
+  if (will) attributes.push('LastWill');
+  return attributes;
 }
 
 function cap(s: string): string {
