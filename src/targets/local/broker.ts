@@ -192,12 +192,16 @@ export class Broker {
       // AWS IoT disconnects an MQTT 3.1.1 client whose publish is not authorized.
       cb(new Error(message));
     };
-    if (packet.topic.startsWith('$')) return deny('reservedTopic', 'topics starting with $ are reserved');
+    const basicIngest = isBasicIngest(packet.topic);
+    if (packet.topic.startsWith('$') && !basicIngest) return deny('reservedTopic', 'topics starting with $ are reserved');
+    if (basicIngest && !/^\$aws\/rules\/[^/]+/.test(packet.topic)) return deny('invalidTopic', 'a Basic Ingest topic names its rule: $aws/rules/<ruleName>/<topic>');
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (payload.length > MAX_PAYLOAD_BYTES) return deny('payloadTooLarge', `payload of ${payload.length} bytes exceeds the 128 KB limit`);
     if (session && !this.allowed(client, session, 'iot:Publish', 'topic', packet.topic)) return deny('policyDenied', 'policy does not allow iot:Publish');
+    // Basic Ingest goes to the rules engine only: never retained, never delivered (see authorizeForward).
+    if (basicIngest) packet.retain = false;
     const accept = () => {
-      count(this.stats.publishesAccepted, `qos${packet.qos}`);
+      count(this.stats.publishesAccepted, basicIngest ? `basicIngestQos${packet.qos}` : `qos${packet.qos}`);
       this.rate.mark();
       cb(null);
     };
@@ -214,6 +218,12 @@ export class Broker {
 
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (error: Error | null, subscription?: Subscription | null) => void): void {
     const session = this.sessions.get(client);
+    // AWS: "Your devices and rules can't subscribe to Basic Ingest reserved topics."
+    if (isBasicIngest(sub.topic)) {
+      count(this.stats.subscriptionsDenied, 'reservedTopic');
+      this.log(`subscribe denied for ${client.id} on ${sub.topic}: Basic Ingest topics cannot be subscribed to`);
+      return cb(null, null);
+    }
     if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', sub.topic)) {
       count(this.stats.subscriptionsDenied, 'policyDenied');
       this.log(`subscribe denied for ${client.id} on ${sub.topic}`);
@@ -223,6 +233,7 @@ export class Broker {
   }
 
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (isBasicIngest(packet.topic)) return null;
     const session = this.sessions.get(client);
     if (!session || packet.topic.startsWith('$SYS')) return session ? null : packet;
     if (this.allowed(client, session, 'iot:Receive', 'topic', packet.topic)) return packet;
@@ -273,6 +284,11 @@ function coalesceWrites<S extends Socket>(socket: S): S {
     return write(...args);
   }) as S['write'];
   return socket;
+}
+
+/** `$aws/rules/<ruleName>/...`: a message for one rule, without the publish/subscribe broker (Basic Ingest). */
+export function isBasicIngest(topic: string): boolean {
+  return topic.startsWith('$aws/rules/');
 }
 
 /**
