@@ -206,7 +206,9 @@ class Parser {
     const t = this.lexer.next();
     switch (t.kind) {
       case 'number':
-        return { kind: 'literal', pos: t.start, value: Number(t.value), decimal: /[.eE]/.test(t.value) };
+        // SQL 2016-03-23 processes a whole number written as a Decimal (`10.0`, `1e2`) as an Int
+        // (Data types page), so only a literal with a fraction is Decimal-typed.
+        return { kind: 'literal', pos: t.start, value: Number(t.value), decimal: /[.eE]/.test(t.value) && !Number.isInteger(Number(t.value)) };
       case 'string':
         return { kind: 'literal', pos: t.start, value: t.value };
       case 'ident':
