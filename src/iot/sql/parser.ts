@@ -228,6 +228,11 @@ class Parser {
             return this.caseExpr(t);
           case 'SELECT':
             return this.fail('UNEXPECTED_TOKEN', 'A nested SELECT must be wrapped in parentheses: (SELECT ... FROM ...)', t);
+          case 'VALUE':
+            // Only `SELECT VALUE` makes it a keyword; as an operand it is an attribute, as in AWS's
+            // CloudWatch metric action example `"metricValue": "${value}"`.
+            if (this.isPunct(this.lexer.peek(), '(')) break;
+            return { kind: 'attribute', pos: t.start, name: this.lexer.source.slice(t.start, t.end) };
         }
         return this.fail('UNEXPECTED_TOKEN', `Expected an expression, found ${describe(t)}`, t);
       case 'punct':
