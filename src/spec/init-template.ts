@@ -1,3 +1,5 @@
+import { defaultAthenaDatabase } from './names.js';
+
 /** The commented iotctl.yaml that `iotctl init` writes: the seed architecture, ready to run without edits. */
 export function initSpec(project: string): string {
   return `# iotctl.yaml: the desired state of your IoT telemetry platform.
@@ -94,7 +96,7 @@ analytics:
       versionsToKeep: 7
 
 athena:
-  database: ${project}
+  database: ${defaultAthenaDatabase(project)}   # Athena names: lowercase letters, digits and _
   workgroup: primary
 `;
 }

@@ -10,6 +10,7 @@ import type { KnownColumn } from './columns.js';
 import { fileList, ident, lit, openDuck, type Duck } from './duck.js';
 import { LakePaths } from './paths.js';
 import { ensureLakeTables } from './tables.js';
+import { sqlIdentifier } from '../../../spec/names.js';
 
 export type TableKind = 'datastore' | 'channel';
 
@@ -20,7 +21,7 @@ export interface CatalogFile {
 }
 
 export interface CatalogTable {
-  /** Qualified name, e.g. iotctl.telemetry or channels.raw_in. */
+  /** Qualified name as a query can use it unchanged, e.g. iotctl.telemetry, channels.raw_in, "my-fleet".telemetry. */
   qualified: string;
   schema: string;
   name: string;
@@ -171,7 +172,7 @@ export class Catalog {
       const oneSchema = rows.length > 0 && rows.every((f) => f.schema !== null && f.schema === rows[0]!.schema);
       const known = this.db.prepare(`SELECT key, name, type, position FROM lake_datastore_columns WHERE datastore = ? ORDER BY position`).all(d.name) as KnownColumn[];
       this.knownColumns.set(d.name, known);
-      tables.push({ qualified: `${this.database}.${d.name}`, schema: this.database, name: d.name, kind: 'datastore', format: d.format, files });
+      tables.push({ qualified: `${sqlIdentifier(this.database)}.${sqlIdentifier(d.name)}`, schema: this.database, name: d.name, kind: 'datastore', format: d.format, files });
       await this.connection.run(`CREATE OR REPLACE VIEW ${ident(this.database)}.${ident(d.name)} AS ${datastoreSource(d.format, files, known, !oneSchema)}`);
     }
     for (const name of channels) {
@@ -180,7 +181,7 @@ export class Catalog {
         dt: string;
         bytes: number;
       }[]).map((f) => ({ path: join(this.paths.root, f.file), dt: f.dt, bytes: f.bytes }));
-      tables.push({ qualified: `${CHANNEL_SCHEMA}.${name}`, schema: CHANNEL_SCHEMA, name, kind: 'channel', format: 'json', files });
+      tables.push({ qualified: `${CHANNEL_SCHEMA}.${sqlIdentifier(name)}`, schema: CHANNEL_SCHEMA, name, kind: 'channel', format: 'json', files });
       await this.connection.run(`CREATE OR REPLACE VIEW ${CHANNEL_SCHEMA}.${ident(name)} AS ${channelSource(files)}`);
     }
     this.tables = tables;
