@@ -3,6 +3,7 @@ import type { RulesPort } from '../ports.js';
 import type { RuleSpec, Spec } from '../spec/schema.js';
 import { planResources, type PlanItem } from '../iot/plan/index.js';
 import { compileRule, SqlError } from '../iot/sql/index.js';
+import { DEFAULT_ACCOUNT } from '../iot/policy/actions.js';
 import { UserError } from '../ui/errors.js';
 import { readUserFile } from './files.js';
 
@@ -28,8 +29,12 @@ export interface TestMessage {
 
 export type TestOutcome = { topic: string; matched: true; output: unknown } | { topic: string; matched: false } | { topic: string; error: string; code?: string };
 
-/** Evaluate a rule against sample messages, exactly as the local runtime would. No platform needed. */
-export function testRule(sql: string, messages: TestMessage[], now = Date.now()): TestOutcome[] {
+/**
+ * Evaluate a rule against sample messages, exactly as the local runtime would. No platform needed.
+ * `ruleName` is the rule's name, which Basic Ingest topics (`$aws/rules/<ruleName>/...`) must name; for
+ * SQL without a name, a Basic Ingest topic is taken as addressed to it.
+ */
+export function testRule(sql: string, messages: TestMessage[], now = Date.now(), ruleName?: string): TestOutcome[] {
   let rule: ReturnType<typeof compileRule>;
   try {
     rule = compileRule(sql);
@@ -39,7 +44,7 @@ export function testRule(sql: string, messages: TestMessage[], now = Date.now())
   }
   return messages.map((m) => {
     try {
-      const output = rule.evaluate({ topic: m.topic, payload: m.payload, clientId: m.clientId ?? 'iotctl-test', timestamp: now, messageId: randomUUID(), ruleName: 'test', principal: 'iotctl-test' });
+      const output = rule.evaluate({ topic: m.topic, payload: m.payload, clientId: m.clientId ?? 'iotctl-test', timestamp: now, messageId: randomUUID(), ruleName: ruleName ?? /^\$aws\/rules\/([^/]+)/.exec(m.topic)?.[1] ?? 'test', principal: 'iotctl-test', accountId: DEFAULT_ACCOUNT });
       return output === undefined ? { topic: m.topic, matched: false as const } : { topic: m.topic, matched: true as const, output: output instanceof Uint8Array ? { base64: Buffer.from(output).toString('base64') } : output };
     } catch (e) {
       return { topic: m.topic, error: (e as Error).message, code: (e as { code?: string }).code };

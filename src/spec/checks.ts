@@ -1,6 +1,7 @@
 import type { Spec, RuleAction } from './schema.js';
 import { compileRule, compileTemplate, SqlError } from '../iot/sql/index.js';
 import { analyticsSpecCheck } from '../iot/pipeline/spec-check.js';
+import { athenaNameProblem } from './names.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -75,4 +76,20 @@ export const checkFunctionsAndStreams: SpecCheck = (spec) => {
   return problems;
 };
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck];
+/**
+ * athena.database, datastore and channel names become Glue database and table names (datastores are
+ * `<athena.database>.<datastore>`, channels `channels.<channel>`), so they must be names Athena accepts.
+ */
+export const checkAthenaNames: SpecCheck = (spec) => {
+  const problems: CheckProblem[] = [];
+  const check = (what: string, name: string, path: (string | number)[]) => {
+    const problem = athenaNameProblem(name);
+    if (problem) problems.push({ path, message: `${what} "${name}" ${problem.message}`, hint: `Use "${problem.suggestion}".` });
+  };
+  check('athena.database', spec.athena.database, ['athena', 'database']);
+  spec.analytics.datastores.forEach((d, i) => check('datastore name', d.name, ['analytics', 'datastores', i, 'name']));
+  spec.analytics.channels.forEach((c, i) => check('channel name', c.name, ['analytics', 'channels', i, 'name']));
+  return problems;
+};
+
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames];

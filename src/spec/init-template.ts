@@ -1,3 +1,5 @@
+import { defaultAthenaDatabase } from './names.js';
+
 /**
  * The commented iotctl.yaml that `iotctl init` writes: the seed architecture, ready to run without edits.
  * The aws variant is the same platform; the AWS-only settings are there as comments.
@@ -127,7 +129,7 @@ analytics:
       versionsToKeep: 7
 
 athena:
-  database: ${project.replace(/-/g, '_')}
+  database: ${defaultAthenaDatabase(project)}   # Athena names: lowercase letters, digits and _
   workgroup: primary${aws ? `
   # outputLocation: s3://your-bucket/athena-results/   # needed unless the workgroup sets one` : ''}
 `;

@@ -4,6 +4,7 @@ import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Doc
 import { specSchema, type Spec } from './schema.js';
 import { UserError } from '../ui/errors.js';
 import { specChecks } from './checks.js';
+import { defaultAthenaDatabase } from './names.js';
 
 export interface SpecProblem {
   file: string;
@@ -95,6 +96,9 @@ export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
     throw new SpecError(problems);
   }
   const spec = parsed.data;
+  // athena.database defaults to the project name made an Athena name (`fleet-eu` -> `fleet_eu`).
+  const rawAthena = (raw as { athena?: { database?: unknown } }).athena;
+  if (rawAthena?.database === undefined) spec.athena.database = defaultAthenaDatabase(spec.project);
   for (const check of specChecks) {
     for (const p of check(spec)) {
       const { line, col } = locate(p.path, p.offset);

@@ -9,6 +9,7 @@ export default class PolicyTest extends BaseCommand<typeof PolicyTest> {
   static override summary = 'Evaluate an IoT policy document for one request, as AWS IoT Core would.';
   static override examples = [
     '<%= config.bin %> policy test --policy policy.json --action iot:Publish --resource arn:aws:iot:us-east-1:123456789012:topic/dt/demo/sensor-1/telemetry --client-id sensor-1 --thing sensor-1',
+    '<%= config.bin %> policy test --policy policy.json --action iot:Connect --resource arn:aws:iot:us-east-1:123456789012:client/sensor-1 --client-id sensor-1 --connect-attribute PersistentConnect',
   ];
   static override flags = {
     policy: Flags.string({ required: true, description: 'Policy document (JSON file).' }),
@@ -18,6 +19,7 @@ export default class PolicyTest extends BaseCommand<typeof PolicyTest> {
     thing: Flags.string({ description: 'Thing attached to the certificate.' }),
     'thing-type': Flags.string({ description: 'Thing type name.' }),
     attribute: Flags.string({ description: 'Thing attribute key=value (repeatable).', multiple: true }),
+    'connect-attribute': Flags.string({ description: 'iot:ConnectAttributes of an iot:Connect (repeatable).', multiple: true, options: ['PersistentConnect', 'LastWill'] }),
   };
 
   async run(): Promise<unknown> {
@@ -34,6 +36,7 @@ export default class PolicyTest extends BaseCommand<typeof PolicyTest> {
     const result = evaluatePolicy(document as never, {
       action: this.flags.action, resource: this.flags.resource, clientId: this.flags['client-id'],
       thingName: this.flags.thing, thingTypeName: this.flags['thing-type'], thingAttributes: attributes, isAttached: Boolean(this.flags.thing),
+      connectAttributes: this.flags['connect-attribute'] ?? [],
     });
     if (!this.jsonEnabled()) {
       process.stdout.write(`${result.decision}\n`);

@@ -12,11 +12,12 @@ export default class RulesTest extends BaseCommand<typeof RulesTest> {
     `<%= config.bin %> rules test telemetry_to_stream --topic dt/demo/sensor-1/telemetry --payload '{"temperature": 25}'`,
     `<%= config.bin %> rules test --sql "SELECT temperature FROM 'dt/+/+/telemetry' WHERE temperature > 20" --topic dt/a/b/telemetry --payload @reading.json`,
     '<%= config.bin %> rules test telemetry_to_stream --messages samples.jsonl --json',
+    `<%= config.bin %> rules test telemetry_to_stream --topic '$aws/rules/telemetry_to_stream/dt/demo/sensor-1/telemetry' --payload '{"temperature": 25}'`,
   ];
   static override args = { rule: Args.string({ description: 'Rule name in iotctl.yaml.' }) };
   static override flags = {
     sql: Flags.string({ description: 'SQL to test instead of a rule from the spec.', exclusive: ['rule'] }),
-    topic: Flags.string({ description: 'Topic of the sample message.' }),
+    topic: Flags.string({ description: 'Topic of the sample message (a Basic Ingest topic $aws/rules/<rule>/... addresses the rule directly).' }),
     payload: Flags.string({ description: 'Payload: JSON text or @file.', dependsOn: ['topic'] }),
     messages: Flags.string({ description: 'JSON Lines file of {"topic", "payload", "clientId"?}.', exclusive: ['topic', 'payload'] }),
     'client-id': Flags.string({ description: 'Client id seen by clientid().' }),
@@ -30,7 +31,7 @@ export default class RulesTest extends BaseCommand<typeof RulesTest> {
         ? [{ topic: this.flags.topic, payload: inlineOrFile(this.flags.payload ?? '{}'), clientId: this.flags['client-id'] }]
         : undefined;
     if (!messages) throw new UserError('No sample message.', 'Pass --topic T --payload JSON, or --messages FILE.jsonl.', 'USAGE');
-    const outcomes = testRule(sql, messages);
+    const outcomes = testRule(sql, messages, Date.now(), this.flags.sql ? undefined : this.args.rule);
     if (!this.jsonEnabled()) {
       for (const o of outcomes) {
         const shown = 'error' in o ? { error: o.error, code: o.code } : o.matched ? o.output : { matched: false };

@@ -4,8 +4,9 @@
  * - Every operator, and every key under it, must hold (AND); the values of one key are alternatives (OR).
  * - A key missing from the request makes positive operators false and negated ones (StringNotEquals,
  *   ArnNotLike, ...) true; `...IfExists` passes when the key is missing; `Null` tests for presence.
- * - `ForAnyValue:` / `ForAllValues:` qualify an operator for multi-valued keys (ForAllValues passes on
- *   a missing key, ForAnyValue fails).
+ * - `ForAnyValue:` / `ForAllValues:` qualify an operator for multi-valued keys. Over an empty set (the
+ *   key is missing, has no values, or only empty strings) ForAllValues holds and ForAnyValue does not,
+ *   as IAM documents ("Set operators for multivalued context keys").
  * - Policy variables are substituted in String*, Arn* and Bool values, as IAM does.
  */
 import { BlockList, isIP } from 'node:net';
@@ -139,7 +140,9 @@ function evaluateOne(
   context: RequestContext,
 ): boolean | { ok: false; unresolved: string; operator: string; key: string } {
   const { spec, set } = operator;
-  const requestValues = actual === undefined ? [] : asArray(actual);
+  let requestValues = actual === undefined ? [] : asArray(actual);
+  // IAM: for the set operators a key whose values are all empty strings is a null data set.
+  if (set && requestValues.every((v) => v === '')) requestValues = [];
 
   if (spec.family === 'null') {
     const wantsAbsent = rawValues.some((v) => v.toLowerCase() === 'true');

@@ -47,6 +47,12 @@ export interface PolicyRequest {
    */
   isAttached?: boolean;
   /**
+   * `iot:ConnectAttributes`, the MQTT features a CONNECT uses: `PersistentConnect` (the session is not
+   * clean) and `LastWill` (the CONNECT carries a will message). A clean CONNECT without a will has none,
+   * an empty set: `ForAllValues:` conditions on it hold and `ForAnyValue:` ones do not, as in IAM.
+   */
+  connectAttributes?: readonly string[];
+  /**
    * Any other condition keys / policy variables, e.g. `aws:SourceIp`, `iot:Certificate.Subject.CommonName`,
    * `iot:ConnectAttributes` (multi-valued). Key names are case-insensitive.
    */

@@ -47,6 +47,7 @@ export class RequestContext {
     const lower = key.toLowerCase();
     if (lower === 'iot:clientid') return this.req.clientId;
     if (lower === 'iot:connection.thing.isattached') return String(this.attached);
+    if (lower === 'iot:connectattributes' && this.req.connectAttributes !== undefined) return this.req.connectAttributes;
     if (lower.startsWith('iot:connection.thing.')) {
       // AWS resolves thing variables only for a thing attached to the connecting principal.
       if (!this.attached) return undefined;

@@ -9,7 +9,7 @@ export type UnaryOp = 'NOT' | '-';
 export type CastType = 'string' | 'int' | 'decimal' | 'double' | 'boolean';
 
 export type Expr =
-  /** `decimal` marks number literals written with a fraction or exponent (`3.0`): they make `/` a Decimal division. */
+  /** `decimal` marks number literals with a fractional value (`2.5`): they make `/` a Decimal division. `3.0` is an Int in SQL 2016-03-23. */
   | { readonly kind: 'literal'; readonly pos: number; readonly value: null | boolean | number | string; readonly decimal?: boolean }
   /** A top-level name, looked up in the current document (the payload, or the element in a nested query). */
   | { readonly kind: 'attribute'; readonly pos: number; readonly name: string }

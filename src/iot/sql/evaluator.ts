@@ -180,8 +180,9 @@ const DECIMAL_FUNCTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Whether an expression is statically a Decimal although its value may be whole: `x / 2.0` and
- * `power(2, 5) / 3` divide as Decimals in AWS, while a plain JavaScript number cannot tell.
+ * Whether an expression is statically a Decimal although its value may be whole: `power(2, 5) / 3`
+ * divides as Decimals, while a plain JavaScript number cannot tell. A whole literal such as `2.0` is
+ * an Int in SQL 2016-03-23, so `7 / 2.0` is an Int division.
  */
 function isDecimalTyped(node: Expr): boolean {
   switch (node.kind) {

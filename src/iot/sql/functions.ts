@@ -291,6 +291,7 @@ fn('encode', 2, 2, ([value, scheme]) => {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+const JSON_FIRST = new Set('{["-0123456789tfn');
 fn('decode', 2, 6, ([value, scheme]) => {
   if (scheme === 'proto') throw notSupportedLocally('decode', 'the protobuf descriptor file in Amazon S3');
   if (scheme !== 'base64') return undefined;
@@ -300,9 +301,10 @@ fn('decode', 2, 6, ([value, scheme]) => {
   // Java's decoder: padding optional, but a lone trailing character or stray symbols are errors.
   if (!BASE64.test(s) || unpadded.length % 4 === 1 || (s.length !== unpadded.length && s.length % 4 !== 0)) return null;
   const text = Buffer.from(s, 'base64').toString('utf8');
-  // A decoded JSON document is returned as an addressable value; other text stays a string.
+  // Decoded JSON is returned as its value (AWS's WHERE clause example decodes the payload `80` to the
+  // number 80 and compares it with 50); other text stays a string.
   const first = text.trimStart()[0];
-  if (first === '{' || first === '[') {
+  if (first !== undefined && JSON_FIRST.has(first)) {
     try {
       return JSON.parse(text) as unknown;
     } catch {

@@ -25,7 +25,10 @@ export interface CompiledRule {
   readonly functions: readonly string[];
   /** Functions that need another AWS service, so evaluating them locally throws NOT_SUPPORTED_LOCALLY. */
   readonly unsupportedLocally: readonly string[];
-  /** True when the rule would receive a message on `topic` (FROM filter or Basic Ingest address). */
+  /**
+   * True when the rule would receive a message on `topic`: the FROM filter matches it, or it is a Basic
+   * Ingest topic `$aws/rules/<ruleName>/<t>` whose <t> the FROM filter matches (any <t> without FROM).
+   */
   matches(topic: string, ruleName?: string): boolean;
   /**
    * The rule's output for one message: an object, the value itself for SELECT VALUE, or the raw
@@ -51,11 +54,15 @@ export function compileRule(sql: string): CompiledRule {
   const matchesFilter = topicFilter ? compileTopicMatcher(topicFilter) : () => false;
   const functions = functionsUsed(query);
 
+  // Basic Ingest (`$aws/rules/<rule>/<topic>`) addresses the named rule only; its FROM filter, when it
+  // has one, is matched against <topic>, the topic without the prefix. A rule without FROM is reachable
+  // only this way, and takes every Basic Ingest message sent to it.
+  const matchesIngest = (ingest: { topic: string; rule: string | undefined }, ruleName: string | undefined): boolean =>
+    ruleName !== undefined && ingest.rule === ruleName && (!topicFilter || matchesFilter(ingest.topic));
+
   const matches = (topic: string, ruleName?: string): boolean => {
     const ingest = splitBasicIngest(topic);
-    // Basic Ingest messages go straight to the named rule, whatever its FROM says.
-    if (ingest.rule !== undefined) return ruleName !== undefined && ingest.rule === ruleName;
-    return matchesFilter(topic);
+    return ingest.rule !== undefined ? matchesIngest(ingest, ruleName) : matchesFilter(topic);
   };
 
   return {
@@ -70,7 +77,7 @@ export function compileRule(sql: string): CompiledRule {
         throw new SqlRuntimeError('INVALID_CONTEXT', 'evaluate() needs ctx.payload (the payload bytes, or a parsed JSON object)');
       }
       const ingest = splitBasicIngest(ctx.topic);
-      if (ingest.rule !== undefined ? ingest.rule !== ctx.ruleName : !matchesFilter(ctx.topic)) return undefined;
+      if (ingest.rule !== undefined ? !matchesIngest(ingest, ctx.ruleName) : !matchesFilter(ctx.topic)) return undefined;
       const run = makeRun(ctx, ingest.topic, ctx.payload, needsDocument);
       const frame: Frame = { doc: run.root, run };
       if (where !== undefined && toBoolean(where(frame)) !== true) return undefined;

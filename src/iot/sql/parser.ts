@@ -40,7 +40,7 @@ const CAST_TYPES: Readonly<Record<string, CastType>> = {
 };
 
 export function parseStatement(sql: string): Statement {
-  const p = new Parser(new Lexer(sql));
+  const p = new Parser(new Lexer(sql), true);
   const stmt = p.statement();
   p.expectEnd();
   return stmt;
@@ -60,7 +60,7 @@ export function parseExpression(source: string): Expr {
  * returns it with the offset just past the closing `}`.
  */
 export function parseTemplateExpression(template: string, start: number): { expr: Expr; end: number } {
-  const p = new Parser(new Lexer(template, start));
+  const p = new Parser(new Lexer(template, start), true);
   const first = p.lexer.peek();
   if (first.kind === 'punct' && first.value === '}') {
     throw new SqlError('EMPTY_TEMPLATE_EXPRESSION', 'Empty substitution ${}', template, start - 2);
@@ -79,7 +79,12 @@ class Parser {
   /** Set by the top-level FROM clause. */
   private topicFilter: string | undefined;
 
-  constructor(readonly lexer: Lexer) {}
+  /**
+   * `wholeDecimalsAreInts`: rule SQL (2016-03-23) and its substitution templates process a whole number
+   * written as a Decimal (`10.0`) as an Int; standalone expressions (IoT Analytics filter/math
+   * activities, `stream tail --where`) keep `4.0` a Decimal, so `hum / 4.0` is not an Int division.
+   */
+  constructor(readonly lexer: Lexer, private readonly wholeDecimalsAreInts = false) {}
 
   fail(code: SqlErrorCode, message: string, at: Token | number): never {
     if (typeof at !== 'number' && at.kind === 'eof' && code === 'UNEXPECTED_TOKEN') code = 'UNEXPECTED_END';
@@ -206,7 +211,9 @@ class Parser {
     const t = this.lexer.next();
     switch (t.kind) {
       case 'number':
-        return { kind: 'literal', pos: t.start, value: Number(t.value), decimal: /[.eE]/.test(t.value) };
+        // SQL 2016-03-23 processes a whole number written as a Decimal (`10.0`, `1e2`) as an Int
+        // (Data types page): in rules only a literal with a fraction is Decimal-typed.
+        return { kind: 'literal', pos: t.start, value: Number(t.value), decimal: /[.eE]/.test(t.value) && !(this.wholeDecimalsAreInts && Number.isInteger(Number(t.value))) };
       case 'string':
         return { kind: 'literal', pos: t.start, value: t.value };
       case 'ident':
@@ -226,6 +233,11 @@ class Parser {
             return this.caseExpr(t);
           case 'SELECT':
             return this.fail('UNEXPECTED_TOKEN', 'A nested SELECT must be wrapped in parentheses: (SELECT ... FROM ...)', t);
+          case 'VALUE':
+            // Only `SELECT VALUE` makes it a keyword; as an operand it is an attribute, as in AWS's
+            // CloudWatch metric action example `"metricValue": "${value}"`.
+            if (this.isPunct(this.lexer.peek(), '(')) break;
+            return { kind: 'attribute', pos: t.start, name: this.lexer.source.slice(t.start, t.end) };
         }
         return this.fail('UNEXPECTED_TOKEN', `Expected an expression, found ${describe(t)}`, t);
       case 'punct':

@@ -147,7 +147,6 @@ export class Broker {
         continue;
       }
       session.principal = principal;
-      session.decisions.clear();
     }
   }
 
@@ -165,7 +164,12 @@ export class Broker {
       if (!principal) throw new AuthError('unknownCertificate', 'certificate is not registered');
       if (principal.certificate.status !== 'ACTIVE') throw new AuthError(`certificate${cap(principal.certificate.status)}`, `certificate is ${principal.certificate.status}`);
       const session: Session = { principal, certificateId, decisions: new Map() };
-      if (!this.allowed(client, session, 'iot:Connect', 'client', client.id)) {
+      const attributes = connectAttributes(client);
+      if (!this.allowed(client, session, 'iot:Connect', 'client', client.id, attributes)) {
+        // A CONNECT the policy would allow without its persistent session or will is refused for them.
+        if (attributes.length && this.allowed(client, session, 'iot:Connect', 'client', client.id, [])) {
+          throw new AuthError('connectAttributesDenied', `policy does not allow client id "${client.id}" to connect with ${attributes.join(' and ')}`);
+        }
         throw new AuthError('policyDenied', `policy does not allow client id "${client.id}" to connect`);
       }
       this.sessions.set(client, session);
@@ -188,12 +192,16 @@ export class Broker {
       // AWS IoT disconnects an MQTT 3.1.1 client whose publish is not authorized.
       cb(new Error(message));
     };
-    if (packet.topic.startsWith('$')) return deny('reservedTopic', 'topics starting with $ are reserved');
+    const basicIngest = isBasicIngest(packet.topic);
+    if (packet.topic.startsWith('$') && !basicIngest) return deny('reservedTopic', 'topics starting with $ are reserved');
+    if (basicIngest && !/^\$aws\/rules\/[^/]+/.test(packet.topic)) return deny('invalidTopic', 'a Basic Ingest topic names its rule: $aws/rules/<ruleName>/<topic>');
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (payload.length > MAX_PAYLOAD_BYTES) return deny('payloadTooLarge', `payload of ${payload.length} bytes exceeds the 128 KB limit`);
     if (session && !this.allowed(client, session, 'iot:Publish', 'topic', packet.topic)) return deny('policyDenied', 'policy does not allow iot:Publish');
+    // Basic Ingest goes to the rules engine only: never retained, never delivered (see authorizeForward).
+    if (basicIngest) packet.retain = false;
     const accept = () => {
-      count(this.stats.publishesAccepted, `qos${packet.qos}`);
+      count(this.stats.publishesAccepted, basicIngest ? `basicIngestQos${packet.qos}` : `qos${packet.qos}`);
       this.rate.mark();
       cb(null);
     };
@@ -210,6 +218,12 @@ export class Broker {
 
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (error: Error | null, subscription?: Subscription | null) => void): void {
     const session = this.sessions.get(client);
+    // AWS: "Your devices and rules can't subscribe to Basic Ingest reserved topics."
+    if (isBasicIngest(sub.topic)) {
+      count(this.stats.subscriptionsDenied, 'reservedTopic');
+      this.log(`subscribe denied for ${client.id} on ${sub.topic}: Basic Ingest topics cannot be subscribed to`);
+      return cb(null, null);
+    }
     if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', sub.topic)) {
       count(this.stats.subscriptionsDenied, 'policyDenied');
       this.log(`subscribe denied for ${client.id} on ${sub.topic}`);
@@ -219,6 +233,7 @@ export class Broker {
   }
 
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (isBasicIngest(packet.topic)) return null;
     const session = this.sessions.get(client);
     if (!session || packet.topic.startsWith('$SYS')) return session ? null : packet;
     if (this.allowed(client, session, 'iot:Receive', 'topic', packet.topic)) return packet;
@@ -226,21 +241,26 @@ export class Broker {
     return null;
   }
 
-  private allowed(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string): boolean {
+  private allowed(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string, attributes?: readonly string[]): boolean {
+    if (attributes) return this.evaluate(client, session, action, kind, name, attributes);
     let cache = session.decisions.get(action);
     if (!cache) session.decisions.set(action, (cache = new Map()));
     let allowed = cache.get(name);
     if (allowed === undefined) {
-      const thing = session.principal.thing;
-      const decision = evaluatePolicies(
-        session.principal.policies.map((p) => p.document),
-        { action, resource: iotArn(kind, name), clientId: client.id, thingName: thing?.name, thingTypeName: thing?.thingType, thingAttributes: thing?.attributes, isAttached: Boolean(thing) },
-      );
-      allowed = decision.decision === 'allow';
+      allowed = this.evaluate(client, session, action, kind, name);
       if (cache.size > 10_000) cache.clear();
       cache.set(name, allowed);
     }
     return allowed;
+  }
+
+  private evaluate(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string, connectAttributes?: readonly string[]): boolean {
+    const thing = session.principal.thing;
+    const decision = evaluatePolicies(session.principal.policies.map((p) => p.document), {
+      action, resource: iotArn(kind, name), clientId: client.id, thingName: thing?.name, thingTypeName: thing?.thingType,
+      thingAttributes: thing?.attributes, isAttached: Boolean(thing), connectAttributes,
+    });
+    return decision.decision === 'allow';
   }
 }
 
@@ -264,6 +284,23 @@ function coalesceWrites<S extends Socket>(socket: S): S {
     return write(...args);
   }) as S['write'];
   return socket;
+}
+
+/** `$aws/rules/<ruleName>/...`: a message for one rule, without the publish/subscribe broker (Basic Ingest). */
+export function isBasicIngest(topic: string): boolean {
+  return topic.startsWith('$aws/rules/');
+}
+
+/**
+ * `iot:ConnectAttributes` of a CONNECT, as AWS IoT Core derives them: `PersistentConnect` for a session
+ * that is not clean, `LastWill` when the CONNECT carries a will message.
+ */
+export function connectAttributes(client: Client): string[] {
+  const { clean, _will: will } = client as Client & { clean?: boolean; _will?: unknown };
+  const attributes: string[] = [];
+  if (clean === false) attributes.push('PersistentConnect');
+  if (will) attributes.push('LastWill');
+  return attributes;
 }
 
 function cap(s: string): string {

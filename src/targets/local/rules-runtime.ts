@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { compileRule, compileTemplate, SqlError } from '../../iot/sql/index.js';
+import { DEFAULT_ACCOUNT } from '../../iot/policy/actions.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import type { Db } from './store.js';
 import type { IngressLog, IngressMessage } from './ingress.js';
@@ -61,7 +62,8 @@ export class RulesRuntime {
   private wake?: () => void;
   private loop?: Promise<void>;
   private readonly log: (line: string) => void;
-  readonly stats = { messagesIn: 0, rulesMatched: 0, actionsSucceeded: newCounter(), actionsFailed: newCounter(), evaluationErrors: 0 };
+  /** `basicIngestUnrouted`: Basic Ingest messages no rule took, by reason (`RuleNotFound`, `FromNotMatched`). */
+  readonly stats = { messagesIn: 0, rulesMatched: 0, actionsSucceeded: newCounter(), actionsFailed: newCounter(), evaluationErrors: 0, basicIngestUnrouted: newCounter() };
   readonly rate = new RateMeter();
 
   constructor(private readonly deps: RulesRuntimeDeps) {
@@ -136,9 +138,21 @@ export class RulesRuntime {
   }
 
   private evaluate(message: IngressMessage, effects: BatchEffects): void {
+    const ingestRule = basicIngestRule(message.topic);
+    if (ingestRule !== undefined) {
+      // AWS logs RuleNotFound for a Basic Ingest message naming a missing or disabled rule; count it, and
+      // the messages the rule's FROM filter does not take, so none disappears without a trace.
+      const rule = this.rules.find((r) => r.spec.name === ingestRule);
+      const reason = !rule ? 'RuleNotFound' : !rule.rule.matches(message.topic, ingestRule) ? 'FromNotMatched' : undefined;
+      if (reason) {
+        count(this.stats.basicIngestUnrouted, reason);
+        this.log(`rules: Basic Ingest message ${message.messageId} on ${message.topic} not routed: ${reason}`);
+        return;
+      }
+    }
     for (const rule of this.rules) {
       if (!rule.rule.matches(message.topic, rule.spec.name)) continue;
-      const ctx = { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name };
+      const ctx = { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name, accountId: DEFAULT_ACCOUNT };
       let data: Buffer;
       try {
         const output = rule.rule.evaluate(ctx);
@@ -375,4 +389,12 @@ function unescapeSeparator(s: string): string {
 export function derivedId(messageId: string, ruleName: string, position: number): string {
   const h = createHash('sha256').update(`${messageId}\u0000${ruleName}\u0000${position}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The rule a Basic Ingest topic (`$aws/rules/<ruleName>/...`) names, or undefined for other topics. */
+function basicIngestRule(topic: string): string | undefined {
+  if (!topic.startsWith('$aws/rules/')) return undefined;
+  const rest = topic.slice('$aws/rules/'.length);
+  const slash = rest.indexOf('/');
+  return slash < 0 ? rest : rest.slice(0, slash);
 }

@@ -198,4 +198,21 @@ test('republish re-enters the ingress log once, even when replayed', async () =>
   assert.equal(delivered, ['out/a', 'out/a']); // delivery to subscribers is at least once
 });
 
+test('Basic Ingest: only the named rule runs, FROM sees the topic without the prefix; unrouted messages are counted', async () => {
+  // https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html
+  store.put(rule({ name: 'BuildingManager', sql: "SELECT topic() AS t, accountid() AS account FROM 'Buildings/#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: '${topic(2)}' } }] }));
+  store.put(rule({ name: 'other', sql: "SELECT * FROM 'Buildings/#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'x' } }] }));
+  store.put(rule({ name: 'off', enabled: false, sql: "SELECT * FROM 'Buildings/#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'x' } }] }));
+  const runtime = new RulesRuntime({ db, ingress, store, streams });
+  await publish('$aws/rules/BuildingManager/Buildings/Building5/Floor2/Room201/Lights', '{}');
+  await publish('$aws/rules/BuildingManager/Elsewhere/b1', '{}');
+  await publish('$aws/rules/nosuchrule/Buildings/b1', '{}');
+  await publish('$aws/rules/off/Buildings/b1', '{}');
+  await runtime.processAvailable();
+  const records = readStream('telemetry');
+  assert.equal(records.map((r) => JSON.parse(Buffer.from(r.data).toString())), [{ t: 'Buildings/Building5/Floor2/Room201/Lights', account: '000000000000' }]);
+  assert.is(records[0]!.partitionKey, 'Building5');
+  assert.equal(runtime.stats.basicIngestUnrouted, { total: 3, byReason: { FromNotMatched: 1, RuleNotFound: 2 } });
+});
+
 test.run();

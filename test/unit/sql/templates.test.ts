@@ -2,7 +2,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileTemplate, renderTemplate, type EvalContext } from '../../../src/iot/sql/index.js';
+import { compileRule, compileTemplate, renderTemplate, type EvalContext } from '../../../src/iot/sql/index.js';
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const ctx: EvalContext = {
@@ -69,6 +69,17 @@ test('templates read the original payload, even a payload given as an object', (
 
 test('Basic Ingest prefix is not part of topic() in templates', () => {
   assert.is(renderTemplate('${topic(1)}', { topic: '$aws/rules/archive/dt/x', payload: json({}) }), 'dt');
+});
+
+test("AWS's CloudWatch metric action example: ${value}, ${unit} and ${namespace} are payload attributes", () => {
+  // https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-metrics-rule-action.html
+  const metric = { ...ctx, topic: 'my/topic', payload: json({ namespace: 'IoT', unit: 'Count', value: 42, nested: { value: 7 } }) };
+  assert.is(renderTemplate('${namespace}/${unit}/${value}', metric), 'IoT/Count/42');
+  assert.is(renderTemplate('${topic()}', metric), 'my/topic');
+  assert.is(renderTemplate('${value * 2}|${nested.value}|${VALUE}', metric), '84|7|', 'attribute names are case-sensitive');
+  assert.is(renderTemplate('${cast(value AS String)}', metric), '42');
+  // SELECT VALUE stays a keyword right after SELECT, and `value` is an attribute after it.
+  assert.is(compileRule("SELECT VALUE value * 2 FROM 'my/topic' WHERE value > 40").evaluate(metric), 84);
 });
 
 test.run();

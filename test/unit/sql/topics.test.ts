@@ -64,12 +64,15 @@ test('the 256-byte limit counts UTF-8 bytes, not characters', () => {
   assert.throws(() => validateTopicFilter('€'.repeat(86)));
 });
 
-test('Basic Ingest topics reach only the named rule and bypass FROM', () => {
-  const rule = compileRule("SELECT topic() AS t FROM 'devices/#'");
+test('Basic Ingest topics reach only the named rule, with FROM matched against the topic without the prefix', () => {
+  const rule = compileRule("SELECT topic() AS t, topic(2) AS thing FROM 'devices/#'");
   assert.is(rule.matches('$aws/rules/ingest/devices/d1', 'ingest'), true);
   assert.is(rule.matches('$aws/rules/ingest/devices/d1', 'other'), false);
   assert.is(rule.matches('$aws/rules/ingest/devices/d1'), false);
-  assert.equal(rule.evaluate({ topic: '$aws/rules/ingest/x/y', payload: {}, ruleName: 'ingest' }), { t: 'x/y' });
+  assert.is(rule.matches('$aws/rules/ingest/x/y', 'ingest'), false);
+  assert.is(rule.matches('$aws/rules/ingest', 'ingest'), false);
+  assert.equal(rule.evaluate({ topic: '$aws/rules/ingest/devices/d1', payload: {}, ruleName: 'ingest' }), { t: 'devices/d1', thing: 'd1' });
+  assert.is(rule.evaluate({ topic: '$aws/rules/ingest/x/y', payload: {}, ruleName: 'ingest' }), undefined);
 });
 
 test('a rule without FROM is reachable only through Basic Ingest', () => {

@@ -10,6 +10,7 @@ import type { KnownColumn } from './columns.js';
 import { fileList, ident, lit, openDuck, type Duck } from './duck.js';
 import { LakePaths } from './paths.js';
 import { ensureLakeTables } from './tables.js';
+import { sqlIdentifier } from '../../../spec/names.js';
 
 export type TableKind = 'datastore' | 'channel';
 
@@ -20,7 +21,7 @@ export interface CatalogFile {
 }
 
 export interface CatalogTable {
-  /** Qualified name, e.g. iotctl.telemetry or channels.raw_in. */
+  /** Qualified name as a query can use it unchanged, e.g. iotctl.telemetry, channels.raw_in, "my-fleet".telemetry. */
   qualified: string;
   schema: string;
   name: string;
@@ -80,6 +81,40 @@ const PRESTO_MACROS: Record<string, string> = {
   regexp_like: 'CREATE MACRO regexp_like(s, p) AS regexp_matches(s, p)',
   approx_distinct: 'CREATE MACRO approx_distinct(x) AS approx_count_distinct(x)',
 };
+
+/**
+ * MySQL-style format specifiers (Trino's date_format/date_parse) as DuckDB strftime/strptime ones.
+ * `%%` and `%M` (month name) are moved aside first so later replacements cannot touch them.
+ */
+const MYSQL_FORMAT = [
+  ['%%', '\u0002'], ['%M', '\u0001B'], ['%W', '\u0001A'], ['%i', '%M'], ['%s', '%S'], ['%h', '%I'], ['%T', '%H:%M:%S'],
+  ['%r', '%I:%M:%S %p'], ['%c', '%-m'], ['%e', '%-d'], ['%k', '%-H'], ['%l', '%-I'], ['%v', '%V'], ['\u0001', '%'], ['\u0002', '%%'],
+].reduce((expr, [from, to]) => `replace(${expr}, ${sqlText(from!)}, ${sqlText(to!)})`, 'f');
+
+function sqlText(s: string): string {
+  // Control characters (the placeholders) as chr(n), the rest as a quoted literal.
+  return s.split(/([\u0000-\u001f])/).filter(Boolean).map((part) => (part.charCodeAt(0) < 32 ? `chr(${part.charCodeAt(0)})` : lit(part))).join(' || ');
+}
+
+/**
+ * Trino/Athena date and time functions whose name DuckDB uses with another argument order or meaning;
+ * these replace DuckDB's own, so a query written for Athena gives Athena's results.
+ * - date_add(unit, value, t): DuckDB's is date_add(date, interval).
+ * - date_diff(unit, t1, t2): whole units elapsed (Trino), not boundaries crossed (DuckDB's date_diff); DuckDB's date_sub is Trino's.
+ * - date_format(t, format): MySQL specifiers (%i minutes, %s seconds, %M month name).
+ * date_parse is not mapped: DuckDB's strptime needs a constant format, which a macro cannot give it.
+ */
+const TRINO_MACROS: string[] = [
+  `CREATE OR REPLACE MACRO to_interval_unit(unit, value) AS CASE lower(unit)
+     WHEN 'millisecond' THEN to_milliseconds(value) WHEN 'second' THEN to_seconds(value) WHEN 'minute' THEN to_minutes(value)
+     WHEN 'hour' THEN to_hours(value) WHEN 'day' THEN to_days(CAST(value AS INTEGER)) WHEN 'week' THEN to_weeks(CAST(value AS INTEGER))
+     WHEN 'month' THEN to_months(CAST(value AS INTEGER)) WHEN 'quarter' THEN to_months(CAST(value AS INTEGER) * 3)
+     WHEN 'year' THEN to_years(CAST(value AS INTEGER)) ELSE error('date_add: unknown unit ' || unit) END`,
+  `CREATE OR REPLACE MACRO date_add(unit, value, t) AS t + to_interval_unit(unit, value)`,
+  `CREATE OR REPLACE MACRO date_diff(unit, t1, t2) AS date_sub(unit, t1, t2)`,
+  `CREATE OR REPLACE MACRO mysql_to_strftime(f) AS ${MYSQL_FORMAT}`,
+  `CREATE OR REPLACE MACRO date_format(t, f) AS strftime(t, mysql_to_strftime(f))`,
+];
 
 const CHANNEL_SCHEMA = 'channels';
 const CHANNEL_COLUMNS = { message_id: 'VARCHAR', received_at: 'TIMESTAMP', payload: 'VARCHAR', payload_encoding: 'VARCHAR' };
@@ -143,6 +178,7 @@ export class Catalog {
       }[]).map((r) => r.function_name),
     );
     for (const [name, sql] of Object.entries(PRESTO_MACROS)) if (!existing.has(name)) await c.run(sql);
+    for (const sql of TRINO_MACROS) await c.run(sql);
     await c.run(`SET search_path = ${lit(`${this.database},main`)}`);
     // Profiling stays on for the catalog's connection: query() reads each query's profile to tell which
     // files were scanned. Every statement overwrites the file; it is removed on close().
@@ -171,7 +207,7 @@ export class Catalog {
       const oneSchema = rows.length > 0 && rows.every((f) => f.schema !== null && f.schema === rows[0]!.schema);
       const known = this.db.prepare(`SELECT key, name, type, position FROM lake_datastore_columns WHERE datastore = ? ORDER BY position`).all(d.name) as KnownColumn[];
       this.knownColumns.set(d.name, known);
-      tables.push({ qualified: `${this.database}.${d.name}`, schema: this.database, name: d.name, kind: 'datastore', format: d.format, files });
+      tables.push({ qualified: `${sqlIdentifier(this.database)}.${sqlIdentifier(d.name)}`, schema: this.database, name: d.name, kind: 'datastore', format: d.format, files });
       await this.connection.run(`CREATE OR REPLACE VIEW ${ident(this.database)}.${ident(d.name)} AS ${datastoreSource(d.format, files, known, !oneSchema)}`);
     }
     for (const name of channels) {
@@ -180,7 +216,7 @@ export class Catalog {
         dt: string;
         bytes: number;
       }[]).map((f) => ({ path: join(this.paths.root, f.file), dt: f.dt, bytes: f.bytes }));
-      tables.push({ qualified: `${CHANNEL_SCHEMA}.${name}`, schema: CHANNEL_SCHEMA, name, kind: 'channel', format: 'json', files });
+      tables.push({ qualified: `${CHANNEL_SCHEMA}.${sqlIdentifier(name)}`, schema: CHANNEL_SCHEMA, name, kind: 'channel', format: 'json', files });
       await this.connection.run(`CREATE OR REPLACE VIEW ${CHANNEL_SCHEMA}.${ident(name)} AS ${channelSource(files)}`);
     }
     this.tables = tables;
