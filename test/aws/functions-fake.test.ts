@@ -15,6 +15,17 @@ import {
   UpdateFunctionConfigurationCommand,
 } from '@aws-sdk/client-lambda';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import {
+  CreateRoleCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  GetRoleCommand,
+  IAMClient,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
+  ListRoleTagsCommand,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { useEnv } from '../helpers/moto.js';
 import { AwsCallError, AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsFunctions, zipArtifact } from '../../src/targets/aws/functions.js';
@@ -28,6 +39,7 @@ import type { FunctionDeployment } from '../../src/ports.js';
 
 const lambda = mockClient(LambdaClient);
 const sts = mockClient(STSClient);
+const iam = mockClient(IAMClient);
 let restore: () => void;
 let dir: string;
 let aws: AwsClients;
@@ -147,6 +159,28 @@ test('CreateFunction is retried while IAM has not propagated a new role, and onl
     (e: Error) => assert.match(e.message, /Unsupported runtime/),
   );
   assert.is(lambda.commandCalls(CreateFunctionCommand).length, 1);
+});
+
+test('a create that fails deletes the role it made for the function: nothing is left half-created', async () => {
+  iam.reset();
+  const roleArn = 'arn:aws:iam::123456789012:role/iotctl-fn-ingest';
+  iam.on(GetRoleCommand).rejects(new AwsCallError('no role', undefined, 'NoSuchEntity', 'GetRole', 'iam'));
+  iam.on(CreateRoleCommand).resolves({ Role: { Arn: roleArn, RoleName: 'iotctl-fn-ingest', Path: '/', RoleId: 'r', CreateDate: new Date() } });
+  iam.on(PutRolePolicyCommand).resolves({});
+  iam.on(ListRoleTagsCommand).resolves({ Tags: [{ Key: 'iotctl:function', Value: 'ingest' }] });
+  iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: ['iotctl-function'] });
+  iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [] });
+  iam.on(DeleteRolePolicyCommand).resolves({});
+  iam.on(DeleteRoleCommand).resolves({});
+  lambda.on(GetFunctionCommand).rejects(notFound());
+  lambda.on(CreateFunctionCommand).rejects(new AwsCallError('CodeStorageExceededException', undefined, 'CodeStorageExceededException', 'CreateFunction', 'lambda'));
+  await fns.deploy({ ...deployment(), roleArn: undefined }).then(
+    () => assert.unreachable('should fail'),
+    (e: Error) => assert.match(e.message, /CodeStorageExceeded/),
+  );
+  assert.is(iam.commandCalls(CreateRoleCommand).length, 1);
+  assert.equal(iam.commandCalls(DeleteRoleCommand)[0]!.args[0].input, { RoleName: 'iotctl-fn-ingest' });
+  assert.equal(iam.commandCalls(DeleteRolePolicyCommand)[0]!.args[0].input, { RoleName: 'iotctl-fn-ingest', PolicyName: 'iotctl-function' });
 });
 
 test('invoke: RequestResponse with the log tail; payload, function error and REPORT figures decoded', async () => {

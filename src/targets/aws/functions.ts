@@ -152,11 +152,13 @@ export class AwsFunctions implements FunctionsPort {
     const destination = d.eventSource?.onFailure ? arns.destination(d.eventSource.onFailure) : undefined;
     let roleArn = d.roleArn;
     let roleChanged = false;
+    let roleCreated = false;
     if (!roleArn) {
       progress('execution role');
       const role = await this.ensureRole(d.name, rolePolicy(arns, d, { streamArn, destination, environment }));
       roleArn = role.arn;
       roleChanged = role.result !== 'unchanged';
+      roleCreated = role.result === 'created';
     }
 
     const want: DesiredConfig = {
@@ -173,12 +175,18 @@ export class AwsFunctions implements FunctionsPort {
     let result: 'created' | 'updated' | 'unchanged';
     if (!existing) {
       progress('create the function');
-      await this.retryWhileRoleIsNew(() =>
-        client.send(
-          new sdk.CreateFunctionCommand({ FunctionName: d.name, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
-          this.aws.sendOptions,
-        ),
-      );
+      try {
+        await this.retryWhileRoleIsNew(() =>
+          client.send(
+            new sdk.CreateFunctionCommand({ FunctionName: d.name, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
+            this.aws.sendOptions,
+          ),
+        );
+      } catch (error) {
+        // Leave nothing half-created: the role made for this function goes with the failed create.
+        if (roleCreated) await this.removeRole(roleArn, d.name).catch(() => undefined);
+        throw error;
+      }
       progress('wait until active');
       await this.waitReady(d.name);
       result = 'created';
