@@ -26,7 +26,9 @@ test.before(async () => {
   restore = useEnv({ AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'test', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'silent' });
 });
 
-test.before.each(() => secrets.reset());
+test.before.each(() => {
+  secrets.reset();
+});
 
 test.after(async () => {
   await close();
