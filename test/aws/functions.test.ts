@@ -329,6 +329,13 @@ test('a given role is used as is, and remove leaves it alone', async () => {
   assert.ok(!calls.some((c) => c.startsWith('iam:')), calls.join(','));
   assert.equal(await fns.mappings('ingest2'), []);
   assert.is(await fns.remove('ingest2'), true);
+  // Switching a function from its own role to a given one deletes the role iotctl had made for it.
+  assert.is(await fns.deploy(deployment({ name: 'ingest3', eventSource: undefined })), 'created');
+  await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: 'iotctl-fn-ingest3' }));
+  assert.is(await fns.deploy(deployment({ name: 'ingest3', roleArn: role.Role!.Arn, eventSource: undefined })), 'updated');
+  const roles = (await iam.client.send(new iam.sdk.ListRolesCommand({}))).Roles ?? [];
+  assert.ok(!roles.some((r) => r.RoleName === 'iotctl-fn-ingest3'));
+  assert.is(await fns.remove('ingest3'), true);
   const still = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: 'ops-lambda' }));
   assert.is(still.Role!.RoleName, 'ops-lambda');
 });

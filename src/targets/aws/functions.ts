@@ -207,6 +207,8 @@ export class AwsFunctions implements FunctionsPort {
         await this.waitReady(d.name);
       }
       if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
+      // A role iotctl made for this function that the function no longer uses (a roleArn is given now).
+      if (existing.config.Role && existing.config.Role !== roleArn) await this.removeRole(existing.config.Role, d.name);
       result = codeChanged || configChanged || tagsChanged || roleChanged ? 'updated' : 'unchanged';
     }
 
@@ -365,8 +367,9 @@ export class AwsFunctions implements FunctionsPort {
     const { client, sdk } = await this.aws.get('lambda');
     const current = await this.listMappings(functionName);
     let result: 'created' | 'updated' | 'deleted' | 'unchanged' = 'unchanged';
-    // Mappings from another stream (the spec moved) or with no eventSource left go away.
-    for (const m of current.filter((m) => m.EventSourceArn !== streamArn)) {
+    // Kinesis mappings from another stream (the spec moved) or with no eventSource left go away; a trigger
+    // of another kind was added outside iotctl and stays.
+    for (const m of current.filter((m) => m.EventSourceArn !== streamArn && m.EventSourceArn?.split(':')[2] === 'kinesis')) {
       await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: m.UUID! }), this.aws.sendOptions);
       result = 'deleted';
     }
