@@ -154,6 +154,16 @@ test('a second deploy of the same bundle and settings is a no-op: no write call 
   assert.ok(calls.includes('lambda:GetFunction'), calls.join(','));
 });
 
+test('a new database password updates the secret only; the function keeps the same secret ARN', async () => {
+  const d = deployment();
+  calls.length = 0;
+  assert.is(await fns.deploy({ ...d, environment: { ...d.environment, DATABASE_URL: d.environment.DATABASE_URL!.replace('s3cret-pw', 'n3w-pw') } }), 'updated');
+  assert.equal(writes(), ['secrets:PutSecretValue']);
+  calls.length = 0;
+  assert.is(await fns.deploy(d), 'updated');
+  assert.equal(writes(), ['secrets:PutSecretValue']);
+});
+
 test('a configuration change updates the configuration only; a code change updates the code', async () => {
   calls.length = 0;
   const vpc = { subnetIds: ['subnet-b', 'subnet-a'], securityGroupIds: ['sg-1'] };

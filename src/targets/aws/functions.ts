@@ -145,7 +145,7 @@ export class AwsFunctions implements FunctionsPort {
 
     progress('zip the bundle');
     const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
-    const environment = await this.functionEnvironment(d.environment, progress);
+    const { environment, secretChanged } = await this.functionEnvironment(d.environment, progress);
 
     const existing = await this.getFunction(d.name);
     const streamArn = d.eventSource ? arns.stream(d.eventSource.stream) : undefined;
@@ -209,7 +209,7 @@ export class AwsFunctions implements FunctionsPort {
       if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
       // A role iotctl made for this function that the function no longer uses (a roleArn is given now).
       if (existing.config.Role && existing.config.Role !== roleArn) await this.removeRole(existing.config.Role, d.name);
-      result = codeChanged || configChanged || tagsChanged || roleChanged ? 'updated' : 'unchanged';
+      result = codeChanged || configChanged || tagsChanged || roleChanged || secretChanged ? 'updated' : 'unchanged';
     }
 
     progress('event source mapping');
@@ -222,19 +222,22 @@ export class AwsFunctions implements FunctionsPort {
    * The function's variables: the spec's, minus the template's empty placeholders, with a database URL
    * moved into a Secrets Manager secret (the function gets DATABASE_SECRET_ARN, never the password).
    */
-  private async functionEnvironment(given: Record<string, string>, progress: (step: string) => void): Promise<Record<string, string>> {
+  private async functionEnvironment(given: Record<string, string>, progress: (step: string) => void): Promise<{ environment: Record<string, string>; secretChanged: boolean }> {
     const env = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== ''));
     for (const key of ['PGPASSWORD', 'DATABASE_PASSWORD']) {
       if (env[key] !== undefined)
         throw new UserError(`The function's environment sets ${key}: a password must not be stored in a Lambda configuration.`, 'Give the database as DATABASE_URL (iotctl moves it into Secrets Manager) or use DATABASE_SECRET_ARN / DATABASE_IAM_AUTH.', 'PASSWORD_IN_ENV');
     }
+    let secretChanged = false;
     if (env.DATABASE_URL) {
       progress('database secret');
-      const { arn } = await ensureDatabaseSecret(this.aws, this.opts.project, env.DATABASE_URL);
+      const { arn, result } = await ensureDatabaseSecret(this.aws, this.opts.project, env.DATABASE_URL);
       delete env.DATABASE_URL;
       env.DATABASE_SECRET_ARN = arn;
+      // A new password reaches running containers at their next login failure (the template re-reads the secret).
+      secretChanged = result !== 'unchanged';
     }
-    return env;
+    return { environment: env, secretChanged };
   }
 
   private async getFunction(name: string): Promise<{ config: FunctionConfiguration; tags: Record<string, string> } | undefined> {
