@@ -9,7 +9,8 @@
  *   (the mapping must enable ReportBatchItemFailures), so the event source mapping retries them.
  *
  * The pg Pool lives at module level, reused across invocations of a warm container, and is
- * replaced after a connection error.
+ * replaced after a connection or login error. Credentials and TLS come from database.ts: a Secrets
+ * Manager secret or an IAM token on AWS (TLS verified against the shipped RDS CA bundle), DATABASE_URL locally.
  */
 import pg from 'pg';
 import {
@@ -22,37 +23,45 @@ import {
 } from '../../src/db/batch-writer.js';
 import { isConnectionError } from '../../src/db/connection.js';
 import { migrate } from '../../src/db/migrations.js';
+import { resolveConnection } from './database.js';
 
 export interface BatchResponse {
   batchItemFailures: Array<{ itemIdentifier: string }>;
 }
 
-let pool: pg.Pool | undefined;
+let pool: Promise<pg.Pool> | undefined;
 let schemaReady: Promise<void> | undefined;
 
-function getPool(): pg.Pool {
-  if (!pool) {
-    const url = process.env.DATABASE_URL;
-    if (!url && !process.env.PGHOST) throw new Error('DATABASE_URL is not set: give the function the PostgreSQL connection URL.');
-    pool = new pg.Pool({
-      ...(url ? { connectionString: url } : {}),
+/** The pool, created on first use from resolveConnection (secret, IAM token or URL; see database.ts). */
+function getPool(): Promise<pg.Pool> {
+  pool ??= (async () => {
+    const { config } = await resolveConnection();
+    const created = new pg.Pool({
+      ...config,
       max: Number(process.env.PG_POOL_MAX ?? 2),
       connectionTimeoutMillis: Number(process.env.PG_CONNECT_TIMEOUT_MS ?? 5_000),
       idleTimeoutMillis: 60_000,
       application_name: 'iotctl-ingest-rds',
     });
     // An idle client whose server went away: the pool drops it; the next query reconnects.
-    pool.on('error', (error) => log('warn', 'idle PostgreSQL connection lost', { error: error.message }));
-  }
+    created.on('error', (error) => log('warn', 'idle PostgreSQL connection lost', { error: error.message }));
+    return created;
+  })().catch((error) => {
+    pool = undefined;
+    throw error;
+  });
   return pool;
 }
 
-/** Drops the pool after a connection error so the next invocation starts from fresh connections. */
+/**
+ * Drops the pool after a connection or login error so the next invocation starts from fresh connections
+ * and, with a secret, re-reads it (the password may have been rotated).
+ */
 function resetPool(): void {
   const old = pool;
   pool = undefined;
   schemaReady = undefined;
-  old?.end().catch(() => undefined);
+  old?.then((p) => p.end()).catch(() => undefined);
 }
 
 /** Ends the pool. Lambda never calls it; the local function runner does when it stops, and tests between servers. */
@@ -60,7 +69,7 @@ export async function close(): Promise<void> {
   const old = pool;
   pool = undefined;
   schemaReady = undefined;
-  await old?.end();
+  await (await old?.catch(() => undefined))?.end();
 }
 
 function ensureSchema(db: pg.Pool): Promise<void> {
@@ -93,7 +102,7 @@ export async function handler(event: KinesisEvent): Promise<BatchResponse> {
   // Sequence numbers of the records now safely in PostgreSQL (as rows or as dead letters).
   const persisted = new Set<string>();
   try {
-    const db = getPool();
+    const db = await getPool();
     await ensureSchema(db);
     let inserted: number;
     try {
@@ -111,7 +120,7 @@ export async function handler(event: KinesisEvent): Promise<BatchResponse> {
     if (process.env.LOG_LEVEL === 'debug') log('debug', 'batch written', { records: records.length, inserted, duplicates: rows.length - inserted, deadLettered: poison.length });
     return { batchItemFailures: [] };
   } catch (error) {
-    if (isConnectionError(error)) resetPool();
+    if (isConnectionError(error) || isLoginError(error)) resetPool();
     const failed = records.filter((r) => !persisted.has(r.kinesis.sequenceNumber));
     log('error', 'batch not written; reporting its records for retry', {
       error: (error as Error).message,
@@ -121,6 +130,11 @@ export async function handler(event: KinesisEvent): Promise<BatchResponse> {
     });
     return { batchItemFailures: failed.map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })) };
   }
+}
+
+/** 28P01 (bad password) and 28000 (no such role / token refused): the credentials may have rotated or expired. */
+function isLoginError(error: unknown): boolean {
+  return /^28/.test((error as { code?: string }).code ?? '');
 }
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity violation): retrying the same row cannot help. */

@@ -1,0 +1,784 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, extname, join, relative, sep } from 'node:path';
+import type { EventSourceMappingConfiguration, FunctionConfiguration } from '@aws-sdk/client-lambda';
+import type {
+  EventSourceMappingInfo,
+  FailureRecord,
+  FunctionDeployment,
+  FunctionsPort,
+  FunctionSummary,
+  InvokeResult,
+  LogEvent,
+} from '../../ports.js';
+import type { EventSourceSpec } from '../../spec/schema.js';
+import { UserError } from '../../ui/errors.js';
+import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
+import { type AwsClients, isAwsError } from './sdk.js';
+import { ensureDatabaseSecret } from './secrets.js';
+
+/**
+ * Lambda on AWS: the same esbuild artifact as locally, zipped in memory; CreateFunction, or
+ * UpdateFunctionCode / UpdateFunctionConfiguration with a wait for `LastUpdateStatus: Successful`
+ * between them; a least-privilege execution role when none is given; the Kinesis event source
+ * mapping; logs from CloudWatch Logs; on-failure records from the destination SQS queue.
+ *
+ * A deploy whose zip (CodeSha256), configuration, tags and mapping already match makes no write call.
+ */
+
+export const RUNTIME = 'nodejs20.x' as const;
+const TAG_TEMPLATE = 'iotctl:template';
+const TAG_SHA = 'iotctl:sha256';
+const TAG_MANAGED = 'iotctl:managed';
+const TAG_ROLE_FOR = 'iotctl:function';
+const ROLE_POLICY = 'iotctl-function';
+/** Zip entries get this mtime so the same bundle always gives the same zip, and the same CodeSha256. */
+const ZIP_MTIME = new Date('2020-01-01T00:00:00Z');
+
+export interface AwsFunctionsOptions {
+  /** The spec's project: names the database secret. */
+  project: string;
+  /** First wait between polls of a function's state (doubles up to 5 s). */
+  pollMs?: number;
+  /** How long a function may stay Pending / InProgress before deploy gives up. */
+  waitTimeoutMs?: number;
+  /** How often `logs --follow` polls. */
+  followMs?: number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface ZippedArtifact {
+  zip: Uint8Array;
+  /** base64 sha256 of the zip: what Lambda reports as CodeSha256. */
+  codeSha256: string;
+}
+
+/** Every file under the artifact's dir, sorted, with fixed mtimes and modes: deterministic bytes. */
+export async function zipArtifact(dir: string): Promise<ZippedArtifact> {
+  const { zipSync } = await import('fflate');
+  const files = listFiles(dir).sort();
+  const entries: Record<string, [Uint8Array, { mtime: Date; os: number; attrs: number }]> = {};
+  for (const rel of files) {
+    // Unix mode 0644 in the high bits: Lambda's runtime user must be able to read every file.
+    entries[rel.split(sep).join('/')] = [readFileSync(join(dir, rel)), { mtime: ZIP_MTIME, os: 3, attrs: 0o100644 << 16 }];
+  }
+  const zip = zipSync(entries, { level: 9 });
+  return { zip, codeSha256: createHash('sha256').update(zip).digest('base64') };
+}
+
+function listFiles(dir: string, root = dir): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name), root) : e.isFile() ? [relative(root, join(dir, e.name))] : []));
+}
+
+/** What deploy wants the function to look like (the comparable part of its configuration). */
+interface DesiredConfig {
+  Runtime: typeof RUNTIME;
+  Handler: string;
+  Role: string;
+  MemorySize: number;
+  Timeout: number;
+  Environment: { Variables: Record<string, string> };
+  VpcConfig: { SubnetIds: string[]; SecurityGroupIds: string[] };
+}
+
+export class AwsFunctions implements FunctionsPort {
+  private readonly pollMs: number;
+  private readonly waitTimeoutMs: number;
+  private readonly followMs: number;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+
+  constructor(
+    private readonly aws: AwsClients,
+    private readonly opts: AwsFunctionsOptions,
+  ) {
+    this.pollMs = opts.pollMs ?? 1_000;
+    this.waitTimeoutMs = opts.waitTimeoutMs ?? 300_000;
+    this.followMs = opts.followMs ?? 2_000;
+    this.sleep = opts.sleep ?? sleep;
+  }
+
+  // ------------------------------------------------------------ read
+
+  async list(): Promise<FunctionSummary[]> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const configs: FunctionConfiguration[] = [];
+    let Marker: string | undefined;
+    do {
+      const page = await client.send(new sdk.ListFunctionsCommand({ Marker, MaxItems: 50 }), this.aws.sendOptions);
+      configs.push(...(page.Functions ?? []));
+      Marker = page.NextMarker;
+    } while (Marker);
+    // ListFunctions carries no tags; iotctl's functions are the ones it tagged.
+    const tagged = await mapLimit(configs, 5, async (c) => {
+      const out = await client.send(new sdk.ListTagsCommand({ Resource: c.FunctionArn! }), this.aws.sendOptions);
+      return { config: c, tags: out.Tags ?? {} };
+    });
+    const mine = tagged.filter((t) => t.tags[TAG_MANAGED] === 'true');
+    const mappings = await this.listMappings();
+    return mine.map(({ config, tags }) => summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config))));
+  }
+
+  async get(name: string): Promise<FunctionSummary | undefined> {
+    const found = await this.getFunction(name);
+    if (!found) return undefined;
+    return summary(found.config, found.tags, await this.listMappings(name));
+  }
+
+  async mappings(name?: string): Promise<EventSourceMappingInfo[]> {
+    return (await this.listMappings(name)).map((m) => ({
+      uuid: m.UUID!,
+      functionName: functionNameOf(m.FunctionArn),
+      stream: resourceName(m.EventSourceArn),
+      state: m.State ?? 'Unknown',
+      batchSize: m.BatchSize ?? 100,
+      startingPosition: m.StartingPosition ?? 'TRIM_HORIZON',
+      ...(m.LastProcessingResult ? { lastResult: m.LastProcessingResult } : {}),
+    }));
+  }
+
+  // ------------------------------------------------------------ deploy
+
+  async deploy(d: FunctionDeployment, progress: (step: string) => void = () => undefined): Promise<'created' | 'updated' | 'unchanged'> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const [region, account] = await Promise.all([this.aws.region(), this.aws.accountId()]);
+    const arns = new Arns(partitionOf(region), region, account);
+
+    progress('zip the bundle');
+    const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
+    const { environment, secretChanged } = await this.functionEnvironment(d.environment, progress);
+
+    const existing = await this.getFunction(d.name);
+    const streamArn = d.eventSource ? arns.stream(d.eventSource.stream) : undefined;
+    const destination = d.eventSource?.onFailure ? arns.destination(d.eventSource.onFailure) : undefined;
+    let roleArn = d.roleArn;
+    let roleChanged = false;
+    let roleCreated = false;
+    if (!roleArn) {
+      progress('execution role');
+      const role = await this.ensureRole(d.name, rolePolicy(arns, d, { streamArn, destination, environment }));
+      roleArn = role.arn;
+      roleChanged = role.result !== 'unchanged';
+      roleCreated = role.result === 'created';
+    }
+
+    const want: DesiredConfig = {
+      Runtime: RUNTIME,
+      Handler: `${basename(d.artifact.entry, extname(d.artifact.entry))}.${d.handler}`,
+      Role: roleArn,
+      MemorySize: d.memoryMb,
+      Timeout: d.timeoutSeconds,
+      Environment: { Variables: environment },
+      VpcConfig: { SubnetIds: [...(d.vpc?.subnetIds ?? [])].sort(), SecurityGroupIds: [...(d.vpc?.securityGroupIds ?? [])].sort() },
+    };
+    const tags = { [TAG_MANAGED]: 'true', [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256 };
+
+    let result: 'created' | 'updated' | 'unchanged';
+    if (!existing) {
+      progress('create the function');
+      try {
+        await this.retryWhileRoleIsNew(() =>
+          client.send(
+            new sdk.CreateFunctionCommand({ FunctionName: d.name, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
+            this.aws.sendOptions,
+          ),
+        );
+      } catch (error) {
+        // Leave nothing half-created: the role made for this function goes with the failed create.
+        if (roleCreated) await this.removeRole(roleArn, d.name).catch(() => undefined);
+        throw error;
+      }
+      progress('wait until active');
+      await this.waitReady(d.name);
+      result = 'created';
+    } else {
+      const codeChanged = existing.config.CodeSha256 !== codeSha256;
+      const configChanged = configDiffers(existing.config, want);
+      const tagsChanged = Object.entries(tags).some(([k, v]) => existing.tags[k] !== v);
+      if (codeChanged || configChanged) await this.waitReady(d.name);
+      if (codeChanged) {
+        progress('update the code');
+        await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: d.name, ZipFile: zip }), this.aws.sendOptions);
+        // A configuration update while the code update is in progress fails with ResourceConflictException.
+        await this.waitReady(d.name);
+      }
+      if (configChanged) {
+        progress('update the configuration');
+        await this.retryWhileRoleIsNew(() => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: d.name, ...want }), this.aws.sendOptions));
+        await this.waitReady(d.name);
+      }
+      if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
+      // A role iotctl made for this function that the function no longer uses (a roleArn is given now).
+      if (existing.config.Role && existing.config.Role !== roleArn) await this.removeRole(existing.config.Role, d.name);
+      result = codeChanged || configChanged || tagsChanged || roleChanged || secretChanged ? 'updated' : 'unchanged';
+    }
+
+    progress('event source mapping');
+    const mapping = await this.ensureMapping(d.name, d.eventSource, streamArn, destination);
+    if (result === 'unchanged' && mapping !== 'unchanged') result = 'updated';
+    return result;
+  }
+
+  /**
+   * The function's variables: the spec's, minus the template's empty placeholders, with a database URL
+   * moved into a Secrets Manager secret (the function gets DATABASE_SECRET_ARN, never the password).
+   */
+  private async functionEnvironment(given: Record<string, string>, progress: (step: string) => void): Promise<{ environment: Record<string, string>; secretChanged: boolean }> {
+    const env = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== ''));
+    for (const key of ['PGPASSWORD', 'DATABASE_PASSWORD']) {
+      if (env[key] !== undefined)
+        throw new UserError(`The function's environment sets ${key}: a password must not be stored in a Lambda configuration.`, 'Give the database as DATABASE_URL (iotctl moves it into Secrets Manager) or use DATABASE_SECRET_ARN / DATABASE_IAM_AUTH.', 'PASSWORD_IN_ENV');
+    }
+    let secretChanged = false;
+    if (env.DATABASE_URL) {
+      progress('database secret');
+      const { arn, result } = await ensureDatabaseSecret(this.aws, this.opts.project, env.DATABASE_URL);
+      delete env.DATABASE_URL;
+      env.DATABASE_SECRET_ARN = arn;
+      // A new password reaches running containers at their next login failure (the template re-reads the secret).
+      secretChanged = result !== 'unchanged';
+    }
+    return { environment: env, secretChanged };
+  }
+
+  private async getFunction(name: string): Promise<{ config: FunctionConfiguration; tags: Record<string, string> } | undefined> {
+    const { client, sdk } = await this.aws.get('lambda');
+    try {
+      const out = await client.send(new sdk.GetFunctionCommand({ FunctionName: name }), this.aws.sendOptions);
+      return { config: out.Configuration!, tags: out.Tags ?? {} };
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Polls until the function is Active and its last update Successful; a Failed state is an error. */
+  private async waitReady(name: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const deadline = Date.now() + this.waitTimeoutMs;
+    let delay = this.pollMs;
+    for (;;) {
+      const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), this.aws.sendOptions);
+      if (c.State === 'Failed') throw new UserError(`Lambda could not make function ${name} ready: ${c.StateReasonCode ?? ''} ${c.StateReason ?? ''}`.trim(), 'Fix the cause it names (role, VPC subnets, code), then deploy again.', 'LAMBDA_FAILED');
+      if (c.LastUpdateStatus === 'Failed')
+        throw new UserError(`The last update of function ${name} failed: ${c.LastUpdateStatusReasonCode ?? ''} ${c.LastUpdateStatusReason ?? ''}`.trim(), 'Fix the cause it names, then deploy again.', 'LAMBDA_UPDATE_FAILED');
+      if (c.State === 'Active' && (c.LastUpdateStatus === undefined || c.LastUpdateStatus === 'Successful')) return;
+      // Inactive functions wake up on the next invocation or update; waiting here would never end.
+      if (c.State === 'Inactive' && c.LastUpdateStatus !== 'InProgress') return;
+      if (Date.now() > deadline) throw new UserError(`Function ${name} is still ${c.State}/${c.LastUpdateStatus ?? '-'} after ${Math.round(this.waitTimeoutMs / 1000)} s.`, 'Check it in the Lambda console, then deploy again.', 'LAMBDA_TIMEOUT');
+      await this.sleep(delay, this.aws.settings.signal);
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+
+  /**
+   * IAM is eventually consistent: for a few seconds after CreateRole (or PutRolePolicy) Lambda may answer
+   * "The role defined for the function cannot be assumed by Lambda". Retry that one error, bounded.
+   */
+  private async retryWhileRoleIsNew<T>(call: () => Promise<T>): Promise<T> {
+    let delay = 1_000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        const roleNotReady = isAwsError(error, 'InvalidParameterValueException') && /cannot be assumed|role.*(not|isn't) (authorized|valid)/i.test(error.message);
+        if (!roleNotReady || attempt >= 8) throw error;
+        await this.sleep(delay, this.aws.settings.signal);
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ role
+
+  /** The function's own role, created with a trust for Lambda and one inline least-privilege policy. */
+  private async ensureRole(functionName: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
+    const { client, sdk } = await this.aws.get('iam');
+    const RoleName = roleNameFor(functionName);
+    const document = JSON.stringify(policy);
+    let arn: string | undefined;
+    try {
+      arn = (await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions)).Role!.Arn;
+    } catch (error) {
+      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+    }
+    if (!arn) {
+      const created = await client.send(
+        new sdk.CreateRoleCommand({
+          RoleName,
+          Description: `Execution role of the iotctl function ${functionName}`,
+          AssumeRolePolicyDocument: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          }),
+          Tags: [
+            { Key: TAG_MANAGED, Value: 'true' },
+            { Key: TAG_ROLE_FOR, Value: functionName },
+          ],
+        }),
+        this.aws.sendOptions,
+      );
+      await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
+      return { arn: created.Role!.Arn!, result: 'created' };
+    }
+    let current: string | undefined;
+    try {
+      current = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
+    } catch (error) {
+      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+    }
+    // IAM returns the document URL-encoded.
+    if (current !== undefined && sameJson(decodeURIComponent(current), document)) return { arn, result: 'unchanged' };
+    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
+    return { arn, result: 'updated' };
+  }
+
+  /** Deletes the role only when iotctl created it for this function (its tag says so). */
+  private async removeRole(roleArn: string, functionName: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('iam');
+    const RoleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
+    let tags;
+    try {
+      tags = (await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags ?? [];
+    } catch (error) {
+      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return;
+      throw error;
+    }
+    if (!tags.some((t) => t.Key === TAG_ROLE_FOR && t.Value === functionName)) return;
+    const inline = (await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).PolicyNames ?? [];
+    for (const PolicyName of inline) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
+    const attached = (await client.send(new sdk.ListAttachedRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).AttachedPolicies ?? [];
+    for (const p of attached) await client.send(new sdk.DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn! }), this.aws.sendOptions);
+    await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
+  }
+
+  // ------------------------------------------------------------ event source mapping
+
+  private async listMappings(functionName?: string): Promise<EventSourceMappingConfiguration[]> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const all: EventSourceMappingConfiguration[] = [];
+    let Marker: string | undefined;
+    do {
+      const page = await client.send(new sdk.ListEventSourceMappingsCommand({ ...(functionName ? { FunctionName: functionName } : {}), Marker }), this.aws.sendOptions);
+      all.push(...(page.EventSourceMappings ?? []));
+      Marker = page.NextMarker;
+    } while (Marker);
+    return all;
+  }
+
+  /** Create, update or delete the function's mapping so it matches the spec's eventSource. */
+  private async ensureMapping(functionName: string, es: EventSourceSpec | undefined, streamArn: string | undefined, destination: string | undefined): Promise<'created' | 'updated' | 'deleted' | 'unchanged'> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const current = await this.listMappings(functionName);
+    let result: 'created' | 'updated' | 'deleted' | 'unchanged' = 'unchanged';
+    // Kinesis mappings from another stream (the spec moved) or with no eventSource left go away; a trigger
+    // of another kind was added outside iotctl and stays.
+    for (const m of current.filter((m) => m.EventSourceArn !== streamArn && m.EventSourceArn?.split(':')[2] === 'kinesis')) {
+      await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: m.UUID! }), this.aws.sendOptions);
+      result = 'deleted';
+    }
+    if (!es || !streamArn) return result;
+    const settings = {
+      BatchSize: es.batchSize,
+      MaximumBatchingWindowInSeconds: es.maximumBatchingWindowSeconds,
+      BisectBatchOnFunctionError: es.bisectBatchOnFunctionError,
+      MaximumRetryAttempts: es.maximumRetryAttempts,
+      MaximumRecordAgeInSeconds: es.maximumRecordAgeInSeconds,
+      FunctionResponseTypes: es.reportBatchItemFailures ? ['ReportBatchItemFailures' as const] : [],
+      DestinationConfig: { OnFailure: destination ? { Destination: destination } : {} },
+    };
+    const mine = current.find((m) => m.EventSourceArn === streamArn);
+    if (!mine) {
+      await client.send(
+        new sdk.CreateEventSourceMappingCommand({
+          FunctionName: functionName,
+          EventSourceArn: streamArn,
+          Enabled: true,
+          StartingPosition: es.startingPosition,
+          ...(es.startingPosition === 'AT_TIMESTAMP' && es.startingPositionTimestamp ? { StartingPositionTimestamp: new Date(es.startingPositionTimestamp) } : {}),
+          ...settings,
+        }),
+        this.aws.sendOptions,
+      );
+      return 'created';
+    }
+    // The starting position applies only when a mapping is created; AWS cannot change it afterwards.
+    const differs =
+      mine.BatchSize !== settings.BatchSize ||
+      (mine.MaximumBatchingWindowInSeconds ?? 0) !== settings.MaximumBatchingWindowInSeconds ||
+      (mine.BisectBatchOnFunctionError ?? false) !== settings.BisectBatchOnFunctionError ||
+      (mine.MaximumRetryAttempts ?? -1) !== settings.MaximumRetryAttempts ||
+      (mine.MaximumRecordAgeInSeconds ?? -1) !== settings.MaximumRecordAgeInSeconds ||
+      (mine.FunctionResponseTypes ?? []).join(',') !== settings.FunctionResponseTypes.join(',') ||
+      (mine.DestinationConfig?.OnFailure?.Destination || undefined) !== destination;
+    if (!differs) return result;
+    await this.waitMappingSettled(mine.UUID!);
+    await client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions);
+    return 'updated';
+  }
+
+  /** A mapping that is Creating or Updating refuses updates (ResourceInUseException). */
+  private async waitMappingSettled(uuid: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const deadline = Date.now() + this.waitTimeoutMs;
+    for (;;) {
+      const m = await client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions);
+      if (!/^(Creating|Updating|Enabling|Disabling)$/.test(m.State ?? '')) return;
+      if (Date.now() > deadline) throw new UserError(`Event source mapping ${uuid} is still ${m.State}.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT');
+      await this.sleep(this.pollMs, this.aws.settings.signal);
+    }
+  }
+
+  // ------------------------------------------------------------ remove
+
+  async remove(name: string): Promise<boolean> {
+    const found = await this.getFunction(name);
+    if (!found) return false;
+    const { client, sdk } = await this.aws.get('lambda');
+    for (const m of await this.listMappings(name)) await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: m.UUID! }), this.aws.sendOptions);
+    await client.send(new sdk.DeleteFunctionCommand({ FunctionName: name }), this.aws.sendOptions);
+    if (found.config.Role) await this.removeRole(found.config.Role, name);
+    return true;
+  }
+
+  // ------------------------------------------------------------ invoke
+
+  async invoke(name: string, event: unknown): Promise<InvokeResult> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const out = await client.send(
+      new sdk.InvokeCommand({ FunctionName: name, InvocationType: 'RequestResponse', LogType: 'Tail', Payload: Buffer.from(JSON.stringify(event ?? {})) }),
+      this.aws.sendOptions,
+    );
+    const logTail = decodeLogTail(out.LogResult);
+    const report = logTail.map(parseReport).find((r) => r !== undefined);
+    const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
+    let payload: unknown = null;
+    if (text) {
+      try {
+        payload = JSON.parse(text);
+      } catch {
+        payload = text;
+      }
+    }
+    return {
+      requestId: report?.requestId ?? out.$metadata.requestId ?? '',
+      functionName: name,
+      statusCode: out.StatusCode ?? 200,
+      ...(out.FunctionError ? { functionError: out.FunctionError } : {}),
+      payload,
+      ...(report?.durationMs !== undefined ? { durationMs: report.durationMs } : {}),
+      ...(report?.billedDurationMs !== undefined ? { billedDurationMs: report.billedDurationMs } : {}),
+      ...(report?.initDurationMs !== undefined ? { initDurationMs: report.initDurationMs } : {}),
+      ...(report?.maxMemoryUsedMb !== undefined ? { maxMemoryUsedMb: report.maxMemoryUsedMb } : {}),
+      logTail,
+    };
+  }
+
+  // ------------------------------------------------------------ logs
+
+  async *logs(name: string, opts: { since?: number; limit?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<LogEvent> {
+    const { client, sdk } = await this.aws.get('logs');
+    const logGroupName = `/aws/lambda/${name}`;
+    const limit = opts.limit ?? Infinity;
+    let startTime = opts.since ?? 0;
+    // FilterLogEvents' startTime is inclusive and events can land late at the same ms: re-read from the
+    // last timestamp and skip the ids already shown (only those at that last ms need remembering).
+    let seen = new Set<string>();
+    let emitted = 0;
+    for (;;) {
+      let nextToken: string | undefined;
+      let newest = startTime;
+      const seenAtNewest = new Set<string>();
+      do {
+        if (opts.signal?.aborted) return;
+        let page;
+        try {
+          page = await client.send(new sdk.FilterLogEventsCommand({ logGroupName, startTime, nextToken }), opts.signal ? { abortSignal: opts.signal } : this.aws.sendOptions);
+        } catch (error) {
+          if (isAwsError(error, 'Cancelled') && opts.signal?.aborted) return;
+          // No log group yet: the function has not run. With --follow, wait for its first lines.
+          if (isAwsError(error, 'ResourceNotFoundException')) break;
+          throw error;
+        }
+        for (const e of page.events ?? []) {
+          const id = e.eventId ?? `${e.logStreamName}/${e.timestamp}/${e.message}`;
+          if (seen.has(id)) continue;
+          const ts = e.timestamp ?? 0;
+          if (ts > newest) {
+            newest = ts;
+            seenAtNewest.clear();
+          }
+          if (ts === newest) seenAtNewest.add(id);
+          const parsed = parseLogLine(e.message ?? '');
+          yield { id, functionName: name, requestId: parsed.requestId, timestamp: ts, level: parsed.level, message: parsed.message };
+          if (++emitted >= limit) return;
+        }
+        nextToken = page.nextToken;
+      } while (nextToken);
+      if (!opts.follow) return;
+      if (newest > startTime) {
+        startTime = newest;
+        seen = seenAtNewest;
+      } else {
+        for (const id of seenAtNewest) seen.add(id);
+      }
+      try {
+        await this.sleep(this.followMs, opts.signal);
+      } catch {
+        return;
+      }
+      if (opts.signal?.aborted) return;
+    }
+  }
+
+  // ------------------------------------------------------------ failures
+
+  /**
+   * The on-failure destination's records, read with VisibilityTimeout 0 so they stay in the queue for the
+   * next reader. Each read still counts as a receive (ApproximateReceiveCount rises, which matters when the
+   * queue has a redrive policy). SQS returns at most 10 per call and samples its servers, so the loop
+   * asks again until a round brings nothing new.
+   */
+  async failures(name: string, opts: { limit?: number }): Promise<FailureRecord[]> {
+    const limit = opts.limit ?? 100;
+    const destinations = [...new Set((await this.listMappings(name)).map((m) => m.DestinationConfig?.OnFailure?.Destination).filter((d): d is string => !!d))];
+    if (!destinations.length) {
+      if (!(await this.getFunction(name))) throw new UserError(`Function ${name} does not exist.`, '`iotctl lambda list` shows the deployed functions.', 'FUNCTION_NOT_FOUND');
+      return [];
+    }
+    const { client, sdk } = await this.aws.get('sqs');
+    const records: FailureRecord[] = [];
+    for (const destination of destinations) {
+      const [, , service, , account, resource] = destination.split(':');
+      if (service !== 'sqs')
+        throw new UserError(`Function ${name} sends failures to ${destination}, which iotctl cannot read back (only SQS queues can).`, 'Subscribe an SQS queue to the topic and read it, or point eventSource.onFailure at an SQS queue.', 'FAILURES_UNREADABLE');
+      const { QueueUrl } = await client.send(new sdk.GetQueueUrlCommand({ QueueName: resource!, QueueOwnerAWSAccountId: account }), this.aws.sendOptions);
+      const ids = new Set<string>();
+      for (let round = 0; round < Math.ceil(limit / 10) + 3 && records.length < limit; round++) {
+        const out = await client.send(
+          new sdk.ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: Math.min(10, limit - records.length), VisibilityTimeout: 0, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['SentTimestamp'] }),
+          this.aws.sendOptions,
+        );
+        const fresh = (out.Messages ?? []).filter((m) => !ids.has(m.MessageId!));
+        if (!fresh.length) break;
+        for (const m of fresh) {
+          ids.add(m.MessageId!);
+          records.push(failureRecord(name, destination, m));
+        }
+      }
+    }
+    return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt)).slice(0, limit);
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function failureRecord(functionName: string, destination: string, m: { MessageId?: string; Body?: string; Attributes?: Record<string, string> }): FailureRecord {
+  let record: Record<string, unknown>;
+  try {
+    const doc = JSON.parse(m.Body ?? '') as unknown;
+    record = doc && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : { body: doc };
+  } catch {
+    record = { body: m.Body ?? '' };
+  }
+  // Lambda's on-failure record has its own timestamp; SQS's SentTimestamp is the fallback.
+  const stamped = typeof record.timestamp === 'string' && !Number.isNaN(Date.parse(record.timestamp)) ? new Date(record.timestamp) : undefined;
+  const sent = m.Attributes?.SentTimestamp ? new Date(Number(m.Attributes.SentTimestamp)) : undefined;
+  return { id: m.MessageId!, functionName, destination, createdAt: (stamped ?? sent ?? new Date(0)).toISOString(), record };
+}
+
+function summary(c: FunctionConfiguration, tags: Record<string, string>, mappings: EventSourceMappingConfiguration[]): FunctionSummary {
+  const handler = c.Handler ?? '';
+  return {
+    name: c.FunctionName!,
+    arn: c.FunctionArn!,
+    template: tags[TAG_TEMPLATE] ?? null,
+    // The exported function's name, as deployments give it (the file part is the artifact's).
+    handler: handler.slice(handler.lastIndexOf('.') + 1),
+    timeoutSeconds: c.Timeout ?? 3,
+    memoryMb: c.MemorySize ?? 128,
+    environment: c.Environment?.Variables ?? {},
+    sha256: tags[TAG_SHA] ?? c.CodeSha256 ?? '',
+    eventSource: mappings[0] ? eventSourceOf(mappings[0]) : null,
+    updatedAt: isoOf(c.LastModified),
+    state: c.LastUpdateStatus && c.LastUpdateStatus !== 'Successful' ? `${c.State}/${c.LastUpdateStatus}` : (c.State ?? 'Active'),
+  };
+}
+
+function eventSourceOf(m: EventSourceMappingConfiguration): EventSourceSpec {
+  const destination = m.DestinationConfig?.OnFailure?.Destination;
+  return {
+    stream: resourceName(m.EventSourceArn),
+    batchSize: m.BatchSize ?? 100,
+    maximumBatchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? 0,
+    startingPosition: (m.StartingPosition as EventSourceSpec['startingPosition']) ?? 'TRIM_HORIZON',
+    ...(m.StartingPositionTimestamp ? { startingPositionTimestamp: new Date(m.StartingPositionTimestamp).toISOString() } : {}),
+    maximumRetryAttempts: m.MaximumRetryAttempts ?? -1,
+    maximumRecordAgeInSeconds: m.MaximumRecordAgeInSeconds ?? -1,
+    bisectBatchOnFunctionError: m.BisectBatchOnFunctionError ?? false,
+    reportBatchItemFailures: (m.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+    ...(destination ? { onFailure: destination } : {}),
+  };
+}
+
+function configDiffers(c: FunctionConfiguration, want: DesiredConfig): boolean {
+  const vpc = c.VpcConfig;
+  return (
+    c.Runtime !== want.Runtime ||
+    c.Handler !== want.Handler ||
+    c.Role !== want.Role ||
+    c.MemorySize !== want.MemorySize ||
+    c.Timeout !== want.Timeout ||
+    !sameJson(JSON.stringify(sortKeys(c.Environment?.Variables ?? {})), JSON.stringify(sortKeys(want.Environment.Variables))) ||
+    [...(vpc?.SubnetIds ?? [])].sort().join(',') !== want.VpcConfig.SubnetIds.join(',') ||
+    [...(vpc?.SecurityGroupIds ?? [])].sort().join(',') !== want.VpcConfig.SecurityGroupIds.join(',')
+  );
+}
+
+// ---------------------------------------------------------------- IAM policy
+
+type PolicyDocument = { Version: '2012-10-17'; Statement: Array<{ Sid: string; Effect: 'Allow'; Action: string[]; Resource: string | string[] }> };
+
+/** ARNs in the caller's partition, region and account. */
+class Arns {
+  constructor(
+    readonly partition: string,
+    readonly region: string,
+    readonly account: string,
+  ) {}
+  stream(name: string): string {
+    return name.startsWith('arn:') ? name : `arn:${this.partition}:kinesis:${this.region}:${this.account}:stream/${name}`;
+  }
+  /** onFailure: an SQS or SNS ARN, or a bare name taken as an SQS queue of this account. */
+  destination(value: string): string {
+    return value.startsWith('arn:') ? value : `arn:${this.partition}:sqs:${this.region}:${this.account}:${value}`;
+  }
+  logGroup(functionName: string): string {
+    return `arn:${this.partition}:logs:${this.region}:${this.account}:log-group:/aws/lambda/${functionName}`;
+  }
+}
+
+/**
+ * Least privilege for one function: write its own log group; read its stream; VPC network interfaces
+ * only with a VPC; its database secret or IAM database login when it has one; its failure destination.
+ */
+function rolePolicy(arns: Arns, d: FunctionDeployment, ctx: { streamArn?: string; destination?: string; environment: Record<string, string> }): PolicyDocument {
+  const logGroup = arns.logGroup(d.name);
+  const Statement: PolicyDocument['Statement'] = [
+    { Sid: 'LogGroup', Effect: 'Allow', Action: ['logs:CreateLogGroup'], Resource: logGroup },
+    { Sid: 'LogEvents', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: `${logGroup}:*` },
+  ];
+  if (ctx.streamArn) {
+    Statement.push({
+      Sid: 'ReadStream',
+      Effect: 'Allow',
+      Action: ['kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards'],
+      Resource: ctx.streamArn,
+    });
+    // ListStreams is an account-level action: IAM matches it only against "*".
+    Statement.push({ Sid: 'ListStreams', Effect: 'Allow', Action: ['kinesis:ListStreams'], Resource: '*' });
+  }
+  if (d.vpc) {
+    // Lambda's ENI actions do not support resource-level restriction (as in AWSLambdaVPCAccessExecutionRole).
+    Statement.push({
+      Sid: 'VpcNetworkInterfaces',
+      Effect: 'Allow',
+      Action: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      Resource: '*',
+    });
+  }
+  if (ctx.environment.DATABASE_SECRET_ARN) Statement.push({ Sid: 'DatabaseSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: ctx.environment.DATABASE_SECRET_ARN });
+  if (/^(1|true|yes)$/i.test(ctx.environment.DATABASE_IAM_AUTH ?? '') && ctx.environment.DATABASE_USER) {
+    // The instance's resource id is not known here; the database user bounds the grant.
+    Statement.push({ Sid: 'DatabaseIamAuth', Effect: 'Allow', Action: ['rds-db:connect'], Resource: `arn:${arns.partition}:rds-db:${arns.region}:${arns.account}:dbuser:*/${ctx.environment.DATABASE_USER}` });
+  }
+  if (ctx.destination) {
+    const sns = ctx.destination.split(':')[2] === 'sns';
+    Statement.push({ Sid: 'OnFailureDestination', Effect: 'Allow', Action: [sns ? 'sns:Publish' : 'sqs:SendMessage'], Resource: ctx.destination });
+  }
+  return { Version: '2012-10-17', Statement };
+}
+
+export function roleNameFor(functionName: string): string {
+  // IAM role names are at most 64 characters.
+  const name = `iotctl-fn-${functionName}`;
+  if (name.length <= 64) return name;
+  return `${name.slice(0, 55)}-${createHash('sha256').update(functionName).digest('hex').slice(0, 8)}`;
+}
+
+// ---------------------------------------------------------------- small utilities
+
+function partitionOf(region: string): string {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+/** The last part of an ARN: the stream of a Kinesis ARN, the queue of an SQS one. */
+function resourceName(arn: string | undefined): string {
+  if (!arn) return '';
+  const last = arn.split(':').pop()!;
+  return last.slice(last.lastIndexOf('/') + 1);
+}
+
+function functionNameOf(arn: string | undefined): string {
+  const parts = (arn ?? '').split(':');
+  const i = parts.indexOf('function');
+  return i >= 0 ? parts[i + 1]! : (arn ?? '');
+}
+
+function sameFunction(arn: string | undefined, c: FunctionConfiguration): boolean {
+  return functionNameOf(arn) === c.FunctionName;
+}
+
+function isoOf(value: string | undefined): string {
+  if (!value) return new Date(0).toISOString();
+  const t = Date.parse(value.replace(/\+0000$/, 'Z'));
+  return Number.isNaN(t) ? value : new Date(t).toISOString();
+}
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function sameJson(a: string, b: string): boolean {
+  try {
+    return JSON.stringify(canonical(JSON.parse(a))) === JSON.stringify(canonical(JSON.parse(b)));
+  } catch {
+    return a === b;
+  }
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)]));
+  return v;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
