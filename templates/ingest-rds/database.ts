@@ -15,7 +15,7 @@
  */
 import { rootCertificates } from 'node:tls';
 import type pg from 'pg';
-import { RDS_GLOBAL_BUNDLE as RDS_CA_BUNDLE } from './rds-global-bundle.js';
+import { RDS_GLOBAL_BUNDLE as RDS_CA_BUNDLE } from '../../src/db/rds-ca-bundle.js';
 
 export type SslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
 

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { RDS_GLOBAL_BUNDLE } from '../../db/rds-ca-bundle.js';
+import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import type { DatabaseLocation, DatabasePort } from '../../ports.js';
 import { redactUrl } from '../../db/connection.js';
 import { UserError } from '../../ui/errors.js';
@@ -189,16 +189,7 @@ function displayUrl(user: string, host: string, port: number, database: string):
   return `postgres://${encodeURIComponent(user)}@${host}:${port}/${encodeURIComponent(database)}?sslmode=verify-full`;
 }
 
-let bundle: string | undefined;
-
-/**
- * AWS's RDS global CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), shipped
- * as src/targets/aws/rds-global-bundle.pem. Found beside this module (a copy in dist) or in src/.
- */
+/** AWS's RDS global CA bundle, shared with the ingest template (src/db/rds-ca-bundle.ts). */
 export function rdsCaBundle(): string {
-  if (bundle) return bundle;
-  const candidates = [new URL('./rds-global-bundle.pem', import.meta.url), new URL('../../../src/targets/aws/rds-global-bundle.pem', import.meta.url)].map((u) => fileURLToPath(u));
-  const file = candidates.find((f) => existsSync(f));
-  if (!file) throw new Error(`The RDS CA bundle is missing from this installation (looked in ${candidates.join(', ')})`);
-  return (bundle = readFileSync(file, 'utf8'));
+  return RDS_GLOBAL_BUNDLE;
 }
