@@ -192,4 +192,22 @@ test('rule errors: read from the errorAction log group, newest first, by rule, w
   assert.equal(await errors.list({ rule: 'missing' }), []);
 });
 
+
+test("list and prune see only this project's rules; an unmanaged rule of the same name is refused, not overwritten", async () => {
+  const { client, sdk } = await aws.get('iot');
+  const foreign = { sql: "SELECT * FROM 'other/#'", actions: [], description: 'hand-made', awsIotSqlVersion: '2016-03-23' };
+  await client.send(new sdk.CreateTopicRuleCommand({ ruleName: 'someone_elses', topicRulePayload: foreign }));
+  await client.send(new sdk.CreateTopicRuleCommand({ ruleName: 'telemetry_to_stream', topicRulePayload: foreign }));
+  await client.send(new sdk.CreateTopicRuleCommand({ ruleName: 'other_project', topicRulePayload: { ...foreign, description: 'x [iotctl:another]' } }));
+  const spec = specOf(base);
+  assert.equal(await rules.list(), []);
+  const plan = await planRules(rules, spec, { prune: true });
+  assert.equal(plan.filter((i) => i.action === 'delete'), [], 'prune never deletes rules iotctl does not manage');
+  const err = await applyRulePlan(rules, plan).then(() => undefined, (e: Error) => e);
+  assert.match(String(err?.message), /already exists.*does not manage it/);
+  const kept = await client.send(new sdk.GetTopicRuleCommand({ ruleName: 'telemetry_to_stream' }));
+  assert.is(kept.rule?.description, 'hand-made');
+  assert.ok(await rules.get('someone_elses'), 'show still reads any rule');
+});
+
 test.run();

@@ -133,11 +133,22 @@ export function fromAwsAction(action: Action, s: ArnScope, managedRole: string):
   return undefined; // an action kind iotctl does not manage (DynamoDB, SNS...): left out, so the plan replaces the rule
 }
 
-export function toPayload(rule: RuleSpec, s: ArnScope): TopicRulePayload {
+/**
+ * Which iotctl project owns a rule, written at the end of its description: list() (and so prune) sees only
+ * the project's own rules, never the other rules of the account. (Topic rule tags would do, but tags are
+ * not returned by GetTopicRule, so the owner would cost one more call per rule.)
+ */
+const OWNER = / ?\[iotctl:([a-z0-9-]+)\]$/;
+
+export function ownerOf(description: string | undefined): string | undefined {
+  return OWNER.exec(description ?? '')?.[1];
+}
+
+export function toPayload(rule: RuleSpec, s: ArnScope, project?: string): TopicRulePayload {
   const managed = roleArnOf(s, managedRoleName(rule.name));
   return {
     sql: rule.sql,
-    description: rule.description,
+    description: project ? `${rule.description}${rule.description ? ' ' : ''}[iotctl:${project}]` : rule.description,
     ruleDisabled: !rule.enabled,
     awsIotSqlVersion: SQL_VERSION,
     actions: rule.actions.map((a) => toAwsAction(a, s, managed)),
@@ -150,7 +161,7 @@ export function fromAws(name: string, rule: TopicRule, s: ArnScope): RuleSpec {
   const errorAction = rule.errorAction && Object.keys(rule.errorAction).length ? fromAwsAction(rule.errorAction, s, managed) : undefined;
   return {
     name,
-    description: rule.description ?? '',
+    description: (rule.description ?? '').replace(OWNER, ''),
     sql: rule.sql ?? '',
     enabled: !rule.ruleDisabled,
     actions: (rule.actions ?? []).map((a) => fromAwsAction(a, s, managed)).filter((a) => a !== undefined),
@@ -166,7 +177,11 @@ export function fromAws(name: string, rule: TopicRule, s: ArnScope): RuleSpec {
 export class AwsRules implements RulesPort {
   private scopeCache?: Promise<ArnScope>;
 
-  constructor(private readonly aws: AwsClients) {}
+  /** `project`: the iotctl project whose rules these are (see ownerOf). */
+  constructor(
+    private readonly aws: AwsClients,
+    private readonly project = 'iotctl',
+  ) {}
 
   scope(): Promise<ArnScope> {
     this.scopeCache ??= Promise.all([this.aws.region(), this.aws.accountId()]).then(([region, account]) => ({ partition: partitionOf(region), region, account }));
@@ -183,15 +198,19 @@ export class AwsRules implements RulesPort {
       names.push(...(out.rules ?? []).map((r) => r.ruleName!));
       nextToken = out.nextToken;
     } while (nextToken);
-    const rules = await mapLimit(names.sort(), 4, (name) => this.get(name));
-    return rules.filter((r) => r !== undefined);
+    const rules = await mapLimit(names.sort(), 4, (name) => this.read(name));
+    return rules.filter((r) => r !== undefined && r.owner === this.project).map((r) => r!.spec);
   }
 
   async get(name: string): Promise<RuleSpec | undefined> {
+    return (await this.read(name))?.spec;
+  }
+
+  private async read(name: string): Promise<{ spec: RuleSpec; owner: string | undefined } | undefined> {
     const { client, sdk } = await this.aws.get('iot');
     try {
       const out = await client.send(new sdk.GetTopicRuleCommand({ ruleName: name }), this.aws.sendOptions);
-      return out.rule ? fromAws(name, out.rule, await this.scope()) : undefined;
+      return out.rule ? { spec: fromAws(name, out.rule, await this.scope()), owner: ownerOf(out.rule.description) } : undefined;
     } catch (error) {
       // AWS answers GetTopicRule for a rule that does not exist with UnauthorizedException.
       if (isAwsError(error, 'ResourceNotFoundException', 'UnauthorizedException')) return undefined;
@@ -203,9 +222,17 @@ export class AwsRules implements RulesPort {
     const s = await this.scope();
     const policy = managedRolePolicy(rule, s);
     const createdRole = policy ? await this.ensureRole(rule.name, policy, s) : false;
-    const exists = (await this.get(rule.name)) !== undefined;
+    const existing = await this.read(rule.name);
+    if (existing && existing.owner !== this.project) {
+      throw new UserError(
+        `Topic rule ${rule.name} already exists in this account and region, and iotctl project ${this.project} does not manage it${existing.owner ? ` (project ${existing.owner} does)` : ''}.`,
+        'Rename the rule in iotctl.yaml, or delete the existing rule first (aws iot delete-topic-rule --rule-name ' + rule.name + ').',
+        'RULE_NOT_OURS',
+      );
+    }
+    const exists = existing !== undefined;
     const { client, sdk } = await this.aws.get('iot');
-    const topicRulePayload = toPayload(rule, s);
+    const topicRulePayload = toPayload(rule, s, this.project);
     for (let attempt = 0; ; attempt++) {
       try {
         if (exists) await client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: rule.name, topicRulePayload }), this.aws.sendOptions);
