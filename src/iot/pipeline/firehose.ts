@@ -1,4 +1,4 @@
-import { kindOf } from '../../targets/local/lake/columns.js';
+import { KIND_NESTED, kindOf } from '../../targets/local/lake/columns.js';
 import { compilePipeline } from './engine.js';
 import { DATASTORE_RESERVED_ATTRIBUTES } from './validate.js';
 import type { Activity, CompiledPipeline, JsonObject, PipelineDeps, PipelineMessage } from './types.js';
@@ -178,8 +178,8 @@ function decode(data: string): JsonObject | string {
  * differ only in case cannot be columns (Glue and Athena column names are case-insensitive, as DuckDB's are).
  */
 function serialiseRow(row: PipelineMessage, columns: Map<string, { name: string; mask: number }>): { ok: true; line: string } | { ok: false; reason: string } {
-  const record: JsonObject = { __message_id: row.id, __received_at: row.receivedAt };
   const seen = new Set<string>();
+  let nested = false;
   for (const key in row.body) {
     const lower = key.toLowerCase();
     if (!key) return { ok: false, reason: 'an attribute has an empty name, which cannot be a datastore column' };
@@ -190,19 +190,29 @@ function serialiseRow(row: PipelineMessage, columns: Map<string, { name: string;
       };
     if (seen.has(lower)) return { ok: false, reason: `attributes that differ only in case map to one datastore column "${columns.get(lower)?.name ?? key}" (column names are case-insensitive)` };
     seen.add(lower);
-    const value = row.body[key];
-    const kind = kindOf(value);
+    const kind = kindOf(row.body[key]);
+    if (kind === KIND_NESTED) nested = true;
     const column = columns.get(lower);
     if (column) column.mask |= kind;
     else columns.set(lower, { name: key, mask: kind });
-    // Nested values are stored as their JSON text, as the local datastore's VARCHAR columns hold them.
-    record[key] = value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
   }
+  let body: JsonObject = row.body;
+  if (nested) {
+    // Nested values are stored as their JSON text, as the local datastore's VARCHAR columns hold them.
+    body = {};
+    for (const key in row.body) {
+      const value = row.body[key];
+      body[key] = value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
+    }
+  }
+  let json: string;
   try {
-    return { ok: true, line: JSON.stringify(record) + '\n' };
+    json = JSON.stringify(body);
   } catch (e) {
     return { ok: false, reason: `the message cannot be serialised as JSON: ${(e as Error).message}` };
   }
+  // The metadata columns first, spliced in front of the body's own JSON (one stringify per row).
+  return { ok: true, line: `{"__message_id":${JSON.stringify(row.id)},"__received_at":${row.receivedAt}${json.length > 2 ? ',' + json.slice(1) : '}'}\n` };
 }
 
 let dayStart = 0;
