@@ -7,11 +7,14 @@
  *   the stream's error prefix) and its reason is logged as a JSON line keyed by recordId, because Firehose
  *   keeps only the raw bytes of a failed record.
  * - Rows carry the day partition as `metadata.partitionKeys.dt` for dynamic partitioning.
+ * - New attributes (or wider values) widen the datastore's Glue table (GLUE_DATABASE/GLUE_TABLE), as the
+ *   local lake widens its columns; Firehose's Parquet conversion reads the table's LATEST version.
  * - deviceRegistryEnrich calls IoT DescribeThing, remembered per warm container for THING_CACHE_SECONDS;
  *   the lambda activity invokes the named function synchronously. Both SDK clients load on first use.
  */
 import {
   compileFirehoseTransform,
+  widenGlueColumns,
   type FirehoseTransform,
   type FirehoseTransformationEvent,
   type FirehoseTransformationResponse,
@@ -21,12 +24,32 @@ import type { Activity, PipelineDeps, ThingDescription } from '../../src/iot/pip
 export type { FirehoseTransformationEvent, FirehoseTransformationResponse };
 
 /** Builds a handler over the given dependencies (tests inject a registry; Lambda uses the AWS one). */
-export function createHandler(deps: Pick<PipelineDeps, 'invoke' | 'lookupThing'>, env: NodeJS.ProcessEnv = process.env) {
+/** The datastore's Glue table columns: read once per container, written only when a batch widens them. */
+export interface SchemaStore {
+  read(): Promise<Column[]>;
+  write(columns: Column[]): Promise<void>;
+}
+type Column = { name: string; type: string };
+
+export function createHandler(deps: Pick<PipelineDeps, 'invoke' | 'lookupThing'>, env: NodeJS.ProcessEnv = process.env, schema?: SchemaStore) {
   let transform: FirehoseTransform | undefined;
+  let known: Promise<Column[]> | undefined;
   return async function handler(event: FirehoseTransformationEvent): Promise<FirehoseTransformationResponse> {
     transform ??= compileFirehoseTransform(readActivities(env), deps);
     const outcome = await transform.transform(event);
     for (const f of outcome.failures) log(env, 'warn', 'record failed', { pipeline: env.PIPELINE_NAME, recordId: f.recordId, activity: f.activity, activityType: f.activityType, reason: f.reason });
+    if (schema && outcome.columns.size) {
+      const current = await (known ??= schema.read().catch((e) => {
+        known = undefined;
+        throw e;
+      }));
+      const widened = widenGlueColumns(current, outcome.columns);
+      if (widened) {
+        await schema.write(widened);
+        known = Promise.resolve(widened);
+        log(env, 'debug', 'datastore schema widened', { pipeline: env.PIPELINE_NAME, columns: widened.slice(current.length).map((c) => c.name) });
+      }
+    }
     if (env.LOG_LEVEL === 'debug') log(env, 'debug', 'batch transformed', { pipeline: env.PIPELINE_NAME, ...outcome.counts, columns: [...outcome.columns.values()].map((c) => c.name) });
     return outcome.response;
   };
@@ -73,6 +96,34 @@ function awsRegistry(env: NodeJS.ProcessEnv): NonNullable<PipelineDeps['lookupTh
   };
 }
 
+/** The Glue table of GLUE_DATABASE/GLUE_TABLE; UpdateTable keeps everything but the columns. */
+function glueSchema(env: NodeJS.ProcessEnv): SchemaStore | undefined {
+  const DatabaseName = env.GLUE_DATABASE;
+  const Name = env.GLUE_TABLE;
+  if (!DatabaseName || !Name) return undefined;
+  const glue = import('@aws-sdk/client-glue').then((m) => ({ m, c: new m.GlueClient({}) }));
+  const table = async () => {
+    const { m, c } = await glue;
+    return { m, c, t: (await c.send(new m.GetTableCommand({ DatabaseName, Name }))).Table! };
+  };
+  return {
+    async read() {
+      return ((await table()).t.StorageDescriptor?.Columns ?? []).map((col) => ({ name: col.Name!, type: col.Type! }));
+    },
+    async write(columns) {
+      const { m, c, t } = await table();
+      const TableInput = {
+        Name,
+        TableType: t.TableType,
+        Parameters: t.Parameters,
+        PartitionKeys: t.PartitionKeys,
+        StorageDescriptor: { ...t.StorageDescriptor, Columns: columns.map((col) => ({ Name: col.name, Type: col.type })) },
+      };
+      await c.send(new m.UpdateTableCommand({ DatabaseName, TableInput }));
+    },
+  };
+}
+
 /** The lambda activity: a synchronous Invoke with the messages array, as IoT Analytics calls pipeline functions. */
 function awsInvoke(): NonNullable<PipelineDeps['invoke']> {
   let client: Promise<(fn: string, payload: unknown) => Promise<unknown>> | undefined;
@@ -96,4 +147,4 @@ function log(env: NodeJS.ProcessEnv, level: 'debug' | 'warn', message: string, f
   else console.log(line);
 }
 
-export const handler = createHandler({ lookupThing: awsRegistry(process.env), invoke: awsInvoke() });
+export const handler = createHandler({ lookupThing: awsRegistry(process.env), invoke: awsInvoke() }, process.env, glueSchema(process.env));

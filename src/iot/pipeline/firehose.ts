@@ -1,4 +1,4 @@
-import { KIND_NESTED, kindOf } from '../../targets/local/lake/columns.js';
+import { KIND_NESTED, kindOf, typeForKinds, widen, type ColumnType } from '../../targets/local/lake/columns.js';
 import { compilePipeline } from './engine.js';
 import { DATASTORE_RESERVED_ATTRIBUTES } from './validate.js';
 import type { Activity, CompiledPipeline, JsonObject, PipelineDeps, PipelineMessage } from './types.js';
@@ -225,4 +225,41 @@ function utcDay(ms: number): string {
   dayEnd = dayStart + 86_400_000;
   dayText = new Date(ms).toISOString().slice(0, 10);
   return dayText;
+}
+
+/** Glue/Athena types for the local datastore's column types (lake/columns.ts). */
+const GLUE_TYPE: Record<ColumnType, string> = { BIGINT: 'bigint', DOUBLE: 'double', BOOLEAN: 'boolean', VARCHAR: 'string' };
+const LAKE_TYPE: Record<string, ColumnType> = { bigint: 'BIGINT', int: 'BIGINT', double: 'DOUBLE', float: 'DOUBLE', boolean: 'BOOLEAN', string: 'VARCHAR' };
+
+/**
+ * The Glue table columns after a batch, widened as the local lake widens its columns: a new attribute adds a
+ * column; bigint may become double; any other change becomes string, and stays string. Returns undefined when
+ * nothing changes (the common case: the handler then makes no Glue call). Columns it does not know (the base
+ * columns, a timestamp) are left as they are.
+ */
+export function widenGlueColumns(existing: readonly { name: string; type: string }[], seen: ReadonlyMap<string, { name: string; mask: number }>): { name: string; type: string }[] | undefined {
+  const out = existing.map((c) => ({ ...c }));
+  const byKey = new Map(out.map((c) => [c.name.toLowerCase(), c]));
+  let changed = false;
+  for (const [key, { name, mask }] of seen) {
+    const fileType = typeForKinds(mask);
+    if (fileType === undefined) continue;
+    const column = byKey.get(key);
+    if (!column) {
+      // Glue and Athena spell column names in lower case.
+      const added = { name: name.toLowerCase(), type: GLUE_TYPE[fileType] };
+      out.push(added);
+      byKey.set(key, added);
+      changed = true;
+      continue;
+    }
+    const known = LAKE_TYPE[column.type.toLowerCase()];
+    if (!known) continue;
+    const wider = GLUE_TYPE[widen(known, fileType)!];
+    if (wider !== column.type) {
+      column.type = wider;
+      changed = true;
+    }
+  }
+  return changed ? out : undefined;
 }

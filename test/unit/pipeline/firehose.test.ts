@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileFirehoseTransform, type FirehoseTransformationEvent } from '../../../src/iot/pipeline/firehose.js';
+import { compileFirehoseTransform, widenGlueColumns, type FirehoseTransformationEvent } from '../../../src/iot/pipeline/firehose.js';
 import type { Activity, JsonObject, ThingDescription } from '../../../src/iot/pipeline/index.js';
 import { createHandler } from '../../../templates/pipeline-transform/handler.js';
 import { components, message, setupLake } from '../lake/helpers.js';
@@ -176,6 +176,38 @@ test('columns report the kinds seen per column (for the Glue schema), case-insen
     ['c', { name: 'c', mask: 4 }],
     ['z', { name: 'z', mask: 0 }],
   ]);
+});
+
+test('the Glue schema widens as the local lake widens its columns; an unchanged schema is not rewritten', () => {
+  const base = [{ name: '__message_id', type: 'string' }, { name: '__received_at', type: 'timestamp' }];
+  const seen = (entries: [string, number][]) => new Map(entries.map(([name, mask]) => [name.toLowerCase(), { name, mask }]));
+  const first = widenGlueColumns(base, seen([['Temp', 1], ['site', 8], ['ok', 4], ['nested', 16], ['none', 0]]));
+  assert.equal(first, [...base, { name: 'temp', type: 'bigint' }, { name: 'site', type: 'string' }, { name: 'ok', type: 'boolean' }, { name: 'nested', type: 'string' }]);
+  assert.equal(widenGlueColumns(first!, seen([['temp', 1], ['site', 8]])), undefined, 'nothing new: no write');
+  assert.equal(widenGlueColumns(first!, seen([['temp', 2]]))!.find((c) => c.name === 'temp'), { name: 'temp', type: 'double' });
+  assert.equal(widenGlueColumns(first!, seen([['ok', 1]]))!.find((c) => c.name === 'ok'), { name: 'ok', type: 'string' });
+  assert.equal(widenGlueColumns([{ name: 'temp', type: 'string' }], seen([['temp', 1]])), undefined, 'string stays string');
+});
+
+test('the handler writes the widened schema once, when a batch brings a new attribute', async () => {
+  let columns = [{ name: '__message_id', type: 'string' }, { name: '__received_at', type: 'timestamp' }];
+  const writes: string[][] = [];
+  let reads = 0;
+  const handler = createHandler({}, { PIPELINE_ACTIVITIES: '[]', LOG_LEVEL: 'silent' }, {
+    read: async () => (reads++, columns),
+    write: async (c) => {
+      writes.push(c.map((x) => `${x.name} ${x.type}`));
+      columns = c;
+    },
+  });
+  await handler(eventOf([{ at: 1, payload: { temp: 1 }, expect: 'Ok' }]));
+  await handler(eventOf([{ at: 2, payload: { temp: 2 }, expect: 'Ok' }]));
+  await handler(eventOf([{ at: 3, payload: { temp: 2.5, hum: 3 }, expect: 'Ok' }]));
+  assert.equal(writes, [
+    ['__message_id string', '__received_at timestamp', 'temp bigint'],
+    ['__message_id string', '__received_at timestamp', 'temp double', 'hum bigint'],
+  ]);
+  assert.equal(reads, 1, 'read once per container');
 });
 
 test('the bundled template (the artifact Lambda runs) transforms a Firehose event from its environment', async () => {

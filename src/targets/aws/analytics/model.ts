@@ -203,6 +203,8 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         Version: '2012-10-17',
         Statement: [
           logs(`/aws/lambda/${fn}`),
+          // The transform widens its datastore's table as new attributes arrive.
+          ...(ds?.format !== 'json' ? [statement(['glue:GetTable', 'glue:UpdateTable'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])] : []),
           ...(enrich ? [statement(['iot:DescribeThing'], [arn('iot', 'thing/*')])] : []),
           ...(lambdaTargets.length ? [statement(['lambda:InvokeFunction'], lambdaTargets)] : []),
         ],
@@ -214,7 +216,12 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       runtime: 'nodejs20.x',
       timeout: 60,
       memory: 512,
-      environment: { PIPELINE_NAME: p.name, PIPELINE_ACTIVITIES: JSON.stringify(p.activities), IOTCTL_BUNDLE_SHA256: ctx.transformSha256 },
+      environment: {
+        PIPELINE_NAME: p.name,
+        PIPELINE_ACTIVITIES: JSON.stringify(p.activities),
+        ...(ds?.format !== 'json' ? { GLUE_DATABASE: database, GLUE_TABLE: table } : {}),
+        IOTCTL_BUNDLE_SHA256: ctx.transformSha256,
+      },
     } satisfies FunctionConfig);
     const parquet = (ds?.format ?? 'parquet') === 'parquet';
     add('role', streamRole, {
