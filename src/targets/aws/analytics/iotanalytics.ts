@@ -174,8 +174,8 @@ async function tagsOf(aws: AwsClients, arn: string): Promise<Record<string, stri
 
 /**
  * What exists. `scope`: 'spec' reads the resources the spec names (plan without prune); 'project' adds those tagged
- * with this project (prune); 'account' reads every IoT Analytics resource in the region (migrate of an account
- * iotctl did not build).
+ * with this project (prune); 'account' reads every IoT Analytics resource in the region but those iotctl made for
+ * another project (migrate of an account iotctl did not build).
  */
 export async function readIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, scope: 'spec' | 'project' | 'account' = 'spec'): Promise<ReadResource[]> {
   const a = spec.analytics;
@@ -192,7 +192,11 @@ export async function readIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, 
       if (scope === 'spec' && !named[kind].has(name)) continue;
       const r = await describe(aws, kind, name);
       if (!r) continue; // deleted between List and Describe
-      if (scope === 'project' && !named[kind].has(name) && (!r.arn || (await tagsOf(aws, r.arn))[PROJECT_TAG] !== spec.project)) continue;
+      if (scope !== 'spec' && !named[kind].has(name)) {
+        const owner = r.arn ? (await tagsOf(aws, r.arn))[PROJECT_TAG] : undefined;
+        // 'project': only what iotctl made for this project; 'account': all but what iotctl made for another project.
+        if (scope === 'project' ? owner !== spec.project : owner !== undefined && owner !== spec.project) continue;
+      }
       out.push(r);
     }
   }
