@@ -177,4 +177,20 @@ test('where IoT Analytics no longer answers, the section comes from iotctl.yaml 
   }
 });
 
+test('against moto, which has no IoT Analytics API (it answers an HTML error page), migrate falls back to iotctl.yaml', async () => {
+  fake.restore();
+  const restoreAttempts = useEnv({ AWS_MAX_ATTEMPTS: '1' }); // no retries of the 500 page
+  const direct = new AwsClients({ endpointUrl: moto.url });
+  try {
+    const result = await migrateAnalytics({ aws: direct, specText: SPEC, spec: parseSpec(SPEC).spec, dryRun: true });
+    assert.is(result.source, 'spec');
+    assert.ok(result.warnings[0]!.includes('AWS IoT Analytics did not answer ListChannels in us-east-1'), result.warnings[0]);
+    assert.is(parseSpec(result.specText).spec.analytics.engine, 'datalake');
+  } finally {
+    direct.destroy();
+    restoreAttempts();
+    fake.install();
+  }
+});
+
 test.run();

@@ -45,7 +45,7 @@ let warned = false;
 export function warnIotAnalyticsEnded(): void {
   if (warned) return;
   warned = true;
-  warn(`AWS ended IoT Analytics on ${IOTA_END_OF_LIFE}; the iotanalytics engine is kept only to move off it. Run \`${MIGRATE_COMMAND} --dry-run\` to see the datalake equivalent.`);
+  warn(`AWS ended IoT Analytics on ${IOTA_END_OF_LIFE}; the iotanalytics engine is kept only to move off it: \`${MIGRATE_COMMAND}\` moves this project to the datalake engine.`);
 }
 
 /** The error code of IotAnalyticsEndedError, for callers (migrate) that fall back when the API is gone. */
@@ -59,6 +59,9 @@ export const IOTA_ENDED_CODE = 'IOTANALYTICS_ENDED';
 export function isServiceGone(error: unknown): boolean {
   if (!(error instanceof AwsCallError) || error.service !== 'iotanalytics') return false;
   if (['EndpointUnreachable', 'UnknownOperationException', 'UnknownOperation', 'UnsupportedOperation'].includes(error.awsCode)) return true;
+  // The API answers JSON only: a body that is not JSON (an HTML error page from whatever now serves the
+  // endpoint, as moto_server's 500 page for a service it lacks) means the API is not there.
+  if (error.awsCode === 'SyntaxError' || /Deserialization error/i.test(error.message)) return true;
   const text = `${error.message} ${(error.cause as Error | undefined)?.message ?? ''}`;
   return /no longer (available|supported|accessible)|end of support|reached (its )?end|has been (retired|discontinued|shut down)|not available to new customers/i.test(text);
 }
