@@ -155,6 +155,7 @@ export type ActivitySpec = z.infer<typeof activity>;
 
 const analytics = z
   .object({
+    engine: z.enum(['datalake', 'iotanalytics']).default('datalake'),
     channels: z.array(z.object({ name: name('channel name'), retentionDays: z.number().int().min(1).optional() })).default([]),
     pipelines: z.array(z.object({ name: name('pipeline name'), channel: z.string(), activities: z.array(activity).default([]), datastore: z.string() })).default([]),
     datastores: z
@@ -172,7 +173,7 @@ const analytics = z
       )
       .default([]),
   })
-  .default({ channels: [], pipelines: [], datastores: [], datasets: [] });
+  .default({ engine: 'datalake', channels: [], pipelines: [], datastores: [], datasets: [] });
 export type AnalyticsSpec = z.infer<typeof analytics>;
 
 export const specSchema = z

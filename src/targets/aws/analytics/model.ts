@@ -1,0 +1,285 @@
+import { createHash } from 'node:crypto';
+import type { Resource } from '../../../iot/plan/index.js';
+import type { Spec } from '../../../spec/schema.js';
+
+/**
+ * The datalake engine's desired AWS resources, pure: from the spec's analytics section (plus the account,
+ * the region and the transform bundle's hash) to `Resource`s in a normalised shape that the reader in
+ * datalake.ts also produces from what AWS describes, so planResources() can diff them field by field.
+ *
+ *   bucket      s3://<bucket>: SSE-S3 encrypted, public access blocked (never deleted: it holds the data)
+ *   database    the Glue database (spec.athena.database), so `athena run` sees the tables
+ *   role        one least-privilege IAM role per delivery stream, per transform function, per schedule
+ *   function    the pipeline-transform Lambda of each pipeline (activities in its environment)
+ *   table       per datastore: a Glue table over datastore/<name>/ with partition projection on dt
+ *   stream      per channel: raw NDJSON to raw/<channel>/dt=YYYY-MM-DD/; per pipeline: transform + Parquet
+ *   query       per dataset: an Athena named query
+ *   schedule    per scheduled dataset: an EventBridge Scheduler schedule that starts the query
+ */
+
+export type DatalakeKind = 'bucket' | 'database' | 'role' | 'function' | 'table' | 'stream' | 'query' | 'schedule';
+
+/** Creation order (dependencies first); deletion runs in reverse. */
+export const KIND_ORDER: readonly DatalakeKind[] = ['bucket', 'database', 'role', 'table', 'function', 'stream', 'query', 'schedule'];
+
+export interface DatalakeContext {
+  accountId: string;
+  region: string;
+  /** sha256 (hex) of the bundled pipeline-transform artifact: a new bundle updates the functions. */
+  transformSha256: string;
+}
+
+export interface BucketConfig {
+  encryption: 'AES256';
+  blockPublicAccess: true;
+}
+export interface RoleConfig {
+  /** The service allowed to assume it. */
+  service: string;
+  policy: PolicyDocument;
+}
+export interface PolicyDocument {
+  Version: '2012-10-17';
+  Statement: { Effect: 'Allow'; Action: string[]; Resource: string[] }[];
+}
+export interface TableConfig {
+  location: string;
+  format: 'parquet' | 'json';
+  /** The columns every row has; columns learnt from data are kept by apply and not compared. */
+  columns: { name: string; type: string }[];
+  partitionKeys: { name: string; type: string }[];
+  parameters: Record<string, string>;
+}
+export interface FunctionConfig {
+  role: string;
+  handler: string;
+  runtime: string;
+  timeout: number;
+  memory: number;
+  environment: Record<string, string>;
+}
+export interface StreamConfig {
+  role: string;
+  bucketArn: string;
+  prefix: string;
+  errorOutputPrefix: string;
+  buffering: { sizeMb: number; intervalSeconds: number };
+  compression: 'UNCOMPRESSED' | 'GZIP';
+  dynamicPartitioning: boolean;
+  /** Processor type -> its parameters (name -> value). */
+  processors: Record<string, Record<string, string>>;
+  /** Parquet conversion with the datastore's Glue table schema. */
+  parquet?: { database: string; table: string; role: string; region: string };
+}
+export interface QueryConfig {
+  database: string;
+  workgroup: string;
+  sql: string;
+}
+export interface ScheduleConfig {
+  expression: string;
+  role: string;
+  target: string;
+  input: unknown;
+}
+
+/** AWS name limits (IAM roles 64, Firehose 64, Lambda 64, S3 63): long names keep a hash of the full one. */
+export function fit(name: string, max = 64): string {
+  if (name.length <= max) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, max - 9)}-${hash}`;
+}
+
+export function names(spec: Pick<Spec, 'project'>, ctx: Pick<DatalakeContext, 'accountId' | 'region'>) {
+  const p = `iotctl-${spec.project}`;
+  return {
+    bucket: fit(`${p}-${ctx.accountId}-${ctx.region}`.toLowerCase(), 63),
+    channelStream: (channel: string) => fit(`${p}-ch-${channel}`),
+    pipelineStream: (pipeline: string) => fit(`${p}-pl-${pipeline}`),
+    streamRole: (stream: string) => fit(`${stream}-firehose`),
+    transformFunction: (pipeline: string) => fit(`${p}-transform-${pipeline}`),
+    functionRole: (fn: string) => fit(`${fn}-lambda`),
+    table: (datastore: string) => datastore.toLowerCase(),
+    query: (dataset: string) => fit(`${p}-${dataset}`),
+    schedule: (dataset: string) => fit(`${p}-${dataset}`),
+    scheduleRole: (dataset: string) => fit(`${p}-${dataset}-scheduler`),
+  };
+}
+
+/** Every role iotctl creates for a project lives under this IAM path, so listing finds them (and only them). */
+export const rolePath = (spec: Pick<Spec, 'project'>) => `/iotctl/${spec.project}/`;
+
+/** The Glue table parameter that marks iotctl's tables (the database may hold others). */
+export const PROJECT_PARAMETER = 'iotctl:project';
+
+/** The delivery streams a rule's `iotAnalytics {channel}` action feeds on this engine: the raw stream and each pipeline reading it. */
+export function channelDeliveryStreams(spec: Pick<Spec, 'project' | 'analytics'>, channel: string, ctx: Pick<DatalakeContext, 'accountId' | 'region'>): string[] {
+  const n = names(spec, ctx);
+  return [n.channelStream(channel), ...spec.analytics.pipelines.filter((p) => p.channel === channel).map((p) => n.pipelineStream(p.name))];
+}
+
+/** The columns every datastore row has (the transform adds them; dt is the partition). */
+export const BASE_COLUMNS = [
+  { name: '__message_id', type: 'string' },
+  { name: '__received_at', type: 'timestamp' },
+];
+
+const statement = (Action: string[], Resource: string[]) => ({ Effect: 'Allow' as const, Action, Resource });
+
+export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athena'>, ctx: DatalakeContext): Resource[] {
+  const a = spec.analytics;
+  if (!a.channels.length && !a.pipelines.length && !a.datastores.length && !a.datasets.length) return [];
+  const n = names(spec, ctx);
+  const bucketArn = `arn:aws:s3:::${n.bucket}`;
+  const database = spec.athena.database;
+  const arn = (service: string, resource: string) => `arn:aws:${service}:${ctx.region}:${ctx.accountId}:${resource}`;
+  const roleArn = (role: string) => `arn:aws:iam::${ctx.accountId}:role${rolePath(spec)}${role}`;
+  const out: Resource[] = [];
+  const add = (kind: DatalakeKind, name: string, config: unknown) => out.push({ kind, name, config });
+
+  add('bucket', n.bucket, { encryption: 'AES256', blockPublicAccess: true } satisfies BucketConfig);
+  add('database', database, { description: `iotctl ${spec.project} analytics datastores` });
+
+  const logs = (group: string) => statement(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]);
+  const writeBucket = (prefixes: string[]) =>
+    statement(['s3:AbortMultipartUpload', 's3:GetBucketLocation', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'], [bucketArn, ...prefixes.map((p) => `${bucketArn}/${p}*`)]);
+
+  for (const ds of a.datastores) {
+    const table = n.table(ds.name);
+    const location = `s3://${n.bucket}/datastore/${ds.name}/`;
+    add('table', table, {
+      location,
+      format: ds.format,
+      columns: BASE_COLUMNS,
+      partitionKeys: [{ name: 'dt', type: 'string' }],
+      // Partition projection: Athena computes the dt partitions, so no crawler and no MSCK REPAIR; `WHERE dt = ...` prunes.
+      parameters: {
+        EXTERNAL: 'TRUE',
+        classification: ds.format,
+        [PROJECT_PARAMETER]: spec.project,
+        'projection.enabled': 'true',
+        'projection.dt.type': 'date',
+        'projection.dt.format': 'yyyy-MM-dd',
+        'projection.dt.range': '2020-01-01,NOW',
+        'projection.dt.interval': '1',
+        'projection.dt.interval.unit': 'DAYS',
+        'storage.location.template': `${location}dt=\${dt}/`,
+      },
+    } satisfies TableConfig);
+  }
+
+  for (const ch of a.channels) {
+    const stream = n.channelStream(ch.name);
+    const role = n.streamRole(stream);
+    add('role', role, { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(`/aws/kinesisfirehose/${stream}`)] } } satisfies RoleConfig);
+    add('stream', stream, {
+      role: roleArn(role),
+      bucketArn,
+      prefix: `raw/${ch.name}/dt=!{partitionKeyFromQuery:dt}/`,
+      errorOutputPrefix: `errors/${ch.name}/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/`,
+      buffering: { sizeMb: 64, intervalSeconds: 300 },
+      compression: 'GZIP',
+      dynamicPartitioning: true,
+      // The raw messages stay unchanged, one per line; dt is the day Firehose ingests them.
+      processors: {
+        MetadataExtraction: { JsonParsingEngine: 'JQ-1.6', MetadataExtractionQuery: '{dt: (now | strftime("%Y-%m-%d"))}' },
+        AppendDelimiterToRecord: {},
+      },
+    } satisfies StreamConfig);
+  }
+
+  for (const p of a.pipelines) {
+    const ds = a.datastores.find((d) => d.name === p.datastore);
+    const stream = n.pipelineStream(p.name);
+    const fn = n.transformFunction(p.name);
+    const fnRole = n.functionRole(fn);
+    const streamRole = n.streamRole(stream);
+    const table = n.table(p.datastore);
+    const lambdaTargets = p.activities.flatMap((act) => ('lambda' in act ? [arn('lambda', `function:${act.lambda.function}`)] : []));
+    const enrich = p.activities.some((act) => 'deviceRegistryEnrich' in act);
+    add('role', fnRole, {
+      service: 'lambda.amazonaws.com',
+      policy: {
+        Version: '2012-10-17',
+        Statement: [
+          logs(`/aws/lambda/${fn}`),
+          // The transform widens its datastore's table as new attributes arrive.
+          ...(ds?.format !== 'json' ? [statement(['glue:GetTable', 'glue:UpdateTable'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])] : []),
+          ...(enrich ? [statement(['iot:DescribeThing'], [arn('iot', 'thing/*')])] : []),
+          ...(lambdaTargets.length ? [statement(['lambda:InvokeFunction'], lambdaTargets)] : []),
+        ],
+      },
+    } satisfies RoleConfig);
+    add('function', fn, {
+      role: roleArn(fnRole),
+      handler: 'index.handler',
+      runtime: 'nodejs20.x',
+      timeout: 60,
+      memory: 512,
+      environment: {
+        PIPELINE_NAME: p.name,
+        PIPELINE_ACTIVITIES: JSON.stringify(p.activities),
+        ...(ds?.format !== 'json' ? { GLUE_DATABASE: database, GLUE_TABLE: table } : {}),
+        IOTCTL_BUNDLE_SHA256: ctx.transformSha256,
+      },
+    } satisfies FunctionConfig);
+    const parquet = (ds?.format ?? 'parquet') === 'parquet';
+    add('role', streamRole, {
+      service: 'firehose.amazonaws.com',
+      policy: {
+        Version: '2012-10-17',
+        Statement: [
+          writeBucket([`datastore/${p.datastore}/`, `errors/${p.name}/`]),
+          statement(['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration'], [arn('lambda', `function:${fn}`), arn('lambda', `function:${fn}:*`)]),
+          ...(parquet
+            ? [statement(['glue:GetTable', 'glue:GetTableVersion', 'glue:GetTableVersions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])]
+            : []),
+          logs(`/aws/kinesisfirehose/${stream}`),
+        ],
+      },
+    } satisfies RoleConfig);
+    add('stream', stream, {
+      role: roleArn(streamRole),
+      bucketArn,
+      prefix: `datastore/${p.datastore}/dt=!{partitionKeyFromLambda:dt}/`,
+      errorOutputPrefix: `errors/${p.name}/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/`,
+      // Format conversion needs a buffer of at least 64 MB.
+      buffering: { sizeMb: 128, intervalSeconds: 300 },
+      // Parquet is compressed inside (Snappy); the JSON datastore is gzipped NDJSON.
+      compression: parquet ? 'UNCOMPRESSED' : 'GZIP',
+      dynamicPartitioning: true,
+      processors: { Lambda: { LambdaArn: arn('lambda', `function:${fn}`), NumberOfRetries: '3', BufferSizeInMBs: '1', BufferIntervalInSeconds: '60' } },
+      ...(parquet ? { parquet: { database, table, role: roleArn(streamRole), region: ctx.region } } : {}),
+    } satisfies StreamConfig);
+  }
+
+  for (const d of a.datasets) {
+    const output = `s3://${n.bucket}/datasets/${d.name}/`;
+    add('query', n.query(d.name), { database, workgroup: spec.athena.workgroup, sql: d.sql } satisfies QueryConfig);
+    if (!d.schedule) continue;
+    const role = n.scheduleRole(d.name);
+    add('role', role, {
+      service: 'scheduler.amazonaws.com',
+      policy: {
+        Version: '2012-10-17',
+        Statement: [
+          statement(['athena:StartQueryExecution', 'athena:GetQueryExecution'], [arn('athena', `workgroup/${spec.athena.workgroup}`)]),
+          statement(['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartitions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/*`)]),
+          statement(['s3:GetObject', 's3:ListBucket', 's3:GetBucketLocation'], [bucketArn, `${bucketArn}/datastore/*`]),
+          statement(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'], [`${bucketArn}/datasets/${d.name}/*`]),
+        ],
+      },
+    } satisfies RoleConfig);
+    add('schedule', n.schedule(d.name), {
+      expression: d.schedule,
+      role: roleArn(role),
+      // Scheduler's universal target calls Athena directly; the result CSV lands under datasets/<name>/.
+      target: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution',
+      input: { QueryString: d.sql, QueryExecutionContext: { Database: database }, WorkGroup: spec.athena.workgroup, ResultConfiguration: { OutputLocation: output } },
+    } satisfies ScheduleConfig);
+  }
+  return out;
+}
+
+/** Resources apply never deletes, even with --prune: the bucket holds the data, the database may hold other tables. */
+export const NEVER_PRUNED: ReadonlySet<string> = new Set<DatalakeKind>(['bucket', 'database']);

@@ -1,0 +1,150 @@
+/**
+ * pipeline-transform: the Firehose data transformation Lambda of the datalake analytics engine.
+ *
+ * - The pipeline's activities come from PIPELINE_ACTIVITIES (JSON, set by `analytics apply`) and run through
+ *   src/iot/pipeline, the code the local lake runs, so both targets store the same rows for the same messages.
+ * - A record an activity filters out is `Dropped`; a failing one is `ProcessingFailed` (Firehose writes it to
+ *   the stream's error prefix) and its reason is logged as a JSON line keyed by recordId, because Firehose
+ *   keeps only the raw bytes of a failed record.
+ * - Rows carry the day partition as `metadata.partitionKeys.dt` for dynamic partitioning.
+ * - New attributes (or wider values) widen the datastore's Glue table (GLUE_DATABASE/GLUE_TABLE), as the
+ *   local lake widens its columns; Firehose's Parquet conversion reads the table's LATEST version.
+ * - deviceRegistryEnrich calls IoT DescribeThing, remembered per warm container for THING_CACHE_SECONDS;
+ *   the lambda activity invokes the named function synchronously. Both SDK clients load on first use.
+ */
+import {
+  compileFirehoseTransform,
+  widenGlueColumns,
+  type FirehoseTransform,
+  type FirehoseTransformationEvent,
+  type FirehoseTransformationResponse,
+} from '../../src/iot/pipeline/firehose.js';
+import type { Activity, PipelineDeps, ThingDescription } from '../../src/iot/pipeline/types.js';
+
+export type { FirehoseTransformationEvent, FirehoseTransformationResponse };
+
+/** Builds a handler over the given dependencies (tests inject a registry; Lambda uses the AWS one). */
+/** The datastore's Glue table columns: read once per container, written only when a batch widens them. */
+export interface SchemaStore {
+  read(): Promise<Column[]>;
+  write(columns: Column[]): Promise<void>;
+}
+type Column = { name: string; type: string };
+
+export function createHandler(deps: Pick<PipelineDeps, 'invoke' | 'lookupThing'>, env: NodeJS.ProcessEnv = process.env, schema?: SchemaStore) {
+  let transform: FirehoseTransform | undefined;
+  let known: Promise<Column[]> | undefined;
+  return async function handler(event: FirehoseTransformationEvent): Promise<FirehoseTransformationResponse> {
+    transform ??= compileFirehoseTransform(readActivities(env), deps);
+    const outcome = await transform.transform(event);
+    for (const f of outcome.failures) log(env, 'warn', 'record failed', { pipeline: env.PIPELINE_NAME, recordId: f.recordId, activity: f.activity, activityType: f.activityType, reason: f.reason });
+    if (schema && outcome.columns.size) {
+      const current = await (known ??= schema.read().catch((e) => {
+        known = undefined;
+        throw e;
+      }));
+      const widened = widenGlueColumns(current, outcome.columns);
+      if (widened) {
+        await schema.write(widened);
+        known = Promise.resolve(widened);
+        log(env, 'debug', 'datastore schema widened', { pipeline: env.PIPELINE_NAME, columns: widened.slice(current.length).map((c) => c.name) });
+      }
+    }
+    if (env.LOG_LEVEL === 'debug') log(env, 'debug', 'batch transformed', { pipeline: env.PIPELINE_NAME, ...outcome.counts, columns: [...outcome.columns.values()].map((c) => c.name) });
+    return outcome.response;
+  };
+}
+
+function readActivities(env: NodeJS.ProcessEnv): Activity[] {
+  const raw = env.PIPELINE_ACTIVITIES ?? '[]';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`PIPELINE_ACTIVITIES is not valid JSON (${(e as Error).message}); run \`iotctl analytics apply\` to set it.`);
+  }
+  if (!Array.isArray(parsed)) throw new Error('PIPELINE_ACTIVITIES must be a JSON array of activities; run `iotctl analytics apply` to set it.');
+  return parsed as Activity[];
+}
+
+/** DescribeThing through the IoT API, cached per warm container (devices rarely change between batches). */
+function awsRegistry(env: NodeJS.ProcessEnv): NonNullable<PipelineDeps['lookupThing']> {
+  const ttl = Number(env.THING_CACHE_SECONDS ?? 60) * 1000;
+  const cache = new Map<string, { at: number; thing: ThingDescription | undefined }>();
+  let client: Promise<{ send: (name: string) => Promise<ThingDescription | undefined> }> | undefined;
+  const iot = () =>
+    (client ??= import('@aws-sdk/client-iot').then(({ IoTClient, DescribeThingCommand }) => {
+      const c = new IoTClient({});
+      return {
+        async send(thingName: string) {
+          try {
+            const out = await c.send(new DescribeThingCommand({ thingName }));
+            return { thingName: out.thingName ?? thingName, thingTypeName: out.thingTypeName, attributes: out.attributes ?? {} };
+          } catch (e) {
+            if ((e as { name?: string }).name === 'ResourceNotFoundException') return undefined;
+            throw e;
+          }
+        },
+      };
+    }));
+  return async (thingName) => {
+    const hit = cache.get(thingName);
+    if (hit && Date.now() - hit.at < ttl) return hit.thing;
+    const thing = await (await iot()).send(thingName);
+    cache.set(thingName, { at: Date.now(), thing });
+    return thing;
+  };
+}
+
+/** The Glue table of GLUE_DATABASE/GLUE_TABLE; UpdateTable keeps everything but the columns. */
+function glueSchema(env: NodeJS.ProcessEnv): SchemaStore | undefined {
+  const DatabaseName = env.GLUE_DATABASE;
+  const Name = env.GLUE_TABLE;
+  if (!DatabaseName || !Name) return undefined;
+  const glue = import('@aws-sdk/client-glue').then((m) => ({ m, c: new m.GlueClient({}) }));
+  const table = async () => {
+    const { m, c } = await glue;
+    return { m, c, t: (await c.send(new m.GetTableCommand({ DatabaseName, Name }))).Table! };
+  };
+  return {
+    async read() {
+      return ((await table()).t.StorageDescriptor?.Columns ?? []).map((col) => ({ name: col.Name!, type: col.Type! }));
+    },
+    async write(columns) {
+      const { m, c, t } = await table();
+      const TableInput = {
+        Name,
+        TableType: t.TableType,
+        Parameters: t.Parameters,
+        PartitionKeys: t.PartitionKeys,
+        StorageDescriptor: { ...t.StorageDescriptor, Columns: columns.map((col) => ({ Name: col.name, Type: col.type })) },
+      };
+      await c.send(new m.UpdateTableCommand({ DatabaseName, TableInput }));
+    },
+  };
+}
+
+/** The lambda activity: a synchronous Invoke with the messages array, as IoT Analytics calls pipeline functions. */
+function awsInvoke(): NonNullable<PipelineDeps['invoke']> {
+  let client: Promise<(fn: string, payload: unknown) => Promise<unknown>> | undefined;
+  const lambda = () =>
+    (client ??= import('@aws-sdk/client-lambda').then(({ LambdaClient, InvokeCommand }) => {
+      const c = new LambdaClient({});
+      return async (fn: string, payload: unknown) => {
+        const out = await c.send(new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify(payload)) }));
+        const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : 'null';
+        if (out.FunctionError) throw new Error(`${out.FunctionError}: ${text.slice(0, 500)}`);
+        return JSON.parse(text);
+      };
+    }));
+  return async (fn, messages) => (await lambda())(fn, messages);
+}
+
+function log(env: NodeJS.ProcessEnv, level: 'debug' | 'warn', message: string, fields: Record<string, unknown>): void {
+  if (env.LOG_LEVEL === 'silent') return;
+  const line = JSON.stringify({ level, message, ...fields });
+  if (level === 'warn') console.error(line);
+  else console.log(line);
+}
+
+export const handler = createHandler({ lookupThing: awsRegistry(process.env), invoke: awsInvoke() }, process.env, glueSchema(process.env));
