@@ -9,8 +9,9 @@ import { join, resolve } from 'node:path';
 
 const bin = resolve('bin/run.js');
 const dir = process.env.DEMO_DIR ?? mkdtempSync(join(tmpdir(), 'iotctl-demo-'));
-// As root, the embedded PostgreSQL runs as the postgres user, which must be able to enter the project folder.
-chmodSync(dir, 0o755);
+// As root, the embedded PostgreSQL runs as the postgres user; it keeps its data in the project when it can
+// enter the project folder (else under /var/lib/iotctl). The demo's own folder is made enterable.
+if (!process.env.DEMO_DIR) chmodSync(dir, 0o755);
 const env = { ...process.env };
 delete env.DATABASE_URL; // the demo runs the embedded PostgreSQL
 

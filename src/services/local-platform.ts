@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../spec/schema.js';
 import { UserError } from '../ui/errors.js';
 import { isAlive, readDaemonInfo, type DaemonInfo } from '../targets/local/daemon-info.js';
 import { LocalPlatform, type PlatformStatus } from '../targets/local/platform.js';
 import { attachComponents } from '../targets/local/components.js';
+import { embeddedDataDir, stopServerIn } from '../targets/local/postgres.js';
 
 /** Build the whole local platform (broker, rules, and every component the spec needs). */
 export async function createPlatform(opts: { stateDir: string; spec: Spec; mqttPort?: number; log?: (line: string) => void; publishInfo?: boolean }): Promise<LocalPlatform> {
@@ -67,10 +68,17 @@ export function readStatus(stateDir: string): (PlatformStatus & { running: true 
   return { ...status, uptimeSeconds: Math.round((Date.now() - Date.parse(status.startedAt)) / 1000), running: true };
 }
 
-export function resetState(stateDir: string): { removed: string[] } {
+export async function resetState(stateDir: string): Promise<{ removed: string[] }> {
   assertNotRunning(stateDir);
   if (!existsSync(stateDir)) return { removed: [] };
+  // The embedded PostgreSQL a crashed daemon left running, and its data when it lives outside the project.
+  const dataDir = embeddedDataDir(stateDir);
+  await stopServerIn(dataDir);
   const removed = readdirSync(stateDir);
+  if (!dataDir.startsWith(resolve(stateDir) + sep)) {
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+    removed.push(dataDir);
+  }
   rmSync(stateDir, { recursive: true, force: true });
   return { removed };
 }
