@@ -25,24 +25,51 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     const live = isInteractive() && !process.env.IOTCTL_DAEMON;
     const view = live ? await import('../../ui/live-view.js') : undefined;
     // A detached daemon's stderr already goes to daemon.log, which the platform writes itself.
-    const logLine = view ? view.pushLog : process.env.IOTCTL_DAEMON ? () => {} : (line: string) => process.stderr.write(line + '\n');
-    const platform = await createPlatform({ stateDir, spec, mqttPort: this.flags['mqtt-port'], log: logLine, publishInfo: true });
+    const toStderr = (line: string) => void process.stderr.write(line + '\n');
+    let sink: (line: string) => void = view ? view.pushLog : process.env.IOTCTL_DAEMON ? () => {} : toStderr;
+    const logLine = (line: string) => sink(line);
     // Signals are handled from the start: Ctrl-C while PostgreSQL starts still stops everything cleanly.
+    // SIGHUP (the terminal closed) stops cleanly too; a repeated Ctrl-C while stopping does not cut the
+    // stop short (node's default would exit at once and leave PostgreSQL without its owner).
     let signalled: string | undefined;
-    let onSignal: (signal: string) => void = (signal) => (signalled = signal);
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    await platform.start();
+    let onSignal: (signal: string) => void = (signal) => (signalled ??= signal);
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => {
+      const handler = () => onSignal(signal);
+      process.on(signal, handler);
+      return () => process.off(signal, handler);
+    });
+    // A closed terminal makes writes fail with EIO: never let that crash the stop.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+    const platform = await createPlatform({ stateDir, spec, mqttPort: this.flags['mqtt-port'], log: logLine, publishInfo: true });
+    try {
+      await platform.start();
+    } catch (e) {
+      handlers.forEach((off) => off());
+      throw e;
+    }
     const unmount = view?.mount(() => platform.status());
     await new Promise<void>((resolve) => {
-      onSignal = async (signal) => {
+      let stopping = false;
+      onSignal = (signal) => {
+        if (stopping) {
+          platform.log(`${signal}: already stopping (PostgreSQL stops last)`);
+          return;
+        }
+        stopping = true;
+        if (unmount) {
+          // The view closes first, so each step of the stop shows as a plain line below it.
+          unmount();
+          sink = toStderr;
+        }
         platform.log(`${signal}: stopping`);
-        await platform.stop();
-        unmount?.();
-        resolve();
+        platform.stop().then(resolve, (e: Error) => {
+          platform.log(`stop failed: ${e.message}`);
+          resolve();
+        });
       };
       if (signalled) onSignal(signalled);
     });
+    handlers.forEach((off) => off());
     return { stopped: true };
   }
 }

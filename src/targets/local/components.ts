@@ -22,10 +22,6 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
   const { spec, stateDir } = platform.opts;
   const { db, log } = platform;
 
-  const streams = new LocalStreams(db, { region: spec.region });
-  platform.sinks.streams = streams;
-  platform.components.push({ name: 'stream', start: () => streams.start(), stop: () => streams.stop() });
-
   let database: DatabaseTarget | undefined = configuredDatabase({ spec });
   const embedded = database ? undefined : new EmbeddedPostgres({ stateDir, onLog: (line) => log(`postgres: ${line}`) });
   platform.components.push({
@@ -48,6 +44,10 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
     stop: () => embedded?.stop(),
     status: () => ({ url: database?.display, source: database?.source }),
   });
+  // After PostgreSQL: components stop in reverse order, so PostgreSQL stops last.
+  const streams = new LocalStreams(db, { region: spec.region });
+  platform.sinks.streams = streams;
+  platform.components.push({ name: 'stream', start: () => streams.start(), stop: () => streams.stop() });
   platform.components.push(retentionSchedule(() => database, spec.database.retention, spec.database.retentionSchedule, log));
 
   const functions = new LocalFunctions(db, {

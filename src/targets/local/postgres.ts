@@ -218,7 +218,8 @@ export class EmbeddedPostgres {
       '--no-locale',
     ];
     try {
-      const output = await runToEnd(initdb, args, { ...(owner ?? {}), env: { ...process.env, LC_MESSAGES: 'C' } }, (line) => this.opts.onLog?.(line));
+      this.opts.onLog?.(`initdb: creating the cluster in ${this.dataDir}`);
+      const output = await runToEnd(initdb, args, { ...(owner ?? {}), env: { ...process.env, LC_MESSAGES: 'C' } });
       if (output.code !== 0) {
         throw new UserError(
           `initdb failed for the embedded PostgreSQL in ${this.dataDir} (exit ${output.code ?? output.signal}):\n${output.tail}`,
@@ -451,12 +452,11 @@ function cachedCopy(from: string, to: string): string {
   return to;
 }
 
-/** Run to completion, streaming output lines; a failed spawn ('error' event) becomes a UserError. */
+/** Run to completion, keeping the output's tail; a failed spawn ('error' event) becomes a UserError. */
 function runToEnd(
   file: string,
   args: string[],
   options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv },
-  onLine: (line: string) => void,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; tail: string }> {
   return new Promise((done, fail) => {
     const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -464,7 +464,6 @@ function runToEnd(
     const take = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
       output = (output + text).slice(-4000);
-      for (const line of text.split('\n')) if (line.trim()) onLine(line.trimEnd());
     };
     child.stdout!.on('data', take);
     child.stderr!.on('data', take);

@@ -9,6 +9,7 @@ import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
 import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { withPg } from './helpers.js';
 import { resetState } from '../../../src/services/local-platform.js';
+import { DaemonLock } from '../../../src/targets/local/daemon-info.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-embedded-'));
 chmodSync(stateDir, 0o755);
@@ -128,11 +129,13 @@ test('a server that belongs to another live daemon is left alone, with a user er
 test('resolveDatabaseUrl finds the running platform through daemon.json', async () => {
   const started = await server.start();
   const env = {};
-  writeFileSync(join(stateDir, 'status.json'), '{}'); // a live daemon keeps it fresh
+  const lock = DaemonLock.acquire(stateDir)!; // what a live daemon holds
   writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.url, statusFile: join(stateDir, 'status.json') }));
   const target = resolveDatabaseUrl({ stateDir, env });
   assert.equal([target.url, target.source], [started.url, 'embedded']);
   assert.not.ok(target.display.includes(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password));
+  lock.release();
+  assert.throws(() => resolveDatabaseUrl({ stateDir, env }), /not running/, 'a daemon.json without the daemon lock is ignored');
   rmSync(join(stateDir, 'daemon.json'));
 });
 
