@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../spec/schema.js';
@@ -120,4 +121,18 @@ export async function resetState(stateDir: string): Promise<{ removed: string[] 
   }
   rmSync(stateDir, { recursive: true, force: true });
   return { removed };
+}
+
+/**
+ * Keep a port chosen with `local up --mqtt-port N` for the project: written to iotctl.yaml as local.mqttPort
+ * (comments and layout kept), so the endpoint.json of every registered device stays valid across restarts,
+ * as an AWS endpoint does. Returns whether the file changed.
+ */
+export function saveMqttPort(specFile: string, port: number): boolean {
+  if (!existsSync(specFile) || port <= 0) return false;
+  const doc = parseDocument(readFileSync(specFile, 'utf8'));
+  if (doc.getIn(['local', 'mqttPort']) === port) return false;
+  doc.setIn(['local', 'mqttPort'], port);
+  writeFileSync(specFile, doc.toString());
+  return true;
 }

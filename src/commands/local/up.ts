@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { redactUrl } from '../../db/connection.js';
-import { assertNotRunning, createPlatform, startDetached } from '../../services/local-platform.js';
+import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../services/local-platform.js';
 import { info, isInteractive } from '../../ui/output.js';
 
 export default class LocalUp extends BaseCommand<typeof LocalUp> {
@@ -10,7 +10,7 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
   static override examples = ['<%= config.bin %> local up', '<%= config.bin %> local up --detach', '<%= config.bin %> local up --mqtt-port 18883 --detach'];
   static override flags = {
     detach: Flags.boolean({ description: 'Run in the background and return when ready.' }),
-    'mqtt-port': Flags.integer({ description: 'MQTT/TLS port (default: local.mqttPort in iotctl.yaml, 8883).', min: 0, max: 65535, env: 'IOTCTL_MQTT_PORT' }),
+    'mqtt-port': Flags.integer({ description: 'MQTT/TLS port (default: local.mqttPort in iotctl.yaml, 8883). A port given here is saved as local.mqttPort, so device endpoints stay valid.', min: 0, max: 65535, env: 'IOTCTL_MQTT_PORT' }),
   };
 
   async run(): Promise<unknown> {
@@ -19,7 +19,10 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     assertNotRunning(stateDir);
     if (this.flags.detach) {
       const daemon = await startDetached(this.argv, stateDir);
-      if (!this.jsonEnabled()) info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
+      if (!this.jsonEnabled()) {
+        info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
+        if (this.keepsPort()) info(`Saved local.mqttPort: ${daemon.mqtt.port} in ${this.ctx.paths.specFile}, so device endpoints stay valid after restarts.`);
+      }
       return daemon;
     }
     const live = isInteractive() && !process.env.IOTCTL_DAEMON;
@@ -47,6 +50,8 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
       handlers.forEach((off) => off());
       throw e;
     }
+    // The detached child saves the port; its parent only reports it.
+    if (this.keepsPort() && saveMqttPort(this.ctx.paths.specFile, platform.mqttPort)) platform.log(`saved local.mqttPort: ${platform.mqttPort} in ${this.ctx.paths.specFile}`);
     const unmount = view?.mount(() => platform.status());
     await new Promise<void>((resolve) => {
       let stopping = false;
@@ -71,5 +76,11 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     });
     handlers.forEach((off) => off());
     return { stopped: true };
+  }
+
+  /** A port given with --mqtt-port (not 0, not already the spec's) is kept for the project. */
+  private keepsPort(): boolean {
+    const port = this.flags['mqtt-port'];
+    return port !== undefined && port > 0 && port !== this.ctx.spec.spec.local.mqttPort;
   }
 }
