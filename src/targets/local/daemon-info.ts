@@ -1,5 +1,5 @@
-import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { ProcessLock } from './process-lock.js';
 import { join } from 'node:path';
 
 /** What a running `iotctl local up` publishes about itself in <stateDir>/daemon.json. */
@@ -15,80 +15,38 @@ export interface DaemonInfo {
 
 export const daemonInfoPath = (stateDir: string) => join(stateDir, 'daemon.json');
 const lockPath = (stateDir: string) => join(stateDir, 'daemon.lock');
-const pidPath = (stateDir: string) => join(stateDir, 'daemon.pid');
 
 /**
- * Liveness of the daemon is a kernel lock, never a pid: the daemon holds an exclusive lock on
- * <stateDir>/daemon.lock for its whole life. The lock is SQLite's (POSIX fcntl record locks, through
- * better-sqlite3, which the store already uses): the daemon runs `BEGIN EXCLUSIVE` and never ends it.
- * The kernel drops fcntl locks when the process's files are closed, which happens when it exits, so a
- * daemon killed with SIGKILL releases the lock at once, even while it stays an unreaped zombie, and a
- * reused pid can never look like our daemon. Asking is synchronous and cheap (open, one read, close; about
- * a millisecond): readers take a SHARED lock, which fails with SQLITE_BUSY only while the daemon holds
- * EXCLUSIVE, and never conflicts with other readers.
+ * Liveness of the daemon is a kernel lock, never a pid: the daemon holds <stateDir>/daemon.lock (a ProcessLock)
+ * for its whole life, and every command asks the lock.
  */
 export class DaemonLock {
-  private constructor(private db: Database.Database | undefined, readonly stateDir: string) {}
+  private constructor(private readonly lock: ProcessLock) {}
 
   /** Take the lock, or return undefined when a live daemon holds it. */
   static acquire(stateDir: string): DaemonLock | undefined {
-    mkdirSync(stateDir, { recursive: true });
-    // The timeout rides out readers that hold SHARED for a moment; a daemon holds it for ever.
-    const db = new Database(lockPath(stateDir), { timeout: 1_000 });
-    try {
-      db.pragma('journal_mode = DELETE'); // fcntl locking on the file itself (WAL would lock the -shm instead)
-      db.exec('BEGIN EXCLUSIVE');
-    } catch (e) {
-      db.close();
-      if ((e as { code?: string }).code === 'SQLITE_BUSY') return undefined;
-      throw e;
-    }
-    const lock = new DaemonLock(db, stateDir);
+    const lock = ProcessLock.acquire(lockPath(stateDir));
+    if (!lock) return undefined;
     // What a previous (crashed) daemon published is not ours: remove it before anything reads it as ours.
     rmSync(daemonInfoPath(stateDir), { force: true });
-    writeFileSync(pidPath(stateDir), `${process.pid}\n`);
-    return lock;
+    return new DaemonLock(lock);
   }
 
   release(): void {
-    if (!this.db) return;
-    try {
-      this.db.exec('ROLLBACK');
-    } catch {
-      // closing drops the lock too
-    }
-    this.db.close();
-    this.db = undefined;
+    this.lock.release();
   }
 }
 
 /** Whether a live daemon holds <stateDir>/daemon.lock. */
 export function isDaemonRunning(stateDir: string): boolean {
-  if (!existsSync(lockPath(stateDir))) return false;
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(lockPath(stateDir), { timeout: 0, fileMustExist: true });
-    db.prepare('SELECT count(*) FROM sqlite_master').get();
-    return false;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'SQLITE_BUSY') return true;
-    return false;
-  } finally {
-    db?.close();
-  }
+  return ProcessLock.isHeld(lockPath(stateDir));
 }
 
 /** The pid of the daemon holding the lock (from daemon.json, or daemon.pid while it is still starting). */
 export function runningDaemonPid(stateDir: string): number | undefined {
   if (!isDaemonRunning(stateDir)) return undefined;
-  const fromInfo = readInfoFile(stateDir)?.pid;
-  if (fromInfo) return fromInfo;
-  try {
-    const pid = Number(readFileSync(pidPath(stateDir), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const pid = readInfoFile(stateDir)?.pid ?? ProcessLock.holder(lockPath(stateDir));
+  return pid !== undefined && pid > 0 ? pid : undefined;
 }
 
 /** Whether a process we may signal exists. A zombie counts as existing: do not use this for liveness. */
