@@ -27,7 +27,7 @@ export default class Publish extends BaseCommand<typeof Publish> {
   };
 
   async run(): Promise<PublishResult & { topic: string }> {
-    const creds = readCredentials(this.flags.credentials, this.flags.device);
+    const creds = readCredentials(this.flags.credentials, this.flags.device, this.ctx.paths.stateDir);
     const payload = inlineOrFile(this.flags.payload).toString('utf8');
     try {
       JSON.parse(payload.replaceAll(/\{\{(seq|now|random)\}\}/g, '0'));

@@ -39,6 +39,10 @@ export interface RegisterRequest {
   caPem?: string;
 }
 
+interface RemembersCredentials {
+  rememberCredentials(thingName: string, dir: string): void;
+}
+
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
 export function validateThingName(name: string): void {
@@ -78,6 +82,8 @@ export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, re
     await devices.delete(req.thingName).catch(() => {});
     throw new UserError(`Could not write the credentials for ${req.thingName} to ${dir}: ${(e as Error).message}`, 'Check that --out is writable; nothing was registered.', 'OUTPUT_UNWRITABLE');
   }
+  // Targets that can remember the folder (local) let `publish --device` find it without --credentials.
+  (devices as Partial<RemembersCredentials>).rememberCredentials?.(req.thingName, dir);
   return { ...device, dir };
 }
 

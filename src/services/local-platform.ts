@@ -1,25 +1,45 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../spec/schema.js';
 import { UserError } from '../ui/errors.js';
-import { isAlive, readDaemonInfo, type DaemonInfo } from '../targets/local/daemon-info.js';
+import { DaemonLock, isDaemonRunning, readDaemonInfo, runningDaemonPid, type DaemonInfo } from '../targets/local/daemon-info.js';
 import { LocalPlatform, type PlatformStatus } from '../targets/local/platform.js';
 import { attachComponents } from '../targets/local/components.js';
+import { embeddedDataDir, stopServerIn } from '../targets/local/postgres.js';
 
 /** Build the whole local platform (broker, rules, and every component the spec needs). */
+/**
+ * Build the whole local platform (broker, rules, and every component the spec needs). With publishInfo (the
+ * `local up` daemon) it first takes the daemon lock of the state dir, held until the platform stops.
+ */
 export async function createPlatform(opts: { stateDir: string; spec: Spec; mqttPort?: number; log?: (line: string) => void; publishInfo?: boolean }): Promise<LocalPlatform> {
-  const platform = new LocalPlatform(opts);
-  await attachComponents(platform);
-  return platform;
+  let lock: DaemonLock | undefined;
+  if (opts.publishInfo) {
+    lock = DaemonLock.acquire(opts.stateDir);
+    if (!lock) assertNotRunning(opts.stateDir, true);
+  }
+  try {
+    const platform = new LocalPlatform({ ...opts, lock });
+    await attachComponents(platform);
+    return platform;
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
 }
 
-export function assertNotRunning(stateDir: string): void {
+export function assertNotRunning(stateDir: string, locked = isDaemonRunning(stateDir)): void {
+  if (!locked) return;
   const running = readDaemonInfo(stateDir);
-  if (running) {
-    throw new UserError(`The local platform is already running (pid ${running.pid}, mqtts://${running.mqtt.host}:${running.mqtt.port}).`, 'Use it as it is, or stop it with `iotctl local down`.', 'ALREADY_RUNNING');
-  }
+  const pid = running?.pid ?? runningDaemonPid(stateDir);
+  throw new UserError(
+    `The local platform is already running (pid ${pid ?? '?'}${running ? `, mqtts://${running.mqtt.host}:${running.mqtt.port}` : ', starting'}).`,
+    'Use it as it is, or stop it with `iotctl local down`.',
+    'ALREADY_RUNNING',
+  );
 }
 
 /** Start `local up` as a detached background process and wait until it is ready. */
@@ -45,19 +65,40 @@ export async function startDetached(argv: string[], stateDir: string, timeoutMs 
   throw new UserError(`The local platform did not become ready within ${timeoutMs / 1000} s.`, `See ${logFile}.`, 'START_TIMEOUT');
 }
 
-export async function stopDaemon(stateDir: string, timeoutMs = 20_000): Promise<{ stopped: boolean; pid?: number }> {
-  const info = readDaemonInfo(stateDir);
-  if (!info) return { stopped: false };
-  process.kill(info.pid, 'SIGTERM');
+/**
+ * Stop the daemon (SIGTERM, then SIGKILL after the timeout) and wait until its lock is released, which
+ * happens when it exits, reaped or not. With no daemon, an embedded PostgreSQL that a crashed daemon left
+ * running is stopped instead.
+ */
+export async function stopDaemon(stateDir: string, timeoutMs = 20_000): Promise<{ stopped: boolean; pid?: number; stoppedPostgresPid?: number }> {
+  const pid = runningDaemonPid(stateDir);
+  if (pid === undefined) {
+    const stoppedPostgresPid = existsSync(stateDir) ? await stopServerIn(embeddedDataDir(stateDir)) : undefined;
+    return { stopped: false, ...(stoppedPostgresPid ? { stoppedPostgresPid } : {}) };
+  }
+  signal(pid, 'SIGCONT'); // a stopped (SIGSTOP) daemon cannot handle SIGTERM
+  signal(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
-  while (isAlive(info.pid)) {
+  let killed = false;
+  while (isDaemonRunning(stateDir)) {
     if (Date.now() > deadline) {
-      process.kill(info.pid, 'SIGKILL');
-      break;
+      if (killed) throw new UserError(`The local platform (pid ${pid}) did not exit after SIGKILL.`, `Check the process with \`ps -p ${pid}\`.`, 'STOP_FAILED');
+      signal(pid, 'SIGKILL');
+      killed = true;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { stopped: true, pid: info.pid };
+  // A daemon killed by the timeout leaves its PostgreSQL behind.
+  const stoppedPostgresPid = killed ? await stopServerIn(embeddedDataDir(stateDir)) : undefined;
+  return { stopped: true, pid, ...(stoppedPostgresPid ? { stoppedPostgresPid } : {}) };
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
 }
 
 export function readStatus(stateDir: string): (PlatformStatus & { running: true }) | { running: false } {
@@ -67,10 +108,31 @@ export function readStatus(stateDir: string): (PlatformStatus & { running: true 
   return { ...status, uptimeSeconds: Math.round((Date.now() - Date.parse(status.startedAt)) / 1000), running: true };
 }
 
-export function resetState(stateDir: string): { removed: string[] } {
+export async function resetState(stateDir: string): Promise<{ removed: string[] }> {
   assertNotRunning(stateDir);
   if (!existsSync(stateDir)) return { removed: [] };
+  // The embedded PostgreSQL a crashed daemon left running, and its data when it lives outside the project.
+  const dataDir = embeddedDataDir(stateDir);
+  await stopServerIn(dataDir);
   const removed = readdirSync(stateDir);
+  if (!dataDir.startsWith(resolve(stateDir) + sep)) {
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+    removed.push(dataDir);
+  }
   rmSync(stateDir, { recursive: true, force: true });
   return { removed };
+}
+
+/**
+ * Keep a port chosen with `local up --mqtt-port N` for the project: written to iotctl.yaml as local.mqttPort
+ * (comments and layout kept), so the endpoint.json of every registered device stays valid across restarts,
+ * as an AWS endpoint does. Returns whether the file changed.
+ */
+export function saveMqttPort(specFile: string, port: number): boolean {
+  if (!existsSync(specFile) || port <= 0) return false;
+  const doc = parseDocument(readFileSync(specFile, 'utf8'));
+  if (doc.getIn(['local', 'mqttPort']) === port) return false;
+  doc.setIn(['local', 'mqttPort'], port);
+  writeFileSync(specFile, doc.toString());
+  return true;
 }

@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readCredentialsIndex } from '../targets/local/credentials-index.js';
 import type { MqttClient } from 'mqtt';
 import { UserError } from '../ui/errors.js';
 import type { Endpoint } from '../ports.js';
@@ -12,14 +13,22 @@ export interface DeviceCredentials {
   endpoint: Endpoint;
 }
 
-/** Read <dir>/<thing>/{cert.pem,private.key,ca.pem,endpoint.json} as `device register` wrote them. */
-export function readCredentials(dir: string, thingName: string): DeviceCredentials {
-  const base = join(dir, thingName);
+/**
+ * Read <dir>/<thing>/{cert.pem,private.key,ca.pem,endpoint.json} as `device register` wrote them. When they are
+ * not there and a state dir is given, the folder `device register --out` recorded for the thing is used.
+ */
+export function readCredentials(dir: string, thingName: string, stateDir?: string): DeviceCredentials {
+  let base = join(dir, thingName);
+  const remembered = stateDir ? readCredentialsIndex(stateDir)[thingName] : undefined;
+  if (!existsSync(join(base, 'cert.pem')) && remembered && existsSync(remembered)) base = remembered;
   const read = (f: string) => {
     try {
       return readFileSync(join(base, f), 'utf8');
     } catch {
-      throw new UserError(`No ${f} for ${thingName} in ${base}.`, `Register it with \`iotctl device register ${thingName}\`, or point --credentials at the folder holding its credentials.`, 'CREDENTIALS_NOT_FOUND');
+      const hint = remembered && remembered !== resolve(base)
+        ? `Its credentials were written to ${remembered}, which is gone or incomplete: register it again, or point --credentials at the folder that holds ${thingName}/.`
+        : `Register it with \`iotctl device register ${thingName}\`, or point --credentials at the folder holding its credentials.`;
+      throw new UserError(`No ${f} for ${thingName} in ${base}.`, hint, 'CREDENTIALS_NOT_FOUND');
     }
   };
   let endpoint: Endpoint;

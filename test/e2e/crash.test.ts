@@ -9,7 +9,7 @@ import { cli, makeProject, waitFor, type Project } from '../helpers/project.js';
 import { initSpec } from '../../src/spec/init-template.js';
 import { freePort } from '../../src/targets/local/postgres.js';
 import { connectDevice, readCredentials } from '../../src/services/publish.js';
-import { readDaemonInfo, isAlive } from '../../src/targets/local/daemon-info.js';
+import { readDaemonInfo, isDaemonRunning } from '../../src/targets/local/daemon-info.js';
 
 let project: Project;
 const run = (...args: string[]) => cli(args, { cwd: project.dir, env: { DATABASE_URL: '' }, timeoutMs: 120_000 });
@@ -51,7 +51,8 @@ test('SIGKILL mid-publish loses no PUBACKed message and duplicates none', async 
     process.kill(daemon.pid, 'SIGKILL');
     await Promise.all(lanes);
     client.end(true);
-    await waitFor(() => !isAlive(daemon.pid), 10_000, 'the daemon to die');
+    // Liveness is the daemon lock: a SIGKILLed daemon may stay an unreaped zombie, whose pid still answers kill(pid, 0).
+    await waitFor(() => !isDaemonRunning(project.stateDir), 10_000, 'the daemon to die');
     const ackedAtKill = acked.size;
 
     assert.is((await run('local', 'up', '--detach')).code, 0, 'restart');

@@ -6,9 +6,12 @@ export default class LocalDown extends BaseCommand<typeof LocalDown> {
   static override summary = 'Stop the background local platform cleanly.';
   static override examples = ['<%= config.bin %> local down'];
 
-  async run(): Promise<{ stopped: boolean; pid?: number }> {
+  async run(): Promise<{ stopped: boolean; pid?: number; stoppedPostgresPid?: number }> {
     const result = await stopDaemon(this.ctx.paths.stateDir);
-    if (!this.jsonEnabled()) info(result.stopped ? `Stopped the local platform (pid ${result.pid}).` : 'The local platform is not running.');
+    if (!this.jsonEnabled()) {
+      info(result.stopped ? `Stopped the local platform (pid ${result.pid}).` : 'The local platform is not running.');
+      if (result.stoppedPostgresPid) info(`Stopped the embedded PostgreSQL (pid ${result.stoppedPostgresPid}) that a crashed platform left running.`);
+    }
     return result;
   }
 }

@@ -12,7 +12,7 @@ export default class LocalReset extends BaseCommand<typeof LocalReset> {
   async run(): Promise<{ stateDir: string; removed: string[] }> {
     const stateDir = this.ctx.paths.stateDir;
     if (!this.flags.yes) throw new UserError(`This deletes everything under ${stateDir}.`, 'Run again with --yes to confirm.', 'CONFIRMATION_REQUIRED');
-    const { removed } = resetState(stateDir);
+    const { removed } = await resetState(stateDir);
     if (!this.jsonEnabled()) info(removed.length ? `Removed ${stateDir}.` : 'Nothing to reset.');
     return { stateDir, removed };
   }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { redactUrl } from '../../db/connection.js';
-import { assertNotRunning, createPlatform, startDetached } from '../../services/local-platform.js';
+import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../services/local-platform.js';
 import { info, isInteractive } from '../../ui/output.js';
 
 export default class LocalUp extends BaseCommand<typeof LocalUp> {
@@ -10,7 +10,7 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
   static override examples = ['<%= config.bin %> local up', '<%= config.bin %> local up --detach', '<%= config.bin %> local up --mqtt-port 18883 --detach'];
   static override flags = {
     detach: Flags.boolean({ description: 'Run in the background and return when ready.' }),
-    'mqtt-port': Flags.integer({ description: 'MQTT/TLS port (default: local.mqttPort in iotctl.yaml, 8883).', min: 0, max: 65535, env: 'IOTCTL_MQTT_PORT' }),
+    'mqtt-port': Flags.integer({ description: 'MQTT/TLS port (default: local.mqttPort in iotctl.yaml, 8883). A port given here is saved as local.mqttPort, so device endpoints stay valid.', min: 0, max: 65535, env: 'IOTCTL_MQTT_PORT' }),
   };
 
   async run(): Promise<unknown> {
@@ -19,30 +19,68 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     assertNotRunning(stateDir);
     if (this.flags.detach) {
       const daemon = await startDetached(this.argv, stateDir);
-      if (!this.jsonEnabled()) info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
+      if (!this.jsonEnabled()) {
+        info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
+        if (this.keepsPort()) info(`Saved local.mqttPort: ${daemon.mqtt.port} in ${this.ctx.paths.specFile}, so device endpoints stay valid after restarts.`);
+      }
       return daemon;
     }
     const live = isInteractive() && !process.env.IOTCTL_DAEMON;
     const view = live ? await import('../../ui/live-view.js') : undefined;
     // A detached daemon's stderr already goes to daemon.log, which the platform writes itself.
-    const logLine = view ? view.pushLog : process.env.IOTCTL_DAEMON ? () => {} : (line: string) => process.stderr.write(line + '\n');
-    const platform = await createPlatform({ stateDir, spec, mqttPort: this.flags['mqtt-port'], log: logLine, publishInfo: true });
+    const toStderr = (line: string) => void process.stderr.write(line + '\n');
+    let sink: (line: string) => void = view ? view.pushLog : process.env.IOTCTL_DAEMON ? () => {} : toStderr;
+    const logLine = (line: string) => sink(line);
     // Signals are handled from the start: Ctrl-C while PostgreSQL starts still stops everything cleanly.
+    // SIGHUP (the terminal closed) stops cleanly too; a repeated Ctrl-C while stopping does not cut the
+    // stop short (node's default would exit at once and leave PostgreSQL without its owner).
     let signalled: string | undefined;
-    let onSignal: (signal: string) => void = (signal) => (signalled = signal);
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    await platform.start();
+    let onSignal: (signal: string) => void = (signal) => (signalled ??= signal);
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => {
+      const handler = () => onSignal(signal);
+      process.on(signal, handler);
+      return () => process.off(signal, handler);
+    });
+    // A closed terminal makes writes fail with EIO: never let that crash the stop.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+    const platform = await createPlatform({ stateDir, spec, mqttPort: this.flags['mqtt-port'], log: logLine, publishInfo: true });
+    try {
+      await platform.start();
+    } catch (e) {
+      handlers.forEach((off) => off());
+      throw e;
+    }
+    // The detached child saves the port; its parent only reports it.
+    if (this.keepsPort() && saveMqttPort(this.ctx.paths.specFile, platform.mqttPort)) platform.log(`saved local.mqttPort: ${platform.mqttPort} in ${this.ctx.paths.specFile}`);
     const unmount = view?.mount(() => platform.status());
     await new Promise<void>((resolve) => {
-      onSignal = async (signal) => {
+      let stopping = false;
+      onSignal = (signal) => {
+        if (stopping) {
+          platform.log(`${signal}: already stopping (PostgreSQL stops last)`);
+          return;
+        }
+        stopping = true;
+        if (unmount) {
+          // The view closes first, so each step of the stop shows as a plain line below it.
+          unmount();
+          sink = toStderr;
+        }
         platform.log(`${signal}: stopping`);
-        await platform.stop();
-        unmount?.();
-        resolve();
+        platform.stop().then(resolve, (e: Error) => {
+          platform.log(`stop failed: ${e.message}`);
+          resolve();
+        });
       };
       if (signalled) onSignal(signalled);
     });
+    handlers.forEach((off) => off());
     return { stopped: true };
+  }
+
+  /** A port given with --mqtt-port (not 0, not already the spec's) is kept for the project. */
+  private keepsPort(): boolean {
+    const port = this.flags['mqtt-port'];
+    return port !== undefined && port > 0 && port !== this.ctx.spec.spec.local.mqttPort;
   }
 }

@@ -22,10 +22,6 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
   const { spec, stateDir } = platform.opts;
   const { db, log } = platform;
 
-  const streams = new LocalStreams(db, { region: spec.region });
-  platform.sinks.streams = streams;
-  platform.components.push({ name: 'stream', start: () => streams.start(), stop: () => streams.stop() });
-
   let database: DatabaseTarget | undefined = configuredDatabase({ spec });
   const embedded = database ? undefined : new EmbeddedPostgres({ stateDir, onLog: (line) => log(`postgres: ${line}`) });
   platform.components.push({
@@ -45,9 +41,42 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
         await client.end();
       }
     },
-    stop: () => embedded?.stop(),
-    status: () => ({ url: database?.display, source: database?.source }),
+    stop: () => {
+      stopping = true;
+      return embedded?.stop();
+    },
+    status: () => ({ url: database?.display, source: database?.source, ...(embedded ? { pid: embedded.pid ?? null, restarts, lastExit } : {}) }),
   });
+  // An embedded server that dies (killed, out of memory) is restarted: PostgreSQL's crash recovery replays
+  // its WAL, and the stream keeps every record until the ingest function has written it.
+  let stopping = false;
+  let restarts = 0;
+  let lastExit: string | null = null;
+  if (embedded) {
+    embedded.onUnexpectedExit = (code, signal) => {
+      lastExit = `${new Date().toISOString()} ${signal ? `signal ${signal}` : `exit code ${code}`}`;
+      log(`postgres: the embedded server exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); restarting`);
+      const restart = async (attempt: number): Promise<void> => {
+        if (stopping) return;
+        try {
+          const started = await embedded.start();
+          restarts++;
+          database = { url: started.url, display: redactUrl(started.url), source: 'embedded' };
+          platform.databaseUrl = started.url;
+          log(`postgres: restarted on port ${started.port} in ${started.totalMs} ms (crash recovery)`);
+        } catch (e) {
+          const delay = Math.min(30_000, 500 * 2 ** attempt);
+          log(`postgres: restart failed (${(e as Error).message.split('\n')[0]}); retrying in ${delay} ms`);
+          setTimeout(() => void restart(attempt + 1), delay).unref();
+        }
+      };
+      void restart(0);
+    };
+  }
+  // After PostgreSQL: components stop in reverse order, so PostgreSQL stops last.
+  const streams = new LocalStreams(db, { region: spec.region });
+  platform.sinks.streams = streams;
+  platform.components.push({ name: 'stream', start: () => streams.start(), stop: () => streams.stop() });
   platform.components.push(retentionSchedule(() => database, spec.database.retention, spec.database.retentionSchedule, log));
 
   const functions = new LocalFunctions(db, {

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { ProcessLock } from './process-lock.js';
 import { join } from 'node:path';
 
 /** What a running `iotctl local up` publishes about itself in <stateDir>/daemon.json. */
@@ -13,8 +14,42 @@ export interface DaemonInfo {
 }
 
 export const daemonInfoPath = (stateDir: string) => join(stateDir, 'daemon.json');
+const lockPath = (stateDir: string) => join(stateDir, 'daemon.lock');
 
-/** Whether a process we may signal exists (another user's process, EPERM, is not ours). */
+/**
+ * Liveness of the daemon is a kernel lock, never a pid: the daemon holds <stateDir>/daemon.lock (a ProcessLock)
+ * for its whole life, and every command asks the lock.
+ */
+export class DaemonLock {
+  private constructor(private readonly lock: ProcessLock) {}
+
+  /** Take the lock, or return undefined when a live daemon holds it. */
+  static acquire(stateDir: string): DaemonLock | undefined {
+    const lock = ProcessLock.acquire(lockPath(stateDir));
+    if (!lock) return undefined;
+    // What a previous (crashed) daemon published is not ours: remove it before anything reads it as ours.
+    rmSync(daemonInfoPath(stateDir), { force: true });
+    return new DaemonLock(lock);
+  }
+
+  release(): void {
+    this.lock.release();
+  }
+}
+
+/** Whether a live daemon holds <stateDir>/daemon.lock. */
+export function isDaemonRunning(stateDir: string): boolean {
+  return ProcessLock.isHeld(lockPath(stateDir));
+}
+
+/** The pid of the daemon holding the lock (from daemon.json, or daemon.pid while it is still starting). */
+export function runningDaemonPid(stateDir: string): number | undefined {
+  if (!isDaemonRunning(stateDir)) return undefined;
+  const pid = readInfoFile(stateDir)?.pid ?? ProcessLock.holder(lockPath(stateDir));
+  return pid !== undefined && pid > 0 ? pid : undefined;
+}
+
+/** Whether a process we may signal exists. A zombie counts as existing: do not use this for liveness. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -24,18 +59,15 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** The daemon rewrites status.json every second; a file older than this means the pid is not our daemon. */
-const STALE_STATUS_MS = 15_000;
-
-/** The running daemon's info, or undefined when none runs (a stale file from a crash is ignored). */
+/** The running daemon's info, or undefined when none runs (the file a crashed daemon left is ignored). */
 export function readDaemonInfo(stateDir: string): DaemonInfo | undefined {
-  const file = daemonInfoPath(stateDir);
-  if (!existsSync(file)) return undefined;
+  if (!existsSync(daemonInfoPath(stateDir))) return undefined;
+  return isDaemonRunning(stateDir) ? readInfoFile(stateDir) : undefined;
+}
+
+function readInfoFile(stateDir: string): DaemonInfo | undefined {
   try {
-    const info = JSON.parse(readFileSync(file, 'utf8')) as DaemonInfo;
-    // After a crash the pid may have been reused by an unrelated process: require a fresh status file too.
-    const fresh = existsSync(info.statusFile) && Date.now() - statSync(info.statusFile).mtimeMs < STALE_STATUS_MS;
-    return isAlive(info.pid) && fresh ? info : undefined;
+    return JSON.parse(readFileSync(daemonInfoPath(stateDir), 'utf8')) as DaemonInfo;
   } catch {
     return undefined;
   }
@@ -52,6 +84,6 @@ export function writeDaemonInfo(stateDir: string, info: DaemonInfo): void {
 }
 
 export function removeDaemonInfo(stateDir: string, pid: number): void {
-  const current = existsSync(daemonInfoPath(stateDir)) ? (JSON.parse(readFileSync(daemonInfoPath(stateDir), 'utf8')) as DaemonInfo) : undefined;
+  const current = readInfoFile(stateDir);
   if (current?.pid === pid) rmSync(daemonInfoPath(stateDir), { force: true });
 }

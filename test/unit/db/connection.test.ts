@@ -7,14 +7,20 @@ import { join } from 'node:path';
 import { configuredDatabase, connect, isConnectionError, redactUrl, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { freePort } from '../../../src/targets/local/postgres.js';
 import { UserError } from '../../../src/ui/errors.js';
+import { DaemonLock } from '../../../src/targets/local/daemon-info.js';
 import { MACHINE_URL } from './helpers.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-conn-'));
 test.after(() => rmSync(stateDir, { recursive: true, force: true }));
 const spec = { database: { url: 'postgres://spec:secret@db.internal:5432/iot' } };
+let lock: DaemonLock | undefined;
 const daemonJson = (pid: number) => {
-  // A running daemon refreshes status.json every second; daemon.json alone (pid reused) is not enough.
-  writeFileSync(join(stateDir, 'status.json'), '{}');
+  // Liveness is the daemon lock, not the pid: this process holds it to stand in for a live daemon; a dead one holds nothing.
+  if (pid === process.pid) lock ??= DaemonLock.acquire(stateDir);
+  else {
+    lock?.release();
+    lock = undefined;
+  }
   writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00Z', databaseUrl: 'postgres://postgres:pw@127.0.0.1:5999/iotctl', statusFile: join(stateDir, 'status.json') }));
 };
 

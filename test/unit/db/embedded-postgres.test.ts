@@ -1,13 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
 import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { withPg } from './helpers.js';
+import { resetState } from '../../../src/services/local-platform.js';
+import { DaemonLock } from '../../../src/targets/local/daemon-info.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-embedded-'));
 chmodSync(stateDir, 0o755);
@@ -127,12 +129,40 @@ test('a server that belongs to another live daemon is left alone, with a user er
 test('resolveDatabaseUrl finds the running platform through daemon.json', async () => {
   const started = await server.start();
   const env = {};
-  writeFileSync(join(stateDir, 'status.json'), '{}'); // a live daemon keeps it fresh
+  const lock = DaemonLock.acquire(stateDir)!; // what a live daemon holds
   writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.url, statusFile: join(stateDir, 'status.json') }));
   const target = resolveDatabaseUrl({ stateDir, env });
   assert.equal([target.url, target.source], [started.url, 'embedded']);
   assert.not.ok(target.display.includes(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password));
+  lock.release();
+  assert.throws(() => resolveDatabaseUrl({ stateDir, env }), /not running/, 'a daemon.json without the daemon lock is ignored');
   rmSync(join(stateDir, 'daemon.json'));
+});
+
+test('as root, a state dir the postgres user cannot enter (0700 parent) keeps its cluster where that user can reach it', async () => {
+  if (process.getuid?.() !== 0) return; // only root runs the server as another user
+  const privateDir = mkdtempSync(join(tmpdir(), 'iotctl-private-')); // mode 0700, as /root or mktemp -d
+  const privateState = join(privateDir, '.iotctl');
+  const other = new EmbeddedPostgres({ stateDir: privateState });
+  try {
+    const started = await other.start();
+    assert.ok(started.initdbMs !== undefined);
+    assert.not.ok(other.dataDir.startsWith(privateDir), `data dir ${other.dataDir} is outside the private folder`);
+    assert.is(JSON.parse(readFileSync(join(privateState, 'postgres.json'), 'utf8')).dataDir, other.dataDir);
+    assert.is(statSync(other.dataDir).uid, Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout));
+    assert.is(await withPg(other.url, async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
+    await other.stop();
+    // A second start finds the same cluster; reset removes it with the state dir.
+    const again = new EmbeddedPostgres({ stateDir: privateState });
+    assert.is((await again.start()).initdbMs, undefined);
+    await again.stop();
+    const { removed } = await resetState(privateState);
+    assert.ok(removed.includes(other.dataDir));
+    assert.not.ok(existsSync(other.dataDir));
+  } finally {
+    await other.stop();
+    rmSync(privateDir, { recursive: true, force: true });
+  }
 });
 
 test.run();

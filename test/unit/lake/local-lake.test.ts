@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyAnalytics, planAnalytics } from '../../../src/targets/local/lake/apply.js';
-import { Catalog, LocalLake } from '../../../src/targets/local/lake/index.js';
+import { Catalog, LocalLake, WriterLock } from '../../../src/targets/local/lake/index.js';
 import { analyticsStatus } from '../../../src/targets/local/lake/status.js';
 import { openStore } from '../../../src/targets/local/store.js';
 import { day, message, setupLake, specWith, type AnalyticsInput } from './helpers.js';
@@ -23,7 +22,7 @@ test('the daemon-side lake picks up applied changes live, writes datastores, and
   const local = new LocalLake({ stateDir: lake.dir, db: daemonDb, runner: { flushIntervalMs: 50, pollIntervalMs: 20 } });
   try {
     await local.start();
-    assert.ok(existsSync(join(lake.dir, 'lake/writer.lock')));
+    assert.is(new WriterLock(join(lake.dir, 'lake/writer.lock')).holder(), process.pid, 'the daemon holds the lake');
     const t = day('2030-10-01');
     await local.channels.putMessages('raw', [message('a', t, { n: 1 }), message('b', t + 1, { n: 2 })]);
     await until('the first rows', async () => (await analyticsStatus(lake.db, lake.dir)).datastores[0]!.rows === 2);
@@ -52,7 +51,7 @@ test('the daemon-side lake picks up applied changes live, writes datastores, and
   } finally {
     await local.stop();
     daemonDb.close();
-    assert.not.ok(existsSync(join(lake.dir, 'lake/writer.lock')), 'stop() releases the lake');
+    assert.is(new WriterLock(join(lake.dir, 'lake/writer.lock')).holder(), undefined, 'stop() releases the lake');
     lake.cleanup();
   }
 });
