@@ -210,4 +210,26 @@ test("list and prune see only this project's rules; an unmanaged rule of the sam
   assert.ok(await rules.get('someone_elses'), 'show still reads any rule');
 });
 
+test('datalake engine: iotAnalytics becomes one firehose action per delivery stream of the channel, and reads back as itself (pure)', () => {
+  const streams = (c: string) => [`iotctl-p-ch-${c}`, `iotctl-p-pl-${c}_pipeline`];
+  const s: ArnScope = { partition: 'aws', region: 'eu-west-1', account: '123456789012', channelStreams: streams };
+  const rule: RuleSpec = {
+    name: 'to_lake',
+    description: 'd',
+    sql: "SELECT * FROM 'dt/#'",
+    enabled: true,
+    actions: [{ kinesis: { stream: 'k', partitionKey: '${topic()}' } }, { iotAnalytics: { channel: 'raw' } }],
+    errorAction: { iotAnalytics: { channel: 'errors' } },
+  };
+  const payload = toPayload(rule, s);
+  assert.equal(payload.actions!.map((a) => a.firehose?.deliveryStreamName ?? 'kinesis'), ['kinesis', 'iotctl-p-ch-raw', 'iotctl-p-pl-raw_pipeline']);
+  assert.is(payload.actions![1]!.firehose!.separator, '\n');
+  assert.is(payload.errorAction!.firehose!.deliveryStreamName, 'iotctl-p-ch-errors');
+  assert.equal(fromAws('to_lake', { ...payload, ruleName: 'to_lake' }, s, ['raw', 'errors']), rule);
+  const policy = managedRolePolicy(rule, s)!;
+  const firehose = policy.Statement.find((st) => st.Action.includes('firehose:PutRecord'))!;
+  assert.equal(firehose.Resource, ['arn:aws:firehose:eu-west-1:123456789012:deliverystream/iotctl-p-ch-errors', 'arn:aws:firehose:eu-west-1:123456789012:deliverystream/iotctl-p-ch-raw', 'arn:aws:firehose:eu-west-1:123456789012:deliverystream/iotctl-p-pl-raw_pipeline']);
+  assert.not.ok(policy.Statement.some((st) => st.Action.some((a) => a.startsWith('iotanalytics:'))), 'no IoT Analytics permission on the datalake engine');
+});
+
 test.run();

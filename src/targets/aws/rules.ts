@@ -14,6 +14,16 @@ export interface ArnScope {
   partition: string;
   region: string;
   account: string;
+  /**
+   * Analytics engine `datalake`: the Firehose delivery streams that stand for a channel (its raw stream, then
+   * one per pipeline reading it). Unset: `iotAnalytics` actions go to IoT Analytics itself (legacy engine).
+   */
+  channelStreams?: (channel: string) => string[];
+}
+
+/** The channel whose delivery streams include this one (the reverse of channelStreams), for reading rules back. */
+function channelOfStream(s: ArnScope, stream: string, channels: readonly string[]): string | undefined {
+  return s.channelStreams ? channels.find((c) => s.channelStreams!(c).includes(stream)) : undefined;
 }
 
 export function partitionOf(region: string): string {
@@ -65,7 +75,11 @@ export function managedRolePolicy(rule: RuleSpec, s: ArnScope): { Version: strin
   for (const action of actionsOf(rule)) {
     if (!needsRole(action) || roleOf(action)) continue;
     if ('kinesis' in action) add(['kinesis:PutRecord'], [`arn:${s.partition}:kinesis:${s.region}:${s.account}:stream/${action.kinesis.stream}`]);
-    else if ('iotAnalytics' in action) add(['iotanalytics:BatchPutMessage'], [`arn:${s.partition}:iotanalytics:${s.region}:${s.account}:channel/${action.iotAnalytics.channel}`]);
+    else if ('iotAnalytics' in action && s.channelStreams) {
+      // As toPayload writes them: every stream of the channel for an action, its raw stream for the errorAction.
+      const streams = s.channelStreams(action.iotAnalytics.channel).slice(0, action === rule.errorAction ? 1 : undefined);
+      add(['firehose:PutRecord', 'firehose:PutRecordBatch'], streams.map((d) => `arn:${s.partition}:firehose:${s.region}:${s.account}:deliverystream/${d}`));
+    } else if ('iotAnalytics' in action) add(['iotanalytics:BatchPutMessage'], [`arn:${s.partition}:iotanalytics:${s.region}:${s.account}:channel/${action.iotAnalytics.channel}`]);
     else if ('republish' in action) add(['iot:Publish'], [`arn:${s.partition}:iot:${s.region}:${s.account}:topic/${wildcardTemplates(action.republish.topic)}`]);
     else if ('s3' in action) add(['s3:PutObject'], [`arn:${s.partition}:s3:::${wildcardTemplates(action.s3.bucket)}/*`]);
     else if ('firehose' in action) add(['firehose:PutRecord', 'firehose:PutRecordBatch'], [`arn:${s.partition}:firehose:${s.region}:${s.account}:deliverystream/${action.firehose.deliveryStream}`]);
@@ -144,6 +158,15 @@ export function ownerOf(description: string | undefined): string | undefined {
   return OWNER.exec(description ?? '')?.[1];
 }
 
+/** On the datalake engine an `iotAnalytics` action becomes one newline-separated firehose action per delivery stream of the channel. */
+function toAwsActions(action: RuleAction, s: ArnScope, managedRole: string): Action[] {
+  if ('iotAnalytics' in action && s.channelStreams) {
+    const roleArn = action.iotAnalytics.roleArn ?? managedRole;
+    return s.channelStreams(action.iotAnalytics.channel).map((deliveryStreamName) => ({ firehose: { roleArn, deliveryStreamName, separator: '\n' } }));
+  }
+  return [toAwsAction(action, s, managedRole)];
+}
+
 export function toPayload(rule: RuleSpec, s: ArnScope, project?: string): TopicRulePayload {
   const managed = roleArnOf(s, managedRoleName(rule.name));
   return {
@@ -151,20 +174,34 @@ export function toPayload(rule: RuleSpec, s: ArnScope, project?: string): TopicR
     description: project ? `${rule.description}${rule.description ? ' ' : ''}[iotctl:${project}]` : rule.description,
     ruleDisabled: !rule.enabled,
     awsIotSqlVersion: SQL_VERSION,
-    actions: rule.actions.map((a) => toAwsAction(a, s, managed)),
-    ...(rule.errorAction ? { errorAction: toAwsAction(rule.errorAction, s, managed) } : {}),
+    actions: rule.actions.flatMap((a) => toAwsActions(a, s, managed)),
+    // An error action is one action: a channel's raw delivery stream keeps the error payloads.
+    ...(rule.errorAction ? { errorAction: toAwsActions(rule.errorAction, s, managed)[0] } : {}),
   };
 }
 
-export function fromAws(name: string, rule: TopicRule, s: ArnScope): RuleSpec {
+/** `channels`: the spec's channels, to fold the datalake engine's firehose actions back into `iotAnalytics`. */
+export function fromAws(name: string, rule: TopicRule, s: ArnScope, channels: readonly string[] = []): RuleSpec {
   const managed = roleArnOf(s, managedRoleName(name));
-  const errorAction = rule.errorAction && Object.keys(rule.errorAction).length ? fromAwsAction(rule.errorAction, s, managed) : undefined;
+  const fold = (action: RuleAction | undefined): RuleAction | undefined => {
+    if (!action || !('firehose' in action) || action.firehose.separator !== '\n') return action;
+    const channel = channelOfStream(s, action.firehose.deliveryStream, channels);
+    return channel ? { iotAnalytics: { channel, ...(action.firehose.roleArn ? { roleArn: action.firehose.roleArn } : {}) } } : action;
+  };
+  const actions: RuleAction[] = [];
+  for (const a of rule.actions ?? []) {
+    const spec = fold(fromAwsAction(a, s, managed));
+    if (!spec) continue;
+    // The channel's several delivery streams read back as the one action that made them.
+    if (JSON.stringify(spec) !== JSON.stringify(actions.at(-1))) actions.push(spec);
+  }
+  const errorAction = rule.errorAction && Object.keys(rule.errorAction).length ? fold(fromAwsAction(rule.errorAction, s, managed)) : undefined;
   return {
     name,
     description: (rule.description ?? '').replace(OWNER, ''),
     sql: rule.sql ?? '',
     enabled: !rule.ruleDisabled,
-    actions: (rule.actions ?? []).map((a) => fromAwsAction(a, s, managed)).filter((a) => a !== undefined),
+    actions,
     ...(errorAction ? { errorAction } : {}),
   };
 }
@@ -181,10 +218,18 @@ export class AwsRules implements RulesPort {
   constructor(
     private readonly aws: AwsClients,
     private readonly project = 'iotctl',
+    /** Analytics engine datalake: the delivery streams of a channel (see ArnScope.channelStreams), and the spec's channels. */
+    private readonly datalake?: { channels: readonly string[]; streams: (channel: string, scope: { accountId: string; region: string }) => string[] },
   ) {}
 
   scope(): Promise<ArnScope> {
-    this.scopeCache ??= Promise.all([this.aws.region(), this.aws.accountId()]).then(([region, account]) => ({ partition: partitionOf(region), region, account }));
+    const datalake = this.datalake;
+    this.scopeCache ??= Promise.all([this.aws.region(), this.aws.accountId()]).then(([region, account]) => ({
+      partition: partitionOf(region),
+      region,
+      account,
+      ...(datalake ? { channelStreams: (channel: string) => datalake.streams(channel, { accountId: account, region }) } : {}),
+    }));
     this.scopeCache.catch(() => (this.scopeCache = undefined));
     return this.scopeCache;
   }
@@ -210,7 +255,7 @@ export class AwsRules implements RulesPort {
     const { client, sdk } = await this.aws.get('iot');
     try {
       const out = await client.send(new sdk.GetTopicRuleCommand({ ruleName: name }), this.aws.sendOptions);
-      return out.rule ? { spec: fromAws(name, out.rule, await this.scope()), owner: ownerOf(out.rule.description) } : undefined;
+      return out.rule ? { spec: fromAws(name, out.rule, await this.scope(), this.datalake?.channels), owner: ownerOf(out.rule.description) } : undefined;
     } catch (error) {
       // AWS answers GetTopicRule for a rule that does not exist with UnauthorizedException.
       if (isAwsError(error, 'ResourceNotFoundException', 'UnauthorizedException')) return undefined;
