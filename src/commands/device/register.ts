@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { readUserFile } from '../../services/files.js';
-import { openTarget } from '../../targets/index.js';
+import { openTarget, type Target } from '../../targets/index.js';
 import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
 import { info, isInteractive } from '../../ui/output.js';
@@ -27,7 +27,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
 
   async run(): Promise<unknown> {
     const { spec } = this.ctx.spec;
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       await ensureDevicePolicy(target.devices, spec);
       if (this.flags['from-file']) return await this.bulk(target, spec);
@@ -42,11 +42,11 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
       }
       return result;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 
-  private async bulk(target: ReturnType<typeof openTarget>, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
+  private async bulk(target: Target, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
     const requests = parseDevicesCsv(this.flags['from-file']!);
     const started = Date.now();
     const progress = isInteractive()

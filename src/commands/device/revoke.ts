@@ -9,13 +9,13 @@ export default class DeviceRevoke extends BaseCommand<typeof DeviceRevoke> {
   static override args = { thing: Args.string({ required: true, description: 'Thing name.' }) };
 
   async run(): Promise<{ thingName: string; revoked: string[] }> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const { revoked } = await target.devices.revoke(this.args.thing);
       if (!this.jsonEnabled()) info(revoked.length ? `Revoked ${revoked.length} certificate(s) of ${this.args.thing}.` : `${this.args.thing} has no active certificate.`);
       return { thingName: this.args.thing, revoked };
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }
