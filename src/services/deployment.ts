@@ -1,4 +1,4 @@
-import type { EventSourceSpec, FunctionSpec, Spec } from '../spec/schema.js';
+import type { EventSourceSpec, FunctionSpec } from '../spec/schema.js';
 
 /** What `lambda deploy` and `apply` deploy for a template and name, from iotctl.yaml; pure, for every target. */
 
@@ -17,7 +17,7 @@ export interface TemplateDefaults {
  * the spec and the command disagree.
  */
 export function resolveDeployment(
-  spec: Pick<Spec, 'functions' | 'streams'>,
+  spec: { functions: FunctionSpec[]; streams: Array<{ name: string }> },
   template: TemplateDefaults,
   name?: string,
 ): { name: string; entry?: FunctionSpec; handler: string; timeoutSeconds: number; memoryMb: number; environment: Record<string, string>; eventSource?: EventSourceSpec } {

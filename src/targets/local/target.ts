@@ -1,11 +1,9 @@
 import type { Context } from '../../context.js';
-import { resolveDatabaseUrl } from '../../db/connection.js';
 import type { DatabasePort, Endpoint, RuleErrorRecord, RuleErrorsPort, RulesPort, Target } from '../../ports.js';
 import { LocalFunctionsPort } from './adapters/functions.js';
-import { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
+import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
 import { LocalStreamPort } from './adapters/streams.js';
 import { readDaemonInfo } from './daemon-info.js';
-import { LocalDevices } from './devices.js';
 import { RulesStore } from './rules-store.js';
 import { openStore, type Db } from './store.js';
 
@@ -29,24 +27,26 @@ export function openLocalTarget(ctx: Context): Target {
     databaseUrl: () => process.env.DATABASE_URL ?? daemon()?.databaseUrl,
     running: () => daemon() !== undefined,
   });
-  const lake = new LocalLakeQueryPort(deps);
-  let devices: LocalDevices | undefined;
+  // DuckDB loads only for the lake's commands: it would add its load time to every other command.
+  const lakeModule = () => import('./adapters/lake.js');
+  let lakePort: Promise<LocalLakeQueryPort> | undefined;
+  const lake = () => (lakePort ??= lakeModule().then((m) => new m.LocalLakeQueryPort(deps)));
+  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)));
   return {
     name: 'local',
-    get devices() {
-      return (devices ??= new LocalDevices(db(), stateDir, endpoint));
-    },
+    // The PKI (x509) loads only for the device commands.
+    devices: lazyPort(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint))),
     rules: localRules(db),
     ruleErrors: localRuleErrors(db),
     streams: new LocalStreamPort({ db, region: spec().region }),
     functions,
     database: localDatabase(ctx),
-    lake,
-    analytics: new LocalAnalyticsPort(deps),
+    lake: { run: async (sql, opts) => (await lake()).run(sql, opts), tables: async () => (await lake()).tables() },
+    analytics,
     running: () => daemon() !== undefined,
     async close() {
       await functions.close();
-      await lake.close();
+      await (await lakePort)?.close();
       store?.close();
     },
   };
@@ -69,5 +69,14 @@ function localRuleErrors(db: () => Db): RuleErrorsPort {
 
 /** DATABASE_URL, the PG* variables, database.url, else the running platform's embedded server. */
 function localDatabase(ctx: Context): DatabasePort {
-  return { locate: async () => resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir }) };
+  // db/connection loads pg, which only the database's users need.
+  return { locate: async () => (await import('../../db/connection.js')).resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir }) };
+}
+
+/** A port whose module loads on its first call; every method of such a port returns a promise. */
+function lazyPort<P extends object>(load: () => Promise<P>): P {
+  let loaded: Promise<P> | undefined;
+  return new Proxy({} as P, {
+    get: (_t, op) => (op === 'then' ? undefined : (...args: unknown[]) => (loaded ??= load()).then((port) => (port as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!(...args))),
+  });
 }

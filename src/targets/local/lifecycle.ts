@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Spec } from '../spec/schema.js';
-import { UserError } from '../ui/errors.js';
-import { isAlive, readDaemonInfo, type DaemonInfo } from '../targets/local/daemon-info.js';
-import { LocalPlatform, type PlatformStatus } from '../targets/local/platform.js';
-import { attachComponents } from '../targets/local/components.js';
+import type { Spec } from '../../spec/schema.js';
+import { UserError } from '../../ui/errors.js';
+import { isAlive, readDaemonInfo, type DaemonInfo } from './daemon-info.js';
+import { LocalPlatform, type PlatformStatus } from './platform.js';
+import { attachComponents } from './components.js';
 
 /** Build the whole local platform (broker, rules, and every component the spec needs). */
 export async function createPlatform(opts: { stateDir: string; spec: Spec; mqttPort?: number; log?: (line: string) => void; publishInfo?: boolean }): Promise<LocalPlatform> {
@@ -24,7 +24,7 @@ export function assertNotRunning(stateDir: string): void {
 
 /** Start `local up` as a detached background process and wait until it is ready. */
 export async function startDetached(argv: string[], stateDir: string, timeoutMs = 60_000): Promise<DaemonInfo> {
-  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+  const bin = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
   mkdirSync(stateDir, { recursive: true });
   const logFile = join(stateDir, 'daemon.log');
   const out = openSync(logFile, 'a');
