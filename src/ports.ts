@@ -1,5 +1,11 @@
 import type { EventSourceSpec, RuleSpec } from './spec/schema.js';
 import type { PolicyDocument } from './iot/policy/index.js';
+import type { PlanItem } from './iot/plan/index.js';
+// The analytics port's results are still the local lake's shapes (type-only); issue 10 (analytics on AWS)
+// makes them target-neutral when the datalake engine needs them.
+import type { AnalyticsStatus } from './targets/local/lake/status.js';
+import type { DatasetRunResult, DatasetVersion } from './targets/local/lake/datasets.js';
+import type { ReprocessResult } from './targets/local/lake/pipeline-runner.js';
 
 /**
  * The ports commands and services program against. `targets/local` (the embedded platform) and
@@ -215,6 +221,8 @@ export interface FunctionSummary {
   /** ISO 8601 */
   updatedAt: string;
   state?: string;
+  /** Where the deployed code is, when the target shows it (local: the artifact file). */
+  location?: string;
 }
 
 export interface EventSourceMappingInfo {
@@ -338,6 +346,49 @@ export interface TableDescription {
 export interface LakeQueryPort {
   run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void }): Promise<LakeQuery>;
   tables(): Promise<TableDescription[]>;
+}
+
+// ---------------------------------------------------------------- analytics (channels, pipelines, datastores, datasets)
+
+export interface AnalyticsResource {
+  kind: string;
+  name: string;
+  config: Record<string, unknown>;
+}
+
+export interface AnalyticsPort {
+  /** The spec's analytics section against what the target has; validates pipelines and dataset SQL. */
+  plan(opts: { prune?: boolean }): Promise<{ items: PlanItem[]; warnings: string[] }>;
+  /** Applies a plan from plan(); a delete also deletes that resource's data. */
+  apply(items: PlanItem[]): Promise<void>;
+  list(): Promise<AnalyticsResource[]>;
+  status(): Promise<AnalyticsStatus>;
+  runDataset(name: string, opts: { previewRows?: number }): Promise<DatasetRunResult>;
+  datasetVersions(name: string): Promise<DatasetVersion[]>;
+  /** A version's content: a CSV file on this machine. */
+  datasetContent(name: string, version?: string): Promise<{ version: DatasetVersion; file: string }>;
+  /** Replays a pipeline's raw messages received in [from, to]; progress lines go to `progress`. */
+  reprocess(
+    pipeline: string,
+    opts: { from?: number; to?: number; timeoutSeconds: number; progress?: (line: string) => void },
+  ): Promise<ReprocessResult | { id: string; pipeline: string; status: string }>;
+}
+
+// ---------------------------------------------------------------- the target: every port
+
+export interface Target {
+  name: 'local' | 'aws';
+  devices: DeviceRegistryPort;
+  rules: RulesPort;
+  ruleErrors: RuleErrorsPort;
+  streams: StreamPort;
+  functions: FunctionsPort;
+  database: DatabasePort;
+  lake: LakeQueryPort;
+  analytics: AnalyticsPort;
+  /** Whether what is deployed runs now: the local platform is up (always true on AWS). */
+  running(): boolean;
+  close(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- errors shared by adapters

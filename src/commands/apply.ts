@@ -17,7 +17,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
   };
 
   async run(): Promise<{ plan: SectionPlan[]; applied: boolean }> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const all = sections(this.ctx, target);
       const plan = await planAll(all, { prune: this.flags.prune });
@@ -29,7 +29,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
       info('Applied.');
       return { plan, applied: true };
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

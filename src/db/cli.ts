@@ -2,12 +2,17 @@ import { existsSync } from 'node:fs';
 import type pg from 'pg';
 import type { Context } from '../context.js';
 import type { Spec } from '../spec/schema.js';
+import { withTarget } from '../targets/index.js';
 import { UserError } from '../ui/errors.js';
 import { resolveDatabaseUrl, withClient, type DatabaseTarget } from './connection.js';
 
-/** What the db and query commands share: which server, from the command's context. */
-export function databaseTarget(ctx: Context): DatabaseTarget {
-  return resolveDatabaseUrl({ spec: () => specIfPresent(ctx), stateDir: ctx.paths.stateDir });
+/**
+ * What the db and query commands share: which server. With iotctl.yaml, the target's database port says
+ * (embedded or configured locally; RDS on AWS); without one, DATABASE_URL or the PG* variables.
+ */
+export async function databaseTarget(ctx: Context): Promise<DatabaseTarget> {
+  if (!existsSync(ctx.paths.specFile)) return resolveDatabaseUrl({ stateDir: ctx.paths.stateDir });
+  return withTarget(ctx, (target) => target.database.locate());
 }
 
 /** The spec when iotctl.yaml exists (db commands also work with only DATABASE_URL and no spec). */
@@ -15,8 +20,8 @@ export function specIfPresent(ctx: Context): Spec | undefined {
   return existsSync(ctx.paths.specFile) ? ctx.spec.spec : undefined;
 }
 
-export function withDatabase<T>(ctx: Context, fn: (client: pg.Client, target: DatabaseTarget) => Promise<T>): Promise<T> {
-  const target = databaseTarget(ctx);
+export async function withDatabase<T>(ctx: Context, fn: (client: pg.Client, target: DatabaseTarget) => Promise<T>): Promise<T> {
+  const target = await databaseTarget(ctx);
   return withClient(target, (client) => fn(client, target));
 }
 

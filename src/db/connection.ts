@@ -18,7 +18,10 @@ export interface DatabaseTarget {
   url: string | undefined;
   /** For messages and daemon.json: the URL with its password masked. */
   display: string;
-  source: DatabaseSource;
+  /** A DatabaseSource here; the aws target adds its own (e.g. RDS with an IAM token). */
+  source: string;
+  /** Extra pg.ClientConfig from the target: TLS options, an IAM token or a secret's password. */
+  clientConfig?: Record<string, unknown>;
 }
 
 const PG_ENV = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGPASSWORD', 'PGSERVICE', 'PGSSLMODE'];
@@ -105,6 +108,7 @@ export function clientConfig(target: DatabaseTarget, extra: pg.ClientConfig = {}
     ...(target.url ? { connectionString: target.url } : {}),
     connectionTimeoutMillis: 10_000,
     application_name: 'iotctl',
+    ...(target.clientConfig as pg.ClientConfig | undefined),
     ...extra,
   };
 }

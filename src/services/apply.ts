@@ -1,9 +1,14 @@
 import type { Context } from '../context.js';
-import { planResources, type PlanItem } from '../iot/plan/index.js';
-import type { Target } from '../targets/index.js';
+import { withClient } from '../db/connection.js';
+import { migrate, MIGRATIONS } from '../db/migrations.js';
+import { planResources, type PlanItem, type Resource } from '../iot/plan/index.js';
+import type { StreamSummary, Target } from '../ports.js';
+import type { Spec } from '../spec/schema.js';
+import { isUserError } from '../ui/errors.js';
+import { warn } from '../ui/output.js';
 import { desiredDevicePolicy } from './devices.js';
+import { deployFunction, desiredFunctionConfig, functionConfig, planDeployment } from './functions.js';
 import { applyRulePlan, planRules } from './rules.js';
-import { localSections } from '../targets/local/sections.js';
 
 /** One section of iotctl.yaml that `iotctl apply` converges. */
 export interface ApplySection {
@@ -12,10 +17,17 @@ export interface ApplySection {
   apply(items: PlanItem[]): Promise<void>;
 }
 
-/** Every section, in dependency order: what a rule or function names must exist before it. */
+/**
+ * Every section, in dependency order (what a rule or function names must exist before it), written once
+ * against the target's ports: the same plan and diff on both targets.
+ */
 export function sections(ctx: Context, target: Target): ApplySection[] {
   const { spec } = ctx.spec;
-  const devices: ApplySection = {
+  return [devicesSection(spec, target), streamsSection(spec, target), databaseSection(target), functionsSection(spec, target), analyticsSection(target), rulesSection(spec, target)];
+}
+
+function devicesSection(spec: Spec, target: Target): ApplySection {
+  return {
     name: 'devices',
     async plan() {
       const name = spec.devices.policy.name;
@@ -26,12 +38,105 @@ export function sections(ctx: Context, target: Target): ApplySection[] {
       for (const i of items) if (i.action === 'create' || i.action === 'replace') await target.devices.putPolicy(i.name, i.desired as never);
     },
   };
-  const rules: ApplySection = {
+}
+
+function streamsSection(spec: Spec, target: Target): ApplySection {
+  return {
+    name: 'streams',
+    async plan(opts) {
+      const desired = spec.streams.map((s) => streamResource(s, target.name));
+      const items = planResources(desired, (await target.streams.list()).map((s) => streamResource(s, target.name)), opts);
+      if (target.name === 'local')
+        for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
+      return items;
+    },
+    async apply(items) {
+      for (const i of items) {
+        if (i.action === 'delete') await target.streams.delete(i.name);
+        if (i.action === 'create' || i.action === 'replace') {
+          const s = spec.streams.find((x) => x.name === i.name)!;
+          await target.streams.ensure({ name: s.name, shards: s.shards, retentionHours: s.retentionHours, mode: s.mode });
+        }
+      }
+    },
+  };
+}
+
+/**
+ * What a stream's plan compares. An on-demand stream on AWS scales its shards itself, so only its mode and
+ * retention are compared; the local stream is always provisioned, with the spec's shard count.
+ */
+export function streamResource(s: Pick<StreamSummary, 'name' | 'shards' | 'retentionHours'> & { mode?: 'provisioned' | 'on-demand' }, target: 'local' | 'aws'): Resource {
+  if (target === 'aws' && s.mode === 'on-demand') return { kind: 'stream', name: s.name, config: { mode: 'on-demand', retentionHours: s.retentionHours } };
+  return { kind: 'stream', name: s.name, config: { shards: s.shards, retentionHours: s.retentionHours } };
+}
+
+function databaseSection(target: Target): ApplySection {
+  return {
+    name: 'database',
+    async plan() {
+      let location;
+      try {
+        location = await target.database.locate();
+      } catch (e) {
+        if (!isUserError(e)) throw e;
+        warn(target.name === 'local' ? 'No PostgreSQL server yet: the local platform migrates its database when it starts (`iotctl local up`).' : `${(e as Error).message} The database schema is not planned.`);
+        return [];
+      }
+      const version = await withClient(location, async (client) => {
+        const { rows } = await client.query<{ v: number | null }>("SELECT CASE WHEN to_regclass('iotctl_schema_migrations') IS NULL THEN 0 ELSE (SELECT COALESCE(max(version), 0) FROM iotctl_schema_migrations) END AS v");
+        return Number(rows[0]?.v ?? 0);
+      });
+      const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+      const desired = [{ kind: 'database schema', name: location.display, config: { version: latest } }];
+      return planResources(desired, version ? [{ kind: 'database schema', name: location.display, config: { version } }] : []);
+    },
+    async apply() {
+      await withClient(await target.database.locate(), (client) => migrate(client));
+    },
+  };
+}
+
+function functionsSection(spec: Spec, target: Target): ApplySection {
+  return {
+    name: 'functions',
+    async plan(opts) {
+      const desired = [];
+      for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn) });
+      const actual = (await target.functions.list()).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f) }));
+      return planResources(desired, actual, opts);
+    },
+    async apply(items) {
+      for (const i of items) {
+        if (i.action === 'delete') await target.functions.remove(i.name);
+        if (i.action === 'create' || i.action === 'replace') {
+          const fn = spec.functions.find((f) => f.name === i.name)!;
+          await deployFunction(target.functions, planDeployment(spec, fn.template, fn.name));
+        }
+      }
+    },
+  };
+}
+
+/** Channels, datastores, pipelines and datasets; planning validates pipelines and dataset SQL. */
+function analyticsSection(target: Target): ApplySection {
+  return {
+    name: 'analytics',
+    async plan(opts) {
+      const plan = await target.analytics.plan(opts);
+      for (const w of plan.warnings) warn(w);
+      return plan.items;
+    },
+    apply: (items) => target.analytics.apply(items),
+  };
+}
+
+function rulesSection(spec: Spec, target: Target): ApplySection {
+  return {
     name: 'rules',
     plan: (opts) => planRules(target.rules, spec, opts),
     apply: (items) => applyRulePlan(target.rules, items),
   };
-  return [devices, ...localSections(ctx), rules];
 }
 
 export interface SectionPlan {

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readUserFile } from './files.js';
+import { rememberCredentialsDir } from './credentials-index.js';
 import { join, resolve } from 'node:path';
 import type { Spec } from '../spec/schema.js';
 import type { DeviceRegistryPort, RegisteredDevice } from '../ports.js';
@@ -37,10 +38,8 @@ export interface RegisterRequest {
   awsGeneratedKeys?: boolean;
   /** Written as ca.pem instead of the target's CA (--ca-file). */
   caPem?: string;
-}
-
-interface RemembersCredentials {
-  rememberCredentials(thingName: string, dir: string): void;
+  /** The state dir whose credentials index records where the files went (for `publish --device`). */
+  credentialsIndex?: string;
 }
 
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
@@ -82,8 +81,8 @@ export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, re
     await devices.delete(req.thingName).catch(() => {});
     throw new UserError(`Could not write the credentials for ${req.thingName} to ${dir}: ${(e as Error).message}`, 'Check that --out is writable; nothing was registered.', 'OUTPUT_UNWRITABLE');
   }
-  // Targets that can remember the folder (local) let `publish --device` find it without --credentials.
-  (devices as Partial<RemembersCredentials>).rememberCredentials?.(req.thingName, dir);
+  // Recorded so that `publish --device` finds the credentials wherever --out put them.
+  if (req.credentialsIndex) rememberCredentialsDir(req.credentialsIndex, req.thingName, dir);
   return { ...device, dir };
 }
 

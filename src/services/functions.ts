@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FunctionArtifact, FunctionDeployment, FunctionsPort, FunctionSummary } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { bundleTemplate, getTemplate } from './bundle.js';
-import { DeploymentError, installArtifact, LocalFunctions, resolveDeployment, type DeployedFunction } from '../targets/local/functions.js';
-import type { Db } from '../targets/local/store.js';
+import { DeploymentError, resolveDeployment } from './deployment.js';
 import { UserError } from '../ui/errors.js';
 
 export type Deployment = ReturnType<typeof resolveDeployment>;
@@ -19,44 +19,47 @@ export function planDeployment(spec: Spec, templateName: string, name?: string):
   }
 }
 
-/** Bundle the template and register (or update) the function; a running daemon picks it up at once. */
-export async function deployFunction(db: Db, stateDir: string, spec: Spec, plan: Deployment & { templateName: string }) {
-  const functionsDir = join(stateDir, 'functions');
-  const buildDir = join(functionsDir, plan.name, `.build-${process.pid}`);
-  try {
-    const built = await bundleTemplate(plan.templateName, buildDir);
-    const fns = new LocalFunctions(db, { region: spec.region });
-    const previous = fns.get(plan.name);
-    const artifactPath = installArtifact(functionsDir, plan.name, built, previous ? [previous.artifactPath] : []);
-    const result = fns.register({
-      name: plan.name,
-      template: plan.templateName,
-      artifactPath,
-      sha256: built.sha256,
-      handler: plan.handler,
-      timeoutSeconds: plan.timeoutSeconds,
-      memoryMb: plan.memoryMb,
-      environment: plan.environment,
-      eventSource: plan.eventSource,
-    });
-    return { result, artifactPath, sha256: built.sha256, bytes: built.bytes };
-  } finally {
-    rmSync(buildDir, { recursive: true, force: true });
-  }
-}
-
-/** What apply compares: the settings and the bundled code's hash (bundles are deterministic). */
-export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][number]) {
-  const plan = planDeployment(spec, fn.template, fn.name);
+/** Bundles the template into a temporary directory, runs fn with the artifact, then removes it. */
+export async function withArtifact<T>(templateName: string, fn: (artifact: FunctionArtifact) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'iotctl-bundle-'));
   try {
-    const { sha256 } = await bundleTemplate(plan.templateName, dir);
-    return functionConfig({ ...plan, template: plan.templateName, sha256 });
+    const built = await bundleTemplate(templateName, dir);
+    return await fn({ dir, entry: 'index.js', sha256: built.sha256, bytes: built.bytes });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export function functionConfig(f: Pick<DeployedFunction, 'template' | 'sha256' | 'handler' | 'timeoutSeconds' | 'memoryMb' | 'environment' | 'eventSource'>) {
+/** Bundle the template and deploy it on the target; deploying the same bundle and settings again changes nothing. */
+export async function deployFunction(functions: FunctionsPort, plan: Deployment & { templateName: string }, progress?: (step: string) => void) {
+  return withArtifact(plan.templateName, async (artifact) => {
+    const result = await functions.deploy(toDeployment(plan, artifact), progress);
+    const deployed = await functions.get(plan.name);
+    return { result, sha256: artifact.sha256, bytes: artifact.bytes, location: deployed?.location };
+  });
+}
+
+function toDeployment(plan: Deployment & { templateName: string }, artifact: FunctionArtifact): FunctionDeployment {
+  return {
+    name: plan.name,
+    template: plan.templateName,
+    handler: plan.handler,
+    timeoutSeconds: plan.timeoutSeconds,
+    memoryMb: plan.memoryMb,
+    environment: plan.environment,
+    eventSource: plan.eventSource,
+    vpc: plan.entry?.vpc,
+    roleArn: plan.entry?.roleArn,
+    artifact,
+  };
+}
+
+/** What apply compares: the settings and the bundled code's hash (bundles are deterministic). */
+export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][number]) {
+  const plan = planDeployment(spec, fn.template, fn.name);
+  return withArtifact(plan.templateName, async ({ sha256 }) => functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null }));
+}
+
+export function functionConfig(f: Pick<FunctionSummary, 'template' | 'sha256' | 'handler' | 'timeoutSeconds' | 'memoryMb' | 'environment' | 'eventSource'>) {
   return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: f.environment, eventSource: f.eventSource ?? null };
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readCredentialsIndex } from '../targets/local/credentials-index.js';
+import { readCredentialsIndex } from './credentials-index.js';
 import type { MqttClient } from 'mqtt';
 import { UserError } from '../ui/errors.js';
 import type { Endpoint } from '../ports.js';

@@ -1,35 +1,28 @@
 import type { Context } from '../context.js';
-import type { DeviceRegistryPort, Endpoint, RulesPort } from '../ports.js';
-import { UserError } from '../ui/errors.js';
-import { readDaemonInfo } from './local/daemon-info.js';
-import { LocalDevices } from './local/devices.js';
-import { RulesStore } from './local/rules-store.js';
-import { openStore, type Db } from './local/store.js';
+import type { Target } from '../ports.js';
 
-export interface Target {
-  name: 'local' | 'aws';
-  devices: DeviceRegistryPort;
-  rules: RulesPort;
-  close(): void;
-}
+export type { Target } from '../ports.js';
 
-/** The adapters for the spec's target. Commands only see the ports. */
-export function openTarget(ctx: Context): Target {
-  const { spec } = ctx.spec;
-  if (spec.target === 'aws') {
-    throw new UserError('The aws target is not available in this version of iotctl yet.', 'Set `target: local` in iotctl.yaml to use the embedded platform.', 'TARGET_UNAVAILABLE');
+/**
+ * Every port of the selected target (--target, IOTCTL_TARGET, else iotctl.yaml). Commands and services
+ * reach a target only through this. The aws adapters (and the SDK) are imported only for the aws target,
+ * so a local command never loads them; the local ones only for local, so an aws command skips SQLite.
+ */
+export async function openTarget(ctx: Context): Promise<Target> {
+  if (ctx.targetName === 'aws') {
+    const { openAwsTarget } = await import('./aws/index.js');
+    return openAwsTarget(ctx);
   }
-  const db = openStore(ctx.paths.stateDir);
-  const endpoint = (): Endpoint => readDaemonInfo(ctx.paths.stateDir)?.mqtt ?? { host: spec.local.host, port: spec.local.mqttPort };
-  return { name: 'local', devices: new LocalDevices(db, ctx.paths.stateDir, endpoint), rules: localRules(db), close: () => db.close() };
+  const { openLocalTarget } = await import('./local/target.js');
+  return openLocalTarget(ctx);
 }
 
-function localRules(db: Db): RulesPort {
-  const store = new RulesStore(db);
-  return {
-    list: async () => store.list(),
-    get: async (name) => store.get(name),
-    put: async (rule) => store.put(rule),
-    delete: async (name) => store.delete(name),
-  };
+/** Open the target, run fn, and always close it (connections, warm function workers, the state store). */
+export async function withTarget<T>(ctx: Context, fn: (target: Target) => Promise<T>): Promise<T> {
+  const target = await openTarget(ctx);
+  try {
+    return await fn(target);
+  } finally {
+    await target.close();
+  }
 }

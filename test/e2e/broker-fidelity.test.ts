@@ -67,12 +67,12 @@ test.before(async () => {
   platform = new LocalPlatform({ stateDir: project.stateDir, spec: project.spec, mqttPort: 0 });
   await platform.start();
   const ctx = new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
-  const target = openTarget(ctx);
+  const target = await openTarget(ctx);
   try {
     await ensureDevicePolicy(target.devices, project.spec);
     await registerDevice(target.devices, project.spec, { thingName: 'sensor-1' }, join(project.dir, 'devices'));
   } finally {
-    target.close();
+    await target.close();
   }
   platform.rulesStore.put(project.spec.rules[0]!);
   platform.rules!.reload();

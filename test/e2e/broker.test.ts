@@ -25,12 +25,12 @@ function connect(creds: DeviceCredentials, clientId = creds.thingName) {
 
 async function register(thing: string) {
   const ctx = new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
-  const target = openTarget(ctx);
+  const target = await openTarget(ctx);
   try {
     await ensureDevicePolicy(target.devices, project.spec);
     await registerDevice(target.devices, project.spec, { thingName: thing }, devicesDir());
   } finally {
-    target.close();
+    await target.close();
   }
   return readCredentials(devicesDir(), thing);
 }

@@ -1,9 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { formatPlan, planHasChanges, type PlanItem } from '../../iot/plan/index.js';
-import { applyAnalytics, planAnalytics } from '../../targets/local/lake/apply.js';
-import { lakeWriter, openLakeSession } from '../../targets/local/lake/cli.js';
-import { removeDeletedData } from '../../targets/local/lake/section.js';
+import { withTarget } from '../../targets/index.js';
 import { info, warn } from '../../ui/output.js';
 import { confirm } from '../../ui/prompt.js';
 
@@ -22,20 +20,17 @@ export default class AnalyticsApply extends BaseCommand<typeof AnalyticsApply> {
   };
 
   async run(): Promise<{ plan: PlanItem[]; applied: boolean; warnings: string[] }> {
-    const session = openLakeSession(this.ctx);
-    try {
-      const { items, warnings } = await planAnalytics(session.db, session.stateDir, session.spec, { prune: this.flags.prune });
+    return withTarget(this.ctx, async (target) => {
+      const { items, warnings } = await target.analytics.plan({ prune: this.flags.prune });
       for (const w of warnings) warn(w);
       info(formatPlan(items));
       if (!planHasChanges(items) || this.flags['dry-run']) return { plan: items, applied: false, warnings };
       const deletes = items.filter((i) => i.action === 'delete');
       await confirm(deletes.length ? `Apply these changes? ${deletes.length} resource(s) and their data will be deleted.` : 'Apply these analytics changes?', this.flags.yes);
-      applyAnalytics(session.db, items);
-      if (deletes.length) removeDeletedData(session.db, session.stateDir);
-      info(lakeWriter(session.stateDir) !== undefined ? 'Applied. The running local platform picks the changes up at once.' : 'Applied. `iotctl local up` runs the pipelines and datasets.');
+      await target.analytics.apply(items);
+      if (target.name === 'local') info(target.running() ? 'Applied. The running local platform picks the changes up at once.' : 'Applied. `iotctl local up` runs the pipelines and datasets.');
+      else info('Applied.');
       return { plan: items, applied: true, warnings };
-    } finally {
-      session.close();
-    }
+    });
   }
 }

@@ -1,22 +1,17 @@
 import { BaseCommand } from '../../base-command.js';
-import { openLakeSession } from '../../targets/local/lake/cli.js';
-import { readLakeResources } from '../../targets/local/lake/config.js';
+import type { AnalyticsResource } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
 import { printTable } from '../../ui/output.js';
 
-interface ListedResource {
-  kind: string;
-  name: string;
-  config: Record<string, unknown>;
-}
+type ListedResource = AnalyticsResource;
 
 export default class AnalyticsList extends BaseCommand<typeof AnalyticsList> {
   static override summary = 'List the analytics channels, datastores, pipelines and datasets applied to the local platform.';
   static override examples = ['<%= config.bin %> analytics list', '<%= config.bin %> analytics list --json'];
 
   async run(): Promise<ListedResource[]> {
-    const session = openLakeSession(this.ctx);
-    try {
-      const resources = readLakeResources(session.db) as ListedResource[];
+    return withTarget(this.ctx, async (target) => {
+      const resources = await target.analytics.list();
       if (!this.jsonEnabled())
         await printTable(resources, [
           { header: 'Kind', get: (r) => r.kind },
@@ -24,9 +19,7 @@ export default class AnalyticsList extends BaseCommand<typeof AnalyticsList> {
           { header: 'Details', get: (r) => describe(r) },
         ]);
       return resources;
-    } finally {
-      session.close();
-    }
+    });
   }
 }
 

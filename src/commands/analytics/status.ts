@@ -1,6 +1,9 @@
 import { BaseCommand } from '../../base-command.js';
-import { formatBytes, openLakeSession } from '../../targets/local/lake/cli.js';
-import { analyticsStatus, type AnalyticsStatus } from '../../targets/local/lake/status.js';
+import type { AnalyticsPort } from '../../ports.js';
+
+type AnalyticsStatus = Awaited<ReturnType<AnalyticsPort['status']>>;
+import { withTarget } from '../../targets/index.js';
+import { formatBytes } from '../../ui/format.js';
 import { info, isTTY, printTable } from '../../ui/output.js';
 
 export default class AnalyticsStatusCommand extends BaseCommand<typeof AnalyticsStatusCommand> {
@@ -12,14 +15,11 @@ export default class AnalyticsStatusCommand extends BaseCommand<typeof Analytics
   static override examples = ['<%= config.bin %> analytics status', '<%= config.bin %> analytics status --json'];
 
   async run(): Promise<AnalyticsStatus> {
-    const session = openLakeSession(this.ctx);
-    try {
-      const status = await analyticsStatus(session.db, session.stateDir);
+    return withTarget(this.ctx, async (target) => {
+      const status = await target.analytics.status();
       if (!this.jsonEnabled()) await render(status);
       return status;
-    } finally {
-      session.close();
-    }
+    });
   }
 }
 

@@ -2,10 +2,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { Catalog, type QueryResult } from '../../targets/local/lake/catalog.js';
-import { formatBytes, openLakeSession } from '../../targets/local/lake/cli.js';
+import type { ColumnInfo, QueryStats } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
+import { formatBytes } from '../../ui/format.js';
 import { UserError } from '../../ui/errors.js';
 import { info, isTTY, printTable, toCsv, type Column } from '../../ui/output.js';
+
+export interface QueryResult {
+  columns: ColumnInfo[];
+  /** The first --max-rows rows; every row is still counted in stats.rows. */
+  rows: unknown[][];
+  truncated: boolean;
+  stats: QueryStats;
+}
 
 export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
   static override summary = 'Run SQL over the data lake: datastores as tables, partition-pruned by day.';
@@ -30,11 +39,13 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
 
   async run(): Promise<QueryResult> {
     const sql = this.readSql();
-    const session = openLakeSession(this.ctx);
-    let catalog: Catalog | undefined;
-    try {
-      catalog = await Catalog.open({ db: session.db, stateDir: session.stateDir, database: session.spec.athena.database });
-      const result = await catalog.query(sql, { params: this.flags.param ?? [], maxRows: this.flags['max-rows'] });
+    return withTarget(this.ctx, async (target) => {
+      const query = await target.lake.run(sql, { params: this.flags.param ?? [] });
+      const maxRows = this.flags['max-rows'];
+      const rows: unknown[][] = [];
+      for await (const row of query.rows) if (rows.length < maxRows) rows.push(row);
+      const stats = query.stats();
+      const result: QueryResult = { columns: query.columns, rows, truncated: stats.rows > rows.length, stats };
       if (this.jsonEnabled()) return result;
       const columns: Column<unknown[]>[] = result.columns.map((c, i) => ({ header: c.name, get: (row) => row[i] }));
       const summary = formatStats(result);
@@ -50,10 +61,7 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
         info(summary);
       } else await printTable(result.rows, columns, { footer: summary });
       return result;
-    } finally {
-      catalog?.close();
-      session.close();
-    }
+    });
   }
 
   private readSql(): string {
@@ -72,7 +80,7 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
 export function formatStats(r: QueryResult): string {
   const s = r.stats;
   const shown = r.truncated ? ` (first ${r.rows.length} shown)` : '';
-  const files = s.filesTotal ? ` (${s.filesScanned} of ${s.filesTotal} files)` : '';
+  const files = s.filesTotal ? ` (${s.filesScanned ?? 0} of ${s.filesTotal} files)` : '';
   return `${s.rows} row${s.rows === 1 ? '' : 's'}${shown} · ${s.bytesExact ? '' : '~'}${formatBytes(s.bytesScanned)} scanned${files} · ${Math.round(s.elapsedMs)} ms`;
 }
 

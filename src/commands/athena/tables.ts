@@ -1,6 +1,7 @@
 import { BaseCommand } from '../../base-command.js';
-import { Catalog, type TableDescription } from '../../targets/local/lake/catalog.js';
-import { formatBytes, openLakeSession } from '../../targets/local/lake/cli.js';
+import type { TableDescription } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
+import { formatBytes } from '../../ui/format.js';
 import { info, printTable } from '../../ui/output.js';
 
 export default class AthenaTables extends BaseCommand<typeof AthenaTables> {
@@ -9,11 +10,8 @@ export default class AthenaTables extends BaseCommand<typeof AthenaTables> {
   static override examples = ['<%= config.bin %> athena tables', '<%= config.bin %> athena tables --json'];
 
   async run(): Promise<TableDescription[]> {
-    const session = openLakeSession(this.ctx);
-    let catalog: Catalog | undefined;
-    try {
-      catalog = await Catalog.open({ db: session.db, stateDir: session.stateDir, database: session.spec.athena.database });
-      const tables = await catalog.describe();
+    return withTarget(this.ctx, async (target) => {
+      const tables = await target.lake.tables();
       if (!this.jsonEnabled()) {
         if (!tables.length) info('No tables: apply datastores and channels with `iotctl analytics apply`.');
         else
@@ -21,15 +19,12 @@ export default class AthenaTables extends BaseCommand<typeof AthenaTables> {
             { header: 'Table', get: (t) => t.table },
             { header: 'Kind', get: (t) => t.kind },
             { header: 'Files', get: (t) => t.files },
-            { header: 'Size', get: (t) => formatBytes(t.bytes) },
+            { header: 'Size', get: (t) => (t.bytes === undefined ? '' : formatBytes(t.bytes)) },
             { header: 'Days', get: (t) => t.partitions },
             { header: 'Columns', get: (t) => t.columns.map((c) => `${c.name} ${c.type}`).join(', ') },
           ]);
       }
       return tables;
-    } finally {
-      catalog?.close();
-      session.close();
-    }
+    });
   }
 }

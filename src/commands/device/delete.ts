@@ -9,13 +9,13 @@ export default class DeviceDelete extends BaseCommand<typeof DeviceDelete> {
   static override args = { thing: Args.string({ required: true, description: 'Thing name.' }) };
 
   async run(): Promise<{ thingName: string; deletedCertificates: string[] }> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const { deletedCertificates } = await target.devices.delete(this.args.thing);
       if (!this.jsonEnabled()) info(`Deleted ${this.args.thing} and ${deletedCertificates.length} certificate(s).`);
       return { thingName: this.args.thing, deletedCertificates };
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

@@ -8,7 +8,7 @@ export default class DeviceList extends BaseCommand<typeof DeviceList> {
   static override examples = ['<%= config.bin %> device list', '<%= config.bin %> device list --json'];
 
   async run(): Promise<DeviceSummary[]> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const devices = await target.devices.list();
       if (!this.jsonEnabled()) {
@@ -23,7 +23,7 @@ export default class DeviceList extends BaseCommand<typeof DeviceList> {
       }
       return devices;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { readUserFile } from '../../services/files.js';
-import { openTarget } from '../../targets/index.js';
+import { openTarget, type Target } from '../../targets/index.js';
 import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
 import { info, isInteractive } from '../../ui/output.js';
@@ -29,7 +29,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
 
   async run(): Promise<unknown> {
     const { spec } = this.ctx.spec;
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       await ensureDevicePolicy(target.devices, spec);
       if (this.flags['from-file']) return await this.bulk(target, spec);
@@ -44,18 +44,19 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
       }
       return result;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 
-  private keyOptions(): { awsGeneratedKeys?: boolean; caPem?: string } {
+  private keyOptions(): { awsGeneratedKeys?: boolean; caPem?: string; credentialsIndex: string } {
     return {
+      credentialsIndex: this.ctx.paths.stateDir,
       ...(this.flags['aws-generated-keys'] ? { awsGeneratedKeys: true } : {}),
       ...(this.flags['ca-file'] ? { caPem: readUserFile(this.flags['ca-file'], 'Check the path given to --ca-file.').toString('utf8') } : {}),
     };
   }
 
-  private async bulk(target: ReturnType<typeof openTarget>, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
+  private async bulk(target: Target, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
     const requests = parseDevicesCsv(this.flags['from-file']!).map((r) => ({ ...r, ...this.keyOptions() }));
     const started = Date.now();
     const progress = isInteractive()

@@ -12,13 +12,13 @@ export default class DeviceRevoke extends BaseCommand<typeof DeviceRevoke> {
   };
 
   async run(): Promise<{ thingName: string; revoked: string[] }> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const { revoked } = await target.devices.revoke(this.args.thing, { revoked: this.flags.revoked });
       if (!this.jsonEnabled()) info(revoked.length ? `Revoked ${revoked.length} certificate(s) of ${this.args.thing}.` : `${this.args.thing} has no active certificate.`);
       return { thingName: this.args.thing, revoked };
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

@@ -11,7 +11,7 @@ export default class DeviceShow extends BaseCommand<typeof DeviceShow> {
   static override args = { thing: Args.string({ required: true, description: 'Thing name.' }) };
 
   async run(): Promise<unknown> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const device = await target.devices.show(this.args.thing);
       if (!device) throw new UserError(`No thing named "${this.args.thing}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
@@ -26,7 +26,7 @@ export default class DeviceShow extends BaseCommand<typeof DeviceShow> {
       }
       return result;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

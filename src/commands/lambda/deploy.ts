@@ -2,21 +2,21 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { deployFunction, planDeployment } from '../../services/functions.js';
 import type { EventSourceSpec } from '../../spec/schema.js';
-import { readDaemonInfo } from '../../targets/local/daemon-info.js';
-import { openStore } from '../../targets/local/store.js';
+import { withTarget } from '../../targets/index.js';
 import { info, warn } from '../../ui/output.js';
 
 export interface DeployResult {
   name: string;
   template: string;
   result: 'created' | 'updated' | 'unchanged';
-  artifactPath: string;
+  /** Where the deployed code is (local: the artifact file; null where the target does not show it). */
+  artifactPath: string | null;
   sha256: string;
   bytes: number;
   timeoutSeconds: number;
   memoryMb: number;
   eventSource: EventSourceSpec | null;
-  /** Whether a running `iotctl local up` will pick it up (it watches the store). */
+  /** Whether it runs now: a running `iotctl local up` picks it up (it watches the store); always true on AWS. */
   daemonRunning: boolean;
 }
 
@@ -36,21 +36,20 @@ export default class LambdaDeploy extends BaseCommand<typeof LambdaDeploy> {
     const plan = planDeployment(spec, this.args.template, this.flags.name);
     if (!plan.entry && !this.jsonEnabled()) warn(`iotctl.yaml declares no function "${plan.name}"; deploying it with the template's settings and no event source.`);
     if (!this.jsonEnabled()) info(`Bundling ${plan.templateName}...`);
-    const db = openStore(this.ctx.paths.stateDir);
-    try {
-      const deployed = await deployFunction(db, this.ctx.paths.stateDir, spec, plan);
-      const daemonRunning = readDaemonInfo(this.ctx.paths.stateDir) !== undefined;
+    return withTarget(this.ctx, async (target) => {
+      const deployed = await deployFunction(target.functions, plan, (step) => !this.jsonEnabled() && info(`  ${step}...`));
+      const daemonRunning = target.running();
       if (!this.jsonEnabled()) {
         const what = deployed.result === 'unchanged' ? 'is up to date' : deployed.result;
         info(`Function ${plan.name} ${what} (${deployed.bytes} bytes, sha256 ${deployed.sha256.slice(0, 12)}).`);
         if (plan.eventSource) info(`Event source: stream ${plan.eventSource.stream}, batch ${plan.eventSource.batchSize}, from ${plan.eventSource.startingPosition}.`);
-        info(daemonRunning ? 'The running local platform picks it up within a second.' : 'Start the local platform with `iotctl local up` to run it.');
+        if (target.name === 'local') info(daemonRunning ? 'The running local platform picks it up within a second.' : 'Start the local platform with `iotctl local up` to run it.');
       }
       return {
         name: plan.name,
         template: plan.templateName,
         result: deployed.result,
-        artifactPath: deployed.artifactPath,
+        artifactPath: deployed.location ?? null,
         sha256: deployed.sha256,
         bytes: deployed.bytes,
         timeoutSeconds: plan.timeoutSeconds,
@@ -58,8 +57,6 @@ export default class LambdaDeploy extends BaseCommand<typeof LambdaDeploy> {
         eventSource: plan.eventSource ?? null,
         daemonRunning,
       };
-    } finally {
-      db.close();
-    }
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { LocalFunctions, type FailureRecord } from '../../targets/local/functions.js';
-import { openStore } from '../../targets/local/store.js';
+import type { FailureRecord } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
 import { printTable } from '../../ui/output.js';
 
 export default class LambdaFailures extends BaseCommand<typeof LambdaFailures> {
@@ -14,14 +14,13 @@ export default class LambdaFailures extends BaseCommand<typeof LambdaFailures> {
   static override flags = { limit: Flags.integer({ description: 'At most this many of the latest records.', default: 100, min: 1 }) };
 
   async run(): Promise<FailureRecord[]> {
-    const db = openStore(this.ctx.paths.stateDir);
-    try {
-      const failures = new LocalFunctions(db, { region: this.ctx.spec.spec.region }).listFailures(this.args.name, { limit: this.flags.limit });
+    return withTarget(this.ctx, async (target) => {
+      const failures = await target.functions.failures(this.args.name, { limit: this.flags.limit });
       if (!this.jsonEnabled()) {
         const batch = (f: FailureRecord) => f.record.KinesisBatchInfo as Record<string, unknown> | undefined;
         const ctx = (f: FailureRecord) => f.record.requestContext as { condition?: string; approximateInvokeCount?: number } | undefined;
         await printTable(failures, [
-          { header: 'Time', get: (f) => f.createdAt },
+          { header: 'Time', get: (f) => new Date(f.createdAt) },
           { header: 'Destination', get: (f) => f.destination },
           { header: 'Condition', get: (f) => ctx(f)?.condition },
           { header: 'Invokes', get: (f) => ctx(f)?.approximateInvokeCount },
@@ -32,8 +31,6 @@ export default class LambdaFailures extends BaseCommand<typeof LambdaFailures> {
         ]);
       }
       return failures;
-    } finally {
-      db.close();
-    }
+    });
   }
 }

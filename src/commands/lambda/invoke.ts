@@ -1,11 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { readFileSync } from 'node:fs';
 import { BaseCommand } from '../../base-command.js';
-import { LocalFunctions, type InvokeResult } from '../../targets/local/functions.js';
-import { readDaemonInfo } from '../../targets/local/daemon-info.js';
-import { DestinationNotFoundError } from '../../targets/local/sinks.js';
-import { openStore } from '../../targets/local/store.js';
-import { UserError } from '../../ui/errors.js';
+import { NotFoundError, type InvokeResult } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
+import { isUserError, UserError } from '../../ui/errors.js';
 import { info, isTTY, printLine } from '../../ui/output.js';
 
 export default class LambdaInvoke extends BaseCommand<typeof LambdaInvoke> {
@@ -21,19 +19,18 @@ export default class LambdaInvoke extends BaseCommand<typeof LambdaInvoke> {
 
   async run(): Promise<InvokeResult> {
     const event = this.readEvent();
-    const db = openStore(this.ctx.paths.stateDir);
-    const databaseUrl = process.env.DATABASE_URL ?? readDaemonInfo(this.ctx.paths.stateDir)?.databaseUrl;
-    const fns = new LocalFunctions(db, { region: this.ctx.spec.spec.region, baseEnvironment: (): Record<string, string> => (databaseUrl ? { DATABASE_URL: databaseUrl } : {}) });
-    try {
+    return withTarget(this.ctx, async (target) => {
+      const fns = target.functions;
       let result: InvokeResult;
       try {
         result = await fns.invoke(this.args.name, event);
       } catch (err) {
-        if (err instanceof DestinationNotFoundError) {
-          const names = fns.list().map((f) => f.name);
+        if (err instanceof NotFoundError) {
+          const names = (await fns.list()).map((f) => f.name);
           throw new UserError(`Function "${this.args.name}" is not deployed.`, names.length ? `Deployed: ${names.join(', ')}.` : 'Deploy it with `iotctl lambda deploy <template>`.', 'FUNCTION_NOT_FOUND');
         }
-        throw new UserError((err as Error).message, `iotctl lambda deploy ${fns.get(this.args.name)?.template ?? '<template>'} --name ${this.args.name}`);
+        if (isUserError(err)) throw err;
+        throw new UserError((err as Error).message, `iotctl lambda deploy ${(await fns.get(this.args.name))?.template ?? '<template>'} --name ${this.args.name}`);
       }
       if (!this.jsonEnabled()) {
         for (const line of result.logTail) info(line);
@@ -42,10 +39,7 @@ export default class LambdaInvoke extends BaseCommand<typeof LambdaInvoke> {
       }
       if (result.functionError) process.exitCode = 1;
       return result;
-    } finally {
-      await fns.stop();
-      db.close();
-    }
+    });
   }
 
   private readEvent(): unknown {

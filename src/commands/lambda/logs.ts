@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { formatLogEvent, LocalFunctions, type LogEvent } from '../../targets/local/functions.js';
-import { openStore } from '../../targets/local/store.js';
+import { formatLogEvent } from '../../iot/logs.js';
+import { NotFoundError, type LogEvent } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
 import { UserError } from '../../ui/errors.js';
 import { printLine } from '../../ui/output.js';
 
@@ -17,45 +18,31 @@ export default class LambdaLogs extends BaseCommand<typeof LambdaLogs> {
 
   async run(): Promise<LogEvent[] | void> {
     const since = parseSince(this.flags.since);
-    const db = openStore(this.ctx.paths.stateDir);
-    try {
-      const fns = new LocalFunctions(db, { region: this.ctx.spec.spec.region });
-      const known = fns.get(this.args.name) !== undefined || fns.readLogs(this.args.name, { limit: 1 }).length > 0;
-      if (!known) {
-        const names = fns.list().map((f) => f.name);
-        throw new UserError(`Function "${this.args.name}" has no logs and is not deployed.`, names.length ? `Deployed: ${names.join(', ')}.` : 'Deploy one with `iotctl lambda deploy <template>`.', 'FUNCTION_NOT_FOUND');
-      }
-      const events = fns.readLogs(this.args.name, { since, limit: this.flags.limit });
+    return withTarget(this.ctx, async (target) => {
       const print = (e: LogEvent) => printLine(this.jsonEnabled() ? JSON.stringify(e) : formatLogEvent(e));
-      if (!this.flags.follow) {
-        if (!this.jsonEnabled()) events.forEach(print);
-        return events;
-      }
-      // Following: JSON lines with --json, as a stream has no end to close an array.
-      events.forEach(print);
-      let last = events[events.length - 1]?.id ?? 0;
       const abort = new AbortController();
       const stop = () => abort.abort();
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      const events: LogEvent[] = [];
       try {
-        while (!abort.signal.aborted) {
-          for (const e of fns.readLogs(this.args.name, { afterId: last, limit: 1000 })) {
-            print(e);
-            last = e.id;
-          }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, 500);
-            abort.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-          });
+        for await (const e of target.functions.logs(this.args.name, { since, limit: this.flags.limit, follow: this.flags.follow, signal: abort.signal })) {
+          // Following: JSON lines with --json, as a stream has no end to close an array.
+          if (this.flags.follow) print(e);
+          else events.push(e);
         }
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        const names = (await target.functions.list()).map((f) => f.name);
+        throw new UserError(`Function "${this.args.name}" has no logs and is not deployed.`, names.length ? `Deployed: ${names.join(', ')}.` : 'Deploy one with `iotctl lambda deploy <template>`.', 'FUNCTION_NOT_FOUND');
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }
-    } finally {
-      db.close();
-    }
+      if (this.flags.follow) return;
+      if (!this.jsonEnabled()) events.forEach(print);
+      return events;
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../base-command.js';
-import { stopDaemon } from '../../services/local-platform.js';
+import { stopDaemon } from '../../targets/local/lifecycle.js';
 import { info } from '../../ui/output.js';
 
 export default class LocalDown extends BaseCommand<typeof LocalDown> {

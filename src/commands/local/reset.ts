@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { resetState } from '../../services/local-platform.js';
+import { resetState } from '../../targets/local/lifecycle.js';
 import { UserError } from '../../ui/errors.js';
 import { info } from '../../ui/output.js';
 

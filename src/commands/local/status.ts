@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../base-command.js';
-import { readStatus } from '../../services/local-platform.js';
+import { readStatus } from '../../targets/local/lifecycle.js';
 import { printTable } from '../../ui/output.js';
 import { redactUrl } from '../../db/connection.js';
 

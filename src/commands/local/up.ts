@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { redactUrl } from '../../db/connection.js';
-import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../services/local-platform.js';
+import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../targets/local/lifecycle.js';
 import { info, isInteractive } from '../../ui/output.js';
 
 export default class LocalUp extends BaseCommand<typeof LocalUp> {

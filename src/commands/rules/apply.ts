@@ -17,7 +17,7 @@ export default class RulesApply extends BaseCommand<typeof RulesApply> {
   };
 
   async run(): Promise<{ plan: PlanItem[]; applied: boolean }> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune });
       info(formatPlan(plan));
@@ -27,7 +27,7 @@ export default class RulesApply extends BaseCommand<typeof RulesApply> {
       info('Applied. A running local platform picks the rules up at once.');
       return { plan, applied: true };
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

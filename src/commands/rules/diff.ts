@@ -11,14 +11,14 @@ export default class RulesDiff extends BaseCommand<typeof RulesDiff> {
   static override flags = { prune: Flags.boolean({ description: 'Include rules the spec does not declare.' }) };
 
   async run(): Promise<PlanItem[]> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune });
       if (!this.jsonEnabled()) printLine(formatPlan(plan));
       if (planHasChanges(plan)) process.exitCode = 3;
       return plan;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

@@ -7,7 +7,7 @@ import { info } from '../../ui/output.js';
 
 /** Shared by `rules enable` and `rules disable`. */
 export async function setRuleEnabled(cmd: BaseCommand<never>, name: string, enabled: boolean) {
-  const target = openTarget(cmd['ctx']);
+  const target = await openTarget(cmd['ctx']);
   try {
     const rule = await target.rules.get(name);
     if (!rule) throw new UserError(`No rule named "${name}" on the target.`, 'List them with `iotctl rules list`.', 'RULE_NOT_FOUND');
@@ -19,7 +19,7 @@ export async function setRuleEnabled(cmd: BaseCommand<never>, name: string, enab
     }
     return { name, enabled };
   } finally {
-    target.close();
+    await target.close();
   }
 }
 

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { RulesStore, type RuleErrorRecord } from '../../targets/local/rules-store.js';
-import { withStore } from '../../targets/local/store.js';
+import type { RuleErrorRecord } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
 import { printTable } from '../../ui/output.js';
 
 export default class RulesErrors extends BaseCommand<typeof RulesErrors> {
@@ -14,16 +14,21 @@ export default class RulesErrors extends BaseCommand<typeof RulesErrors> {
   };
 
   async run(): Promise<RuleErrorRecord[]> {
-    const rows = await withStore(this.ctx.paths.stateDir, (db) => new RulesStore(db).errors({ rule: this.flags.rule, limit: this.flags.limit }));
+    const rows = await withTarget(this.ctx, (target) => target.ruleErrors.list({ rule: this.flags.rule, limit: this.flags.limit }));
     if (!this.jsonEnabled()) {
       await printTable(rows, [
         { header: 'At', get: (r) => r.at },
         { header: 'Rule', get: (r) => r.ruleName },
-        { header: 'Topic', get: (r) => r.error.topic },
-        { header: 'Client', get: (r) => r.error.clientId },
-        { header: 'Failures', get: (r) => r.error.failures.map((f) => `${f.failedAction}(${f.failedResource}): ${f.errorMessage}`).join('; ') },
+        { header: 'Topic', get: (r) => payload(r).topic },
+        { header: 'Client', get: (r) => payload(r).clientId },
+        { header: 'Failures', get: (r) => (payload(r).failures ?? []).map((f) => `${f.failedAction}(${f.failedResource}): ${f.errorMessage}`).join('; ') },
       ]);
     }
     return rows;
   }
+}
+
+/** The fields of AWS's error action payload this table shows. */
+function payload(r: RuleErrorRecord) {
+  return r.error as { topic?: string; clientId?: string; failures?: { failedAction: string; failedResource: string; errorMessage: string }[] };
 }

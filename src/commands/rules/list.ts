@@ -8,7 +8,7 @@ export default class RulesList extends BaseCommand<typeof RulesList> {
   static override examples = ['<%= config.bin %> rules list'];
 
   async run(): Promise<RuleSpec[]> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const rules = await target.rules.list();
       if (!this.jsonEnabled()) {
@@ -21,7 +21,7 @@ export default class RulesList extends BaseCommand<typeof RulesList> {
       }
       return rules;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

@@ -11,14 +11,14 @@ export default class RulesShow extends BaseCommand<typeof RulesShow> {
   static override args = { name: Args.string({ required: true, description: 'Rule name.' }) };
 
   async run(): Promise<RuleSpec> {
-    const target = openTarget(this.ctx);
+    const target = await openTarget(this.ctx);
     try {
       const rule = await target.rules.get(this.args.name);
       if (!rule) throw new UserError(`No rule named "${this.args.name}" on the target.`, 'List them with `iotctl rules list`, or apply the spec with `iotctl rules apply`.', 'RULE_NOT_FOUND');
       if (!this.jsonEnabled()) printJson(rule);
       return rule;
     } finally {
-      target.close();
+      await target.close();
     }
   }
 }

@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { openStore } from '../../targets/local/store.js';
-import { LocalStreams, StreamNotFoundError, type StreamDescription } from '../../targets/local/stream.js';
+import { NotFoundError, type StreamDescription } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
 import { UserError } from '../../ui/errors.js';
 import { printLine, printTable } from '../../ui/output.js';
 
@@ -11,20 +11,19 @@ export default class StreamDescribe extends BaseCommand<typeof StreamDescribe> {
   static override args = { name: Args.string({ description: 'Stream name.', required: true }) };
 
   async run(): Promise<StreamDescription> {
-    const db = openStore(this.ctx.paths.stateDir);
-    try {
-      const streams = new LocalStreams(db, { region: this.ctx.spec.spec.region });
+    return withTarget(this.ctx, async (target) => {
       let d: StreamDescription;
       try {
-        d = streams.describeStream(this.args.name);
+        d = await target.streams.describe(this.args.name);
       } catch (err) {
-        if (!(err instanceof StreamNotFoundError)) throw err;
-        const names = streams.listStreams().map((s) => s.name);
-        throw new UserError(`Stream "${this.args.name}" does not exist on the local platform.`, names.length ? `Streams: ${names.join(', ')}.` : 'Declare it under `streams:` in iotctl.yaml and run `iotctl apply`.', 'STREAM_NOT_FOUND');
+        if (!(err instanceof NotFoundError)) throw err;
+        const names = (await target.streams.list()).map((s) => s.name);
+        throw new UserError(`Stream "${this.args.name}" does not exist on the ${target.name === 'local' ? 'local platform' : 'aws target'}.`, names.length ? `Streams: ${names.join(', ')}.` : 'Declare it under `streams:` in iotctl.yaml and run `iotctl apply`.', 'STREAM_NOT_FOUND');
       }
       if (!this.jsonEnabled()) {
+        const counts = d.records === undefined ? '' : `, ${d.records} record(s), ${d.bytes} bytes`;
         printLine(`${d.name}  ${d.arn}`);
-        printLine(`status ${d.status}, ${d.shards} shard(s), retention ${d.retentionHours}h, ${d.records} record(s), ${d.bytes} bytes, created ${d.createdAt.toISOString()}`);
+        printLine(`status ${d.status}, ${d.shards} shard(s), retention ${d.retentionHours}h${counts}, created ${d.createdAt}`);
         await printTable(d.shardList, [
           { header: 'Shard', get: (s) => s.shardId },
           { header: 'Starting hash key', get: (s) => s.hashKeyRange.startingHashKey },
@@ -35,8 +34,6 @@ export default class StreamDescribe extends BaseCommand<typeof StreamDescribe> {
         ]);
       }
       return d;
-    } finally {
-      db.close();
-    }
+    });
   }
 }

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { openStore } from '../../targets/local/store.js';
-import { LocalStreams, StreamArgumentError, StreamNotFoundError } from '../../targets/local/stream.js';
-import { parseTailStart, tailStream, type TailFilter, type TailRecord } from '../../targets/local/stream/tail.js';
+import { parseTailStart, StreamArgumentError } from '../../iot/stream/tail.js';
+import { NotFoundError, type TailFilter, type TailRecord } from '../../ports.js';
+import { openTarget } from '../../targets/index.js';
 import { UserError } from '../../ui/errors.js';
 import { info, isTTY } from '../../ui/output.js';
 
@@ -11,7 +11,7 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
   static override description =
     'On a terminal, records show live with their payload pretty-printed; piped (or with --json), one JSON object per line: ' +
     '{stream, shardId, sequenceNumber, partitionKey, approximateArrivalTimestamp, data}, data being the decoded JSON payload or base64. ' +
-    'Ctrl-C stops it and prints how many records were shown on stderr. It reads the local store directly, so it works while `iotctl local up` runs.';
+    'Ctrl-C stops it and prints how many records were shown on stderr. Locally it reads the state store directly, so it works while `iotctl local up` runs; on AWS it polls every open shard within the GetRecords limits.';
   static override examples = [
     '<%= config.bin %> stream tail',
     '<%= config.bin %> stream tail telemetry --from trim-horizon --device sensor-0001',
@@ -36,8 +36,7 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
     } catch (err) {
       throw new UserError((err as Error).message, 'Use --from latest, --from trim-horizon, --from 2030-01-31T12:00:00Z or --from <sequence number>.');
     }
-    const db = openStore(this.ctx.paths.stateDir);
-    const streams = new LocalStreams(db, { region: this.ctx.spec.spec.region });
+    const target = await openTarget(this.ctx);
     const abort = new AbortController();
     const onSigint = () => abort.abort();
     // A closed pipe (`| head`) ends the tail like Ctrl-C does.
@@ -48,17 +47,17 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
     process.on('SIGTERM', onSigint);
     process.stdout.on('error', onStdoutError);
     const live = isTTY() && !this.jsonEnabled();
-    let view: Awaited<ReturnType<typeof import('../../targets/local/stream/tail-view.js')['renderTailView']>> | undefined;
+    let view: Awaited<ReturnType<typeof import('../../ui/tail-view.js')['renderTailView']>> | undefined;
     let shown = 0;
     let started = false;
     try {
-      streams.listShards(stream);
+      const described = await target.streams.describe(stream);
       started = true;
-      const records = tailStream(streams, stream, { from, filter, signal: abort.signal });
+      const records = target.streams.tail(stream, { from, filter, signal: abort.signal });
       if (live) {
-        const { renderTailView } = await import('../../targets/local/stream/tail-view.js');
+        const { renderTailView } = await import('../../ui/tail-view.js');
         const filters = [this.flags['partition-key'] && `partition key ${this.flags['partition-key']}`, this.flags.device && `device ${this.flags.device}`, this.flags.where].filter(Boolean).join(', ');
-        view = renderTailView({ stream, shards: streams.listShards(stream).length, filters });
+        view = renderTailView({ stream, shards: described.shardList.filter((s) => s.open).length, filters });
       }
       for await (const record of records) {
         if (view) view.push(record);
@@ -66,7 +65,7 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
         if (++shown === this.flags.limit) break;
       }
     } catch (err) {
-      if (err instanceof StreamNotFoundError) throw this.notFound(stream);
+      if (err instanceof NotFoundError) throw this.notFound(stream, target.name);
       if (err instanceof StreamArgumentError) throw new UserError(err.message, 'Check --from: `iotctl stream describe` shows the sequence numbers the stream holds.');
       throw err;
     } finally {
@@ -74,7 +73,7 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
       process.off('SIGTERM', onSigint);
       process.stdout.off('error', onStdoutError);
       await view?.close();
-      db.close();
+      await target.close();
       if (started) info(`${shown} record${shown === 1 ? '' : 's'} shown from ${stream}.`);
     }
   }
@@ -90,11 +89,11 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
     );
   }
 
-  private notFound(stream: string): UserError {
+  private notFound(stream: string, target: 'local' | 'aws'): UserError {
     const declared = this.ctx.spec.spec.streams.some((s) => s.name === stream);
     return new UserError(
-      `Stream "${stream}" does not exist on the local platform.`,
-      declared ? 'It is in iotctl.yaml: `iotctl local up` (or `iotctl apply`) creates it.' : '`iotctl stream list` shows the streams that exist.',
+      `Stream "${stream}" does not exist on the ${target === 'local' ? 'local platform' : 'aws target'}.`,
+      declared ? (target === 'local' ? 'It is in iotctl.yaml: `iotctl local up` (or `iotctl apply`) creates it.' : 'It is in iotctl.yaml: `iotctl apply` creates it.') : '`iotctl stream list` shows the streams that exist.',
       'STREAM_NOT_FOUND',
     );
   }

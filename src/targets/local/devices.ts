@@ -5,7 +5,6 @@ import { LocalCa } from './ca.js';
 import { ensurePki, type LocalPki } from './pki.js';
 import { Registry, type CertificateRecord } from './registry.js';
 import type { Db } from './store.js';
-import { rememberCredentialsDir } from './credentials-index.js';
 
 /** The local target's device registry: things, certificates from the local CA, and policies. */
 export class LocalDevices implements DeviceRegistryPort {
@@ -58,10 +57,6 @@ export class LocalDevices implements DeviceRegistryPort {
     return { thingName: input.thingName, certificateId: issued.certificateId, fingerprint: issued.fingerprint, certPem: issued.certPem, keyPem: issued.keyPem, caPem: pki.ca.certPem, endpoint: await this.endpoint() };
   }
 
-  /** Where `device register` wrote a thing's credentials, so `publish --device` finds them wherever they are. */
-  rememberCredentials(thingName: string, dir: string): void {
-    rememberCredentialsDir(this.stateDir, thingName, dir);
-  }
 
   async list(): Promise<DeviceSummary[]> {
     return this.registry.listThings().map((t) => summary(t, this.registry.certificatesOf(t.name).at(-1)));

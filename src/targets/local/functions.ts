@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Db } from './store.js';
@@ -8,6 +8,7 @@ import { FUNCTION_WORKER_SOURCE } from './function-worker.js';
 import type { EventSourceSpec, FunctionSpec, Spec } from '../../spec/schema.js';
 import type { Resource } from '../../iot/plan/index.js';
 import { LOCAL_ACCOUNT_ID } from './stream.js';
+import { formatLogEvent } from '../../iot/logs.js';
 
 /**
  * The local Lambda service: a registry of deployed functions, an invoker that runs each function's bundled
@@ -621,13 +622,7 @@ export class LocalFunctions implements FunctionSink {
   }
 }
 
-/** CloudWatch's line format: timestamp, request id, level, message (START/END/REPORT lines stand alone). */
-export function formatLogEvent(e: { timestamp: number; level: string; message: string; requestId: string | null }): string {
-  const ts = new Date(e.timestamp).toISOString();
-  if (e.level === 'START' || e.level === 'END' || e.level === 'REPORT') return `${ts} ${e.message}`;
-  if (e.message.startsWith(ts) || !e.requestId) return `${ts} ${e.message}`;
-  return `${ts}\t${e.requestId}\t${e.level}\t${e.message}`;
-}
+export { formatLogEvent };
 
 /**
  * The function's variables over the platform's: an empty value in the function's environment means "the target
@@ -666,65 +661,11 @@ export function actualFunctionResources(deployed: DeployedFunction[]): Resource[
   return deployed.map((f) => ({ kind: 'function', name: f.name, config: functionResourceConfig(f) }));
 }
 
-// ---- deployment ----
-
-export interface TemplateDefaults {
-  name: string;
-  /** "index.handler" */
-  handler: string;
-  timeoutSeconds?: number;
-  memoryMb?: number;
-  environment: Record<string, string>;
-}
+// The deployment's resolution is target-neutral (services/deployment.ts); re-exported for the local code and tests.
+export { DeploymentError, resolveDeployment, type TemplateDefaults } from '../../services/deployment.js';
 
 /**
- * What `lambda deploy <template> [--name N]` registers: the spec's functions[] entry for that name (or the only
- * entry using the template) over the template's defaults. Throws a plain Error with a user-facing message when
- * the spec and the command disagree.
- */
-export function resolveDeployment(
-  spec: Pick<Spec, 'functions' | 'streams'>,
-  template: TemplateDefaults,
-  name?: string,
-): { name: string; entry?: FunctionSpec; handler: string; timeoutSeconds: number; memoryMb: number; environment: Record<string, string>; eventSource?: EventSourceSpec } {
-  let entry: FunctionSpec | undefined;
-  if (name) {
-    entry = spec.functions.find((f) => f.name === name);
-    if (entry && entry.template !== template.name)
-      throw new DeploymentError(`iotctl.yaml declares function "${name}" with template "${entry.template}", not "${template.name}".`, `iotctl lambda deploy ${entry.template} --name ${name}`);
-  } else {
-    const using = spec.functions.filter((f) => f.template === template.name);
-    if (using.length > 1)
-      throw new DeploymentError(`iotctl.yaml declares ${using.length} functions with template "${template.name}": ${using.map((f) => f.name).join(', ')}.`, `Pick one: iotctl lambda deploy ${template.name} --name ${using[0]!.name}`);
-    entry = using[0];
-  }
-  const handler = template.handler.includes('.') ? template.handler.slice(template.handler.lastIndexOf('.') + 1) : template.handler;
-  if (entry?.eventSource && !spec.streams.some((s) => s.name === entry!.eventSource!.stream))
-    throw new DeploymentError(`function "${entry.name}" reads stream "${entry.eventSource.stream}", which iotctl.yaml does not declare.`, 'Add it under `streams:` or fix functions[].eventSource.stream.');
-  return {
-    name: entry?.name ?? name ?? template.name,
-    entry,
-    handler,
-    // The spec's values when the function is declared (zod filled its defaults); the template's otherwise.
-    timeoutSeconds: entry?.timeoutSeconds ?? template.timeoutSeconds ?? 30,
-    memoryMb: entry?.memoryMb ?? template.memoryMb ?? 256,
-    environment: { ...template.environment, ...(entry?.environment ?? {}) },
-    eventSource: entry?.eventSource,
-  };
-}
-
-export class DeploymentError extends Error {
-  override name = 'DeploymentError';
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * Moves a freshly bundled artifact to a content-addressed place, <functionsDir>/<name>/<sha256[0:16]>/index.js,
+ * Copies a freshly bundled artifact to a content-addressed place, <functionsDir>/<name>/<sha256[0:16]>/index.js,
  * so a redeploy never rewrites a file a running environment may still load; keeps the previous version too.
  */
 export function installArtifact(functionsDir: string, name: string, built: { artifactPath: string; sha256: string }, keep: string[] = []): string {
@@ -732,7 +673,12 @@ export function installArtifact(functionsDir: string, name: string, built: { art
   const dir = join(root, built.sha256.slice(0, 16));
   const target = join(dir, 'index.js');
   mkdirSync(dir, { recursive: true });
-  if (built.artifactPath !== target) renameSync(built.artifactPath, target);
+  if (built.artifactPath !== target) {
+    // The bundle may sit on another filesystem (a temp dir): copy beside the target, then rename atomically.
+    const partial = `${target}.${process.pid}.partial`;
+    copyFileSync(built.artifactPath, partial);
+    renameSync(partial, target);
+  }
   const keepDirs = new Set([dir, ...keep.map((p) => join(p, '..'))]);
   for (const e of readdirSync(root, { withFileTypes: true })) {
     const p = join(root, e.name);

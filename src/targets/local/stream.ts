@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './store.js';
 import { DestinationNotFoundError, type StreamSink } from './sinks.js';
+import { StreamArgumentError } from '../../iot/stream/tail.js';
 
 /**
  * The local Kinesis data stream, in the shared SQLite store.
@@ -78,10 +79,7 @@ export interface GetRecordsResult {
   millisBehindLatest: number;
 }
 
-/** Kinesis InvalidArgumentException: a bad sequence number, iterator type, partition key or record. */
-export class StreamArgumentError extends Error {
-  override name = 'InvalidArgumentException';
-}
+export { StreamArgumentError };
 /** Kinesis ExpiredIteratorException: the iterator is older than 5 minutes; get a new one. */
 export class ExpiredIteratorError extends Error {
   override name = 'ExpiredIteratorException';

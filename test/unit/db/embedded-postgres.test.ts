@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
 import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { withPg } from './helpers.js';
-import { resetState } from '../../../src/services/local-platform.js';
+import { resetState } from '../../../src/targets/local/lifecycle.js';
 import { DaemonLock } from '../../../src/targets/local/daemon-info.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-embedded-'));

@@ -2,9 +2,11 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../base-command.js';
-import { openLakeSession } from '../../../targets/local/lake/cli.js';
-import { DatasetRunner, type DatasetVersion } from '../../../targets/local/lake/datasets.js';
+import type { AnalyticsPort } from '../../../ports.js';
+import { withTarget } from '../../../targets/index.js';
 import { info, printTable } from '../../../ui/output.js';
+
+type DatasetVersion = Awaited<ReturnType<AnalyticsPort['datasetVersions']>>[number];
 
 export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
   static override summary = "Print or save a dataset's content (GetDatasetContent).";
@@ -22,12 +24,9 @@ export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
   };
 
   async run(): Promise<{ version: DatasetVersion; file: string; out?: string } | DatasetVersion[]> {
-    const session = openLakeSession(this.ctx);
-    try {
-      const runner = new DatasetRunner({ db: session.db, stateDir: session.stateDir, database: session.spec.athena.database });
+    return withTarget(this.ctx, async (target) => {
       if (this.flags.versions) {
-        runner.requireDataset(this.args.name);
-        const versions = runner.versions(this.args.name);
+        const versions = await target.analytics.datasetVersions(this.args.name);
         if (!this.jsonEnabled())
           await printTable(versions, [
             { header: 'Version', get: (v) => v.version },
@@ -39,7 +38,7 @@ export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
           ]);
         return versions;
       }
-      const { version, file } = runner.content(this.args.name, this.flags.version);
+      const { version, file } = await target.analytics.datasetContent(this.args.name, this.flags.version);
       if (this.flags.out) {
         const out = resolve(this.flags.out);
         copyFileSync(file, out);
@@ -48,8 +47,6 @@ export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
       }
       if (!this.jsonEnabled()) process.stdout.write(readFileSync(file, 'utf8'));
       return { version, file };
-    } finally {
-      session.close();
-    }
+    });
   }
 }

@@ -1,9 +1,11 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../base-command.js';
-import { openLakeSession } from '../../../targets/local/lake/cli.js';
-import { DatasetRunner, type DatasetRunResult } from '../../../targets/local/lake/datasets.js';
+import type { AnalyticsPort } from '../../../ports.js';
+import { withTarget } from '../../../targets/index.js';
 import { UserError } from '../../../ui/errors.js';
 import { info, printTable } from '../../../ui/output.js';
+
+type DatasetRunResult = Awaited<ReturnType<AnalyticsPort['runDataset']>>;
 
 export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
   static override summary = "Create a dataset's content now (CreateDatasetContent) and show it.";
@@ -17,10 +19,8 @@ export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
   };
 
   async run(): Promise<DatasetRunResult> {
-    const session = openLakeSession(this.ctx);
-    try {
-      const runner = new DatasetRunner({ db: session.db, stateDir: session.stateDir, database: session.spec.athena.database });
-      const result = await runner.run(this.args.name, { trigger: 'manual', previewRows: this.flags['max-rows'] });
+    return withTarget(this.ctx, async (target) => {
+      const result = await target.analytics.runDataset(this.args.name, { previewRows: this.flags['max-rows'] });
       if (result.status === 'FAILED')
         throw new UserError(`Dataset "${this.args.name}" failed: ${result.error}`, 'Fix its SQL in iotctl.yaml, run `iotctl analytics apply`, then run it again.', 'DATASET_FAILED');
       if (!this.jsonEnabled()) {
@@ -30,8 +30,6 @@ export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
         if (process.stdout.isTTY) info('');
       }
       return result;
-    } finally {
-      session.close();
-    }
+    });
   }
 }

@@ -310,6 +310,11 @@ export class Catalog {
     return { columns, rows, truncated: total > rows.length, stats: { rows: total, elapsedMs, ...scanned } };
   }
 
+  /** Which lake files the last statement read (call it before running another). */
+  lastScan(): Promise<Pick<QueryStats, 'bytesScanned' | 'filesScanned' | 'filesTotal' | 'bytesExact'>> {
+    return this.scannedFiles(this.profileFile);
+  }
+
   /**
    * Which lake files the last query read, from DuckDB's profile: each table scan lists its files (up to
    * five, then "...") and the partition filter it pruned with; when the list is cut short, the filter is

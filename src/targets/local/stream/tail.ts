@@ -1,75 +1,23 @@
-import { ExpiredIteratorError, parseSequenceNumber, shardIdOf, StreamArgumentError, type LocalStreams, type ShardIteratorType } from '../stream.js';
+import type { TailOptions as PortTailOptions, TailRecord } from '../../../ports.js';
+import { byArrival, decodePayload, matchesFilter, StreamArgumentError } from '../../../iot/stream/tail.js';
+import { ExpiredIteratorError, parseSequenceNumber, shardIdOf, type LocalStreams, type ShardIteratorType } from '../stream.js';
 
 /**
- * Following a stream: every shard at once, each polled with GetRecords from its own iterator, records merged in
- * arrival order per poll and filtered. Works on a store another process writes (the CLI beside the daemon).
+ * Following a local stream: every shard at once, each polled with GetRecords from its own iterator, records merged
+ * in arrival order per poll and filtered. Works on a store another process writes (the CLI beside the daemon).
  */
 
-export type TailStart = { kind: 'latest' } | { kind: 'trim-horizon' } | { kind: 'timestamp'; at: number } | { kind: 'sequence'; sequenceNumber: string };
+// The target-neutral parts live in iot/stream/tail.ts; re-exported for the local code and tests that use them here.
+export { decodePayload, matchesFilter, parseTailStart } from '../../../iot/stream/tail.js';
+export type { TailFilter, TailRecord, TailStart } from '../../../ports.js';
 
-export interface TailRecord {
-  stream: string;
-  shardId: string;
-  sequenceNumber: string;
-  partitionKey: string;
-  /** ISO 8601 */
-  approximateArrivalTimestamp: string;
-  /** The decoded JSON payload, or the payload in base64 when it is not JSON. */
-  data: unknown;
-  /** Whether `data` is decoded JSON (false: base64). */
-  json: boolean;
-}
-
-export interface TailFilter {
-  partitionKey?: string;
-  /** Matches a partition key equal to the device, or a payload whose device_id is the device. */
-  device?: string;
-  /** True to keep the record; gets the decoded JSON payload (or the raw bytes when it is not JSON). */
-  where?: (doc: unknown) => boolean;
-}
-
-export interface TailOptions {
-  from: TailStart;
-  filter?: TailFilter;
+export interface TailOptions extends PortTailOptions {
   /** How often each shard is polled when there is nothing new. */
   pollIntervalMs?: number;
-  signal?: AbortSignal;
-}
-
-/** Parse --from: latest, trim-horizon, an ISO time, or a sequence number. */
-export function parseTailStart(value: string | undefined): TailStart {
-  if (!value || value === 'latest') return { kind: 'latest' };
-  if (value === 'trim-horizon') return { kind: 'trim-horizon' };
-  if (/^\d{56}$/.test(value)) return { kind: 'sequence', sequenceNumber: value };
-  const at = Date.parse(value);
-  if (/^\d{4}-\d\d-\d\d/.test(value) && Number.isFinite(at)) return { kind: 'timestamp', at };
-  throw new StreamArgumentError(`--from "${value}" is not latest, trim-horizon, an ISO time (2030-01-31T12:00:00Z) or a 56-digit sequence number`);
-}
-
-export function decodePayload(data: Buffer): { data: unknown; json: boolean } {
-  const text = data.toString('utf8');
-  if (/^\s*[[{"\d\-tfn]/.test(text)) {
-    try {
-      return { data: JSON.parse(text), json: true };
-    } catch {
-      // not JSON
-    }
-  }
-  return { data: data.toString('base64'), json: false };
-}
-
-export function matchesFilter(r: { partitionKey: string; data: unknown; json: boolean; raw: Buffer }, f: TailFilter): boolean {
-  if (f.partitionKey !== undefined && r.partitionKey !== f.partitionKey) return false;
-  if (f.device !== undefined) {
-    const id = r.json && r.data && typeof r.data === 'object' ? (r.data as Record<string, unknown>).device_id : undefined;
-    if (r.partitionKey !== f.device && id !== f.device) return false;
-  }
-  if (f.where && !f.where(r.json ? r.data : r.raw)) return false;
-  return true;
 }
 
 /** Every shard's first iterator for the start position. */
-function startIterators(streams: LocalStreams, stream: string, from: TailStart): Map<string, string> {
+function startIterators(streams: LocalStreams, stream: string, from: PortTailOptions['from']): Map<string, string> {
   const shards = streams.listShards(stream);
   const its = new Map<string, string>();
   if (from.kind === 'sequence') {
@@ -130,7 +78,7 @@ export async function* tailStream(streams: LocalStreams, stream: string, opts: T
         });
       }
     }
-    batch.sort((a, b) => a.at - b.at || (a.shardId === b.shardId ? (a.sequenceNumber < b.sequenceNumber ? -1 : 1) : a.shardId < b.shardId ? -1 : 1));
+    batch.sort(byArrival);
     for (const { at: _at, ...record } of batch) {
       if (opts.signal?.aborted) return;
       yield record;

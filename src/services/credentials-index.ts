@@ -1,6 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from './daemon-info.js';
 
 /**
  * <stateDir>/credentials.json: thing name -> absolute folder of its credentials, as `device register` wrote
@@ -11,7 +10,10 @@ const credentialsIndex = (stateDir: string) => join(stateDir, 'credentials.json'
 export function rememberCredentialsDir(stateDir: string, thingName: string, dir: string): void {
   const index = readCredentialsIndex(stateDir);
   index[thingName] = dir;
-  writeJsonAtomic(credentialsIndex(stateDir), index);
+  mkdirSync(stateDir, { recursive: true });
+  const tmp = `${credentialsIndex(stateDir)}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(index, null, 2));
+  renameSync(tmp, credentialsIndex(stateDir));
 }
 
 export function readCredentialsIndex(stateDir: string): Record<string, string> {

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { Box, Static, Text, render } from 'ink';
-import type { TailRecord } from './tail.js';
+import type { TailRecord } from '../ports.js';
 
 /**
  * The live `stream tail` view on a terminal: each record printed once (time, shard, partition key, sequence

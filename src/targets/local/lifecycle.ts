@@ -3,14 +3,13 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync, wri
 import { parseDocument } from 'yaml';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Spec } from '../spec/schema.js';
-import { UserError } from '../ui/errors.js';
-import { DaemonLock, isDaemonRunning, readDaemonInfo, runningDaemonPid, type DaemonInfo } from '../targets/local/daemon-info.js';
-import { LocalPlatform, type PlatformStatus } from '../targets/local/platform.js';
-import { attachComponents } from '../targets/local/components.js';
-import { embeddedDataDir, stopServerIn } from '../targets/local/postgres.js';
+import type { Spec } from '../../spec/schema.js';
+import { UserError } from '../../ui/errors.js';
+import { DaemonLock, isDaemonRunning, readDaemonInfo, runningDaemonPid, type DaemonInfo } from './daemon-info.js';
+import { LocalPlatform, type PlatformStatus } from './platform.js';
+import { attachComponents } from './components.js';
+import { embeddedDataDir, stopServerIn } from './postgres.js';
 
-/** Build the whole local platform (broker, rules, and every component the spec needs). */
 /**
  * Build the whole local platform (broker, rules, and every component the spec needs). With publishInfo (the
  * `local up` daemon) it first takes the daemon lock of the state dir, held until the platform stops.
@@ -44,7 +43,7 @@ export function assertNotRunning(stateDir: string, locked = isDaemonRunning(stat
 
 /** Start `local up` as a detached background process and wait until it is ready. */
 export async function startDetached(argv: string[], stateDir: string, timeoutMs = 60_000): Promise<DaemonInfo> {
-  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+  const bin = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
   mkdirSync(stateDir, { recursive: true });
   const logFile = join(stateDir, 'daemon.log');
   const out = openSync(logFile, 'a');
