@@ -372,6 +372,19 @@ export interface AnalyticsPort {
     pipeline: string,
     opts: { from?: number; to?: number; timeoutSeconds: number; progress?: (line: string) => void },
   ): Promise<ReprocessResult | { id: string; pipeline: string; status: string }>;
+  /** aws only: move the analytics section off IoT Analytics to the datalake engine (see AnalyticsMigration). */
+  migrate?(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration>;
+}
+
+/** What `analytics migrate` found and would do; the command writes specText unless it is a dry run. */
+export interface AnalyticsMigration {
+  source: 'iotanalytics' | 'spec';
+  specText: string;
+  changed: boolean;
+  plan: PlanItem[];
+  exports: { datastore: string; dataset: string; versionId?: string; state: 'SUCCEEDED' | 'FAILED' | 'SKIPPED'; s3Uri?: string; reason?: string }[];
+  warnings: string[];
+  deleteCommands: string[];
 }
 
 // ---------------------------------------------------------------- the target: every port

@@ -84,7 +84,10 @@ function databaseSection(target: Target): ApplySection {
         return [];
       }
       const version = await withClient(location, async (client) => {
-        const { rows } = await client.query<{ v: number | null }>("SELECT CASE WHEN to_regclass('iotctl_schema_migrations') IS NULL THEN 0 ELSE (SELECT COALESCE(max(version), 0) FROM iotctl_schema_migrations) END AS v");
+        // Two statements: PostgreSQL resolves every table a statement names, even in a CASE branch not taken.
+        const { rows: exists } = await client.query<{ t: string | null }>("SELECT to_regclass('iotctl_schema_migrations')::text AS t");
+        if (!exists[0]?.t) return 0;
+        const { rows } = await client.query<{ v: number | null }>('SELECT COALESCE(max(version), 0) AS v FROM iotctl_schema_migrations');
         return Number(rows[0]?.v ?? 0);
       });
       const latest = Math.max(...MIGRATIONS.map((m) => m.version));

@@ -4,7 +4,8 @@ import { BaseCommand } from '../../base-command.js';
 import { formatPlan } from '../../iot/plan/index.js';
 import { UserError } from '../../ui/errors.js';
 import { info, warn } from '../../ui/output.js';
-import type { MigrateResult } from '../../targets/aws/analytics/migrate.js';
+import type { AnalyticsMigration } from '../../ports.js';
+import { withTarget } from '../../targets/index.js';
 
 export default class AnalyticsMigrate extends BaseCommand<typeof AnalyticsMigrate> {
   static override summary = 'Move the analytics section off AWS IoT Analytics (ended 2025-12-15) to the datalake engine.';
@@ -24,13 +25,11 @@ export default class AnalyticsMigrate extends BaseCommand<typeof AnalyticsMigrat
     export: Flags.boolean({ description: "Copy each datastore's data to the datalake bucket (creates the bucket).", env: 'IOTCTL_EXPORT' }),
   };
 
-  async run(): Promise<MigrateResult> {
-    if (this.ctx.targetName !== 'aws') throw new UserError('analytics migrate runs on the aws target.', 'Pass --target aws (or set `target: aws` in iotctl.yaml).', 'TARGET_UNAVAILABLE');
-    const [{ awsClients }, { migrateAnalytics }] = await Promise.all([import('../../targets/aws/index.js'), import('../../targets/aws/analytics/migrate.js')]);
-    const aws = awsClients(this.ctx);
-    try {
+  async run(): Promise<AnalyticsMigration> {
+    return withTarget(this.ctx, async (target) => {
+      if (!target.analytics.migrate) throw new UserError('analytics migrate runs on the aws target.', 'Pass --target aws (or set `target: aws` in iotctl.yaml).', 'TARGET_UNAVAILABLE');
       const loaded = this.ctx.spec;
-      const result = await migrateAnalytics({ aws, specText: loaded.text, spec: loaded.spec, dryRun: this.flags['dry-run'], export: this.flags.export, file: loaded.file });
+      const result = await target.analytics.migrate({ specText: loaded.text, dryRun: this.flags['dry-run'], export: this.flags.export, file: loaded.file });
       for (const w of result.warnings) warn(w);
       if (this.flags['dry-run']) {
         if (!this.jsonEnabled()) process.stdout.write(result.specText);
@@ -45,8 +44,6 @@ export default class AnalyticsMigrate extends BaseCommand<typeof AnalyticsMigrat
       if (result.deleteCommands.length) info(`\nThe IoT Analytics resources are untouched. Once the datalake has the data, delete them with:\n  ${result.deleteCommands.join('\n  ')}`);
       if (!this.flags['dry-run']) info('Next: iotctl analytics apply');
       return result;
-    } finally {
-      aws.destroy();
-    }
+    });
   }
 }

@@ -57,6 +57,23 @@ export class AwsDatabase implements DatabasePort {
     );
   }
 
+  /**
+   * What a function (the ingest template) needs to reach this database, without any password: a URL (which
+   * the functions adapter moves into Secrets Manager), or the RDS endpoint with a secret ARN or IAM auth.
+   */
+  async functionEnvironment(): Promise<Record<string, string>> {
+    const env = this.opts.env ?? process.env;
+    const url = env.DATABASE_URL ?? this.settings.url;
+    if (url) return { DATABASE_URL: url };
+    const rds = this.settings.rds;
+    if (!rds) await this.locate(); // throws NO_DATABASE with its hint
+    const { host, port, secretArn } = await this.rdsEndpoint(rds!);
+    const endpoint = { DATABASE_HOST: host, DATABASE_PORT: String(port), DATABASE_NAME: rds!.database };
+    if (rds!.iamAuth) return { ...endpoint, DATABASE_IAM_AUTH: '1', DATABASE_USER: rds!.user };
+    if (!secretArn) await this.locate(); // throws DB_NO_CREDENTIALS with its hint
+    return { ...endpoint, DATABASE_SECRET_ARN: secretArn! };
+  }
+
   /** A URL is used as given; an RDS host without TLS settings in it gets verify-full with the RDS CA. */
   private fromUrl(url: string, source: string): DatabaseLocation {
     const location: DatabaseLocation = { url, display: redactUrl(url), source };
@@ -71,7 +88,8 @@ export class AwsDatabase implements DatabasePort {
     return location;
   }
 
-  private async fromRds(rds: RdsSettings): Promise<DatabaseLocation> {
+  /** The instance's endpoint (or the proxy's) and the secret that signs in to it, from DescribeDBInstances. */
+  private async rdsEndpoint(rds: RdsSettings) {
     const { client, sdk } = await this.aws.get('rds');
     let instance;
     try {
@@ -84,11 +102,19 @@ export class AwsDatabase implements DatabasePort {
       throw new UserError(`RDS instance "${rds.instance}" does not exist in this account and region.`, 'Check database.rds.instance, --region and --profile (`aws rds describe-db-instances` lists them).', 'DB_NOT_FOUND');
     }
     const address = instance.Endpoint?.Address;
-    const port = instance.Endpoint?.Port ?? 5432;
     if (!address && !rds.proxyEndpoint) {
       throw new UserError(`RDS instance "${rds.instance}" has no endpoint yet (status ${instance.DBInstanceStatus ?? 'unknown'}).`, 'Wait until it is available, then retry.', 'DB_NOT_READY');
     }
-    const host = rds.proxyEndpoint ?? address!;
+    return {
+      instance,
+      host: rds.proxyEndpoint ?? address!,
+      port: instance.Endpoint?.Port ?? 5432,
+      secretArn: rds.secretArn ?? instance.MasterUserSecret?.SecretArn,
+    };
+  }
+
+  private async fromRds(rds: RdsSettings): Promise<DatabaseLocation> {
+    const { instance, host, port, secretArn } = await this.rdsEndpoint(rds);
     const common = { host, port, database: rds.database, ssl: this.verifyFull(Boolean(rds.proxyEndpoint)), connectionTimeoutMillis: 10_000, application_name: 'iotctl' };
     const via = rds.proxyEndpoint ? `RDS Proxy ${rds.proxyEndpoint} to instance ${rds.instance}` : `RDS instance ${rds.instance}`;
 
@@ -110,7 +136,6 @@ export class AwsDatabase implements DatabasePort {
       };
     }
 
-    const secretArn = rds.secretArn ?? instance.MasterUserSecret?.SecretArn;
     if (!secretArn) {
       throw new UserError(
         `No way to sign in to RDS instance "${rds.instance}": database.rds has neither iamAuth nor secretArn, and the instance has no RDS-managed master password.`,

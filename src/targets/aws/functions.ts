@@ -30,6 +30,13 @@ export const RUNTIME = 'nodejs20.x' as const;
 const TAG_TEMPLATE = 'iotctl:template';
 const TAG_SHA = 'iotctl:sha256';
 const TAG_MANAGED = 'iotctl:managed';
+/**
+ * What the spec said where AWS stores something else, so list()/get() report the function as the spec
+ * wrote it and an unchanged function plans as a no-op: the variables iotctl put in place of the template's
+ * empty DATABASE_URL, and a bare on-failure queue name (AWS keeps its ARN).
+ */
+const TAG_DATABASE_ENV = 'iotctl:database-env';
+const TAG_ON_FAILURE = 'iotctl:on-failure';
 const TAG_ROLE_FOR = 'iotctl:function';
 const ROLE_POLICY = 'iotctl-function';
 /** Zip entries get this mtime so the same bundle always gives the same zip, and the same CodeSha256. */
@@ -45,6 +52,11 @@ export interface AwsFunctionsOptions {
   /** How often `logs --follow` polls. */
   followMs?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * The database a function reaches, as variables without a password; filled in for functions whose
+   * template declares DATABASE_URL (left empty by the template, as the local target injects it).
+   */
+  databaseEnvironment?: () => Promise<Record<string, string>>;
 }
 
 export interface ZippedArtifact {
@@ -145,7 +157,7 @@ export class AwsFunctions implements FunctionsPort {
 
     progress('zip the bundle');
     const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
-    const { environment, secretChanged } = await this.functionEnvironment(d.environment, progress);
+    const { environment, secretChanged, injected } = await this.functionEnvironment(d.environment, progress);
 
     const existing = await this.getFunction(d.name);
     const streamArn = d.eventSource ? arns.stream(d.eventSource.stream) : undefined;
@@ -170,7 +182,12 @@ export class AwsFunctions implements FunctionsPort {
       Environment: { Variables: environment },
       VpcConfig: { SubnetIds: [...(d.vpc?.subnetIds ?? [])].sort(), SecurityGroupIds: [...(d.vpc?.securityGroupIds ?? [])].sort() },
     };
-    const tags = { [TAG_MANAGED]: 'true', [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256 };
+    const optionalTags = {
+      [TAG_DATABASE_ENV]: injected.join(' '),
+      [TAG_ON_FAILURE]: d.eventSource?.onFailure && !d.eventSource.onFailure.startsWith('arn:') ? d.eventSource.onFailure : '',
+    };
+    const tags: Record<string, string> = { [TAG_MANAGED]: 'true', [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
+    const staleTags = Object.keys(optionalTags).filter((k) => !(k in tags));
 
     let result: 'created' | 'updated' | 'unchanged';
     if (!existing) {
@@ -193,7 +210,8 @@ export class AwsFunctions implements FunctionsPort {
     } else {
       const codeChanged = existing.config.CodeSha256 !== codeSha256;
       const configChanged = configDiffers(existing.config, want);
-      const tagsChanged = Object.entries(tags).some(([k, v]) => existing.tags[k] !== v);
+      const untag = staleTags.filter((k) => k in existing.tags);
+      const tagsChanged = untag.length > 0 || Object.entries(tags).some(([k, v]) => existing.tags[k] !== v);
       if (codeChanged || configChanged) await this.waitReady(d.name);
       if (codeChanged) {
         progress('update the code');
@@ -207,6 +225,7 @@ export class AwsFunctions implements FunctionsPort {
         await this.waitReady(d.name);
       }
       if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
+      if (untag.length) await client.send(new sdk.UntagResourceCommand({ Resource: existing.config.FunctionArn!, TagKeys: untag }), this.aws.sendOptions);
       // A role iotctl made for this function that the function no longer uses (a roleArn is given now).
       if (existing.config.Role && existing.config.Role !== roleArn) await this.removeRole(existing.config.Role, d.name);
       result = codeChanged || configChanged || tagsChanged || roleChanged || secretChanged ? 'updated' : 'unchanged';
@@ -222,8 +241,13 @@ export class AwsFunctions implements FunctionsPort {
    * The function's variables: the spec's, minus the template's empty placeholders, with a database URL
    * moved into a Secrets Manager secret (the function gets DATABASE_SECRET_ARN, never the password).
    */
-  private async functionEnvironment(given: Record<string, string>, progress: (step: string) => void): Promise<{ environment: Record<string, string>; secretChanged: boolean }> {
-    const env = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== ''));
+  private async functionEnvironment(
+    given: Record<string, string>,
+    progress: (step: string) => void,
+  ): Promise<{ environment: Record<string, string>; secretChanged: boolean; injected: string[] }> {
+    const wantsDatabase = given.DATABASE_URL === '' && !given.DATABASE_SECRET_ARN && !given.DATABASE_IAM_AUTH;
+    const database = wantsDatabase && this.opts.databaseEnvironment ? await this.opts.databaseEnvironment() : {};
+    const env = { ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== '')), ...database };
     for (const key of ['PGPASSWORD', 'DATABASE_PASSWORD']) {
       if (env[key] !== undefined)
         throw new UserError(`The function's environment sets ${key}: a password must not be stored in a Lambda configuration.`, 'Give the database as DATABASE_URL (iotctl moves it into Secrets Manager) or use DATABASE_SECRET_ARN / DATABASE_IAM_AUTH.', 'PASSWORD_IN_ENV');
@@ -237,7 +261,8 @@ export class AwsFunctions implements FunctionsPort {
       // A new password reaches running containers at their next login failure (the template re-reads the secret).
       secretChanged = result !== 'unchanged';
     }
-    return { environment: env, secretChanged };
+    const injected = wantsDatabase ? Object.keys(env).filter((k) => k in database || k === 'DATABASE_SECRET_ARN').sort() : [];
+    return { environment: env, secretChanged, injected };
   }
 
   private async getFunction(name: string): Promise<{ config: FunctionConfiguration; tags: Record<string, string> } | undefined> {
@@ -596,16 +621,25 @@ function summary(c: FunctionConfiguration, tags: Record<string, string>, mapping
     handler: handler.slice(handler.lastIndexOf('.') + 1),
     timeoutSeconds: c.Timeout ?? 3,
     memoryMb: c.MemorySize ?? 128,
-    environment: c.Environment?.Variables ?? {},
+    environment: specEnvironment(c.Environment?.Variables ?? {}, tags[TAG_DATABASE_ENV]),
     sha256: tags[TAG_SHA] ?? c.CodeSha256 ?? '',
-    eventSource: mappings[0] ? eventSourceOf(mappings[0]) : null,
+    eventSource: mappings[0] ? eventSourceOf(mappings[0], tags[TAG_ON_FAILURE]) : null,
     updatedAt: isoOf(c.LastModified),
     state: c.LastUpdateStatus && c.LastUpdateStatus !== 'Successful' ? `${c.State}/${c.LastUpdateStatus}` : (c.State ?? 'Active'),
   };
 }
 
-function eventSourceOf(m: EventSourceMappingConfiguration): EventSourceSpec {
-  const destination = m.DestinationConfig?.OnFailure?.Destination;
+/** The variables as the spec gave them: the database variables iotctl filled in read back as the template's empty DATABASE_URL. */
+function specEnvironment(variables: Record<string, string>, injected: string | undefined): Record<string, string> {
+  const keys = (injected ?? '').split(' ').filter(Boolean);
+  if (!keys.length) return variables;
+  const rest = Object.fromEntries(Object.entries(variables).filter(([k]) => !keys.includes(k)));
+  return { ...rest, DATABASE_URL: '' };
+}
+
+function eventSourceOf(m: EventSourceMappingConfiguration, specOnFailure?: string): EventSourceSpec {
+  const arn = m.DestinationConfig?.OnFailure?.Destination;
+  const destination = arn && specOnFailure && arn.endsWith(`:${specOnFailure}`) ? specOnFailure : arn;
   return {
     stream: resourceName(m.EventSourceArn),
     batchSize: m.BatchSize ?? 100,

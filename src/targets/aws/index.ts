@@ -1,7 +1,17 @@
+import { setMaxListeners } from 'node:events';
 import type { Context } from '../../context.js';
-import type { AnalyticsPort, DatabasePort, DeviceRegistryPort, FunctionsPort, LakeQueryPort, RuleErrorsPort, RulesPort, StreamPort, Target } from '../../ports.js';
+import type { Target } from '../../ports.js';
 import { UserError } from '../../ui/errors.js';
+import { AwsAnalytics } from './analytics/index.js';
+import { channelDeliveryStreams } from './analytics/model.js';
+import { AwsAthena } from './athena.js';
+import { AwsDatabase } from './database.js';
+import { AwsDevices } from './devices.js';
+import { AwsFunctions } from './functions.js';
+import { AwsRuleErrors } from './rule-errors.js';
+import { AwsRules } from './rules.js';
 import { AwsClients } from './sdk.js';
+import { AwsStreams } from './stream.js';
 
 /**
  * The aws target's adapters, assembled from one AwsClients (credentials, region, endpoint) shared by every
@@ -17,31 +27,35 @@ export function notOnAws(what: string): never {
 }
 
 /**
- * Every port on AWS. Each adapter plugs in here as one line (e.g. `devices: new AwsDevices(clients)`);
- * until then a port fails on use with TARGET_UNAVAILABLE.
+ * Every port on AWS, over one AwsClients: each adapter loads its SDK clients on first use, so a command
+ * pays only for the services it calls. close() cancels calls in flight (Ctrl-C) and frees the clients.
  */
 export async function openAwsTarget(ctx: Context): Promise<Target> {
+  const { spec } = ctx.spec;
   const abort = new AbortController();
+  // Every call in flight listens on this one signal (Ctrl-C), far more than the default warning limit of 10.
+  setMaxListeners(0, abort.signal);
   const clients = awsClients(ctx, abort.signal);
-  void clients;
+  const datalake =
+    spec.analytics.engine === 'datalake'
+      ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(spec, channel, scope) }
+      : undefined;
+  const rules = new AwsRules(clients, spec.project, datalake);
+  const database = new AwsDatabase(clients, spec.database);
   return {
     name: 'aws',
-    devices: notYet<DeviceRegistryPort>('The device registry'),
-    rules: notYet<RulesPort>('Topic rules'),
-    ruleErrors: notYet<RuleErrorsPort>('Rule errors'),
-    streams: notYet<StreamPort>('The stream'),
-    functions: notYet<FunctionsPort>('Functions'),
-    database: notYet<DatabasePort>('The database'),
-    lake: notYet<LakeQueryPort>('Athena'),
-    analytics: notYet<AnalyticsPort>('Analytics'), // issue 10
+    devices: new AwsDevices(clients),
+    rules,
+    ruleErrors: new AwsRuleErrors(clients, rules),
+    streams: new AwsStreams(clients),
+    functions: new AwsFunctions(clients, { project: spec.project, databaseEnvironment: () => database.functionEnvironment() }),
+    database,
+    lake: new AwsAthena(clients, spec.athena),
+    analytics: new AwsAnalytics(clients, spec),
     running: () => true,
     async close() {
       abort.abort();
+      clients.destroy();
     },
   };
-}
-
-/** A placeholder port whose every operation fails with notOnAws(what); the lead replaces each with its adapter. */
-function notYet<P extends object>(what: string): P {
-  return new Proxy({} as P, { get: (_t, op) => (typeof op === 'string' && op !== 'then' ? () => notOnAws(what) : undefined) });
 }
