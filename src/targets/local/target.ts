@@ -31,11 +31,11 @@ export function openLocalTarget(ctx: Context): Target {
   const lakeModule = () => import('./adapters/lake.js');
   let lakePort: Promise<LocalLakeQueryPort> | undefined;
   const lake = () => (lakePort ??= lakeModule().then((m) => new m.LocalLakeQueryPort(deps)));
-  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)));
+  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)), ['migrate']);
   return {
     name: 'local',
     // The PKI (x509) loads only for the device commands.
-    devices: lazyPort(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint))),
+    devices: lazyPort(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint)), ['bulkConcurrency']),
     rules: localRules(db),
     ruleErrors: localRuleErrors(db),
     streams: new LocalStreamPort({ db, region: spec().region }),
@@ -74,9 +74,16 @@ function localDatabase(ctx: Context): DatabasePort {
 }
 
 /** A port whose module loads on its first call; every method of such a port returns a promise. */
-function lazyPort<P extends object>(load: () => Promise<P>): P {
+/**
+ * A port whose module loads on its first call. Every property is a method, except those named in
+ * `absent`: optional members the local adapter does not have (a proxy cannot know that before loading).
+ */
+function lazyPort<P extends object>(load: () => Promise<P>, absent: readonly string[] = []): P {
   let loaded: Promise<P> | undefined;
   return new Proxy({} as P, {
-    get: (_t, op) => (op === 'then' ? undefined : (...args: unknown[]) => (loaded ??= load()).then((port) => (port as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!(...args))),
+    get: (_t, op) =>
+      op === 'then' || absent.includes(String(op))
+        ? undefined
+        : (...args: unknown[]) => (loaded ??= load()).then((port) => (port as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!(...args)),
   });
 }

@@ -60,7 +60,8 @@ test('bundles to one CommonJS index.js with pg inside, deterministically', async
   assert.ok(text.includes('module.exports'), 'CommonJS');
   assert.not.match(text, /require\("pg"\)/, 'pg is bundled in');
   assert.match(text, /require\("pg-native"\)/, 'pg-native stays external (pg loads it only on request)');
-  assert.ok(a.bytes > 50_000 && a.bytes < 1_000_000, `size ${a.bytes}`);
+  // pg plus, for AWS, the Secrets Manager client and rds-signer (loaded only when their variables are set).
+  assert.ok(a.bytes > 50_000 && a.bytes < 2_500_000, `size ${a.bytes}`);
 });
 
 test('the artifact, loaded with require() in another process, writes a Kinesis batch to PostgreSQL', async () => {
