@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/aws', 'test/e2e'];
+const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/aws', 'test/contract', 'test/e2e'];
 const files = roots.flatMap((r) => (statSync(r).isDirectory() ? walk(r) : [r])).filter((f) => /\.test\.tsx?$/.test(f)).sort();
 const concurrency = Number(process.env.TEST_CONCURRENCY ?? 2);
 
