@@ -1,10 +1,11 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { formatPlan, planHasChanges } from '../iot/plan/index.js';
-import { applyAll, planAll, sections, type SectionPlan } from '../services/apply.js';
+import { applySteps, planSteps, sections, type SectionPlan } from '../services/apply.js';
 import { openTarget } from '../targets/index.js';
 import { info } from '../ui/output.js';
 import { confirm } from '../ui/prompt.js';
+import { runSteps, stepsMode } from '../ui/tasks.js';
 
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Apply every section of iotctl.yaml in dependency order, with one combined plan.';
@@ -20,12 +21,14 @@ export default class Apply extends BaseCommand<typeof Apply> {
     const target = await openTarget(this.ctx);
     try {
       const all = sections(this.ctx, target);
-      const plan = await planAll(all, { prune: this.flags.prune });
+      const mode = stepsMode(this.jsonEnabled());
+      const plan: SectionPlan[] = [];
+      await runSteps(planSteps(all, { prune: this.flags.prune }, plan), mode);
       const items = plan.flatMap((p) => p.items);
       info(formatPlan(items));
       if (!planHasChanges(items) || this.flags['dry-run']) return { plan, applied: false };
       await confirm('Apply this plan?', this.flags.yes);
-      await applyAll(all, plan, (name) => info(`Applying ${name}...`));
+      await runSteps(applySteps(all, plan), mode);
       info('Applied.');
       return { plan, applied: true };
     } finally {

@@ -1,4 +1,5 @@
 import type { Context } from '../context.js';
+import type { Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
 import { planResources, type PlanItem, type Resource } from '../iot/plan/index.js';
@@ -147,18 +148,27 @@ export interface SectionPlan {
   items: PlanItem[];
 }
 
+/** Read each section's state from the target and plan it: one step per section (see ui/tasks). */
+export function planSteps(all: ApplySection[], opts: { prune?: boolean }, out: SectionPlan[]): Step[] {
+  return all.map((s) => ({
+    title: `Read ${s.name}`,
+    run: async () => {
+      out.push({ section: s.name, items: await s.plan(opts) });
+    },
+  }));
+}
+
 export async function planAll(all: ApplySection[], opts: { prune?: boolean }): Promise<SectionPlan[]> {
   const out: SectionPlan[] = [];
-  for (const s of all) out.push({ section: s.name, items: await s.plan(opts) });
+  for (const step of planSteps(all, opts, out)) await step.run(() => undefined);
   return out;
 }
 
-/** Apply section by section; a failure stops before later sections, which depend on earlier ones. */
-export async function applyAll(all: ApplySection[], plans: SectionPlan[], onSection: (name: string) => void = () => {}): Promise<void> {
-  for (const s of all) {
-    const plan = plans.find((p) => p.section === s.name);
-    if (!plan || !plan.items.some((i) => i.action !== 'noop')) continue;
-    onSection(s.name);
-    await s.apply(plan.items);
-  }
+/** One step per section with changes, in order; a failure stops before later sections, which depend on earlier ones. */
+export function applySteps(all: ApplySection[], plans: SectionPlan[]): Step[] {
+  return all.flatMap((s) => {
+    const changes = plans.find((p) => p.section === s.name)?.items.filter((i) => i.action !== 'noop') ?? [];
+    if (!changes.length) return [];
+    return [{ title: `Apply ${s.name} (${changes.length} change${changes.length === 1 ? '' : 's'})`, run: () => s.apply(plans.find((p) => p.section === s.name)!.items) }];
+  });
 }

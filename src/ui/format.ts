@@ -23,3 +23,16 @@ export function parseTimeFlag(value: string, flag: string, now = Date.now()): nu
   if (Number.isNaN(t)) throw new UserError(`--${flag} "${value}" is not a time.`, `Use an ISO time (2030-01-31T12:00:00Z), epoch milliseconds, "now", or a duration ago like 2h or 7d.`);
   return t;
 }
+
+const BYTES_PER_MB = 1024 * 1024;
+const BYTES_PER_TB = 1024 ** 4;
+
+/**
+ * Athena's price for the data a query scanned: $5 per TB, rounded up to the megabyte, with a 10 MB minimum
+ * per query. A query that scanned nothing (DDL, a failure before reading) costs nothing.
+ */
+export function athenaCostUsd(bytesScanned: number, usdPerTb = 5): number {
+  if (!(bytesScanned > 0)) return 0;
+  const billed = Math.max(Math.ceil(bytesScanned / BYTES_PER_MB), 10) * BYTES_PER_MB;
+  return (billed / BYTES_PER_TB) * usdPerTb;
+}

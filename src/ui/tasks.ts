@@ -22,7 +22,6 @@ export async function runSteps(steps: Step[], mode: StepsMode): Promise<void> {
   if (mode === 'tty') return runWithListr(steps);
   for (const step of steps) {
     const started = Date.now();
-    if (mode === 'plain') info(`- ${step.title}...`);
     try {
       await step.run((detail) => void detail);
     } catch (error) {

@@ -1,12 +1,14 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import type { ColumnInfo, QueryStats } from '../../ports.js';
+import type { ColumnInfo, LakeQuery, QueryStats } from '../../ports.js';
 import { withTarget } from '../../targets/index.js';
-import { formatBytes } from '../../ui/format.js';
-import { UserError } from '../../ui/errors.js';
-import { info, isTTY, printTable, toCsv, type Column } from '../../ui/output.js';
+import { athenaCostUsd, formatBytes } from '../../ui/format.js';
+import { CancelledError, UserError } from '../../ui/errors.js';
+import { info, printTable, type Column } from '../../ui/output.js';
+import { streamRows, writeRowsToFile } from '../../ui/stream-rows.js';
+import { runSteps, stepsMode } from '../../ui/tasks.js';
 
 export interface QueryResult {
   columns: ColumnInfo[];
@@ -40,28 +42,56 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
   async run(): Promise<QueryResult> {
     const sql = this.readSql();
     return withTarget(this.ctx, async (target) => {
-      const query = await target.lake.run(sql, { params: this.flags.param ?? [] });
-      const maxRows = this.flags['max-rows'];
-      const rows: unknown[][] = [];
-      for await (const row of query.rows) if (rows.length < maxRows) rows.push(row);
-      const stats = query.stats();
-      const result: QueryResult = { columns: query.columns, rows, truncated: stats.rows > rows.length, stats };
-      if (this.jsonEnabled()) return result;
-      const columns: Column<unknown[]>[] = result.columns.map((c, i) => ({ header: c.name, get: (row) => row[i] }));
-      const summary = formatStats(result);
-      if (this.flags.out) {
-        const out = resolve(this.flags.out);
-        writeFileSync(out, this.flags.format === 'json' ? JSON.stringify(asObjects(result), null, 2) + '\n' : toCsv(result.rows, columns));
-        info(`${summary}\nWrote ${result.rows.length} row(s) to ${out}`);
-      } else if (this.flags.format === 'json') {
-        process.stdout.write(JSON.stringify(asObjects(result), null, isTTY() ? 2 : undefined) + '\n');
-        info(summary);
-      } else if (this.flags.format === 'csv') {
-        process.stdout.write(toCsv(result.rows, columns));
-        info(summary);
-      } else await printTable(result.rows, columns, { footer: summary });
-      return result;
+      const abort = new AbortController();
+      const onSigint = () => abort.abort();
+      process.once('SIGINT', onSigint);
+      try {
+        let query: LakeQuery | undefined;
+        // On AWS: Athena's state, data scanned and cost while the query runs; locally the query is one quick step.
+        await runSteps(
+          [
+            {
+              title: target.name === 'aws' ? 'Athena query' : 'Query the lake',
+              run: async (update) => {
+                query = await target.lake.run(sql, {
+                  params: this.flags.param ?? [],
+                  signal: abort.signal,
+                  onProgress: (p) => update(`${p.state} · ${formatBytes(p.bytesScanned)} scanned · ~$${athenaCostUsd(p.bytesScanned).toFixed(4)} · ${(p.elapsedMs / 1000).toFixed(1)} s`),
+                });
+              },
+            },
+          ],
+          stepsMode(this.jsonEnabled()),
+        ).catch((error) => {
+          throw abort.signal.aborted ? new CancelledError('Query cancelled.') : error;
+        });
+        return await this.output(query!);
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
     });
+  }
+
+  /** --out and --format csv|json stream every row (memory stays flat); the table and --json keep --max-rows. */
+  private async output(query: LakeQuery): Promise<QueryResult> {
+    const names = query.columns.map((c) => c.name);
+    const format = this.flags.format === 'json' ? 'json' : 'csv';
+    if (!this.jsonEnabled() && (this.flags.out || this.flags.format !== 'table')) {
+      const out = this.flags.out && resolve(this.flags.out);
+      const written = out ? (await writeRowsToFile(out, format, names, query.rows)).rows : await streamRows(process.stdout, format, names, query.rows);
+      const result: QueryResult = { columns: query.columns, rows: [], truncated: false, stats: query.stats() };
+      info(formatStats(result) + (out ? `\nWrote ${written} row(s) to ${out}` : ''));
+      return result;
+    }
+    const maxRows = this.flags['max-rows'];
+    const rows: unknown[][] = [];
+    for await (const row of query.rows) if (rows.length < maxRows) rows.push(row);
+    const stats = query.stats();
+    const result: QueryResult = { columns: query.columns, rows, truncated: stats.rows > rows.length, stats };
+    if (this.jsonEnabled()) return result;
+    const columns: Column<unknown[]>[] = result.columns.map((c, i) => ({ header: c.name, get: (row) => row[i] }));
+    await printTable(result.rows, columns, { footer: formatStats(result) });
+    return result;
   }
 
   private readSql(): string {
@@ -81,9 +111,6 @@ export function formatStats(r: QueryResult): string {
   const s = r.stats;
   const shown = r.truncated ? ` (first ${r.rows.length} shown)` : '';
   const files = s.filesTotal ? ` (${s.filesScanned ?? 0} of ${s.filesTotal} files)` : '';
-  return `${s.rows} row${s.rows === 1 ? '' : 's'}${shown} · ${s.bytesExact ? '' : '~'}${formatBytes(s.bytesScanned)} scanned${files} · ${Math.round(s.elapsedMs)} ms`;
-}
-
-function asObjects(r: QueryResult): Record<string, unknown>[] {
-  return r.rows.map((row) => Object.fromEntries(r.columns.map((c, i) => [c.name, row[i]])));
+  const cost = s.queryId ? ` · ~$${athenaCostUsd(s.bytesScanned).toFixed(4)} · query ${s.queryId}` : '';
+  return `${s.rows} row${s.rows === 1 ? '' : 's'}${shown} · ${s.bytesExact ? '' : '~'}${formatBytes(s.bytesScanned)} scanned${files} · ${Math.round(s.elapsedMs)} ms${cost}`;
 }

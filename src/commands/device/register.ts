@@ -4,7 +4,8 @@ import { readUserFile } from '../../services/files.js';
 import { openTarget, type Target } from '../../targets/index.js';
 import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
-import { info, isInteractive } from '../../ui/output.js';
+import { info } from '../../ui/output.js';
+import { runSteps, stepsMode } from '../../ui/tasks.js';
 
 export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
   static override summary = 'Register a thing: issue its certificate, attach the device policy, write its credentials.';
@@ -59,11 +60,16 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
   private async bulk(target: Target, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
     const requests = parseDevicesCsv(this.flags['from-file']!).map((r) => ({ ...r, ...this.keyOptions() }));
     const started = Date.now();
-    const progress = isInteractive()
-      ? (done: number, total: number) => process.stderr.write(`\rRegistering devices: ${done}/${total}`)
-      : () => {};
-    const result = await registerMany(target.devices, spec, requests, this.flags.out, progress);
-    if (isInteractive()) process.stderr.write('\n');
+    let result!: BulkResult;
+    await runSteps(
+      [
+        {
+          title: `Register ${requests.length} device${requests.length === 1 ? '' : 's'} on ${target.name}`,
+          run: async (update) => void (result = await registerMany(target.devices, spec, requests, this.flags.out, (done, total) => update(`${done}/${total}`))),
+        },
+      ],
+      stepsMode(this.jsonEnabled()),
+    );
     const seconds = (Date.now() - started) / 1000;
     info(`Registered ${result.registered.length}, skipped ${result.skipped.length} already registered, failed ${result.failed.length} (${seconds.toFixed(1)} s).`);
     for (const f of result.failed) info(`  ${f.thingName}: ${f.error}`);

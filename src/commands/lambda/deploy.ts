@@ -4,6 +4,7 @@ import { deployFunction, planDeployment } from '../../services/functions.js';
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { withTarget } from '../../targets/index.js';
 import { info, warn } from '../../ui/output.js';
+import { runSteps, stepsMode } from '../../ui/tasks.js';
 
 export interface DeployResult {
   name: string;
@@ -35,9 +36,13 @@ export default class LambdaDeploy extends BaseCommand<typeof LambdaDeploy> {
     const { spec } = this.ctx.spec;
     const plan = planDeployment(spec, this.args.template, this.flags.name);
     if (!plan.entry && !this.jsonEnabled()) warn(`iotctl.yaml declares no function "${plan.name}"; deploying it with the template's settings and no event source.`);
-    if (!this.jsonEnabled()) info(`Bundling ${plan.templateName}...`);
     return withTarget(this.ctx, async (target) => {
-      const deployed = await deployFunction(target.functions, plan, (step) => !this.jsonEnabled() && info(`  ${step}...`));
+      let deployed!: Awaited<ReturnType<typeof deployFunction>>;
+      // One step on the task list; the adapter's sub-steps (zip, role, update, wait until active) show as its detail.
+      await runSteps(
+        [{ title: `Deploy ${plan.templateName} as ${plan.name} (${target.name})`, run: async (update) => void (deployed = await deployFunction(target.functions, plan, update)) }],
+        stepsMode(this.jsonEnabled()),
+      );
       const daemonRunning = target.running();
       if (!this.jsonEnabled()) {
         const what = deployed.result === 'unchanged' ? 'is up to date' : deployed.result;

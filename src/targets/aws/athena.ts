@@ -5,6 +5,8 @@ import { NotFoundError, type ColumnInfo, type LakeQuery, type LakeQueryPort, typ
 import { CancelledError, UserError } from '../../ui/errors.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
+export { athenaCostUsd } from '../../ui/format.js';
+
 /**
  * `athena run` and `athena tables` on AWS: Athena for queries, the Glue Data Catalog for tables.
  * A query is started, polled with backoff (reporting state and data scanned), then its results are paged
@@ -31,18 +33,7 @@ export const DEFAULT_POLL: PollSettings = { initialMs: 100, factor: 1.5, maxMs: 
 /** Athena's page size limit for GetQueryResults. */
 const PAGE_SIZE = 1000;
 
-const BYTES_PER_MB = 1024 * 1024;
-const BYTES_PER_TB = 1024 ** 4;
 
-/**
- * Athena's price for the data a query scanned: $5 per TB, rounded up to the megabyte, with a 10 MB minimum
- * per query. A query that scanned nothing (DDL, a failure before reading) costs nothing.
- */
-export function athenaCostUsd(bytesScanned: number, usdPerTb = 5): number {
-  if (!(bytesScanned > 0)) return 0;
-  const billed = Math.max(Math.ceil(bytesScanned / BYTES_PER_MB), 10) * BYTES_PER_MB;
-  return (billed / BYTES_PER_TB) * usdPerTb;
-}
 
 export class AwsAthena implements LakeQueryPort {
   constructor(
