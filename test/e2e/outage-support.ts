@@ -34,7 +34,7 @@ export async function startPublisher(opts: { projectDir: string; stateDir: strin
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       if (stopped) break;
       i++;
-      if (!client || client.disconnected || client.disconnecting) {
+      if (!client || !client.connected) {
         client?.end(true);
         client = await connectDevice(creds);
         client.setMaxListeners(0);
