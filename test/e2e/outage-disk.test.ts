@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, makeProject, type Project } from '../helpers/project.js';
+import { cli, makeProject, waitFor, type Project } from '../helpers/project.js';
 import { freshDatabase } from '../helpers/pg.js';
 import { initSpec } from '../../src/spec/init-template.js';
 import { freePort } from '../../src/targets/local/postgres.js';
@@ -91,6 +91,13 @@ test('disk full under .iotctl: publishes refused and counted, none acknowledged 
     assert.equal([...copies].filter(([, n]) => n !== 1), [], 'no message twice');
     const extra = [...copies.keys()].filter((seq) => !acked.some((s) => s.seq === seq));
     console.log(`disk full: ${copies.size} in iot_messages; ${extra.length} refused publish(es) that were stored anyway`);
+    // The lake (under the full disk too) catches up as well: every acknowledged message once in the datastore.
+    const lake = await waitFor(async () => {
+      const r = await run('athena', 'run', 'SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d FROM telemetry_store', '--format', 'json');
+      const row = r.code === 0 ? (JSON.parse(r.stdout) as { n: number; d: number }[])[0] : undefined;
+      return row && row.n >= acked.length ? row : undefined;
+    }, 60_000, 'the acknowledged messages in the lake');
+    assert.equal(lake, { n: copies.size, d: copies.size }, 'the lake holds each stored message once');
   } catch (e) {
     try {
       console.log(execFileSync('tail', ['-n', '25', join(project.stateDir, 'daemon.log')], { encoding: 'utf8' }).replace(/^/gm, '    daemon.log: ').slice(0, 6000));
