@@ -44,7 +44,9 @@ test('SIGSTOP of the embedded PostgreSQL for 20 s: PUBACKs keep coming, every ac
     assert.equal(sent.filter((s) => s.latencyMs === undefined).map((s) => `${s.seq}: ${s.error}`), [], 'every publish acknowledged');
     assert.ok(Math.max(...during.map((s) => s.latencyMs!)) < 2_000, 'PUBACKs kept coming during the freeze');
 
+    const t = Date.now();
     const copies = await seqCopies(readDaemonInfo(project.stateDir)!.databaseUrl!, acked.length, 90_000);
+    console.log(`freeze: all in iot_messages ${((Date.now() - t) / 1000).toFixed(1)} s after the last publish (${((Date.now() - freezeEnd) / 1000).toFixed(1)} s after SIGCONT)`);
     assert.equal(acked.filter((s) => !copies.has(s.seq)).map((s) => s.seq), [], 'no acknowledged message lost');
     assert.equal([...copies].filter(([, n]) => n !== 1), [], 'no message twice');
     assert.is(copies.size, acked.length);

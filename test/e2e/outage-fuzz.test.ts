@@ -160,6 +160,7 @@ test('10,000 fuzzed payloads beside good traffic: good data arrives, every bad o
     assert.is(acked.size, FUZZ - byKind.get('over128k')!, 'every other fuzzed payload was acknowledged (made durable)');
 
     // Good data: PostgreSQL and the lake.
+    const phase = Date.now();
     const db = new pg.Client({ connectionString: readDaemonInfo(project.stateDir)!.databaseUrl });
     await db.connect();
     try {
@@ -173,6 +174,7 @@ test('10,000 fuzzed payloads beside good traffic: good data arrives, every bad o
         return n >= goodAcked.length ? n : undefined;
       }, 120_000, 'the good messages in the lake');
       assert.is(lake, goodAcked.length, 'good messages in the lake exactly once');
+      const goodArrived = (Date.now() - phase) / 1000;
 
       // Every acknowledged fuzzed payload: a rules error with a reason, a row, or a dead letter with a reason.
       await waitFor(async () => JSON.parse((await run('local', 'status', '--json')).stdout).rules?.lag === 0, 60_000, 'the rules runtime to catch up');
@@ -214,7 +216,7 @@ test('10,000 fuzzed payloads beside good traffic: good data arrives, every bad o
       assert.ok(after.running && after.pid === daemonPid, 'the same daemon is still up');
       clearInterval(sampler);
       const peak = Math.max(...rss.filter((x) => !Number.isNaN(x)));
-      console.log(`fuzz: ${FUZZ} payloads published in ${publishSeconds.toFixed(1)} s; ${goodAcked.length} good; daemon RSS start ${rss[0]!.toFixed(0)} MB, peak ${peak.toFixed(0)} MB, end ${rss[rss.length - 1]!.toFixed(0)} MB`);
+      console.log(`fuzz: ${FUZZ} payloads published in ${publishSeconds.toFixed(1)} s; ${goodAcked.length} good, in PostgreSQL and the lake ${goodArrived.toFixed(1)} s after the last publish; accounted for after ${((Date.now() - phase) / 1000).toFixed(1)} s; daemon RSS start ${rss[0]!.toFixed(0)} MB, peak ${peak.toFixed(0)} MB, end ${rss[rss.length - 1]!.toFixed(0)} MB`);
       console.log([...table].sort().map(([k, n]) => `  ${k}: ${n}`).join('\n'));
       assert.ok(peak < 600, `daemon RSS peak ${peak.toFixed(0)} MB stays under 600 MB`);
     } finally {

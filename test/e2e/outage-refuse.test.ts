@@ -49,7 +49,7 @@ test('DATABASE_URL server refusing connections for 20 s: PUBACKs keep coming, ev
 
     const t = Date.now();
     const copies = await seqCopies(db.url, acked.length, 90_000);
-    console.log(`refuse: caught up ${((Date.now() - t) / 1000).toFixed(1)} s after the server came back`);
+    console.log(`refuse: all in iot_messages ${((Date.now() - t) / 1000).toFixed(1)} s after the last publish (${((Date.now() - outageEnd) / 1000).toFixed(1)} s after the server came back)`);
     assert.equal(acked.filter((s) => !copies.has(s.seq)).map((s) => s.seq), [], 'no acknowledged message lost');
     assert.equal([...copies].filter(([, n]) => n !== 1), [], 'no message twice');
     assert.is(copies.size, acked.length);
