@@ -153,7 +153,11 @@ test('10,000 fuzzed payloads beside good traffic: good data arrives, every bad o
     assert.is(goodAcked.length, goodSent.length, 'every good message acknowledged');
 
     // The broker: the oversized ones refused with their reason, counted.
-    const status = JSON.parse((await run('local', 'status', '--json')).stdout);
+    // status.json is rewritten every second: wait for it to show the refusals (then check the exact count).
+    const status = await waitFor(async () => {
+      const s = JSON.parse((await run('local', 'status', '--json')).stdout);
+      return s.publishesDenied?.total >= byKind.get('over128k')! ? s : undefined;
+    }, 15_000, 'the refused publishes in local status').catch(async () => JSON.parse((await run('local', 'status', '--json')).stdout));
     assert.ok(status.running, 'the daemon is up');
     assert.is(refusedByClient.length, byKind.get('over128k'));
     assert.is(status.publishesDenied.byReason.payloadTooLarge, byKind.get('over128k'), JSON.stringify(status.publishesDenied));
