@@ -32,6 +32,11 @@ const DAY_MS = 86_400_000;
 /**
  * The newest messages of one device, newest first.
  *
+ * Messages of one ingress group commit share their timestamp (timestamp() is the ingress time in ms), so equal
+ * ts are common in a burst: they are ordered by arrival, which is the stream's sequence number (decimal text:
+ * a longer one is a greater one), then by message id, so the order never depends on the plan or on where rows
+ * happen to sit on disk.
+ *
  * Asks for the newest rows from yesterday 00:00 UTC on first: that touches two day partitions (and
  * the default one) instead of every retained day, which halves planning and execution time. Only a
  * device with fewer than `limit` messages since then costs a second query for the older rows.
@@ -76,7 +81,7 @@ async function selectRecent(
   const { rows } = await client.query<MessageRecord>(
     `SELECT message_id, device_id, ts, topic, payload, stream, shard_id, sequence_number, received_at
      FROM iot_messages WHERE ${where.join(' AND ')}
-     ORDER BY ts DESC LIMIT $2`,
+     ORDER BY ts DESC, length(sequence_number) DESC NULLS LAST, sequence_number DESC, message_id DESC LIMIT $2`,
     values,
   );
   return rows;

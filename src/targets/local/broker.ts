@@ -209,8 +209,9 @@ export class Broker {
     this.opts.ingress
       .append({ topic: packet.topic, clientId: client.id, principal: session?.certificateId ?? '', qos: packet.qos, payload })
       .then(accept)
-      .catch((e: Error) => {
-        count(this.stats.publishesDenied, 'ingressUnavailable');
+      .catch((e: Error & { code?: string }) => {
+        // No PUBACK: the client publishes again. A full disk gets its own reason, as the one thing to fix.
+        count(this.stats.publishesDenied, e.code === 'SQLITE_FULL' ? 'diskFull' : 'ingressUnavailable');
         this.log(`ingress log write failed: ${e.message}`);
         cb(e);
       });

@@ -36,6 +36,8 @@ export interface EventSourceMappingOptions {
   /** Backoff before a retry: base * 2^(attempt-1), capped. */
   retryBaseDelayMs?: number;
   retryMaxDelayMs?: number;
+  /** The daemon's log, for what cannot go to the function's log. */
+  log?: (line: string) => void;
 }
 
 export interface EventSourceMappingStats {
@@ -74,6 +76,7 @@ export class EventSourceMappingRunner {
   private readonly pollIntervalMs: number;
   private readonly retryBaseDelayMs: number;
   private readonly retryMaxDelayMs: number;
+  private readonly log?: (line: string) => void;
   private running = false;
   private loops: Promise<void>[] = [];
   private main?: Promise<void>;
@@ -93,6 +96,7 @@ export class EventSourceMappingRunner {
     this.pollIntervalMs = opts.pollIntervalMs ?? 200;
     this.retryBaseDelayMs = opts.retryBaseDelayMs ?? 1000;
     this.retryMaxDelayMs = opts.retryMaxDelayMs ?? 30_000;
+    this.log = opts.log;
     ensureCheckpointTable(this.db);
   }
 
@@ -369,9 +373,17 @@ export class EventSourceMappingRunner {
       .run(this.functionName, this.config.stream, shardId, sequenceNumber, this.clock());
   }
 
-  /** Event source mapping messages go to the function's log, where `lambda logs` shows them. */
+  /**
+   * Event source mapping messages go to the function's log, where `lambda logs` shows them. Logging must not
+   * throw: it is called from the shard loop's error handler, and a full disk (SQLITE_FULL) there was an
+   * unhandled rejection that took the whole daemon down.
+   */
   private logLine(level: string, message: string): void {
-    this.db.prepare('INSERT INTO lambda_logs (function_name, request_id, ts, level, message) VALUES (?, NULL, ?, ?, ?)').run(this.functionName, this.clock(), level, message);
+    try {
+      this.db.prepare('INSERT INTO lambda_logs (function_name, request_id, ts, level, message) VALUES (?, NULL, ?, ?, ?)').run(this.functionName, this.clock(), level, message);
+    } catch (e) {
+      this.log?.(`event source mapping ${this.functionName}: could not write its log (${(e as Error).message}): ${level} ${message}`);
+    }
   }
 
   private sleep(ms: number): Promise<void> {
