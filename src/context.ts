@@ -38,7 +38,7 @@ export class Context {
     const specRegion = /^region\s*:/m.test(this.spec.text) ? this.spec.spec.region : undefined;
     return {
       profile: a.profile,
-      region: a.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? specRegion,
+      region: a.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || specRegion,
       endpointUrl: a.endpointUrl,
     };
   }

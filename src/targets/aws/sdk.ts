@@ -7,6 +7,9 @@ import { UserError } from '../../ui/errors.js';
  * command loads only the clients it calls (and a local-target command loads none).
  */
 
+// iotctl pins its SDK version: the SDK's notice about future releases needing Node 22 says nothing to its users.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface AwsSettings {
   region?: string;
   profile?: string;
@@ -257,7 +260,7 @@ export function translateError(error: unknown, service: ServiceName, operation: 
       error,
     );
   }
-  if (/Region is missing|region is missing|Invalid region/i.test(message)) {
+  if (/Region is missing|region is missing|Invalid region|Region not accepted/i.test(message)) {
     return new AwsCallError('No AWS region is set.', 'Pass --region us-east-1, set AWS_REGION, write `region:` in iotctl.yaml, or set a region in your AWS profile.', 'MissingRegion', operation, service, error);
   }
   if (/ExpiredToken|TokenRefreshRequired|UnrecognizedClientException|InvalidClientTokenId|InvalidSignatureException|SignatureDoesNotMatch/.test(code)) {
