@@ -1,6 +1,12 @@
-import { Command, Flags, Interfaces } from '@oclif/core';
+// The subpaths, not '@oclif/core' itself: its index loads every part of oclif (and semver) at start-up.
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
+import type { Interfaces } from '@oclif/core';
 import { Context, resolvePaths } from './context.js';
 import { errorJson, isUserError } from './ui/errors.js';
+
+/** Commands take Flags from here rather than from '@oclif/core', for the same reason. */
+export { Flags };
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -41,6 +47,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       target: f.target as 'local' | 'aws' | undefined,
       aws: { profile: f.profile, region: f.region, endpointUrl: f['endpoint-url'] },
     });
+    await this.ctx.prepare();
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {

@@ -1,15 +1,16 @@
 import type { Context } from '../../context.js';
-import type { DatabasePort, Endpoint, RuleErrorRecord, RuleErrorsPort, RulesPort, Target } from '../../ports.js';
-import { LocalFunctionsPort } from './adapters/functions.js';
+import type { DatabasePort, DeviceRegistryPort, Endpoint, FunctionsPort, RuleErrorRecord, RuleErrorsPort, RulesPort, StreamPort, Target } from '../../ports.js';
+import type { LocalFunctionsPort } from './adapters/functions.js';
 import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
-import { LocalStreamPort } from './adapters/streams.js';
 import { readDaemonInfo } from './daemon-info.js';
 import { RulesStore } from './rules-store.js';
 import { openStore, type Db } from './store.js';
 
 /**
  * Every port over the embedded platform. The state store opens on first use, so a command that only
- * needs the database location (db, query) does not create `.iotctl/`.
+ * needs the database location (db, query) does not create `.iotctl/`. Each port's module loads on its
+ * first call, so a command pays start-up time only for the ports it uses (`rules list` never loads the
+ * Lambda service, `device list` never the stream).
  */
 export function openLocalTarget(ctx: Context): Target {
   const { stateDir } = ctx.paths;
@@ -20,32 +21,39 @@ export function openLocalTarget(ctx: Context): Target {
   const endpoint = (): Endpoint => daemon()?.mqtt ?? { host: spec().local.host, port: spec().local.mqttPort };
   const deps = { db, stateDir, spec };
 
-  const functions = new LocalFunctionsPort({
-    db,
-    stateDir,
-    region: spec().region,
-    databaseUrl: () => process.env.DATABASE_URL ?? daemon()?.databaseUrl,
-    running: () => daemon() !== undefined,
-  });
+  const functions = lazyPort<FunctionsPort, LocalFunctionsPort>(
+    () =>
+      import('./adapters/functions.js').then(
+        (m) =>
+          new m.LocalFunctionsPort({
+            db,
+            stateDir,
+            region: spec().region,
+            databaseUrl: () => process.env.DATABASE_URL ?? daemon()?.databaseUrl,
+            running: () => daemon() !== undefined,
+          }),
+      ),
+    ['logs'],
+  );
   // DuckDB loads only for the lake's commands: it would add its load time to every other command.
   const lakeModule = () => import('./adapters/lake.js');
   let lakePort: Promise<LocalLakeQueryPort> | undefined;
   const lake = () => (lakePort ??= lakeModule().then((m) => new m.LocalLakeQueryPort(deps)));
-  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)));
+  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps))).port;
   return {
     name: 'local',
     // The PKI (x509) loads only for the device commands.
-    devices: lazyPort(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint))),
+    devices: lazyPort<DeviceRegistryPort>(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint))).port,
     rules: localRules(db),
     ruleErrors: localRuleErrors(db),
-    streams: new LocalStreamPort({ db, region: spec().region }),
-    functions,
+    streams: lazyPort<StreamPort>(() => import('./adapters/streams.js').then((m) => new m.LocalStreamPort({ db, region: spec().region })), ['tail']).port,
+    functions: functions.port,
     database: localDatabase(ctx),
     lake: { run: async (sql, opts) => (await lake()).run(sql, opts), tables: async () => (await lake()).tables() },
     analytics,
     running: () => daemon() !== undefined,
     async close() {
-      await functions.close();
+      await (await functions.loaded())?.close();
       await (await lakePort)?.close();
       store?.close();
     },
@@ -73,10 +81,23 @@ function localDatabase(ctx: Context): DatabasePort {
   return { locate: async () => (await import('../../db/connection.js')).resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir }) };
 }
 
-/** A port whose module loads on its first call; every method of such a port returns a promise. */
-function lazyPort<P extends object>(load: () => Promise<P>): P {
-  let loaded: Promise<P> | undefined;
-  return new Proxy({} as P, {
-    get: (_t, op) => (op === 'then' ? undefined : (...args: unknown[]) => (loaded ??= load()).then((port) => (port as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!(...args))),
+/**
+ * A port whose module loads on its first call; every method of such a port returns a promise, except the
+ * `iterables`, which return an async iterable. `loaded()` is the port if something used it.
+ */
+function lazyPort<P extends object, L extends P = P>(load: () => Promise<L>, iterables: (keyof P)[] = []): { port: P; loaded: () => Promise<L | undefined> } {
+  let loaded: Promise<L> | undefined;
+  const method = (port: L, op: PropertyKey) => (port as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!.bind(port);
+  const port = new Proxy({} as P, {
+    get: (_t, op) => {
+      if (op === 'then') return undefined;
+      if (iterables.includes(op as keyof P)) {
+        return async function* (...args: unknown[]) {
+          yield* method(await (loaded ??= load()), op)(...args) as AsyncIterable<unknown>;
+        };
+      }
+      return (...args: unknown[]) => (loaded ??= load()).then((p) => method(p, op)(...args));
+    },
   });
+  return { port, loaded: async () => loaded };
 }
