@@ -1,7 +1,13 @@
-// The subpaths, not '@oclif/core' itself: its index loads every part of oclif (and semver) at start-up.
-import { Command } from '@oclif/core/command';
-import * as Flags from '@oclif/core/flags';
 import type { Interfaces } from '@oclif/core';
+import type { Command as OclifCommand } from '@oclif/core/command';
+import type * as OclifFlags from '@oclif/core/flags';
+import { leanMode } from './lean.js';
+
+// On the lean path (src/lean.ts) the common read-only commands run without oclif: the same classes over a
+// minimal base. Otherwise the subpaths, not '@oclif/core' itself, whose index also loads help, ux and semver.
+const lean = leanMode() ? await import('./lean.js') : undefined;
+const Command = lean ? (lean.LeanCommand as unknown as typeof OclifCommand) : (await import('@oclif/core/command')).Command;
+const Flags: typeof OclifFlags = lean ? lean.leanFlags : await import('@oclif/core/flags');
 import { Context, resolvePaths } from './context.js';
 import { errorJson, isUserError } from './ui/errors.js';
 
