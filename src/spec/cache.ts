@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,10 +8,11 @@ import type { Spec } from './schema.js';
 import { parseYaml, type Locate } from './yaml-doc.js';
 
 /**
- * The validated spec, cached in `.iotctl/spec-cache.json` under a hash of iotctl.yaml's text and of this
- * build: validating (yaml, the zod schema, compiling every rule's SQL) costs more than most commands
- * themselves, and a project's spec rarely changes between two commands. Any edit to the file, or a new
- * build of iotctl, misses the cache, and the spec is validated again. Only a valid spec is cached.
+ * The validated spec, cached in `.iotctl/spec-cache.json` with iotctl.yaml's text and this build's stamp:
+ * validating (yaml, the zod schema, compiling every rule's SQL) costs more than most commands
+ * themselves, and a project's spec rarely changes between two commands. The cache answers only when the
+ * file's content equals the cached text (compared whole: exact, and cheaper than loading node:crypto to hash
+ * it) under the same build; any edit, or a new build of iotctl, validates again. Only a valid spec is cached.
  */
 const CACHE_FILE = 'spec-cache.json';
 
@@ -32,15 +32,13 @@ export function readSpecText(file: string): string {
   }
 }
 
-const keyOf = (text: string) => createHash('sha256').update(`${build}\0${text}`).digest('hex');
-
 /** The cached spec when iotctl.yaml is unchanged since it was validated; undefined otherwise (no error). */
 export function cachedSpec(specFile: string, stateDir: string): LoadedSpec | undefined {
   if (!build) return undefined;
   try {
     const text = readFileSync(specFile, 'utf8');
-    const entry = JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')) as { key?: string; spec?: Spec };
-    if (entry.key !== keyOf(text) || !entry.spec) return undefined;
+    const entry = JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')) as { build?: string; text?: string; spec?: Spec };
+    if (entry.build !== build || entry.text !== text || !entry.spec) return undefined;
     let locate: Locate | undefined;
     return { spec: entry.spec, file: specFile, text, locate: (path, offset) => (locate ??= parseYaml(text).locate)(path, offset) };
   } catch {
@@ -52,7 +50,7 @@ export function cachedSpec(specFile: string, stateDir: string): LoadedSpec | und
 export function cacheSpec(loaded: LoadedSpec, stateDir: string): void {
   if (!build || !existsSync(stateDir)) return;
   try {
-    const json = JSON.stringify({ key: keyOf(loaded.text), spec: loaded.spec });
+    const json = JSON.stringify({ build, text: loaded.text, spec: loaded.spec });
     // Only what survives JSON unchanged (a spec is plain data; this guards the rule).
     if (!isDeepStrictEqual((JSON.parse(json) as { spec: Spec }).spec, loaded.spec)) return;
     const tmp = join(stateDir, `${CACHE_FILE}.${process.pid}.tmp`);

@@ -4,11 +4,12 @@ import type { LocalFunctionsPort } from './adapters/functions.js';
 import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
 import { readDaemonInfo } from './daemon-info.js';
 import { RulesStore } from './rules-store.js';
-import { openStore, type Db } from './store.js';
+import type { Db } from './store.js';
 
 /**
- * Every port over the embedded platform. The state store opens on first use, so a command that only
- * needs the database location (db, query) does not create `.iotctl/`. Each port's module loads on its
+ * Every port over the embedded platform. The state store (and better-sqlite3) loads on first use, so a
+ * command that only needs the database location (db, query) neither loads it nor creates `.iotctl/`.
+ * Each port's module loads on its
  * first call, so a command pays start-up time only for the ports it uses (`rules list` never loads the
  * Lambda service, `device list` never the stream).
  */
@@ -16,15 +17,20 @@ export function openLocalTarget(ctx: Context): Target {
   const { stateDir } = ctx.paths;
   const spec = () => ctx.spec.spec;
   let store: Db | undefined;
-  const db = () => (store ??= openStore(stateDir));
+  let storeModule: Promise<typeof import('./store.js')> | undefined;
+  let openStore: typeof import('./store.js').openStore | undefined;
+  /** Every port that uses the store awaits this before its first db() call. */
+  const storeLoaded = async () => void (openStore ??= (await (storeModule ??= import('./store.js'))).openStore);
+  const db = () => (store ??= openStore!(stateDir));
+  const dbLoaded = async () => (await storeLoaded(), db());
   const daemon = () => readDaemonInfo(stateDir);
   const endpoint = (): Endpoint => daemon()?.mqtt ?? { host: spec().local.host, port: spec().local.mqttPort };
   const deps = { db, stateDir, spec };
 
   const functions = lazyPort<FunctionsPort, LocalFunctionsPort>(
     () =>
-      import('./adapters/functions.js').then(
-        (m) =>
+      Promise.all([import('./adapters/functions.js'), storeLoaded()]).then(
+        ([m]) =>
           new m.LocalFunctionsPort({
             db,
             stateDir,
@@ -36,17 +42,17 @@ export function openLocalTarget(ctx: Context): Target {
     ['logs'],
   );
   // DuckDB loads only for the lake's commands: it would add its load time to every other command.
-  const lakeModule = () => import('./adapters/lake.js');
+  const lakeModule = () => Promise.all([import('./adapters/lake.js'), storeLoaded()]).then(([m]) => m);
   let lakePort: Promise<LocalLakeQueryPort> | undefined;
   const lake = () => (lakePort ??= lakeModule().then((m) => new m.LocalLakeQueryPort(deps)));
   const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps))).port;
   return {
     name: 'local',
     // The PKI (x509) loads only for the device commands.
-    devices: lazyPort<DeviceRegistryPort>(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint))).port,
-    rules: localRules(db),
-    ruleErrors: localRuleErrors(db),
-    streams: lazyPort<StreamPort>(() => import('./adapters/streams.js').then((m) => new m.LocalStreamPort({ db, region: spec().region })), ['tail']).port,
+    devices: lazyPort<DeviceRegistryPort>(() => Promise.all([import('./devices.js'), storeLoaded()]).then(([m]) => new m.LocalDevices(db(), stateDir, endpoint))).port,
+    rules: localRules(dbLoaded),
+    ruleErrors: localRuleErrors(dbLoaded),
+    streams: lazyPort<StreamPort>(() => Promise.all([import('./adapters/streams.js'), storeLoaded()]).then(([m]) => new m.LocalStreamPort({ db, region: spec().region })), ['tail']).port,
     functions: functions.port,
     database: localDatabase(ctx),
     lake: { run: async (sql, opts) => (await lake()).run(sql, opts), tables: async () => (await lake()).tables() },
@@ -60,19 +66,19 @@ export function openLocalTarget(ctx: Context): Target {
   };
 }
 
-function localRules(db: () => Db): RulesPort {
-  const store = () => new RulesStore(db());
+function localRules(db: () => Promise<Db>): RulesPort {
+  const store = async () => new RulesStore(await db());
   return {
-    list: async () => store().list(),
-    get: async (name) => store().get(name),
-    put: async (rule) => store().put(rule),
-    delete: async (name) => store().delete(name),
+    list: async () => (await store()).list(),
+    get: async (name) => (await store()).get(name),
+    put: async (rule) => (await store()).put(rule),
+    delete: async (name) => (await store()).delete(name),
   };
 }
 
-function localRuleErrors(db: () => Db): RuleErrorsPort {
+function localRuleErrors(db: () => Promise<Db>): RuleErrorsPort {
   // Every failure is kept in the store, whether or not the rule has an errorAction.
-  return { list: async (opts) => new RulesStore(db()).errors(opts) as unknown as RuleErrorRecord[] };
+  return { list: async (opts) => new RulesStore(await db()).errors(opts) as unknown as RuleErrorRecord[] };
 }
 
 /** DATABASE_URL, the PG* variables, database.url, else the running platform's embedded server. */
