@@ -46,7 +46,7 @@ export class Context {
   }
 
   /**
-   * Run once before `spec` is read: takes the validated spec from the cache in the state directory when
+   * Run before `spec` is read (BaseCommand.init and openTarget do; it is idempotent): takes the validated spec from the cache in the state directory when
    * iotctl.yaml is unchanged, else loads the validator (yaml, zod, the rules' SQL compiler). Never throws:
    * a missing or invalid spec is reported by `spec`, to the commands that need one.
    */
