@@ -6,6 +6,11 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
   const { name, version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   process.stdout.write(`${name}/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
 } else {
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
+  // The most used read-only commands answer without loading oclif (dist/lean.js); it declines everything else.
+  const { runLean } = await import('../dist/lean.js');
+  if (!(await runLean(argv, process.argv[1]))) {
+    // The subpath, not '@oclif/core': its index also loads help, ux and semver, which most commands never use.
+    const { execute } = await import('@oclif/core/execute');
+    await execute({ dir: import.meta.url });
+  }
 }

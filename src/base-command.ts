@@ -1,6 +1,18 @@
-import { Command, Flags, Interfaces } from '@oclif/core';
+import type { Interfaces } from '@oclif/core';
+import type { Command as OclifCommand } from '@oclif/core/command';
+import type * as OclifFlags from '@oclif/core/flags';
+import { leanMode } from './lean.js';
+
+// On the lean path (src/lean.ts) the common read-only commands run without oclif: the same classes over a
+// minimal base. Otherwise the subpaths, not '@oclif/core' itself, whose index also loads help, ux and semver.
+const lean = leanMode() ? await import('./lean.js') : undefined;
+const Command = lean ? (lean.LeanCommand as unknown as typeof OclifCommand) : (await import('@oclif/core/command')).Command;
+const Flags: typeof OclifFlags = lean ? lean.leanFlags : await import('@oclif/core/flags');
 import { Context, resolvePaths } from './context.js';
 import { errorJson, isUserError } from './ui/errors.js';
+
+/** Commands take Flags from here rather than from '@oclif/core', for the same reason. */
+export { Flags };
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -41,6 +53,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       target: f.target as 'local' | 'aws' | undefined,
       aws: { profile: f.profile, region: f.region, endpointUrl: f['endpoint-url'] },
     });
+    await this.ctx.prepare();
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {

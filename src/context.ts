@@ -1,5 +1,6 @@
 import { dirname, resolve, join } from 'node:path';
-import { loadSpec, type LoadedSpec } from './spec/loader.js';
+import { cacheSpec, cachedSpec } from './spec/cache.js';
+import type { LoadedSpec } from './spec/loader.js';
 
 /** Where a command finds the spec and the local platform's state. */
 export interface Paths {
@@ -22,6 +23,7 @@ export interface TargetOptions {
 
 export class Context {
   private loaded?: LoadedSpec;
+  private loader?: typeof import('./spec/loader.js');
   constructor(
     readonly paths: Paths,
     readonly options: TargetOptions = {},
@@ -43,8 +45,23 @@ export class Context {
     };
   }
 
+  /**
+   * Run before `spec` is read (BaseCommand.init and openTarget do; it is idempotent): takes the validated spec from the cache in the state directory when
+   * iotctl.yaml is unchanged, else loads the validator (yaml, zod, the rules' SQL compiler). Never throws:
+   * a missing or invalid spec is reported by `spec`, to the commands that need one.
+   */
+  async prepare(): Promise<void> {
+    this.loaded ??= cachedSpec(this.paths.specFile, this.paths.stateDir);
+    if (!this.loaded) this.loader ??= await import('./spec/loader.js');
+  }
+
   /** The validated spec; throws a SpecError listing every problem. */
   get spec(): LoadedSpec {
-    return (this.loaded ??= loadSpec(this.paths.specFile));
+    if (!this.loaded) {
+      if (!this.loader) throw new Error('Context.prepare() must be awaited before the spec is read.');
+      this.loaded = this.loader.loadSpec(this.paths.specFile);
+      cacheSpec(this.loaded, this.paths.stateDir);
+    }
+    return this.loaded;
   }
 }

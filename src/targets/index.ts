@@ -9,6 +9,7 @@ export type { Target } from '../ports.js';
  * so a local command never loads them; the local ones only for local, so an aws command skips SQLite.
  */
 export async function openTarget(ctx: Context): Promise<Target> {
+  await ctx.prepare(); // done by every command already; here for a Context made elsewhere (tests, services)
   if (ctx.targetName === 'aws') {
     const { openAwsTarget } = await import('./aws/index.js');
     return openAwsTarget(ctx);

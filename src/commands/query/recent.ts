@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { databaseTarget, missingSchemaError } from '../../db/cli.js';
 import { connect } from '../../db/connection.js';
 import { parseDuration } from '../../db/duration.js';

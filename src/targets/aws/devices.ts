@@ -2,11 +2,13 @@ import { X509Certificate } from 'node:crypto';
 import type { DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
-import { checkCsr, newP256KeyAndCsr } from '../local/ca.js';
 import { AMAZON_ROOT_CA_1 } from './amazon-root-ca.js';
 import { mapLimit } from './concurrency.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
 import { isAwsError, type AwsClients, type Service } from './sdk.js';
+
+/** The key and CSR helpers (and @peculiar/x509 under them) load only when a device is registered, not to list devices. */
+const pki = () => import('../local/ca.js');
 
 /** AWS IoT's thing name pattern and length; checked before any call so a bad name creates nothing. */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
@@ -145,7 +147,7 @@ export class AwsDevices implements DeviceRegistryPort {
     if (input.csrPem !== undefined && input.awsGeneratedKeys) {
       throw new UserError('--csr and --aws-generated-keys cannot be used together.', 'Pass one: your CSR, or let AWS generate the key pair.', 'USAGE');
     }
-    if (input.csrPem !== undefined) await checkCsr(input.csrPem);
+    if (input.csrPem !== undefined) await (await pki()).checkCsr(input.csrPem);
     if (await this.exists(thingName)) {
       throw new UserError(`Thing "${thingName}" already exists.`, `Pick another name, or remove it first with \`iotctl device delete ${thingName}\`.`, 'THING_EXISTS');
     }
@@ -169,7 +171,7 @@ export class AwsDevices implements DeviceRegistryPort {
         cert = out;
         keyPem = out.keyPair?.PrivateKey;
       } else {
-        const local = input.csrPem === undefined ? newP256KeyAndCsr(thingName) : undefined;
+        const local = input.csrPem === undefined ? (await pki()).newP256KeyAndCsr(thingName) : undefined;
         keyPem = local?.keyPem;
         cert = await this.iot('CreateCertificateFromCsr', ({ client, sdk }) =>
           client.send(new sdk.CreateCertificateFromCsrCommand({ certificateSigningRequest: local?.csrPem ?? input.csrPem!, setAsActive: true }), opts),

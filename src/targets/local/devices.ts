@@ -1,8 +1,8 @@
 import type { DeviceRegistryPort, DeviceDetails, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
-import { LocalCa } from './ca.js';
-import { ensurePki, type LocalPki } from './pki.js';
+import type { LocalCa } from './ca.js';
+import type { LocalPki } from './pki.js';
 import { Registry, type CertificateRecord } from './registry.js';
 import type { Db } from './store.js';
 
@@ -15,8 +15,12 @@ export class LocalDevices implements DeviceRegistryPort {
     this.registry = new Registry(db);
   }
 
+  /** The CA and its x509 library load only for the commands that issue or hand out certificates. */
   private loadPki() {
-    return (this.pki ??= ensurePki(this.stateDir).then(async (pki) => ({ pki, ca: await LocalCa.load(pki.ca) })));
+    return (this.pki ??= Promise.all([import('./pki.js'), import('./ca.js')]).then(async ([{ ensurePki }, { LocalCa }]) => {
+      const pki = await ensurePki(this.stateDir);
+      return { pki, ca: await LocalCa.load(pki.ca) };
+    }));
   }
 
   async endpoint(): Promise<Endpoint> {

@@ -1,70 +1,84 @@
 import type { Context } from '../../context.js';
-import type { DatabasePort, Endpoint, RuleErrorRecord, RuleErrorsPort, RulesPort, Target } from '../../ports.js';
-import { LocalFunctionsPort } from './adapters/functions.js';
+import type { DatabasePort, DeviceRegistryPort, Endpoint, FunctionsPort, RuleErrorRecord, RuleErrorsPort, RulesPort, StreamPort, Target } from '../../ports.js';
+import type { LocalFunctionsPort } from './adapters/functions.js';
 import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
-import { LocalStreamPort } from './adapters/streams.js';
 import { readDaemonInfo } from './daemon-info.js';
 import { RulesStore } from './rules-store.js';
-import { openStore, type Db } from './store.js';
+import type { Db } from './store.js';
 
 /**
- * Every port over the embedded platform. The state store opens on first use, so a command that only
- * needs the database location (db, query) does not create `.iotctl/`.
+ * Every port over the embedded platform. The state store (and better-sqlite3) loads on first use, so a
+ * command that only needs the database location (db, query) neither loads it nor creates `.iotctl/`.
+ * Each port's module loads on its
+ * first call, so a command pays start-up time only for the ports it uses (`rules list` never loads the
+ * Lambda service, `device list` never the stream).
  */
 export function openLocalTarget(ctx: Context): Target {
   const { stateDir } = ctx.paths;
   const spec = () => ctx.spec.spec;
   let store: Db | undefined;
-  const db = () => (store ??= openStore(stateDir));
+  let storeModule: Promise<typeof import('./store.js')> | undefined;
+  let openStore: typeof import('./store.js').openStore | undefined;
+  /** Every port that uses the store awaits this before its first db() call. */
+  const storeLoaded = async () => void (openStore ??= (await (storeModule ??= import('./store.js'))).openStore);
+  const db = () => (store ??= openStore!(stateDir));
+  const dbLoaded = async () => (await storeLoaded(), db());
   const daemon = () => readDaemonInfo(stateDir);
   const endpoint = (): Endpoint => daemon()?.mqtt ?? { host: spec().local.host, port: spec().local.mqttPort };
   const deps = { db, stateDir, spec };
 
-  const functions = new LocalFunctionsPort({
-    db,
-    stateDir,
-    region: spec().region,
-    databaseUrl: () => process.env.DATABASE_URL ?? daemon()?.databaseUrl,
-    running: () => daemon() !== undefined,
-  });
+  const functions = lazyPort<FunctionsPort, LocalFunctionsPort>(
+    () =>
+      Promise.all([import('./adapters/functions.js'), storeLoaded()]).then(
+        ([m]) =>
+          new m.LocalFunctionsPort({
+            db,
+            stateDir,
+            region: spec().region,
+            databaseUrl: () => process.env.DATABASE_URL ?? daemon()?.databaseUrl,
+            running: () => daemon() !== undefined,
+          }),
+      ),
+    ['logs'],
+  );
   // DuckDB loads only for the lake's commands: it would add its load time to every other command.
-  const lakeModule = () => import('./adapters/lake.js');
+  const lakeModule = () => Promise.all([import('./adapters/lake.js'), storeLoaded()]).then(([m]) => m);
   let lakePort: Promise<LocalLakeQueryPort> | undefined;
   const lake = () => (lakePort ??= lakeModule().then((m) => new m.LocalLakeQueryPort(deps)));
-  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)), ['migrate']);
+  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)), [], ['migrate']).port;
   return {
     name: 'local',
     // The PKI (x509) loads only for the device commands.
-    devices: lazyPort(() => import('./devices.js').then((m) => new m.LocalDevices(db(), stateDir, endpoint)), ['bulkConcurrency']),
-    rules: localRules(db),
-    ruleErrors: localRuleErrors(db),
-    streams: new LocalStreamPort({ db, region: spec().region }),
-    functions,
+    devices: lazyPort<DeviceRegistryPort>(() => Promise.all([import('./devices.js'), storeLoaded()]).then(([m]) => new m.LocalDevices(db(), stateDir, endpoint)), [], ['bulkConcurrency']).port,
+    rules: localRules(dbLoaded),
+    ruleErrors: localRuleErrors(dbLoaded),
+    streams: lazyPort<StreamPort>(() => Promise.all([import('./adapters/streams.js'), storeLoaded()]).then(([m]) => new m.LocalStreamPort({ db, region: spec().region })), ['tail']).port,
+    functions: functions.port,
     database: localDatabase(ctx),
     lake: { run: async (sql, opts) => (await lake()).run(sql, opts), tables: async () => (await lake()).tables() },
     analytics,
     running: () => daemon() !== undefined,
     async close() {
-      await functions.close();
+      await (await functions.loaded())?.close();
       await (await lakePort)?.close();
       store?.close();
     },
   };
 }
 
-function localRules(db: () => Db): RulesPort {
-  const store = () => new RulesStore(db());
+function localRules(db: () => Promise<Db>): RulesPort {
+  const store = async () => new RulesStore(await db());
   return {
-    list: async () => store().list(),
-    get: async (name) => store().get(name),
-    put: async (rule) => store().put(rule),
-    delete: async (name) => store().delete(name),
+    list: async () => (await store()).list(),
+    get: async (name) => (await store()).get(name),
+    put: async (rule) => (await store()).put(rule),
+    delete: async (name) => (await store()).delete(name),
   };
 }
 
-function localRuleErrors(db: () => Db): RuleErrorsPort {
+function localRuleErrors(db: () => Promise<Db>): RuleErrorsPort {
   // Every failure is kept in the store, whether or not the rule has an errorAction.
-  return { list: async (opts) => new RulesStore(db()).errors(opts) as unknown as RuleErrorRecord[] };
+  return { list: async (opts) => new RulesStore(await db()).errors(opts) as unknown as RuleErrorRecord[] };
 }
 
 /** DATABASE_URL, the PG* variables, database.url, else the running platform's embedded server. */
@@ -73,17 +87,24 @@ function localDatabase(ctx: Context): DatabasePort {
   return { locate: async () => (await import('../../db/connection.js')).resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir }) };
 }
 
-/** A port whose module loads on its first call; every method of such a port returns a promise. */
 /**
- * A port whose module loads on its first call. Every property is a method, except those named in
- * `absent`: optional members the local adapter does not have (a proxy cannot know that before loading).
+ * A port whose module loads on its first call; every method of such a port returns a promise, except the
+ * `iterables`, which return an async iterable, and the `absent` optional members the local adapter does
+ * not have (a proxy cannot know them before loading). `loaded()` is the port if something used it.
  */
-function lazyPort<P extends object>(load: () => Promise<P>, absent: readonly string[] = []): P {
-  let loaded: Promise<P> | undefined;
-  return new Proxy({} as P, {
-    get: (_t, op) =>
-      op === 'then' || absent.includes(String(op))
-        ? undefined
-        : (...args: unknown[]) => (loaded ??= load()).then((port) => (port as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!(...args)),
+function lazyPort<P extends object, L extends P = P>(load: () => Promise<L>, iterables: (keyof P)[] = [], absent: readonly string[] = []): { port: P; loaded: () => Promise<L | undefined> } {
+  let loaded: Promise<L> | undefined;
+  const method = (port: L, op: PropertyKey) => (port as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!.bind(port);
+  const port = new Proxy({} as P, {
+    get: (_t, op) => {
+      if (op === 'then' || absent.includes(String(op))) return undefined;
+      if (iterables.includes(op as keyof P)) {
+        return async function* (...args: unknown[]) {
+          yield* method(await (loaded ??= load()), op)(...args) as AsyncIterable<unknown>;
+        };
+      }
+      return (...args: unknown[]) => (loaded ??= load()).then((p) => method(p, op)(...args));
+    },
   });
+  return { port, loaded: async () => loaded };
 }

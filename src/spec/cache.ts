@@ -1,0 +1,62 @@
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+import { UserError } from '../ui/errors.js';
+import type { LoadedSpec } from './loader.js';
+import type { Spec } from './schema.js';
+import { parseYaml, type Locate } from './yaml-doc.js';
+
+/**
+ * The validated spec, cached in `.iotctl/spec-cache.json` with iotctl.yaml's text and this build's stamp:
+ * validating (yaml, the zod schema, compiling every rule's SQL) costs more than most commands
+ * themselves, and a project's spec rarely changes between two commands. The cache answers only when the
+ * file's content equals the cached text (compared whole: exact, and cheaper than loading node:crypto to hash
+ * it) under the same build; any edit, or a new build of iotctl, validates again. Only a valid spec is cached.
+ */
+const CACHE_FILE = 'spec-cache.json';
+
+/** The compiled build's own file time, so a rebuilt iotctl never trusts a spec validated by an older one. */
+const thisFile = fileURLToPath(import.meta.url);
+// Under tsx (tests, bin/dev.js) the schema can change without this file changing: no cache there.
+const build = thisFile.endsWith('.js') ? `${statSync(thisFile).mtimeMs}` : undefined;
+
+export function readSpecText(file: string): string {
+  if (!existsSync(file)) {
+    throw new UserError(`No spec at ${file}.`, 'Run `iotctl init` to write one, or pass --spec PATH.', 'SPEC_NOT_FOUND');
+  }
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`Cannot read ${file}: ${(e as Error).message}`, 'Check the file permissions.', 'SPEC_UNREADABLE');
+  }
+}
+
+/** The cached spec when iotctl.yaml is unchanged since it was validated; undefined otherwise (no error). */
+export function cachedSpec(specFile: string, stateDir: string): LoadedSpec | undefined {
+  if (!build) return undefined;
+  try {
+    const text = readFileSync(specFile, 'utf8');
+    const entry = JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')) as { build?: string; text?: string; spec?: Spec };
+    if (entry.build !== build || entry.text !== text || !entry.spec) return undefined;
+    let locate: Locate | undefined;
+    return { spec: entry.spec, file: specFile, text, locate: (path, offset) => (locate ??= parseYaml(text).locate)(path, offset) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remember a validated spec, when `.iotctl/` exists (a command never creates it for this) and is writable. */
+export function cacheSpec(loaded: LoadedSpec, stateDir: string): void {
+  if (!build || !existsSync(stateDir)) return;
+  try {
+    const json = JSON.stringify({ build, text: loaded.text, spec: loaded.spec });
+    // Only what survives JSON unchanged (a spec is plain data; this guards the rule).
+    if (!isDeepStrictEqual((JSON.parse(json) as { spec: Spec }).spec, loaded.spec)) return;
+    const tmp = join(stateDir, `${CACHE_FILE}.${process.pid}.tmp`);
+    writeFileSync(tmp, json);
+    renameSync(tmp, join(stateDir, CACHE_FILE));
+  } catch {
+    // A read-only state directory only costs the next command a validation.
+  }
+}
