@@ -2,16 +2,13 @@ import { setMaxListeners } from 'node:events';
 import type { Context } from '../../context.js';
 import type { Target } from '../../ports.js';
 import { UserError } from '../../ui/errors.js';
-import { AwsAnalytics } from './analytics/index.js';
+import type { AnalyticsPort, DatabasePort, FunctionsPort, LakeQueryPort, RuleErrorsPort, RulesPort, StreamPort } from '../../ports.js';
+import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
-import { AwsAthena } from './athena.js';
-import { AwsDatabase } from './database.js';
 import { AwsDevices } from './devices.js';
-import { AwsFunctions } from './functions.js';
-import { AwsRuleErrors } from './rule-errors.js';
-import { AwsRules } from './rules.js';
 import { AwsClients } from './sdk.js';
-import { AwsStreams } from './stream.js';
+
+type AwsDatabasePort = DatabasePort & { functionEnvironment(): Promise<Record<string, string>> };
 
 /**
  * The aws target's adapters, assembled from one AwsClients (credentials, region, endpoint) shared by every
@@ -40,18 +37,19 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     spec.analytics.engine === 'datalake'
       ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(spec, channel, scope) }
       : undefined;
-  const rules = new AwsRules(clients, spec.project, datalake);
-  const database = new AwsDatabase(clients, spec.database);
+  // Each adapter module (and its SDK clients) loads on the port's first call: `device list` pays for IoT only.
+  const rules = lazyPort<RulesPort>(() => import('./rules.js').then((m) => new m.AwsRules(clients, spec.project, datalake))).port;
+  const database = lazyPort<AwsDatabasePort>(() => import('./database.js').then((m) => new m.AwsDatabase(clients, spec.database))).port;
   return {
     name: 'aws',
     devices: new AwsDevices(clients),
     rules,
-    ruleErrors: new AwsRuleErrors(clients, rules),
-    streams: new AwsStreams(clients),
-    functions: new AwsFunctions(clients, { project: spec.project, databaseEnvironment: () => database.functionEnvironment() }),
+    ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules))).port,
+    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients)), ['tail']).port,
+    functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
-    lake: new AwsAthena(clients, spec.athena),
-    analytics: new AwsAnalytics(clients, spec),
+    lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,
+    analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, spec))).port,
     running: () => true,
     async close() {
       abort.abort();

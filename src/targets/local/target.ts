@@ -2,6 +2,7 @@ import type { Context } from '../../context.js';
 import type { DatabasePort, DeviceRegistryPort, Endpoint, FunctionsPort, RuleErrorRecord, RuleErrorsPort, RulesPort, StreamPort, Target } from '../../ports.js';
 import type { LocalFunctionsPort } from './adapters/functions.js';
 import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
+import { lazyPort } from '../lazy-port.js';
 import { readDaemonInfo } from './daemon-info.js';
 import { RulesStore } from './rules-store.js';
 import type { Db } from './store.js';
@@ -87,24 +88,3 @@ function localDatabase(ctx: Context): DatabasePort {
   return { locate: async () => (await import('../../db/connection.js')).resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir }) };
 }
 
-/**
- * A port whose module loads on its first call; every method of such a port returns a promise, except the
- * `iterables`, which return an async iterable, and the `absent` optional members the local adapter does
- * not have (a proxy cannot know them before loading). `loaded()` is the port if something used it.
- */
-function lazyPort<P extends object, L extends P = P>(load: () => Promise<L>, iterables: (keyof P)[] = [], absent: readonly string[] = []): { port: P; loaded: () => Promise<L | undefined> } {
-  let loaded: Promise<L> | undefined;
-  const method = (port: L, op: PropertyKey) => (port as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!.bind(port);
-  const port = new Proxy({} as P, {
-    get: (_t, op) => {
-      if (op === 'then' || absent.includes(String(op))) return undefined;
-      if (iterables.includes(op as keyof P)) {
-        return async function* (...args: unknown[]) {
-          yield* method(await (loaded ??= load()), op)(...args) as AsyncIterable<unknown>;
-        };
-      }
-      return (...args: unknown[]) => (loaded ??= load()).then((p) => method(p, op)(...args));
-    },
-  });
-  return { port, loaded: async () => loaded };
-}
