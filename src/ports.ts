@@ -1,11 +1,6 @@
 import type { EventSourceSpec, RuleSpec } from './spec/schema.js';
 import type { PolicyDocument } from './iot/policy/index.js';
 import type { PlanItem } from './iot/plan/index.js';
-// The analytics port's results are still the local lake's shapes (type-only); issue 10 (analytics on AWS)
-// makes them target-neutral when the datalake engine needs them.
-import type { AnalyticsStatus } from './targets/local/lake/status.js';
-import type { DatasetRunResult, DatasetVersion } from './targets/local/lake/datasets.js';
-import type { ReprocessResult } from './targets/local/lake/pipeline-runner.js';
 
 /**
  * The ports commands and services program against. `targets/local` (the embedded platform) and
@@ -354,6 +349,119 @@ export interface AnalyticsResource {
   kind: string;
   name: string;
   config: Record<string, unknown>;
+}
+
+/** Who started a dataset run. */
+export type DatasetTrigger = 'manual' | 'schedule';
+
+/** One run of a dataset, kept as a content version. On AWS the version id is the Athena query execution id. */
+export interface DatasetVersion {
+  dataset: string;
+  version: string;
+  /** RUNNING: only on AWS, a scheduled query still running. */
+  status: 'SUCCEEDED' | 'FAILED' | 'RUNNING';
+  trigger: DatasetTrigger;
+  createdAt: number;
+  scheduledFor: number | null;
+  windowStart: number | null;
+  windowEnd: number | null;
+  /** null where the target does not count them without reading the content (AWS). */
+  rows: number | null;
+  bytes: number | null;
+  elapsedMs: number | null;
+  error: string | null;
+}
+
+export interface DatasetRunResult extends DatasetVersion {
+  /** The content (CSV) on this machine; absent when the run failed. */
+  file?: string;
+  columns: { name: string; type: string }[];
+  /** The first rows of the content, for display. */
+  preview: unknown[][];
+}
+
+export interface ReprocessResult {
+  id: string;
+  pipeline: string;
+  from: number;
+  to: number;
+  messages: number;
+  out: number;
+  filtered: number;
+  failed: number;
+  filesWritten: number;
+  filesReplaced: number;
+}
+
+/**
+ * `analytics status`. Counters are all-time on the local target; on AWS they come from CloudWatch and cover
+ * [countersSince, now]. A field a target cannot know is null.
+ */
+export interface AnalyticsStatus {
+  /** ISO time the counters start from (AWS: the CloudWatch window); null when they are all-time. */
+  countersSince: string | null;
+  channels: ChannelStatus[];
+  pipelines: PipelineStatus[];
+  datastores: DatastoreStatus[];
+  datasets: DatasetStatus[];
+  schemaChanges: SchemaChangeStatus[];
+  reprocessing: { id: string; pipeline: string; status: string; from: string | null; to: string | null; messages: number | null; error: string | null }[];
+}
+
+export interface ChannelStatus {
+  name: string;
+  messages: number;
+  bytes: number;
+  /** Local: committed segment files. AWS: raw objects in S3. */
+  segments: number;
+  duplicatesDropped: number | null;
+  retentionDays: number | null;
+}
+
+export interface PipelineStatus {
+  name: string;
+  channel: string;
+  datastore: string;
+  messagesIn: number;
+  messagesOut: number;
+  filtered: number;
+  failed: number;
+  /** Channel messages the pipeline has not committed yet (null on AWS: Firehose reports only their age). */
+  lagMessages: number | null;
+  /** Age of the oldest of them, in seconds (0 when caught up). */
+  lagSeconds: number;
+  lastError: string | null;
+  recentFailures: { messageId: string; receivedAt: string; activity: number; activityType: string; reason: string }[];
+}
+
+export interface DatastoreStatus {
+  name: string;
+  format: string;
+  rows: number | null;
+  files: number;
+  bytes: number;
+  partitions: number;
+  columns: { name: string; type: string }[];
+}
+
+export interface DatasetStatus {
+  name: string;
+  schedule: string | null;
+  lastRun: { version: string; status: string; at: string; rows: number | null; error: string | null } | null;
+  nextRun: string | null;
+  versions: number;
+  missedRuns: number;
+  recentMissed: string[];
+}
+
+export interface SchemaChangeStatus {
+  datastore: string;
+  column: string;
+  change: string;
+  from: string | null;
+  to: string;
+  detail: string | null;
+  at: string;
 }
 
 export interface AnalyticsPort {

@@ -1,7 +1,5 @@
 import { BaseCommand } from '../../base-command.js';
-import type { AnalyticsPort } from '../../ports.js';
-
-type AnalyticsStatus = Awaited<ReturnType<AnalyticsPort['status']>>;
+import type { AnalyticsStatus } from '../../ports.js';
 import { withTarget } from '../../targets/index.js';
 import { formatBytes } from '../../ui/format.js';
 import { info, isTTY, printTable } from '../../ui/output.js';
@@ -41,7 +39,7 @@ async function render(s: AnalyticsStatus): Promise<void> {
     { header: 'Out', get: (p) => p.messagesOut },
     { header: 'Filtered', get: (p) => p.filtered },
     { header: 'Failed', get: (p) => p.failed },
-    { header: 'Lag', get: (p) => (p.lagMessages ? `${p.lagMessages} msgs, ${p.lagSeconds}s` : '0') },
+    { header: 'Lag', get: (p) => (p.lagMessages === null ? `${p.lagSeconds}s` : p.lagMessages ? `${p.lagMessages} msgs, ${p.lagSeconds}s` : '0') },
     { header: 'Error', get: (p) => p.lastError ?? '' },
   ]);
   const failures = s.pipelines.flatMap((p) => p.recentFailures.map((f) => ({ pipeline: p.name, ...f })));
@@ -57,13 +55,13 @@ async function render(s: AnalyticsStatus): Promise<void> {
     { header: 'Messages', get: (c) => c.messages },
     { header: 'Size', get: (c) => formatBytes(c.bytes) },
     { header: 'Segments', get: (c) => c.segments },
-    { header: 'Replays dropped', get: (c) => c.duplicatesDropped },
+    { header: 'Replays dropped', get: (c) => c.duplicatesDropped ?? '' },
     { header: 'Retention', get: (c) => (c.retentionDays ? `${c.retentionDays}d` : 'unlimited') },
   ]);
   await section('Datastores', s.datastores, [
     { header: 'Datastore', get: (d) => d.name },
     { header: 'Format', get: (d) => d.format },
-    { header: 'Rows', get: (d) => d.rows },
+    { header: 'Rows', get: (d) => d.rows ?? '' },
     { header: 'Files', get: (d) => d.files },
     { header: 'Size', get: (d) => formatBytes(d.bytes) },
     { header: 'Days', get: (d) => d.partitions },

@@ -2,11 +2,9 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../base-command.js';
-import type { AnalyticsPort } from '../../../ports.js';
+import type { DatasetVersion } from '../../../ports.js';
 import { withTarget } from '../../../targets/index.js';
 import { info, printTable } from '../../../ui/output.js';
-
-type DatasetVersion = Awaited<ReturnType<AnalyticsPort['datasetVersions']>>[number];
 
 export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
   static override summary = "Print or save a dataset's content (GetDatasetContent).";

@@ -1,11 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../base-command.js';
-import type { AnalyticsPort } from '../../../ports.js';
+import type { DatasetRunResult } from '../../../ports.js';
 import { withTarget } from '../../../targets/index.js';
 import { UserError } from '../../../ui/errors.js';
 import { info, printTable } from '../../../ui/output.js';
-
-type DatasetRunResult = Awaited<ReturnType<AnalyticsPort['runDataset']>>;
 
 export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
   static override summary = "Create a dataset's content now (CreateDatasetContent) and show it.";

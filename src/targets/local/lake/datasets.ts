@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DatasetRunResult, DatasetTrigger, DatasetVersion } from '../../../ports.js';
 import { UserError } from '../../../ui/errors.js';
 import type { Db } from '../store.js';
 import { JSDuckDBValueConverter } from '@duckdb/node-api';
@@ -9,30 +10,7 @@ import { ident, lit } from './duck.js';
 import { LakePaths } from './paths.js';
 import { ensureLakeTables } from './tables.js';
 
-export type DatasetTrigger = 'manual' | 'schedule';
-
-export interface DatasetVersion {
-  dataset: string;
-  version: string;
-  status: 'SUCCEEDED' | 'FAILED';
-  trigger: DatasetTrigger;
-  createdAt: number;
-  scheduledFor: number | null;
-  windowStart: number | null;
-  windowEnd: number | null;
-  rows: number | null;
-  bytes: number | null;
-  elapsedMs: number | null;
-  error: string | null;
-}
-
-export interface DatasetRunResult extends DatasetVersion {
-  /** content.csv of this version (absent when the run failed). */
-  file?: string;
-  columns: { name: string; type: string }[];
-  /** The first rows of the content, for display. */
-  preview: unknown[][];
-}
+export type { DatasetRunResult, DatasetTrigger, DatasetVersion };
 
 export interface DatasetRunnerOptions {
   db: Db;

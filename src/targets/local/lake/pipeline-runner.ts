@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { compilePipeline, type CompiledPipeline, type PipelineDeps, type PipelineMessage } from '../../../iot/pipeline/index.js';
 import { deepEqual } from '../../../iot/plan/index.js';
+import type { ReprocessResult } from '../../../ports.js';
 import type { Db } from '../store.js';
 import type { ChannelPosition, ChannelStore, StoredMessage } from './channel-store.js';
 import { readLakeConfig, type PipelineSpec } from './config.js';
@@ -61,18 +62,7 @@ interface ActivePipeline {
   failures: FailureRow[];
 }
 
-export interface ReprocessResult {
-  id: string;
-  pipeline: string;
-  from: number;
-  to: number;
-  messages: number;
-  out: number;
-  filtered: number;
-  failed: number;
-  filesWritten: number;
-  filesReplaced: number;
-}
+export type { ReprocessResult };
 
 export interface RunSummary {
   pipelines: { name: string; in: number; out: number; filtered: number; failed: number }[];

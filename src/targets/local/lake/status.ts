@@ -6,70 +6,9 @@ import { channelEnd } from './channel-store.js';
 import { readLakeConfig } from './config.js';
 import { LakePaths } from './paths.js';
 import { ensureLakeTables } from './tables.js';
+import type { AnalyticsStatus, ChannelStatus, DatasetStatus, DatastoreStatus, PipelineStatus, SchemaChangeStatus } from '../../../ports.js';
 
-export interface PipelineStatus {
-  name: string;
-  channel: string;
-  datastore: string;
-  messagesIn: number;
-  messagesOut: number;
-  filtered: number;
-  failed: number;
-  /** Committed channel messages the pipeline has not committed yet. */
-  lagMessages: number;
-  /** Age of the oldest of them, in seconds (0 when caught up). */
-  lagSeconds: number;
-  lastError: string | null;
-  recentFailures: { messageId: string; receivedAt: string; activity: number; activityType: string; reason: string }[];
-}
-
-export interface ChannelStatus {
-  name: string;
-  messages: number;
-  bytes: number;
-  segments: number;
-  duplicatesDropped: number;
-  retentionDays: number | null;
-}
-
-export interface DatastoreStatus {
-  name: string;
-  format: string;
-  rows: number;
-  files: number;
-  bytes: number;
-  partitions: number;
-  columns: { name: string; type: string }[];
-}
-
-export interface DatasetStatus {
-  name: string;
-  schedule: string | null;
-  lastRun: { version: string; status: string; at: string; rows: number | null; error: string | null } | null;
-  nextRun: string | null;
-  versions: number;
-  missedRuns: number;
-  recentMissed: string[];
-}
-
-export interface SchemaChangeStatus {
-  datastore: string;
-  column: string;
-  change: string;
-  from: string | null;
-  to: string;
-  detail: string | null;
-  at: string;
-}
-
-export interface AnalyticsStatus {
-  channels: ChannelStatus[];
-  pipelines: PipelineStatus[];
-  datastores: DatastoreStatus[];
-  datasets: DatasetStatus[];
-  schemaChanges: SchemaChangeStatus[];
-  reprocessing: { id: string; pipeline: string; status: string; from: string | null; to: string | null; messages: number | null; error: string | null }[];
-}
+export type { AnalyticsStatus };
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
@@ -175,7 +114,7 @@ export async function analyticsStatus(db: Db, stateDir: string, now = Date.now()
     }[]
   ).map((r) => ({ id: r.id, pipeline: r.pipeline, status: r.status, from: iso(r.fromMs), to: iso(r.toMs), messages: r.messages, error: r.error }));
 
-  return { channels, pipelines, datastores, datasets, schemaChanges, reprocessing };
+  return { countersSince: null, channels, pipelines, datastores, datasets, schemaChanges, reprocessing };
 }
 
 /** The receive time of the message at a channel position (the oldest one a pipeline has not committed). */
