@@ -42,7 +42,10 @@ export class AwsAthena implements LakeQueryPort {
     private readonly poll: PollSettings = DEFAULT_POLL,
   ) {}
 
-  async run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void } = {}): Promise<LakeQuery> {
+  async run(
+    sql: string,
+    opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void; onStarted?: (queryId: string) => void } = {},
+  ): Promise<LakeQuery> {
     const { client, sdk } = await this.aws.get('athena');
     const signal = opts.signal ?? this.aws.settings.signal;
     const send = { abortSignal: signal };
@@ -65,6 +68,7 @@ export class AwsAthena implements LakeQueryPort {
         throw signal?.aborted ? new CancelledError('Cancelled while starting the query.') : error;
       });
     if (!queryId) throw new Error('StartQueryExecution returned no QueryExecutionId');
+    opts.onStarted?.(queryId);
 
     // Ctrl-C from here on stops the query on AWS too: it would otherwise keep running (and billing).
     const stop = async (): Promise<never> => {

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { join } from 'node:path';
 import type { Context } from '../../context.js';
 import type { Target } from '../../ports.js';
 import { UserError } from '../../ui/errors.js';
@@ -49,7 +50,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,
-    analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, spec))).port,
+    analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, spec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,
     running: () => true,
     async close() {
       abort.abort();

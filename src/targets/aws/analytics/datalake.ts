@@ -113,7 +113,21 @@ async function readBucket(aws: AwsClients, bucket: string): Promise<Resource[]> 
   const algo = enc?.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm;
   const b = pab?.PublicAccessBlockConfiguration;
   const blocked = !!(b?.BlockPublicAcls && b.BlockPublicPolicy && b.IgnorePublicAcls && b.RestrictPublicBuckets);
-  return [{ kind: 'bucket', name: bucket, config: { encryption: algo, blockPublicAccess: blocked } }];
+  const lifecycle = (await bucketLifecycle(aws, bucket))
+    .filter((r) => r.ID?.startsWith('iotctl-'))
+    .map((r) => ({ id: r.ID!, prefix: r.Filter?.Prefix ?? r.Prefix ?? '', days: r.Expiration?.Days ?? 0 }))
+    .sort((x, y) => x.id.localeCompare(y.id));
+  return [{ kind: 'bucket', name: bucket, config: { encryption: algo, blockPublicAccess: blocked, lifecycle } }];
+}
+
+async function bucketLifecycle(aws: AwsClients, bucket: string) {
+  const { client, sdk } = await aws.get('s3');
+  try {
+    return (await client.send(new sdk.GetBucketLifecycleConfigurationCommand({ Bucket: bucket }), aws.sendOptions)).Rules ?? [];
+  } catch (e) {
+    if (isAwsError(e, 'NoSuchLifecycleConfiguration')) return [];
+    throw e;
+  }
 }
 
 async function readDatabase(aws: AwsClients, database: string): Promise<Resource[]> {
@@ -293,7 +307,7 @@ export async function applyDatalake(aws: AwsClients, spec: DatalakeSpec, items: 
 type Upsert<C> = (aws: AwsClients, name: string, config: C, create: boolean, spec: DatalakeSpec, ctx: DatalakeContext) => Promise<void>;
 
 const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
-  bucket: (async (aws, name, _config: BucketConfig, create) => {
+  bucket: (async (aws, name, config: BucketConfig, create) => {
     const { client, sdk } = await aws.get('s3');
     if (create) await client.send(new sdk.CreateBucketCommand({ Bucket: name, ...((await aws.region()) !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: (await aws.region()) as never } } : {}) }), aws.sendOptions);
     await client.send(
@@ -304,6 +318,11 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
       new sdk.PutPublicAccessBlockCommand({ Bucket: name, PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true } }),
       aws.sendOptions,
     );
+    // The configuration is one document: rules iotctl did not write are kept as they are.
+    const others = create ? [] : (await bucketLifecycle(aws, name)).filter((r) => !r.ID?.startsWith('iotctl-'));
+    const Rules = [...others, ...config.lifecycle.map((r) => ({ ID: r.id, Status: 'Enabled' as const, Filter: { Prefix: r.prefix }, Expiration: { Days: r.days } }))];
+    if (Rules.length) await client.send(new sdk.PutBucketLifecycleConfigurationCommand({ Bucket: name, LifecycleConfiguration: { Rules } }), aws.sendOptions);
+    else if (!create) await client.send(new sdk.DeleteBucketLifecycleCommand({ Bucket: name }), aws.sendOptions);
   }) as Upsert<BucketConfig>,
 
   database: (async (aws, name, config: { description: string }, create) => {
@@ -466,8 +485,13 @@ const DELETE: { [K in DatalakeKind]: (aws: AwsClients, name: string, spec: Datal
   },
 };
 
+/** The named query called `name` in the workgroup, with its id. */
+export async function namedQuery(aws: AwsClients, workgroup: string, name: string): Promise<(Resource & { id: string }) | undefined> {
+  return (await readQueries(aws, workgroup, name)).find((q) => q.name === name) as (Resource & { id: string }) | undefined;
+}
+
 async function namedQueryId(aws: AwsClients, workgroup: string, name: string): Promise<string> {
-  const found = (await readQueries(aws, workgroup, name)).find((q) => q.name === name) as (Resource & { id: string }) | undefined;
+  const found = await namedQuery(aws, workgroup, name);
   if (!found) throw new Error(`Athena named query ${name} disappeared while applying`);
   return found.id;
 }

@@ -1,9 +1,10 @@
-import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource } from '../../../ports.js';
+import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, DatasetRunResult, DatasetVersion } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import type { AwsClients } from '../sdk.js';
 import { applyDatalake, datalakeContext, planDatalake, readDatalake } from './datalake.js';
+import { AwsDatasets } from './datasets.js';
 import { applyIotAnalytics, planIotAnalytics, readIotAnalytics, runIotAnalyticsDataset, warnIotAnalyticsEnded } from './iotanalytics.js';
 
 /**
@@ -12,10 +13,15 @@ import { applyIotAnalytics, planIotAnalytics, readIotAnalytics, runIotAnalyticsD
  * `iotanalytics` (the legacy API; AWS ended the service on 2025-12-15).
  */
 export class AwsAnalytics implements AnalyticsPort {
+  private readonly datasets: AwsDatasets;
+
   constructor(
     private readonly aws: AwsClients,
     private readonly spec: Spec,
-  ) {}
+    opts: { contentDir: string },
+  ) {
+    this.datasets = new AwsDatasets(aws, spec, opts.contentDir);
+  }
 
   private get legacy(): boolean {
     return this.spec.analytics.engine === 'iotanalytics';
@@ -44,7 +50,7 @@ export class AwsAnalytics implements AnalyticsPort {
     return notYet('`analytics status`');
   }
 
-  async runDataset(name: string): Promise<never> {
+  async runDataset(name: string, opts: { previewRows?: number }): Promise<DatasetRunResult> {
     if (this.legacy) {
       const run = await runIotAnalyticsDataset(this.aws, name);
       if (run.state === 'FAILED') throw new UserError(`Dataset ${name} failed on IoT Analytics: ${run.reason ?? 'no reason given'}.`, 'Fix its SQL in iotctl.yaml, apply, and run it again.', 'DATASET_FAILED');
@@ -54,15 +60,17 @@ export class AwsAnalytics implements AnalyticsPort {
         'DATASET_CONTENT_REMOTE',
       );
     }
-    return notYet('`analytics dataset run` on the datalake engine');
+    return this.datasets.run(name, opts);
   }
 
-  async datasetVersions(): Promise<never> {
-    return notYet('`analytics dataset content`');
+  async datasetVersions(name: string): Promise<DatasetVersion[]> {
+    if (this.legacy) return notYet('`analytics dataset content --versions` on the iotanalytics engine');
+    return this.datasets.versions(name);
   }
 
-  async datasetContent(): Promise<never> {
-    return notYet('`analytics dataset content`');
+  async datasetContent(name: string, version?: string): Promise<{ version: DatasetVersion; file: string }> {
+    if (this.legacy) return notYet('`analytics dataset content` on the iotanalytics engine');
+    return this.datasets.content(name, version);
   }
 
   async reprocess(): Promise<never> {

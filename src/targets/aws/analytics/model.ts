@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
+import { UserError } from '../../../ui/errors.js';
+import { schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
 /**
  * The datalake engine's desired AWS resources, pure: from the spec's analytics section (plus the account,
@@ -32,6 +34,13 @@ export interface DatalakeContext {
 export interface BucketConfig {
   encryption: 'AES256';
   blockPublicAccess: true;
+  /** iotctl's expiration rules (id `iotctl-...`): retentionDays of channels and datastores, versionsToKeep of scheduled datasets. */
+  lifecycle: LifecycleRule[];
+}
+export interface LifecycleRule {
+  id: string;
+  prefix: string;
+  days: number;
 }
 export interface RoleConfig {
   /** The service allowed to assume it. */
@@ -137,7 +146,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   const out: Resource[] = [];
   const add = (kind: DatalakeKind, name: string, config: unknown) => out.push({ kind, name, config });
 
-  add('bucket', n.bucket, { encryption: 'AES256', blockPublicAccess: true } satisfies BucketConfig);
+  add('bucket', n.bucket, { encryption: 'AES256', blockPublicAccess: true, lifecycle: lifecycleRules(a) } satisfies BucketConfig);
   add('database', database, { description: `iotctl ${spec.project} analytics datastores` });
 
   const logs = (group: string) => statement(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]);
@@ -253,9 +262,10 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
     } satisfies StreamConfig);
   }
 
+  const tables = a.datastores.map((ds) => n.table(ds.name));
   for (const d of a.datasets) {
-    const output = `s3://${n.bucket}/datasets/${d.name}/`;
-    add('query', n.query(d.name), { database, workgroup: spec.athena.workgroup, sql: d.sql } satisfies QueryConfig);
+    const sql = windowedDatasetSql(d.sql, { database, tables, deltaTime: d.deltaTime, periodSeconds: deltaPeriod(d) });
+    add('query', n.query(d.name), { database, workgroup: spec.athena.workgroup, sql } satisfies QueryConfig);
     if (!d.schedule) continue;
     const role = n.scheduleRole(d.name);
     add('role', role, {
@@ -273,12 +283,44 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
     add('schedule', n.schedule(d.name), {
       expression: d.schedule,
       role: roleArn(role),
-      // Scheduler's universal target calls Athena directly; the result CSV lands under datasets/<name>/.
+      // Scheduler's universal target calls Athena directly; the result CSV lands under datasets/<name>/scheduled/.
       target: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution',
-      input: { QueryString: d.sql, QueryExecutionContext: { Database: database }, WorkGroup: spec.athena.workgroup, ResultConfiguration: { OutputLocation: output } },
+      input: { QueryString: sql, QueryExecutionContext: { Database: database }, WorkGroup: spec.athena.workgroup, ResultConfiguration: { OutputLocation: datasetOutput(n.bucket, d.name, 'schedule') } },
     } satisfies ScheduleConfig);
   }
   return out;
+}
+
+/** Where a dataset's runs write their content: `<OutputLocation><query execution id>.csv`. */
+export const datasetOutput = (bucket: string, dataset: string, trigger: 'manual' | 'schedule') => `s3://${bucket}/datasets/${dataset}/${trigger === 'schedule' ? 'scheduled' : 'manual'}/`;
+
+type DatasetSpec = Spec['analytics']['datasets'][number];
+
+/** The delta window of a dataset: its schedule's period. A deltaTime dataset needs a schedule with one fixed period. */
+export function deltaPeriod(d: DatasetSpec): number | undefined {
+  if (!d.deltaTime) return undefined;
+  const problem = datasetWindowProblem(d);
+  if (problem) throw new UserError(`Dataset ${d.name}: ${problem}.`, 'On AWS a deltaTime window is the schedule\'s period: use rate(...) or a cron that fires at even intervals, e.g. cron(0 2 * * ? *).', 'SPEC_INVALID');
+  return schedulePeriod(d.schedule!).seconds;
+}
+
+/** Why a deltaTime dataset cannot be windowed on AWS, or undefined. */
+export function datasetWindowProblem(d: DatasetSpec): string | undefined {
+  if (!d.deltaTime) return undefined;
+  if (!d.schedule) return 'deltaTime needs a schedule on the aws target (the window is the time since the previous scheduled run)';
+  if (!schedulePeriod(d.schedule).even) return `deltaTime needs a schedule with a fixed period, and ${d.schedule} fires at uneven intervals`;
+  return undefined;
+}
+
+/** S3 expiration rules: IoT Analytics' retention periods and, for scheduled content, about versionsToKeep runs' worth of days. */
+export function lifecycleRules(a: Spec['analytics']): LifecycleRule[] {
+  const rules: LifecycleRule[] = [];
+  for (const c of a.channels) if (c.retentionDays) rules.push({ id: `iotctl-channel-${c.name}`, prefix: `raw/${c.name}/`, days: c.retentionDays });
+  for (const d of a.datastores) if (d.retentionDays) rules.push({ id: `iotctl-datastore-${d.name}`, prefix: `datastore/${d.name}/`, days: d.retentionDays });
+  // S3 expires by age in whole days, not by count: keep versionsToKeep periods, rounded up (iotctl prunes by count when it runs a dataset).
+  for (const d of a.datasets)
+    if (d.schedule) rules.push({ id: `iotctl-dataset-${d.name}`, prefix: `datasets/${d.name}/scheduled/`, days: Math.max(1, Math.ceil((d.versionsToKeep * schedulePeriod(d.schedule).seconds) / 86_400)) });
+  return rules.sort((x, y) => x.id.localeCompare(y.id));
 }
 
 /** Resources apply never deletes, even with --prune: the bucket holds the data, the database may hold other tables. */

@@ -1,0 +1,65 @@
+import { fireTimesBetween, parseSchedule } from '../../../iot/pipeline/schedule.js';
+
+/**
+ * A dataset's SQL as Athena runs it on the datalake engine, pure.
+ *
+ * IoT Analytics narrows a `deltaTime` dataset to the rows whose `timeExpression` falls in the window since
+ * its previous run. An EventBridge schedule starts a static query, with no memory of the previous run, so
+ * here the window is the schedule's period ending at the run time (both shifted by `offsetSeconds`):
+ *
+ *   [now - period + offset, now + offset)
+ *
+ * which equals IoT Analytics' window for every run that follows an on-time run. Each datastore the SQL
+ * reads is shadowed by a CTE of the same name that filters it, and prunes its `dt` partitions (the ingest
+ * day, one day of margin for device clocks ahead of the cloud).
+ */
+
+export interface DeltaTime {
+  offsetSeconds: number;
+  timeExpression: string;
+}
+
+/** A schedule's longest gap between runs in seconds, and whether every gap is that long (rate(), cron(0 2 * * ? *)). */
+export function schedulePeriod(expression: string, now = Date.now()): { seconds: number; even: boolean } {
+  const schedule = parseSchedule(expression);
+  if (schedule.kind === 'rate') return { seconds: schedule.periodMs / 1000, even: true };
+  // A year of fire times (at most 1,000): cron(0 2 * * ? *) has one gap, cron(0 2 ? * MON-FRI *) two.
+  const times = fireTimesBetween(schedule, now, now + 366 * 86_400_000, 0, 1000);
+  if (times.length < 2) return { seconds: 366 * 86_400, even: false };
+  const gaps = new Set(times.slice(1).map((t, i) => t - times[i]!));
+  return { seconds: Math.max(...gaps) / 1000, even: gaps.size === 1 };
+}
+
+/** The datastore tables (lower-case names) the SQL mentions as identifiers, outside strings and comments. */
+export function referencedTables(sql: string, tables: readonly string[]): string[] {
+  const wanted = new Set(tables.map((t) => t.toLowerCase()));
+  const found = new Set<string>();
+  const token = /'(?:[^']|'')*'|--[^\n]*|\/\*[\s\S]*?\*\/|"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)/g;
+  for (const m of sql.matchAll(token)) {
+    const ident = (m[1]?.replace(/""/g, '"') ?? m[2])?.toLowerCase();
+    if (ident && wanted.has(ident)) found.add(ident);
+  }
+  return tables.filter((t) => found.has(t.toLowerCase()));
+}
+
+const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
+
+/** The SQL with each datastore it reads narrowed to the delta window (unchanged without deltaTime). */
+export function windowedDatasetSql(sql: string, opts: { database: string; tables: readonly string[]; deltaTime?: DeltaTime; periodSeconds?: number }): string {
+  const body = sql.trim().replace(/;\s*$/, '');
+  if (!opts.deltaTime || !opts.periodSeconds) return body;
+  const read = referencedTables(body, opts.tables);
+  if (!read.length) return body;
+  const { offsetSeconds, timeExpression } = opts.deltaTime;
+  const at = (seconds: number) => (seconds ? `date_add('second', ${seconds}, current_timestamp)` : 'current_timestamp');
+  const start = at(offsetSeconds - opts.periodSeconds);
+  const end = at(offsetSeconds);
+  const firstDay = `date_format(${at(offsetSeconds - opts.periodSeconds - 86_400)}, '%Y-%m-%d')`;
+  const ctes = read.map(
+    (t) => `${quote(t)} AS (SELECT * FROM ${quote(opts.database)}.${quote(t)} WHERE dt >= ${firstDay} AND (${timeExpression}) >= ${start} AND (${timeExpression}) < ${end})`,
+  );
+  // The user's own WITH list follows ours: `WITH [RECURSIVE] ours, theirs SELECT ...`.
+  const own = /^with(\s+recursive)?\s+/i.exec(body);
+  if (own) return `WITH${own[1] ? ' RECURSIVE' : ''} ${ctes.join(', ')}, ${body.slice(own[0].length)}`;
+  return `WITH ${ctes.join(', ')}\n${body}`;
+}
