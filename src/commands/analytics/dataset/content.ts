@@ -8,7 +8,9 @@ import { info, printTable } from '../../../ui/output.js';
 
 export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
   static override summary = "Print or save a dataset's content (GetDatasetContent).";
-  static override description = 'Without --version, the latest succeeded version ($LATEST_SUCCEEDED); $LATEST or a version id pick another. --out copies the CSV to a file.';
+  static override description =
+    'Without --version, the latest succeeded version ($LATEST_SUCCEEDED); $LATEST or a version id pick another. --out copies the CSV to a file. ' +
+    'On AWS (datalake engine) the versions are the result CSVs kept under s3://<bucket>/datasets/<name>/ (manual/ for `dataset run`, scheduled/ for the schedule) plus failed or running runs from the workgroup\'s recent query history; the CSV is downloaded once into .iotctl/aws/datasets/.';
   static override examples = [
     '<%= config.bin %> analytics dataset content daily_summary',
     '<%= config.bin %> analytics dataset content daily_summary --out summary.csv',

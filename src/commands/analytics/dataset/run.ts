@@ -8,8 +8,9 @@ import { info, printTable } from '../../../ui/output.js';
 export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
   static override summary = "Create a dataset's content now (CreateDatasetContent) and show it.";
   static override description =
-    "Runs the dataset's SQL over the datastores with DuckDB, keeps the result as a new content version (CSV) and prints it. " +
-    'Works without `iotctl local up`: it reads the lake files directly.';
+    "Local: runs the dataset's SQL over the datastores with DuckDB (no `iotctl local up` needed; it reads the lake files) and keeps the result as a new content version (CSV). " +
+    "AWS (datalake engine): runs the dataset's Athena named query as applied, waits for it (Ctrl-C stops it), and downloads the result CSV Athena wrote to s3://<bucket>/datasets/<name>/manual/; the version id is the query execution id. " +
+    'Either way, content beyond versionsToKeep is deleted after the run.';
   static override examples = ['<%= config.bin %> analytics dataset run daily_summary', '<%= config.bin %> analytics dataset run daily_summary --max-rows 20'];
   static override args = { name: Args.string({ description: 'Dataset name.', required: true }) };
   static override flags = {

@@ -100,6 +100,7 @@ export class AwsDatasets {
     const dataset = this.requireDataset(name);
     const objects = await this.contentObjects(name);
     let chosen: ContentObject | undefined;
+    let pruned = '';
     if (!version || version === '$LATEST_SUCCEEDED') chosen = objects[0];
     else if (version === '$LATEST') {
       const latest = (await this.versions(name))[0];
@@ -107,14 +108,13 @@ export class AwsDatasets {
       chosen = objects.find((o) => o.id === latest?.version);
     } else {
       chosen = objects.find((o) => o.id === version);
-      if (!chosen) {
-        const run = (await this.recentRuns(name)).find((r) => r.id === version);
-        if (run) throw notSucceeded(name, this.version(dataset, { ...run, bytes: null }));
-      }
+      const run = chosen ? undefined : (await this.recentRuns(name)).find((r) => r.id === version);
+      if (run && run.status !== 'SUCCEEDED') throw notSucceeded(name, this.version(dataset, { ...run, bytes: null }));
+      if (run) pruned = ` Its content was deleted: the dataset keeps ${dataset.versionsToKeep} version(s) (versionsToKeep).`;
     }
     if (!chosen)
       throw new UserError(
-        version && !version.startsWith('$') ? `Dataset "${name}" has no version "${version}".` : `Dataset "${name}" has no content yet.`,
+        version && !version.startsWith('$') ? `Dataset "${name}" has no version "${version}".${pruned}` : `Dataset "${name}" has no content yet.`,
         objects.length ? `Versions: ${objects.map((o) => o.id).join(', ')}` : `Create content with \`iotctl analytics dataset run ${name}\`.`,
         'NOT_FOUND',
       );
