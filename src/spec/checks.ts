@@ -2,6 +2,7 @@ import type { Spec, RuleAction } from './schema.js';
 import { compileRule, compileTemplate, SqlError } from '../iot/sql/index.js';
 import { analyticsSpecCheck } from '../iot/pipeline/spec-check.js';
 import { athenaNameProblem } from './names.js';
+import { datasetWindowProblem } from '../targets/aws/analytics/dataset-sql.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -92,4 +93,13 @@ export const checkAthenaNames: SpecCheck = (spec) => {
   return problems;
 };
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames];
+/** On AWS (datalake engine) a deltaTime window is its schedule's period, so it needs a schedule with a fixed one. */
+export const checkAwsDatasetWindows: SpecCheck = (spec) => {
+  if (spec.target !== 'aws' || spec.analytics.engine !== 'datalake') return [];
+  return spec.analytics.datasets.flatMap((d, i) => {
+    const message = datasetWindowProblem(d);
+    return message ? [{ path: ['analytics', 'datasets', i, 'deltaTime'], message, hint: 'Use rate(...) or a cron that fires at even intervals, e.g. cron(0 2 * * ? *).' }] : [];
+  });
+};
+
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows];

@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { parseSpec, SpecError } from '../../../src/spec/loader.js';
 import { specSchema } from '../../../src/spec/schema.js';
 import { countCsvRecords } from '../../../src/targets/aws/analytics/datasets.js';
-import { referencedTables, schedulePeriod, windowedDatasetSql } from '../../../src/targets/aws/analytics/dataset-sql.js';
-import { datasetWindowProblem, deltaPeriod, lifecycleRules } from '../../../src/targets/aws/analytics/model.js';
+import { datasetWindowProblem, referencedTables, schedulePeriod, windowedDatasetSql } from '../../../src/targets/aws/analytics/dataset-sql.js';
+import { deltaPeriod, lifecycleRules } from '../../../src/targets/aws/analytics/model.js';
 import { UserError } from '../../../src/ui/errors.js';
 
 // The datalake engine's dataset SQL and S3 lifecycle, pure: delta windows, referenced tables, schedule periods.
@@ -61,6 +62,23 @@ test('a deltaTime dataset needs a schedule with a fixed period on AWS', () => {
   assert.match(datasetWindowProblem(manual!)!, /needs a schedule/);
   assert.match(datasetWindowProblem(weekdays!)!, /uneven intervals/);
   assert.throws(() => deltaPeriod(weekdays!), (e: unknown) => e instanceof UserError && /weekdays/.test(e.message) && /rate\(/.test(e.hint ?? ''));
+});
+
+test('spec validate: a deltaTime dataset without a fixed-period schedule is refused at file:line:col on the aws target only', () => {
+  const yaml = (target: string) =>
+    [`project: p`, `target: ${target}`, 'analytics:', '  datasets:', '    - name: weekdays', '      sql: SELECT 1', '      schedule: cron(0 2 ? * MON-FRI *)', '      deltaTime:', '        timeExpression: __received_at', ''].join('\n');
+  assert.not.throws(() => parseSpec(yaml('local')));
+  try {
+    parseSpec(yaml('aws'), 'iotctl.yaml');
+    assert.unreachable('expected a SpecError');
+  } catch (e) {
+    if (!(e instanceof SpecError)) throw e;
+    assert.equal(
+      e.problems.map((p) => [`${p.line}:${p.col}`, p.path]),
+      [['9:9', 'analytics.datasets[0].deltaTime']],
+    );
+    assert.match(e.problems[0]!.message, /uneven intervals/);
+  }
 });
 
 test('lifecycleRules: retention of channels and datastores, and about versionsToKeep runs of scheduled content', () => {

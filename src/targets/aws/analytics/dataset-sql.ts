@@ -63,3 +63,12 @@ export function windowedDatasetSql(sql: string, opts: { database: string; tables
   if (own) return `WITH${own[1] ? ' RECURSIVE' : ''} ${ctes.join(', ')}, ${body.slice(own[0].length)}`;
   return `WITH ${ctes.join(', ')}\n${body}`;
 }
+
+/** Why a deltaTime dataset cannot be windowed on AWS, or undefined. */
+export function datasetWindowProblem(d: { deltaTime?: DeltaTime; schedule?: string }): string | undefined {
+  if (!d.deltaTime) return undefined;
+  if (!d.schedule) return 'deltaTime needs a schedule on the aws target (the window is the time since the previous scheduled run)';
+  if (!schedulePeriod(d.schedule).even) return `deltaTime needs a schedule with a fixed period, and ${d.schedule} fires at uneven intervals`;
+  return undefined;
+}
+

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
-import { schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
+import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
 /**
  * The datalake engine's desired AWS resources, pure: from the spec's analytics section (plus the account,
@@ -294,22 +294,12 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
 /** Where a dataset's runs write their content: `<OutputLocation><query execution id>.csv`. */
 export const datasetOutput = (bucket: string, dataset: string, trigger: 'manual' | 'schedule') => `s3://${bucket}/datasets/${dataset}/${trigger === 'schedule' ? 'scheduled' : 'manual'}/`;
 
-type DatasetSpec = Spec['analytics']['datasets'][number];
-
 /** The delta window of a dataset: its schedule's period. A deltaTime dataset needs a schedule with one fixed period. */
-export function deltaPeriod(d: DatasetSpec): number | undefined {
+export function deltaPeriod(d: Spec['analytics']['datasets'][number]): number | undefined {
   if (!d.deltaTime) return undefined;
   const problem = datasetWindowProblem(d);
   if (problem) throw new UserError(`Dataset ${d.name}: ${problem}.`, 'On AWS a deltaTime window is the schedule\'s period: use rate(...) or a cron that fires at even intervals, e.g. cron(0 2 * * ? *).', 'SPEC_INVALID');
   return schedulePeriod(d.schedule!).seconds;
-}
-
-/** Why a deltaTime dataset cannot be windowed on AWS, or undefined. */
-export function datasetWindowProblem(d: DatasetSpec): string | undefined {
-  if (!d.deltaTime) return undefined;
-  if (!d.schedule) return 'deltaTime needs a schedule on the aws target (the window is the time since the previous scheduled run)';
-  if (!schedulePeriod(d.schedule).even) return `deltaTime needs a schedule with a fixed period, and ${d.schedule} fires at uneven intervals`;
-  return undefined;
 }
 
 /** S3 expiration rules: IoT Analytics' retention periods and, for scheduled content, about versionsToKeep runs' worth of days. */
