@@ -87,7 +87,8 @@ test('apply creates every resource; applying again plans no change', async () =>
   assert.ok(dest.DataFormatConversionConfiguration!.OutputFormatConfiguration!.Serializer!.ParquetSerDe);
   assert.equal(dest.DynamicPartitioningConfiguration!.Enabled, true);
   const raw = (await fh.send(new f.DescribeDeliveryStreamCommand({ DeliveryStreamName: 'iotctl-lake-ch-raw' }))).DeliveryStreamDescription!;
-  assert.equal(raw.Destinations![0]!.ExtendedS3DestinationDescription!.Prefix, 'raw/raw/dt=!{partitionKeyFromQuery:dt}/');
+  assert.equal(raw.Destinations![0]!.ExtendedS3DestinationDescription!.Prefix, 'raw/raw/dt=!{timestamp:yyyy-MM-dd}/');
+  assert.equal(raw.Destinations![0]!.ExtendedS3DestinationDescription!.DynamicPartitioningConfiguration?.Enabled ?? false, false, 'the raw stream partitions by the timestamp namespace alone');
 
   const { client: s3, sdk: s } = await aws.get('s3');
   const enc = await s3.send(new s.GetBucketEncryptionCommand({ Bucket: 'iotctl-lake-123456789012-us-east-1' }));

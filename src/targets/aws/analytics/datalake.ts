@@ -393,7 +393,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
       CompressionFormat: config.compression,
       DynamicPartitioningConfiguration: { Enabled: config.dynamicPartitioning },
       ProcessingConfiguration: {
-        Enabled: true,
+        Enabled: Object.keys(config.processors).length > 0,
         Processors: Object.entries(config.processors).map(([Type, params]) => ({
           Type: Type as never,
           Parameters: Object.entries(params).map(([ParameterName, ParameterValue]) => ({ ParameterName: ParameterName as never, ParameterValue })),

@@ -184,16 +184,14 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
     add('stream', stream, {
       role: roleArn(role),
       bucketArn,
-      prefix: `raw/${ch.name}/dt=!{partitionKeyFromQuery:dt}/`,
+      // dt is the UTC day Firehose received the object's oldest record (the documented `timestamp` prefix
+      // namespace), so no dynamic partitioning is needed; the rule's firehose action ends each message with "\n".
+      prefix: `raw/${ch.name}/dt=!{timestamp:yyyy-MM-dd}/`,
       errorOutputPrefix: `errors/${ch.name}/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/`,
       buffering: { sizeMb: 64, intervalSeconds: 300 },
       compression: 'GZIP',
-      dynamicPartitioning: true,
-      // The raw messages stay unchanged, one per line; dt is the day Firehose ingests them.
-      processors: {
-        MetadataExtraction: { JsonParsingEngine: 'JQ-1.6', MetadataExtractionQuery: '{dt: (now | strftime("%Y-%m-%d"))}' },
-        AppendDelimiterToRecord: {},
-      },
+      dynamicPartitioning: false,
+      processors: {},
     } satisfies StreamConfig);
   }
 
