@@ -1,3 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatPlan, type PlanItem } from '../../src/iot/plan/index.js';
@@ -10,6 +15,7 @@ import {
   planIotAnalytics,
   runIotAnalyticsDataset,
 } from '../../src/targets/aws/analytics/iotanalytics.js';
+import { AwsAnalytics } from '../../src/targets/aws/analytics/index.js';
 import { AwsCallError, AwsClients } from '../../src/targets/aws/sdk.js';
 import { UserError } from '../../src/ui/errors.js';
 import { FakeIotAnalytics } from '../helpers/fake-iotanalytics.js';
@@ -196,6 +202,47 @@ test('dataset run polls with backoff until SUCCEEDED; content gives the dataURI'
   assert.equal(content.entries.map((e) => e.dataURI), [run.entries[0]!.dataURI]);
   const byVersion = await iotAnalyticsDatasetContent(aws, 'daily', run.versionId);
   assert.equal(byVersion.entries, content.entries);
+});
+
+test('dataset run and content through the port: the CSV is downloaded from its pre-signed URL, counted and previewed', async () => {
+  const server = createServer((req, res) => {
+    const csv = fake.csv(/results\/([^/.]+)\.csv/.exec(req.url ?? '')?.[1] ?? '');
+    res.writeHead(csv === undefined ? 403 : 200, { 'content-type': 'text/csv' }).end(csv ?? '<Error><Code>AccessDenied</Code></Error>');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.opts.dataUri = (id) => `${base}/results/${id}.csv?X-Amz-Signature=fake`;
+  const dir = mkdtempSync(join(tmpdir(), 'iotctl-legacy-content-'));
+  try {
+    fake.rows.set('telemetry', [
+      { device: 'd1', temp: 20, note: 'a, "quoted" note' },
+      { device: 'd2', temp: 21 },
+    ]);
+    fake.seed('dataset', 'dump', { actions: [{ actionName: 'query', queryAction: { sqlQuery: 'SELECT * FROM telemetry' } }] });
+    const port = new AwsAnalytics(aws, specOf(analytics), { contentDir: dir });
+    const run = await port.runDataset('dump', { previewRows: 1 });
+    assert.is(run.status, 'SUCCEEDED');
+    assert.is(run.rows, 2);
+    assert.equal(run.columns.map((c) => c.name), ['device', 'temp', 'note']);
+    assert.equal(run.preview, [['d1', '20', 'a, "quoted" note']]);
+    assert.is(readFileSync(run.file!, 'utf8'), fake.csv(run.version));
+
+    const versions = await port.datasetVersions('dump');
+    assert.is(versions[0]!.version, run.version);
+    const content = await port.datasetContent('dump');
+    assert.is(content.version.version, run.version);
+    assert.is(content.version.rows, 2);
+
+    fake.opts.dataUri = (id) => `${base}/expired/${id}.csv`;
+    const expired = await port.datasetContent('dump').catch((e) => e);
+    assert.instance(expired, UserError);
+    assert.match(expired.message, /HTTP 403/);
+    assert.match(expired.hint, /expired/);
+  } finally {
+    fake.opts.dataUri = undefined;
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('dataset run: a failing query ends FAILED with its reason; a slow one stops at the deadline; no content is a clear error', async () => {

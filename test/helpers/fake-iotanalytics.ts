@@ -37,6 +37,8 @@ export interface FakeIotAnalyticsOptions {
   accountId?: string;
   /** Called when a content with an S3 delivery rule succeeds (the migrate test writes it to moto's S3). */
   deliver?: (bucket: string, key: string, body: string) => Promise<void>;
+  /** The pre-signed URL of a content's CSV (a test serves it on loopback); an unreachable fake host by default. */
+  dataUri?: (versionId: string) => string;
 }
 
 const MUTATING = /^(Create|Update|Delete|Tag|Untag)/;
@@ -279,7 +281,8 @@ export class FakeIotAnalytics {
         c.state = c.reason ? 'FAILED' : 'SUCCEEDED';
         if (c.state === 'SUCCEEDED') await this.deliverContent(d, c);
       }
-      const entries = c.state === 'SUCCEEDED' ? [{ entryName: 'query', dataURI: `https://aws-iot-analytics-dataset-fake.s3.${this.region}.amazonaws.com/results/${c.versionId}.csv?X-Amz-Signature=fake` }] : [];
+      const dataURI = this.opts.dataUri?.(c.versionId) ?? `https://aws-iot-analytics-dataset-fake.s3.${this.region}.amazonaws.com/results/${c.versionId}.csv?X-Amz-Signature=fake`;
+      const entries = c.state === 'SUCCEEDED' ? [{ entryName: 'query', dataURI }] : [];
       return { entries, timestamp: c.creationTime, status: { state: c.state, ...(c.reason && c.state === 'FAILED' ? { reason: c.reason } : {}) } };
     },
     ListDatasetContents: (i) => {
@@ -294,6 +297,12 @@ export class FakeIotAnalytics {
       return {};
     },
   };
+
+  /** The CSV a content version delivers (what its dataURI serves). */
+  csv(versionId: string): string | undefined {
+    for (const list of this.contents.values()) for (const c of list) if (c.versionId === versionId && c.state === 'SUCCEEDED') return c.csv;
+    return undefined;
+  }
 
   private byArn(arn: string): Stored {
     for (const kind of Object.keys(this.store) as Kind[]) for (const r of this.store[kind].values()) if (r.arn === arn) return r;

@@ -275,3 +275,39 @@ export async function countCsvRecords(source: AsyncIterable<Buffer>): Promise<nu
     }
   return records + (pending ? 1 : 0);
 }
+
+/** The first `limit` records of a CSV stream (RFC 4180: quoted fields, "" for a quote, CRLF or LF). */
+export async function readCsvRecords(source: AsyncIterable<Buffer | string>, limit: number): Promise<string[][]> {
+  const records: string[][] = [];
+  const decoder = new TextDecoder();
+  let record: string[] = [];
+  let field = '';
+  let quoted = false;
+  let afterQuote = false;
+  for await (const chunk of source) {
+    for (const ch of typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true })) {
+      if (quoted) {
+        if (ch === '"') [quoted, afterQuote] = [false, true];
+        else field += ch;
+        continue;
+      }
+      if (ch === '"') {
+        if (afterQuote) field += '"';
+        [quoted, afterQuote] = [true, false];
+        continue;
+      }
+      afterQuote = false;
+      if (ch === ',') {
+        record.push(field);
+        field = '';
+      } else if (ch === '\n') {
+        record.push(field.replace(/\r$/, ''));
+        records.push(record);
+        [record, field] = [[], ''];
+        if (records.length >= limit) return records;
+      } else field += ch;
+    }
+  }
+  if (field || record.length) records.push([...record, field]);
+  return records;
+}

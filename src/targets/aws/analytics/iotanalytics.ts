@@ -1,4 +1,9 @@
+import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { DatasetContentState, PipelineActivity } from '@aws-sdk/client-iotanalytics';
+import type { DatasetVersion } from '../../../ports.js';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -415,5 +420,54 @@ export async function iotAnalyticsDatasetContent(aws: AwsClients, name: string, 
     if (isAwsError(e, 'ResourceNotFoundException'))
       throw new UserError(`Dataset ${name} has no content${version.startsWith('$') ? '' : ` version ${version}`} on IoT Analytics.`, `Run it first: iotctl analytics dataset run ${name}`, 'NOT_FOUND');
     throw e;
+  }
+}
+
+/** `dataset content --versions`: ListDatasetContents, newest first. */
+export async function iotAnalyticsDatasetVersions(aws: AwsClients, name: string): Promise<DatasetVersion[]> {
+  warnIotAnalyticsEnded();
+  type Summary = { version?: string; status?: { state?: DatasetContentState; reason?: string }; creationTime?: Date; completionTime?: Date; scheduleTime?: Date };
+  const summaries = await listAll<Summary>(
+    aws,
+    (s, nextToken) => new s.ListDatasetContentsCommand({ datasetName: name, nextToken }),
+    (out) => ({ items: (out.datasetContentSummaries as Summary[]) ?? [], nextToken: out.nextToken as string | undefined }),
+  ).catch((e) => {
+    if (isAwsError(e, 'ResourceNotFoundException')) throw new UserError(`Dataset ${name} does not exist on IoT Analytics.`, 'Add it to iotctl.yaml and run `iotctl analytics apply`.', 'NOT_FOUND');
+    throw e;
+  });
+  return summaries
+    .map((s): DatasetVersion => {
+      const state = s.status?.state;
+      const created = s.creationTime?.getTime() ?? 0;
+      return {
+        dataset: name,
+        version: s.version ?? '',
+        status: state === 'SUCCEEDED' ? 'SUCCEEDED' : state === 'FAILED' ? 'FAILED' : 'RUNNING',
+        trigger: s.scheduleTime ? 'schedule' : 'manual',
+        createdAt: created,
+        scheduledFor: s.scheduleTime?.getTime() ?? null,
+        windowStart: null,
+        windowEnd: null,
+        rows: null,
+        bytes: null,
+        elapsedMs: s.completionTime ? s.completionTime.getTime() - created : null,
+        error: s.status?.reason ?? null,
+      };
+    })
+    .sort((a, b) => b.createdAt - a.createdAt);
+}
+
+/** Downloads a content entry from its pre-signed dataURI (valid for a few hours) to `file`. */
+export async function downloadDataUri(dataURI: string, file: string, signal?: AbortSignal): Promise<void> {
+  const res = await fetch(dataURI, { signal });
+  if (!res.ok || !res.body)
+    throw new UserError(`Downloading the dataset content failed: HTTP ${res.status} from ${new URL(dataURI).host}.`, 'The pre-signed URL may have expired: run `iotctl analytics dataset content` again for a fresh one.', 'DOWNLOAD_FAILED');
+  mkdirSync(dirname(file), { recursive: true });
+  const partial = `${file}.${process.pid}.tmp`;
+  try {
+    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(partial));
+    renameSync(partial, file);
+  } finally {
+    rmSync(partial, { force: true });
   }
 }
