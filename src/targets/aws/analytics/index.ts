@@ -1,4 +1,4 @@
-import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource } from '../../../ports.js';
+import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -40,8 +40,15 @@ export class AwsAnalytics implements AnalyticsPort {
     return resources.map((r) => ({ kind: r.kind, name: r.name, config: r.config as Record<string, unknown> }));
   }
 
-  async status(): Promise<never> {
-    return notYet('`analytics status`');
+  async status(opts: { since?: number } = {}): Promise<AnalyticsStatus> {
+    if (this.legacy)
+      throw new UserError(
+        '`analytics status` reads the datalake engine; this project still uses IoT Analytics (analytics.engine: iotanalytics), which AWS ended on 2025-12-15.',
+        'Move it to the datalake engine with `iotctl analytics migrate`; `iotctl analytics list` shows the IoT Analytics resources meanwhile.',
+        'ENGINE_UNSUPPORTED',
+      );
+    const { datalakeStatus } = await import('./status.js');
+    return datalakeStatus(this.aws, this.spec, opts);
   }
 
   async runDataset(name: string): Promise<never> {
