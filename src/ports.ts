@@ -470,7 +470,8 @@ export interface AnalyticsPort {
   /** Applies a plan from plan(); a delete also deletes that resource's data. */
   apply(items: PlanItem[]): Promise<void>;
   list(): Promise<AnalyticsResource[]>;
-  status(): Promise<AnalyticsStatus>;
+  /** `since` (epoch ms) starts the counters' window where counters are windowed (AWS); the local target ignores it. */
+  status(opts?: { since?: number }): Promise<AnalyticsStatus>;
   runDataset(name: string, opts: { previewRows?: number }): Promise<DatasetRunResult>;
   datasetVersions(name: string): Promise<DatasetVersion[]>;
   /** A version's content: a CSV file on this machine. */

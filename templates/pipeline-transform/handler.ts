@@ -7,6 +7,9 @@
  *   the stream's error prefix) and its reason is logged as a JSON line keyed by recordId, because Firehose
  *   keeps only the raw bytes of a failed record.
  * - Rows carry the day partition as `metadata.partitionKeys.dt` for dynamic partitioning.
+ * - Each batch's counts (in, out, filtered, failed) go to CloudWatch as metrics in the embedded metric
+ *   format (namespace iotctl/Pipelines), because Firehose's own metrics cannot tell Ok from Dropped;
+ *   `analytics status` reads them.
  * - New attributes (or wider values) widen the datastore's Glue table (GLUE_DATABASE/GLUE_TABLE), as the
  *   local lake widens its columns; Firehose's Parquet conversion reads the table's LATEST version.
  * - deviceRegistryEnrich calls IoT DescribeThing, remembered per warm container for THING_CACHE_SECONDS;
@@ -14,6 +17,7 @@
  */
 import {
   compileFirehoseTransform,
+  pipelineMetricsLine,
   widenGlueColumns,
   type FirehoseTransform,
   type FirehoseTransformationEvent,
@@ -23,7 +27,6 @@ import type { Activity, PipelineDeps, ThingDescription } from '../../src/iot/pip
 
 export type { FirehoseTransformationEvent, FirehoseTransformationResponse };
 
-/** Builds a handler over the given dependencies (tests inject a registry; Lambda uses the AWS one). */
 /** The datastore's Glue table columns: read once per container, written only when a batch widens them. */
 export interface SchemaStore {
   read(): Promise<Column[]>;
@@ -31,13 +34,32 @@ export interface SchemaStore {
 }
 type Column = { name: string; type: string };
 
-export function createHandler(deps: Pick<PipelineDeps, 'invoke' | 'lookupThing'>, env: NodeJS.ProcessEnv = process.env, schema?: SchemaStore) {
+/** Where the metric lines go: stdout as is (console.log in Lambda prefixes a timestamp, which EMF does not allow). */
+const stdoutLine = (line: string) => void process.stdout.write(line + '\n');
+
+/** Builds a handler over the given dependencies (tests inject a registry; Lambda uses the AWS one). */
+export function createHandler(deps: Pick<PipelineDeps, 'invoke' | 'lookupThing'>, env: NodeJS.ProcessEnv = process.env, schema?: SchemaStore, emit: (line: string) => void = stdoutLine) {
   let transform: FirehoseTransform | undefined;
   let known: Promise<Column[]> | undefined;
   return async function handler(event: FirehoseTransformationEvent): Promise<FirehoseTransformationResponse> {
     transform ??= compileFirehoseTransform(readActivities(env), deps);
     const outcome = await transform.transform(event);
-    for (const f of outcome.failures) log(env, 'warn', 'record failed', { pipeline: env.PIPELINE_NAME, recordId: f.recordId, activity: f.activity, activityType: f.activityType, reason: f.reason });
+    if (outcome.failures.length) {
+      const arrivals = new Map(event.records.map((r) => [r.recordId, r.approximateArrivalTimestamp]));
+      for (const f of outcome.failures) {
+        const arrived = arrivals.get(f.recordId);
+        log(env, 'warn', 'record failed', {
+          pipeline: env.PIPELINE_NAME,
+          recordId: f.recordId,
+          receivedAt: arrived === undefined ? undefined : new Date(arrived).toISOString(),
+          activity: f.activity,
+          activityType: f.activityType,
+          reason: f.reason,
+        });
+      }
+    }
+    const metrics = pipelineMetricsLine(env.PIPELINE_NAME, env.IOTCTL_PROJECT, outcome.counts);
+    if (metrics) emit(metrics);
     if (schema && outcome.columns.size) {
       const current = await (known ??= schema.read().catch((e) => {
         known = undefined;

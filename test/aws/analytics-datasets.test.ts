@@ -185,6 +185,17 @@ test('a scheduled run (as EventBridge Scheduler starts it) is a version with tri
   assert.ok(existsSync(content.file));
 });
 
+test('analytics status shows each dataset\'s last run and kept versions', async () => {
+  const status = await new AwsAnalytics(aws, spec, { contentDir: join(dir, 'content') }).status();
+  const adhoc = status.datasets.find((d) => d.name === 'adhoc')!;
+  const latest = (await analytics.datasetVersions('adhoc'))[0]!;
+  assert.equal(adhoc.lastRun, { version: latest.version, status: 'SUCCEEDED', at: new Date(latest.createdAt).toISOString(), rows: null, error: null });
+  assert.is(adhoc.versions, 2);
+  const hourly = status.datasets.find((d) => d.name === 'hourly')!;
+  assert.is(hourly.versions, 1);
+  assert.ok(hourly.nextRun, 'a scheduled dataset has a next run');
+});
+
 test('bad input: an unknown dataset, a dataset not applied yet, content before any run', async () => {
   const unknown = await userError(analytics.runDataset('nope', {}));
   assert.is(unknown.code, 'NOT_FOUND');

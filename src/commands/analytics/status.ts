@@ -1,20 +1,27 @@
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import type { AnalyticsStatus } from '../../ports.js';
 import { withTarget } from '../../targets/index.js';
-import { formatBytes } from '../../ui/format.js';
+import { formatBytes, parseTimeFlag } from '../../ui/format.js';
 import { info, isTTY, printTable } from '../../ui/output.js';
 
 export default class AnalyticsStatusCommand extends BaseCommand<typeof AnalyticsStatusCommand> {
-  static override summary = 'Pipelines, channels, datastores and datasets on the local platform: counters, lag, sizes, schedules, schema changes.';
+  static override summary = 'Pipelines, channels, datastores and datasets: message counters, lag, sizes, schedules and recent failures.';
   static override description =
-    'Per pipeline: messages in, out, filtered and failed (with recent failure reasons) and the lag behind its channel; per datastore: rows, files, bytes; ' +
-    'per dataset: last run, next run and runs missed while the platform was down; and recent datastore schema changes (new columns, widened types). ' +
-    'Reads the state store, so it works whether or not `iotctl local up` runs.';
-  static override examples = ['<%= config.bin %> analytics status', '<%= config.bin %> analytics status --json'];
+    'Per pipeline: messages in, out, filtered and failed (with recent failure reasons) and its lag; per channel: messages and bytes received; ' +
+    'per datastore: files, bytes, days and columns; per dataset: schedule and next run. ' +
+    'On the local target the counters are all-time and it also shows rows, dataset runs, runs missed while the platform was down, and recent schema changes; ' +
+    'it reads the state store, so it works whether or not `iotctl local up` runs. ' +
+    'On the aws target (datalake engine) the counters are CloudWatch metrics over --since (default: the last 24 hours), failures come from the transform function\'s logs, ' +
+    'and files and bytes from S3.';
+  static override examples = ['<%= config.bin %> analytics status', '<%= config.bin %> analytics status --since 6h --target aws', '<%= config.bin %> analytics status --json'];
+  static override flags = {
+    since: Flags.string({ description: 'aws target: start of the counters\' window (ISO time, epoch ms, or a duration ago like 6h or 7d; default 24h). The local target ignores it: its counters are all-time.' }),
+  };
 
   async run(): Promise<AnalyticsStatus> {
+    const since = this.flags.since ? parseTimeFlag(this.flags.since, 'since') : undefined;
     return withTarget(this.ctx, async (target) => {
-      const status = await target.analytics.status();
+      const status = await target.analytics.status({ since });
       if (!this.jsonEnabled()) await render(status);
       return status;
     });
@@ -31,7 +38,9 @@ async function render(s: AnalyticsStatus): Promise<void> {
     info('No analytics resources are applied. Declare them under analytics: in iotctl.yaml and run `iotctl analytics apply`.');
     return;
   }
-  await section('Pipelines', s.pipelines, [
+  // Windowed counters (AWS) say which window in the titles of the tables that show them.
+  const counted = (title: string) => (s.countersSince ? `${title} (counts since ${s.countersSince})` : title);
+  await section(counted('Pipelines'), s.pipelines, [
     { header: 'Pipeline', get: (p) => p.name },
     { header: 'Channel', get: (p) => p.channel },
     { header: 'Datastore', get: (p) => p.datastore },
@@ -50,7 +59,7 @@ async function render(s: AnalyticsStatus): Promise<void> {
     { header: 'Activity', get: (f) => (f.activity >= 0 ? `${f.activity} ${f.activityType}` : f.activityType) },
     { header: 'Reason', get: (f) => f.reason },
   ]);
-  await section('Channels', s.channels, [
+  await section(counted('Channels'), s.channels, [
     { header: 'Channel', get: (c) => c.name },
     { header: 'Messages', get: (c) => c.messages },
     { header: 'Size', get: (c) => formatBytes(c.bytes) },

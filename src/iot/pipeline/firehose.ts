@@ -69,6 +69,38 @@ export interface FirehoseTransform {
   transform(event: FirehoseTransformationEvent): Promise<TransformOutcome>;
 }
 
+/** The CloudWatch metrics the transform publishes per batch (see pipelineMetricsLine); `analytics status` reads them. */
+export const PIPELINE_METRICS = { namespace: 'iotctl/Pipelines', names: ['In', 'Out', 'Filtered', 'Failed'] } as const;
+
+/**
+ * A batch's counts as one CloudWatch embedded metric format document: a JSON log line from which CloudWatch
+ * Logs extracts the metrics In, Out, Filtered (Dropped records) and Failed, with the dimensions Project and
+ * Pipeline (Pipeline alone for a function deployed without its project). Undefined without a pipeline name:
+ * there is nothing to key the metrics by.
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+ */
+export function pipelineMetricsLine(pipeline: string | undefined, project: string | undefined, counts: TransformOutcome['counts'], now = Date.now()): string | undefined {
+  if (!pipeline) return undefined;
+  return JSON.stringify({
+    _aws: {
+      Timestamp: now,
+      CloudWatchMetrics: [
+        {
+          Namespace: PIPELINE_METRICS.namespace,
+          Dimensions: [project ? ['Project', 'Pipeline'] : ['Pipeline']],
+          Metrics: PIPELINE_METRICS.names.map((Name) => ({ Name, Unit: 'Count' })),
+        },
+      ],
+    },
+    ...(project ? { Project: project } : {}),
+    Pipeline: pipeline,
+    In: counts.in,
+    Out: counts.out,
+    Filtered: counts.dropped,
+    Failed: counts.failed,
+  });
+}
+
 const RESERVED = new Set<string>(DATASTORE_RESERVED_ATTRIBUTES);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileFirehoseTransform, widenGlueColumns, type FirehoseTransformationEvent } from '../../../src/iot/pipeline/firehose.js';
+import { compileFirehoseTransform, pipelineMetricsLine, widenGlueColumns, type FirehoseTransformationEvent } from '../../../src/iot/pipeline/firehose.js';
 import type { Activity, JsonObject, ThingDescription } from '../../../src/iot/pipeline/index.js';
 import { createHandler } from '../../../templates/pipeline-transform/handler.js';
 import { components, message, setupLake } from '../lake/helpers.js';
@@ -62,15 +62,22 @@ function assertRow(got: JsonObject, want: JsonObject, what: string) {
 for (const c of fixture.cases) {
   test(`Firehose transform, ${c.name}: each record's result, rows, day partition and failure reason`, async () => {
     const logged: string[] = [];
+    const metrics: string[] = [];
     const origError = console.error;
     console.error = (line: string) => logged.push(line);
     let response;
     try {
-      const handler = createHandler(deps, { PIPELINE_NAME: 'main', PIPELINE_ACTIVITIES: JSON.stringify(c.activities) });
+      const handler = createHandler(deps, { PIPELINE_NAME: 'main', IOTCTL_PROJECT: 'test', PIPELINE_ACTIVITIES: JSON.stringify(c.activities) }, undefined, (line) => metrics.push(line));
       response = await handler(eventOf(c.messages));
     } finally {
       console.error = origError;
     }
+    // One metrics line per batch, counting the answers Firehose gets.
+    assert.is(metrics.length, 1);
+    const emf = JSON.parse(metrics[0]!);
+    const results = response.records.map((r) => r.result);
+    const count = (result: string) => results.filter((r) => r === result).length;
+    assert.equal([emf.In, emf.Out, emf.Filtered, emf.Failed], [c.messages.length, count('Ok'), count('Dropped'), count('ProcessingFailed')]);
     assert.equal(response.records.map((r) => r.recordId), c.messages.map((_, i) => recordId(i)), 'one answer per record, in order');
     c.messages.forEach((m, i) => {
       const r = response.records[i]!;
@@ -96,6 +103,7 @@ for (const c of fixture.cases) {
         assert.ok(line, `the reason of record ${i} is logged`);
         assert.equal(line.reason, m.reason);
         assert.equal(line.pipeline, 'main');
+        assert.equal(line.receivedAt, new Date(m.at).toISOString(), 'analytics status shows when the record arrived');
       }
     });
   });
@@ -208,6 +216,52 @@ test('the handler writes the widened schema once, when a batch brings a new attr
     ['__message_id string', '__received_at timestamp', 'temp double', 'hum bigint'],
   ]);
   assert.equal(reads, 1, 'read once per container');
+});
+
+test('the batch counts are one CloudWatch embedded metric format document', () => {
+  const line = pipelineMetricsLine('main', 'demo', { in: 5, out: 2, dropped: 2, failed: 1 }, 1_900_000_000_000)!;
+  const doc = JSON.parse(line);
+  // The specification's structure: _aws holds Timestamp (epoch ms) and CloudWatchMetrics, nothing else.
+  assert.equal(doc._aws, {
+    Timestamp: 1_900_000_000_000,
+    CloudWatchMetrics: [
+      {
+        Namespace: 'iotctl/Pipelines',
+        Dimensions: [['Project', 'Pipeline']],
+        Metrics: [
+          { Name: 'In', Unit: 'Count' },
+          { Name: 'Out', Unit: 'Count' },
+          { Name: 'Filtered', Unit: 'Count' },
+          { Name: 'Failed', Unit: 'Count' },
+        ],
+      },
+    ],
+  });
+  // Every dimension a directive names is a string member of the root, every metric a number member.
+  for (const d of doc._aws.CloudWatchMetrics[0].Dimensions.flat()) assert.type(doc[d], 'string', d);
+  for (const m of doc._aws.CloudWatchMetrics[0].Metrics) assert.type(doc[m.Name], 'number', m.Name);
+  assert.equal({ ...doc, _aws: undefined }, { _aws: undefined, Project: 'demo', Pipeline: 'main', In: 5, Out: 2, Filtered: 2, Failed: 1 });
+  assert.not.match(line, /\n/, 'one log event: a single line');
+
+  assert.equal(JSON.parse(pipelineMetricsLine('main', undefined, { in: 1, out: 1, dropped: 0, failed: 0 })!)._aws.CloudWatchMetrics[0].Dimensions, [['Pipeline']], 'without a project: Pipeline alone');
+  assert.is(pipelineMetricsLine(undefined, 'demo', { in: 1, out: 1, dropped: 0, failed: 0 }), undefined, 'without a pipeline name: no metrics');
+});
+
+test('the handler writes its metrics line as is (no console prefix), once per batch', async () => {
+  const lines: string[] = [];
+  const handler = createHandler({}, { PIPELINE_NAME: 'main', IOTCTL_PROJECT: 'demo', PIPELINE_ACTIVITIES: JSON.stringify([{ filter: { filter: 'temp > 0' } }]), LOG_LEVEL: 'silent' }, undefined, (l) => lines.push(l));
+  await handler(eventOf([
+    { at: 1, payload: { temp: 1 }, expect: 'Ok' },
+    { at: 2, payload: { temp: -1 }, expect: 'Dropped' },
+    { at: 3, raw: 'not json', expect: 'ProcessingFailed' },
+  ]));
+  await handler(eventOf([{ at: 4, payload: { temp: 2 }, expect: 'Ok' }]));
+  assert.is(lines.length, 2);
+  assert.ok(lines.every((l) => l.startsWith('{"_aws":')), 'the line is the JSON object alone');
+  assert.equal(lines.map((l) => JSON.parse(l)).map((d) => [d.Project, d.Pipeline, d.In, d.Out, d.Filtered, d.Failed]), [
+    ['demo', 'main', 3, 1, 1, 1],
+    ['demo', 'main', 1, 1, 0, 0],
+  ]);
 });
 
 test('the bundled template (the artifact Lambda runs) transforms a Firehose event from its environment', async () => {

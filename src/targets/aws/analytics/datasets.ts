@@ -35,6 +35,8 @@ interface ContentObject {
 }
 
 export class AwsDatasets {
+  private history?: Promise<QueryExecution[]>;
+
   constructor(
     private readonly aws: AwsClients,
     private readonly spec: Spec,
@@ -66,6 +68,7 @@ export class AwsDatasets {
       error,
     });
     try {
+      this.history = undefined;
       const result = await athena.run(sql, { onStarted: (id) => (queryId = id) });
       const preview: unknown[][] = [];
       const limit = Math.max(0, Math.trunc(opts.previewRows ?? 100));
@@ -194,17 +197,8 @@ export class AwsDatasets {
 
   /** This dataset's runs among the workgroup's most recent executions (failed and running runs have no CSV). */
   private async recentRuns(name: string): Promise<{ id: string; trigger: DatasetTrigger; createdAt: number; status: DatasetVersion['status']; elapsedMs: number | null; error: string | null }[]> {
-    const { client, sdk } = await this.aws.get('athena');
     const bucket = await this.bucket();
-    const page = await client.send(new sdk.ListQueryExecutionsCommand({ WorkGroup: this.spec.athena.workgroup, MaxResults: HISTORY }), this.aws.sendOptions);
-    const ids = page.QueryExecutionIds ?? [];
-    const executions: QueryExecution[] = [];
-    // Eight at a time: GetQueryExecution is cheap, and the default rate quota allows bursts of 20.
-    for (let i = 0; i < ids.length; i += 8)
-      executions.push(
-        ...(await Promise.all(ids.slice(i, i + 8).map(async (id) => (await client.send(new sdk.GetQueryExecutionCommand({ QueryExecutionId: id }), this.aws.sendOptions)).QueryExecution ?? {}))),
-      );
-    return executions.flatMap((x) => {
+    return (await this.recentExecutions()).flatMap((x) => {
       const location = x.ResultConfiguration?.OutputLocation ?? '';
       const trigger = (['manual', 'schedule'] as const).find((t) => location.startsWith(datasetOutput(bucket, name, t)));
       if (!trigger || !x.QueryExecutionId) return [];
@@ -222,6 +216,22 @@ export class AwsDatasets {
         },
       ];
     });
+  }
+
+  /** The workgroup's latest executions, read once per command (every dataset's runs are among them). */
+  private recentExecutions(): Promise<QueryExecution[]> {
+    return (this.history ??= (async () => {
+      const { client, sdk } = await this.aws.get('athena');
+      const page = await client.send(new sdk.ListQueryExecutionsCommand({ WorkGroup: this.spec.athena.workgroup, MaxResults: HISTORY }), this.aws.sendOptions);
+      const ids = page.QueryExecutionIds ?? [];
+      const executions: QueryExecution[] = [];
+      // Eight at a time: GetQueryExecution is cheap, and its rate quota allows bursts of 20.
+      for (let i = 0; i < ids.length; i += 8)
+        executions.push(
+          ...(await Promise.all(ids.slice(i, i + 8).map(async (id) => (await client.send(new sdk.GetQueryExecutionCommand({ QueryExecutionId: id }), this.aws.sendOptions)).QueryExecution ?? {}))),
+        );
+      return executions;
+    })());
   }
 
   /** Downloads a content CSV once (it never changes) and counts its rows. */

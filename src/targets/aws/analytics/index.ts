@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, DatasetRunResult, DatasetVersion } from '../../../ports.js';
+import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus, DatasetRunResult, DatasetVersion } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -59,8 +59,15 @@ export class AwsAnalytics implements AnalyticsPort {
     return resources.map((r) => ({ kind: r.kind, name: r.name, config: r.config as Record<string, unknown> }));
   }
 
-  async status(): Promise<never> {
-    return notYet('`analytics status`');
+  async status(opts: { since?: number } = {}): Promise<AnalyticsStatus> {
+    if (this.legacy)
+      throw new UserError(
+        '`analytics status` reads the datalake engine; this project still uses IoT Analytics (analytics.engine: iotanalytics), which AWS ended on 2025-12-15.',
+        'Move it to the datalake engine with `iotctl analytics migrate`; `iotctl analytics list` shows the IoT Analytics resources meanwhile.',
+        'ENGINE_UNSUPPORTED',
+      );
+    const { datalakeStatus } = await import('./status.js');
+    return datalakeStatus(this.aws, this.spec, { ...opts, datasetVersions: (name) => this.datasets.versions(name) });
   }
 
   async runDataset(name: string, opts: { previewRows?: number }): Promise<DatasetRunResult> {
