@@ -10,7 +10,7 @@ import { AwsAthena } from '../athena.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { namedQuery } from './datalake.js';
 import { schedulePeriod } from './dataset-sql.js';
-import { datasetOutput, names, type QueryConfig } from './model.js';
+import { datasetOutput, datasetPrefix, names, type QueryConfig } from './model.js';
 
 /**
  * Datasets on the datalake engine: a run is an Athena query of the dataset's named query (as applied), its
@@ -77,7 +77,7 @@ export class AwsDatasets {
           preview.push(row);
           if (preview.length >= limit) break;
         }
-      const content = await this.download(name, { id: queryId, key: `${datasetOutput(bucket, name, 'manual').slice(`s3://${bucket}/`.length)}${queryId}.csv` });
+      const content = await this.download(name, { id: queryId, key: `${datasetPrefix(name, 'manual')}${queryId}.csv` });
       await this.prune(dataset);
       return { ...base('SUCCEEDED', null), rows: content.rows, bytes: content.bytes, file: content.file, columns: result.columns, preview };
     } catch (e) {
@@ -178,7 +178,7 @@ export class AwsDatasets {
     const Bucket = await this.bucket();
     const out: ContentObject[] = [];
     for (const trigger of ['manual', 'schedule'] as const) {
-      const Prefix = datasetOutput(Bucket, name, trigger).slice(`s3://${Bucket}/`.length);
+      const Prefix = datasetPrefix(name, trigger);
       let ContinuationToken: string | undefined;
       do {
         const page = await client.send(new sdk.ListObjectsV2Command({ Bucket, Prefix, ContinuationToken }), this.aws.sendOptions).catch((e) => {

@@ -292,7 +292,8 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
 }
 
 /** Where a dataset's runs write their content: `<OutputLocation><query execution id>.csv`. */
-export const datasetOutput = (bucket: string, dataset: string, trigger: 'manual' | 'schedule') => `s3://${bucket}/datasets/${dataset}/${trigger === 'schedule' ? 'scheduled' : 'manual'}/`;
+export const datasetPrefix = (dataset: string, trigger: 'manual' | 'schedule') => `datasets/${dataset}/${trigger === 'schedule' ? 'scheduled' : 'manual'}/`;
+export const datasetOutput = (bucket: string, dataset: string, trigger: 'manual' | 'schedule') => `s3://${bucket}/${datasetPrefix(dataset, trigger)}`;
 
 /** The delta window of a dataset: its schedule's period. A deltaTime dataset needs a schedule with one fixed period. */
 export function deltaPeriod(d: Spec['analytics']['datasets'][number]): number | undefined {
@@ -309,7 +310,7 @@ export function lifecycleRules(a: Spec['analytics']): LifecycleRule[] {
   for (const d of a.datastores) if (d.retentionDays) rules.push({ id: `iotctl-datastore-${d.name}`, prefix: `datastore/${d.name}/`, days: d.retentionDays });
   // S3 expires by age in whole days, not by count: keep versionsToKeep periods, rounded up (iotctl prunes by count when it runs a dataset).
   for (const d of a.datasets)
-    if (d.schedule) rules.push({ id: `iotctl-dataset-${d.name}`, prefix: `datasets/${d.name}/scheduled/`, days: Math.max(1, Math.ceil((d.versionsToKeep * schedulePeriod(d.schedule).seconds) / 86_400)) });
+    if (d.schedule) rules.push({ id: `iotctl-dataset-${d.name}`, prefix: datasetPrefix(d.name, 'schedule'), days: Math.max(1, Math.ceil((d.versionsToKeep * schedulePeriod(d.schedule).seconds) / 86_400)) });
   return rules.sort((x, y) => x.id.localeCompare(y.id));
 }
 
