@@ -10,7 +10,7 @@ import { specSchema, type SpecInput } from '../../src/spec/schema.js';
 import { applyDatalake, datalakeContext, planDatalake } from '../../src/targets/aws/analytics/datalake.js';
 import { AwsAnalytics } from '../../src/targets/aws/analytics/index.js';
 import { recordIdOf } from '../../src/targets/aws/analytics/reprocess.js';
-import { AwsClients } from '../../src/targets/aws/sdk.js';
+import { AwsCallError, AwsClients } from '../../src/targets/aws/sdk.js';
 import { UserError } from '../../src/ui/errors.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { components, message, setupLake } from '../unit/lake/helpers.js';
@@ -53,9 +53,9 @@ const msgs = enrichCase.messages;
 const line = (m: FixtureMessage) => m.raw ?? JSON.stringify(m.payload);
 const RAW = [
   // The rule's firehose action appends '\n' and the stream appends another: blank lines between messages.
-  { key: `raw/raw/dt=2030-03-17/iotctl-lake-ch-raw-1-2030-03-17-17-50-00-${UUID(1)}.gz`, lines: msgs.slice(0, 4).map(line), gzip: true, sep: '\n\n' },
-  { key: `raw/raw/dt=2030-03-17/iotctl-lake-ch-raw-1-2030-03-17-17-55-00-${UUID(2)}`, lines: msgs.slice(4, 8).map(line), gzip: false, sep: '\n' },
-  { key: `raw/raw/dt=2030-03-18/iotctl-lake-ch-raw-1-2030-03-18-21-35-00-${UUID(3)}.gz`, lines: msgs.slice(8).map(line), gzip: true, sep: '\n' },
+  { key: `raw/raw/dt=2024-03-17/iotctl-lake-ch-raw-1-2024-03-17-17-50-00-${UUID(1)}.gz`, lines: msgs.slice(0, 4).map(line), gzip: true, sep: '\n\n' },
+  { key: `raw/raw/dt=2024-03-17/iotctl-lake-ch-raw-1-2024-03-17-17-55-00-${UUID(2)}`, lines: msgs.slice(4, 8).map(line), gzip: false, sep: '\n' },
+  { key: `raw/raw/dt=2024-03-18/iotctl-lake-ch-raw-1-2024-03-18-21-35-00-${UUID(3)}.gz`, lines: msgs.slice(8).map(line), gzip: true, sep: '\n' },
 ];
 const bodyOf = (r: (typeof RAW)[number]) => r.lines.map((l) => l + r.sep).join('');
 /** Each raw message with the id and arrival time reprocess gives it (1-based line numbers of the object). */
@@ -64,9 +64,14 @@ const rawMessages = RAW.flatMap((r) => {
   return r.lines.map((text, i) => ({ id: recordIdOf(r.key, i * r.sep.length + 1), at, text }));
 });
 
-const OLD_MAIN = `datastore/telemetry/dt=2030-03-17/iotctl-lake-pl-main-1-2030-03-17-17-56-00-${UUID(4)}.parquet`;
-const OTHER = `datastore/telemetry/dt=2030-03-17/iotctl-lake-pl-main_eu-1-2030-03-17-17-56-00-${UUID(5)}.parquet`;
-const NO_RAW_DAY = `datastore/telemetry/dt=2030-03-15/iotctl-lake-pl-main-1-2030-03-15-10-00-00-${UUID(6)}.parquet`;
+// Today: Firehose may still deliver objects of it, so reprocess leaves it alone.
+const TODAY = new Date().toISOString().slice(0, 10);
+const TODAY_RAW = `raw/raw/dt=${TODAY}/iotctl-lake-ch-raw-1-${TODAY}-00-00-00-${UUID(7)}.gz`;
+const TODAY_MAIN = `datastore/telemetry/dt=${TODAY}/iotctl-lake-pl-main-1-${TODAY}-00-05-00-${UUID(8)}.parquet`;
+
+const OLD_MAIN = `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main-1-2024-03-17-17-56-00-${UUID(4)}.parquet`;
+const OTHER = `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main_eu-1-2024-03-17-17-56-00-${UUID(5)}.parquet`;
+const NO_RAW_DAY = `datastore/telemetry/dt=2024-03-15/iotctl-lake-pl-main-1-2024-03-15-10-00-00-${UUID(6)}.parquet`;
 
 let moto: Moto;
 let restore: () => void;
@@ -88,7 +93,8 @@ test.before(async () => {
     await iot.send(new i.CreateThingCommand({ thingName: t.thingName, thingTypeName: t.thingTypeName, attributePayload: { attributes: t.attributes } }));
 
   for (const r of RAW) await put(r.key, r.gzip ? gzipSync(bodyOf(r)) : Buffer.from(bodyOf(r)));
-  for (const k of [OLD_MAIN, OTHER, NO_RAW_DAY]) await put(k, Buffer.from('an earlier Parquet object'));
+  await put(TODAY_RAW, gzipSync(line(msgs[0]!) + '\n'));
+  for (const k of [OLD_MAIN, OTHER, NO_RAW_DAY, TODAY_MAIN]) await put(k, Buffer.from('an earlier Parquet object'));
   dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'iotctl-reprocess-test-'));
 });
 test.after(async () => {
@@ -173,8 +179,8 @@ test("reprocess replaces the pipeline's objects of each raw day with rows equal 
     {
       id: undefined,
       pipeline: 'main',
-      from: Date.parse('2030-03-17T00:00:00Z'),
-      to: Date.parse('2030-03-18T23:59:59.999Z'),
+      from: Date.parse('2024-03-17T00:00:00Z'),
+      to: Date.parse('2024-03-18T23:59:59.999Z'),
       messages: 9,
       out: 3,
       filtered: 2,
@@ -183,14 +189,16 @@ test("reprocess replaces the pipeline's objects of each raw day with rows equal 
       filesReplaced: 1,
     },
   );
-  assert.match(progress[0]!, /whole UTC days 2030-03-17 to 2030-03-18/);
+  assert.is(progress[0], `Skipping ${TODAY}: Firehose may still deliver objects of a day until 15 minutes after it ends (UTC); reprocess it after that.`);
+  assert.match(progress[1]!, /whole UTC days 2024-03-17 to 2024-03-18/);
   assert.match(progress.join('\n'), /__received_at/);
-  assert.match(progress.join('\n'), /2030-03-17: 8 message\(s\) in 2 raw object\(s\): 2 row\(s\) written, 2 filtered, 4 failed; 1 previous object/);
+  assert.match(progress.join('\n'), /2024-03-17: 8 message\(s\) in 2 raw object\(s\): 2 row\(s\) written, 2 filtered, 4 failed; 1 previous object/);
 
   // One new object per day; the old one of this pipeline is gone; another pipeline's object and a day without raw data are untouched.
-  assert.equal(await keys('datastore/telemetry/dt=2030-03-17/'), [OTHER, `datastore/telemetry/dt=2030-03-17/iotctl-lake-pl-main-reprocess-${first.id}.parquet`].sort());
-  assert.equal(await keys('datastore/telemetry/dt=2030-03-18/'), [`datastore/telemetry/dt=2030-03-18/iotctl-lake-pl-main-reprocess-${first.id}.parquet`]);
-  assert.equal(await keys('datastore/telemetry/dt=2030-03-15/'), [NO_RAW_DAY]);
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), [OTHER, `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${first.id}.parquet`].sort());
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-18/'), [`datastore/telemetry/dt=2024-03-18/iotctl-lake-pl-main-reprocess-${first.id}.parquet`]);
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-15/'), [NO_RAW_DAY]);
+  assert.equal(await keys(`datastore/telemetry/dt=${TODAY}/`), [TODAY_MAIN]);
   assert.is((await get(OTHER)).toString(), 'an earlier Parquet object');
 
   firstRows = await awsRows('datastore/telemetry/');
@@ -206,7 +214,7 @@ test("reprocess replaces the pipeline's objects of each raw day with rows equal 
 
   // Failures: under errors/<pipeline>/processing-failed/dt=<day>/, each with its reason and raw bytes, as locally.
   const errors = await failures('main');
-  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2030-03-17/iotctl-lake-pl-main-reprocess-${first.id}.json`]);
+  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${first.id}.json`]);
   const records = errors[0]!.records;
   assert.equal(records.map((r) => [r.recordId, r.reason]).sort(), local.failed);
   const malformed = records.find((r) => r.reason === 'the payload is not valid JSON; pipelines process JSON messages')!;
@@ -219,20 +227,20 @@ test('reprocessing again gives the same rows once, and replaces the earlier outp
   const second = (await target.reprocess('main', { timeoutSeconds: 60 })) as ReprocessResult;
   assert.is.not(second.id, first.id);
   assert.equal([second.messages, second.out, second.failed, second.filesWritten, second.filesReplaced], [9, 3, 4, 2, 2]);
-  assert.equal(await keys('datastore/telemetry/dt=2030-03-17/'), [OTHER, `datastore/telemetry/dt=2030-03-17/iotctl-lake-pl-main-reprocess-${second.id}.parquet`].sort());
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), [OTHER, `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${second.id}.parquet`].sort());
   assert.equal(await awsRows('datastore/telemetry/'), firstRows);
   const errors = await failures('main');
-  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2030-03-17/iotctl-lake-pl-main-reprocess-${second.id}.json`]);
+  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${second.id}.json`]);
   assert.is(errors[0]!.records.length, 4);
 });
 
 test('a window within one day reprocesses that whole day only', async () => {
-  const before = await keys('datastore/telemetry/dt=2030-03-17/');
+  const before = await keys('datastore/telemetry/dt=2024-03-17/');
   const progress: string[] = [];
-  const r = (await target.reprocess('main', { from: Date.parse('2030-03-18T21:00:00Z'), to: Date.parse('2030-03-18T22:00:00Z'), timeoutSeconds: 60, progress: (l) => progress.push(l) })) as ReprocessResult;
-  assert.equal([r.from, r.to, r.messages, r.out, r.filesWritten, r.filesReplaced], [Date.parse('2030-03-18T00:00:00Z'), Date.parse('2030-03-18T23:59:59.999Z'), 1, 1, 1, 1]);
-  assert.match(progress[0]!, /whole UTC days 2030-03-18 to 2030-03-18/);
-  assert.equal(await keys('datastore/telemetry/dt=2030-03-17/'), before);
+  const r = (await target.reprocess('main', { from: Date.parse('2024-03-18T21:00:00Z'), to: Date.parse('2024-03-18T22:00:00Z'), timeoutSeconds: 60, progress: (l) => progress.push(l) })) as ReprocessResult;
+  assert.equal([r.from, r.to, r.messages, r.out, r.filesWritten, r.filesReplaced], [Date.parse('2024-03-18T00:00:00Z'), Date.parse('2024-03-18T23:59:59.999Z'), 1, 1, 1, 1]);
+  assert.match(progress[0]!, /whole UTC days 2024-03-18 to 2024-03-18/);
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), before);
   assert.equal(await awsRows('datastore/telemetry/'), firstRows);
 });
 
@@ -241,10 +249,26 @@ test('a JSON datastore gets gzipped NDJSON rows as Firehose writes them', async 
   // The malformed line and the array fail; the reserved `dt` attribute does not survive selectAttributes.
   assert.equal([r.messages, r.out, r.failed], [9, 7, 2]);
   const objects = await keys('datastore/auditlog/');
-  assert.equal(objects, [`datastore/auditlog/dt=2030-03-17/iotctl-lake-pl-audit-reprocess-${r.id}.json.gz`, `datastore/auditlog/dt=2030-03-18/iotctl-lake-pl-audit-reprocess-${r.id}.json.gz`]);
+  assert.equal(objects, [`datastore/auditlog/dt=2024-03-17/iotctl-lake-pl-audit-reprocess-${r.id}.json.gz`, `datastore/auditlog/dt=2024-03-18/iotctl-lake-pl-audit-reprocess-${r.id}.json.gz`]);
   const rows = gunzipSync(await get(objects[0]!)).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonObject);
   assert.equal(rows[0], { __message_id: rawMessages[0]!.id, __received_at: rawMessages[0]!.at, device: 'd1', temp: 20 });
   assert.is(rows.length, 6);
+});
+
+test('a failing AWS call of an activity (no IoT endpoint) stops the run before it replaces anything', async () => {
+  const before = [await keys('datastore/telemetry/'), await keys('errors/main/')];
+  const undo = useEnv({ AWS_ENDPOINT_URL_IOT: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' });
+  const broken = new AwsClients({});
+  try {
+    const err = await new AwsAnalytics(broken, spec).reprocess('main', { timeoutSeconds: 60 }).catch((e) => e);
+    assert.instance(err, AwsCallError);
+    assert.is(err.awsCode, 'EndpointUnreachable');
+    assert.is(err.operation, 'DescribeThing');
+  } finally {
+    broken.destroy();
+    undo();
+  }
+  assert.equal([await keys('datastore/telemetry/'), await keys('errors/main/')], before);
 });
 
 test('an unknown pipeline is NOT_FOUND and names the pipelines', async () => {

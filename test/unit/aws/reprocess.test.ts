@@ -23,18 +23,34 @@ const UUID = '6f9d3c9c-74c3-4d8a-a4f6-ac5d6a0ea2b7';
 
 test('the window widens to whole UTC days that have raw objects; no bound means the first or last raw day', () => {
   const raw = ['2030-03-18', '2030-03-16', '2030-03-17', '2030-03-20'];
-  assert.equal(reprocessDays(raw, {}), { days: ['2030-03-16', '2030-03-17', '2030-03-18', '2030-03-20'], from: ms('2030-03-16T00:00:00Z'), to: ms('2030-03-20T23:59:59.999Z') });
-  assert.equal(reprocessDays(raw, { from: ms('2030-03-17T13:05:00Z'), to: ms('2030-03-18T00:00:01Z') }), {
+  const later = ms('2031-01-01T00:00:00Z');
+  assert.equal(reprocessDays(raw, {}, later), {
+    days: ['2030-03-16', '2030-03-17', '2030-03-18', '2030-03-20'],
+    pending: [],
+    from: ms('2030-03-16T00:00:00Z'),
+    to: ms('2030-03-20T23:59:59.999Z'),
+  });
+  assert.equal(reprocessDays(raw, { from: ms('2030-03-17T13:05:00Z'), to: ms('2030-03-18T00:00:01Z') }, later), {
     days: ['2030-03-17', '2030-03-18'],
+    pending: [],
     from: ms('2030-03-17T00:00:00Z'),
     to: ms('2030-03-18T23:59:59.999Z'),
   });
   // One bound: the other end is the raw data's.
-  assert.equal(reprocessDays(raw, { from: ms('2030-03-18T23:00:00Z') }).days, ['2030-03-18', '2030-03-20']);
-  assert.equal(reprocessDays(raw, { to: ms('2030-03-16T23:59:59.999Z') }).days, ['2030-03-16']);
-  // A window without raw days keeps its widened bounds and has nothing to do.
-  assert.equal(reprocessDays(raw, { from: ms('2030-03-19T05:00:00Z'), to: ms('2030-03-19T06:00:00Z') }), { days: [], from: ms('2030-03-19T00:00:00Z'), to: ms('2030-03-19T23:59:59.999Z') });
-  assert.equal(reprocessDays([], {}), { days: [], from: 0, to: 0 });
+  assert.equal(reprocessDays(raw, { from: ms('2030-03-18T23:00:00Z') }, later).days, ['2030-03-18', '2030-03-20']);
+  assert.equal(reprocessDays(raw, { to: ms('2030-03-16T23:59:59.999Z') }, later).days, ['2030-03-16']);
+  // The window replaced is that of the days reprocessed; without any, the widened request.
+  assert.equal(reprocessDays(raw, { from: ms('2030-03-15T05:00:00Z'), to: ms('2030-03-16T06:00:00Z') }, later), { days: ['2030-03-16'], pending: [], from: ms('2030-03-16T00:00:00Z'), to: ms('2030-03-16T23:59:59.999Z') });
+  assert.equal(reprocessDays(raw, { from: ms('2030-03-19T05:00:00Z'), to: ms('2030-03-19T06:00:00Z') }, later), { days: [], pending: [], from: ms('2030-03-19T00:00:00Z'), to: ms('2030-03-19T23:59:59.999Z') });
+  assert.equal(reprocessDays([], {}, later), { days: [], pending: [], from: 0, to: 0 });
+});
+
+test('a day Firehose may still deliver (until 15 minutes after it ends) is left for later', () => {
+  const raw = ['2030-03-17', '2030-03-18'];
+  assert.equal(reprocessDays(raw, {}, ms('2030-03-18T12:00:00Z')), { days: ['2030-03-17'], pending: ['2030-03-18'], from: ms('2030-03-17T00:00:00Z'), to: ms('2030-03-17T23:59:59.999Z') });
+  assert.equal(reprocessDays(raw, {}, ms('2030-03-18T00:14:59Z')).pending, ['2030-03-17', '2030-03-18']);
+  assert.equal(reprocessDays(raw, {}, ms('2030-03-18T00:15:00Z')).days, ['2030-03-17']);
+  assert.equal(reprocessDays(raw, {}, ms('2030-03-19T00:15:00Z')).days, raw);
 });
 
 test("the time in a Firehose object's name, read from the end (stream names contain '-' and digits)", () => {

@@ -29,7 +29,8 @@ import { names } from './model.js';
  *   4. then this pipeline's previous objects of that day are deleted (Firehose's and earlier reprocess
  *      outputs, never another pipeline's). Write first, delete after: a crash leaves duplicates, never a loss.
  *
- * Days without raw objects are left alone: there is nothing to rebuild their rows from.
+ * Days without raw objects are left alone (there is nothing to rebuild their rows from), and so is a day
+ * Firehose may still be delivering (today, and the first minutes of tomorrow): see DELIVERY_GRACE_MS.
  */
 
 export type ReprocessSpec = Pick<Spec, 'project' | 'analytics' | 'athena'>;
@@ -50,15 +51,27 @@ export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0
 export const dayStart = (day: string): number => Date.parse(`${day}T00:00:00Z`);
 
 /**
- * The days to reprocess: the raw days within [from, to] widened to whole UTC days (no bound: the first or
- * last raw day), and that widened window in ms (from 00:00:00.000 of the first day to 23:59:59.999 of the last).
+ * How long after a day ends Firehose may still deliver its objects: the raw stream buffers up to 300 s, the
+ * pipeline stream 60 s in front of the transform and 300 s after it. A day is replaced only once this has passed,
+ * so no object of it can arrive after its raw objects were read (and be deleted without being reprocessed).
  */
-export function reprocessDays(rawDays: readonly string[], window: { from?: number; to?: number }): { days: string[]; from: number; to: number } {
+export const DELIVERY_GRACE_MS = 15 * 60_000;
+
+/**
+ * The days to reprocess: the raw days within [from, to] widened to whole UTC days (no bound: the first or last
+ * raw day), less the days still being delivered at `now` (`pending`). `from`/`to` is the window replaced: from
+ * 00:00:00.000 of the first day reprocessed to 23:59:59.999 of the last (the widened request when there is none).
+ */
+export function reprocessDays(rawDays: readonly string[], window: { from?: number; to?: number }, now: number): { days: string[]; pending: string[]; from: number; to: number } {
   const sorted = [...rawDays].sort();
   const first = window.from !== undefined ? utcDay(window.from) : sorted[0];
   const last = window.to !== undefined ? utcDay(window.to) : sorted.at(-1);
-  if (first === undefined || last === undefined) return { days: [], from: window.from ?? 0, to: window.to ?? 0 };
-  return { days: sorted.filter((d) => d >= first && d <= last), from: dayStart(first), to: dayStart(last) + DAY_MS - 1 };
+  if (first === undefined || last === undefined) return { days: [], pending: [], from: window.from ?? 0, to: window.to ?? 0 };
+  const inWindow = sorted.filter((d) => d >= first && d <= last);
+  const done = (d: string) => dayStart(d) + DAY_MS + DELIVERY_GRACE_MS <= now;
+  const days = inWindow.filter(done);
+  const [a, b] = days.length ? [days[0]!, days.at(-1)!] : [first, last];
+  return { days, pending: inWindow.filter((d) => !done(d)), from: dayStart(a), to: dayStart(b) + DAY_MS - 1 };
 }
 
 const basename = (key: string) => key.slice(key.lastIndexOf('/') + 1);
@@ -236,9 +249,11 @@ export async function reprocessDatalake(aws: AwsClients, spec: ReprocessSpec, pi
   run.fatal = deps.fatal;
 
   const rawDays = await listRawDays(run);
-  const plan = reprocessDays(rawDays, opts);
+  const plan = reprocessDays(rawDays, opts, Date.now());
+  if (plan.pending.length)
+    say(`Skipping ${plan.pending.join(', ')}: Firehose may still deliver objects of a day until ${DELIVERY_GRACE_MS / 60_000} minutes after it ends (UTC); reprocess it after that.`);
   if (!plan.days.length) {
-    say(`No raw objects under s3://${run.bucket}/raw/${p.channel}/ ${opts.from !== undefined || opts.to !== undefined ? 'in the window' : 'at all'}; nothing to reprocess.`);
+    if (!plan.pending.length) say(`No raw objects under s3://${run.bucket}/raw/${p.channel}/ ${opts.from !== undefined || opts.to !== undefined ? 'in the window' : 'at all'}; nothing to reprocess.`);
     return { id: run.id, pipeline: p.name, from: plan.from, to: plan.to, messages: 0, out: 0, filtered: 0, failed: 0, filesWritten: 0, filesReplaced: 0 };
   }
   say(
