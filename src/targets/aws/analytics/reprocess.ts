@@ -229,6 +229,7 @@ export async function reprocessDatalake(aws: AwsClients, spec: ReprocessSpec, pi
 
   const [accountId, region] = await Promise.all([aws.accountId(), aws.region()]);
   const n = names(spec, { accountId, region });
+  const deps = awsDeps(aws);
   const run: Run = {
     aws,
     bucket: n.bucket,
@@ -242,11 +243,9 @@ export async function reprocessDatalake(aws: AwsClients, spec: ReprocessSpec, pi
     glue: { database: spec.athena.database, table: n.table(p.datastore) },
     id: randomUUID(),
     batchSize: opts.batchSize ?? 500,
-    say,
+    transform: compileFirehoseTransform(p.activities, deps),
+    fatal: deps.fatal,
   };
-  const deps = awsDeps(aws);
-  run.transform = compileFirehoseTransform(p.activities, deps);
-  run.fatal = deps.fatal;
 
   const rawDays = await listRawDays(run);
   const plan = reprocessDays(rawDays, opts, Date.now());
@@ -310,10 +309,10 @@ interface Run {
   glue: { database: string; table: string };
   id: string;
   batchSize: number;
-  say: (line: string) => void;
-  transform?: FirehoseTransform;
+  transform: FirehoseTransform;
   /** The first failed AWS call of a dependency (see awsDeps). */
-  fatal?: () => AwsCallError | undefined;
+  fatal: () => AwsCallError | undefined;
+  /** Where a day's rows and failures are staged (made when there is a day to do). */
   tmp?: string;
   duck?: { connection: import('@duckdb/node-api').DuckDBConnection; close(): void };
 }
@@ -366,13 +365,13 @@ async function reprocessDay(run: Run, day: string): Promise<DayTotals> {
       const records = rawRecords(obj.key, body, arrival);
       for (let i = 0; i < records.length; i += run.batchSize) {
         const batch = records.slice(i, i + run.batchSize);
-        const outcome = await run.transform!.transform({
+        const outcome = await run.transform.transform({
           invocationId: run.id,
           deliveryStreamArn: `arn:aws:firehose:${run.region}:${run.accountId}:deliverystream/${run.stream}`,
           region: run.region,
           records: batch,
         });
-        const fatal = run.fatal!();
+        const fatal = run.fatal();
         if (fatal) throw fatal;
         t.messages += outcome.counts.in;
         t.filtered += outcome.counts.dropped;
