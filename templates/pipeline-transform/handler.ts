@@ -23,7 +23,8 @@ import {
   type FirehoseTransformationEvent,
   type FirehoseTransformationResponse,
 } from '../../src/iot/pipeline/firehose.js';
-import type { Activity, PipelineDeps, ThingDescription } from '../../src/iot/pipeline/types.js';
+import { lambdaInvoke, tableInputWithColumns, thingLookup, type DescribedThing, type InvokeAnswer } from '../../src/iot/pipeline/aws-deps.js';
+import type { Activity, PipelineDeps } from '../../src/iot/pipeline/types.js';
 
 export type { FirehoseTransformationEvent, FirehoseTransformationResponse };
 
@@ -91,31 +92,20 @@ function readActivities(env: NodeJS.ProcessEnv): Activity[] {
 
 /** DescribeThing through the IoT API, cached per warm container (devices rarely change between batches). */
 function awsRegistry(env: NodeJS.ProcessEnv): NonNullable<PipelineDeps['lookupThing']> {
-  const ttl = Number(env.THING_CACHE_SECONDS ?? 60) * 1000;
-  const cache = new Map<string, { at: number; thing: ThingDescription | undefined }>();
-  let client: Promise<{ send: (name: string) => Promise<ThingDescription | undefined> }> | undefined;
+  let client: Promise<(thingName: string) => Promise<DescribedThing | undefined>> | undefined;
   const iot = () =>
     (client ??= import('@aws-sdk/client-iot').then(({ IoTClient, DescribeThingCommand }) => {
       const c = new IoTClient({});
-      return {
-        async send(thingName: string) {
-          try {
-            const out = await c.send(new DescribeThingCommand({ thingName }));
-            return { thingName: out.thingName ?? thingName, thingTypeName: out.thingTypeName, attributes: out.attributes ?? {} };
-          } catch (e) {
-            if ((e as { name?: string }).name === 'ResourceNotFoundException') return undefined;
-            throw e;
-          }
-        },
+      return async (thingName: string) => {
+        try {
+          return await c.send(new DescribeThingCommand({ thingName }));
+        } catch (e) {
+          if ((e as { name?: string }).name === 'ResourceNotFoundException') return undefined;
+          throw e;
+        }
       };
     }));
-  return async (thingName) => {
-    const hit = cache.get(thingName);
-    if (hit && Date.now() - hit.at < ttl) return hit.thing;
-    const thing = await (await iot()).send(thingName);
-    cache.set(thingName, { at: Date.now(), thing });
-    return thing;
-  };
+  return thingLookup(async (thingName) => (await iot())(thingName), Number(env.THING_CACHE_SECONDS ?? 60) * 1000);
 }
 
 /** The Glue table of GLUE_DATABASE/GLUE_TABLE; UpdateTable keeps everything but the columns. */
@@ -134,32 +124,20 @@ function glueSchema(env: NodeJS.ProcessEnv): SchemaStore | undefined {
     },
     async write(columns) {
       const { m, c, t } = await table();
-      const TableInput = {
-        Name,
-        TableType: t.TableType,
-        Parameters: t.Parameters,
-        PartitionKeys: t.PartitionKeys,
-        StorageDescriptor: { ...t.StorageDescriptor, Columns: columns.map((col) => ({ Name: col.name, Type: col.type })) },
-      };
-      await c.send(new m.UpdateTableCommand({ DatabaseName, TableInput }));
+      await c.send(new m.UpdateTableCommand({ DatabaseName, TableInput: tableInputWithColumns({ ...t, Name }, columns) }));
     },
   };
 }
 
-/** The lambda activity: a synchronous Invoke with the messages array, as IoT Analytics calls pipeline functions. */
+/** The lambda activity: a synchronous Invoke with the messages array. */
 function awsInvoke(): NonNullable<PipelineDeps['invoke']> {
-  let client: Promise<(fn: string, payload: unknown) => Promise<unknown>> | undefined;
+  let client: Promise<(functionName: string, payload: Uint8Array) => Promise<InvokeAnswer>> | undefined;
   const lambda = () =>
     (client ??= import('@aws-sdk/client-lambda').then(({ LambdaClient, InvokeCommand }) => {
       const c = new LambdaClient({});
-      return async (fn: string, payload: unknown) => {
-        const out = await c.send(new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify(payload)) }));
-        const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : 'null';
-        if (out.FunctionError) throw new Error(`${out.FunctionError}: ${text.slice(0, 500)}`);
-        return JSON.parse(text);
-      };
+      return (FunctionName: string, Payload: Uint8Array) => c.send(new InvokeCommand({ FunctionName, Payload }));
     }));
-  return async (fn, messages) => (await lambda())(fn, messages);
+  return lambdaInvoke(async (functionName, payload) => (await lambda())(functionName, payload));
 }
 
 function log(env: NodeJS.ProcessEnv, level: 'debug' | 'warn', message: string, fields: Record<string, unknown>): void {

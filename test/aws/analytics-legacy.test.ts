@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatPlan, type PlanItem } from '../../src/iot/plan/index.js';
 import { specSchema, type SpecInput } from '../../src/spec/schema.js';
+import { AwsAnalytics } from '../../src/targets/aws/analytics/index.js';
 import { pipelineActivities, pipelineFromActivities } from '../../src/targets/aws/analytics/iotanalytics-model.js';
 import {
   applyIotAnalytics,
@@ -259,6 +260,26 @@ test('dataset run: a failing query ends FAILED with its reason; a slow one stops
   const none = await iotAnalyticsDatasetContent(aws, 'never_run').catch((e) => e);
   assert.instance(none, UserError);
   assert.is(none.hint, 'Run it first: iotctl analytics dataset run never_run');
+});
+
+test('reprocess starts StartPipelineReprocessing over the window and returns its id; unknown pipelines are NOT_FOUND', async () => {
+  const target = new AwsAnalytics(aws, specOf(analytics));
+  const progress: string[] = [];
+  const from = Date.parse('2030-03-17T00:00:00Z');
+  const to = Date.parse('2030-03-18T00:00:00Z');
+  const started = await target.reprocess('main', { from, to, timeoutSeconds: 60, progress: (l) => progress.push(l) });
+  const requests = fake.reprocessing.get('main')!;
+  assert.equal(started, { id: requests[0]!.id, pipeline: 'main', status: 'RUNNING' });
+  assert.equal([requests[0]!.startTime?.getTime(), requests[0]!.endTime?.getTime()], [from, to]);
+  assert.match(progress[0]!, /appends its output/);
+
+  const notInSpec = await target.reprocess('nope', { timeoutSeconds: 60 }).catch((e) => e);
+  assert.instance(notInSpec, UserError);
+  assert.equal([notInSpec.code, notInSpec.hint], ['NOT_FOUND', 'Pipelines: main, audit']);
+  // In the spec, but pruned from IoT Analytics by the test above.
+  const notOnAws = await target.reprocess('audit', { timeoutSeconds: 60 }).catch((e) => e);
+  assert.instance(notOnAws, UserError);
+  assert.equal([notOnAws.code, notOnAws.message], ['NOT_FOUND', 'Pipeline audit does not exist on IoT Analytics.']);
 });
 
 test('an ended service (refused, unknown operation, or no endpoint) points to analytics migrate; a plain AccessDenied does not', async () => {

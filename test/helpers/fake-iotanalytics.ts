@@ -48,6 +48,8 @@ export class FakeIotAnalytics {
   readonly contents = new Map<string, Content[]>();
   /** Rows held by each datastore, for `SELECT * FROM <datastore>` datasets. */
   readonly rows = new Map<string, Record<string, unknown>[]>();
+  /** StartPipelineReprocessing requests per pipeline (they stay RUNNING: the fake processes no messages). */
+  readonly reprocessing = new Map<string, { id: string; startTime?: Date; endTime?: Date; creationTime: Date }[]>();
   /** Every call, in order: `Op name`. */
   readonly calls: string[] = [];
   private mock?: ReturnType<typeof mockClient>;
@@ -222,7 +224,16 @@ export class FakeIotAnalytics {
     DeletePipeline: (i) => this.remove('pipeline', i.pipelineName),
     DescribePipeline: (i) => {
       const r = this.get('pipeline', i.pipelineName);
-      return { pipeline: { name: r.name, arn: r.arn, ...r.body, reprocessingSummaries: [], creationTime: r.creationTime, lastUpdateTime: r.lastUpdateTime } };
+      const reprocessingSummaries = (this.reprocessing.get(r.name) ?? []).map(({ id, creationTime }) => ({ id, status: 'RUNNING', creationTime }));
+      return { pipeline: { name: r.name, arn: r.arn, ...r.body, reprocessingSummaries, creationTime: r.creationTime, lastUpdateTime: r.lastUpdateTime } };
+    },
+    StartPipelineReprocessing: (i) => {
+      this.get('pipeline', i.pipelineName);
+      const id = `${String(++this.seq).padStart(8, '0')}-0000-4000-8000-000000000001`;
+      const list = this.reprocessing.get(i.pipelineName) ?? [];
+      list.push({ id, startTime: i.startTime, endTime: i.endTime, creationTime: new Date() });
+      this.reprocessing.set(i.pipelineName, list);
+      return { reprocessingId: id };
     },
     ListPipelines: (i) => {
       const p = this.page([...this.store.pipeline.values()], i);

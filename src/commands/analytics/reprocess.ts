@@ -11,9 +11,11 @@ type ReprocessOutcome = Awaited<ReturnType<AnalyticsPort['reprocess']>>;
 export default class AnalyticsReprocess extends BaseCommand<typeof AnalyticsReprocess> {
   static override summary = "Run a channel's stored messages through a pipeline's current activities again (StartPipelineReprocessing).";
   static override description =
-    'Replays the raw messages received between --from and --to (default: all) that the pipeline has already passed. ' +
-    'Unlike AWS, which appends the output, the local datastore replaces the rows this pipeline wrote for those messages, so reprocessing twice does not duplicate rows. ' +
-    'With `iotctl local up` running, the platform does the work and this command waits for it; otherwise it runs here.';
+    'Replays the raw messages received between --from and --to (default: all) and replaces the rows this pipeline wrote for them, so reprocessing twice does not duplicate rows. ' +
+    'Local: the window is exact; with `iotctl local up` running, the platform does the work and this command waits for it, otherwise it runs here. ' +
+    'AWS (datalake engine): it runs here over the raw channel objects in S3, on whole UTC days (the window is widened to them, since Firehose mixes messages of different times in one object); ' +
+    "each day's rows replace the pipeline's datastore objects of that day, failures go to errors/<pipeline>/processing-failed/, rows carry their raw object's time as __received_at, and the current day is left until Firehose has delivered it. " +
+    'AWS (iotanalytics engine): StartPipelineReprocessing, which runs on AWS and appends its output.';
   static override examples = [
     '<%= config.bin %> analytics reprocess telemetry_pipeline',
     '<%= config.bin %> analytics reprocess telemetry_pipeline --from 2030-01-31T00:00:00Z --to 2030-02-01T00:00:00Z',

@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus, DatasetRunResult, DatasetVersion } from '../../../ports.js';
+import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus, DatasetRunResult, DatasetVersion, ReprocessResult } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -15,6 +15,7 @@ import {
   planIotAnalytics,
   readIotAnalytics,
   runIotAnalyticsDataset,
+  startIotAnalyticsReprocessing,
   warnIotAnalyticsEnded,
 } from './iotanalytics.js';
 
@@ -106,8 +107,17 @@ export class AwsAnalytics implements AnalyticsPort {
     return { file, rows: Math.max(0, count - 1), bytes: statSync(file).size, header, preview };
   }
 
-  async reprocess(): Promise<never> {
-    return notYet('`analytics reprocess`');
+  /**
+   * datalake: re-runs the pipeline here over whole UTC days of raw channel objects and replaces what it wrote
+   * for those days (reprocess.ts). iotanalytics: StartPipelineReprocessing, which runs on AWS and appends.
+   */
+  async reprocess(pipeline: string, opts: Parameters<AnalyticsPort['reprocess']>[1]): Promise<ReprocessResult | { id: string; pipeline: string; status: string }> {
+    const { pipelineNotFound, reprocessDatalake } = await import('./reprocess.js');
+    if (!this.spec.analytics.pipelines.some((p) => p.name === pipeline)) throw pipelineNotFound(this.spec, pipeline);
+    if (!this.legacy) return reprocessDatalake(this.aws, this.spec, pipeline, opts);
+    const id = await startIotAnalyticsReprocessing(this.aws, pipeline, opts);
+    opts.progress?.(`IoT Analytics started reprocessing ${pipeline} (${id}); it runs on AWS and appends its output, so reprocessing a window twice duplicates its rows.`);
+    return { id, pipeline, status: 'RUNNING' };
   }
 
   async migrate(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration> {

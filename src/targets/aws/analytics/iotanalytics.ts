@@ -471,3 +471,26 @@ export async function downloadDataUri(dataURI: string, file: string, signal?: Ab
     rmSync(partial, { force: true });
   }
 }
+
+// ------------------------------------------------------------------------------------------ reprocessing
+
+/**
+ * `analytics reprocess` on IoT Analytics: StartPipelineReprocessing over the channel's messages in [from, to].
+ * It runs on AWS and appends its output to the datastore (reprocessing a window twice duplicates its rows).
+ */
+export async function startIotAnalyticsReprocessing(aws: AwsClients, pipeline: string, window: { from?: number; to?: number }): Promise<string> {
+  warnIotAnalyticsEnded();
+  const out = await iota<{ reprocessingId?: string }>(
+    aws,
+    (s) =>
+      new s.StartPipelineReprocessingCommand({
+        pipelineName: pipeline,
+        ...(window.from !== undefined ? { startTime: new Date(window.from) } : {}),
+        ...(window.to !== undefined ? { endTime: new Date(window.to) } : {}),
+      }),
+  ).catch((e) => {
+    if (isAwsError(e, 'ResourceNotFoundException')) throw new UserError(`Pipeline ${pipeline} does not exist on IoT Analytics.`, 'Create it with `iotctl analytics apply`.', 'NOT_FOUND');
+    throw e;
+  });
+  return out.reprocessingId!;
+}

@@ -255,7 +255,7 @@ export async function datalakeStatus(
     pipelines: a.pipelines.map((p, i) => pipelineStatus(p, metrics, window, failures[i]!)),
     datastores: a.datastores.map((ds, i) => datastoreStatus(ds, stores[i]!, columns[i]!)),
     datasets,
-    // Not tracked on AWS: Glue keeps no history of column changes, and `analytics reprocess` does not run here.
+    // Not tracked on AWS: Glue keeps no history of column changes, and `analytics reprocess` runs in the CLI and leaves no record.
     schemaChanges: [],
     reprocessing: [],
   };
