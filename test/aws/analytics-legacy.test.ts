@@ -16,7 +16,6 @@ import {
   planIotAnalytics,
   runIotAnalyticsDataset,
 } from '../../src/targets/aws/analytics/iotanalytics.js';
-import { AwsAnalytics } from '../../src/targets/aws/analytics/index.js';
 import { AwsCallError, AwsClients } from '../../src/targets/aws/sdk.js';
 import { UserError } from '../../src/ui/errors.js';
 import { FakeIotAnalytics } from '../helpers/fake-iotanalytics.js';
@@ -263,7 +262,7 @@ test('dataset run: a failing query ends FAILED with its reason; a slow one stops
 });
 
 test('reprocess starts StartPipelineReprocessing over the window and returns its id; unknown pipelines are NOT_FOUND', async () => {
-  const target = new AwsAnalytics(aws, specOf(analytics));
+  const target = new AwsAnalytics(aws, specOf(analytics), { contentDir: join(tmpdir(), 'iotctl-legacy-unused') });
   const progress: string[] = [];
   const from = Date.parse('2030-03-17T00:00:00Z');
   const to = Date.parse('2030-03-18T00:00:00Z');

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { test } from 'uvu';
@@ -14,6 +15,8 @@ import { AwsCallError, AwsClients } from '../../src/targets/aws/sdk.js';
 import { UserError } from '../../src/ui/errors.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { components, message, setupLake } from '../unit/lake/helpers.js';
+/** Dataset content downloads (reprocess writes none here). */
+const CONTENT = { contentDir: join(tmpdir(), `iotctl-reprocess-content-${process.pid}`) };
 
 // `analytics reprocess` on the datalake engine against moto_server: raw channel objects in, the pipeline's
 // datastore objects of those days replaced, the rows equal to what the local lake stores for the same messages.
@@ -83,7 +86,7 @@ test.before(async () => {
   moto = await startMoto();
   restore = useEnv(moto.env);
   aws = new AwsClients({ endpointUrl: moto.url });
-  target = new AwsAnalytics(aws, spec);
+  target = new AwsAnalytics(aws, spec, CONTENT);
   const ctx = await datalakeContext(aws);
   await applyDatalake(aws, spec, await planDatalake(aws, spec, { context: ctx }), { context: ctx });
 
@@ -260,7 +263,7 @@ test('a failing AWS call of an activity (no IoT endpoint) stops the run before i
   const undo = useEnv({ AWS_ENDPOINT_URL_IOT: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' });
   const broken = new AwsClients({});
   try {
-    const err = await new AwsAnalytics(broken, spec).reprocess('main', { timeoutSeconds: 60 }).catch((e) => e);
+    const err = await new AwsAnalytics(broken, spec, CONTENT).reprocess('main', { timeoutSeconds: 60 }).catch((e) => e);
     assert.instance(err, AwsCallError);
     assert.is(err.awsCode, 'EndpointUnreachable');
     assert.is(err.operation, 'DescribeThing');
