@@ -19,6 +19,8 @@ interface Env {
   env: Record<string, string>;
   /** Puts records into the stream the way the target's producers do (Kinesis PutRecord / the local stream). */
   put(stream: string, records: { key: string; data: unknown }[]): Promise<void>;
+  /** moto runs no SQL: the rows Athena's next query returns (and writes as its CSV), header first. DuckDB needs nothing. */
+  queueQueryResult(rows: string[][]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ async function setUp(name: TargetName): Promise<Env> {
         for (const r of records) streams.putRecord(stream, Buffer.from(JSON.stringify(r.data)), r.key);
         store.close();
       },
+      async queueQueryResult() {},
       async close() {
         project.cleanup();
         await db.drop();
@@ -64,6 +67,16 @@ async function setUp(name: TargetName): Promise<Env> {
         aws.destroy();
         restore();
       }
+    },
+    async queueQueryResult(rows) {
+      const cells = (row: string[]) => ({ Data: row.map((VarCharValue) => ({ VarCharValue })) });
+      const column_info = rows[0]!.map((Name) => ({ Name, Label: Name, Type: 'bigint', Nullable: 'UNKNOWN', CaseSensitive: false }));
+      const res = await fetch(`${moto!.url}/moto-api/static/athena/query-results`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ results: [{ column_info, rows: rows.map(cells) }] }),
+      });
+      assert.ok(res.status < 300, await res.text());
     },
     async close() {
       project.cleanup();
@@ -196,6 +209,59 @@ export function runContract(name: TargetName): void {
       const after = seen.map((r) => (r.data as { n: number }).n).filter((n) => n >= 100);
       assert.equal(after.sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => 100 + i), 'every record put after the reshard, once');
     });
+  });
+
+  contract('analytics: change a pipeline activity and add a dataset; a second apply has nothing to do', async () => {
+    const { readFileSync } = await import('node:fs');
+    const spec = readFileSync(e.project.specFile, 'utf8');
+    const changed = spec
+      .replace('temperature < 150', 'temperature < 200')
+      .replace('  datasets:\n', '  datasets:\n    - name: message_count\n      sql: SELECT count(*) AS n FROM telemetry_store\n')
+      .replace('  channels:\n', '  channels:\n    - name: audit_raw\n');
+    assert.is.not(changed, spec);
+    writeFileSync(e.project.specFile, changed);
+    const plan = await json('analytics', 'apply', '--dry-run');
+    const changes = plan.plan.filter((i: { action: string }) => i.action !== 'noop').map((i: { action: string; name: string }) => `${i.action} ${i.name}`);
+    // Locally the pipeline's configuration is replaced; on AWS its transform function is updated.
+    assert.ok(changes.some((c: string) => /^(update|replace) .*(telemetry_pipeline|transform-telemetry_pipeline)$/.test(c)), `the pipeline changes: ${changes}`);
+    assert.ok(changes.some((c: string) => /^create .*message_count$/.test(c)), `the dataset is created: ${changes}`);
+    assert.ok(changes.some((c: string) => /^create .*audit_raw$/.test(c)), `the channel is created: ${changes}`);
+    assert.ok(!changes.some((c: string) => c.startsWith('delete')), `nothing is deleted: ${changes}`);
+    assert.is((await run('analytics', 'apply', '--yes')).code, 0);
+    const again = await json('analytics', 'apply', '--dry-run');
+    assert.equal(again.plan.filter((i: { action: string }) => i.action !== 'noop'), []);
+  });
+
+  contract('analytics: run a dataset; its content is the latest version; status shows the run', async () => {
+    await e.queueQueryResult([['n'], ['0']]);
+    const result = await json('analytics', 'dataset', 'run', 'message_count');
+    assert.is(result.status, 'SUCCEEDED', result.error);
+    assert.is(result.rows, 1);
+    assert.equal(result.columns.map((c: { name: string }) => c.name), ['n']);
+    const versions = await json('analytics', 'dataset', 'content', 'message_count', '--versions');
+    assert.is(versions[0].version, result.version);
+    const out = join(e.project.dir, 'count.csv');
+    assert.is((await run('analytics', 'dataset', 'content', 'message_count', '--out', out)).code, 0);
+    const { readFileSync } = await import('node:fs');
+    assert.is(readFileSync(out, 'utf8').replace(/"/g, ''), 'n\n0\n', 'the same CSV on both targets (Athena quotes every value)');
+    const status = await json('analytics', 'status');
+    assert.equal(status.pipelines.map((p: { name: string }) => p.name), ['telemetry_pipeline']);
+    assert.equal(status.datastores.map((d: { name: string }) => d.name), ['telemetry_store']);
+    const ds = status.datasets.find((d: { name: string }) => d.name === 'message_count');
+    assert.is(ds.lastRun.version, result.version);
+    assert.is(ds.lastRun.status, 'SUCCEEDED');
+  });
+
+  // A channel, not the dataset: moto has no DeleteNamedQuery (nor UpdateNamedQuery).
+  contract('analytics: prune deletes the channel the spec dropped', async () => {
+    const { readFileSync } = await import('node:fs');
+    const spec = readFileSync(e.project.specFile, 'utf8');
+    writeFileSync(e.project.specFile, spec.replace('    - name: audit_raw\n', ''));
+    const audit = async () => (await json('analytics', 'list')).filter((r: { name: string }) => r.name.endsWith('audit_raw'));
+    assert.ok((await audit()).length > 0, 'without --prune the channel stays');
+    assert.is((await run('analytics', 'apply', '--yes', '--prune')).code, 0);
+    assert.equal(await audit(), []);
+    assert.equal((await json('analytics', 'apply', '--dry-run', '--prune')).plan.filter((i: { action: string }) => i.action !== 'noop'), []);
   });
 
   contract('athena tables lists the catalog', async () => {

@@ -77,7 +77,7 @@ export class AwsDatasets {
           preview.push(row);
           if (preview.length >= limit) break;
         }
-      const content = await this.download(name, { id: queryId, key: `${datasetPrefix(name, 'manual')}${queryId}.csv` });
+      const content = await this.download(name, { id: queryId, key: await this.resultKey(name, bucket, queryId) });
       await this.prune(dataset);
       return { ...base('SUCCEEDED', null), rows: content.rows, bytes: content.bytes, file: content.file, columns: result.columns, preview };
     } catch (e) {
@@ -85,6 +85,21 @@ export class AwsDatasets {
       if (!(e instanceof UserError && e.code === 'ATHENA_QUERY_FAILED' && queryId)) throw e;
       return { ...base('FAILED', e.message), columns: [], preview: [] };
     }
+  }
+
+  /** Where Athena wrote the run's CSV: ours, unless the workgroup enforces its own output location. */
+  private async resultKey(name: string, bucket: string, queryId: string): Promise<string> {
+    const { client, sdk } = await this.aws.get('athena');
+    const execution = (await client.send(new sdk.GetQueryExecutionCommand({ QueryExecutionId: queryId }), this.aws.sendOptions)).QueryExecution;
+    const expected = `${datasetOutput(bucket, name, 'manual')}${queryId}.csv`;
+    const location = execution?.ResultConfiguration?.OutputLocation ?? expected;
+    if (location !== expected)
+      throw new UserError(
+        `Athena wrote dataset ${name}'s result to ${location}, not ${expected}: workgroup ${this.spec.athena.workgroup} enforces its own output location.`,
+        'Turn off "Override client-side settings" in the workgroup, or set athena.workgroup in iotctl.yaml to one that does not enforce it; datasets keep their content under the bucket.',
+        'WORKGROUP_OVERRIDES_OUTPUT',
+      );
+    return expected.slice(`s3://${bucket}/`.length);
   }
 
   /** Newest first: the content kept in S3 and the runs in the workgroup's recent history. */
@@ -240,7 +255,11 @@ export class AwsDatasets {
     const file = join(dir, `${object.id}.csv`);
     if (!existsSync(file)) {
       const { client, sdk } = await this.aws.get('s3');
-      const out = await client.send(new sdk.GetObjectCommand({ Bucket: await this.bucket(), Key: object.key }), this.aws.sendOptions);
+      const Bucket = await this.bucket();
+      const out = await client.send(new sdk.GetObjectCommand({ Bucket, Key: object.key }), this.aws.sendOptions).catch((e) => {
+        if (!isAwsError(e, 'NoSuchKey')) throw e;
+        throw new UserError(`Dataset ${name} version ${object.id} has no result file at s3://${Bucket}/${object.key}.`, 'Athena reported the query done but the CSV is not there (deleted, or expired by the lifecycle rule); run the dataset again.', 'NOT_FOUND');
+      });
       mkdirSync(dir, { recursive: true });
       const partial = `${file}.${process.pid}.tmp`;
       try {
