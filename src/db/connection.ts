@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
-import pg from 'pg';
+import type pg from 'pg';
+import { Client } from './pg.js';
 import { UserError } from '../ui/errors.js';
 import { readDaemonInfo } from '../targets/local/daemon-info.js';
 
@@ -115,7 +116,7 @@ export function clientConfig(target: DatabaseTarget, extra: pg.ClientConfig = {}
 
 /** A connected client, or a UserError that says which server refused and what to do. */
 export async function connect(target: DatabaseTarget, extra: pg.ClientConfig = {}): Promise<pg.Client> {
-  const client = new pg.Client(clientConfig(target, extra));
+  const client = new Client(clientConfig(target, extra));
   // A server that goes away while the client is idle emits 'error'; without a listener Node would crash.
   client.on('error', () => undefined);
   try {

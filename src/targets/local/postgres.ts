@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
+import { Client } from '../../db/pg.js';
 import { isProcessAlive } from '../../db/connection.js';
 import { UserError } from '../../ui/errors.js';
 
@@ -290,7 +291,7 @@ export class EmbeddedPostgres {
   }
 
   private async ensureDatabase(): Promise<void> {
-    const client = new pg.Client({ host: '127.0.0.1', port: this.config!.port, user: this.config!.user, password: this.config!.password, database: 'postgres' });
+    const client = new Client({ host: '127.0.0.1', port: this.config!.port, user: this.config!.user, password: this.config!.password, database: 'postgres' });
     await client.connect();
     try {
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [this.database]);
@@ -580,7 +581,7 @@ function isNodeProcess(pid: number): boolean {
 }
 
 async function canConnect(config: PersistedConfig): Promise<boolean> {
-  const client = new pg.Client({ host: '127.0.0.1', port: config.port, user: config.user, password: config.password, database: 'postgres', connectionTimeoutMillis: 2_000 });
+  const client = new Client({ host: '127.0.0.1', port: config.port, user: config.user, password: config.password, database: 'postgres', connectionTimeoutMillis: 2_000 });
   client.on('error', () => undefined);
   try {
     await client.connect();

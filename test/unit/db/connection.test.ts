@@ -102,4 +102,18 @@ function exitedPid(): number {
   return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 }
 
+test('connecting loads no undici (pg asks for a fetch Response on Node 20 without a navigator), and leaves no navigator behind', () => {
+  const script = `
+    const { connect, resolveDatabaseUrl } = await import('./src/db/connection.ts');
+    const client = await connect(resolveDatabaseUrl({ stateDir: ".", env: { DATABASE_URL: ${JSON.stringify(MACHINE_URL)} } }));
+    await client.query('SELECT 1');
+    await client.end();
+    console.log(JSON.stringify({ undici: process.moduleLoadList.some((m) => m.includes('undici')), navigator: typeof navigator }));`;
+  const out = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '../../..'), encoding: 'utf8' });
+  assert.is(out.status, 0, out.stderr);
+  const seen = JSON.parse(out.stdout.trim().split('\n').at(-1)!);
+  assert.is(seen.undici, false);
+  assert.is(seen.navigator, Number(process.versions.node.split('.')[0]) >= 21 ? 'object' : 'undefined');
+});
+
 test.run();
