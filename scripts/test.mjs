@@ -1,13 +1,19 @@
 #!/usr/bin/env node
-// Runs every test file in its own process (isolation for servers and ports), two at a time,
+// Runs every test file in its own process (isolation for servers and ports), three at a time,
 // and ends with the "N passed, M failed" line CI reads. uvu prints Total/Passed per file.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/aws', 'test/contract', 'test/e2e'];
-const files = roots.flatMap((r) => (statSync(r).isDirectory() ? walk(r) : [r])).filter((f) => /\.test\.tsx?$/.test(f)).sort();
-const concurrency = Number(process.env.TEST_CONCURRENCY ?? 2);
+// The long end-to-end and contract files start first, so no slow file is left running alone at the end.
+const slowFirst = (f) => (/^test\/(e2e|contract)\//.test(f) ? 0 : 1);
+const files = roots
+  .flatMap((r) => (statSync(r).isDirectory() ? walk(r) : [r]))
+  .filter((f) => /\.test\.tsx?$/.test(f))
+  .sort((a, b) => slowFirst(a) - slowFirst(b) || a.localeCompare(b));
+// Three at a time on two cores: most files wait on servers, sockets and timers rather than compute.
+const concurrency = Number(process.env.TEST_CONCURRENCY ?? 3);
 
 function walk(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
