@@ -56,7 +56,8 @@ export interface InvokeResult {
   logTail: string[];
 }
 
-export interface LogEvent {
+/** A log line as the local store keeps it (the port's LogEvent has a string id). */
+export interface StoredLogEvent {
   id: number;
   functionName: string;
   requestId: string | null;
@@ -67,7 +68,8 @@ export interface LogEvent {
   message: string;
 }
 
-export interface FailureRecord {
+/** An on-failure record as the local store keeps it (the port's FailureRecord has a string id and an ISO time). */
+export interface StoredFailureRecord {
   id: number;
   functionName: string;
   destination: string;
@@ -412,7 +414,7 @@ export class LocalFunctions implements FunctionSink {
 
   // ---- logs and failures ----
 
-  readLogs(name: string, opts: { afterId?: number; since?: number; limit?: number } = {}): LogEvent[] {
+  readLogs(name: string, opts: { afterId?: number; since?: number; limit?: number } = {}): StoredLogEvent[] {
     const rows = this.db
       .prepare(
         `SELECT id, function_name, request_id, ts, level, message FROM lambda_logs
@@ -427,7 +429,7 @@ export class LocalFunctions implements FunctionSink {
     this.db.prepare('INSERT INTO lambda_failure_destination (function_name, destination, created_at, record) VALUES (?, ?, ?, ?)').run(functionName, destination, this.clock(), JSON.stringify(record));
   }
 
-  listFailures(functionName: string, opts: { limit?: number; afterId?: number } = {}): FailureRecord[] {
+  listFailures(functionName: string, opts: { limit?: number; afterId?: number } = {}): StoredFailureRecord[] {
     const rows = this.db
       .prepare('SELECT id, function_name, destination, created_at, record FROM lambda_failure_destination WHERE function_name = ? AND id > ? ORDER BY id DESC LIMIT ?')
       .all(functionName, opts.afterId ?? 0, opts.limit ?? 100) as Array<{ id: number; function_name: string; destination: string; created_at: number; record: string }>;
