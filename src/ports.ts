@@ -63,8 +63,8 @@ export interface DeviceRegistryPort {
   /** `revoked`: AWS's REVOKED status (permanent) rather than INACTIVE. Local has one status. */
   revoke(thingName: string, opts?: { revoked?: boolean }): Promise<{ revoked: string[] }>;
   delete(thingName: string): Promise<{ deletedCertificates: string[] }>;
-  /** Workers for bulk registration, when the target knows better than the default (aws: from its API rates). */
-  readonly bulkConcurrency?: number;
+  /** Workers for bulk registration (aws: from its API rates). */
+  bulkConcurrency(): Promise<number>;
 }
 
 // ---------------------------------------------------------------- rules
@@ -482,7 +482,7 @@ export interface AnalyticsPort {
     opts: { from?: number; to?: number; timeoutSeconds: number; progress?: (line: string) => void },
   ): Promise<ReprocessResult | { id: string; pipeline: string; status: string }>;
   /** aws only: move the analytics section off IoT Analytics to the datalake engine (see AnalyticsMigration). */
-  migrate?(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration>;
+  migrate(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration>;
 }
 
 /** What `analytics migrate` found and would do; the command writes specText unless it is a dry run. */

@@ -125,8 +125,9 @@ export async function registerMany(
   requests: RegisterRequest[],
   outDir: string,
   onProgress: (done: number, total: number) => void = () => {},
-  concurrency = devices.bulkConcurrency ?? 8,
+  concurrency?: number,
 ): Promise<BulkResult> {
+  const workers = concurrency ?? (await devices.bulkConcurrency());
   const result: BulkResult = { registered: [], skipped: [], failed: [] };
   let next = 0;
   let done = 0;
@@ -149,6 +150,6 @@ export async function registerMany(
       onProgress(++done, requests.length);
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await Promise.all(Array.from({ length: workers }, worker));
   return result;
 }

@@ -1,15 +1,14 @@
 /**
  * A port whose module loads on its first call; every method of such a port returns a promise, except the
- * `iterables`, which return an async iterable, and the `absent` optional members the adapter does not
- * have (a proxy cannot know them before loading). `loaded()` is the port if something used it.
+ * `iterables`, which return an async iterable. `loaded()` is the port if something used it.
  * Both targets use it so that a command loads only the adapters (and SDK clients) it calls.
  */
-export function lazyPort<P extends object, L extends P = P>(load: () => Promise<L>, iterables: (keyof P)[] = [], absent: readonly string[] = []): { port: P; loaded: () => Promise<L | undefined> } {
+export function lazyPort<P extends object, L extends P = P>(load: () => Promise<L>, iterables: (keyof P)[] = []): { port: P; loaded: () => Promise<L | undefined> } {
   let loaded: Promise<L> | undefined;
   const method = (port: L, op: PropertyKey) => (port as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!.bind(port);
   const port = new Proxy({} as P, {
     get: (_t, op) => {
-      if (op === 'then' || absent.includes(String(op))) return undefined;
+      if (op === 'then') return undefined;
       if (iterables.includes(op as keyof P)) {
         return async function* (...args: unknown[]) {
           yield* method(await (loaded ??= load()), op)(...args) as AsyncIterable<unknown>;

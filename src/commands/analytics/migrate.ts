@@ -27,7 +27,6 @@ export default class AnalyticsMigrate extends BaseCommand<typeof AnalyticsMigrat
 
   async run(): Promise<AnalyticsMigration> {
     return withTarget(this.ctx, async (target) => {
-      if (!target.analytics.migrate) throw new UserError('analytics migrate runs on the aws target.', 'Pass --target aws (or set `target: aws` in iotctl.yaml).', 'TARGET_UNAVAILABLE');
       const loaded = this.ctx.spec;
       const result = await target.analytics.migrate({ specText: loaded.text, dryRun: this.flags['dry-run'], export: this.flags.export, file: loaded.file });
       for (const w of result.warnings) warn(w);

@@ -28,7 +28,7 @@ export interface AwsDevicesOptions {
 export class AwsDevices implements DeviceRegistryPort {
   readonly limiter: ApiRateLimiter;
   /** Workers for bulk registration: enough to keep every paced API busy through ~2 s of latency per device. */
-  readonly bulkConcurrency: number;
+  private readonly workers: number;
   private endpointCache?: Promise<Endpoint>;
   private readonly thingTypes = new Map<string, Promise<void>>();
 
@@ -38,7 +38,12 @@ export class AwsDevices implements DeviceRegistryPort {
   ) {
     const tps = opts.tps ?? tpsFromEnv(IOT_REGISTRATION_TPS);
     this.limiter = new ApiRateLimiter(tps);
-    this.bulkConcurrency = Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
+    this.workers = Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
+  }
+
+  /** Twice the fastest API's rate: enough workers to keep each paced API busy. */
+  async bulkConcurrency(): Promise<number> {
+    return this.workers;
   }
 
   private get signal() {

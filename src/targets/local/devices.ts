@@ -15,6 +15,11 @@ export class LocalDevices implements DeviceRegistryPort {
     this.registry = new Registry(db);
   }
 
+  /** Registration is local CPU and SQLite work: a few workers keep the key generation busy. */
+  async bulkConcurrency(): Promise<number> {
+    return 8;
+  }
+
   /** The CA and its x509 library load only for the commands that issue or hand out certificates. */
   private loadPki() {
     return (this.pki ??= Promise.all([import('./pki.js'), import('./ca.js')]).then(async ([{ ensurePki }, { LocalCa }]) => {

@@ -46,11 +46,11 @@ export function openLocalTarget(ctx: Context): Target {
   const lakeModule = () => Promise.all([import('./adapters/lake.js'), storeLoaded()]).then(([m]) => m);
   let lakePort: Promise<LocalLakeQueryPort> | undefined;
   const lake = () => (lakePort ??= lakeModule().then((m) => new m.LocalLakeQueryPort(deps)));
-  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps)), [], ['migrate']).port;
+  const analytics = lazyPort<LocalAnalyticsPort>(() => lakeModule().then((m) => new m.LocalAnalyticsPort(deps))).port;
   return {
     name: 'local',
     // The PKI (x509) loads only for the device commands.
-    devices: lazyPort<DeviceRegistryPort>(() => Promise.all([import('./devices.js'), storeLoaded()]).then(([m]) => new m.LocalDevices(db(), stateDir, endpoint)), [], ['bulkConcurrency']).port,
+    devices: lazyPort<DeviceRegistryPort>(() => Promise.all([import('./devices.js'), storeLoaded()]).then(([m]) => new m.LocalDevices(db(), stateDir, endpoint))).port,
     rules: localRules(dbLoaded),
     ruleErrors: localRuleErrors(dbLoaded),
     streams: lazyPort<StreamPort>(() => Promise.all([import('./adapters/streams.js'), storeLoaded()]).then(([m]) => new m.LocalStreamPort({ db, region: spec().region })), ['tail']).port,

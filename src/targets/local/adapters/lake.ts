@@ -88,6 +88,10 @@ export class LocalLakeQueryPort implements LakeQueryPort {
 export class LocalAnalyticsPort implements AnalyticsPort {
   constructor(private readonly deps: LakeDeps) {}
 
+  async migrate(): Promise<never> {
+    throw new UserError('`analytics migrate` moves an AWS account off IoT Analytics; the local platform has nothing to migrate.', 'Pass --target aws (or set `target: aws` in iotctl.yaml).', 'TARGET_UNAVAILABLE');
+  }
+
   async plan(opts: { prune?: boolean }) {
     return planAnalytics(this.deps.db(), this.deps.stateDir, this.deps.spec(), opts);
   }
