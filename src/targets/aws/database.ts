@@ -50,11 +50,7 @@ export class AwsDatabase implements DatabasePort {
     if (env.DATABASE_URL) return this.fromUrl(env.DATABASE_URL, 'DATABASE_URL');
     if (this.settings.url) return this.fromUrl(this.settings.url, 'iotctl.yaml');
     if (this.settings.rds) return this.fromRds(this.settings.rds);
-    throw new UserError(
-      'No PostgreSQL server is configured for the aws target.',
-      'Set DATABASE_URL, or database.url or database.rds {instance, user, iamAuth: true | secretArn} in iotctl.yaml.',
-      'NO_DATABASE',
-    );
+    throw noDatabase();
   }
 
   /**
@@ -66,12 +62,12 @@ export class AwsDatabase implements DatabasePort {
     const url = env.DATABASE_URL ?? this.settings.url;
     if (url) return { DATABASE_URL: url };
     const rds = this.settings.rds;
-    if (!rds) await this.locate(); // throws NO_DATABASE with its hint
-    const { host, port, secretArn } = await this.rdsEndpoint(rds!);
-    const endpoint = { DATABASE_HOST: host, DATABASE_PORT: String(port), DATABASE_NAME: rds!.database };
-    if (rds!.iamAuth) return { ...endpoint, DATABASE_IAM_AUTH: '1', DATABASE_USER: rds!.user };
-    if (!secretArn) await this.locate(); // throws DB_NO_CREDENTIALS with its hint
-    return { ...endpoint, DATABASE_SECRET_ARN: secretArn! };
+    if (!rds) throw noDatabase();
+    const { host, port, secretArn } = await this.rdsEndpoint(rds);
+    const endpoint = { DATABASE_HOST: host, DATABASE_PORT: String(port), DATABASE_NAME: rds.database };
+    if (rds.iamAuth) return { ...endpoint, DATABASE_IAM_AUTH: '1', DATABASE_USER: rds.user };
+    if (!secretArn) throw noCredentials(rds);
+    return { ...endpoint, DATABASE_SECRET_ARN: secretArn };
   }
 
   /** A URL is used as given; an RDS host without TLS settings in it gets verify-full with the RDS CA. */
@@ -136,13 +132,7 @@ export class AwsDatabase implements DatabasePort {
       };
     }
 
-    if (!secretArn) {
-      throw new UserError(
-        `No way to sign in to RDS instance "${rds.instance}": database.rds has neither iamAuth nor secretArn, and the instance has no RDS-managed master password.`,
-        'Set database.rds.iamAuth: true (and grant rds-db:connect), or database.rds.secretArn to a Secrets Manager secret with {username, password}.',
-        'DB_NO_CREDENTIALS',
-      );
-    }
+    if (!secretArn) throw noCredentials(rds);
     const secret = await this.readSecret(secretArn);
     const user = secret.username ?? rds.user;
     return {
@@ -217,4 +207,20 @@ function displayUrl(user: string, host: string, port: number, database: string):
 /** AWS's RDS global CA bundle, shared with the ingest template (src/db/rds-ca-bundle.ts). */
 export function rdsCaBundle(): string {
   return RDS_GLOBAL_BUNDLE;
+}
+
+function noDatabase(): UserError {
+  return new UserError(
+    'No PostgreSQL server is configured for the aws target.',
+    'Set DATABASE_URL, or database.url or database.rds {instance, user, iamAuth: true | secretArn} in iotctl.yaml.',
+    'NO_DATABASE',
+  );
+}
+
+function noCredentials(rds: RdsSettings): UserError {
+  return new UserError(
+    `No way to sign in to RDS instance "${rds.instance}": database.rds has neither iamAuth nor secretArn, and the instance has no RDS-managed master password.`,
+    'Set database.rds.iamAuth: true (and grant rds-db:connect), or database.rds.secretArn to a Secrets Manager secret with {username, password}.',
+    'DB_NO_CREDENTIALS',
+  );
 }
