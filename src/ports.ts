@@ -412,6 +412,8 @@ export interface ChannelStatus {
   name: string;
   messages: number;
   bytes: number;
+  /** Messages stored in the channel (AWS: Firehose's DeliveryToS3.Records; fewer than `messages` while some wait or fail). */
+  delivered: number;
   /** Local: committed segment files. AWS: raw objects in S3. */
   segments: number;
   duplicatesDropped: number | null;

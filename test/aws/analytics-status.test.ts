@@ -84,6 +84,7 @@ test.before(async () => {
   await metric('AWS/Firehose', 'IncomingRecords', raw, 50, now - HOUR);
   await metric('AWS/Firehose', 'IncomingRecords', raw, 1000, now - 48 * HOUR); // before the default window
   await metric('AWS/Firehose', 'IncomingBytes', raw, 15_000, now - HOUR);
+  await metric('AWS/Firehose', 'DeliveryToS3.Records', raw, 140, now - HOUR); // 10 still buffered
   const main = { DeliveryStreamName: 'iotctl-stat-pl-main' };
   await metric('AWS/Firehose', 'IncomingRecords', main, 120, now - HOUR);
   await metric('AWS/Firehose', 'SucceedProcessing.Records', main, 115, now - HOUR);
@@ -136,7 +137,7 @@ test('status: the counters window starts at --since (to the minute)', async () =
 });
 
 test('status: a channel counts Firehose records and bytes in the window, and its raw objects', () => {
-  assert.equal(status.channels, [{ name: 'raw', messages: 150, bytes: 15_000, segments: 2, duplicatesDropped: null, retentionDays: 30 }]);
+  assert.equal(status.channels, [{ name: 'raw', messages: 150, bytes: 15_000, delivered: 140, segments: 2, duplicatesDropped: null, retentionDays: 30 }]);
 });
 
 test("status: a pipeline's counts come from the transform's metrics; lag is Firehose's current data freshness", () => {
@@ -230,7 +231,7 @@ test('status: resources not applied yet (or a bucket that does not exist) show z
   });
   for (const s of [spec, { ...spec, project: 'ghost' }]) {
     const out = await new AwsAnalytics(aws, s, CONTENT).status();
-    assert.equal(out.channels, [{ name: 'late', messages: 0, bytes: 0, segments: 0, duplicatesDropped: null, retentionDays: null }]);
+    assert.equal(out.channels, [{ name: 'late', messages: 0, bytes: 0, delivered: 0, segments: 0, duplicatesDropped: null, retentionDays: null }]);
     assert.equal(out.pipelines.map((p) => [p.messagesIn, p.messagesOut, p.filtered, p.failed, p.lagSeconds, p.recentFailures.length]), [[0, 0, 0, 0, 0, 0]]);
     assert.equal(out.datastores, [{ name: 'later', format: 'parquet', rows: null, files: 0, bytes: 0, partitions: 0, columns: [] }]);
     assert.equal(out.datasets.map((d) => [d.name, d.nextRun]), [['soon', null]], 'no schedule yet: no next run');

@@ -62,6 +62,7 @@ async function render(s: AnalyticsStatus): Promise<void> {
   await section(counted('Channels'), s.channels, [
     { header: 'Channel', get: (c) => c.name },
     { header: 'Messages', get: (c) => c.messages },
+    { header: 'Delivered', get: (c) => c.delivered },
     { header: 'Size', get: (c) => formatBytes(c.bytes) },
     { header: 'Segments', get: (c) => c.segments },
     { header: 'Replays dropped', get: (c) => c.duplicatesDropped ?? '' },

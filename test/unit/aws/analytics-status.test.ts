@@ -49,6 +49,7 @@ test('the queries: Firehose metrics per delivery stream, the transform metrics p
     [
       'channel/raw/IncomingRecords AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-ch-raw"}',
       'channel/raw/IncomingBytes AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-ch-raw"}',
+      'channel/raw/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-ch-raw"}',
       'pipeline/main/IncomingRecords AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
       'pipeline/main/SucceedProcessing.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
       'pipeline/main/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
@@ -64,7 +65,7 @@ test('the queries: Firehose metrics per delivery stream, the transform metrics p
     Id: 'm0',
     MetricStat: { Metric: { Namespace: 'AWS/Firehose', MetricName: 'IncomingRecords', Dimensions: [{ Name: 'DeliveryStreamName', Value: 'iotctl-demo-ch-raw' }] }, Period: 86_460, Stat: 'Sum' },
   });
-  assert.is(queries[5]!.MetricStat!.Period, 300, 'the lag is read per 5 minutes, for its latest value');
+  assert.is(queries[6]!.MetricStat!.Period, 300, 'the lag is read per 5 minutes, for its latest value');
 });
 
 test('objects: data files only, their bytes, and distinct dt= days', () => {

@@ -65,6 +65,7 @@ export function metricWants(spec: DatalakeSpec, n: Names, window: Window): Metri
     const stream = { DeliveryStreamName: n.channelStream(ch.name) };
     sum(`channel/${ch.name}/IncomingRecords`, FIREHOSE, 'IncomingRecords', stream);
     sum(`channel/${ch.name}/IncomingBytes`, FIREHOSE, 'IncomingBytes', stream);
+    sum(`channel/${ch.name}/DeliveryToS3.Records`, FIREHOSE, 'DeliveryToS3.Records', stream);
   }
   for (const p of spec.analytics.pipelines) {
     const stream = { DeliveryStreamName: n.pipelineStream(p.name) };
@@ -129,6 +130,7 @@ export function channelStatus(ch: DatalakeSpec['analytics']['channels'][number],
     name: ch.name,
     messages: total(m, `channel/${ch.name}/IncomingRecords`),
     bytes: total(m, `channel/${ch.name}/IncomingBytes`),
+    delivered: total(m, `channel/${ch.name}/DeliveryToS3.Records`),
     segments: raw.objects,
     // Firehose does not deduplicate; a replay is stored again.
     duplicatesDropped: null,

@@ -25,7 +25,8 @@ export async function analyticsStatus(db: Db, stateDir: string, now = Date.now()
       segments: number;
     };
     const dup = db.prepare(`SELECT duplicates FROM lake_channel_stats WHERE channel = ?`).pluck().get(c.name) as number | undefined;
-    return { name: c.name, ...agg, duplicatesDropped: dup ?? 0, retentionDays: c.retentionDays ?? null };
+    // Locally a channel message counts once it is committed to a segment: received and stored are one.
+    return { name: c.name, ...agg, delivered: agg.messages, duplicatesDropped: dup ?? 0, retentionDays: c.retentionDays ?? null };
   });
 
   const pipelines: PipelineStatus[] = [];
