@@ -474,7 +474,8 @@ export interface AnalyticsPort {
   list(): Promise<AnalyticsResource[]>;
   /** `since` (epoch ms) starts the counters' window where counters are windowed (AWS); the local target ignores it. */
   status(opts?: { since?: number }): Promise<AnalyticsStatus>;
-  runDataset(name: string, opts: { previewRows?: number }): Promise<DatasetRunResult>;
+  /** `progress` gets a line when a remote run changes state (AWS: the Athena query). */
+  runDataset(name: string, opts: { previewRows?: number; progress?: (line: string) => void }): Promise<DatasetRunResult>;
   datasetVersions(name: string): Promise<DatasetVersion[]>;
   /** A version's content: a CSV file on this machine. */
   datasetContent(name: string, version?: string): Promise<{ version: DatasetVersion; file: string }>;

@@ -120,8 +120,11 @@ test('dataset run: Athena runs the named query; the content CSV is downloaded, c
       ['sensor-3', '1'],
     ],
   );
-  const run = await analytics.runDataset('adhoc', { previewRows: 2 });
+  const progress: string[] = [];
+  const run = await analytics.runDataset('adhoc', { previewRows: 2, progress: (l) => progress.push(l) });
   assert.is(run.status, 'SUCCEEDED');
+  assert.match(progress.at(-1)!, new RegExp(`^Athena query ${run.version}: SUCCEEDED \\(\\d+ s, 0 B scanned\\)$`));
+  assert.is(new Set(progress).size, progress.length, 'a line per state, not per poll');
   assert.is(run.trigger, 'manual');
   assert.is(run.rows, 3);
   assert.equal(run.columns, [

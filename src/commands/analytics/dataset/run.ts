@@ -19,7 +19,7 @@ export default class DatasetRun extends BaseCommand<typeof DatasetRun> {
 
   async run(): Promise<DatasetRunResult> {
     return withTarget(this.ctx, async (target) => {
-      const result = await target.analytics.runDataset(this.args.name, { previewRows: this.flags['max-rows'] });
+      const result = await target.analytics.runDataset(this.args.name, { previewRows: this.flags['max-rows'], progress: info });
       if (result.status === 'FAILED')
         throw new UserError(`Dataset "${this.args.name}" failed: ${result.error}`, 'Fix its SQL in iotctl.yaml, run `iotctl analytics apply`, then run it again.', 'DATASET_FAILED');
       if (!this.jsonEnabled()) {

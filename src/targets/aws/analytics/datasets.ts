@@ -6,6 +6,7 @@ import type { QueryExecution } from '@aws-sdk/client-athena';
 import type { DatasetRunResult, DatasetTrigger, DatasetVersion } from '../../../ports.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
+import { formatBytes } from '../../../ui/format.js';
 import { AwsAthena } from '../athena.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { namedQuery } from './datalake.js';
@@ -44,7 +45,7 @@ export class AwsDatasets {
     private readonly contentDir: string,
   ) {}
 
-  async run(name: string, opts: { previewRows?: number } = {}): Promise<DatasetRunResult> {
+  async run(name: string, opts: { previewRows?: number; progress?: (line: string) => void } = {}): Promise<DatasetRunResult> {
     const dataset = this.requireDataset(name);
     const query = await namedQuery(this.aws, this.spec.athena.workgroup, await this.queryName(name));
     if (!query)
@@ -69,7 +70,13 @@ export class AwsDatasets {
     });
     try {
       this.history = undefined;
-      const result = await athena.run(sql, { onStarted: (id) => (queryId = id) });
+      let state = '';
+      const result = await athena.run(sql, {
+        onStarted: (id) => (queryId = id),
+        onProgress: (p) => {
+          if (p.state !== state) opts.progress?.(`Athena query ${queryId}: ${(state = p.state)} (${Math.round(p.elapsedMs / 1000)} s, ${formatBytes(p.bytesScanned)} scanned)`);
+        },
+      });
       const preview: unknown[][] = [];
       const limit = Math.max(0, Math.trunc(opts.previewRows ?? 100));
       if (limit)

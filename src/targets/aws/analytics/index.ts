@@ -71,7 +71,7 @@ export class AwsAnalytics implements AnalyticsPort {
     return datalakeStatus(this.aws, this.spec, { ...opts, datasetVersions: (name) => this.datasets.versions(name) });
   }
 
-  async runDataset(name: string, opts: { previewRows?: number }): Promise<DatasetRunResult> {
+  async runDataset(name: string, opts: { previewRows?: number; progress?: (line: string) => void }): Promise<DatasetRunResult> {
     if (!this.legacy) return this.datasets.run(name, opts);
     const startedAt = Date.now();
     const run = await runIotAnalyticsDataset(this.aws, name);
