@@ -32,6 +32,7 @@ try {
     // CommonJS dependencies require() Node's built-ins; an ES module has no require of its own.
     banner: { js: "import { createRequire as __iotctlRequire } from 'node:module'; const require = __iotctlRequire(import.meta.url);" },
     legalComments: 'none',
+    minify: true,
     logLevel: 'warning',
   });
 } finally {
