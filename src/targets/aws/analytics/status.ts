@@ -203,7 +203,8 @@ export interface ScheduleState {
 }
 
 /**
- * A dataset's schedule and next run. Runs are not read on AWS yet: lastRun null, no versions, no missed runs.
+ * A dataset's schedule, next run, last run and kept versions (newest first, from AwsDatasets.versions). EventBridge
+ * Scheduler does not skip runs, so nothing counts as missed.
  * A schedule that is missing or disabled has no next run; rate schedules count from their creation.
  */
 export function datasetStatus(d: DatalakeSpec['analytics']['datasets'][number], schedule: ScheduleState | undefined, now: number, versions: DatasetVersion[] = []): DatasetStatus {
