@@ -1,23 +1,12 @@
-import { createReadStream, statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus, DatasetRunResult, DatasetVersion, ReprocessResult } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import type { AwsClients } from '../sdk.js';
 import { applyDatalake, datalakeContext, planDatalake, readDatalake } from './datalake.js';
-import { AwsDatasets, countCsvRecords, readCsvRecords } from './datasets.js';
-import {
-  applyIotAnalytics,
-  downloadDataUri,
-  iotAnalyticsDatasetContent,
-  iotAnalyticsDatasetVersions,
-  planIotAnalytics,
-  readIotAnalytics,
-  runIotAnalyticsDataset,
-  startIotAnalyticsReprocessing,
-  warnIotAnalyticsEnded,
-} from './iotanalytics.js';
+import { AwsDatasets } from './datasets.js';
+import { IotAnalyticsDatasets } from './iotanalytics-datasets.js';
+import { applyIotAnalytics, planIotAnalytics, readIotAnalytics, startIotAnalyticsReprocessing, warnIotAnalyticsEnded } from './iotanalytics.js';
 
 /**
  * The analytics port on AWS: the spec's channels, pipelines, datastores and datasets on the engine
@@ -25,16 +14,15 @@ import {
  * `iotanalytics` (the legacy API; AWS ended the service on 2025-12-15).
  */
 export class AwsAnalytics implements AnalyticsPort {
-  private readonly datasets: AwsDatasets;
-  private readonly contentDir: string;
+  /** Dataset runs and content on this project's engine. */
+  private readonly datasets: AwsDatasets | IotAnalyticsDatasets;
 
   constructor(
     private readonly aws: AwsClients,
     private readonly spec: Spec,
     opts: { contentDir: string },
   ) {
-    this.contentDir = opts.contentDir;
-    this.datasets = new AwsDatasets(aws, spec, opts.contentDir);
+    this.datasets = spec.analytics.engine === 'iotanalytics' ? new IotAnalyticsDatasets(aws, opts.contentDir) : new AwsDatasets(aws, spec, opts.contentDir);
   }
 
   private get legacy(): boolean {
@@ -72,39 +60,15 @@ export class AwsAnalytics implements AnalyticsPort {
   }
 
   async runDataset(name: string, opts: { previewRows?: number; progress?: (line: string) => void }): Promise<DatasetRunResult> {
-    if (!this.legacy) return this.datasets.run(name, opts);
-    const startedAt = Date.now();
-    const run = await runIotAnalyticsDataset(this.aws, name);
-    const base = { dataset: name, version: run.versionId, trigger: 'manual' as const, createdAt: startedAt, scheduledFor: null, windowStart: null, windowEnd: null, rows: null, bytes: null };
-    if (run.state === 'FAILED') return { ...base, status: 'FAILED', elapsedMs: Date.now() - startedAt, error: run.reason ?? 'no reason given', columns: [], preview: [] };
-    const { file, rows, bytes, header, preview } = await this.downloadLegacy(name, run.versionId, run.entries, opts.previewRows ?? 100);
-    return { ...base, status: 'SUCCEEDED', rows, bytes, elapsedMs: Date.now() - startedAt, error: null, file, columns: header.map((c) => ({ name: c, type: 'varchar' })), preview };
+    return this.datasets.run(name, opts);
   }
 
   async datasetVersions(name: string): Promise<DatasetVersion[]> {
-    return this.legacy ? iotAnalyticsDatasetVersions(this.aws, name) : this.datasets.versions(name);
+    return this.datasets.versions(name);
   }
 
   async datasetContent(name: string, version?: string): Promise<{ version: DatasetVersion; file: string }> {
-    if (!this.legacy) return this.datasets.content(name, version);
-    const content = await iotAnalyticsDatasetContent(this.aws, name, version);
-    const versions = await iotAnalyticsDatasetVersions(this.aws, name);
-    // $LATEST and $LATEST_SUCCEEDED name the newest (succeeded) version; the list gives its id.
-    const chosen = version?.startsWith('$') || !version ? versions.find((v) => version === '$LATEST' || v.status === 'SUCCEEDED') : versions.find((v) => v.version === version);
-    const id = chosen?.version ?? content.version;
-    const { file, rows, bytes } = await this.downloadLegacy(name, id, content.entries, 0);
-    return { version: { ...(chosen ?? { dataset: name, version: id, status: 'SUCCEEDED', trigger: 'manual', createdAt: content.timestamp?.getTime() ?? 0, scheduledFor: null, windowStart: null, windowEnd: null, elapsedMs: null, error: null }), rows, bytes }, file };
-  }
-
-  /** IoT Analytics delivers content as pre-signed URLs: downloaded here, like the datalake engine's CSVs. */
-  private async downloadLegacy(name: string, version: string, entries: { dataURI?: string }[], previewRows: number) {
-    const uri = entries.find((e) => e.dataURI)?.dataURI;
-    if (!uri) throw new UserError(`Dataset ${name} version ${version} has no content entry.`, 'Its query may have returned nothing to deliver; check the dataset in the IoT Analytics console.', 'NOT_FOUND');
-    const file = join(this.contentDir, name, `${version.replace(/[^\w.-]/g, '_')}.csv`);
-    await downloadDataUri(uri, file, this.aws.settings.signal);
-    const [records, count] = await Promise.all([readCsvRecords(createReadStream(file), previewRows + 1), countCsvRecords(createReadStream(file))]);
-    const [header = [], ...preview] = records;
-    return { file, rows: Math.max(0, count - 1), bytes: statSync(file).size, header, preview };
+    return this.datasets.content(name, version);
   }
 
   /**
@@ -124,8 +88,4 @@ export class AwsAnalytics implements AnalyticsPort {
     const { migrateAnalytics } = await import('./migrate.js');
     return migrateAnalytics({ aws: this.aws, spec: this.spec, ...opts });
   }
-}
-
-function notYet(what: string): never {
-  throw new UserError(`${what} is not available on the aws target yet.`, 'It runs on the local target (--target local); on AWS, query the datastores with `iotctl athena run`.', 'TARGET_UNAVAILABLE');
 }
