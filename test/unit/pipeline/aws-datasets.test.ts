@@ -21,7 +21,11 @@ test('schedulePeriod: rate() and even crons have one period; weekday crons are u
 
 test('referencedTables: identifiers only, not strings, comments or longer names', () => {
   const sql = `SELECT t.device, 'telemetry' AS label -- from auditlog\n FROM "Telemetry" t JOIN telemetry_old o ON true /* auditlog */ WHERE x = 'auditlog'`;
-  assert.equal(referencedTables(sql, ['telemetry', 'auditlog', 'telemetry_old', 'other']), ['telemetry', 'telemetry_old']);
+  assert.equal(referencedTables(sql, ['telemetry', 'auditlog', 'telemetry_old', 'other']), { unqualified: ['telemetry', 'telemetry_old'], qualified: [] });
+  assert.equal(referencedTables('SELECT * FROM iotctl.telemetry JOIN "iotctl" . "auditlog" ON true JOIN other ON true', ['telemetry', 'auditlog', 'other']), {
+    unqualified: ['other'],
+    qualified: ['telemetry', 'auditlog'],
+  });
 });
 
 test('windowedDatasetSql: each datastore read is shadowed by a CTE over the schedule period, with dt pruning', () => {
@@ -46,6 +50,13 @@ test('windowedDatasetSql: joins the SQL own WITH list; no deltaTime leaves the S
   });
   assert.match(sql, /^WITH "telemetry" AS \(SELECT \* FROM "db"\."telemetry" WHERE .* < current_timestamp\), recent AS \(SELECT \* FROM telemetry\) SELECT \* FROM recent$/);
   assert.is(windowedDatasetSql(' SELECT 1; ', { database: 'db', tables: ['telemetry'] }), 'SELECT 1');
+});
+
+test('windowedDatasetSql: a datastore named with its database cannot be windowed: a clear error, not a silent full scan', () => {
+  assert.throws(
+    () => windowedDatasetSql('SELECT count(*) FROM iotctl.telemetry', { database: 'iotctl', tables: ['telemetry'], deltaTime: { offsetSeconds: 0, timeExpression: '__received_at' }, periodSeconds: 3600 }),
+    (e: unknown) => e instanceof UserError && /<database>\.telemetry/.test(e.message) && /without the database/.test(e.hint ?? ''),
+  );
 });
 
 const analytics = (datasets: unknown[]) =>

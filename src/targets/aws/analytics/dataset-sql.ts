@@ -1,4 +1,5 @@
 import { fireTimesBetween, parseSchedule } from '../../../iot/pipeline/schedule.js';
+import { UserError } from '../../../ui/errors.js';
 
 /**
  * A dataset's SQL as Athena runs it on the datalake engine, pure.
@@ -11,7 +12,8 @@ import { fireTimesBetween, parseSchedule } from '../../../iot/pipeline/schedule.
  *
  * which equals IoT Analytics' window for every run that follows an on-time run. Each datastore the SQL
  * reads is shadowed by a CTE of the same name that filters it, and prunes its `dt` partitions (the ingest
- * day, one day of margin for device clocks ahead of the cloud).
+ * day, one day of margin for device clocks ahead of the cloud). Athena (Trino) resolves an unqualified table
+ * name to a WITH query first and a qualified one to the catalog, so the CTE reads the real table.
  */
 
 export interface DeltaTime {
@@ -30,16 +32,24 @@ export function schedulePeriod(expression: string, now = Date.now()): { seconds:
   return { seconds: Math.max(...gaps) / 1000, even: gaps.size === 1 };
 }
 
-/** The datastore tables (lower-case names) the SQL mentions as identifiers, outside strings and comments. */
-export function referencedTables(sql: string, tables: readonly string[]): string[] {
+/**
+ * The datastore tables the SQL mentions as identifiers, outside strings and comments: `unqualified` as
+ * `telemetry`, `qualified` as `<database>.telemetry` (which a CTE cannot shadow).
+ */
+export function referencedTables(sql: string, tables: readonly string[]): { unqualified: string[]; qualified: string[] } {
   const wanted = new Set(tables.map((t) => t.toLowerCase()));
-  const found = new Set<string>();
-  const token = /'(?:[^']|'')*'|--[^\n]*|\/\*[\s\S]*?\*\/|"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)/g;
+  const unqualified = new Set<string>();
+  const qualified = new Set<string>();
+  const token = /'(?:[^']|'')*'|--[^\n]*|\/\*[\s\S]*?\*\/|"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)|(\.)|\S/g;
+  let afterDot = false;
   for (const m of sql.matchAll(token)) {
+    if (m[0].startsWith('--') || m[0].startsWith('/*')) continue;
     const ident = (m[1]?.replace(/""/g, '"') ?? m[2])?.toLowerCase();
-    if (ident && wanted.has(ident)) found.add(ident);
+    if (ident && wanted.has(ident)) (afterDot ? qualified : unqualified).add(ident);
+    afterDot = m[3] !== undefined;
   }
-  return tables.filter((t) => found.has(t.toLowerCase()));
+  const inOrder = (found: Set<string>) => tables.filter((t) => found.has(t.toLowerCase()));
+  return { unqualified: inOrder(unqualified), qualified: inOrder(qualified) };
 }
 
 const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
@@ -48,7 +58,13 @@ const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
 export function windowedDatasetSql(sql: string, opts: { database: string; tables: readonly string[]; deltaTime?: DeltaTime; periodSeconds?: number }): string {
   const body = sql.trim().replace(/;\s*$/, '');
   if (!opts.deltaTime || !opts.periodSeconds) return body;
-  const read = referencedTables(body, opts.tables);
+  const { unqualified: read, qualified } = referencedTables(body, opts.tables);
+  if (qualified.length)
+    throw new UserError(
+      `A deltaTime dataset names ${qualified.map((t) => `<database>.${t}`).join(', ')} with its database: the delta window cannot narrow a qualified table.`,
+      `Write ${qualified.join(', ')} without the database (the dataset runs in ${opts.database}).`,
+      'SPEC_INVALID',
+    );
   if (!read.length) return body;
   const { offsetSeconds, timeExpression } = opts.deltaTime;
   const at = (seconds: number) => (seconds ? `date_add('second', ${seconds}, current_timestamp)` : 'current_timestamp');
