@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { QueryExecution } from '@aws-sdk/client-athena';
@@ -10,6 +10,7 @@ import { formatBytes } from '../../../ui/format.js';
 import { AwsAthena } from '../athena.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { namedQuery } from './datalake.js';
+import { listObjects } from './s3-objects.js';
 import { schedulePeriod } from './dataset-sql.js';
 import { datasetOutput, datasetPrefix, names, type QueryConfig } from './model.js';
 
@@ -196,24 +197,13 @@ export class AwsDatasets {
 
   /** The dataset's result CSVs, newest first. */
   private async contentObjects(name: string): Promise<ContentObject[]> {
-    const { client, sdk } = await this.aws.get('s3');
-    const Bucket = await this.bucket();
+    const bucket = await this.bucket();
     const out: ContentObject[] = [];
-    for (const trigger of ['manual', 'schedule'] as const) {
-      const Prefix = datasetPrefix(name, trigger);
-      let ContinuationToken: string | undefined;
-      do {
-        const page = await client.send(new sdk.ListObjectsV2Command({ Bucket, Prefix, ContinuationToken }), this.aws.sendOptions).catch((e) => {
-          if (isAwsError(e, 'NoSuchBucket')) return { Contents: [], NextContinuationToken: undefined };
-          throw e;
-        });
-        for (const o of page.Contents ?? []) {
-          const id = /([^/]+)\.csv$/.exec(o.Key ?? '')?.[1];
-          if (id) out.push({ id, key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0, trigger });
-        }
-        ContinuationToken = page.NextContinuationToken;
-      } while (ContinuationToken);
-    }
+    for (const trigger of ['manual', 'schedule'] as const)
+      for (const o of await listObjects(this.aws, bucket, datasetPrefix(name, trigger))) {
+        const id = /([^/]+)\.csv$/.exec(o.Key ?? '')?.[1];
+        if (id) out.push({ id, key: o.Key!, size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0, trigger });
+      }
     return out.sort((a, b) => b.lastModified - a.lastModified || b.id.localeCompare(a.id));
   }
 
@@ -258,8 +248,7 @@ export class AwsDatasets {
 
   /** Downloads a content CSV once (it never changes) and counts its rows. */
   private async download(name: string, object: Pick<ContentObject, 'id' | 'key'>): Promise<{ file: string; rows: number; bytes: number }> {
-    const dir = join(this.contentDir, name);
-    const file = join(dir, `${object.id}.csv`);
+    const file = join(this.contentDir, name, `${object.id}.csv`);
     if (!existsSync(file)) {
       const { client, sdk } = await this.aws.get('s3');
       const Bucket = await this.bucket();
@@ -267,14 +256,7 @@ export class AwsDatasets {
         if (!isAwsError(e, 'NoSuchKey')) throw e;
         throw new UserError(`Dataset ${name} version ${object.id} has no result file at s3://${Bucket}/${object.key}.`, 'Athena reported the query done but the CSV is not there (deleted, or expired by the lifecycle rule); run the dataset again.', 'NOT_FOUND');
       });
-      mkdirSync(dir, { recursive: true });
-      const partial = `${file}.${process.pid}.tmp`;
-      try {
-        await pipeline(out.Body as Readable, createWriteStream(partial));
-        renameSync(partial, file);
-      } finally {
-        rmSync(partial, { force: true });
-      }
+      await saveStream(out.Body as Readable, file);
     }
     // Athena's CSV starts with the column names.
     return { file, rows: Math.max(0, (await countCsvRecords(createReadStream(file))) - 1), bytes: statSync(file).size };
@@ -294,6 +276,18 @@ export class AwsDatasets {
 function notSucceeded(name: string, v: DatasetVersion): UserError {
   if (v.status === 'RUNNING') return new UserError(`Version ${v.version} of dataset "${name}" is still running.`, 'Wait for it, or omit --version for the latest succeeded content.', 'DATASET_RUNNING');
   return new UserError(`Version ${v.version} of dataset "${name}" failed: ${v.error}`, 'Fix the dataset SQL, apply, and run it again.', 'DATASET_FAILED');
+}
+
+/** Writes a stream to `file` under a temporary name first, so a cut download never looks like content. */
+export async function saveStream(stream: Readable, file: string): Promise<void> {
+  mkdirSync(dirname(file), { recursive: true });
+  const partial = `${file}.${process.pid}.tmp`;
+  try {
+    await pipeline(stream, createWriteStream(partial));
+    renameSync(partial, file);
+  } finally {
+    rmSync(partial, { force: true });
+  }
 }
 
 /** CSV records in a stream: newlines outside double quotes, plus a last line without one. */

@@ -1,10 +1,11 @@
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { DatasetRunResult, DatasetVersion } from '../../../ports.js';
 import { UserError } from '../../../ui/errors.js';
 import type { AwsClients } from '../sdk.js';
-import { countCsvRecords, readCsvRecords } from './datasets.js';
-import { downloadDataUri, iotAnalyticsDatasetContent, iotAnalyticsDatasetVersions, runIotAnalyticsDataset } from './iotanalytics.js';
+import { countCsvRecords, readCsvRecords, saveStream } from './datasets.js';
+import { iotAnalyticsDatasetContent, iotAnalyticsDatasetVersions, runIotAnalyticsDataset } from './iotanalytics.js';
 
 /**
  * Datasets on the legacy iotanalytics engine, with the same results as the datalake engine's AwsDatasets:
@@ -63,4 +64,12 @@ export class IotAnalyticsDatasets {
     const [header = [], ...preview] = records;
     return { file, rows: Math.max(0, count - 1), bytes: statSync(file).size, header, preview };
   }
+}
+
+/** Downloads a content entry from its pre-signed dataURI (valid for a few hours) to `file`. */
+async function downloadDataUri(dataURI: string, file: string, signal?: AbortSignal): Promise<void> {
+  const res = await fetch(dataURI, { signal });
+  if (!res.ok || !res.body)
+    throw new UserError(`Downloading the dataset content failed: HTTP ${res.status} from ${new URL(dataURI).host}.`, 'The pre-signed URL may have expired: run `iotctl analytics dataset content` again for a fresh one.', 'DOWNLOAD_FAILED');
+  await saveStream(Readable.fromWeb(res.body as never), file);
 }

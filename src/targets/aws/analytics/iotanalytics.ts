@@ -1,7 +1,3 @@
-import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { DatasetContentState, PipelineActivity } from '@aws-sdk/client-iotanalytics';
 import type { DatasetVersion } from '../../../ports.js';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
@@ -455,21 +451,6 @@ export async function iotAnalyticsDatasetVersions(aws: AwsClients, name: string)
       };
     })
     .sort((a, b) => b.createdAt - a.createdAt);
-}
-
-/** Downloads a content entry from its pre-signed dataURI (valid for a few hours) to `file`. */
-export async function downloadDataUri(dataURI: string, file: string, signal?: AbortSignal): Promise<void> {
-  const res = await fetch(dataURI, { signal });
-  if (!res.ok || !res.body)
-    throw new UserError(`Downloading the dataset content failed: HTTP ${res.status} from ${new URL(dataURI).host}.`, 'The pre-signed URL may have expired: run `iotctl analytics dataset content` again for a fresh one.', 'DOWNLOAD_FAILED');
-  mkdirSync(dirname(file), { recursive: true });
-  const partial = `${file}.${process.pid}.tmp`;
-  try {
-    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(partial));
-    renameSync(partial, file);
-  } finally {
-    rmSync(partial, { force: true });
-  }
 }
 
 // ------------------------------------------------------------------------------------------ reprocessing

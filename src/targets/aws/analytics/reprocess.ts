@@ -13,6 +13,7 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import { names } from './model.js';
+import { listObjects } from './s3-objects.js';
 
 /**
  * `analytics reprocess` on the datalake engine: re-runs a pipeline's current activities over the raw channel
@@ -357,7 +358,7 @@ async function reprocessDay(run: Run, day: string): Promise<DayTotals> {
   const errorsFd = openSync(errorsPath, 'w');
   const seen = new Map<string, { name: string; mask: number }>();
   try {
-    const raw = await listObjects(run, `raw/${run.channel}/dt=${day}/`);
+    const raw = await objectsUnder(run, `raw/${run.channel}/dt=${day}/`);
     t.objects = raw.length;
     for (const obj of raw) {
       const body = decompress(await getObject(run, obj.key));
@@ -433,8 +434,8 @@ async function reprocessDay(run: Run, day: string): Promise<DayTotals> {
   }
   // ...delete after: this pipeline's earlier objects of the day, and the failures earlier reprocess runs
   // recorded for it (Firehose's own error objects stay: they are the live record of what failed).
-  const old = (await listObjects(run, dayPrefix)).map((o) => o.key).filter((k) => k !== written && writtenByStream(k, run.stream));
-  const oldErrors = (await listObjects(run, errorPrefix))
+  const old = (await objectsUnder(run, dayPrefix)).map((o) => o.key).filter((k) => k !== written && writtenByStream(k, run.stream));
+  const oldErrors = (await objectsUnder(run, errorPrefix))
     .map((o) => o.key)
     .filter((k) => k !== writtenErrors && basename(k).startsWith(`${run.stream}-reprocess-`) && writtenByStream(k, run.stream));
   await deleteObjects(run, [...old, ...oldErrors]);
@@ -492,16 +493,10 @@ async function listRawDays(run: Run): Promise<string[]> {
   return days;
 }
 
-async function listObjects(run: Run, prefix: string): Promise<{ key: string; lastModified?: number }[]> {
-  const { client, sdk } = await run.aws.get('s3');
-  const out: { key: string; lastModified?: number }[] = [];
-  let ContinuationToken: string | undefined;
-  do {
-    const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: run.bucket, Prefix: prefix, ContinuationToken }), run.aws.sendOptions);
-    for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, lastModified: o.LastModified?.getTime() });
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (ContinuationToken);
-  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+/** The objects under a prefix, in key order. */
+async function objectsUnder(run: Run, prefix: string): Promise<{ key: string; lastModified?: number }[]> {
+  const objects = await listObjects(run.aws, run.bucket, prefix);
+  return objects.flatMap((o) => (o.Key ? [{ key: o.Key, lastModified: o.LastModified?.getTime() }] : [])).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 async function getObject(run: Run, key: string): Promise<Uint8Array> {

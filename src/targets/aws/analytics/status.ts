@@ -6,6 +6,7 @@ import { UserError } from '../../../ui/errors.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import type { DatalakeSpec } from './datalake.js';
 import { names } from './model.js';
+import { listObjects } from './s3-objects.js';
 
 /**
  * `analytics status` on the datalake engine. Counters come from CloudWatch over [since, now] (default: the
@@ -291,21 +292,7 @@ async function getMetrics(aws: AwsClients, wants: MetricWant[], window: Window):
 
 /** The objects under a prefix, added up; none when the bucket does not exist yet. */
 async function listPrefix(aws: AwsClients, bucket: string, prefix: string): Promise<ObjectSummary> {
-  const { client, sdk } = await aws.get('s3');
-  const objects: { Key?: string; Size?: number }[] = [];
-  let ContinuationToken: string | undefined;
-  do {
-    let page;
-    try {
-      page = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }), aws.sendOptions);
-    } catch (e) {
-      if (isAwsError(e, 'NoSuchBucket', 'NotFound')) break;
-      throw e;
-    }
-    objects.push(...(page.Contents ?? []));
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (ContinuationToken);
-  return summariseObjects(objects);
+  return summariseObjects(await listObjects(aws, bucket, prefix));
 }
 
 /** The datastore's Glue table columns (the transform widens them as data arrives); none before it exists. */
