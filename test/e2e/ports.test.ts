@@ -1,13 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, makeProject, ROOT, type Project } from '../helpers/project.js';
+import { cli, cliImports, IMPORT_RECORDER, makeProject, NO_DB, ROOT, type Project } from '../helpers/project.js';
 
 // Ports: a local-target command never loads the AWS SDK, and `iotctl status` shows the spec next to the target.
 
-const RECORDER = join(ROOT, 'test/fixtures/imports/record.mjs');
 const SPEC = `project: demo
 target: local
 local: { mqttPort: 0 }
@@ -20,8 +19,7 @@ rules:
     actions:
       - kinesis: { stream: telemetry }
 `;
-// No database: the database section is skipped with a warning (apply and status cover the rest).
-const NO_DB = { DATABASE_URL: '', PGHOST: '', PGDATABASE: '', PGUSER: '', PGPORT: '', PGSERVICE: '' };
+// No database (NO_DB): the database section is skipped with a warning (apply and status cover the rest).
 
 let project: Project;
 const run = (...args: string[]) => cli(args, { cwd: project.dir, env: NO_DB });
@@ -31,18 +29,16 @@ test.before(() => {
 });
 test.after(() => project.cleanup());
 
-/** Runs the built CLI with a resolve hook that logs every module it loads. */
+/** The modules the built CLI loads for `args` (it must succeed). */
 async function importsOf(args: string[]): Promise<string[]> {
-  const log = join(project.dir, `imports-${args.join('-')}.log`);
-  rmSync(log, { force: true });
-  const r = await cli(args, { cwd: project.dir, env: { ...NO_DB, NODE_OPTIONS: `--import ${RECORDER}`, IOTCTL_IMPORT_LOG: log } });
+  const r = await cliImports(args, { cwd: project.dir, env: NO_DB });
   assert.is(r.code, 0, r.stderr);
-  return existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
+  return r.imports;
 }
 
 test('the import recorder sees an @aws-sdk import (so the check below can fail)', () => {
   const log = join(project.dir, 'imports-control.log');
-  execFileSync(process.execPath, ['--import', RECORDER, '--input-type=module', '-e', "await import('@aws-sdk/client-sts')"], { cwd: ROOT, env: { ...process.env, IOTCTL_IMPORT_LOG: log } });
+  execFileSync(process.execPath, ['--import', IMPORT_RECORDER, '--input-type=module', '-e', "await import('@aws-sdk/client-sts')"], { cwd: ROOT, env: { ...process.env, IOTCTL_IMPORT_LOG: log } });
   assert.ok(readFileSync(log, 'utf8').split('\n').some((u) => u.includes('/@aws-sdk/')));
 });
 

@@ -2,12 +2,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, makeProject, ROOT, type Project } from '../helpers/project.js';
+import { cli, cliImports, makeProject, NO_DB, type Project } from '../helpers/project.js';
 
 // Start-up paths: the lean path (src/lean.ts) answers exactly as oclif does, the validated spec is cached
 // in .iotctl/ and follows every edit, and the common read-only commands load neither oclif nor the validator.
 
-const RECORDER = join(ROOT, 'test/fixtures/imports/record.mjs');
 const SPEC = `project: demo
 target: local
 local: { mqttPort: 0 }
@@ -15,7 +14,6 @@ streams:
   - name: telemetry
     shards: 1
 `;
-const NO_DB = { DATABASE_URL: '', PGHOST: '', PGDATABASE: '', PGUSER: '', PGPORT: '', PGSERVICE: '' };
 
 let project: Project;
 const run = (args: string[], env: Record<string, string> = {}) => cli(args, { cwd: project.dir, env: { ...NO_DB, ...env } });
@@ -75,11 +73,9 @@ test('the validated spec is cached in .iotctl/ and an edit is validated again', 
 test('device list, rules list and stream list load neither oclif nor yaml, zod or x509', async () => {
   assert.is((await run(['rules', 'list'])).code, 0); // fills the spec cache
   for (const args of [['device', 'list', '--json'], ['rules', 'list', '--json'], ['stream', 'list']]) {
-    const log = join(project.dir, 'imports.log');
-    rmSync(log, { force: true });
-    const r = await cli(args, { cwd: project.dir, env: { ...NO_DB, IOTCTL_IMPORT_LOG: log, NODE_OPTIONS: `--import ${RECORDER}` } });
+    const r = await cliImports(args, { cwd: project.dir, env: NO_DB });
     assert.is(r.code, 0, r.stderr);
-    const loaded = readFileSync(log, 'utf8');
+    const loaded = r.imports.join('\n');
     for (const heavy of ['@oclif/core', '/zod/', '/yaml/', '@peculiar/x509', '/ink/', '/react/']) assert.not.ok(loaded.includes(heavy), `${args.join(' ')} loaded ${heavy}`);
   }
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -46,6 +46,24 @@ export function cli(args: string[], opts: { cwd: string; env?: Record<string, st
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`iotctl ${args.join(' ')} timed out\n${stderr}`)); }, opts.timeoutMs ?? 60_000);
     child.on('close', (code) => { clearTimeout(timer); resolvePromise({ code: code ?? 1, stdout, stderr }); });
   });
+}
+
+/** No PostgreSQL server from the environment: commands that need one skip it with a warning. */
+export const NO_DB = { DATABASE_URL: '', PGHOST: '', PGDATABASE: '', PGUSER: '', PGPORT: '', PGSERVICE: '' };
+
+/** A resolve hook (test/fixtures/imports/record.mjs) that logs every module a process loads to IOTCTL_IMPORT_LOG. */
+export const IMPORT_RECORDER = join(ROOT, 'test/fixtures/imports/record.mjs');
+
+/** Runs the built CLI under the import recorder: its result and every module URL it loaded. */
+export async function cliImports(args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<CliResult & { imports: string[] }> {
+  const log = join(opts.cwd, `imports-${process.pid}-${args.join('-').replace(/[^\w-]/g, '_')}.log`);
+  rmSync(log, { force: true });
+  const r = await cli(args, { cwd: opts.cwd, env: { ...opts.env, NODE_OPTIONS: `--import ${IMPORT_RECORDER}`, IOTCTL_IMPORT_LOG: log } });
+  // No log means the hook never ran: the caller's checks would pass for nothing.
+  if (!existsSync(log)) throw new Error(`iotctl ${args.join(' ')} ran without the import recorder: ${r.stderr}`);
+  const imports = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  rmSync(log, { force: true });
+  return { ...r, imports };
 }
 
 export async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
