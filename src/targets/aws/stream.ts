@@ -4,6 +4,7 @@ import { UserError } from '../../ui/errors.js';
 // Target-neutral helpers; the ports refactor moves them out of targets/local.
 import { decodePayload, matchesFilter } from '../local/stream/tail.js';
 import { isAwsError, type AwsClients } from './sdk.js';
+import { pause } from '../pause.js';
 
 /**
  * The stream port on AWS: a Kinesis data stream through SDK v3.
@@ -164,7 +165,7 @@ export class AwsStreams implements StreamPort {
       if (s.StreamStatus === 'ACTIVE') return s;
       if (s.StreamStatus === 'DELETING') throw new NotFoundError('stream', name);
       if (Date.now() + delay > deadline) throw stillBusy(name, s.StreamStatus, this.opts.waitTimeoutMs);
-      await sleep(delay, this.aws.settings.signal);
+      await pause(delay, this.aws.settings.signal);
       delay = Math.min(delay * 2, this.opts.waitPollMs * 4);
     }
   }
@@ -180,7 +181,7 @@ export class AwsStreams implements StreamPort {
         if (e instanceof NotFoundError) return undefined;
         throw e;
       }
-      await sleep(this.opts.waitPollMs, this.aws.settings.signal);
+      await pause(this.opts.waitPollMs, this.aws.settings.signal);
     }
   }
 
@@ -311,7 +312,7 @@ export class AwsStreams implements StreamPort {
       } catch (e) {
         // GetShardIterator shares the 5-per-second shard limit.
         if (awsCode(e) !== 'ProvisionedThroughputExceededException' || signal.aborted) throw notFound(e, name);
-        await sleep(this.backoff(attempt), signal);
+        await pause(this.backoff(attempt), signal);
       }
     }
   }
@@ -326,7 +327,7 @@ export class AwsStreams implements StreamPort {
     try {
       iterator = await this.iterator(name, shardId, startAt, signal);
       while (!signal.aborted) {
-        await sleep(nextCallAt - Date.now(), signal);
+        await pause(nextCallAt - Date.now(), signal);
         if (signal.aborted) break;
         const calledAt = Date.now();
         nextCallAt = calledAt + this.opts.minPollMs;
@@ -457,19 +458,6 @@ function stillBusy(name: string, status: string | undefined, ms: number): UserEr
 
 function sendOptions(aws: AwsClients, signal?: AbortSignal): { abortSignal?: AbortSignal } {
   return signal ? { abortSignal: signal } : aws.sendOptions;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**

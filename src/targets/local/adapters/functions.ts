@@ -5,6 +5,7 @@ import { installArtifact, LocalFunctions, type DeployedFunction } from '../funct
 import { DestinationNotFoundError } from '../sinks.js';
 import type { Db } from '../store.js';
 import { LocalStreams } from '../stream.js';
+import { pause } from '../../pause.js';
 
 /** What `lambda list --json` has always shown locally, beyond the port's summary. */
 export interface LocalFunctionSummary extends FunctionSummary {
@@ -92,7 +93,7 @@ export class LocalFunctionsPort implements FunctionsPort {
         last = e.id;
         yield { ...e, id: String(e.id) };
       }
-      await sleep(500, opts.signal);
+      await pause(500, opts.signal);
     }
   }
 
@@ -155,17 +156,4 @@ function summary(f: DeployedFunction): LocalFunctionSummary {
     createdAt: f.createdAt.toISOString(),
     updatedAt: f.updatedAt.toISOString(),
   };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,6 +1,7 @@
 import type { TailOptions as PortTailOptions, TailRecord } from '../../../ports.js';
 import { byArrival, decodePayload, matchesFilter, StreamArgumentError } from '../../../iot/stream/tail.js';
 import { ExpiredIteratorError, parseSequenceNumber, shardIdOf, type LocalStreams, type ShardIteratorType } from '../stream.js';
+import { pause } from '../../pause.js';
 
 /**
  * Following a local stream: every shard at once, each polled with GetRecords from its own iterator, records merged
@@ -84,19 +85,6 @@ export async function* tailStream(streams: LocalStreams, stream: string, opts: T
       yield record;
     }
     // Catching up (records came back) polls again at once; at the tip it waits.
-    if (!fetched) await sleep(pollMs, opts.signal);
+    if (!fetched) await pause(pollMs, opts.signal);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
