@@ -48,9 +48,9 @@ export class AwsDatasets {
 
   async run(name: string, opts: { previewRows?: number; progress?: (line: string) => void } = {}): Promise<DatasetRunResult> {
     const dataset = this.requireDataset(name);
-    const query = await namedQuery(this.aws, this.spec.athena.workgroup, await this.queryName(name));
-    if (!query)
-      throw new UserError(`Dataset "${name}" is not applied on AWS (no Athena named query ${await this.queryName(name)}).`, 'Run `iotctl analytics apply` first.', 'NOT_FOUND');
+    const queryName = await this.queryName(name);
+    const query = await namedQuery(this.aws, this.spec.athena.workgroup, queryName);
+    if (!query) throw new UserError(`Dataset "${name}" is not applied on AWS (no Athena named query ${queryName}).`, 'Run `iotctl analytics apply` first.', 'NOT_FOUND');
     const sql = (query.config as QueryConfig).sql;
     const bucket = await this.bucket();
     const athena = new AwsAthena(this.aws, { database: this.spec.athena.database, workgroup: this.spec.athena.workgroup, outputLocation: datasetOutput(bucket, name, 'manual') });
@@ -114,6 +114,10 @@ export class AwsDatasets {
   async versions(name: string): Promise<DatasetVersion[]> {
     const dataset = this.requireDataset(name);
     const [objects, runs] = await Promise.all([this.contentObjects(name), this.recentRuns(name)]);
+    return this.versionsOf(dataset, objects, runs);
+  }
+
+  private versionsOf(dataset: DatasetSpec, objects: ContentObject[], runs: Awaited<ReturnType<AwsDatasets['recentRuns']>>): DatasetVersion[] {
     const byId = new Map<string, DatasetVersion>();
     for (const o of objects) byId.set(o.id, this.version(dataset, { id: o.id, trigger: o.trigger, createdAt: o.lastModified, bytes: o.size }));
     // A succeeded run without its CSV was pruned (or expired): it is no longer a version.
@@ -129,7 +133,7 @@ export class AwsDatasets {
     let pruned = '';
     if (!version || version === '$LATEST_SUCCEEDED') chosen = objects[0];
     else if (version === '$LATEST') {
-      const latest = (await this.versions(name))[0];
+      const latest = this.versionsOf(dataset, objects, await this.recentRuns(name))[0];
       if (latest && latest.status !== 'SUCCEEDED') throw notSucceeded(name, latest);
       chosen = objects.find((o) => o.id === latest?.version);
     } else {
