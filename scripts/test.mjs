@@ -2,13 +2,14 @@
 // Runs every test file in its own process (isolation for servers and ports), three at a time,
 // and ends with the "N passed, M failed" line CI reads. uvu prints Total/Passed per file.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/aws', 'test/contract', 'test/e2e'];
+const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/aws', 'test/contract', 'test/e2e', 'test/security'];
 // The long end-to-end and contract files start first, so no slow file is left running alone at the end.
-const slowFirst = (f) => (/^test\/(e2e|contract)\//.test(f) ? 0 : 1);
+const slowFirst = (f) => (/^test\/(e2e|contract|security)\//.test(f) ? 0 : 1);
 const files = roots
+  .filter((r) => existsSync(r))
   .flatMap((r) => (statSync(r).isDirectory() ? walk(r) : [r]))
   .filter((f) => /\.test\.tsx?$/.test(f))
   .sort((a, b) => slowFirst(a) - slowFirst(b) || a.localeCompare(b));
