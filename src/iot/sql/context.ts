@@ -1,6 +1,8 @@
 // What a rule evaluation can see besides the payload, and the per-evaluation state shared by
 // every function call in one evaluation.
 
+import type { EvaluationBudget } from './budget.js';
+
 export interface EvalContext {
   /** Topic the message was published to. For Basic Ingest (`$aws/rules/<rule>/...`) the prefix is stripped for topic(). */
   topic: string;
@@ -31,6 +33,12 @@ export interface EvalContext {
   userProperties?: Readonly<Record<string, string | readonly string[]>>;
 }
 
+/** How one evaluation is run (as opposed to what it sees, EvalContext). */
+export interface EvalOptions {
+  /** A time budget (see budget.ts): past its deadline the evaluation throws EVALUATION_TIMEOUT. */
+  budget?: EvaluationBudget;
+}
+
 /** State of one evaluation, created once per message. */
 export interface Run {
   readonly ctx: Partial<EvalContext>;
@@ -44,6 +52,7 @@ export interface Run {
   readonly root: unknown;
   /** True when `root` was parsed by us from `bytes`, so the output may reuse it instead of copying. */
   readonly ownsRoot: boolean;
+  readonly budget: EvaluationBudget | undefined;
 }
 
 /** The document attribute names resolve against: the payload, or an element in a nested query. */

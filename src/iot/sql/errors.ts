@@ -14,7 +14,9 @@ export type SqlErrorCode =
   | 'INVALID_TOPIC_FILTER'
   | 'UNSUPPORTED_SYNTAX'
   | 'UNTERMINATED_TEMPLATE'
-  | 'EMPTY_TEMPLATE_EXPRESSION';
+  | 'EMPTY_TEMPLATE_EXPRESSION'
+  /** Parentheses, operators or nested queries deeper than the parser's cap (MAX_NESTING). */
+  | 'TOO_DEEPLY_NESTED';
 
 export type SqlRuntimeErrorCode =
   /** The function needs another AWS service (DynamoDB, Lambda, ...) that the local target does not have. */
@@ -22,7 +24,11 @@ export type SqlRuntimeErrorCode =
   /** The statement reads JSON attributes, but the payload is not JSON (AWS rejects this too). */
   | 'PAYLOAD_NOT_JSON'
   /** The evaluation context is missing or malformed (for example no topic). */
-  | 'INVALID_CONTEXT';
+  | 'INVALID_CONTEXT'
+  /** The evaluation ran past its time budget (for example a regex that backtracks catastrophically). */
+  | 'EVALUATION_TIMEOUT'
+  /** A payload value is nested too deeply to compare or serialise. */
+  | 'TOO_DEEPLY_NESTED';
 
 export class SqlError extends Error {
   override readonly name = 'SqlError';

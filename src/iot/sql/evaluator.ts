@@ -3,7 +3,8 @@
 // expression kinds; `compileRow` builds the SELECT output.
 
 import type { BinaryOp, Expr, Query, SelectItem } from './ast.js';
-import { BinaryDocument, type EvalContext, type Frame, type Run } from './context.js';
+import { budgetExceeded } from './budget.js';
+import { BinaryDocument, type EvalContext, type EvalOptions, type Frame, type Run } from './context.js';
 import { SqlRuntimeError } from './errors.js';
 import { FUNCTIONS, type CallSite } from './functions.js';
 import { and, arithmetic, castValue, compare, negate, not, notEquals, or, plus } from './operators.js';
@@ -12,6 +13,9 @@ import { getMember, isObject, isPrototypeKey, setMember, sqlEquals, toBoolean, t
 export type Evaluator = (frame: Frame) => unknown;
 
 const NO_ARGS: readonly unknown[] = Object.freeze([]);
+
+/** Failures of its first argument that get_or_default() replaces with the default. */
+const RECOVERABLE: ReadonlySet<SqlRuntimeError['code']> = new Set(['PAYLOAD_NOT_JSON', 'INVALID_CONTEXT']);
 
 export function compileExpr(node: Expr): Evaluator {
   switch (node.kind) {
@@ -221,8 +225,9 @@ function compileCall(name: string, argNodes: readonly Expr[], pos: number): Eval
       try {
         v = value(f);
       } catch (e) {
-        // Never hide that a function could not run locally: the default would be a guess.
-        if (!(e instanceof SqlRuntimeError) || e.code === 'NOT_SUPPORTED_LOCALLY') throw e;
+        // Never hide that a function could not run locally (the default would be a guess), nor that
+        // the evaluation ran out of time or stack.
+        if (!(e instanceof SqlRuntimeError) || !RECOVERABLE.has(e.code)) throw e;
         v = undefined;
       }
       return v === undefined || v === null ? (fallback ? fallback(f) : undefined) : v;
@@ -234,20 +239,31 @@ function compileCall(name: string, argNodes: readonly Expr[], pos: number): Eval
   }
 
   const impl = spec.impl;
+  // Under a budget, each call names itself (so a call stopped by the watchdog is known) and checks
+  // the deadline when it returns.
+  const call = (argv: readonly unknown[], run: Run): unknown => {
+    const budget = run.budget;
+    if (budget === undefined) return impl(argv, run, site);
+    budget.at = name;
+    const v = impl(argv, run, site);
+    if (budget.now() > budget.deadline) throw budgetExceeded(budget);
+    budget.at = undefined;
+    return v;
+  };
   switch (args.length) {
     case 0:
-      return (f) => impl(NO_ARGS, f.run, site);
+      return (f) => call(NO_ARGS, f.run);
     case 1: {
       const a = args[0]!;
-      return (f) => impl([a(f)], f.run, site);
+      return (f) => call([a(f)], f.run);
     }
     case 2: {
       const a = args[0]!;
       const b = args[1]!;
-      return (f) => impl([a(f), b(f)], f.run, site);
+      return (f) => call([a(f), b(f)], f.run);
     }
     default:
-      return (f) => impl(args.map((a) => a(f)), f.run, site);
+      return (f) => call(args.map((a) => a(f)), f.run);
   }
 }
 
@@ -260,7 +276,9 @@ function compileSubquery(query: Query): Evaluator {
     const src = source(f);
     if (Array.isArray(src)) {
       const out: unknown[] = [];
+      const budget = f.run.budget;
       for (const element of src) {
+        if (budget !== undefined && budget.now() > budget.deadline) throw budgetExceeded(budget);
         const ef: Frame = { doc: element, run: f.run };
         if (where && toBoolean(where(ef)) !== true) continue;
         const r = row(ef);
@@ -422,7 +440,7 @@ export function splitBasicIngest(topic: string): { topic: string; rule: string |
 }
 
 /** Per-message state; the payload is parsed only when the statement reads it. */
-export function makeRun(ctx: Partial<EvalContext>, topic: string, payload: unknown, needsDocument: boolean): Run {
+export function makeRun(ctx: Partial<EvalContext>, topic: string, payload: unknown, needsDocument: boolean, options: EvalOptions = {}): Run {
   let bytes: Uint8Array | undefined;
   let root: unknown;
   let ownsRoot = false;
@@ -435,7 +453,7 @@ export function makeRun(ctx: Partial<EvalContext>, topic: string, payload: unkno
   } else {
     root = payload;
   }
-  return { ctx, topic, now: ctx.timestamp ?? Date.now(), bytes, root, ownsRoot };
+  return { ctx, topic, now: ctx.timestamp ?? Date.now(), bytes, root, ownsRoot, budget: options.budget };
 }
 
 /** True when evaluating needs the payload document (any attribute, `*` or nested query). */

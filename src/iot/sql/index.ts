@@ -1,7 +1,7 @@
 // Public API of the IoT SQL engine (package subpath `iotctl/rules`): AWS IoT SQL version
 // 2016-03-23 rules, expressions and substitution templates, evaluated locally with no I/O.
 
-import type { EvalContext, Frame } from './context.js';
+import type { EvalContext, EvalOptions, Frame } from './context.js';
 import { SqlError, SqlRuntimeError } from './errors.js';
 import {
   compileExpr, compileRow, functionsUsed, makeRun, splitBasicIngest, usesDocument,
@@ -11,7 +11,10 @@ import { parseExpression, parseStatement } from './parser.js';
 import { compileTopicMatcher, topicMatches, validateTopicFilter } from './topics.js';
 import { toBoolean } from './values.js';
 
-export type { EvalContext } from './context.js';
+export type { EvalContext, EvalOptions } from './context.js';
+export type { EvaluationBudget } from './budget.js';
+export { evaluationBudget, runWithinBudget } from './budget.js';
+export { MAX_NESTING } from './parser.js';
 export type { CompiledTemplate } from './templates.js';
 export type { SqlErrorCode, SqlRuntimeErrorCode } from './errors.js';
 export { SqlError, SqlRuntimeError, topicMatches, validateTopicFilter, SQL_VERSION };
@@ -33,15 +36,16 @@ export interface CompiledRule {
   /**
    * The rule's output for one message: an object, the value itself for SELECT VALUE, or the raw
    * bytes for `SELECT *` over a non-JSON payload. `undefined` when FROM or WHERE rejects the message.
-   * Throws SqlRuntimeError when the rule cannot be evaluated (see its `code`).
+   * Throws SqlRuntimeError when the rule cannot be evaluated (see its `code`), EVALUATION_TIMEOUT
+   * when it runs past `options.budget` (pair with runWithinBudget() to stop a runaway regex too).
    */
-  evaluate(ctx: EvalContext): unknown;
+  evaluate(ctx: EvalContext, options?: EvalOptions): unknown;
 }
 
 export interface CompiledExpression {
   readonly expression: string;
   /** Evaluates over a JSON document (or raw payload bytes); SQL Undefined is returned as `undefined`. */
-  evaluate(doc: unknown, ctx?: Partial<EvalContext>): unknown;
+  evaluate(doc: unknown, ctx?: Partial<EvalContext>, options?: EvalOptions): unknown;
 }
 
 /** Compiles a rule statement. Throws SqlError (with position) on syntax errors, unknown functions or wrong arity. */
@@ -71,14 +75,14 @@ export function compileRule(sql: string): CompiledRule {
     functions,
     unsupportedLocally: functions.filter((f) => EXTERNAL_FUNCTIONS.includes(f)),
     matches,
-    evaluate(ctx: EvalContext): unknown {
+    evaluate(ctx: EvalContext, options?: EvalOptions): unknown {
       if (typeof ctx?.topic !== 'string') throw new SqlRuntimeError('INVALID_CONTEXT', 'evaluate() needs ctx.topic (the topic the message was published to)');
       if (typeof ctx.payload !== 'object' || ctx.payload === null) {
         throw new SqlRuntimeError('INVALID_CONTEXT', 'evaluate() needs ctx.payload (the payload bytes, or a parsed JSON object)');
       }
       const ingest = splitBasicIngest(ctx.topic);
       if (ingest.rule !== undefined ? !matchesIngest(ingest, ctx.ruleName) : !matchesFilter(ctx.topic)) return undefined;
-      const run = makeRun(ctx, ingest.topic, ctx.payload, needsDocument);
+      const run = makeRun(ctx, ingest.topic, ctx.payload, needsDocument, options);
       const frame: Frame = { doc: run.root, run };
       if (where !== undefined && toBoolean(where(frame)) !== true) return undefined;
       return row(frame);
@@ -95,9 +99,9 @@ export function compileExpression(expression: string): CompiledExpression {
   const evaluator = compileExpr(parseExpression(expression));
   return {
     expression,
-    evaluate(doc: unknown, ctx: Partial<EvalContext> = {}): unknown {
+    evaluate(doc: unknown, ctx: Partial<EvalContext> = {}, options?: EvalOptions): unknown {
       const topic = typeof ctx.topic === 'string' ? splitBasicIngest(ctx.topic).topic : '';
-      const run = makeRun(ctx, topic, doc, true);
+      const run = makeRun(ctx, topic, doc, true, options);
       return evaluator({ doc: run.root, run });
     },
   };

@@ -30,6 +30,13 @@ const NOT_BP = 30;
 const NEGATE_BP = 70;
 /** `.member` and `[index]` bind tightest of all. */
 const POSTFIX_BP = 80;
+/**
+ * How deep an expression's syntax tree may be: each parenthesis, unary operator, call, literal or
+ * nested query around it and each operator chained before it (`a + b + ...`) is one level. Parsing,
+ * compiling and evaluating recurse once per level, so without a cap 20,000 parentheses overflow the
+ * stack; no real rule comes near it.
+ */
+export const MAX_NESTING = 1000;
 
 const CAST_TYPES: Readonly<Record<string, CastType>> = {
   string: 'string', nvarchar: 'string', text: 'string', ntext: 'string', varchar: 'string',
@@ -78,6 +85,8 @@ export function parseTemplateExpression(template: string, start: number): { expr
 class Parser {
   /** Set by the top-level FROM clause. */
   private topicFilter: string | undefined;
+  /** Expressions being parsed right now, one inside the other. */
+  private depth = 0;
 
   /**
    * `wholeDecimalsAreInts`: rule SQL (2016-03-23) and its substitution templates process a whole number
@@ -177,22 +186,37 @@ class Parser {
   }
 
   expression(minBp: number): Expr {
-    let left = this.prefix();
-    for (;;) {
-      const t = this.lexer.peek();
-      if (t.kind === 'punct' && (t.value === '.' || t.value === '[')) {
-        if (POSTFIX_BP <= minBp) break;
-        left = this.postfix(left);
-        continue;
+    const outer = this.depth;
+    try {
+      this.deeper(this.lexer.peek());
+      let left = this.prefix();
+      for (;;) {
+        const t = this.lexer.peek();
+        if (t.kind === 'punct' && (t.value === '.' || t.value === '[')) {
+          if (POSTFIX_BP <= minBp) break;
+          this.deeper(t);
+          left = this.postfix(left);
+          continue;
+        }
+        const key = t.kind === 'keyword' || t.kind === 'punct' ? t.value : undefined;
+        const info = key !== undefined ? BINARY_BP[key] : undefined;
+        if (!info || info.bp <= minBp) break;
+        this.deeper(t);
+        this.lexer.next();
+        const right = this.expression(info.bp);
+        left = { kind: 'binary', pos: t.start, op: info.op, left, right };
       }
-      const key = t.kind === 'keyword' || t.kind === 'punct' ? t.value : undefined;
-      const info = key !== undefined ? BINARY_BP[key] : undefined;
-      if (!info || info.bp <= minBp) break;
-      this.lexer.next();
-      const right = this.expression(info.bp);
-      left = { kind: 'binary', pos: t.start, op: info.op, left, right };
+      return left;
+    } finally {
+      this.depth = outer;
     }
-    return left;
+  }
+
+  /** One more level of the syntax tree, refused past MAX_NESTING (see there). */
+  private deeper(at: Token): void {
+    if (++this.depth > MAX_NESTING) {
+      this.fail('TOO_DEEPLY_NESTED', `Expression nested more than ${MAX_NESTING} levels deep (parentheses, operators, calls or nested queries); split it up`, at);
+    }
   }
 
   private postfix(object: Expr): Expr {

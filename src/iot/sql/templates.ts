@@ -1,14 +1,14 @@
 // Substitution templates: `${expression}` inside rule action fields (topics, S3 keys, ...).
 // Expressions see the original payload and message context, never the SELECT aliases.
 
-import type { EvalContext, Frame } from './context.js';
+import type { EvalContext, EvalOptions, Frame } from './context.js';
 import { compileExpr, makeRun, splitBasicIngest, type Evaluator } from './evaluator.js';
 import { parseTemplateExpression } from './parser.js';
 import { numberToString, toJson } from './values.js';
 
 export interface CompiledTemplate {
   readonly template: string;
-  render(ctx: EvalContext): string;
+  render(ctx: EvalContext, options?: EvalOptions): string;
 }
 
 type Part = string | Evaluator;
@@ -34,10 +34,10 @@ export function compileTemplate(template: string): CompiledTemplate {
 
   return {
     template,
-    render(ctx: EvalContext): string {
+    render(ctx: EvalContext, options?: EvalOptions): string {
       if (parts.length === 1 && typeof parts[0] === 'string') return parts[0];
       const { topic } = splitBasicIngest(ctx.topic);
-      const run = makeRun(ctx, topic, ctx.payload, true);
+      const run = makeRun(ctx, topic, ctx.payload, true, options);
       const frame: Frame = { doc: run.root, run };
       let out = '';
       for (const part of parts) out += typeof part === 'string' ? part : substitute(part(frame));

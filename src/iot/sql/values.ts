@@ -4,6 +4,8 @@
 //   Array -> unknown[], Object -> plain object, raw (non-JSON) payload -> Uint8Array.
 // Conversions follow the tables in the AWS IoT SQL "Data types" reference.
 
+import { SqlRuntimeError } from './errors.js';
+
 export type SqlType = 'Int' | 'Decimal' | 'Boolean' | 'String' | 'Array' | 'Object' | 'Null' | 'Undefined' | 'Binary';
 
 export type JsonObject = { [key: string]: unknown };
@@ -90,7 +92,20 @@ export function numberToString(n: number): string {
 
 /** Compact JSON, as AWS serialises arrays and objects when converting them to strings. */
 export function toJson(v: unknown): string {
-  return JSON.stringify(v, jsonReplacer);
+  try {
+    return JSON.stringify(v, jsonReplacer);
+  } catch (e) {
+    // JSON.stringify recurses: a payload of a few thousand nested arrays overflows the stack.
+    if (e instanceof RangeError) throw tooDeeplyNested('converted to a string');
+    throw e;
+  }
+}
+
+/** How deeply nested values `=` compares before giving up (the comparison recurses). */
+export const MAX_VALUE_DEPTH = 1000;
+
+function tooDeeplyNested(what: string): SqlRuntimeError {
+  return new SqlRuntimeError('TOO_DEEPLY_NESTED', `A value in the payload is nested too deeply to be ${what}`);
 }
 
 function jsonReplacer(_key: string, value: unknown): unknown {
@@ -106,18 +121,19 @@ export function finite(n: number): number | undefined {
 /** The `=` operator: Undefined if either side is Undefined, false on mismatched types. */
 export function sqlEquals(a: unknown, b: unknown): boolean | undefined {
   if (a === undefined || b === undefined) return undefined;
-  return deepEqual(a, b);
+  return deepEqual(a, b, 0);
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
+function deepEqual(a: unknown, b: unknown, depth: number): boolean {
   if (a === b) return true;
+  if (depth > MAX_VALUE_DEPTH) throw tooDeeplyNested(`compared (more than ${MAX_VALUE_DEPTH} levels)`);
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   const aArr = Array.isArray(a);
   if (aArr !== Array.isArray(b)) return false;
   if (aArr) {
     const bb = b as unknown[];
     if (a.length !== bb.length) return false;
-    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], bb[i])) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], bb[i], depth + 1)) return false;
     return true;
   }
   if (a instanceof Uint8Array || b instanceof Uint8Array) {
@@ -127,7 +143,7 @@ function deepEqual(a: unknown, b: unknown): boolean {
   const bo = b as JsonObject;
   if (ak.length !== Object.keys(bo).length) return false;
   for (const k of ak) {
-    if (!Object.hasOwn(bo, k) || !deepEqual((a as JsonObject)[k], bo[k])) return false;
+    if (!Object.hasOwn(bo, k) || !deepEqual((a as JsonObject)[k], bo[k], depth + 1)) return false;
   }
   return true;
 }
