@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { compileRule, compileTemplate, SqlError } from '../../iot/sql/index.js';
+import { compileRule, compileTemplate, evaluationBudget, runWithinBudget, SqlError, type EvaluationBudget } from '../../iot/sql/index.js';
 import { DEFAULT_ACCOUNT } from '../../iot/policy/actions.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import type { Db } from './store.js';
@@ -22,8 +22,14 @@ export interface RulesRuntimeDeps {
   deliver?: (topic: string, payload: Buffer, qos: 0 | 1) => Promise<void>;
   log?: (line: string) => void;
   batchSize?: number;
+  /** Time budget for evaluating one rule on one message (SQL and action templates), in ms. */
+  evaluationBudgetMs?: number;
 }
 
+/** Past it, a rule's evaluation of a message ends in its errorAction; devices wait for it at most this long. */
+export const DEFAULT_EVALUATION_BUDGET_MS = 100;
+/** How long evaluation runs before the event loop (the broker, other devices) gets a turn. */
+const EVALUATION_SLICE_MS = 10;
 
 interface CompiledAction {
   type: string;
@@ -37,6 +43,22 @@ interface CompiledRule {
   rule: ReturnType<typeof compileRule>;
   actions: CompiledAction[];
   errorAction?: CompiledAction;
+}
+
+/** One rule to evaluate on one message. */
+interface Job {
+  rule: CompiledRule;
+  message: IngressMessage;
+}
+
+/** What evaluating a job produced; applied to the batch only once the job is complete. */
+interface JobResult {
+  job: Job;
+  /** The rule's output; undefined when FROM/WHERE rejected the message or the evaluation failed. */
+  data?: Buffer;
+  /** Each action with its rendered templates, or why they could not be rendered. */
+  actions: { action: CompiledAction; fields?: Record<string, string>; error?: unknown }[];
+  evaluationError?: string;
 }
 
 /** Work collected while evaluating a batch, committed together with the checkpoint. */
@@ -127,7 +149,8 @@ export class RulesRuntime {
     const batch = this.deps.ingress.readAfter(from, this.deps.batchSize ?? 500);
     if (!batch.length) return 0;
     const effects: BatchEffects = { transactional: [], channelPuts: new Map(), asyncActions: [], failures: new Map() };
-    for (const message of batch) this.evaluate(message, effects);
+    const jobs = batch.flatMap((message) => this.route(message).map((rule) => ({ rule, message })));
+    await this.evaluateJobs(jobs, effects);
 
     await this.runAsyncActions(effects);
     const errors = this.commit(effects, batch[batch.length - 1]!.seq);
@@ -137,7 +160,8 @@ export class RulesRuntime {
     return batch.length;
   }
 
-  private evaluate(message: IngressMessage, effects: BatchEffects): void {
+  /** The enabled rules that take this message. */
+  private route(message: IngressMessage): CompiledRule[] {
     const ingestRule = basicIngestRule(message.topic);
     if (ingestRule !== undefined) {
       // AWS logs RuleNotFound for a Basic Ingest message naming a missing or disabled rule; count it, and
@@ -147,42 +171,102 @@ export class RulesRuntime {
       if (reason) {
         count(this.stats.basicIngestUnrouted, reason);
         this.log(`rules: Basic Ingest message ${message.messageId} on ${message.topic} not routed: ${reason}`);
-        return;
+        return [];
       }
     }
-    for (const rule of this.rules) {
-      if (!rule.rule.matches(message.topic, rule.spec.name)) continue;
-      const ctx = { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name, accountId: DEFAULT_ACCOUNT };
-      let data: Buffer;
+    return this.rules.filter((rule) => rule.rule.matches(message.topic, rule.spec.name));
+  }
+
+  /**
+   * Evaluates the jobs in slices of about EVALUATION_SLICE_MS, giving the event loop a turn between
+   * slices, so a batch never holds up the broker for long. Each job has its own time budget: the
+   * evaluator checks it between calls, and V8's watchdog stops a call that does not return (a
+   * backtracking regex), so a job takes at most its budget and ends in its rule's errorAction.
+   */
+  private async evaluateJobs(jobs: Job[], effects: BatchEffects): Promise<void> {
+    const budgetMs = this.deps.evaluationBudgetMs ?? DEFAULT_EVALUATION_BUDGET_MS;
+    let next = 0;
+    while (next < jobs.length) {
+      const first = next;
+      const sliceStart = performance.now();
+      // Appending to `done` is the one step that completes a job, so a stop anywhere leaves it whole or not at all.
+      const done: JobResult[] = [];
+      let running: { job: Job; budget: EvaluationBudget } | undefined;
       try {
-        const output = rule.rule.evaluate(ctx);
-        if (output === undefined) continue;
-        // Encoding can fail too (a payload nested deeper than the stack allows): a failure of this message.
-        data = encodeOutput(output);
+        // A job starts only within the slice, so it has its whole budget before the watchdog fires.
+        runWithinBudget(() => {
+          while (first + done.length < jobs.length && performance.now() - sliceStart < EVALUATION_SLICE_MS) {
+            const job = jobs[first + done.length]!;
+            running = { job, budget: evaluationBudget(budgetMs) };
+            done.push(this.evaluateJob(job, running.budget));
+          }
+        }, EVALUATION_SLICE_MS + budgetMs, () => running?.budget);
       } catch (e) {
-        this.stats.evaluationErrors++;
-        const reason = e instanceof RangeError ? `payload too deeply nested (${e.message})` : (e as Error).message;
-        addFailure(effects, rule, message, { failedAction: 'RuleEvaluation', actionType: 'sql', failedResource: rule.spec.name, errorMessage: reason });
-        continue;
+        // The watchdog stopped the job in progress: it alone fails, with the reason; the next slice goes on.
+        const stopped = jobs[first + done.length];
+        if (!stopped || running?.job !== stopped) throw e;
+        done.push({ job: stopped, actions: [], evaluationError: (e as Error).message });
       }
-      this.stats.rulesMatched++;
-      for (const action of rule.actions) {
-        try {
-          this.plan(action, rule, message, ctx, data, effects);
-        } catch (e) {
-          addFailure(effects, rule, message, failureOf(action, e));
-        }
+      for (const result of done) this.apply(result, effects);
+      next = first + done.length;
+      // A timer, not setImmediate: a full turn of the event loop, so sockets (the poll phase) are served too.
+      if (next < jobs.length) await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    }
+  }
+
+  /** Evaluates one rule on one message and renders its actions' templates; touches nothing else. */
+  private evaluateJob(job: Job, budget: EvaluationBudget): JobResult {
+    const ctx = contextOf(job);
+    let data: Buffer;
+    try {
+      const output = job.rule.rule.evaluate(ctx, { budget });
+      if (output === undefined) return { job, actions: [] };
+      // Encoding can fail too (a payload nested deeper than the stack allows): a failure of this message.
+      data = encodeOutput(output);
+    } catch (e) {
+      const reason = e instanceof RangeError ? `payload too deeply nested (${e.message})` : (e as Error).message;
+      return { job, actions: [], evaluationError: reason };
+    }
+    const actions = job.rule.actions.map((action) => {
+      try {
+        const fields: Record<string, string> = {};
+        for (const [field, template] of Object.entries(action.templates)) fields[field] = template.render(ctx, { budget });
+        return { action, fields };
+      } catch (error) {
+        return { action, error };
+      }
+    });
+    return { job, data, actions };
+  }
+
+  /** Adds a job's result to the batch: its actions' work, or its failures. */
+  private apply(result: JobResult, effects: BatchEffects): void {
+    const { rule, message } = result.job;
+    if (result.evaluationError !== undefined) {
+      this.stats.evaluationErrors++;
+      addFailure(effects, rule, message, { failedAction: 'RuleEvaluation', actionType: 'sql', failedResource: rule.spec.name, errorMessage: result.evaluationError });
+      return;
+    }
+    if (result.data === undefined) return;
+    this.stats.rulesMatched++;
+    for (const { action, fields, error } of result.actions) {
+      try {
+        if (!fields) throw error;
+        this.plan(action, rule, message, fields, result.data, effects);
+      } catch (e) {
+        addFailure(effects, rule, message, failureOf(action, e));
       }
     }
   }
 
-  private plan(action: CompiledAction, rule: CompiledRule, message: IngressMessage, ctx: Parameters<CompiledRule['rule']['evaluate']>[0], data: Buffer, effects: BatchEffects): void {
+  /** Queues an action's work for the batch; `fields` are its rendered templates. */
+  private plan(action: CompiledAction, rule: CompiledRule, message: IngressMessage, fields: Record<string, string>, data: Buffer, effects: BatchEffects): void {
     const spec = action.spec;
     const deps = this.deps;
     const missing = (kind: string) => { throw new Error(`no local ${kind} component is running`); };
     if ('kinesis' in spec) {
       if (!deps.streams) missing('stream');
-      const partitionKey = action.templates.partitionKey!.render(ctx);
+      const partitionKey = fields.partitionKey!;
       effects.transactional.push({ rule, action, message, run: () => deps.streams!.putRecord(spec.kinesis.stream, data, partitionKey) });
     } else if ('iotAnalytics' in spec) {
       if (!deps.channels) missing('analytics');
@@ -194,13 +278,13 @@ export class RulesRuntime {
       list.push({ message: { messageId, receivedAt: message.receivedAt, payload: data }, rule, action, source: message });
       effects.channelPuts.set(spec.iotAnalytics.channel, list);
     } else if ('republish' in spec) {
-      const topic = action.templates.topic!.render(ctx);
+      const topic = fields.topic!;
       const messageId = derivedId(message.messageId, rule.spec.name, rule.actions.indexOf(action));
       effects.asyncActions.push({ rule, action, source: message, run: () => this.republish(rule, { messageId, topic, clientId: message.clientId, qos: spec.republish.qos, payload: data }) });
     } else if ('s3' in spec || 'firehose' in spec) {
       if (!deps.objects) missing('object store');
       const [bucket, key] = 's3' in spec
-        ? [action.templates.bucket!.render(ctx), action.templates.key!.render(ctx)]
+        ? [fields.bucket!, fields.key!]
         : [`firehose-${spec.firehose.deliveryStream}`, `${new Date(message.receivedAt).toISOString().slice(0, 10)}/${message.messageId}.json`];
       const body = 'firehose' in spec && spec.firehose.separator ? Buffer.concat([data, Buffer.from(unescapeSeparator(spec.firehose.separator))]) : data;
       effects.asyncActions.push({ rule, action, source: message, run: () => deps.objects!.putObject(bucket, key, body) });
@@ -331,6 +415,11 @@ export class RulesRuntime {
     return this.deps.store.errors({ limit });
   }
 
+}
+
+/** What the rule's SQL and templates see of a message. */
+function contextOf({ rule, message }: Job) {
+  return { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name, accountId: DEFAULT_ACCOUNT };
 }
 
 function errorContext(rule: CompiledRule, payload: RuleErrorPayload) {

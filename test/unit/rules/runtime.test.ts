@@ -128,6 +128,48 @@ test('a payload nested deeper than the stack allows is a rule failure, and later
   assert.equal(readStream('telemetry').map((r) => JSON.parse(Buffer.from(r.data).toString())), [{ ok: true }]);
 });
 
+test('a catastrophically backtracking regex ends in errorAction with the reason; other rules and messages are evaluated', async () => {
+  store.put(rule({
+    name: 'redos',
+    sql: "SELECT s FROM 'dt/#' WHERE regexp_matches(s, '^(a+)+$')",
+    actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'redos' } }],
+    errorAction: { kinesis: { stream: 'telemetry', partitionKey: 'errors' } },
+  }));
+  store.put(rule({ name: 'plain', sql: "SELECT s FROM 'dt/#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'plain' } }] }));
+  const runtime = new RulesRuntime({ db, ingress, store, streams, evaluationBudgetMs: 50 });
+  // 27 a's backtrack for seconds (each one more doubles it), so the test also ends without the budget.
+  const crafted = await publish('dt/x', JSON.stringify({ s: 'a'.repeat(27) + 'b' }));
+  await publish('dt/x', JSON.stringify({ s: 'aaaa' }));
+  const started = performance.now();
+  assert.is(await runtime.processAvailable(), 2);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 1000, `batch took ${elapsed.toFixed(0)} ms`);
+  const byKey = (k: string) => readStream('telemetry').filter((r) => r.partitionKey === k).map((r) => JSON.parse(Buffer.from(r.data).toString()));
+  assert.equal(byKey('plain'), [{ s: 'a'.repeat(27) + 'b' }, { s: 'aaaa' }]);
+  assert.equal(byKey('redos'), [{ s: 'aaaa' }]);
+  const [error] = byKey('errors') as RuleErrorPayload[];
+  assert.is(error!.ruleName, 'redos');
+  assert.is(error!.cloudwatchTraceId, crafted.messageId);
+  assert.equal(error!.failures.map((f) => [f.failedAction, f.actionType, f.failedResource]), [['RuleEvaluation', 'sql', 'redos']]);
+  assert.match(error!.failures[0]!.errorMessage, /exceeded its 50 ms time budget in regexp_matches\(\): the regular expression backtracks catastrophically/);
+  assert.is(runtime.stats.evaluationErrors, 1);
+});
+
+test('a batch of crafted messages never holds the event loop longer than the budget', async () => {
+  store.put(rule({ name: 'redos', sql: "SELECT s FROM 'dt/#' WHERE regexp_matches(s, '^(a+)+$')", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'k' } }] }));
+  const budgetMs = 50;
+  const runtime = new RulesRuntime({ db, ingress, store, streams, evaluationBudgetMs: budgetMs });
+  for (let i = 0; i < 4; i++) await publish('dt/x', JSON.stringify({ s: 'a'.repeat(26) + 'b' }));
+  // The longest gap between two turns of the event loop while the batch is evaluated.
+  let last = performance.now();
+  let longest = 0;
+  const tick = setInterval(() => { const now = performance.now(); longest = Math.max(longest, now - last); last = now; }, 1);
+  await runtime.processAvailable();
+  clearInterval(tick);
+  assert.is(runtime.errors().length, 4);
+  assert.ok(longest < budgetMs + 60, `event loop blocked for ${longest.toFixed(0)} ms`);
+});
+
 test('an errorAction delivery a crash interrupted is redelivered at start, once', async () => {
   store.put(rule({ name: 'r', sql: "SELECT * FROM 'dt/#'", actions: [{ kinesis: { stream: 'nope', partitionKey: 'k' } }], errorAction: { republish: { topic: 'errors/r', qos: 1 } } }));
   const delivered: string[] = [];
