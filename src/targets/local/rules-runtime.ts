@@ -187,6 +187,9 @@ export class RulesRuntime {
     const budgetMs = this.deps.evaluationBudgetMs ?? DEFAULT_EVALUATION_BUDGET_MS;
     let next = 0;
     while (next < jobs.length) {
+      // Every slice starts from a timer: a full turn of the event loop first (not setImmediate), so the
+      // sockets (poll phase) and the ingress log's commit and acknowledgements (check phase) go first.
+      await new Promise<void>((resolve) => setTimeout(resolve, 0));
       const first = next;
       const sliceStart = performance.now();
       // Appending to `done` is the one step that completes a job, so a stop anywhere leaves it whole or not at all.
@@ -209,8 +212,6 @@ export class RulesRuntime {
       }
       for (const result of done) this.apply(result, effects);
       next = first + done.length;
-      // A timer, not setImmediate: a full turn of the event loop, so sockets (the poll phase) are served too.
-      if (next < jobs.length) await new Promise<void>((resolve) => setTimeout(resolve, 0));
     }
   }
 
