@@ -19,9 +19,11 @@ export interface EvaluationBudget {
   at: string | undefined;
 }
 
-/** A budget of `ms` milliseconds starting now. */
-export function evaluationBudget(ms: number, now: () => number = performance.now.bind(performance)): EvaluationBudget {
-  return { ms, deadline: now() + ms, now, at: undefined };
+const monotonic = (): number => performance.now();
+
+/** A budget of `ms` milliseconds from `start` (default: now; pass a reading you have to save a clock call). */
+export function evaluationBudget(ms: number, now: () => number = monotonic, start = now()): EvaluationBudget {
+  return { ms, deadline: start + ms, now, at: undefined };
 }
 
 export function budgetExceeded(budget: EvaluationBudget): SqlRuntimeError {

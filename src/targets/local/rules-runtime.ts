@@ -198,9 +198,9 @@ export class RulesRuntime {
       try {
         // A job starts only within the slice, so it has its whole budget before the watchdog fires.
         runWithinBudget(() => {
-          while (first + done.length < jobs.length && performance.now() - sliceStart < EVALUATION_SLICE_MS) {
+          for (let now = sliceStart; first + done.length < jobs.length && now - sliceStart < EVALUATION_SLICE_MS; now = performance.now()) {
             const job = jobs[first + done.length]!;
-            running = { job, budget: evaluationBudget(budgetMs) };
+            running = { job, budget: evaluationBudget(budgetMs, undefined, now) };
             done.push(this.evaluateJob(job, running.budget));
           }
         }, EVALUATION_SLICE_MS + budgetMs, () => running?.budget);
