@@ -30,6 +30,9 @@ export type SqlRuntimeErrorCode =
   /** A payload value is nested too deeply to compare or serialise. */
   | 'TOO_DEEPLY_NESTED';
 
+/** How much of a long source line format() shows around the fault. */
+const MAX_SHOWN = 160;
+
 export class SqlError extends Error {
   override readonly name = 'SqlError';
   /** 1-based line and column of `offset` in `source`. */
@@ -50,12 +53,16 @@ export class SqlError extends Error {
     this.col = col;
   }
 
-  /** The message, the offending source line and a caret under the fault. */
+  /** The message, the offending source line (around the fault, if it is long) and a caret under the fault. */
   format(): string {
     const lines = this.source.split(/\r\n|\r|\n/);
-    const text = lines[this.line - 1] ?? '';
+    const line = lines[this.line - 1] ?? '';
+    // A generated one-line statement can be megabytes long: show a window around the fault.
+    const from = line.length > MAX_SHOWN ? Math.max(0, this.col - 1 - MAX_SHOWN / 2) : 0;
+    const to = Math.min(line.length, from + MAX_SHOWN);
+    const text = (from > 0 ? '…' : '') + line.slice(from, to) + (to < line.length ? '…' : '');
     // Keep tabs in the padding so the caret lines up under tab-indented SQL.
-    const pad = text.slice(0, this.col - 1).replace(/[^\t]/g, ' ');
+    const pad = (from > 0 ? ' ' : '') + line.slice(from, this.col - 1).replace(/[^\t]/g, ' ');
     return `${this.code}: ${this.message} (line ${this.line}, col ${this.col})\n  ${text}\n  ${pad}^`;
   }
 }

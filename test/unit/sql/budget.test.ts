@@ -113,6 +113,11 @@ test('20,000 nested parentheses are a TOO_DEEPLY_NESTED SqlError with a position
   const e = thrown(() => compileExpression(deep)) as SqlError;
   assert.is(e.offset, MAX_NESTING);
   assert.match(e.format(), /^TOO_DEEPLY_NESTED: .* \(line 1, col 1001\)/);
+  // format() shows a window of the 40,000-character line, with the caret still under the fault.
+  const [, shown, caret] = e.format().split('\n') as [string, string, string];
+  assert.ok(shown.length < 200, `${shown.length} characters shown`);
+  assert.is(shown[caret.length - 1], '(');
+  assert.is(shown.slice(2, 3), '…');
 });
 
 test('every kind of nesting is capped: operators, NOT, minus, calls, arrays, objects, indexes, nested queries, long chains', () => {
