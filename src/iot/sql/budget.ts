@@ -9,6 +9,13 @@
 import { Script, createContext, type Context } from 'node:vm';
 import { SqlRuntimeError } from './errors.js';
 
+/**
+ * The budget the local target gives one rule's evaluation of one message. Real rules take
+ * microseconds; AWS documents no limit, so this only has to be far above any legitimate evaluation
+ * and short enough that other devices do not notice.
+ */
+export const DEFAULT_EVALUATION_BUDGET_MS = 100;
+
 export interface EvaluationBudget {
   /** The budget in milliseconds, for messages. */
   readonly ms: number;

@@ -13,7 +13,7 @@ import { toBoolean } from './values.js';
 
 export type { EvalContext, EvalOptions } from './context.js';
 export type { EvaluationBudget } from './budget.js';
-export { evaluationBudget, runWithinBudget } from './budget.js';
+export { DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget } from './budget.js';
 export { MAX_NESTING } from './parser.js';
 export type { CompiledTemplate } from './templates.js';
 export type { SqlErrorCode, SqlRuntimeErrorCode } from './errors.js';

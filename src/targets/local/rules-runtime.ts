@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { compileRule, compileTemplate, evaluationBudget, runWithinBudget, SqlError, type EvaluationBudget } from '../../iot/sql/index.js';
+import { compileRule, compileTemplate, DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget, SqlError, type EvaluationBudget } from '../../iot/sql/index.js';
 import { DEFAULT_ACCOUNT } from '../../iot/policy/actions.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import type { Db } from './store.js';
@@ -27,7 +27,7 @@ export interface RulesRuntimeDeps {
 }
 
 /** Past it, a rule's evaluation of a message ends in its errorAction; devices wait for it at most this long. */
-export const DEFAULT_EVALUATION_BUDGET_MS = 100;
+export { DEFAULT_EVALUATION_BUDGET_MS };
 /** How long evaluation runs before the event loop (the broker, other devices) gets a turn. */
 const EVALUATION_SLICE_MS = 10;
 
@@ -370,12 +370,21 @@ export class RulesRuntime {
     const spec = action.spec;
     if (!('kinesis' in spec) && !('lambda' in spec)) return false;
     try {
-      if ('kinesis' in spec) this.deps.streams!.putRecord(spec.kinesis.stream, Buffer.from(JSON.stringify(payload)), action.templates.partitionKey!.render(errorContext(rule, payload)));
+      if ('kinesis' in spec) this.deps.streams!.putRecord(spec.kinesis.stream, Buffer.from(JSON.stringify(payload)), this.renderErrorField(action, 'partitionKey', errorContext(rule, payload)));
       else this.deps.functions!.enqueue(spec.lambda.function, payload);
     } catch (e) {
       this.log(`errorAction of rule ${rule.spec.name} failed: ${(e as Error).message} (the error stays in rules_errors)`);
     }
     return true;
+  }
+
+  /** An errorAction's template, under the evaluation budget too: its expressions can run regexes over the topic. */
+  private renderErrorField(action: CompiledAction, field: string, ctx: ReturnType<typeof errorContext>): string {
+    const template = action.templates[field]!;
+    if (!template.template.includes('${')) return template.template;
+    const budgetMs = this.deps.evaluationBudgetMs ?? DEFAULT_EVALUATION_BUDGET_MS;
+    const budget = evaluationBudget(budgetMs);
+    return runWithinBudget(() => template.render(ctx, { budget }), budgetMs, () => budget);
   }
 
   /** Deliver error payloads to each rule's asynchronous errorAction; each is marked delivered when done. */
@@ -388,9 +397,9 @@ export class RulesRuntime {
       const id = derivedId(payload.cloudwatchTraceId, rule.spec.name, -1);
       try {
         if ('republish' in spec) {
-          await this.republish(rule, { messageId: id, topic: action.templates.topic!.render(ctx), clientId: payload.clientId, qos: spec.republish.qos, payload: data });
+          await this.republish(rule, { messageId: id, topic: this.renderErrorField(action, 'topic', ctx), clientId: payload.clientId, qos: spec.republish.qos, payload: data });
         } else if ('iotAnalytics' in spec) await this.deps.channels!.putMessages(spec.iotAnalytics.channel, [{ messageId: id, receivedAt: Date.now(), payload: data }]);
-        else if ('s3' in spec) await this.deps.objects!.putObject(action.templates.bucket!.render(ctx), action.templates.key!.render(ctx), data);
+        else if ('s3' in spec) await this.deps.objects!.putObject(this.renderErrorField(action, 'bucket', ctx), this.renderErrorField(action, 'key', ctx), data);
         else if ('firehose' in spec) await this.deps.objects!.putObject(`firehose-${spec.firehose.deliveryStream}`, `errors/${payload.cloudwatchTraceId}.json`, data);
         else if ('cloudwatchLogs' in spec) await this.deps.objects!.putObject(logGroupBucket(spec.cloudwatchLogs.logGroup), `errors/${payload.cloudwatchTraceId}.json`, data);
         this.deps.store.markDelivered(rule.spec.name, payload.cloudwatchTraceId);

@@ -170,6 +170,24 @@ test('a batch of crafted messages never holds the event loop longer than the bud
   assert.ok(longest < budgetMs + 60, `event loop blocked for ${longest.toFixed(0)} ms`);
 });
 
+test('an errorAction template that backtracks on a crafted topic is stopped at the budget and the error kept', async () => {
+  store.put(rule({
+    name: 'r',
+    sql: "SELECT * FROM '#'",
+    actions: [{ kinesis: { stream: 'nope', partitionKey: 'k' } }],
+    errorAction: { republish: { topic: "errors/${regexp_substr(topic(), '^(a+)+$')}", qos: 1 } },
+  }));
+  const logged: string[] = [];
+  const runtime = new RulesRuntime({ db, ingress, store, streams, evaluationBudgetMs: 50, deliver: async () => {}, log: (l) => logged.push(l) });
+  await publish('a'.repeat(27) + 'b', '{}');
+  const started = performance.now();
+  await runtime.processAvailable();
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
+  assert.is(store.undelivered().length, 1);
+  assert.ok(logged.some((l) => /errorAction of rule r failed: SQL evaluation exceeded its 50 ms time budget in regexp_substr\(\)/.test(l)), logged.join('\n'));
+});
+
 test('an errorAction delivery a crash interrupted is redelivered at start, once', async () => {
   store.put(rule({ name: 'r', sql: "SELECT * FROM 'dt/#'", actions: [{ kinesis: { stream: 'nope', partitionKey: 'k' } }], errorAction: { republish: { topic: 'errors/r', qos: 1 } } }));
   const delivered: string[] = [];
