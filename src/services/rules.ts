@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RulesPort } from '../ports.js';
 import type { RuleSpec, Spec } from '../spec/schema.js';
 import { planResources, type PlanItem } from '../iot/plan/index.js';
-import { compileRule, SqlError } from '../iot/sql/index.js';
+import { compileRule, DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget, SqlError } from '../iot/sql/index.js';
 import { DEFAULT_ACCOUNT } from '../iot/policy/actions.js';
 import { UserError } from '../ui/errors.js';
 import { readUserFile } from './files.js';
@@ -44,7 +44,10 @@ export function testRule(sql: string, messages: TestMessage[], now = Date.now(),
   }
   return messages.map((m) => {
     try {
-      const output = rule.evaluate({ topic: m.topic, payload: m.payload, clientId: m.clientId ?? 'iotctl-test', timestamp: now, messageId: randomUUID(), ruleName: ruleName ?? /^\$aws\/rules\/([^/]+)/.exec(m.topic)?.[1] ?? 'test', principal: 'iotctl-test', accountId: DEFAULT_ACCOUNT });
+      const ctx = { topic: m.topic, payload: m.payload, clientId: m.clientId ?? 'iotctl-test', timestamp: now, messageId: randomUUID(), ruleName: ruleName ?? /^\$aws\/rules\/([^/]+)/.exec(m.topic)?.[1] ?? 'test', principal: 'iotctl-test', accountId: DEFAULT_ACCOUNT };
+      // Under the local runtime's time budget, so a backtracking regex shows the error the runtime would give.
+      const budget = evaluationBudget(DEFAULT_EVALUATION_BUDGET_MS);
+      const output = runWithinBudget(() => rule.evaluate(ctx, { budget }), DEFAULT_EVALUATION_BUDGET_MS, () => budget);
       return output === undefined ? { topic: m.topic, matched: false as const } : { topic: m.topic, matched: true as const, output: output instanceof Uint8Array ? { base64: Buffer.from(output).toString('base64') } : output };
     } catch (e) {
       return { topic: m.topic, error: (e as Error).message, code: (e as { code?: string }).code };
