@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { compileRule, compileTemplate, DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget, SqlError, type EvaluationBudget } from '../../iot/sql/index.js';
+import { compileRule, compileTemplate, DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget, SqlError, SqlRuntimeError, type EvaluationBudget } from '../../iot/sql/index.js';
 import { DEFAULT_ACCOUNT } from '../../iot/policy/actions.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import type { Db } from './store.js';
@@ -24,12 +24,16 @@ export interface RulesRuntimeDeps {
   batchSize?: number;
   /** Time budget for evaluating one rule on one message (SQL and action templates), in ms. */
   evaluationBudgetMs?: number;
+  /** The clock budgets and slices are measured on, in ms (default performance.now). */
+  clock?: () => number;
 }
 
 /** Past it, a rule's evaluation of a message ends in its errorAction; devices wait for it at most this long. */
 export { DEFAULT_EVALUATION_BUDGET_MS };
 /** How long evaluation runs before the event loop (the broker, other devices) gets a turn. */
 const EVALUATION_SLICE_MS = 10;
+/** Event-loop turns given to the broker after a slice that ran long (a job out of time). */
+const TURNS_AFTER_OVERRUN = 3;
 
 interface CompiledAction {
   type: string;
@@ -59,6 +63,8 @@ interface JobResult {
   /** Each action with its rendered templates, or why they could not be rendered. */
   actions: { action: CompiledAction; fields?: Record<string, string>; error?: unknown }[];
   evaluationError?: string;
+  /** The evaluation or a template ran out of its time budget. */
+  outOfTime?: boolean;
 }
 
 /** Work collected while evaluating a batch, committed together with the checkpoint. */
@@ -181,37 +187,50 @@ export class RulesRuntime {
    * Evaluates the jobs in slices of about EVALUATION_SLICE_MS, giving the event loop a turn between
    * slices, so a batch never holds up the broker for long. Each job has its own time budget: the
    * evaluator checks it between calls, and V8's watchdog stops a call that does not return (a
-   * backtracking regex), so a job takes at most its budget and ends in its rule's errorAction.
+   * backtracking regex), so a job takes at most its budget and ends in its rule's errorAction. The
+   * budget is wall-clock time, which a loaded machine or a GC pause can eat: a job out of time is
+   * tried once more, first in a fresh slice, before it counts as failed.
    */
   private async evaluateJobs(jobs: Job[], effects: BatchEffects): Promise<void> {
     const budgetMs = this.deps.evaluationBudgetMs ?? DEFAULT_EVALUATION_BUDGET_MS;
+    const clock = this.deps.clock ?? (() => performance.now());
+    const retried = new Set<Job>();
     let next = 0;
+    let turns = 1;
     while (next < jobs.length) {
       // Every slice starts from a timer: a full turn of the event loop first (not setImmediate), so the
       // sockets (poll phase) and the ingress log's commit and acknowledgements (check phase) go first.
-      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      // After a slice a job overran, a few turns: a device's acknowledgement takes more than one.
+      for (let t = 0; t < turns; t++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
       const first = next;
-      const sliceStart = performance.now();
+      const sliceStart = clock();
       // Appending to `done` is the one step that completes a job, so a stop anywhere leaves it whole or not at all.
       const done: JobResult[] = [];
       let running: { job: Job; budget: EvaluationBudget } | undefined;
       try {
         // A job starts only within the slice, so it has its whole budget before the watchdog fires.
         runWithinBudget(() => {
-          for (let now = sliceStart; first + done.length < jobs.length && now - sliceStart < EVALUATION_SLICE_MS; now = performance.now()) {
+          for (let now = sliceStart; first + done.length < jobs.length && now - sliceStart < EVALUATION_SLICE_MS; now = clock()) {
             const job = jobs[first + done.length]!;
-            running = { job, budget: evaluationBudget(budgetMs, undefined, now) };
-            done.push(this.evaluateJob(job, running.budget));
+            running = { job, budget: evaluationBudget(budgetMs, clock, now) };
+            const result = this.evaluateJob(job, running.budget);
+            if (result.outOfTime && !retried.has(job)) {
+              retried.add(job);
+              return;
+            }
+            done.push(result);
           }
         }, EVALUATION_SLICE_MS + budgetMs, () => running?.budget);
       } catch (e) {
-        // The watchdog stopped the job in progress: it alone fails, with the reason; the next slice goes on.
+        // The watchdog stopped the job in progress: it alone is retried or fails, with the reason.
         const stopped = jobs[first + done.length];
         if (!stopped || running?.job !== stopped) throw e;
-        done.push({ job: stopped, actions: [], evaluationError: (e as Error).message });
+        if (retried.has(stopped)) done.push({ job: stopped, actions: [], evaluationError: (e as Error).message });
+        else retried.add(stopped);
       }
       for (const result of done) this.apply(result, effects);
       next = first + done.length;
+      turns = clock() - sliceStart > 2 * EVALUATION_SLICE_MS ? TURNS_AFTER_OVERRUN : 1;
     }
   }
 
@@ -226,7 +245,7 @@ export class RulesRuntime {
       data = encodeOutput(output);
     } catch (e) {
       const reason = e instanceof RangeError ? `payload too deeply nested (${e.message})` : (e as Error).message;
-      return { job, actions: [], evaluationError: reason };
+      return { job, actions: [], evaluationError: reason, outOfTime: isOutOfTime(e) };
     }
     const actions = job.rule.actions.map((action) => {
       try {
@@ -237,7 +256,7 @@ export class RulesRuntime {
         return { action, error };
       }
     });
-    return { job, data, actions };
+    return { job, data, actions, outOfTime: actions.some((a) => isOutOfTime(a.error)) };
   }
 
   /** Adds a job's result to the batch: its actions' work, or its failures. */
@@ -425,6 +444,10 @@ export class RulesRuntime {
     return this.deps.store.errors({ limit });
   }
 
+}
+
+function isOutOfTime(e: unknown): boolean {
+  return e instanceof SqlRuntimeError && e.code === 'EVALUATION_TIMEOUT';
 }
 
 /** What the rule's SQL and templates see of a message. */

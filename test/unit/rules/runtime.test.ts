@@ -167,7 +167,19 @@ test('a batch of crafted messages never holds the event loop longer than the bud
   await runtime.processAvailable();
   clearInterval(tick);
   assert.is(runtime.errors().length, 4);
-  assert.ok(longest < budgetMs + 60, `event loop blocked for ${longest.toFixed(0)} ms`);
+  assert.ok(longest < budgetMs + 150, `event loop blocked for ${longest.toFixed(0)} ms`);
+});
+
+test('a job that runs out of time once (a stall of the machine, not of the rule) is tried again and succeeds', async () => {
+  store.put(rule({ name: 'r', sql: "SELECT md5(s) AS h FROM 'dt/#'", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'k' } }] }));
+  // The clock jumps by a second once, at its second reading: the deadline check after md5() in the first attempt.
+  let readings = 0;
+  const clock = () => performance.now() + (++readings === 2 ? 1000 : 0);
+  const runtime = new RulesRuntime({ db, ingress, store, streams, evaluationBudgetMs: 50, clock });
+  await publish('dt/x', '{"s":"a"}');
+  await runtime.processAvailable();
+  assert.equal(runtime.errors(), []);
+  assert.equal(readStream('telemetry').map((r) => JSON.parse(Buffer.from(r.data).toString())), [{ h: '0cc175b9c0f1b6a831c399e269772661' }]);
 });
 
 test('an errorAction template that backtracks on a crafted topic is stopped at the budget and the error kept', async () => {
