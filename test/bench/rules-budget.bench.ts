@@ -12,7 +12,7 @@ const RULES = {
 };
 const BUDGET_MS = 100;
 const SLICE_MS = 10;
-const RUN_MS = Number(process.env.BENCH_MS ?? 1500);
+const RUN_MS = Number(process.env.BENCH_MS ?? 500);
 const PAYLOADS = 1024;
 
 const encoder = new TextEncoder();
@@ -62,17 +62,25 @@ const watchdogEach = (evaluate: Evaluate) => (from: number) => {
 };
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const ROUNDS = 5; // interleaved, so a noisy neighbour slows every variant alike
 for (const [name, sql] of Object.entries(RULES)) {
   const rule = compileRule(sql);
   const evaluate: Evaluate = (i, budget) =>
     rule.evaluate({ topic: topics[i & 15]!, payload: payloads[i & (PAYLOADS - 1)]!, timestamp: 1_700_000_000_000 + i }, budget && { budget });
-  const base = measure(plain(evaluate));
-  const rows: [string, number][] = [
-    ['deadline checks', measure(checked(evaluate))],
-    [`checks + watchdog per ${SLICE_MS} ms slice (rules runtime)`, measure(sliced(evaluate))],
-    ['checks + watchdog per evaluation', measure(watchdogEach(evaluate))],
+  const variants: [string, (from: number) => number][] = [
+    ['no budget', plain(evaluate)],
+    ['deadline checks', checked(evaluate)],
+    [`checks + watchdog per ${SLICE_MS} ms slice (rules runtime)`, sliced(evaluate)],
+    ['checks + watchdog per evaluation', watchdogEach(evaluate)],
   ];
+  const runs = variants.map(() => [] as number[]);
+  for (let r = 0; r < ROUNDS; r++) variants.forEach(([, slice], v) => runs[v]!.push(measure(slice)));
+  const base = median(runs[0]!);
   console.log(`rule ${name}: ${sql}`);
-  console.log(`  no budget: ${fmt(base)} evals/s (baseline)`);
-  for (const [label, perSecond] of rows) console.log(`  ${label}: ${fmt(perSecond)} evals/s = ${(perSecond / base).toFixed(2)}x baseline`);
+  console.log(`  no budget: ${fmt(base)} evals/s (baseline, median of ${ROUNDS})`);
+  for (let v = 1; v < variants.length; v++) {
+    const perSecond = median(runs[v]!);
+    console.log(`  ${variants[v]![0]}: ${fmt(perSecond)} evals/s = ${(perSecond / base).toFixed(2)}x baseline`);
+  }
 }
