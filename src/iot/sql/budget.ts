@@ -17,7 +17,7 @@ import { SqlRuntimeError } from './errors.js';
 export const DEFAULT_EVALUATION_BUDGET_MS = 100;
 
 export interface EvaluationBudget {
-  /** The budget in milliseconds, for messages. */
+  /** The budget in milliseconds, for error messages. */
   readonly ms: number;
   /** When the evaluation must have finished, on the `now` clock. */
   readonly deadline: number;
@@ -64,7 +64,7 @@ export function runWithinBudget<T>(work: () => T, ms: number, budget: () => Eval
     return script.runInContext(context, { timeout: Math.max(1, Math.ceil(ms)) }) as T;
   } catch (e) {
     if ((e as NodeJS.ErrnoException)?.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
-      throw budgetExceeded(budget() ?? { ms, deadline: 0, now: () => 0, at: undefined });
+      throw budgetExceeded(budget() ?? evaluationBudget(ms));
     }
     throw e;
   } finally {

@@ -3,7 +3,7 @@
 // expression kinds; `compileRow` builds the SELECT output.
 
 import type { BinaryOp, Expr, Query, SelectItem } from './ast.js';
-import { budgetExceeded } from './budget.js';
+import { checkBudget } from './budget.js';
 import { BinaryDocument, type EvalContext, type EvalOptions, type Frame, type Run } from './context.js';
 import { SqlRuntimeError } from './errors.js';
 import { FUNCTIONS, type CallSite } from './functions.js';
@@ -252,7 +252,7 @@ function compileCall(name: string, argNodes: readonly Expr[], pos: number): Eval
     if (budget === undefined || constantTime) return impl(argv, run, site);
     budget.at = name;
     const v = impl(argv, run, site);
-    if (budget.now() > budget.deadline) throw budgetExceeded(budget);
+    checkBudget(budget);
     budget.at = undefined;
     return v;
   };
@@ -284,7 +284,7 @@ function compileSubquery(query: Query): Evaluator {
       const out: unknown[] = [];
       const budget = f.run.budget;
       for (const element of src) {
-        if (budget !== undefined && budget.now() > budget.deadline) throw budgetExceeded(budget);
+        if (budget !== undefined) checkBudget(budget);
         const ef: Frame = { doc: element, run: f.run };
         if (where && toBoolean(where(ef)) !== true) continue;
         const r = row(ef);

@@ -198,7 +198,8 @@ fn('concat', 0, Infinity, (args) => {
 
 // --- regular expressions -------------------------------------------------------------------------
 // Patterns are Java regexes in AWS; JavaScript's dialect agrees on everything common. Leading
-// inline flags such as (?i) are translated. Invalid patterns give Undefined.
+// inline flags such as (?i) are translated. Invalid patterns give Undefined. Both engines backtrack,
+// so a crafted input can make a match run for minutes: callers bound it with a budget (budget.ts).
 
 const regexCache = new Map<string, RegExp | null>();
 
