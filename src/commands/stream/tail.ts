@@ -4,7 +4,7 @@ import { parseTailStart, StreamArgumentError } from '../../iot/stream/tail.js';
 import { NotFoundError, type TailFilter, type TailRecord } from '../../ports.js';
 import { openTarget } from '../../targets/index.js';
 import { UserError } from '../../ui/errors.js';
-import { info, isTTY } from '../../ui/output.js';
+import { info, isTTY, warn } from '../../ui/output.js';
 
 export default class StreamTail extends BaseCommand<typeof StreamTail> {
   static override summary = 'Follow a stream: every shard at once, with filters.';
@@ -101,7 +101,7 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
   private async compileWhere(): Promise<((doc: unknown) => boolean) | undefined> {
     const where = this.flags.where;
     if (!where) return undefined;
-    const { compileExpression } = await import('../../iot/sql/index.js');
+    const { compileExpression, DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget, SqlRuntimeError } = await import('../../iot/sql/index.js');
     let expr;
     try {
       expr = compileExpression(where);
@@ -109,10 +109,13 @@ export default class StreamTail extends BaseCommand<typeof StreamTail> {
       throw new UserError(`--where is not a valid IoT SQL condition: ${(err as Error).message}`, `Write it as in a rule's WHERE clause, e.g. --where "temperature > 30 AND device_id = 'sensor-1'".`, 'USAGE');
     }
     return (doc) => {
+      // A record is device input: a crafted payload must not stall the tail (same budget as the rules).
+      const budget = evaluationBudget(DEFAULT_EVALUATION_BUDGET_MS);
       try {
         // As in a rule's WHERE: only a true result keeps the record (Undefined and errors drop it).
-        return expr.evaluate(doc) === true;
-      } catch {
+        return runWithinBudget(() => expr.evaluate(doc, {}, { budget }), DEFAULT_EVALUATION_BUDGET_MS, () => budget) === true;
+      } catch (err) {
+        if (err instanceof SqlRuntimeError && err.code === 'EVALUATION_TIMEOUT') warn(`a record was skipped: --where ${err.message}`);
         return false;
       }
     };

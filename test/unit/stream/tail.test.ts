@@ -132,4 +132,25 @@ test('iotctl stream tail, piped: JSON lines, --limit, and Ctrl-C prints the coun
   assert.match(missing.stderr, /Error: Stream "nope" does not exist on the local platform\.\nTry: /);
 });
 
+test('iotctl stream tail --where: a crafted record that backtracks is skipped within the budget, with a warning, and the tail goes on', async () => {
+  const { dir, streams } = fresh();
+  writeFileSync(join(dir, 'iotctl.yaml'), 'project: demo\nstreams:\n  - name: telemetry\n    shards: 1\n');
+  put(streams, { device_id: 'evil', s: 'a'.repeat(40) + 'b' }, 'evil');
+  put(streams, { device_id: 'd1', s: 'aaaa' }, 'd1');
+  const runner = join(import.meta.dirname, 'run-command.ts');
+  const started = Date.now();
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', runner, 'stream/tail', '--from', 'trim-horizon', '--limit', '1', '--where', "regexp_matches(s, '^(a+)+$')", '--spec', join(dir, 'iotctl.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.trim()).data.device_id, 'd1');
+  assert.match(r.stderr, /^Warning: a record was skipped: --where SQL evaluation exceeded its \d+ ms time budget in regexp_matches\(\)/);
+  assert.ok(Date.now() - started < 20_000, 'the crafted record must not stall the tail');
+});
+
 test.run();
