@@ -28,12 +28,13 @@ async function registerDevices(names: string[]): Promise<Record<string, RawCrede
   const db = openStore(stateDir);
   const devices = new LocalDevices(db, stateDir, () => ({ host: '127.0.0.1', port: 0 }));
   await devices.putPolicy(spec.devices.policy.name, desiredDevicePolicy(spec));
-  const ca = readFileSync(join(stateDir, 'ca/ca.pem'), 'utf8');
   const out: Record<string, RawCredentials> = {};
   for (const thingName of names) {
     const d = await devices.register({ thingName, thingType: 'sensor', attributes: {}, policyName: spec.devices.policy.name });
-    out[thingName] = { cert: d.certPem, key: d.keyPem!, ca };
+    out[thingName] = { cert: d.certPem, key: d.keyPem!, ca: '' };
   }
+  const ca = readFileSync(join(stateDir, 'ca/ca.pem'), 'utf8');
+  for (const c of Object.values(out)) c.ca = ca;
   db.close();
   return out;
 }
