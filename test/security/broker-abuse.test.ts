@@ -182,7 +182,7 @@ test('counters stay exact under connect/disconnect churn: connected equals live 
   // BROKER_CHURN=5000 reproduces the issue's figure (about a minute); a few hundred show the leak as well.
   const rounds = Number(process.env.BROKER_CHURN ?? 300);
   global.gc?.();
-  const rssBefore = process.memoryUsage().rss;
+  const memBefore = process.memoryUsage();
   let next = 0;
   const worker = async () => {
     while (next < rounds) {
@@ -208,7 +208,7 @@ test('counters stay exact under connect/disconnect churn: connected equals live 
   assert.ok(accepted >= rounds * 2 / 3 - 5 && accepted <= rounds, `accepted ${accepted} of ${rounds}`);
   if (process.env.BROKER_CHURN) {
     global.gc?.();
-    console.log(`churn: ${rounds} connections, ${accepted} accepted, refused ${JSON.stringify(after.connectionsRefused.byReason)}, connected ${after.connectedClients}, RSS ${((process.memoryUsage().rss - rssBefore) / 2 ** 20).toFixed(1)} MB more (client and broker in this process)`);
+    console.log(`churn: ${rounds} connections, ${accepted} accepted, refused ${JSON.stringify(after.connectionsRefused.byReason)}, connected ${after.connectedClients}, RSS ${((process.memoryUsage().rss - memBefore.rss) / 2 ** 20).toFixed(1)} MB and heap ${((process.memoryUsage().heapUsed - memBefore.heapUsed) / 2 ** 20).toFixed(1)} MB more (client and broker in this process)`);
   }
 });
 
