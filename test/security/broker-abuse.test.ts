@@ -21,6 +21,7 @@ import { Context } from '../../src/context.js';
 import { ensureDevicePolicy, registerDevice } from '../../src/services/devices.js';
 import { readCredentials } from '../../src/services/publish.js';
 import { Registry } from '../../src/targets/local/registry.js';
+import { LocalDevices } from '../../src/targets/local/devices.js';
 import { openStore } from '../../src/targets/local/store.js';
 import { connectPacket, parsePublish, publishPacket, RawClient, remainingLength, subscribePacket, type RawCredentials } from '../helpers/raw-mqtt.js';
 
@@ -212,7 +213,7 @@ test('counters stay exact under connect/disconnect churn: connected equals live 
   }
 });
 
-test("a revoked device's Will is not delivered; an active device's Will is", async () => {
+test("a revoked or deleted device's Will is not delivered; an active device's Will is", async () => {
   const watcher = await connected(victim);
   watcher.write(subscribePacket('will/#', 1));
   assert.is((await watcher.next())?.type, 9, 'SUBACK');
@@ -241,6 +242,18 @@ test("a revoked device's Will is not delivered; an active device's Will is", asy
   await sleep(500);
   await collect();
   assert.not.ok(received.includes('will/revoked'), JSON.stringify(received));
+
+  // The same for a device deleted while connected (`iotctl device delete`, from another process).
+  const deleted = await register('sensor-deleted');
+  const gone = await connected(deleted, { will: { topic: 'will/deleted', payload: 'gone' } });
+  const db2 = openStore(project.stateDir);
+  await new LocalDevices(db2, project.stateDir, () => ({ host: '127.0.0.1', port: port() })).delete('sensor-deleted');
+  db2.close();
+  await Promise.race([gone.closed, sleep(5000)]);
+  assert.ok(gone.isClosed, 'the deleted device was disconnected');
+  await sleep(500);
+  await collect();
+  assert.not.ok(received.includes('will/deleted'), JSON.stringify(received));
   watcher.end();
 });
 
