@@ -19,7 +19,7 @@ import { LocalPlatform } from '../../src/targets/local/platform.js';
 import { openTarget } from '../../src/targets/index.js';
 import { Context } from '../../src/context.js';
 import { ensureDevicePolicy, registerDevice } from '../../src/services/devices.js';
-import { readCredentials } from '../../src/services/publish.js';
+import { connectDevice, readCredentials } from '../../src/services/publish.js';
 import { Registry } from '../../src/targets/local/registry.js';
 import { LocalDevices } from '../../src/targets/local/devices.js';
 import { openStore } from '../../src/targets/local/store.js';
@@ -176,6 +176,17 @@ test('the same client id connecting again within a second is refused (CONNACK 3)
   const later = await RawClient.connect(port(), device, 'fast-reconnect');
   assert.is(later.returnCode, 0);
   later.client.end();
+});
+
+test("iotctl's own device client (publish) backs off a throttled CONNECT instead of failing", async () => {
+  const creds = readCredentials(join(project.dir, 'devices'), 'sensor-1');
+  const endpoint = { host: '127.0.0.1', port: port() };
+  const first = await connectDevice(creds, endpoint, 'cli-retry');
+  await first.endAsync();
+  const started = Date.now();
+  const second = await connectDevice(creds, endpoint, 'cli-retry');
+  await second.endAsync();
+  assert.ok(Date.now() - started >= 500, 'the second CONNECT waited for the quota');
 });
 
 test('counters stay exact under connect/disconnect churn: connected equals live sockets, no internalError', async () => {
