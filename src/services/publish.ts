@@ -47,7 +47,22 @@ export function expandPayload(template: string, seq: number, now = Date.now()): 
   return template.replaceAll('{{seq}}', String(seq)).replaceAll('{{now}}', String(now)).replaceAll('{{random}}', (Math.random() * 100).toFixed(2));
 }
 
-export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint = creds.endpoint, clientId = creds.thingName): Promise<MqttClient> {
+/** CONNACK "server unavailable": the broker throttles the client id (AWS IoT: 1 CONNECT per second per client id). */
+const CONNACK_SERVER_UNAVAILABLE = 3;
+
+/** Connects as the device; a throttled CONNECT is tried again after a second, as device SDKs back off. */
+export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint = creds.endpoint, clientId = creds.thingName, attempts = 3): Promise<MqttClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectOnce(creds, endpoint, clientId);
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== CONNACK_SERVER_UNAVAILABLE || attempt >= attempts) throw mapConnectError(e, creds, endpoint, clientId);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+async function connectOnce(creds: DeviceCredentials, endpoint: Endpoint, clientId: string): Promise<MqttClient> {
   const { default: mqtt } = await import('mqtt');
   const client = mqtt.connect({
     protocol: 'mqtts',
@@ -73,10 +88,15 @@ export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint
     return client;
   } catch (e) {
     client.end(true);
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ECONNREFUSED') throw new UserError(`Nothing listens on ${endpoint.host}:${endpoint.port}.`, 'Start the local platform with `iotctl local up --detach`, or check endpoint.json.', 'ENDPOINT_DOWN');
-    throw new UserError(`The broker at ${endpoint.host}:${endpoint.port} refused ${clientId}: ${err.message}`, `Check the certificate with \`iotctl device show ${creds.thingName}\` (revoked?) and that the client id is the thing name.`, 'CONNECT_REFUSED');
+    throw e;
   }
+}
+
+function mapConnectError(e: unknown, creds: DeviceCredentials, endpoint: Endpoint, clientId: string): Error {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ECONNREFUSED') return new UserError(`Nothing listens on ${endpoint.host}:${endpoint.port}.`, 'Start the local platform with `iotctl local up --detach`, or check endpoint.json.', 'ENDPOINT_DOWN');
+  if ((err.code as unknown) === CONNACK_SERVER_UNAVAILABLE) return new UserError(`The broker at ${endpoint.host}:${endpoint.port} throttled ${clientId}: ${err.message}.`, 'AWS IoT allows 1 CONNECT per second per client id: connect less often, or wait a second.', 'CONNECT_THROTTLED');
+  return new UserError(`The broker at ${endpoint.host}:${endpoint.port} refused ${clientId}: ${err.message}`, `Check the certificate with \`iotctl device show ${creds.thingName}\` (revoked?) and that the client id is the thing name.`, 'CONNECT_REFUSED');
 }
 
 export interface PublishResult {

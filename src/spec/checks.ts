@@ -3,6 +3,8 @@ import { compileRule, compileTemplate, SqlError } from '../iot/sql/index.js';
 import { analyticsSpecCheck } from '../iot/pipeline/spec-check.js';
 import { athenaNameProblem } from './names.js';
 import { datasetWindowProblem } from '../targets/aws/analytics/dataset-sql.js';
+import { parseTemplateExpression } from '../iot/sql/parser.js';
+import { topicTemplateProblems, type TemplateLiteral } from '../iot/topics.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -46,6 +48,11 @@ export const checkRules: SpecCheck = (spec) => {
           problems.push({ path: [...path, type], message: `${kind} "${name}" is not declared`, hint: `Declare it under ${section}, or fix the name (declared: ${[...known].join(', ') || 'none'}).` });
         }
       };
+      if (type === 'republish' && typeof fields.topic === 'string') {
+        for (const p of republishTopicProblems(fields.topic)) {
+          problems.push({ path: [...path, type, 'topic'], message: `republish topic: ${p.message}`, offset: p.index, hint: 'A republish topic is a topic name, held to AWS IoT limits: no + # or NUL, no $ prefix but $aws/, at most 256 bytes and 7 slashes.' });
+        }
+      }
       if (type === 'kinesis') ref('stream', fields.stream, streams, 'streams');
       if (type === 'iotAnalytics') ref('channel', fields.channel, channels, 'analytics.channels');
       if (type === 'lambda') ref('function', fields.function, functions, 'functions');
@@ -55,6 +62,26 @@ export const checkRules: SpecCheck = (spec) => {
   });
   return problems;
 };
+
+/** The literal text of a republish topic template, checked against AWS IoT's topic limits (none when it does not compile). */
+function republishTopicProblems(template: string) {
+  const literals: TemplateLiteral[] = [];
+  try {
+    for (let i = 0; i < template.length; ) {
+      const open = template.indexOf('${', i);
+      if (open < 0) {
+        literals.push({ text: template.slice(i), offset: i });
+        break;
+      }
+      if (open > i) literals.push({ text: template.slice(i, open), offset: i });
+      i = parseTemplateExpression(template, open + 2).end;
+    }
+  } catch (e) {
+    if (e instanceof SqlError) return []; // reported by the template check above
+    throw e;
+  }
+  return topicTemplateProblems(literals);
+}
 
 /** Functions name known templates' streams; names are unique. */
 export const checkFunctionsAndStreams: SpecCheck = (spec) => {

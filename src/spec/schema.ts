@@ -185,8 +185,12 @@ export const specSchema = z
       .object({
         host: z.string().default('127.0.0.1'),
         mqttPort: z.number().int().min(0).max(65535).default(8883),
+        /** Open connections the broker accepts; more are closed at once, before TLS. */
+        maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+        /** A connection that has not finished its TLS handshake (or sent CONNECT) by then is closed. */
+        handshakeTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
       })
-      .default({ host: '127.0.0.1', mqttPort: 8883 }),
+      .default({ host: '127.0.0.1', mqttPort: 8883, maxConnections: 1000, handshakeTimeoutMs: 10_000 }),
     devices,
     streams: z.array(stream).default([]),
     rules: z.array(rule).default([]),

@@ -48,7 +48,19 @@ let project: Project;
 let platform: LocalPlatform;
 let creds: DeviceCredentials;
 
+/** Connects as sensor-1; a CONNECT throttled by AWS's 1-per-second-per-client-id quota (CONNACK 3) is retried. */
 async function connect(options: Partial<IClientOptions> = {}): Promise<MqttClient> {
+  for (;;) {
+    try {
+      return await connectOnce(options);
+    } catch (e) {
+      if ((e as { code?: number }).code !== 3) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function connectOnce(options: Partial<IClientOptions>): Promise<MqttClient> {
   const { default: mqtt } = await import('mqtt');
   const client = mqtt.connect({
     protocol: 'mqtts', host: '127.0.0.1', port: platform.mqttPort, key: creds.key, cert: creds.cert, ca: creds.ca,

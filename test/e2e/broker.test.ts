@@ -6,6 +6,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeProject, MINIMAL_SPEC, rejects, waitFor, type Project } from '../helpers/project.js';
 import { LocalPlatform } from '../../src/targets/local/platform.js';
+import { CONNECT_INTERVAL_MS } from '../../src/targets/local/broker.js';
 import { openTarget } from '../../src/targets/index.js';
 import { Context } from '../../src/context.js';
 import { ensureDevicePolicy, registerDevice } from '../../src/services/devices.js';
@@ -139,6 +140,8 @@ test('mosquitto_pub (a client this project did not write) publishes with the dev
   assert.is(which.status, 0, 'mosquitto_pub is missing: .ci/run installs mosquitto-clients');
   const before = platform.status().publishesAccepted.total;
   const dir = join(devicesDir(), 'sensor-1');
+  // sensor-1 connected in the test before: AWS IoT (and the local broker) allow 1 CONNECT per second per client id.
+  await new Promise((r) => setTimeout(r, CONNECT_INTERVAL_MS));
   // The broker runs in this process, so the client must run asynchronously.
   const run = (args: string[]) => promisify(execFile)('mosquitto_pub', args, { timeout: 10_000 }).then(() => 0, (e: { code?: number }) => e.code ?? 1);
   const r = await run( ['-h', 'localhost', '-p', String(port), '--cafile', join(dir, 'ca.pem'), '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'private.key'), '-i', 'sensor-1', '-t', 'dt/demo/sensor-1/telemetry', '-q', '1', '-m', '{"temperature":30}']);

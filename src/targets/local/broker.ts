@@ -1,13 +1,23 @@
 import { Aedes, type Client, type AuthenticateError, type AedesPublishPacket, type PublishPacket, type Subscription } from 'aedes';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from 'node:tls';
 import { createServer as createTcpServer, type Server as TcpServer, type AddressInfo, type Socket } from 'node:net';
 import { evaluatePolicies, iotArn } from '../../iot/policy/index.js';
 import type { Registry, Principal } from './registry.js';
 import type { IngressLog } from './ingress.js';
-import { count, newCounter, RateMeter, type ReasonCounter } from './counters.js';
+import { count, KeyedInterval, LogThrottle, newCounter, RateMeter, type ReasonCounter } from './counters.js';
+import { publishTopicProblem, sizeProblem } from '../../iot/topics.js';
 
 /** AWS IoT Core refuses payloads over 128 KB. */
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
+/**
+ * The largest MQTT remaining length read: a 128 KB payload with a 256-byte topic, its length fields and packet id
+ * fit. A packet declaring more is refused from its fixed header, before its body is read.
+ */
+export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 512;
+/** AWS IoT Core: "1 MQTT CONNECT operation per second" per client id. */
+export const CONNECT_INTERVAL_MS = 1000;
+export const DEFAULT_MAX_CONNECTIONS = 1000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface BrokerOptions {
   host: string;
@@ -18,6 +28,10 @@ export interface BrokerOptions {
   ingress?: IngressLog;
   /** Benchmarks only: a plain-TCP listener without authentication, to measure TLS + policy overhead. */
   plainTcpPort?: number;
+  /** Open connections accepted; more are closed at once, before TLS (local.maxConnections). */
+  maxConnections?: number;
+  /** TLS handshake, then CONNECT, each within this time (local.handshakeTimeoutMs). */
+  handshakeTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -26,6 +40,8 @@ interface Session {
   certificateId: string;
   /** Cached decisions per action, keyed by topic/filter/client id: one map lookup per publish. */
   decisions: Map<string, Map<string, boolean>>;
+  /** The certificate was revoked or deleted: nothing more is published for this client, its Will included. */
+  revoked?: boolean;
 }
 
 export interface BrokerStats {
@@ -45,6 +61,18 @@ class AuthError extends Error {
   }
 }
 
+/** A refusal the broker already counted and logged, so the client error it becomes is not counted again. */
+const COUNTED = Symbol('counted');
+const counted = (message: string) => Object.assign(new Error(message), { [COUNTED]: true });
+
+/** aedes's own refusals (before our hooks run), by message: counted under our reasons. */
+const AEDES_REFUSALS: [RegExp, 'publishesDenied' | 'connectionsRefused', string][] = [
+  [/[#+] is not allowed in PUBLISH/, 'publishesDenied', 'wildcardInTopic'],
+  [/empty topic/, 'publishesDenied', 'emptyTopic'],
+  [/too many levels/, 'publishesDenied', 'tooManyLevels'],
+  [/connect did not arrive in time/, 'connectionsRefused', 'connectTimeout'],
+];
+
 /**
  * The local IoT Core: aedes (MQTT 3.1.1) behind a TLS server that requires client certificates from the
  * local CA. Certificate -> principal -> thing; IoT policies are enforced on CONNECT, PUBLISH, SUBSCRIBE
@@ -55,7 +83,13 @@ export class Broker {
   private tlsServer!: TlsServer;
   private tcpServer?: TcpServer;
   private readonly sessions = new WeakMap<Client, Session>();
+  /** Certificate id (SHA-256 fingerprint) of each authorized TLS socket, read once at the handshake. */
+  private readonly certificateIds = new WeakMap<object, string>();
   private readonly clients = new Set<Client>();
+  private readonly connects = new KeyedInterval(CONNECT_INTERVAL_MS);
+  private readonly throttled: LogThrottle;
+  private readonly maxConnections: number;
+  private readonly handshakeTimeoutMs: number;
   private readonly stats = {
     connectionsAccepted: newCounter(),
     connectionsRefused: newCounter(),
@@ -69,53 +103,102 @@ export class Broker {
 
   constructor(private readonly opts: BrokerOptions) {
     this.log = opts.log ?? (() => {});
+    // Refusals are driven by peers: a flood of them is summed up instead of logged one line each.
+    this.throttled = new LogThrottle(this.log);
+    this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   }
 
   async start(): Promise<{ port: number; plainTcpPort?: number }> {
     this.aedes = await Aedes.createBroker({
+      connectTimeout: this.handshakeTimeoutMs,
       authenticate: (client, _u, _p, cb) => this.authenticate(client, cb),
       authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
       authorizeForward: (client, packet) => this.authorizeForward(client, packet),
     });
+    // `connected` counts live sockets: a client is added once ready and removed when its socket closes, which
+    // also covers a client that closed between authentication and ready (aedes still emits clientReady then).
     this.aedes.on('clientReady', (client) => {
+      if (client.closed || client.conn.destroyed) return;
       this.clients.add(client);
+      client.conn.once('close', () => this.clients.delete(client));
       count(this.stats.connectionsAccepted, this.sessions.has(client) ? 'certificate' : 'plainTcp');
     });
     this.aedes.on('clientDisconnect', (client) => this.clients.delete(client));
+    this.aedes.on('clientError', (client, err) => this.countAedesRefusal(client, err));
+    this.aedes.on('connectionError', (client, err) => this.countAedesRefusal(client, err));
     // rejectUnauthorized is false so the refusal can be counted with its reason; unauthorized sockets
     // are destroyed before a single MQTT byte is read.
     this.tlsServer = createTlsServer(
-      { key: this.opts.tls.key, cert: this.opts.tls.cert, ca: this.opts.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+      { key: this.opts.tls.key, cert: this.opts.tls.cert, ca: this.opts.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: this.handshakeTimeoutMs },
       (socket) => {
-        if (!socket.authorized) {
+        const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+        if (!socket.authorized || !cert?.fingerprint256) {
           const code = String(socket.authorizationError ?? 'UNKNOWN');
-          const reason = /NO_PEER_CERTIFICATE|PEER_DID_NOT_RETURN/i.test(code) || !socket.getPeerCertificate()?.raw ? 'noClientCertificate' : /EXPIRED/.test(code) ? 'certificateExpired' : 'untrustedCertificate';
-          count(this.stats.connectionsRefused, reason);
-          this.log(`connection refused from ${socket.remoteAddress}: ${reason} (${code})`);
+          const reason = socket.destroyed ? 'handshakeAborted' : /NO_PEER_CERTIFICATE|PEER_DID_NOT_RETURN/i.test(code) || !socket.getPeerCertificate()?.raw ? 'noClientCertificate' : /EXPIRED/.test(code) ? 'certificateExpired' : 'untrustedCertificate';
+          this.refuseConnection(reason, `connection refused from ${socket.remoteAddress}: ${reason} (${code})`);
           socket.destroy();
           return;
         }
-        this.aedes.handle(coalesceWrites(socket));
+        this.certificateIds.set(socket, cert.fingerprint256.replace(/:/g, '').toLowerCase());
+        this.aedes.handle(this.guard(coalesceWrites(socket)));
       },
     );
-    this.tlsServer.on('tlsClientError', (err) => {
-      count(this.stats.connectionsRefused, tlsReason(err));
-      this.log(`connection refused: ${err.message}`);
+    // Over the cap, Node closes the new socket as it is accepted: no TLS, no memory.
+    this.tlsServer.maxConnections = this.maxConnections;
+    this.tlsServer.on('drop', (data?: { remoteAddress?: string }) => {
+      this.refuseConnection('connectionLimit', `connection refused from ${data?.remoteAddress ?? 'unknown'}: ${this.maxConnections} connections are open (local.maxConnections)`);
+    });
+    this.tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      // With a listener Node leaves the socket open (a silent peer would hold its descriptor forever).
+      socket.destroy();
+      const reason = tlsReason(err);
+      this.refuseConnection(reason, `connection refused from ${socket.remoteAddress ?? 'unknown'}: ${reason} (${err.message})`);
     });
     await listen(this.tlsServer, this.opts.port, this.opts.host);
     const port = (this.tlsServer.address() as AddressInfo).port;
     let plainTcpPort: number | undefined;
     if (this.opts.plainTcpPort !== undefined) {
-      this.tcpServer = createTcpServer((socket) => this.aedes.handle(coalesceWrites(socket)));
+      this.tcpServer = createTcpServer((socket) => this.aedes.handle(this.guard(coalesceWrites(socket))));
+      this.tcpServer.maxConnections = this.maxConnections;
       await listen(this.tcpServer, this.opts.plainTcpPort, this.opts.host);
       plainTcpPort = (this.tcpServer.address() as AddressInfo).port;
     }
     return { port, plainTcpPort };
   }
 
+  /** Refuses a packet whose declared length is over MAX_PACKET_BYTES, from its fixed header, and closes the connection. */
+  private guard<S extends Socket>(socket: S): S {
+    return guardPacketSize(socket, MAX_PACKET_BYTES, (type, declared) => {
+      const client = (socket as unknown as { client?: Client }).client;
+      const who = client?.id ? `client ${client.id}` : `a connection from ${socket.remoteAddress}`;
+      const what = `${PACKET_NAMES[type] ?? `packet type ${type}`} declaring ${declared} bytes (more than the ${MAX_PACKET_BYTES} bytes a 128 KB payload needs)`;
+      if (type === 3) {
+        count(this.stats.publishesDenied, 'payloadTooLarge');
+        this.throttled.log('payloadTooLarge', `publish denied for ${who}: ${what}; connection closed`);
+      } else this.refuseConnection('packetTooLarge', `connection closed for ${who}: ${what}`);
+      socket.destroy();
+    });
+  }
+
+  private refuseConnection(reason: string, line: string): void {
+    count(this.stats.connectionsRefused, reason);
+    this.throttled.log(reason, line);
+  }
+
+  private countAedesRefusal(client: Client, err: Error & { [COUNTED]?: boolean }): void {
+    if (!err || err[COUNTED]) return;
+    const known = AEDES_REFUSALS.find(([pattern]) => pattern.test(err.message));
+    if (!known) return;
+    const [, counter, reason] = known;
+    count(this.stats[counter], reason);
+    this.throttled.log(reason, `${counter === 'publishesDenied' ? 'publish denied for' : 'connection closed for'} ${client?.id ?? 'a client'}: ${err.message}`);
+  }
+
   async stop(): Promise<void> {
     this.rate.stop();
+    this.throttled.stop();
     for (const client of this.clients) client.close();
     await Promise.all([this.tlsServer && close(this.tlsServer), this.tcpServer && close(this.tcpServer)]);
     await new Promise<void>((resolve) => (this.aedes ? this.aedes.close(() => resolve()) : resolve()));
@@ -143,6 +226,9 @@ export class Broker {
       const principal = this.opts.registry.principal(session.certificateId);
       if (!principal || principal.certificate.status !== 'ACTIVE' || principal.thing?.name !== session.principal.thing?.name) {
         this.log(`disconnecting ${client.id}: certificate ${principal ? principal.certificate.status.toLowerCase() : 'deleted'}`);
+        // The Will of a revoked or deleted certificate is dropped: it is the device's last publish.
+        session.revoked = true;
+        (client as Client & { will: unknown }).will = null;
         client.close();
         continue;
       }
@@ -152,14 +238,13 @@ export class Broker {
 
   private authenticate(client: Client, cb: (error: AuthenticateError | null, success: boolean | null) => void): void {
     try {
-      const socket = client.conn as unknown as TLSSocket;
-      if (typeof socket.getPeerCertificate !== 'function') {
+      if (!(client.conn instanceof TLSSocket)) {
         // The benchmark-only plain TCP listener.
         cb(null, true);
         return;
       }
-      const cert = socket.getPeerCertificate();
-      const certificateId = cert.fingerprint256.replace(/:/g, '').toLowerCase();
+      const certificateId = this.certificateIds.get(client.conn);
+      if (!certificateId) throw new AuthError('handshakeAborted', 'the connection has no verified certificate');
       const principal = this.opts.registry.principal(certificateId);
       if (!principal) throw new AuthError('unknownCertificate', 'certificate is not registered');
       if (principal.certificate.status !== 'ACTIVE') throw new AuthError(`certificate${cap(principal.certificate.status)}`, `certificate is ${principal.certificate.status}`);
@@ -172,12 +257,15 @@ export class Broker {
         }
         throw new AuthError('policyDenied', `policy does not allow client id "${client.id}" to connect`);
       }
+      // After authorization, so a device cannot spend another client id's allowance.
+      if (!this.connects.take(client.id)) {
+        throw new AuthError('connectThrottled', `client id "${client.id}" connected less than ${CONNECT_INTERVAL_MS} ms ago (AWS IoT allows 1 CONNECT per second per client id)`, 3);
+      }
       this.sessions.set(client, session);
       cb(null, true);
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError('internalError', (e as Error).message);
-      count(this.stats.connectionsRefused, err.reason);
-      this.log(`connection refused for client ${client.id}: ${err.message}`);
+      this.refuseConnection(err.reason, `connection refused for client ${client.id}: ${err.message}`);
       const authError = Object.assign(new Error(err.message), { returnCode: err.returnCode }) as AuthenticateError;
       cb(authError, false);
     }
@@ -188,16 +276,24 @@ export class Broker {
     const session = this.sessions.get(client);
     const deny = (reason: string, message: string) => {
       count(this.stats.publishesDenied, reason);
-      this.log(`publish denied for ${client.id} on ${packet.topic}: ${message}`);
+      this.throttled.log(reason, `publish denied for ${client.id} on ${clip(packet.topic)}: ${message}`);
       // AWS IoT disconnects an MQTT 3.1.1 client whose publish is not authorized.
-      cb(new Error(message));
+      cb(counted(message));
     };
+    // aedes publishes the Will after closing the client: the certificate is checked again for it.
+    if (session && (session.revoked || (client.closed && !this.stillActive(session)))) return deny('certificateRevoked', 'the certificate is revoked or deleted');
+    const topicProblem = publishTopicProblem(packet.topic);
+    if (topicProblem) return deny(topicProblem.reason, topicProblem.message);
     const basicIngest = isBasicIngest(packet.topic);
     if (packet.topic.startsWith('$') && !basicIngest) return deny('reservedTopic', 'topics starting with $ are reserved');
     if (basicIngest && !/^\$aws\/rules\/[^/]+/.test(packet.topic)) return deny('invalidTopic', 'a Basic Ingest topic names its rule: $aws/rules/<ruleName>/<topic>');
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (payload.length > MAX_PAYLOAD_BYTES) return deny('payloadTooLarge', `payload of ${payload.length} bytes exceeds the 128 KB limit`);
+    // AWS IoT Core: "does not support publishing or subscribing with QoS level 2"; no PUBREC, the connection closes.
+    if (packet.qos === 2) return deny('qos2NotSupported', 'AWS IoT Core does not support QoS 2');
     if (session && !this.allowed(client, session, 'iot:Publish', 'topic', packet.topic)) return deny('policyDenied', 'policy does not allow iot:Publish');
+    // A retained message also needs iot:RetainPublish on its topic (retained-message-policy-examples).
+    if (packet.retain && !basicIngest && session && !this.allowed(client, session, 'iot:RetainPublish', 'topic', packet.topic)) return deny('retainDenied', 'policy does not allow iot:RetainPublish');
     // Basic Ingest goes to the rules engine only: never retained, never delivered (see authorizeForward).
     if (basicIngest) packet.retain = false;
     const accept = () => {
@@ -220,16 +316,21 @@ export class Broker {
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (error: Error | null, subscription?: Subscription | null) => void): void {
     const session = this.sessions.get(client);
     // AWS: "Your devices and rules can't subscribe to Basic Ingest reserved topics."
-    if (isBasicIngest(sub.topic)) {
-      count(this.stats.subscriptionsDenied, 'reservedTopic');
-      this.log(`subscribe denied for ${client.id} on ${sub.topic}: Basic Ingest topics cannot be subscribed to`);
-      return cb(null, null);
-    }
-    if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', sub.topic)) {
-      count(this.stats.subscriptionsDenied, 'policyDenied');
-      this.log(`subscribe denied for ${client.id} on ${sub.topic}`);
+    const deny = (reason: string, message: string) => {
+      count(this.stats.subscriptionsDenied, reason);
+      this.throttled.log(reason, `subscribe denied for ${client.id} on ${clip(sub.topic)}: ${message}`);
       return cb(null, null); // SUBACK 0x80 for this filter
+    };
+    if (isBasicIngest(sub.topic)) return deny('reservedTopic', 'Basic Ingest topics cannot be subscribed to');
+    // AWS IoT Core sends no SUBACK for QoS 2: the connection is closed so the client does not wait forever.
+    if (sub.qos === 2) {
+      count(this.stats.subscriptionsDenied, 'qos2NotSupported');
+      this.throttled.log('qos2NotSupported', `subscribe denied for ${client.id} on ${clip(sub.topic)}: AWS IoT Core does not support QoS 2; connection closed`);
+      return cb(counted('AWS IoT Core does not support QoS 2'));
     }
+    const size = sizeProblem(sub.topic);
+    if (size) return deny(size.reason, size.message);
+    if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', sub.topic)) return deny('policyDenied', 'policy does not allow iot:Subscribe');
     cb(null, sub);
   }
 
@@ -240,6 +341,10 @@ export class Broker {
     if (this.allowed(client, session, 'iot:Receive', 'topic', packet.topic)) return packet;
     count(this.stats.deliveriesDenied, 'policyDenied');
     return null;
+  }
+
+  private stillActive(session: Session): boolean {
+    return this.opts.registry.principal(session.certificateId)?.certificate.status === 'ACTIVE';
   }
 
   private allowed(client: Client, session: Session, action: string, kind: 'client' | 'topic' | 'topicfilter', name: string, attributes?: readonly string[]): boolean {
@@ -304,6 +409,71 @@ export function connectAttributes(client: Client): string[] {
   return attributes;
 }
 
+/** A peer-chosen string shortened for the log (topics of 42 KB were logged whole). */
+function clip(s: string, max = 200): string {
+  return s.length <= max ? s : `${s.slice(0, max)}... (${Buffer.byteLength(s)} bytes)`;
+}
+
+const PACKET_NAMES: Record<number, string> = { 1: 'CONNECT', 3: 'PUBLISH', 8: 'SUBSCRIBE', 10: 'UNSUBSCRIBE' };
+
+/**
+ * Watches the MQTT fixed headers going from `socket` to aedes (which reads with `socket.read()`) and calls
+ * `refuse(type, declared)` instead of returning the bytes when a packet declares a remaining length over `max`
+ * (or a malformed one), so its body is never buffered. Bodies are skipped by count: O(1) per packet.
+ */
+export function guardPacketSize<S extends Socket>(socket: S, max: number, refuse: (type: number, declared: number) => void): S {
+  let state: 'header' | 'length' | 'body' = 'header';
+  let type = 0;
+  let length = 0;
+  let multiplier = 1;
+  let lengthBytes = 0;
+  let remaining = 0;
+  let refused = false;
+  const scan = (buf: Buffer): boolean => {
+    for (let i = 0; i < buf.length; ) {
+      if (state === 'body') {
+        const skip = Math.min(remaining, buf.length - i);
+        i += skip;
+        remaining -= skip;
+        if (remaining === 0) state = 'header';
+        continue;
+      }
+      const byte = buf[i++]!;
+      if (state === 'header') {
+        type = byte >> 4;
+        length = 0;
+        multiplier = 1;
+        lengthBytes = 0;
+        state = 'length';
+        continue;
+      }
+      length += (byte & 0x7f) * multiplier;
+      multiplier *= 128;
+      lengthBytes++;
+      if (length > max) return false;
+      if (byte & 0x80) {
+        if (lengthBytes === 4) return false; // a fifth length byte: malformed
+        continue;
+      }
+      remaining = length;
+      state = remaining > 0 ? 'body' : 'header';
+    }
+    return true;
+  };
+  const read = socket.read;
+  socket.read = function guardedRead(this: S, size?: number) {
+    const chunk = read.call(this, size) as Buffer | null;
+    if (refused) return null;
+    if (chunk && Buffer.isBuffer(chunk) && !scan(chunk)) {
+      refused = true;
+      refuse(type, length);
+      return null;
+    }
+    return chunk;
+  } as S['read'];
+  return socket;
+}
+
 function cap(s: string): string {
   return s.charAt(0) + s.slice(1).toLowerCase();
 }
@@ -312,6 +482,7 @@ function tlsReason(err: Error & { code?: string }): string {
   const m = `${err.code ?? ''} ${err.message}`;
   if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|NO_CERTIFICATE/i.test(m)) return 'noClientCertificate';
   if (/CERTIFICATE_VERIFY_FAILED|UNKNOWN_CA|unknown ca|certificate verify|self.signed|unable to get/i.test(m)) return 'untrustedCertificate';
+  if (/HANDSHAKE_TIMEOUT|handshake timeout/i.test(m)) return 'handshakeTimeout';
   if (/ECONNRESET|socket hang up|disconnected before/i.test(m)) return 'handshakeAborted';
   return 'tlsHandshake';
 }

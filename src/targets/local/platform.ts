@@ -1,7 +1,8 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Spec } from '../../spec/schema.js';
 import { Broker, type BrokerStats } from './broker.js';
+import { escapeControl, RotatingLog } from './daemon-log.js';
 import { IngressLog } from './ingress.js';
 import { LocalObjects } from './objects.js';
 import { ensurePki } from './pki.js';
@@ -82,16 +83,12 @@ export class LocalPlatform {
 
   constructor(readonly opts: PlatformOptions) {
     mkdirSync(opts.stateDir, { recursive: true });
-    const logFile = join(opts.stateDir, 'daemon.log');
+    const logFile = new RotatingLog(join(opts.stateDir, 'daemon.log'));
     const sink = opts.log ?? (() => {});
     this.log = (line) => {
-      const stamped = `${new Date().toISOString()} ${line}`;
+      const stamped = `${new Date().toISOString()} ${escapeControl(line)}`;
       sink(stamped);
-      try {
-        appendFileSync(logFile, stamped + '\n');
-      } catch {
-        /* logging must never take the platform down */
-      }
+      logFile.append(stamped);
     };
     this.db = openStore(opts.stateDir);
     this.registry = new Registry(this.db);
@@ -115,6 +112,8 @@ export class LocalPlatform {
         registry: this.registry,
         ingress: this.ingress,
         plainTcpPort: this.opts.plainTcpPort,
+        maxConnections: spec.local.maxConnections,
+        handshakeTimeoutMs: spec.local.handshakeTimeoutMs,
         log: this.log,
       });
       const ports = await this.broker.start().catch((e: NodeJS.ErrnoException) => {

@@ -9,6 +9,7 @@ import type { RuleErrorPayload, RulesStore } from './rules-store.js';
 export type { RuleErrorPayload };
 import { DestinationNotFoundError, type ChannelSink, type ChannelMessage, type FunctionSink, type ObjectSink, type StreamSink } from './sinks.js';
 import { count, newCounter, RateMeter } from './counters.js';
+import { publishTopicProblem } from '../../iot/topics.js';
 
 export interface RulesRuntimeDeps {
   db: Db;
@@ -379,6 +380,9 @@ export class RulesRuntime {
    * replay from duplicating them. Delivery to subscribers is at least once.
    */
   private async republish(rule: CompiledRule, m: { messageId: string; topic: string; clientId: string; qos: number; payload: Buffer }): Promise<void> {
+    // AWS IoT's topic limits end a rule that republishes to a growing topic (a loop) in its errorAction.
+    const problem = publishTopicProblem(m.topic);
+    if (problem) throw new Error(`cannot republish to "${m.topic.length > 200 ? `${m.topic.slice(0, 200)}...` : m.topic}": ${problem.message}`);
     await this.deps.ingress.append({ ...m, principal: `rule:${rule.spec.name}` });
     await this.deps.deliver?.(m.topic, m.payload, m.qos as 0 | 1);
   }
