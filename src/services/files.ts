@@ -30,6 +30,8 @@ export const READ_LIMITS = {
   caFile: 1024 * 1024,
   /** Bulk registration: ~100,000 rows of `thingName,thingType,attributes`. */
   devicesCsv: 4 * 1024 * 1024,
+  /** An MQTT payload: AWS IoT's message size limit. */
+  payload: 128 * 1024,
   /** iotctl.yaml. */
   spec: 1024 * 1024,
 } as const;
@@ -86,7 +88,8 @@ function readError(e: unknown, name: string, fix: string): UserError {
 
 /** A `JSON text | @file` argument, as bytes. */
 export function inlineOrFile(arg: string): Buffer {
-  return arg.startsWith('@') ? readUserFile(arg.slice(1), 'Check the path after @.', 'the payload file ') : Buffer.from(arg);
+  // AWS IoT refuses a message larger than 128 KB.
+  return arg.startsWith('@') ? readUserFile(arg.slice(1), 'Check the path after @; AWS IoT accepts messages of at most 128 KB.', 'the payload file ', { maxBytes: READ_LIMITS.payload }) : Buffer.from(arg);
 }
 
 // ------------------------------------------------------------------ writing

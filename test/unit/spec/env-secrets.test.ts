@@ -97,7 +97,7 @@ test('more than Lambda\'s 4 KB of variables is refused', () => {
 });
 
 test('the plan masks secret values and still shows that they changed', () => {
-  const config = (env: Record<string, string>) => functionConfig({ template: 't', sha256: 's', handler: 'handler', timeoutSeconds: 3, memoryMb: 128, environment: env, eventSource: undefined });
+  const config = (env: Record<string, string>) => functionConfig({ template: 't', sha256: 's', handler: 'handler', timeoutSeconds: 3, memoryMb: 128, environment: env, eventSource: null });
   const before = config({ DATABASE_URL: 'postgres://u:old-pw@h/db', DB_PASSWORD: 'old-secret', LOG_LEVEL: 'info' });
   const after = config({ DATABASE_URL: 'postgres://u:new-pw@h/db', DB_PASSWORD: 'new-secret', LOG_LEVEL: 'info' });
   const same = config({ DATABASE_URL: 'postgres://u:new-pw@h/db', DB_PASSWORD: 'new-secret', LOG_LEVEL: 'info' });
