@@ -65,7 +65,12 @@ export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][nu
 
 /** What apply compares and prints; secret-looking values are masked (a change still shows, as a different tag). */
 export function functionConfig(f: Pick<FunctionSummary, 'template' | 'sha256' | 'handler' | 'timeoutSeconds' | 'memoryMb' | 'environment' | 'eventSource'>) {
-  return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: maskEnvironment(f.environment, secretTag), eventSource: f.eventSource ?? null };
+  return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: maskedEnvironment(f.environment), eventSource: f.eventSource ?? null };
+}
+
+/** A function's variables as any output may show them (plans, `lambda list --json`). */
+export function maskedEnvironment(environment: Record<string, string>): Record<string, string> {
+  return maskEnvironment(environment, secretTag);
 }
 
 let tagKey: Buffer | undefined;
