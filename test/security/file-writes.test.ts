@@ -132,6 +132,29 @@ test('athena run --out: no file appears when the query fails, and the check come
   assert.not.match(dir.stderr, /Error \(bug\)/);
 });
 
+test('analytics dataset content --out: refuses an existing file, and --force replaces a planted symlink instead of writing through it', async () => {
+  const p = makeProject(`${MINIMAL_SPEC}analytics:\n  datasets:\n    - name: ds\n      sql: SELECT 42 AS answer\n`);
+  const runIn = (...args: string[]) => cli(args, { cwd: p.dir, env: NO_DB, timeoutMs: 60_000 });
+  try {
+    assert.is((await runIn('analytics', 'apply', '--yes')).code, 0);
+    assert.is((await runIn('analytics', 'dataset', 'run', 'ds')).code, 0);
+    const victim = join(p.dir, 'victim.csv');
+    writeFileSync(victim, 'victim\n');
+    const link = join(p.dir, 'summary.csv');
+    symlinkSync(victim, link);
+    const refused = await runIn('analytics', 'dataset', 'content', 'ds', '--out', link);
+    assert.is(refused.code, 1);
+    assert.match(refused.stderr, /^Error: .*summary\.csv already exists/m);
+    const forced = await runIn('analytics', 'dataset', 'content', 'ds', '--out', link, '--force');
+    assert.is(forced.code, 0, forced.stderr);
+    assert.is(readFileSync(victim, 'utf8'), 'victim\n');
+    assert.ok(lstatSync(link).isFile());
+    assert.match(readFileSync(link, 'utf8'), /answer\s+42/);
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('the one writer: exclusive create, no write through a symlink, replace by rename with force, keys 0600 from creation', () => {
   const dir = join(project.dir, 'writer');
   mkdirSync(dir);
