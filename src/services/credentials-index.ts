@@ -11,7 +11,7 @@ export function rememberCredentialsDir(stateDir: string, thingName: string, dir:
   const index = readCredentialsIndex(stateDir);
   index[thingName] = dir;
   // Replaced by rename from a private temporary folder: never written through a link someone planted.
-  writeNewFile(credentialsIndex(stateDir), JSON.stringify(index, null, 2), { force: true, mode: 0o600, flag: '--state-dir' });
+  writeNewFile(credentialsIndex(stateDir), JSON.stringify(index, null, 2), { force: true, mode: 0o600, parentMode: 0o700, flag: '--state-dir' });
 }
 
 export function readCredentialsIndex(stateDir: string): Record<string, string> {

@@ -101,6 +101,8 @@ export interface WriteOptions {
   mode?: number;
   /** The flag that named the destination, for the error's fix (e.g. "--out"). */
   flag?: string;
+  /** The mode of parent folders created on the way (default 0777 less the umask). */
+  parentMode?: number;
 }
 
 const EXCLUSIVE_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -130,7 +132,7 @@ export function checkDestination(dest: string, opts: WriteOptions): void {
 /** A private (0700, random name) folder in `parent`, created first if missing. */
 function privateFolderIn(parent: string, prefix: string, opts: WriteOptions): string {
   try {
-    mkdirSync(parent, { recursive: true });
+    mkdirSync(parent, { recursive: true, mode: opts.parentMode });
     return mkdtempSync(join(parent, prefix));
   } catch (e) {
     throw writeError(e, parent, opts);
