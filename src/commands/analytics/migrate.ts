@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { writeNewFile } from '../../services/files.js';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
@@ -35,7 +35,9 @@ export default class AnalyticsMigrate extends BaseCommand<typeof AnalyticsMigrat
         if (!this.jsonEnabled()) process.stdout.write(result.specText);
       } else if (result.changed) {
         // Written beside it (privately), then renamed over it, keeping its mode: a failure never leaves half a spec.
-        writeNewFile(loaded.file, result.specText, { force: true, mode: statSync(loaded.file).mode & 0o777, flag: '--spec' });
+        // The real path: a spec the user keeps behind a symlink stays there.
+        const real = realpathSync(loaded.file);
+        writeNewFile(real, result.specText, { force: true, mode: statSync(real).mode & 0o777, flag: '--spec' });
         info(`Wrote the datalake section to ${loaded.file}.`);
       }
       info(formatPlan(result.plan));
