@@ -1,4 +1,4 @@
-import { closeSync, constants, createReadStream, createWriteStream, fstatSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, fstatSync, linkSync, lstatSync, statSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -116,7 +116,11 @@ export interface StagedFile {
   discard(): void;
 }
 
-/** Refuses an existing destination (without force) or a directory there: call it before any costly work. */
+/**
+ * Refuses an existing destination (without force), and always a folder or a special file (device, FIFO,
+ * socket), also behind a symlink: --force replaces a regular file or a link, never /dev/null or /dev/stdout
+ * (renaming over them as root would replace the device). Call it before any costly work.
+ */
 export function checkDestination(dest: string, opts: WriteOptions): void {
   let existing;
   try {
@@ -125,7 +129,17 @@ export function checkDestination(dest: string, opts: WriteOptions): void {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw writeError(e, dest, opts);
   }
-  if (existing.isDirectory()) throw new UserError(`${dest} is a directory.`, `Give a file path to ${opts.flag ?? 'the command'}.`, 'OUTPUT_IS_DIRECTORY');
+  let target = existing;
+  if (existing.isSymbolicLink()) {
+    try {
+      target = statSync(dest);
+    } catch {
+      // A dangling link: it is replaced (with force), never followed.
+    }
+  }
+  if (target.isDirectory()) throw new UserError(`${dest} is a directory.`, `Give a file path to ${opts.flag ?? 'the command'}.`, 'OUTPUT_IS_DIRECTORY');
+  if (!target.isFile() && !target.isSymbolicLink())
+    throw new UserError(`${dest} is not a regular file (a device, FIFO or socket).`, `${opts.flag ?? 'The command'} writes a new regular file; to print the result instead, leave it out.`, 'OUTPUT_NOT_REGULAR');
   if (!opts.force) throw new UserError(`${dest} already exists.`, `Pass --force to replace it, or choose another ${opts.flag ?? 'path'}.`, 'OUTPUT_EXISTS');
 }
 
@@ -169,7 +183,10 @@ export function stageFile(dest: string, opts: WriteOptions = {}): StagedFile {
 }
 
 function placeFile(from: string, to: string, opts: WriteOptions): void {
-  if (opts.force) return renameSync(from, to);
+  if (opts.force) {
+    checkDestination(to, opts);
+    return renameSync(from, to);
+  }
   try {
     linkSync(from, to);
   } catch (e) {

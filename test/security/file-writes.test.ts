@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { asOtherUser, canActAsOtherUser, sharedTempDir } from '../helpers/other-user.js';
 import { cli, makeProject, MINIMAL_SPEC, NO_DB, type Project } from '../helpers/project.js';
@@ -176,6 +177,28 @@ test('the one writer: exclusive create, no write through a symlink, replace by r
   assert.is(statSync(join(dir, 'creds')).mode & 0o777, 0o700);
   assert.is(statSync(join(dir, 'creds', 'private.key')).mode & 0o777, 0o600);
   assert.equal(readdirSync(dir).sort(), ['creds', 'link', 'victim']);
+});
+
+test('--force never replaces a device, a FIFO or a link to one (as root, renaming over /dev/null would replace the device)', async () => {
+  // A private copy of /dev/null and a FIFO: the real /dev/null is never put at risk by this test.
+  const dir = join(project.dir, 'special');
+  mkdirSync(dir);
+  const nullCopy = join(dir, 'null');
+  execFileSync('mknod', ['-m', '0666', nullCopy, 'c', '1', '3']);
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const stdoutLike = join(dir, 'stdout');
+  symlinkSync(nullCopy, stdoutLike);
+  for (const dest of [nullCopy, fifo, stdoutLike]) {
+    assert.throws(() => writeNewFile(dest, 'x', { force: true }), /not a regular file/);
+    const r = await run('athena', 'run', 'SELECT 1 AS x', '--out', dest, '--force');
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /^Error: .* is not a regular file/m);
+    assert.match(r.stderr, /^Try: /m);
+  }
+  assert.ok(lstatSync(nullCopy).isCharacterDevice());
+  assert.ok(lstatSync(fifo).isFIFO());
+  assert.ok(lstatSync(stdoutLike).isSymbolicLink());
 });
 
 test('the credentials index is replaced, never written through a planted symlink, and is 0600', () => {
