@@ -51,15 +51,16 @@ export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
     const before = text.slice(0, offset).split('\n');
     return { file: shown, line: before.length, col: before[before.length - 1]!.length + 1, path: '', message, hint };
   };
-  const LIMIT_HINT = 'iotctl.yaml describes a platform in a few hundred lines; anchors and aliases are allowed, but not expanded into huge documents.';
-  let yamlDoc: ReturnType<typeof parseYaml>;
-  let raw: unknown;
-  try {
-    yamlDoc = parseYaml(text);
-  } catch (e) {
-    if (e instanceof YamlLimitError) throw new SpecError([atOffset(e.offset, e.message, LIMIT_HINT)]);
-    throw e;
-  }
+  // A document over YAML_LIMITS is one problem, at the offset where the limit was reached.
+  const limited = <T>(step: () => T): T => {
+    try {
+      return step();
+    } catch (e) {
+      if (!(e instanceof YamlLimitError)) throw e;
+      throw new SpecError([atOffset(e.offset, e.message, 'iotctl.yaml describes a platform in a few hundred lines; anchors and aliases are allowed, but not expanded into huge documents.')]);
+    }
+  };
+  const yamlDoc = limited(() => parseYaml(text));
   const { doc, lineCounter, locate } = yamlDoc;
   const problems: SpecProblem[] = [];
   for (const e of doc.errors) {
@@ -69,13 +70,7 @@ export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
   for (const p of yamlDoc.problems) problems.push(atOffset(p.offset, p.message, 'This is a YAML syntax error.'));
   if (problems.length) throw new SpecError(problems);
 
-  try {
-    raw = yamlDoc.toJS() ?? {};
-  } catch (e) {
-    if (e instanceof YamlLimitError) throw new SpecError([atOffset(e.offset, e.message, LIMIT_HINT)]);
-    throw e;
-  }
-
+  const raw = limited(() => yamlDoc.toJS()) ?? {};
   const parsed = specSchema.safeParse(raw);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
