@@ -41,8 +41,8 @@ test('more than 50,000 tokens is refused before parsing, where the limit was rea
 test('duplicate keys are still reported at file:line:col (checked in linear time)', () => {
   const { error } = refusal('project: demo\nregion: eu-west-1\nregion: us-east-1\n');
   assert.equal(error.problems.map((p) => [p.line, p.col, p.message]), [[3, 1, 'Map keys must be unique']]);
-  const many = `project: demo\ndevices:\n  attributes:\n${Array.from({ length: 9_000 }, (_, i) => `    k${i}: v\n`).join('')}`;
-  assert.is(Object.keys(parseSpec(many).spec.devices.attributes).length, 9_000);
+  const many = `project: demo\ndevices:\n  attributes:\n${Array.from({ length: 5_000 }, (_, i) => `    k${i}: v\n`).join('')}`;
+  assert.is(Object.keys(parseSpec(many).spec.devices.attributes).length, 5_000);
 });
 
 test.run();
