@@ -44,7 +44,7 @@ test('device register --out <shared dir>: the private key never lands in a file 
   // Every name the CLI could use for its temporary folder: `.<thing>.<pid>.tmp` for the pids to come,
   // each with private.key (and the other files) linked to nobody's file.
   const from = lastPid() + 1;
-  const script = `const fs = require('fs'); for (let p = ${from}; p <= ${from + 3000}; p++) { const d = ${JSON.stringify(out)} + '/.sensor-1.' + p + '.tmp'; fs.mkdirSync(d, { mode: 0o777 }); for (const f of ['private.key', 'cert.pem', 'ca.pem', 'endpoint.json']) fs.symlinkSync(${JSON.stringify(loot)}, d + '/' + f); }`;
+  const script = `const fs = require('fs'); for (let p = ${from}; p <= ${from + 1500}; p++) { const d = ${JSON.stringify(out)} + '/.sensor-1.' + p + '.tmp'; fs.mkdirSync(d, { mode: 0o777 }); for (const f of ['private.key', 'cert.pem', 'ca.pem', 'endpoint.json']) fs.symlinkSync(${JSON.stringify(loot)}, d + '/' + f); }`;
   const plant = asOtherUser(process.execPath, ['-e', script]);
   assert.is(plant.code, 0, plant.stderr);
 
