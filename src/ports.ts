@@ -199,6 +199,8 @@ export interface FunctionDeployment {
   vpc?: VpcConfig;
   /** The execution role; aws creates a least-privilege one when absent. */
   roleArn?: string;
+  /** Variables that may hold a secret in plain text (iotctl.yaml's allowPlaintextSecrets); any other secret is refused. */
+  allowPlaintextSecrets?: string[];
   artifact: FunctionArtifact;
 }
 

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { writeNewFile } from '../services/files.js';
 import { basename } from 'node:path';
 import { BaseCommand } from '../base-command.js';
 import { initSpec } from '../spec/init-template.js';
@@ -26,7 +27,7 @@ export default class Init extends BaseCommand<typeof Init> {
     }
     const text = initSpec(project, this.ctx.options.target ?? 'local');
     parseSpec(text, file); // the template must always validate
-    writeFileSync(file, text);
+    writeNewFile(file, text, { force: this.flags.force, flag: '--spec' });
     if (!this.jsonEnabled()) {
       info(`Wrote ${file}. Next steps:`);
       if (this.ctx.options.target === 'aws') {

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readUserFile } from './files.js';
+import { existsSync } from 'node:fs';
+import { READ_LIMITS, readUserFile, stageFolder } from './files.js';
 import { rememberCredentialsDir } from './credentials-index.js';
 import { join, resolve } from 'node:path';
 import type { Spec } from '../spec/schema.js';
@@ -56,30 +56,34 @@ export function validateThingName(name: string): void {
  */
 export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, req: RegisterRequest, outDir: string): Promise<RegisteredDevice & { dir: string }> {
   validateThingName(req.thingName);
-  const dir = resolve(outDir, req.thingName);
-  if (existsSync(dir)) {
-    throw new UserError(`${dir} already exists.`, 'Remove it, or pass another --out directory.', 'OUTPUT_EXISTS');
-  }
-  const device = await devices.register({
-    thingName: req.thingName,
-    thingType: req.thingType ?? spec.devices.thingType,
-    attributes: { ...spec.devices.attributes, ...req.attributes },
-    policyName: spec.devices.policy.name,
-    csrPem: req.csrPem,
-    ...(req.awsGeneratedKeys ? { awsGeneratedKeys: true } : {}),
-  });
-  const tmp = resolve(outDir, `.${req.thingName}.${process.pid}.tmp`);
+  // The private folder first: an --out that cannot be written to registers nothing.
+  const staged = stageFolder(resolve(outDir, req.thingName), { flag: '--out' });
+  let device: RegisteredDevice;
   try {
-    mkdirSync(tmp, { recursive: true, mode: 0o700 });
-    writeFileSync(join(tmp, 'cert.pem'), device.certPem);
-    if (device.keyPem) writeFileSync(join(tmp, 'private.key'), device.keyPem, { mode: 0o600 });
-    writeFileSync(join(tmp, 'ca.pem'), req.caPem ?? device.caPem);
-    writeFileSync(join(tmp, 'endpoint.json'), JSON.stringify(device.endpoint, null, 2) + '\n');
-    renameSync(tmp, dir);
+    device = await devices.register({
+      thingName: req.thingName,
+      thingType: req.thingType ?? spec.devices.thingType,
+      attributes: { ...spec.devices.attributes, ...req.attributes },
+      policyName: spec.devices.policy.name,
+      csrPem: req.csrPem,
+      ...(req.awsGeneratedKeys ? { awsGeneratedKeys: true } : {}),
+    });
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    staged.discard();
+    throw e;
+  }
+  const dir = staged.dest;
+  try {
+    staged.write({ name: 'cert.pem', data: device.certPem });
+    if (device.keyPem) staged.write({ name: 'private.key', data: device.keyPem, mode: 0o600 });
+    staged.write({ name: 'ca.pem', data: req.caPem ?? device.caPem });
+    staged.write({ name: 'endpoint.json', data: JSON.stringify(device.endpoint, null, 2) + '\n' });
+    staged.commit();
+  } catch (e) {
+    staged.discard();
     await devices.delete(req.thingName).catch(() => {});
-    throw new UserError(`Could not write the credentials for ${req.thingName} to ${dir}: ${(e as Error).message}`, 'Check that --out is writable; nothing was registered.', 'OUTPUT_UNWRITABLE');
+    const why = e instanceof UserError ? e.message : (e as Error).message;
+    throw new UserError(`Could not write the credentials for ${req.thingName} to ${dir}: ${why}`, 'Check that --out is writable; nothing was registered.', 'OUTPUT_UNWRITABLE');
   }
   // Recorded so that `publish --device` finds the credentials wherever --out put them.
   if (req.credentialsIndex) rememberCredentialsDir(req.credentialsIndex, req.thingName, dir);
@@ -88,7 +92,7 @@ export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, re
 
 /** Bulk file: CSV with a header; `thingName` (required), `thingType`, and any other column becomes an attribute. */
 export function parseDevicesCsv(file: string): RegisterRequest[] {
-  const text = readUserFile(file, 'Check the path given to --from-file.').toString('utf8');
+  const text = readUserFile(file, 'Check the path given to --from-file; register larger fleets in several files.', 'the devices CSV ', { maxBytes: READ_LIMITS.devicesCsv }).toString('utf8');
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   const header = lines.shift()?.split(',').map((h) => h.trim());
   const nameCol = header?.findIndex((h) => /^(thingName|thing_name|thing|name)$/i.test(h)) ?? -1;

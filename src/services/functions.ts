@@ -1,7 +1,9 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FunctionArtifact, FunctionDeployment, FunctionsPort, FunctionSummary } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
+import { maskEnvironment } from '../spec/env-secrets.js';
 import { bundleTemplate, getTemplate } from './bundle.js';
 import { DeploymentError, resolveDeployment } from './deployment.js';
 import { UserError } from '../ui/errors.js';
@@ -50,6 +52,7 @@ function toDeployment(plan: Deployment & { templateName: string }, artifact: Fun
     eventSource: plan.eventSource,
     vpc: plan.entry?.vpc,
     roleArn: plan.entry?.roleArn,
+    ...(plan.entry?.allowPlaintextSecrets?.length ? { allowPlaintextSecrets: plan.entry.allowPlaintextSecrets } : {}),
     artifact,
   };
 }
@@ -60,6 +63,18 @@ export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][nu
   return withArtifact(plan.templateName, async ({ sha256 }) => functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null }));
 }
 
+/** What apply compares and prints; secret-looking values are masked (a change still shows, as a different tag). */
 export function functionConfig(f: Pick<FunctionSummary, 'template' | 'sha256' | 'handler' | 'timeoutSeconds' | 'memoryMb' | 'environment' | 'eventSource'>) {
-  return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: f.environment, eventSource: f.eventSource ?? null };
+  return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: maskedEnvironment(f.environment), eventSource: f.eventSource ?? null };
+}
+
+/** A function's variables as any output may show them (plans, `lambda list --json`). */
+export function maskedEnvironment(environment: Record<string, string>): Record<string, string> {
+  return maskEnvironment(environment, secretTag);
+}
+
+let tagKey: Buffer | undefined;
+/** A short digest keyed with this process's random key: equal values get equal tags within one plan, and nothing can be guessed from one. */
+function secretTag(value: string): string {
+  return createHmac('sha256', (tagKey ??= randomBytes(32))).update(value).digest('hex').slice(0, 8);
 }

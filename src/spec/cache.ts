@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { UserError } from '../ui/errors.js';
+import { READ_LIMITS, readUserFile } from '../services/files.js';
 import type { LoadedSpec } from './loader.js';
 import type { Spec } from './schema.js';
 import { parseYaml, type Locate } from './yaml-doc.js';
@@ -25,18 +26,15 @@ export function readSpecText(file: string): string {
   if (!existsSync(file)) {
     throw new UserError(`No spec at ${file}.`, 'Run `iotctl init` to write one, or pass --spec PATH.', 'SPEC_NOT_FOUND');
   }
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`Cannot read ${file}: ${(e as Error).message}`, 'Check the file permissions.', 'SPEC_UNREADABLE');
-  }
+  // Capped while read: --spec /dev/zero or a huge file ends in a clear error, not in memory exhaustion.
+  return readUserFile(file, 'Pass --spec the path of iotctl.yaml (at most 1 MB).', 'the spec ', { maxBytes: READ_LIMITS.spec, tooLargeCode: 'SPEC_TOO_LARGE' }).toString('utf8');
 }
 
 /** The cached spec when iotctl.yaml is unchanged since it was validated; undefined otherwise (no error). */
 export function cachedSpec(specFile: string, stateDir: string): LoadedSpec | undefined {
   if (!build) return undefined;
   try {
-    const text = readFileSync(specFile, 'utf8');
+    const text = readSpecText(specFile);
     const entry = JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')) as { build?: string; text?: string; spec?: Spec };
     if (entry.build !== build || entry.text !== text || !entry.spec) return undefined;
     let locate: Locate | undefined;

@@ -5,6 +5,7 @@ import { athenaNameProblem } from './names.js';
 import { datasetWindowProblem } from '../targets/aws/analytics/dataset-sql.js';
 import { parseTemplateExpression } from '../iot/sql/parser.js';
 import { topicTemplateProblems, type TemplateLiteral } from '../iot/topics.js';
+import { environmentBytes, LAMBDA_ENVIRONMENT_BYTES, plaintextSecrets, SECRET_HINT } from './env-secrets.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -129,4 +130,21 @@ export const checkAwsDatasetWindows: SpecCheck = (spec) => {
   });
 };
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows];
+/** No secret in a function's environment unless allowPlaintextSecrets names it; at most Lambda's 4 KB of variables. */
+export const checkFunctionEnvironments: SpecCheck = (spec) => {
+  const problems: CheckProblem[] = [];
+  spec.functions.forEach((fn, i) => {
+    for (const { name, reason } of plaintextSecrets(fn.environment, fn.allowPlaintextSecrets ?? [])) {
+      // The value is never repeated here: the message may end up in CI logs.
+      problems.push({ path: ['functions', i, 'environment', name], message: `${name} looks like a secret (${reason}); it would be stored in plain text in the function's configuration and shown in plans`, hint: SECRET_HINT });
+    }
+    (fn.allowPlaintextSecrets ?? []).forEach((name, j) => {
+      if (!(name in fn.environment)) problems.push({ path: ['functions', i, 'allowPlaintextSecrets', j], message: `${name} is not in this function's environment`, hint: 'Remove it from allowPlaintextSecrets: an allowance outlives the variable it was meant for.' });
+    });
+    const bytes = environmentBytes(fn.environment);
+    if (bytes > LAMBDA_ENVIRONMENT_BYTES) problems.push({ path: ['functions', i, 'environment'], message: `the variables take ${bytes} bytes; Lambda allows ${LAMBDA_ENVIRONMENT_BYTES} in total`, hint: 'Move large values into S3, SSM Parameter Store or Secrets Manager and pass their names.' });
+  });
+  return problems;
+};
+
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkFunctionEnvironments];

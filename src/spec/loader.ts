@@ -4,7 +4,7 @@ import { UserError } from '../ui/errors.js';
 import { specChecks } from './checks.js';
 import { defaultAthenaDatabase } from './names.js';
 import { readSpecText } from './cache.js';
-import { parseYaml, type Locate } from './yaml-doc.js';
+import { parseYaml, YamlLimitError, type Locate } from './yaml-doc.js';
 
 export interface SpecProblem {
   file: string;
@@ -45,16 +45,32 @@ export interface LoadedSpec {
 }
 
 export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
-  const { doc, lineCounter, locate } = parseYaml(text);
   const shown = basename(file) === file ? file : relative(process.cwd(), file) || file;
+  const atOffset = (offset: number, message: string, hint: string): SpecProblem => {
+    // Counted up to the offset only: the limit may have been hit because the text is huge.
+    const before = text.slice(0, offset).split('\n');
+    return { file: shown, line: before.length, col: before[before.length - 1]!.length + 1, path: '', message, hint };
+  };
+  // A document over YAML_LIMITS is one problem, at the offset where the limit was reached.
+  const limited = <T>(step: () => T): T => {
+    try {
+      return step();
+    } catch (e) {
+      if (!(e instanceof YamlLimitError)) throw e;
+      throw new SpecError([atOffset(e.offset, e.message, 'iotctl.yaml describes a platform in a few hundred lines; anchors and aliases are allowed, but not expanded into huge documents.')]);
+    }
+  };
+  const yamlDoc = limited(() => parseYaml(text));
+  const { doc, lineCounter, locate } = yamlDoc;
   const problems: SpecProblem[] = [];
   for (const e of doc.errors) {
     const pos = lineCounter.linePos(e.pos[0]);
     problems.push({ file: shown, line: pos.line, col: pos.col, path: '', message: e.message.split('\n')[0]!, hint: 'This is a YAML syntax error.' });
   }
+  for (const p of yamlDoc.problems) problems.push(atOffset(p.offset, p.message, 'This is a YAML syntax error.'));
   if (problems.length) throw new SpecError(problems);
 
-  const raw = doc.toJS() ?? {};
+  const raw = limited(() => yamlDoc.toJS()) ?? {};
   const parsed = specSchema.safeParse(raw);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {

@@ -110,6 +110,8 @@ const fn = z.object({
   timeoutSeconds: z.number().int().min(1).max(900).default(30),
   memoryMb: z.number().int().min(128).max(10240).default(256),
   environment: z.record(z.string(), z.string()).default({}),
+  /** Variables of `environment` that may hold a secret in plain text (refused otherwise; see README). */
+  allowPlaintextSecrets: z.array(z.string()).optional(),
   eventSource: eventSource.optional(),
   /** aws only: the execution role; when absent, iotctl creates a least-privilege one. */
   roleArn,

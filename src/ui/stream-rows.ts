@@ -1,7 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { formatCell } from './output.js';
+import { writeNewFileStream, type WriteOptions } from '../services/files.js';
 
 /**
  * Query results written row by row (`athena run --out` / `--format csv|json`), on either target: rows are
@@ -44,17 +44,17 @@ export async function streamRows(out: Writable, format: RowFormat, columns: read
   return count;
 }
 
-/** streamRows into a file, closed (and fully on disk) when this resolves; a failure leaves no open handle. */
-export async function writeRowsToFile(path: string, format: RowFormat, columns: readonly string[], rows: AsyncIterable<readonly unknown[]>): Promise<{ rows: number; bytes: number }> {
-  const file = createWriteStream(path);
-  try {
-    await once(file, 'open');
-    const count = await streamRows(file, format, columns, rows);
-    file.end();
-    await once(file, 'finish');
-    return { rows: count, bytes: file.bytesWritten };
-  } catch (error) {
-    file.destroy();
-    throw error;
-  }
+/**
+ * streamRows into a new file (see writeNewFileStream: created exclusively beside `path`, moved into place
+ * when complete, so a failed query leaves nothing and an existing file is replaced only with `force`).
+ */
+export async function writeRowsToFile(
+  path: string,
+  format: RowFormat,
+  columns: readonly string[],
+  rows: AsyncIterable<readonly unknown[]>,
+  opts: WriteOptions = {},
+): Promise<{ rows: number; bytes: number }> {
+  const { result, bytes } = await writeNewFileStream(path, { flag: '--out', ...opts }, (file) => streamRows(file, format, columns, rows));
+  return { rows: result, bytes };
 }

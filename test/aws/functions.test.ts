@@ -374,6 +374,15 @@ test('a password given directly in the environment is refused before any write',
     () => assert.unreachable('should refuse'),
     (e: Error & { code?: string }) => assert.match(e.message, /PGPASSWORD/),
   );
+  // Any secret-looking variable, by name or by value, not only the two PostgreSQL ones; the value is never echoed.
+  const leaks: Record<string, string>[] = [{ DB_PASSWORD: 'hunter2' }, { WEBHOOK: 'https://bot:hunter2@hooks.example.com/' }, { API_TOKEN: 'hunter2' }];
+  for (const environment of leaks) {
+    const e = (await fns.deploy(deployment({ name: 'leaky', environment })).then(() => undefined, (err: Error) => err)) as Error & { code?: string };
+    assert.ok(e, 'refused');
+    assert.is(e.code, 'PASSWORD_IN_ENV');
+    assert.match(e.message, new RegExp(Object.keys(environment)[0]!));
+    assert.not.match(e.message + ((e as { hint?: string }).hint ?? ''), /hunter2/);
+  }
   assert.equal(writes(), []);
 });
 

@@ -125,7 +125,7 @@ test('bulk registration from CSV with a summary; a re-run skips devices already 
   assert.is(second.skipped.length, 30);
   const missing = await run('device', 'register', '--from-file', 'nope.csv');
   assert.is(missing.code, 1);
-  assert.match(missing.stderr, /Cannot read nope\.csv/);
+  assert.match(missing.stderr, /Cannot read the devices CSV nope\.csv: no such file/);
 });
 
 test('an unreadable payload file and a wrong port get clear errors', async () => {

@@ -1,4 +1,5 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import { writeNewFile } from '../../services/files.js';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { formatPlan } from '../../iot/plan/index.js';
@@ -33,9 +34,10 @@ export default class AnalyticsMigrate extends BaseCommand<typeof AnalyticsMigrat
       if (this.flags['dry-run']) {
         if (!this.jsonEnabled()) process.stdout.write(result.specText);
       } else if (result.changed) {
-        // Write beside, then rename: a failure never leaves half a spec.
-        writeFileSync(`${loaded.file}.tmp`, result.specText);
-        renameSync(`${loaded.file}.tmp`, loaded.file);
+        // Written beside it (privately), then renamed over it, keeping its mode: a failure never leaves half a spec.
+        // The real path: a spec the user keeps behind a symlink stays there.
+        const real = realpathSync(loaded.file);
+        writeNewFile(real, result.specText, { force: true, mode: statSync(real).mode & 0o777, flag: '--spec' });
         info(`Wrote the datalake section to ${loaded.file}.`);
       }
       info(formatPlan(result.plan));

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import type { ColumnInfo, LakeQuery, QueryStats } from '../../ports.js';
+import { checkDestination, readUserFile } from '../../services/files.js';
 import { withTarget } from '../../targets/index.js';
 import { athenaCostUsd, formatBytes } from '../../ui/format.js';
 import { CancelledError, UserError } from '../../ui/errors.js';
@@ -36,11 +36,14 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
     param: Flags.string({ char: 'p', description: 'A value for the next ? placeholder (repeatable).', multiple: true }),
     'max-rows': Flags.integer({ description: 'Rows to show or write (all rows are still counted).', default: 1000, min: 0, env: 'IOTCTL_MAX_ROWS' }),
     format: Flags.string({ description: 'Output format.', options: ['table', 'json', 'csv'], default: 'table', env: 'IOTCTL_FORMAT' }),
-    out: Flags.string({ char: 'o', description: 'Write the result to this file (csv, or json with --format json).', env: 'IOTCTL_OUT' }),
+    out: Flags.string({ char: 'o', description: 'Write the result to this new file (csv, or json with --format json).', env: 'IOTCTL_OUT' }),
+    force: Flags.boolean({ description: 'Replace the --out file if it exists.' }),
   };
 
   async run(): Promise<QueryResult> {
     const sql = this.readSql();
+    // Before the query runs (and costs): an --out that would be refused at the end is refused now.
+    if (this.flags.out) checkDestination(resolve(this.flags.out), { force: this.flags.force, flag: '--out' });
     return withTarget(this.ctx, async (target) => {
       const abort = new AbortController();
       const onSigint = () => abort.abort();
@@ -78,7 +81,7 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
     const format = this.flags.format === 'json' ? 'json' : 'csv';
     if (!this.jsonEnabled() && (this.flags.out || this.flags.format !== 'table')) {
       const out = this.flags.out && resolve(this.flags.out);
-      const written = out ? (await writeRowsToFile(out, format, names, query.rows)).rows : await streamRows(process.stdout, format, names, query.rows);
+      const written = out ? (await writeRowsToFile(out, format, names, query.rows, { force: this.flags.force })).rows : await streamRows(process.stdout, format, names, query.rows);
       const result: QueryResult = { columns: query.columns, rows: [], truncated: false, stats: query.stats() };
       info(formatStats(result) + (out ? `\nWrote ${written} row(s) to ${out}` : ''));
       return result;
@@ -95,13 +98,7 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
   }
 
   private readSql(): string {
-    if (this.flags.file) {
-      try {
-        return readFileSync(this.flags.file, 'utf8');
-      } catch (e) {
-        throw new UserError(`Cannot read ${this.flags.file}: ${(e as Error).message}`, 'Check the path given to --file.');
-      }
-    }
+    if (this.flags.file) return readUserFile(this.flags.file, 'Check the path given to --file.', 'the SQL file ').toString('utf8');
     if (!this.args.sql?.trim()) throw new UserError('No SQL to run.', 'Give the statement as an argument, or --file query.sql.');
     return this.args.sql;
   }

@@ -1,8 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { readUserFile } from '../../services/files.js';
+import { READ_LIMITS, readUserFile } from '../../services/files.js';
+import { parseCaBundle } from '../../services/pem.js';
 import { openTarget, type Target } from '../../targets/index.js';
-import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult } from '../../services/devices.js';
+import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult, type RegisterRequest } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
 import { info } from '../../ui/output.js';
 import { runSteps, stepsMode } from '../../ui/tasks.js';
@@ -30,15 +31,18 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
 
   async run(): Promise<unknown> {
     const { spec } = this.ctx.spec;
+    // Every input is read and checked before the target is touched: a wrong file changes nothing.
+    const options = this.keyOptions();
+    const bulk = this.flags['from-file'] ? parseDevicesCsv(this.flags['from-file']).map((r) => ({ ...r, ...options })) : undefined;
+    const thing = this.args.thing;
+    if (!bulk && !thing) throw new UserError('Missing the thing name.', 'Run `iotctl device register <thing>`, or pass --from-file devices.csv.', 'USAGE');
+    const csrPem = this.flags.csr ? readUserFile(this.flags.csr, 'Give --csr the PEM certificate signing request (openssl req -new ... -out device.csr).', 'the CSR ', { maxBytes: READ_LIMITS.csr }).toString('utf8') : undefined;
     const target = await openTarget(this.ctx);
     try {
       await ensureDevicePolicy(target.devices, spec);
-      if (this.flags['from-file']) return await this.bulk(target, spec);
-      const thing = this.args.thing;
-      if (!thing) throw new UserError('Missing the thing name.', 'Run `iotctl device register <thing>`, or pass --from-file devices.csv.', 'USAGE');
-      const csrPem = this.flags.csr ? readUserFile(this.flags.csr, 'Check the path given to --csr.').toString('utf8') : undefined;
-      const device = await registerDevice(target.devices, spec, { thingName: thing, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem, ...this.keyOptions() }, this.flags.out);
-      const result = { thingName: device.thingName, certificateId: device.certificateId, fingerprint: device.fingerprint, credentials: device.dir, endpoint: device.endpoint, topics: deviceTopics(spec, thing) };
+      if (bulk) return await this.bulk(target, spec, bulk);
+      const device = await registerDevice(target.devices, spec, { thingName: thing!, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem, ...options }, this.flags.out);
+      const result = { thingName: device.thingName, certificateId: device.certificateId, fingerprint: device.fingerprint, credentials: device.dir, endpoint: device.endpoint, topics: deviceTopics(spec, thing!) };
       if (!this.jsonEnabled()) {
         info(`Registered ${thing} (certificate ${device.certificateId.slice(0, 12)}…). Credentials in ${device.dir}`);
         info(`Publish with: iotctl publish --device ${thing} --payload '{"temperature": 21.5}'`);
@@ -53,12 +57,17 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     return {
       credentialsIndex: this.ctx.paths.stateDir,
       ...(this.flags['aws-generated-keys'] ? { awsGeneratedKeys: true } : {}),
-      ...(this.flags['ca-file'] ? { caPem: readUserFile(this.flags['ca-file'], 'Check the path given to --ca-file.').toString('utf8') } : {}),
+      ...(this.flags['ca-file'] ? { caPem: this.readCaFile(this.flags['ca-file']) } : {}),
     };
   }
 
-  private async bulk(target: Target, spec: Parameters<typeof registerMany>[1]): Promise<BulkResult> {
-    const requests = parseDevicesCsv(this.flags['from-file']!).map((r) => ({ ...r, ...this.keyOptions() }));
+  /** Only PEM certificates become ca.pem: never another file's content (a key, /etc/shadow) copied beside a device's credentials. */
+  private readCaFile(file: string): string {
+    const fix = "Give --ca-file the PEM certificate (or bundle) of the CA that signed the broker's certificate.";
+    return parseCaBundle(readUserFile(file, fix, 'the CA file ', { maxBytes: READ_LIMITS.caFile }), file, fix);
+  }
+
+  private async bulk(target: Target, spec: Parameters<typeof registerMany>[1], requests: RegisterRequest[]): Promise<BulkResult> {
     const started = Date.now();
     let result!: BulkResult;
     await runSteps(

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { readFileSync } from 'node:fs';
+import { readUserFile } from '../../services/files.js';
 import { BaseCommand } from '../../base-command.js';
 import { NotFoundError, type InvokeResult } from '../../ports.js';
 import { withTarget } from '../../targets/index.js';
@@ -44,11 +45,14 @@ export default class LambdaInvoke extends BaseCommand<typeof LambdaInvoke> {
 
   private readEvent(): unknown {
     const file = this.flags.event;
+    const fix = 'Pass a JSON file with --event FILE, or --event - to read stdin.';
     let text: string;
     try {
-      text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      // Lambda's own limit for a synchronous invocation's payload is 6 MB.
+      text = file === '-' ? readFileSync(0, 'utf8') : readUserFile(file, fix, 'the event file ', { maxBytes: 6 * 1024 * 1024 }).toString('utf8');
     } catch (err) {
-      throw new UserError(`Cannot read the event file ${file}: ${(err as Error).message}`, 'Pass a JSON file with --event FILE, or --event - to read stdin.', 'USAGE');
+      if (err instanceof UserError) throw err;
+      throw new UserError(`Cannot read the event from stdin: ${(err as Error).message}`, fix, 'USAGE');
     }
     try {
       return JSON.parse(text);

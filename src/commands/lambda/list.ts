@@ -1,5 +1,6 @@
 import { BaseCommand } from '../../base-command.js';
 import type { FunctionSummary } from '../../ports.js';
+import { maskedEnvironment } from '../../services/functions.js';
 import { withTarget } from '../../targets/index.js';
 import { printTable } from '../../ui/output.js';
 
@@ -17,7 +18,7 @@ export default class LambdaList extends BaseCommand<typeof LambdaList> {
     return withTarget(this.ctx, async (target) => {
       const declared = new Set(this.ctx.spec.spec.functions.map((f) => f.name));
       const lag = new Map((await target.functions.mappings()).map((m) => [m.functionName, m.lag]));
-      const rows = (await target.functions.list()).map((f): FunctionListRow => ({ ...f, backlog: lag.get(f.name) ?? null, declared: declared.has(f.name) }));
+      const rows = (await target.functions.list()).map((f): FunctionListRow => ({ ...f, environment: maskedEnvironment(f.environment), backlog: lag.get(f.name) ?? null, declared: declared.has(f.name) }));
       if (!this.jsonEnabled())
         await printTable(rows, [
           { header: 'Function', get: (r) => r.name },

@@ -16,6 +16,7 @@ import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
+import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
 
 /**
  * Lambda on AWS: the same esbuild artifact as locally, zipped in memory; CreateFunction, or
@@ -157,7 +158,7 @@ export class AwsFunctions implements FunctionsPort {
 
     progress('zip the bundle');
     const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
-    const { environment, secretChanged, injected } = await this.functionEnvironment(d.environment, progress);
+    const { environment, secretChanged, injected } = await this.functionEnvironment(d.environment, progress, d.allowPlaintextSecrets);
 
     const existing = await this.getFunction(d.name);
     const streamArn = d.eventSource ? arns.stream(d.eventSource.stream) : undefined;
@@ -244,14 +245,14 @@ export class AwsFunctions implements FunctionsPort {
   private async functionEnvironment(
     given: Record<string, string>,
     progress: (step: string) => void,
+    allowed: readonly string[] = [],
   ): Promise<{ environment: Record<string, string>; secretChanged: boolean; injected: string[] }> {
     const wantsDatabase = given.DATABASE_URL === '' && !given.DATABASE_SECRET_ARN && !given.DATABASE_IAM_AUTH;
     const database = wantsDatabase && this.opts.databaseEnvironment ? await this.opts.databaseEnvironment() : {};
     const env = { ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== '')), ...database };
-    for (const key of ['PGPASSWORD', 'DATABASE_PASSWORD']) {
-      if (env[key] !== undefined)
-        throw new UserError(`The function's environment sets ${key}: a password must not be stored in a Lambda configuration.`, 'Give the database as DATABASE_URL (iotctl moves it into Secrets Manager) or use DATABASE_SECRET_ARN / DATABASE_IAM_AUTH.', 'PASSWORD_IN_ENV');
-    }
+    // The spec check refuses these already; this guards every other caller (lambda deploy of a template, tests).
+    const [leak] = plaintextSecrets(env, allowed);
+    if (leak) throw new UserError(`The function's environment sets ${leak.name}, which looks like a secret (${leak.reason}): it must not be stored in a Lambda configuration.`, SECRET_HINT, 'PASSWORD_IN_ENV');
     let secretChanged = false;
     if (env.DATABASE_URL) {
       progress('database secret');

@@ -39,7 +39,8 @@ test('json: one array of objects by column name, also when empty', async () => {
       { device_id: 'sensor-1', note: 'plain', n: 1, at: '2030-01-31T00:00:00.000Z', missing: null },
       { device_id: 'sensor-2', note: rows[1]![1], n: 2.5, at: '2030-01-31 10:00:00', missing: null },
     ]);
-    await writeRowsToFile(file, 'json', columns, from([]));
+    // Replacing the file is explicit (--force).
+    await writeRowsToFile(file, 'json', columns, from([]), { force: true });
     assert.equal(JSON.parse(readFileSync(file, 'utf8')), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,9 @@
-import { copyFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../base-command.js';
 import type { DatasetVersion } from '../../../ports.js';
+import { checkDestination, copyToNewFile } from '../../../services/files.js';
 import { withTarget } from '../../../targets/index.js';
 import { info, printTable } from '../../../ui/output.js';
 
@@ -19,11 +20,14 @@ export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
   static override args = { name: Args.string({ description: 'Dataset name.', required: true }) };
   static override flags = {
     version: Flags.string({ description: 'A version id, $LATEST or $LATEST_SUCCEEDED (default).', env: 'IOTCTL_DATASET_VERSION' }),
-    out: Flags.string({ description: 'Write the content (CSV) to this file instead of printing it.', env: 'IOTCTL_OUT' }),
+    out: Flags.string({ description: 'Write the content (CSV) to this new file instead of printing it.', env: 'IOTCTL_OUT' }),
+    force: Flags.boolean({ description: 'Replace the --out file if it exists.' }),
     versions: Flags.boolean({ description: 'List the kept versions instead.' }),
   };
 
   async run(): Promise<{ version: DatasetVersion; file: string; out?: string } | DatasetVersion[]> {
+    const out = this.flags.out && resolve(this.flags.out);
+    if (out) checkDestination(out, { force: this.flags.force, flag: '--out' });
     return withTarget(this.ctx, async (target) => {
       if (this.flags.versions) {
         const versions = await target.analytics.datasetVersions(this.args.name);
@@ -39,9 +43,8 @@ export default class DatasetContent extends BaseCommand<typeof DatasetContent> {
         return versions;
       }
       const { version, file } = await target.analytics.datasetContent(this.args.name, this.flags.version);
-      if (this.flags.out) {
-        const out = resolve(this.flags.out);
-        copyFileSync(file, out);
+      if (out) {
+        await copyToNewFile(file, out, { force: this.flags.force, flag: '--out' });
         info(`Wrote ${version.rows} row(s) of ${this.args.name} version ${version.version} to ${out}`);
         return { version, file, out };
       }
