@@ -9,10 +9,12 @@ const PATTERNS: ReadonlyArray<[RegExp, string]> = [
   // scheme://user:password@host — up to the last '@' of the token, so a malformed URL whose password holds
   // '@', '/' or '#' is masked whole.
   [/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:)[^\s]*@/gi, `$1${MASK}@`],
+  // user:password@host without a scheme (a URL missing its postgres://).
+  [/((?:^|[\s"'(=])[\w.-]+:)(?!\/\/)[^\s@]*@(?=[\w[])/g, `$1${MASK}@`],
   // ?password=… &sslpassword=… in a URL's query.
   [/([?&](?:ssl)?password=)[^&#\s]*/gi, `$1${MASK}`],
-  // password=… in a key=value conninfo string, quoted ('it''s', 'a \' b') or not; PGPASSWORD=…; SQL PASSWORD '…'.
-  [/(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.)*"?|[^\s&'"]+)/gi, `$1${MASK}`],
+  // password=… in a key=value conninfo string, quoted ('it''s', 'a \' b') or not; PGPASSWORD=…, DB_PASSWORD=…; SQL PASSWORD '…'.
+  [/(\b\w*password\s*=\s*)('(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.)*"?|[^\s&'"]+)/gi, `$1${MASK}`],
   [/(\bPASSWORD\s+)'(?:[^']|'')*'?/gi, `$1'${MASK}'`],
   // "password": "…" in JSON (a config object in a message).
   [/("(?:ssl)?password"\s*:\s*)"(?:[^"\\]|\\.)*"/gi, `$1"${MASK}"`],
@@ -43,7 +45,7 @@ export function knownSecrets(env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.PGPASSWORD) secrets.push(env.PGPASSWORD);
   const url = env.DATABASE_URL;
   if (url) {
-    const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^\s]*)@/i.exec(url)?.[1];
+    const userinfo = /^[a-z][a-z0-9+.-]*:\/\/(.*)@/i.exec(url)?.[1];
     const password = userinfo?.includes(':') ? userinfo.slice(userinfo.indexOf(':') + 1) : undefined;
     if (password) secrets.push(password, safeDecode(password));
     const query = /[?&]password=([^&#]*)/i.exec(url)?.[1];
