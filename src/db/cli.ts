@@ -24,9 +24,14 @@ export function specIfPresent(ctx: Context): Spec | undefined {
  * Runs fn connected as `role` (on the embedded server: reader for queries, owner for migrations and retention).
  * A server that stops answering half-way (frozen, gone) is a user error too, like one that refuses to connect.
  */
-export async function withDatabase<T>(ctx: Context, role: DatabaseRole, fn: (client: pg.Client, target: DatabaseTarget) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(
+  ctx: Context,
+  role: DatabaseRole,
+  fn: (client: pg.Client, target: DatabaseTarget) => Promise<T>,
+  extra: pg.ClientConfig = {},
+): Promise<T> {
   const target = await databaseTarget(ctx, role);
-  return withClient(target, (client) =>
+  return withClient(target, extra, (client) =>
     fn(client, target).catch((error: unknown) => {
       throw isConnectionError(error) ? connectionUserError(error, target) : error;
     }),

@@ -192,8 +192,9 @@ export async function connect(target: DatabaseTarget, extra: pg.ClientConfig = {
 }
 
 /** Runs fn with a connected client and always closes it. */
-export async function withClient<T>(target: DatabaseTarget, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(target);
+export async function withClient<T>(target: DatabaseTarget, ...args: [fn: (client: pg.Client) => Promise<T>] | [extra: pg.ClientConfig, fn: (client: pg.Client) => Promise<T>]): Promise<T> {
+  const [extra, fn] = args.length === 1 ? [{}, args[0]] : args;
+  const client = await connect(target, extra);
   try {
     return await fn(client);
   } finally {
