@@ -25,7 +25,10 @@ export function redactSecrets(text: string, secrets: readonly string[] = knownSe
   let out = text;
   for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
   for (const secret of secrets) {
-    for (const form of new Set([secret, encodeURIComponent(secret)])) if (form.length >= 4) out = out.split(form).join(MASK);
+    // Short ones would mask ordinary words (PGPASSWORD=postgres is common on CI); whole tokens only.
+    for (const form of new Set([secret, encodeURIComponent(secret)])) {
+      if (form.length >= 8) out = out.replace(new RegExp(`(?<![A-Za-z0-9])${form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9])`, 'g'), MASK);
+    }
   }
   return out;
 }
@@ -33,8 +36,8 @@ export function redactSecrets(text: string, secrets: readonly string[] = knownSe
 /** A connection URL (or conninfo string) for display: its password masked. */
 export const redactUrl = (url: string): string => redactSecrets(url, []);
 
-/** Whether the text holds a password (a URL's, a conninfo's, or one this process knows). */
-export const holdsSecret = (text: string): boolean => redactSecrets(text) !== text;
+/** Whether the text holds a password in a form redactSecrets recognises (a URL's, a conninfo's, a JSON's...). */
+export const holdsSecret = (text: string): boolean => redactSecrets(text, []) !== text;
 
 /**
  * The passwords this process was given in its environment (PGPASSWORD, DATABASE_URL's), to mask wherever they

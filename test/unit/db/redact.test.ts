@@ -48,6 +48,9 @@ test('passwords known from the environment are masked wherever they appear, even
   assert.ok(secrets.includes('p@ss word') && secrets.includes('pg-env-secret'));
   assert.is(redactSecrets('failed near "p@ss word" and pg-env-secret', secrets), 'failed near "***" and ***');
   assert.is(redactSecrets('x=p%40ss word', secrets), 'x=***');
+  assert.is(redactSecrets('xpg-env-secretx pg-env-secret', secrets), 'xpg-env-secretx ***', 'whole tokens only');
+  // A short password (PGPASSWORD=postgres on many CI runners) would mask ordinary words: forms only.
+  assert.is(redactSecrets('the postgres user', knownSecrets({ PGPASSWORD: 'postgres' })), 'the postgres user');
   assert.equal(knownSecrets({ DATABASE_URL: 'postgres://db/iot?password=q-secret' }).includes('q-secret'), true);
   assert.equal(knownSecrets({ DATABASE_URL: "host=db password='c secret'" }).includes('c secret'), true);
 });
