@@ -25,9 +25,9 @@ export function redactSecrets(text: string, secrets: readonly string[] = knownSe
   let out = text;
   for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
   for (const secret of secrets) {
-    // Short ones would mask ordinary words (PGPASSWORD=postgres is common on CI); whole tokens only.
+    // Short ones (under 10 characters) would mask ordinary words (PGPASSWORD=postgres is common on CI); whole tokens only.
     for (const form of new Set([secret, encodeURIComponent(secret)])) {
-      if (form.length >= 8) out = out.replace(new RegExp(`(?<![A-Za-z0-9])${form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9])`, 'g'), MASK);
+      if (form.length >= 10) out = out.replace(new RegExp(`(?<![A-Za-z0-9])${form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9])`, 'g'), MASK);
     }
   }
   return out;
