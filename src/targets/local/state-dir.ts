@@ -1,12 +1,12 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isMainThread } from 'node:worker_threads';
 
 /**
  * The state directory (`.iotctl`) is private: 0700, and every file in it 0600, because it holds the CA's key,
  * the database credentials (postgres.json) and every message. ensureStateDir() is the one place that creates
- * or opens it; every iotctl process that touches it runs with umask 077 (privateUmask), so whatever any part
- * of the platform creates in it afterwards (SQLite's -wal/-shm, logs, the lake's Parquet) is private too.
+ * or opens it; every iotctl command (the daemon too) runs with umask 077 (BaseCommand.init), so whatever any
+ * part of the platform creates in it afterwards (SQLite's -wal/-shm, logs, the lake's Parquet) is private too.
+ * (Not set here: a test process that hosts a platform must keep its own umask for the files it shares.)
  *
  * The marker file says "this is an iotctl state directory" (`local reset` deletes nothing else) and which
  * layout it has: a directory from an older iotctl, without it, is tightened once.
@@ -19,7 +19,6 @@ const KNOWN_FILES = ['state.db', 'ingress.db', 'postgres.json', 'daemon.lock', '
 
 /** Create the state directory, or tighten one an older iotctl left open; then it is 0700 with 0600 files. */
 export function ensureStateDir(stateDir: string): void {
-  privateUmask();
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const marker = join(stateDir, STATE_MARKER);
   if ((statSync(stateDir).mode & 0o777) !== 0o700) chmodSync(stateDir, 0o700);
@@ -32,11 +31,6 @@ export function ensureStateDir(stateDir: string): void {
 export function isStateDir(dir: string): boolean {
   if (existsSync(join(dir, STATE_MARKER))) return true;
   return KNOWN_FILES.some((f) => existsSync(join(dir, f)));
-}
-
-/** From here on this process creates files 0600 and folders 0700 (not settable in worker threads: they share it). */
-export function privateUmask(): void {
-  if (isMainThread) process.umask(0o077);
 }
 
 function readMarker(file: string): string | undefined {
