@@ -76,6 +76,7 @@ test('the state directory is 0700 and every file in it 0600 (databases, -wal/-sh
   const files = walk(stateDir).map((p) => p.slice(stateDir.length + 1));
   for (const expected of ['state.db', 'ingress.db', 'daemon.json', 'status.json', 'daemon.log', 'postgres.json', 'ca']) assert.ok(files.includes(expected), `${expected} in ${files.join(', ')}`);
   assert.ok(files.some((f) => /-wal$/.test(f)), 'a WAL file is checked too');
+  assert.ok(files.some((f) => /^lake\/raw\/.+\/dt=[^/]+\/./.test(f)), `the lake's files are checked too: ${files.join(', ')}`);
   assert.equal(loosePaths(stateDir), []);
 });
 
