@@ -121,6 +121,7 @@ export class EmbeddedPostgres {
     const bin = serverBinaries(owner);
 
     const stoppedOrphanPid = await this.stopOrphan();
+    this.placeDataDir(config, owner);
 
     let initdbMs: number | undefined;
     if (!existsSync(join(this.dataDir, 'PG_VERSION'))) {
@@ -193,12 +194,17 @@ export class EmbeddedPostgres {
       this.saveConfig(this.config);
     }
     if (this.config.dataDir) this.dataDir = this.config.dataDir;
-    if (owner && !this.config.dataDir && unreachableFolder(this.dataDir, owner) && existsSync(join(this.dataDir, 'PG_VERSION'))) {
+    return this.config;
+  }
+
+  /** As root, after any orphan on it is stopped: the data directory where the postgres user can reach it. */
+  private placeDataDir(config: PersistedConfig, owner: PostgresUser | undefined): void {
+    if (owner && !config.dataDir && unreachableFolder(this.dataDir, owner) && existsSync(join(this.dataDir, 'PG_VERSION'))) {
       // A cluster an older iotctl made inside the state directory, which is now private (0700): move it out, to
       // a folder the postgres user can enter that holds nothing else.
-      this.config.dataDir = moveDataDir(this.dataDir, externalDataDir(this.stateDir, owner));
-      this.dataDir = this.config.dataDir;
-      this.saveConfig(this.config);
+      config.dataDir = moveDataDir(this.dataDir, externalDataDir(this.stateDir, owner));
+      this.dataDir = config.dataDir;
+      this.saveConfig(config);
       this.opts.onLog?.(`moved the cluster out of the private state directory to ${this.dataDir}`);
     }
     if (owner) {
@@ -211,7 +217,6 @@ export class EmbeddedPostgres {
         );
       }
     }
-    return this.config;
   }
 
   private saveConfig(config: PersistedConfig): void {
