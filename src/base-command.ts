@@ -10,6 +10,7 @@ const Command = lean ? (lean.LeanCommand as unknown as typeof OclifCommand) : (a
 const Flags: typeof OclifFlags = lean ? lean.leanFlags : await import('@oclif/core/flags');
 import { Context, resolvePaths } from './context.js';
 import { errorJson, isUserError } from './ui/errors.js';
+import { redactSecrets } from './db/redact.js';
 
 /** Commands take Flags from here rather than from '@oclif/core', for the same reason. */
 export { Flags };
@@ -38,6 +39,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected ctx!: Context;
 
   public override async init(): Promise<void> {
+    // Every file iotctl creates is private (the state directory's in particular: see targets/local/state-dir.ts).
+    process.umask(0o077);
     await super.init();
     const { args, flags } = await this.parse({
       flags: this.ctor.flags,
@@ -58,24 +61,27 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     const json = this.argv.includes('--json');
+    // The last line of defence: no password leaves in an error, whatever produced it (text, --json, --debug).
+    const stdout = (text: string) => void process.stdout.write(redactSecrets(text));
+    const stderr = (text: string) => void process.stderr.write(redactSecrets(text));
     if (isUserError(err)) {
-      if (json) process.stdout.write(JSON.stringify({ error: errorJson(err) }) + '\n');
-      else process.stderr.write(`Error: ${err.message}\n${err.hint ? `Try: ${err.hint}\n` : ''}`);
+      if (json) stdout(JSON.stringify({ error: errorJson(err) }) + '\n');
+      else stderr(`Error: ${err.message}\n${err.hint ? `Try: ${err.hint}\n` : ''}`);
       process.exitCode = err.exitCode;
       return;
     }
     if (err.oclif && err.oclif.exit !== 0 && !(err as { code?: string }).code?.startsWith('EEXIT')) {
       // Flag and argument parse errors: a user error too.
       const message = err.message.replace(/\n?See more help with --help$/, '');
-      if (json) process.stdout.write(JSON.stringify({ error: { name: 'UsageError', code: 'USAGE', message, exitCode: 1 } }) + '\n');
-      else process.stderr.write(`Error: ${message}\nTry: iotctl ${this.id?.replace(/:/g, ' ') ?? ''} --help\n`);
+      if (json) stdout(JSON.stringify({ error: { name: 'UsageError', code: 'USAGE', message, exitCode: 1 } }) + '\n');
+      else stderr(`Error: ${message}\nTry: iotctl ${this.id?.replace(/:/g, ' ') ?? ''} --help\n`);
       process.exitCode = 1;
       return;
     }
     if ((err as { code?: string }).code === 'EEXIT') return super.catch(err);
-    if (json) process.stdout.write(JSON.stringify({ error: errorJson(err) }) + '\n');
-    process.stderr.write(`Error (bug): ${err.message}\n`);
-    process.stderr.write(this.argv.includes('--debug') || process.env.IOTCTL_DEBUG ? `${err.stack}\n` : 'Run again with --debug for the stack trace, and report it.\n');
+    if (json) stdout(JSON.stringify({ error: errorJson(err) }) + '\n');
+    stderr(`Error (bug): ${err.message}\n`);
+    stderr(this.argv.includes('--debug') || process.env.IOTCTL_DEBUG ? `${err.stack}\n` : 'Run again with --debug for the stack trace, and report it.\n');
     process.exitCode = 1;
   }
 }

@@ -295,7 +295,11 @@ export interface DatabaseLocation {
 }
 
 export interface DatabasePort {
-  locate(): Promise<DatabaseLocation>;
+  /**
+   * role: on the embedded server, which least-privilege role to connect as (reader for queries; owner, the
+   * default, for migrations). Servers iotctl does not create use their URL's own user.
+   */
+  locate(role?: 'owner' | 'writer' | 'reader'): Promise<DatabaseLocation>;
 }
 
 // ---------------------------------------------------------------- lake query (athena)

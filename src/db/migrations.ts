@@ -95,6 +95,19 @@ CREATE TABLE iot_ingest_errors (
 CREATE INDEX iot_ingest_errors_received_at ON iot_ingest_errors (received_at);
 `,
   },
+  {
+    version: 3,
+    name: 'day partitions created with the schema owner\'s rights',
+    sql: `
+-- Writers that may only INSERT (the embedded server's ingest role) still get their day's partition: the
+-- function runs as its owner, with its search_path pinned so a caller cannot slip other objects in.
+DO $do$
+BEGIN
+  EXECUTE format('ALTER FUNCTION iotctl_ensure_day_partition(date) SECURITY DEFINER SET search_path = %I, pg_temp', current_schema());
+END
+$do$;
+`,
+  },
 ];
 
 export interface MigrationResult {
@@ -115,11 +128,16 @@ export async function migrate(client: Queryable, migrations: readonly Migration[
   const latest = Math.max(0, ...migrations.map((m) => m.version));
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
   try {
-    await client.query(`CREATE TABLE IF NOT EXISTS iotctl_schema_migrations (
+    // Created only when missing: a role that may not create tables (a writer calling this at start) can
+    // still find the schema up to date.
+    const { rows: table } = await client.query<{ t: string | null }>("SELECT to_regclass('iotctl_schema_migrations')::text AS t");
+    if (!table[0]?.t) {
+      await client.query(`CREATE TABLE IF NOT EXISTS iotctl_schema_migrations (
       version    integer     PRIMARY KEY,
       name       text        NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
+    }
     const done = new Set((await client.query<{ version: number }>('SELECT version FROM iotctl_schema_migrations')).rows.map((r) => r.version));
     const newer = [...done].filter((v) => v > latest);
     if (newer.length) {

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { UserError } from '../ui/errors.js';
 import { READ_LIMITS, readUserFile } from '../services/files.js';
+import { holdsSecret } from '../db/redact.js';
 import type { LoadedSpec } from './loader.js';
 import type { Spec } from './schema.js';
 import { parseYaml, type Locate } from './yaml-doc.js';
@@ -44,15 +45,23 @@ export function cachedSpec(specFile: string, stateDir: string): LoadedSpec | und
   }
 }
 
-/** Remember a validated spec, when `.iotctl/` exists (a command never creates it for this) and is writable. */
+/**
+ * Remember a validated spec, when `.iotctl/` exists (a command never creates it for this) and is writable. A
+ * spec holding a password (database.url with one) is not cached: the cache would be a second copy of it.
+ */
 export function cacheSpec(loaded: LoadedSpec, stateDir: string): void {
   if (!build || !existsSync(stateDir)) return;
   try {
+    if (holdsSecret(loaded.text)) {
+      rmSync(join(stateDir, CACHE_FILE), { force: true }); // one an older iotctl wrote
+      return;
+    }
     const json = JSON.stringify({ build, text: loaded.text, spec: loaded.spec });
     // Only what survives JSON unchanged (a spec is plain data; this guards the rule).
     if (!isDeepStrictEqual((JSON.parse(json) as { spec: Spec }).spec, loaded.spec)) return;
     const tmp = join(stateDir, `${CACHE_FILE}.${process.pid}.tmp`);
-    writeFileSync(tmp, json);
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, json, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, join(stateDir, CACHE_FILE));
   } catch {
     // A read-only state directory only costs the next command a validation.

@@ -12,6 +12,7 @@ import { initSpec } from '../../src/spec/init-template.js';
 import { freePort } from '../../src/targets/local/postgres.js';
 import { connectDevice, readCredentials } from '../../src/services/publish.js';
 import { readDaemonInfo } from '../../src/targets/local/daemon-info.js';
+import { resolveDatabaseUrl } from '../../src/db/connection.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 // Tags this run's rows, so a shared DATABASE_URL with older rows does not skew the figures.
@@ -52,7 +53,7 @@ try {
   const achieved = total / ((performance.now() - started) / 1000);
   client.end();
 
-  const db = new pg.Client({ connectionString: readDaemonInfo(join(dir, '.iotctl'))!.databaseUrl });
+  const db = new pg.Client({ connectionString: resolveDatabaseUrl({ stateDir: join(dir, '.iotctl'), env: {} }).url! });
   await db.connect();
   for (let i = 0; i < 120; i++) {
     const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM iot_messages WHERE payload->>'run' = $1", [RUN]);

@@ -10,6 +10,7 @@ import { initSpec } from '../../src/spec/init-template.js';
 import { freePort } from '../../src/targets/local/postgres.js';
 import { connectDevice, readCredentials } from '../../src/services/publish.js';
 import { readDaemonInfo, isDaemonRunning } from '../../src/targets/local/daemon-info.js';
+import { resolveDatabaseUrl } from '../../src/db/connection.js';
 
 let project: Project;
 const run = (...args: string[]) => cli(args, { cwd: project.dir, env: { DATABASE_URL: '' }, timeoutMs: 120_000 });
@@ -56,7 +57,7 @@ test('SIGKILL mid-publish loses no PUBACKed message and duplicates none', async 
     const ackedAtKill = acked.size;
 
     assert.is((await run('local', 'up', '--detach')).code, 0, 'restart');
-    const url = readDaemonInfo(project.stateDir)!.databaseUrl!;
+    const url = resolveDatabaseUrl({ stateDir: project.stateDir, env: {} }).url!;
     const db = new pg.Client({ connectionString: url });
     await db.connect();
     try {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { cli, makeProject, type Project } from '../helpers/project.js';
 import { initSpec } from '../../src/spec/init-template.js';
 import { embeddedDataDir, freePort } from '../../src/targets/local/postgres.js';
-import { readDaemonInfo } from '../../src/targets/local/daemon-info.js';
+import { resolveDatabaseUrl } from '../../src/db/connection.js';
 import { latencySummary, seqCopies, sleep, startPublisher } from './outage-support.js';
 
 const FREEZE_MS = 20_000;
@@ -45,7 +45,7 @@ test('SIGSTOP of the embedded PostgreSQL for 20 s: PUBACKs keep coming, every ac
     assert.ok(Math.max(...during.map((s) => s.latencyMs!)) < 2_000, 'PUBACKs kept coming during the freeze');
 
     const t = Date.now();
-    const copies = await seqCopies(readDaemonInfo(project.stateDir)!.databaseUrl!, acked.length, 90_000);
+    const copies = await seqCopies(resolveDatabaseUrl({ stateDir: project.stateDir, env: {} }).url!, acked.length, 90_000);
     console.log(`freeze: all in iot_messages ${((Date.now() - t) / 1000).toFixed(1)} s after the last publish (${((Date.now() - freezeEnd) / 1000).toFixed(1)} s after SIGCONT)`);
     assert.equal(acked.filter((s) => !copies.has(s.seq)).map((s) => s.seq), [], 'no acknowledged message lost');
     assert.equal([...copies].filter(([, n]) => n !== 1), [], 'no message twice');

@@ -12,6 +12,7 @@ import { cli, makeProject, waitFor, type Project } from '../helpers/project.js';
 import { initSpec } from '../../src/spec/init-template.js';
 import { freePort } from '../../src/targets/local/postgres.js';
 import { readDaemonInfo } from '../../src/targets/local/daemon-info.js';
+import { resolveDatabaseUrl } from '../../src/db/connection.js';
 import { MAX_PAYLOAD_BYTES } from '../../src/targets/local/broker.js';
 import { connectDevice, readCredentials } from '../../src/services/publish.js';
 import { rssMb, sleep, startPublisher } from './outage-support.js';
@@ -165,7 +166,7 @@ test('10,000 fuzzed payloads beside good traffic: good data arrives, every bad o
 
     // Good data: PostgreSQL and the lake.
     const phase = Date.now();
-    const db = new pg.Client({ connectionString: readDaemonInfo(project.stateDir)!.databaseUrl });
+    const db = new pg.Client({ connectionString: resolveDatabaseUrl({ stateDir: project.stateDir, env: {} }).url! });
     await db.connect();
     try {
       await waitFor(async () => {

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { cli, makeProject, waitFor, type Project } from '../helpers/project.js';
 import { initSpec } from '../../src/spec/init-template.js';
 import { embeddedDataDir, freePort } from '../../src/targets/local/postgres.js';
-import { readDaemonInfo } from '../../src/targets/local/daemon-info.js';
+import { resolveDatabaseUrl } from '../../src/db/connection.js';
 
 let project: Project;
 const run = (...args: string[]) => cli(args, { cwd: project.dir, env: { DATABASE_URL: '' }, timeoutMs: 120_000 });
@@ -35,7 +35,7 @@ test('kill -9 of the embedded postmaster: the daemon restarts it, status shows i
     }, 60_000, 'the daemon to restart PostgreSQL');
     const status = JSON.parse((await run('local', 'status', '--json')).stdout);
     assert.match(status.components.postgres.lastExit, /signal SIGKILL/);
-    const db = new pg.Client({ connectionString: readDaemonInfo(project.stateDir)!.databaseUrl });
+    const db = new pg.Client({ connectionString: resolveDatabaseUrl({ stateDir: project.stateDir, env: {} }).url! });
     await db.connect();
     try {
       const rows = await waitFor(async () => {

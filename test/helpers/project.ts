@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { parseSpec } from '../../src/spec/loader.js';
 import type { Spec } from '../../src/spec/schema.js';
+import { embeddedDataDir, isExternalDataDirOf } from '../../src/targets/local/postgres.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/run.js');
@@ -21,7 +22,24 @@ export function makeProject(yaml: string): Project {
   const dir = mkdtempSync(join(tmpdir(), 'iotctl-'));
   const specFile = join(dir, 'iotctl.yaml');
   writeFileSync(specFile, yaml);
-  return { dir, specFile, stateDir: join(dir, '.iotctl'), spec: parseSpec(yaml, specFile).spec, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const stateDir = join(dir, '.iotctl');
+  return {
+    dir,
+    specFile,
+    stateDir,
+    spec: parseSpec(yaml, specFile).spec,
+    cleanup: () => {
+      removeExternalCluster(stateDir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** As root the embedded cluster lives outside the (private) state dir: remove it with the project. */
+export function removeExternalCluster(stateDir: string): void {
+  if (!existsSync(stateDir)) return;
+  const dataDir = embeddedDataDir(stateDir);
+  if (isExternalDataDirOf(dataDir, stateDir)) rmSync(dirname(dataDir), { recursive: true, force: true });
 }
 
 export const MINIMAL_SPEC = `project: demo

@@ -10,7 +10,7 @@ export default class DbMigrate extends BaseCommand<typeof DbMigrate> {
   static override examples = ['<%= config.bin %> db migrate', 'DATABASE_URL=postgres://user@db:5432/iot <%= config.bin %> db migrate --json'];
 
   async run(): Promise<MigrationResult & { database: string; source: string }> {
-    const { result, target } = await withDatabase(this.ctx, async (client, target) => ({ result: await migrate(client), target }));
+    const { result, target } = await withDatabase(this.ctx, 'owner', async (client, target) => ({ result: await migrate(client), target }));
     if (!this.jsonEnabled()) {
       if (result.applied.length === 0) printLine(`${target.display}: schema is up to date (version ${result.version}).`);
       else {

@@ -18,7 +18,7 @@ export default class DbRetention extends BaseCommand<typeof DbRetention> {
   async run(): Promise<RetentionResult & { keep: string }> {
     const keep = this.flags.keep ?? specIfPresent(this.ctx)?.database.retention ?? '24h';
     const keepMs = parseDuration(keep, '--keep');
-    const result = await withDatabase(this.ctx, (client, target) =>
+    const result = await withDatabase(this.ctx, 'owner', (client, target) =>
       runRetention(client, { keepMs, dryRun: this.flags['dry-run'] }).catch((error) => {
         throw missingSchemaError(error, target);
       }),

@@ -34,7 +34,7 @@ export default class QueryRecent extends BaseCommand<typeof QueryRecent> {
       throw new UserError('--watch needs a terminal and the table format.', 'run it in a terminal without --json/--format, or drop --watch to print once.');
     }
 
-    const target = await databaseTarget(this.ctx);
+    const target = await databaseTarget(this.ctx, 'reader');
     const client = await connect(target);
     const fetch = () =>
       recentMessages(client, { deviceId: device, limit, topicFilter: topic, since: sinceMs === undefined ? undefined : new Date(Date.now() - sinceMs) }).catch((error) => {

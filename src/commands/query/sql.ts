@@ -24,7 +24,10 @@ export default class QuerySql extends BaseCommand<typeof QuerySql> {
 
   async run(): Promise<SqlResult> {
     const timeoutMs = parseDuration(this.flags.timeout, '--timeout');
-    const result = await withDatabase(this.ctx, (client) => runReadOnlySql(client, this.args.sql, { timeoutMs, maxRows: this.flags['max-rows'] }));
+    // The server cancels the statement at --timeout; a server that cannot (frozen) is given up on a little later.
+    const result = await withDatabase(this.ctx, 'reader', (client) => runReadOnlySql(client, this.args.sql, { timeoutMs, maxRows: this.flags['max-rows'] }), {
+      query_timeout: timeoutMs + 5_000,
+    });
     if (this.jsonEnabled()) return result;
     const columns: Column<Record<string, unknown>>[] = result.columns.map((c) => ({ header: c.name, get: (row) => row[c.name] }));
     if (this.flags.format === 'json') printJson(result.rows);

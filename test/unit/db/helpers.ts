@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,17 +9,22 @@ import { EmbeddedPostgres } from '../../../src/targets/local/postgres.js';
 /** The machine's server (CI starts it); each run works in its own fresh database there. */
 export const MACHINE_URL = process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-export { freshDatabase, type TestDatabase } from '../../helpers/pg.js';
+import { freshDatabase, type TestDatabase } from '../../helpers/pg.js';
+import { removeExternalCluster } from '../../helpers/project.js';
+export { freshDatabase, type TestDatabase };
 
 export interface TestServer {
   name: 'machine' | 'embedded';
   /** A URL on the server from which fresh databases are created. */
   url: string;
+  /** An empty place for one test's tables: a fresh database on the machine; on the embedded server, whose roles
+   * may not create databases (and pg_hba admits only its own), a fresh schema in it, owned by the owner role. */
+  fresh(): Promise<TestDatabase>;
   stop(): Promise<void>;
 }
 
 export async function machineServer(): Promise<TestServer> {
-  return { name: 'machine', url: MACHINE_URL, stop: async () => undefined };
+  return { name: 'machine', url: MACHINE_URL, fresh: () => freshDatabase(MACHINE_URL), stop: async () => undefined };
 }
 
 /** An embedded server in a temp state dir (mode 755: as root, the server runs as `postgres`). */
@@ -32,8 +38,16 @@ export async function embeddedServer(): Promise<TestServer & { server: EmbeddedP
     url: server.url,
     server,
     stateDir,
+    async fresh() {
+      const name = `iotctl_test_${randomBytes(5).toString('hex')}`;
+      await withPg(server.url, (c) => c.query(`CREATE SCHEMA ${name}`));
+      const url = new URL(server.url);
+      url.searchParams.set('options', `-c search_path=${name}`);
+      return { url: url.toString(), name, drop: () => withPg(server.url, (c) => c.query(`DROP SCHEMA ${name} CASCADE`)).then(() => undefined) };
+    },
     async stop() {
       await server.stop();
+      removeExternalCluster(stateDir);
       rmSync(stateDir, { recursive: true, force: true });
     },
   };

@@ -5,7 +5,7 @@ import { freePort } from '../../../src/targets/local/postgres.js';
 import { migrate, MIGRATIONS } from '../../../src/db/migrations.js';
 import { ensurePartitions, writeMessages, mapRecord } from '../../../src/db/batch-writer.js';
 import { handler, close } from '../../../templates/ingest-rds/handler.js';
-import { count, embeddedServer, freshDatabase, kinesisEvent, kinesisRecord, machineServer, withPg, type TestDatabase, type TestServer } from './helpers.js';
+import { count, embeddedServer, kinesisEvent, kinesisRecord, machineServer, withPg, type TestDatabase, type TestServer } from './helpers.js';
 
 /** The same tests against the machine's PostgreSQL 15 and the embedded PostgreSQL 18. */
 function ingestSuite(serverName: 'machine' | 'embedded', start: () => Promise<TestServer>) {
@@ -15,7 +15,7 @@ function ingestSuite(serverName: 'machine' | 'embedded', start: () => Promise<Te
 
   t.before(async () => {
     server = await start();
-    db = await freshDatabase(server.url);
+    db = await server.fresh();
     process.env.DATABASE_URL = db.url;
     process.env.LOG_LEVEL = 'silent';
   });
@@ -38,7 +38,7 @@ function ingestSuite(serverName: 'machine' | 'embedded', start: () => Promise<Te
   });
 
   t('concurrent migrations on an empty database apply each migration exactly once', async () => {
-    const other = await freshDatabase(server.url);
+    const other = await server.fresh();
     try {
       const results = await Promise.all([0, 1, 2, 3].map(() => withPg(other.url, (c) => migrate(c))));
       assert.is(results.reduce((s, r) => s + r.applied.length, 0), MIGRATIONS.length);

@@ -7,7 +7,7 @@ import { writeMessages, type MessageRow } from '../../../src/db/batch-writer.js'
 import { clusterClosedPartitions, listPartitions, runRetention } from '../../../src/db/retention.js';
 import { recentMessages, runReadOnlySql } from '../../../src/db/queries.js';
 import { UserError } from '../../../src/ui/errors.js';
-import { embeddedServer, freshDatabase, machineServer, type TestDatabase, type TestServer } from './helpers.js';
+import { embeddedServer, machineServer, type TestDatabase, type TestServer } from './helpers.js';
 
 const HOUR = 3_600_000;
 const NOW = new Date('2026-03-10T12:00:00Z');
@@ -36,7 +36,7 @@ function retentionAndQueries(serverName: string, start: () => Promise<TestServer
 
   t.before(async () => {
     server = await start();
-    db = await freshDatabase(server.url);
+    db = await server.fresh();
     client = new pg.Client(db.url);
     await client.connect();
     await migrate(client);
