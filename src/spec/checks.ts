@@ -3,6 +3,7 @@ import { compileRule, compileTemplate, SqlError } from '../iot/sql/index.js';
 import { analyticsSpecCheck } from '../iot/pipeline/spec-check.js';
 import { athenaNameProblem } from './names.js';
 import { datasetWindowProblem } from '../targets/aws/analytics/dataset-sql.js';
+import { lakeQueryProblems } from '../targets/local/lake/sql-text.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -102,4 +103,17 @@ export const checkAwsDatasetWindows: SpecCheck = (spec) => {
   });
 };
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows];
+/** Dataset SQL is one query over the lake's tables: no file-reading functions, no COPY, ATTACH, INSTALL, SET, ... */
+export const checkDatasetSql: SpecCheck = (spec) =>
+  spec.analytics.datasets.flatMap((d, i) => [
+    ...lakeQueryProblems(d.sql).map((p) => ({ path: ['analytics', 'datasets', i, 'sql'], message: `dataset "${d.name}" ${p.message}`, offset: p.offset, hint: LAKE_HINT })),
+    ...(d.deltaTime ? lakeQueryProblems(d.deltaTime.timeExpression, { expression: true }) : []).map((p) => ({
+      path: ['analytics', 'datasets', i, 'deltaTime', 'timeExpression'],
+      message: `dataset "${d.name}" timeExpression ${p.message}`,
+      offset: p.offset,
+      hint: LAKE_HINT,
+    })),
+  ]);
+const LAKE_HINT = 'Read the lake through its tables (`iotctl athena tables` lists them); iotctl writes the content itself.';
+
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkDatasetSql];
