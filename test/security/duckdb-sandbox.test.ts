@@ -8,9 +8,10 @@ import * as assert from 'uvu/assert';
 import { applyAnalytics, planAnalytics } from '../../src/targets/local/lake/apply.js';
 import { Catalog } from '../../src/targets/local/lake/catalog.js';
 import { DatasetRunner } from '../../src/targets/local/lake/datasets.js';
+import { LocalLake } from '../../src/targets/local/lake/index.js';
 import { ensurePki } from '../../src/targets/local/pki.js';
 import { openStore, type Db } from '../../src/targets/local/store.js';
-import { cli, makeProject, NO_DB, rejects, type Project } from '../helpers/project.js';
+import { cli, makeProject, NO_DB, rejects, waitFor, type Project } from '../helpers/project.js';
 import { components, day, message, specWith, type AnalyticsInput } from '../unit/lake/helpers.js';
 
 const analytics: AnalyticsInput = {
@@ -93,8 +94,11 @@ test('athena run refuses every way out of the lake with a clear error, and write
     `INSTALL httpfs`,
     `LOAD httpfs`,
   ];
-  for (const sql of attacks) {
-    const r = await athena(sql);
+  // Four CLI processes at a time; each attack gets its own process, as a user would run it.
+  const results: Awaited<ReturnType<typeof athena>>[] = [];
+  for (let i = 0; i < attacks.length; i += 4) results.push(...(await Promise.all(attacks.slice(i, i + 4).map(athena))));
+  for (const [n, sql] of attacks.entries()) {
+    const r = results[n]!;
     const said = r.stdout + r.stderr;
     assert.is(r.code, 1, `${sql}\n${said}`);
     assert.not.match(said, /Error \(bug\)|PRIVATE KEY|root:x:0:0|Permission Error/, sql);
@@ -157,7 +161,7 @@ test('spec validate refuses a scheduled dataset that reads /etc/shadow, at its l
   }
 });
 
-test('a dataset that got past validation ends as a FAILED version with the reason, and writes nothing outside', async () => {
+test("a dataset that got past validation, run by the daemon's scheduler or by hand, ends as a FAILED version with the reason and writes nothing", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'iotctl-sneak-'));
   const store = openStore(dir);
   const escaped = join(outside, 'dataset.csv');
@@ -182,15 +186,28 @@ test('a dataset that got past validation ends as a FAILED version with the reaso
       ],
     });
     const items = (await planAnalytics(store, dir, spec)).items.map((item) => (item.kind === 'dataset' ? { ...item, desired: { ...(item.desired as object), ...hostile[item.name] } } : item));
-    applyAnalytics(store, items);
+    // Applied just over an hour ago: the scheduled one is due when the daemon's lake starts.
+    applyAnalytics(store, items, Date.now() - 3_600_000 - 2_000);
     const runner = new DatasetRunner({ db: store, stateDir: dir });
-    for (const name of ['shadow', 'copy', 'window']) {
+    const logged: string[] = [];
+    const daemon = new LocalLake({ stateDir: dir, db: store, log: (line) => logged.push(line) });
+    await daemon.start();
+    try {
+      await waitFor(() => runner.versions('shadow').length > 0, 20_000, "the scheduler's run of shadow");
+    } finally {
+      await daemon.stop();
+    }
+    const scheduled = runner.versions('shadow')[0]!;
+    assert.is(scheduled.trigger, 'schedule');
+    assert.is(scheduled.status, 'FAILED');
+    assert.match(scheduled.error ?? '', /Athena can read only the lake's tables, not the file "\/etc\/shadow"\. Tables: iotctl\.telemetry, channels\.raw/);
+    assert.ok(logged.some((l) => l.startsWith('analytics: dataset shadow failed: Athena can read only')), logged.join('\n'));
+    for (const name of ['copy', 'window']) {
       const result = await runner.run(name, { trigger: 'schedule', scheduledFor: Date.now(), previewRows: 0 });
       assert.is(result.status, 'FAILED', name);
       assert.match(result.error ?? '', /Athena can read only the lake's tables/, name);
       assert.is(runner.versions(name)[0]!.status, 'FAILED');
     }
-    assert.match(runner.versions('shadow')[0]!.error ?? '', /not the file "\/etc\/shadow"\. Tables: iotctl\.telemetry, channels\.raw/);
     const two = await runner.run('two');
     assert.is(two.status, 'FAILED');
     assert.match(two.error ?? '', /one statement at a time/);
