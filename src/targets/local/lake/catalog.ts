@@ -300,7 +300,7 @@ export class Catalog {
     if (prepared.statementType !== StatementType.SELECT) {
       const type = (StatementType[prepared.statementType] ?? 'this').replace(/_STATEMENT$/, '').replace(/_/g, ' ');
       prepared.destroySync();
-      throw this.lakeOnly(`and runs only queries: ${type} statements are refused.`);
+      throw this.lakeOnly(` and runs only queries: ${type} statements are refused.`);
     }
     return prepared;
   }
@@ -335,16 +335,16 @@ export class Catalog {
     if (!SANDBOX_ERROR.test(message)) return new QueryError(message);
     const path = /Cannot access (file|directory) "(.*?)"/.exec(message);
     const setting = /configuration option "(.*?)"/.exec(message);
-    if (path) return this.lakeOnly(`not the ${path[1] === 'file' ? 'file' : 'folder'} "${path[2]}".`);
-    if (setting) return this.lakeOnly(`and cannot change the setting "${setting[1]}".`);
-    if (/extension/i.test(message)) return this.lakeOnly('and cannot install or load extensions.');
-    return this.lakeOnly(`(${firstLine(message)}).`);
+    if (path) return this.lakeOnly(`, not the ${path[1] === 'file' ? 'file' : 'folder'} "${path[2]}".`);
+    if (setting) return this.lakeOnly(` and cannot change the setting "${setting[1]}".`);
+    if (/extension/i.test(message)) return this.lakeOnly(' and cannot install or load extensions.');
+    return this.lakeOnly(` (DuckDB: ${firstLine(message)}).`);
   }
 
   private lakeOnly(what: string): UserError {
     const tables = this.tables.map((t) => t.qualified);
     return new UserError(
-      `Athena can read only the lake's tables, ${what} Tables: ${tables.length ? tables.join(', ') : 'none yet'}.`,
+      `Athena can read only the lake's tables${what} Tables: ${tables.length ? tables.join(', ') : 'none yet'}.`,
       'Query those tables; `iotctl athena tables` lists their columns.',
       'LAKE_ONLY',
     );

@@ -8,7 +8,7 @@ export function quotedLength(sql: string, i: number): number {
   const rest = sql.slice(i, i + 2);
   let m: RegExpExecArray | null = null;
   if (rest[0] === "'") m = /^'(?:[^']|'')*'?/.exec(sql.slice(i));
-  else if (/^[eE]'/.test(rest)) m = /^[eE]'(?:[^'\\]|\\[\s\S]|'')*'?/.exec(sql.slice(i));
+  else if (/^[eE]'/.test(rest) && !/\w/.test(sql[i - 1] ?? '')) m = /^[eE]'(?:[^'\\]|\\[\s\S]|'')*'?/.exec(sql.slice(i));
   else if (rest[0] === '"') m = /^"(?:[^"]|"")*"?/.exec(sql.slice(i));
   else if (rest === '--') m = /^--[^\n]*/.exec(sql.slice(i));
   else if (rest === '/*') m = /^\/\*[\s\S]*?(\*\/|$)/.exec(sql.slice(i));
