@@ -154,7 +154,7 @@ test('spec validate refuses a scheduled dataset that reads /etc/shadow, at its l
     assert.is(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /iotctl\.yaml:13:14 analytics\.datasets\[0\]\.sql: dataset "shadow" reads files with read_text\(\)/);
     assert.match(r.stderr, /iotctl\.yaml:15:28 analytics\.datasets\[1\]\.sql: dataset "copier" has more than one statement/);
-    assert.match(r.stderr, /iotctl\.yaml:15:30 analytics\.datasets\[1\]\.sql: dataset "copier" runs COPY/);
+    assert.match(r.stderr, /iotctl\.yaml:15:30 analytics\.datasets\[1\]\.sql: dataset "copier" starts with COPY, not a query/);
     assert.not.match(r.stderr, /Error \(bug\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

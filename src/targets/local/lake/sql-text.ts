@@ -75,7 +75,7 @@ export function lakeQueryProblems(sql: string, opts: { expression?: boolean } = 
       return;
     }
     if (statementStart && !QUERY_START.test(t.text))
-      problems.push({ message: `runs ${t.text.toUpperCase()}; dataset SQL is one query (SELECT or WITH) over the lake's tables`, offset: t.offset });
+      problems.push({ message: `starts with ${t.text.toUpperCase()}, not a query; dataset SQL is one query (SELECT or WITH) over the lake's tables`, offset: t.offset });
     statementStart = false;
     if (next === '(' && FILE_FUNCTION.test(t.text)) problems.push({ message: `reads files with ${t.text}(); dataset SQL can read only the lake's tables (datastores and channels.<name>)`, offset: t.offset });
   });
