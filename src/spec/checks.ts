@@ -6,6 +6,7 @@ import { datasetWindowProblem } from '../targets/aws/analytics/dataset-sql.js';
 import { parseTemplateExpression } from '../iot/sql/parser.js';
 import { topicTemplateProblems, type TemplateLiteral } from '../iot/topics.js';
 import { environmentBytes, LAMBDA_ENVIRONMENT_BYTES, plaintextSecrets, SECRET_HINT } from './env-secrets.js';
+import { lakeQueryProblems } from '../targets/local/lake/sql-text.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -147,4 +148,17 @@ export const checkFunctionEnvironments: SpecCheck = (spec) => {
   return problems;
 };
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkFunctionEnvironments];
+/** Dataset SQL is one query over the lake's tables: no file-reading functions, no COPY, ATTACH, INSTALL, SET, ... */
+export const checkDatasetSql: SpecCheck = (spec) =>
+  spec.analytics.datasets.flatMap((d, i) => [
+    ...lakeQueryProblems(d.sql).map((p) => ({ path: ['analytics', 'datasets', i, 'sql'], message: `dataset "${d.name}" ${p.message}`, offset: p.offset, hint: LAKE_HINT })),
+    ...(d.deltaTime ? lakeQueryProblems(d.deltaTime.timeExpression, { expression: true }) : []).map((p) => ({
+      path: ['analytics', 'datasets', i, 'deltaTime', 'timeExpression'],
+      message: `dataset "${d.name}" timeExpression ${p.message}`,
+      offset: p.offset,
+      hint: LAKE_HINT,
+    })),
+  ]);
+const LAKE_HINT = 'Read the lake through its tables (`iotctl athena tables` lists them); iotctl writes the content itself.';
+
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkFunctionEnvironments, checkDatasetSql];

@@ -6,7 +6,7 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import type { Db } from '../store.js';
 import { applyAnalytics, planAnalytics, reconcileStorage } from '../lake/apply.js';
-import { bindParameters, Catalog, plainValue, QueryError } from '../lake/catalog.js';
+import { bindParameters, Catalog, plainValue } from '../lake/catalog.js';
 import { ChannelStore } from '../lake/channel-store.js';
 import { lakeWriter, registryLookup } from '../lake/cli.js';
 import { readLakeConfig, readLakeResources } from '../lake/config.js';
@@ -43,13 +43,8 @@ export class LocalLakeQueryPort implements LakeQueryPort {
     const catalog = await this.open();
     const text = bindParameters(sql, opts.params ?? []);
     const started = performance.now();
-    let result;
-    try {
-      // Materialized, like Athena's result set (a streamed result ran small aggregates measurably slower).
-      result = await catalog.connection.run(text);
-    } catch (e) {
-      throw new QueryError((e as Error).message);
-    }
+    // Materialized, like Athena's result set (a streamed result ran small aggregates measurably slower).
+    const result = await catalog.runRead(text);
     // The result is materialized: the query has run. Read its profile before another statement overwrites it.
     const elapsedMs = performance.now() - started;
     const scanned = await catalog.lastScan();

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { JSDuckDBValueConverter, type DuckDBConnection } from '@duckdb/node-api';
+import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type DuckDBMaterializedResult, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { UserError } from '../../../ui/errors.js';
+import { isAlive } from '../daemon-info.js';
 import type { Db } from '../store.js';
 import { readLakeConfig } from './config.js';
 import type { KnownColumn } from './columns.js';
-import { fileList, ident, lit, openDuck, type Duck } from './duck.js';
+import { confine, fileList, ident, lit, openDuck, SANDBOX_ERROR, type Duck } from './duck.js';
 import { LakePaths } from './paths.js';
+import { quotedLength, sqlTokens } from './sql-text.js';
 import { ensureLakeTables } from './tables.js';
 import { sqlIdentifier } from '../../../spec/names.js';
 
@@ -69,6 +70,8 @@ export interface CatalogOptions {
   /** Tables to expose; by default the applied configuration's datastores and channels. */
   datastores?: { name: string; format: 'parquet' | 'json' }[];
   channels?: string[];
+  /** A file iotctl itself writes through this DuckDB (a dataset's content); user SQL cannot write anywhere. */
+  outputFile?: string;
 }
 
 /** Presto/Athena functions DuckDB lacks (or names differently), as macros, so dataset SQL ports unchanged. */
@@ -134,26 +137,35 @@ export class Catalog {
   private readonly paths: LakePaths;
   private readonly opts: CatalogOptions;
   private readonly knownColumns = new Map<string, KnownColumn[]>();
-  private readonly profileFile = join(tmpdir(), `iotctl-profile-${process.pid}-${randomBytes(6).toString('hex')}.json`);
+  private readonly profileFile: string;
+  private readonly spillDir: string;
 
   private constructor(
     private readonly duck: Duck,
     opts: CatalogOptions,
+    scratch: ReturnType<typeof scratchFiles>,
   ) {
     this.db = opts.db;
     this.opts = opts;
     this.paths = new LakePaths(opts.stateDir);
     this.database = opts.database ?? 'iotctl';
+    this.profileFile = scratch.profileFile;
+    this.spillDir = scratch.spillDir;
   }
 
+  /**
+   * The catalog's DuckDB reads only the lake's table folders (see confine()): its profile and spill files
+   * live in the lake's scratch folder, and a dataset's content file is the one other file it may write.
+   */
   static async open(opts: CatalogOptions): Promise<Catalog> {
     ensureLakeTables(opts.db);
-    const duck = await openDuck({ threads: opts.threads });
-    const catalog = new Catalog(duck, opts);
+    const scratch = scratchFiles(new LakePaths(opts.stateDir));
+    const duck = await openDuck({ threads: opts.threads, tempDirectory: scratch.spillDir });
+    const catalog = new Catalog(duck, opts, scratch);
     try {
       await catalog.init();
     } catch (e) {
-      duck.close();
+      catalog.close();
       throw e;
     }
     return catalog;
@@ -166,6 +178,7 @@ export class Catalog {
   close(): void {
     this.duck.close();
     rmSync(this.profileFile, { force: true });
+    rmSync(this.spillDir, { recursive: true, force: true });
   }
 
   private async init(): Promise<void> {
@@ -186,6 +199,7 @@ export class Catalog {
     // Only what scannedFiles() reads: no per-operator timing, which costs time on every query.
     await c.run(`SET custom_profiling_settings = '{"EXTRA_INFO": "true", "OPERATOR_TYPE": "true"}'`);
     await c.run(`SET profiling_output = ${lit(this.profileFile)}`);
+    await confine(c, { folders: this.paths.tableFolders, files: [this.profileFile, ...(this.opts.outputFile ? [this.opts.outputFile] : [])] });
     await this.refresh();
   }
 
@@ -240,14 +254,100 @@ export class Catalog {
     return out;
   }
 
-  /** Why DuckDB would refuse the SQL (syntax, unknown table or column), or undefined when it binds. */
+  /** Why the SQL would be refused (syntax, unknown table or column, not a lake read), or undefined when it binds. */
   async check(sql: string): Promise<string | undefined> {
     try {
-      await this.connection.run(`EXPLAIN ${sql}`);
+      (await this.prepareRead(sql)).destroySync();
       return undefined;
     } catch (e) {
       return (e as Error).message;
     }
+  }
+
+  /**
+   * Runs one statement of user SQL that only reads the lake, materialized. DuckDB's sandbox refuses
+   * files outside the lake; statements other than a query (COPY, ATTACH, SET, ...) are refused here.
+   */
+  async runRead(sql: string): Promise<DuckDBMaterializedResult> {
+    const prepared = await this.prepareRead(sql);
+    try {
+      return await prepared.run();
+    } catch (e) {
+      throw this.queryError(e);
+    } finally {
+      prepared.destroySync();
+    }
+  }
+
+  /**
+   * Prepares (parses and binds) the one statement of `sql`, which must be a query: SELECT, WITH, VALUES,
+   * SHOW, DESCRIBE, SUMMARIZE, or EXPLAIN [ANALYZE] of one. A file outside the lake is refused already when
+   * DuckDB binds it.
+   */
+  async prepareRead(sql: string): Promise<DuckDBPreparedStatement> {
+    const prepared = await this.prepareOne(sql);
+    const explained = prepared.statementType === StatementType.EXPLAIN ? explainedStatement(sql) : undefined;
+    if (explained !== undefined) {
+      // EXPLAIN ANALYZE runs its statement: that one must be a query too.
+      await this.prepareRead(explained)
+        .then((inner) => inner.destroySync())
+        .catch((e: unknown) => {
+          prepared.destroySync();
+          throw e;
+        });
+      return prepared;
+    }
+    if (prepared.statementType !== StatementType.SELECT) {
+      const type = (StatementType[prepared.statementType] ?? 'this').replace(/_STATEMENT$/, '').replace(/_/g, ' ');
+      prepared.destroySync();
+      throw this.lakeOnly(` and runs only queries: ${type} statements are refused.`);
+    }
+    return prepared;
+  }
+
+  /** Runs SQL that iotctl built around spec text (a dataset's CREATE TABLE AS) as exactly one statement. */
+  async runOne(sql: string): Promise<void> {
+    const prepared = await this.prepareOne(sql);
+    try {
+      await prepared.run();
+    } catch (e) {
+      throw this.queryError(e);
+    } finally {
+      prepared.destroySync();
+    }
+  }
+
+  /** Parses and binds `sql`, which must be one statement (DuckDB would run every statement of a string). */
+  private async prepareOne(sql: string): Promise<DuckDBPreparedStatement> {
+    try {
+      return await this.connection.prepare(sql);
+    } catch (e) {
+      const message = (e as Error).message;
+      if (/Cannot prepare multiple statements/.test(message)) throw new QueryError('Athena runs one statement at a time; this SQL has more than one.');
+      if (/No statement to prepare/.test(message)) throw new QueryError('The SQL has no statement to run.');
+      throw this.queryError(e);
+    }
+  }
+
+  /** DuckDB's error as a user error: the sandbox's refusals name the lake's tables. */
+  private queryError(e: unknown): UserError {
+    const message = (e as Error).message;
+    if (!SANDBOX_ERROR.test(message)) return new QueryError(message);
+    const path = /Cannot access (file|directory) "(.*?)"/.exec(message);
+    const setting = /configuration option "(.*?)"/.exec(message);
+    if (path) return this.lakeOnly(`, not the ${path[1] === 'file' ? 'file' : 'folder'} "${path[2]}".`);
+    if (setting) return this.lakeOnly(` and cannot change the setting "${setting[1]}".`);
+    if (/extension/i.test(message)) return this.lakeOnly(' and cannot install or load extensions.');
+    return this.lakeOnly(` (DuckDB: ${firstLine(message)}).`);
+  }
+
+  private lakeOnly(what: string): UserError {
+    const tables = this.tables.map((t) => t.qualified);
+    return new UserError(
+      `Athena can read only the lake's tables${what} Tables: ${tables.length ? tables.join(', ') : 'none yet'}.`,
+      'Query those tables; `iotctl athena tables` lists their columns.',
+      'LAKE_ONLY',
+    );
   }
 
   /**
@@ -281,7 +381,6 @@ export class Catalog {
   async query(sql: string, opts: { params?: readonly string[]; maxRows?: number } = {}): Promise<QueryResult> {
     const text = bindParameters(sql, opts.params ?? []);
     const maxRows = opts.maxRows ?? Number.POSITIVE_INFINITY;
-    const c = this.connection;
     const started = performance.now();
     let columns: { name: string; type: string }[];
     const rows: unknown[][] = [];
@@ -289,7 +388,7 @@ export class Catalog {
     try {
       // Materialized, like Athena's result set: a streamed result runs its last pipeline on fewer threads,
       // which made small aggregates measurably slower than a bare query.
-      const result = await c.run(text);
+      const result = await this.runRead(text);
       const types = result.columnTypes();
       columns = result.columnNames().map((name, i) => ({ name, type: types[i]!.toString() }));
       for (;;) {
@@ -302,7 +401,7 @@ export class Catalog {
         }
       }
     } catch (e) {
-      throw new QueryError((e as Error).message);
+      throw e instanceof UserError ? e : new QueryError((e as Error).message);
     }
     const elapsedMs = performance.now() - started;
     // Read the profile before any other statement overwrites it.
@@ -398,6 +497,37 @@ function* tableScans(node: ProfileNode): Generator<ProfileNode> {
   for (const child of node.children ?? []) yield* tableScans(child);
 }
 
+/** The statement an EXPLAIN [ANALYZE] [(options)] explains, or undefined when the text says otherwise. */
+function explainedStatement(sql: string): string | undefined {
+  const tokens = sqlTokens(sql);
+  if (tokens.next().value?.text.toUpperCase() !== 'EXPLAIN') return undefined;
+  let depth = 0;
+  for (const t of tokens) {
+    if (t.text === '(') depth++;
+    else if (t.text === ')') depth--;
+    else if (depth === 0 && t.text.toUpperCase() !== 'ANALYZE') return sql.slice(t.offset);
+  }
+  return undefined;
+}
+
+/**
+ * This process's profile and spill files in the lake's scratch folder (created 0700), after removing
+ * those of processes that ended without closing their catalog.
+ */
+function scratchFiles(paths: LakePaths): { profileFile: string; spillDir: string } {
+  mkdirSync(paths.scratch, { recursive: true, mode: 0o700 });
+  for (const entry of readdirSync(paths.scratch)) {
+    const pid = Number(/^(?:profile|spill)-(\d+)-/.exec(entry)?.[1]);
+    if (pid && !isAlive(pid)) rmSync(join(paths.scratch, entry), { recursive: true, force: true });
+  }
+  const id = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  return { profileFile: join(paths.scratch, `profile-${id}.json`), spillDir: join(paths.scratch, `spill-${id}`) };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!;
+}
+
 function sizeOf(path: string): number {
   try {
     return statSync(path).size;
@@ -465,11 +595,10 @@ export function bindParameters(sql: string, params: readonly string[]): string {
   let i = 0;
   while (i < sql.length) {
     const ch = sql[i]!;
-    const rest = sql.slice(i);
-    const skip = /^'(?:[^']|'')*'?/.exec(rest) ?? (ch === '"' ? /^"(?:[^"]|"")*"?/.exec(rest) : null) ?? (rest.startsWith('--') ? /^--[^\n]*/.exec(rest) : null) ?? (rest.startsWith('/*') ? /^\/\*[\s\S]*?(\*\/|$)/.exec(rest) : null);
-    if (ch === "'" || ch === '"' || rest.startsWith('--') || rest.startsWith('/*')) {
-      out += skip![0];
-      i += skip![0].length;
+    const skip = quotedLength(sql, i);
+    if (skip) {
+      out += sql.slice(i, i + skip);
+      i += skip;
       continue;
     }
     if (ch === '?') {

@@ -77,14 +77,16 @@ export class DatasetRunner {
       error: null,
     };
     const staging = join(this.paths.dataset(name), `.${version}.tmp`);
+    const file = join(staging, 'content.csv');
     let catalog: Catalog | undefined;
     try {
-      catalog = await Catalog.open({ db: this.db, stateDir: this.opts.stateDir, database: this.opts.database, threads: this.opts.threads });
+      // The content file is the only file the dataset's DuckDB may write; its SQL may read only the lake.
+      catalog = await Catalog.open({ db: this.db, stateDir: this.opts.stateDir, database: this.opts.database, threads: this.opts.threads, outputFile: file });
       const c = catalog.connection;
       if (dataset.deltaTime && window) await this.narrowToWindow(catalog, dataset, window);
-      await c.run(`CREATE TEMP TABLE dataset_content AS ${stripTrailingSemicolon(dataset.sql)}`);
+      (await catalog.prepareRead(dataset.sql)).destroySync();
+      await catalog.runOne(`CREATE TEMP TABLE dataset_content AS ${stripTrailingSemicolon(dataset.sql)}`);
       mkdirSync(staging, { recursive: true });
-      const file = join(staging, 'content.csv');
       await c.run(`COPY dataset_content TO ${lit(file)} (FORMAT csv, HEADER)`);
       const rows = Number((await c.runAndReadAll(`SELECT count(*) FROM dataset_content`)).getRows()[0]![0]);
       const previewReader = await c.runAndReadAll(`SELECT * FROM dataset_content LIMIT ${Math.max(0, Math.trunc(opts.previewRows ?? 100))}`);
@@ -161,7 +163,7 @@ export class DatasetRunner {
     await c.run(`CREATE SCHEMA IF NOT EXISTS delta_window`);
     const expr = dataset.deltaTime!.timeExpression;
     const bounds = [window.start !== null ? `(${expr}) >= epoch_ms(${Math.trunc(window.start)})` : undefined, `(${expr}) < epoch_ms(${Math.trunc(window.end)})`].filter(Boolean).join(' AND ');
-    for (const t of read) await c.run(`CREATE OR REPLACE VIEW delta_window.${ident(t)} AS SELECT * FROM ${ident(catalog.database)}.${ident(t)} WHERE ${bounds}`);
+    for (const t of read) await catalog.runOne(`CREATE OR REPLACE VIEW delta_window.${ident(t)} AS SELECT * FROM ${ident(catalog.database)}.${ident(t)} WHERE ${bounds}`);
     await c.run(`SET search_path = ${lit(`delta_window,${catalog.database},main`)}`);
   }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
  *   lake/datastore/<name>/dt=YYYY-MM-DD/part-*.parquet    datastore rows (or part-*.json)
  *   lake/datasets/<name>/<version>/content.csv            dataset content versions
  *   lake/tmp/                                             staging files, never read by queries
+ *   lake/scratch/                                         per-process DuckDB files of queries (profile, spill)
  */
 export class LakePaths {
   readonly root: string;
@@ -14,6 +15,14 @@ export class LakePaths {
   }
   get tmp(): string {
     return join(this.root, 'tmp');
+  }
+  /** Per-process files of a query catalog; apart from the datastore writer's tmp/, which recovery empties. */
+  get scratch(): string {
+    return join(this.root, 'scratch');
+  }
+  /** The folders that hold the lake's tables: what a query may read. */
+  get tableFolders(): string[] {
+    return [join(this.root, 'raw'), join(this.root, 'datastore')];
   }
   get lockFile(): string {
     return join(this.root, 'writer.lock');
