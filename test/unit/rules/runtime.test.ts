@@ -159,7 +159,8 @@ test('a batch of crafted messages never holds the event loop longer than the bud
   store.put(rule({ name: 'redos', sql: "SELECT s FROM 'dt/#' WHERE regexp_matches(s, '^(a+)+$')", actions: [{ kinesis: { stream: 'telemetry', partitionKey: 'k' } }] }));
   const budgetMs = 50;
   const runtime = new RulesRuntime({ db, ingress, store, streams, evaluationBudgetMs: budgetMs });
-  for (let i = 0; i < 4; i++) await publish('dt/x', JSON.stringify({ s: 'a'.repeat(26) + 'b' }));
+  // 30 a's backtrack for many seconds each without a budget, so the bound below has room for a loaded machine.
+  for (let i = 0; i < 4; i++) await publish('dt/x', JSON.stringify({ s: 'a'.repeat(30) + 'b' }));
   // The longest gap between two turns of the event loop while the batch is evaluated.
   let last = performance.now();
   let longest = 0;
@@ -167,7 +168,7 @@ test('a batch of crafted messages never holds the event loop longer than the bud
   await runtime.processAvailable();
   clearInterval(tick);
   assert.is(runtime.errors().length, 4);
-  assert.ok(longest < budgetMs + 150, `event loop blocked for ${longest.toFixed(0)} ms`);
+  assert.ok(longest < budgetMs + 450, `event loop blocked for ${longest.toFixed(0)} ms`);
 });
 
 test('a job that runs out of time once (a stall of the machine, not of the rule) is tried again and succeeds', async () => {
