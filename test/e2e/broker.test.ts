@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeProject, MINIMAL_SPEC, rejects, waitFor, type Project } from '../helpers/project.js';
+import { registerTestDevice } from '../helpers/devices.js';
 import { LocalPlatform } from '../../src/targets/local/platform.js';
 import { CONNECT_INTERVAL_MS } from '../../src/targets/local/broker.js';
 import { openTarget } from '../../src/targets/index.js';
@@ -24,17 +25,7 @@ function connect(creds: DeviceCredentials, clientId = creds.thingName) {
   return connectDevice(creds, { host: '127.0.0.1', port }, clientId);
 }
 
-async function register(thing: string) {
-  const ctx = new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
-  const target = await openTarget(ctx);
-  try {
-    await ensureDevicePolicy(target.devices, project.spec);
-    await registerDevice(target.devices, project.spec, { thingName: thing }, devicesDir());
-  } finally {
-    await target.close();
-  }
-  return readCredentials(devicesDir(), thing);
-}
+const register = (thing: string) => registerTestDevice(project, thing);
 
 test.before(async () => {
   project = makeProject(MINIMAL_SPEC);

@@ -15,6 +15,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeProject, waitFor, type Project } from '../helpers/project.js';
+import { registerTestDevice } from '../helpers/devices.js';
 import { LocalPlatform } from '../../src/targets/local/platform.js';
 import { openTarget } from '../../src/targets/index.js';
 import { Context } from '../../src/context.js';
@@ -63,17 +64,7 @@ const port = () => platform.mqttPort;
 const status = () => platform.status();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function register(thing: string): Promise<RawCredentials> {
-  const ctx = new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
-  const target = await openTarget(ctx);
-  try {
-    await ensureDevicePolicy(target.devices, project.spec);
-    await registerDevice(target.devices, project.spec, { thingName: thing }, join(project.dir, 'devices'));
-  } finally {
-    await target.close();
-  }
-  return readCredentials(join(project.dir, 'devices'), thing);
-}
+const register = (thing: string): Promise<RawCredentials> => registerTestDevice(project, thing);
 
 /** A connected raw client with a fresh client id (the 1-per-second quota is per client id). */
 async function connected(creds = device, opts: Parameters<typeof RawClient.connect>[3] = {}): Promise<RawClient> {

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeProject, MINIMAL_SPEC, waitFor, type Project } from '../helpers/project.js';
+import { registerTestDevice } from '../helpers/devices.js';
 import { LocalPlatform } from '../../src/targets/local/platform.js';
 import { DEFAULT_EVALUATION_BUDGET_MS, type RuleErrorPayload } from '../../src/targets/local/rules-runtime.js';
 import { openTarget } from '../../src/targets/index.js';
@@ -18,17 +19,7 @@ import { connectDevice, readCredentials, type DeviceCredentials } from '../../sr
 let project: Project;
 let platform: LocalPlatform;
 
-async function register(thing: string): Promise<DeviceCredentials> {
-  const ctx = new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
-  const target = await openTarget(ctx);
-  try {
-    await ensureDevicePolicy(target.devices, project.spec);
-    await registerDevice(target.devices, project.spec, { thingName: thing }, join(project.dir, 'devices'));
-  } finally {
-    await target.close();
-  }
-  return readCredentials(join(project.dir, 'devices'), thing);
-}
+const register = (thing: string): Promise<DeviceCredentials> => registerTestDevice(project, thing);
 
 test.before(async () => {
   project = makeProject(MINIMAL_SPEC);
