@@ -169,7 +169,7 @@ export function physicalName(kind: NameKind, scope: Scope, logical: string, uniq
   const u = unique === undefined ? undefined : mapChars(rule, unique);
   const readable = compose(rule.style, p, s, n, undefined, u, join);
   const changes: string[] = [];
-  if (n !== logical) changes.push(`'${logical}' holds characters a ${kind} cannot (or its case), so it was mapped to '${n}' and a hash added: two names that map alike stay apart`);
+  if (n !== logical) changes.push(`'${logical}' has characters (or a case) a ${kind} name cannot have: it became '${n}' plus a hash, so that two names mapping alike stay apart`);
   if (readable.length > rule.max) changes.push(`'${readable}' is ${readable.length} characters, over the ${kind} limit of ${rule.max}: shortened, with a hash of the full name`);
   if (!changes.length) return { kind, logical, name: readable, readable, changes };
 
@@ -233,8 +233,8 @@ export function ownershipByName(kind: NameKind, physical: string, scope: Scope, 
     const logical = body.startsWith(prefix) ? body.slice(prefix.length) : '';
     return logical && physicalNameOrUndefined(kind, scope, logical, unique) === physical ? { verdict: 'ours', logical } : { verdict: 'not-ours' };
   }
-  // A hashed name ending our prefix may still be another project's whose name was cut to ours
-  // (`fleet-eu` cut to `fleet`): only its tags tell.
+  // A hashed name starting with our prefix may still be another project's whose name was cut to ours
+  // (`fleet-eu-west` cut to `fleet-eu`): only its tags tell.
   if (body.startsWith(prefix)) return { verdict: 'check-tags' };
   // A shortened name: its project and stage may be cut from ours.
   const read = readScope(style, body);
