@@ -194,6 +194,10 @@ function sqlUserError(error: unknown, timeoutMs: number): Error {
   if (e.code === '57014') {
     return new UserError(`The query was cancelled after ${timeoutMs} ms (statement timeout).`, 'narrow the query (a WHERE on device_id and ts uses the index), or raise --timeout.', 'SQL_TIMEOUT');
   }
+  if (e.code === '42501') {
+    // insufficient_privilege: on the embedded server the reader role may read the tables only.
+    return new UserError(`query sql may only read the tables: ${e.message}.`, 'query iot_messages and the other tables; server files, programs and writes are refused by PostgreSQL itself.', 'SQL_PERMISSION_DENIED');
+  }
   if (e.code === '42601' && /multiple commands/i.test(e.message ?? '')) {
     return new UserError('query sql runs one statement at a time.', 'remove the extra statements (the ";" and what follows).', 'SQL_ERROR');
   }

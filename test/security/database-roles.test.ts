@@ -58,6 +58,7 @@ test('`query sql` cannot run a program: COPY … TO PROGRAM is refused by Postgr
   assert.not.ok(ran, 'the program ran');
   assert.is(r.code, 1, r.stdout);
   assert.match(JSON.parse(r.stdout).error.message, /permission denied|must be superuser|pg_execute_server_program/i);
+  assert.is(JSON.parse(r.stdout).error.code, 'SQL_PERMISSION_DENIED');
 });
 
 test('`query sql` cannot read or list server files, nor import them as large objects', async () => {
