@@ -105,7 +105,8 @@ export function checkConnectionUrl(url: string, from: string): string {
   if (url.startsWith('/')) return url;
   if (/^\s*[a-z_]+\s*=/i.test(url)) {
     throw new UserError(
-      `${from} is a key=value connection string (${shown}); iotctl takes a URL.`,
+      // The string last: the masked password runs to the next space, so nothing may follow it.
+      `${from} is a key=value connection string, and iotctl takes a URL: ${shown}`,
       'write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password, e.g. @ as %40).',
       'DB_URL_INVALID',
     );
