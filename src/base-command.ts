@@ -30,7 +30,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     debug: Flags.boolean({ description: 'Show stack traces for unexpected errors.', env: 'IOTCTL_DEBUG', helpGroup: 'GLOBAL' }),
     target: Flags.string({ description: "Target platform (default: iotctl.yaml's `target`, else local).", options: ['local', 'aws'], env: 'IOTCTL_TARGET', helpGroup: 'GLOBAL' }),
     profile: Flags.string({ description: 'AWS profile (aws target; default: AWS_PROFILE, else the default chain).', helpGroup: 'AWS' }),
-    region: Flags.string({ description: "AWS region (aws target; default: AWS_REGION, else iotctl.yaml's region, else the profile's).", helpGroup: 'AWS' }),
+    region: Flags.string({ description: "AWS region (aws target; overrides iotctl.yaml's region; AWS_REGION or the profile's region apply only when iotctl.yaml names none).", helpGroup: 'AWS' }),
     'endpoint-url': Flags.string({ description: 'Send AWS calls to this endpoint (aws target; AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> also work).', helpGroup: 'AWS' }),
   };
 

@@ -34,17 +34,6 @@ export class Context {
     return this.options.target ?? this.spec.spec.target;
   }
 
-  /** AWS settings: flags, else the environment (read by the SDK), else a region written in iotctl.yaml. */
-  get awsSettings(): { profile?: string; region?: string; endpointUrl?: string } {
-    const a = this.options.aws ?? {};
-    const specRegion = /^region\s*:/m.test(this.spec.text) ? this.spec.spec.region : undefined;
-    return {
-      profile: a.profile,
-      region: a.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || specRegion,
-      endpointUrl: a.endpointUrl,
-    };
-  }
-
   /**
    * Run before `spec` is read (BaseCommand.init and openTarget do; it is idempotent): takes the validated spec from the cache in the state directory when
    * iotctl.yaml is unchanged, else loads the validator (yaml, zod, the rules' SQL compiler). Never throws:

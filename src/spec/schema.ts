@@ -183,6 +183,8 @@ export const specSchema = z
     project: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -, starting with a letter or digit'),
     target: z.enum(['local', 'aws']).default('local'),
     region: z.string().default('us-east-1'),
+    /** aws: the account id this spec deploys to; every command refuses other accounts' credentials. */
+    account: z.string().regex(/^\d{12}$/, 'an AWS account id: 12 digits, quoted ("111122223333")').optional(),
     local: z
       .object({
         host: z.string().default('127.0.0.1'),

@@ -8,6 +8,8 @@ import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
 import { AwsClients } from './sdk.js';
+import { profileRegion, resolveRegion, specNamesRegion } from './region.js';
+import { warn } from '../../ui/output.js';
 
 type AwsDatabasePort = DatabasePort & { functionEnvironment(): Promise<Record<string, string>> };
 
@@ -16,8 +18,22 @@ type AwsDatabasePort = DatabasePort & { functionEnvironment(): Promise<Record<st
  * port. This module is imported lazily by openTarget(), so a local-target command never loads it.
  */
 export function awsClients(ctx: Context, signal?: AbortSignal): AwsClients {
-  return new AwsClients({ ...ctx.awsSettings, signal });
+  const { profile, region: flag, endpointUrl } = ctx.options.aws ?? {};
+  const { spec, text } = ctx.spec;
+  const { region, warning } = resolveRegion({
+    flag,
+    spec: specNamesRegion(text) ? spec.region : undefined,
+    env: process.env,
+    profile: flag ? undefined : profileRegion(profile),
+  });
+  if (warning && !warned.has(warning)) {
+    warned.add(warning);
+    warn(warning);
+  }
+  return new AwsClients({ profile, region, endpointUrl, account: spec.account, signal });
 }
+/** Each region warning once per command, however often the target is opened. */
+const warned = new Set<string>();
 
 /** Fails with a clear message for a port the aws target does not implement yet. */
 export function notOnAws(what: string): never {

@@ -19,6 +19,8 @@ export interface AwsSettings {
   profile?: string;
   /** --endpoint-url; AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> are read by the SDK itself. */
   endpointUrl?: string;
+  /** The account id the spec pins: every call is refused (WRONG_ACCOUNT) when the credentials belong to another. */
+  account?: string;
   /** Cancels every call in flight (Ctrl-C). */
   signal?: AbortSignal;
 }
@@ -141,6 +143,7 @@ export function isAwsError(error: unknown, ...codes: string[]): error is AwsCall
 export class AwsClients {
   private readonly made = new Map<ServiceName, Service<ServiceName>>();
   private accountIdCache?: Promise<string>;
+  private accountCheck?: Promise<void>;
 
   constructor(readonly settings: AwsSettings) {}
 
@@ -162,6 +165,8 @@ export class AwsClients {
     });
     client.middlewareStack.add(
       (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: { input?: Record<string, unknown> }) => {
+        // No call leaves before the caller's account is known to be the pinned one (GetCallerIdentity itself excepted).
+        if (this.settings.account && !(service === 'sts' && context.commandName === 'GetCallerIdentityCommand')) await this.checkAccount(this.settings.account);
         try {
           return await next(args);
         } catch (error) {
@@ -198,10 +203,28 @@ export class AwsClients {
     })());
   }
 
+  /** Refuses to act with credentials of another account than the pinned one; asked once per command. */
+  private checkAccount(pinned: string): Promise<void> {
+    return (this.accountCheck ??= this.accountId().then((actual) => {
+      if (actual !== pinned) throw wrongAccount(pinned, actual, this.settings);
+    }));
+  }
+
   destroy(): void {
     for (const { client } of this.made.values()) (client as unknown as SdkClient).destroy();
     this.made.clear();
   }
+}
+
+/** The wrong-profile accident: the credentials in use belong to another account than the spec pins. */
+export function wrongAccount(pinned: string, actual: string, settings: AwsSettings, env: NodeJS.ProcessEnv = process.env): UserError {
+  const profile = settings.profile || env.AWS_PROFILE;
+  const identity = profile ? `profile ${profile}` : env.AWS_ACCESS_KEY_ID ? 'the access key in AWS_ACCESS_KEY_ID' : 'the default credential chain';
+  return new UserError(
+    `The AWS credentials in use (${identity}) belong to account ${actual}, but iotctl.yaml pins account ${pinned}. Nothing was done.`,
+    `Use credentials of account ${pinned}: --profile <name> or AWS_PROFILE=<name> with a profile of that account; if ${actual} is right, change \`account:\` in iotctl.yaml.`,
+    'WRONG_ACCOUNT',
+  );
 }
 
 /** The resource a call was about, from the usual input field names. */
