@@ -17,7 +17,9 @@ target: ${target}
 ${
   aws
     ? `# Credentials come from the AWS default chain (AWS_PROFILE / --profile, SSO, env, instance roles).
+# This region wins over AWS_REGION and the profile's (a difference is reported); --region overrides it.
 region: us-east-1
+# account: "123456789012"   # pin the account: every command refuses credentials of another one
 `
     : ''
 }
