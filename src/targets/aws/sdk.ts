@@ -150,6 +150,8 @@ export class AwsClients {
   async get<K extends ServiceName>(service: K): Promise<Service<K>> {
     const existing = this.made.get(service);
     if (existing) return existing as unknown as Service<K>;
+    // Start the account check now, so its round trip overlaps loading this service's module (the call awaits it).
+    if (this.settings.account && service !== 'sts') this.checkAccount(this.settings.account).catch(() => undefined);
     const [sdk, { NodeHttpHandler }] = await Promise.all([loadSdk<Modules[K]>(service), loadSdk<typeof import('@smithy/node-http-handler')>('http')]);
     const Client = (sdk as unknown as Record<string, new (config: unknown) => SdkClient>)[CLIENT_CLASS[service]]!;
     const { region, profile, endpointUrl } = this.settings;
