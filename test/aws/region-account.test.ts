@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cli, makeProject, type Project } from '../helpers/project.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
@@ -65,6 +66,21 @@ test('--json stays clean: the warning goes to stderr, the listing is of the spec
   assert.match(r.stderr, WARNING);
 });
 
+/** A profile `ops` of moto's account whose config says eu-west-1, and no AWS_REGION or key in the environment. */
+function opsProfile(): Record<string, string> {
+  writeFileSync(join(project.dir, 'aws-config'), '[profile ops]\nregion = eu-west-1\n');
+  writeFileSync(join(project.dir, 'aws-credentials'), '[ops]\naws_access_key_id = test\naws_secret_access_key = test\n');
+  return { AWS_PROFILE: 'ops', AWS_CONFIG_FILE: join(project.dir, 'aws-config'), AWS_SHARED_CREDENTIALS_FILE: join(project.dir, 'aws-credentials'), AWS_REGION: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };
+}
+
+test("a profile's differing region is reported, not obeyed", async () => {
+  const r = await run(['apply', '--yes'], opsProfile());
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /Warning: iotctl.yaml says region us-east-1, profile ops says eu-west-1: using us-east-1/);
+  assert.equal(await streamsIn('us-east-1'), ['telemetry']);
+  assert.equal(await streamsIn('eu-west-1'), []);
+});
+
 test('--region overrides the spec explicitly, without a warning', async () => {
   const r = await run(['apply', '--yes', '--region', 'eu-west-1'], { AWS_REGION: 'us-east-1' });
   assert.is(r.code, 0, r.stderr);
@@ -81,7 +97,12 @@ test('a pinned account refuses the credentials of another: WRONG_ACCOUNT, exit 1
   assert.is(error.code, 'WRONG_ACCOUNT');
   assert.match(error.message, /belong to account 123456789012, but iotctl.yaml pins account 111111111111/);
   assert.match(error.hint, /--profile <name> or AWS_PROFILE=<name>/);
+  const text = await run(['apply', '--yes'], opsProfile());
+  assert.is(text.code, 1, text.stderr);
+  assert.match(text.stderr, /Error: The AWS credentials in use \(profile ops\) belong to account 123456789012, but iotctl.yaml pins account 111111111111/);
+  assert.match(text.stderr, /Try: Use credentials of account 111111111111: --profile <name> or AWS_PROFILE=<name>/);
   assert.equal(await streamsIn('us-east-1'), []);
+  assert.equal(await streamsIn('eu-west-1'), []);
   const list = await run(['stream', 'list', '--json']);
   assert.is(JSON.parse(list.stdout).error.code, 'WRONG_ACCOUNT', 'reads are refused as well');
 });
