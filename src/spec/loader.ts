@@ -96,7 +96,9 @@ function validateSpec(raw: Record<string, unknown>, shown: string, locate: Locat
       // An unknown key points at its map, in the part of the file (base or override) that wrote the key.
       const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
       const { line, col } = keys.length ? locate(sourcePath([...issue.path, keys[0]!]).slice(0, -1)) : at(issue.path);
-      problems.push({ file: shown, line, col, path: formatPath(issue.path), message: issue.message, hint: hintFor(issue) });
+      // A bad key of a record (a stage name under stages:) says why in its inner issue.
+      const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+      problems.push({ file: shown, line, col, path: formatPath(issue.path), message, hint: hintFor(issue) });
     }
     throw new SpecError(problems);
   }
