@@ -34,13 +34,22 @@ export function selectStage(from: { flag?: string; env?: string; spec?: string }
 
 /**
  * The local state directory of a stage: the default stage keeps the project's `.iotctl/` (existing state stays
- * where it is); any other stage has its own `.iotctl/stages/<stage>/` (so .gitignore's `.iotctl/` covers it,
+ * where it is); any other stage has its own `.iotctl/stages/<stage>/` (so a `.iotctl/` line in .gitignore covers it,
  * and its CA, database and broker are its own).
  */
 export function stageStateDir(projectStateDir: string, stage: string): string {
   return stage === DEFAULT_STAGE ? projectStateDir : join(projectStateDir, STAGES_DIR, stage);
 }
 export const STAGES_DIR = 'stages';
+
+/**
+ * Where `device register` writes credentials and `publish` reads them by default: `devices/` for the default
+ * stage, `devices/@<stage>/` for another (each stage has its own CA, so one thing has one certificate per
+ * stage; `@` is not allowed in a thing name, so the folder can never be a thing's).
+ */
+export function stageDevicesDir(stage: string): string {
+  return stage === DEFAULT_STAGE ? 'devices' : join('devices', `@${stage}`);
+}
 
 /**
  * The merge rule (README, "Stages"): objects merge key by key, deeply; the lists of named items below merge
