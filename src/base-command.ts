@@ -26,7 +26,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;
   static override baseFlags = {
     spec: Flags.string({ description: 'Path to iotctl.yaml.', env: 'IOTCTL_SPEC', default: 'iotctl.yaml', helpGroup: 'GLOBAL' }),
-    'state-dir': Flags.string({ description: "Local platform state (default: .iotctl beside iotctl.yaml).", env: 'IOTCTL_STATE_DIR', helpGroup: 'GLOBAL' }),
+    'state-dir': Flags.string({ description: 'Local platform state (default: .iotctl beside iotctl.yaml); a stage other than default keeps its own in <state-dir>/stages/<stage>.', env: 'IOTCTL_STATE_DIR', helpGroup: 'GLOBAL' }),
     debug: Flags.boolean({ description: 'Show stack traces for unexpected errors.', env: 'IOTCTL_DEBUG', helpGroup: 'GLOBAL' }),
     // IOTCTL_STAGE is read by Context, not mapped onto the flag by oclif, so that an error can say which one named the stage.
     stage: Flags.string({ description: "Stage: one deployment of this spec (dev, staging, prod), with its own state and AWS names (default: IOTCTL_STAGE, else iotctl.yaml's `stage`, else `default`).", helpGroup: 'GLOBAL' }),

@@ -4,13 +4,14 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSpec, resolveStage, SpecError, type SpecProblem } from '../../../src/spec/loader.js';
 import { closestStage, DEFAULT_STAGE, mergeStage, selectStage, stageStateDir } from '../../../src/spec/stages.js';
 import { Context } from '../../../src/context.js';
-import { saveMqttPort } from '../../../src/targets/local/lifecycle.js';
+import { resetState, saveMqttPort } from '../../../src/targets/local/lifecycle.js';
+import { ensureStateDir } from '../../../src/targets/local/state-dir.js';
 import { UserError } from '../../../src/ui/errors.js';
 
 const BASE = `project: fleet
@@ -228,6 +229,25 @@ test("local up --mqtt-port saves a stage's port under stages.<stage>.local, the 
     assert.match(readFileSync(specFile, 'utf8'), /^# fleet\n/, 'comments kept');
     assert.ok(saveMqttPort(specFile, 18000));
     assert.is(parseSpec(readFileSync(specFile, 'utf8')).spec.local.mqttPort, 18000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("local reset of the default stage leaves the other stages' state; reset of a stage deletes only its own", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotctl-stages-'));
+  try {
+    const root = join(dir, '.iotctl');
+    for (const stage of ['default', 'dev', 'prod']) {
+      ensureStateDir(stageStateDir(root, stage));
+      writeFileSync(join(stageStateDir(root, stage), 'state.db'), stage);
+    }
+    await resetState(stageStateDir(root, 'default'));
+    assert.not.ok(existsSync(join(root, 'state.db')), "the default stage's state is gone");
+    assert.is(readFileSync(join(root, 'stages', 'dev', 'state.db'), 'utf8'), 'dev');
+    await resetState(stageStateDir(root, 'dev'));
+    assert.not.ok(existsSync(join(root, 'stages', 'dev')));
+    assert.is(readFileSync(join(root, 'stages', 'prod', 'state.db'), 'utf8'), 'prod');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
