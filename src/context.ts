@@ -58,10 +58,11 @@ export class Context {
     return this.options.target ?? this.spec.spec.target;
   }
 
-  /** AWS settings: flags, else the environment (read by the SDK), else a region written in iotctl.yaml. */
+  /** AWS settings: flags, else the environment (read by the SDK), else a region written in iotctl.yaml (or the stage's override). */
   get awsSettings(): { profile?: string; region?: string; endpointUrl?: string } {
     const a = this.options.aws ?? {};
-    const specRegion = /^region\s*:/m.test(this.spec.text) ? this.spec.spec.region : undefined;
+    // Only a region iotctl.yaml wrote (in the base or the stage's override), not the schema's default.
+    const specRegion = this.spec.written(['region']) ? this.spec.spec.region : undefined;
     return {
       profile: a.profile,
       region: a.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || specRegion,
@@ -93,8 +94,13 @@ export class Context {
     return this.loaded;
   }
 
-  /** The file as written (no stage merged in), validated; for `spec validate` and `spec resolve` of every stage. */
-  baseSpec(): LoadedSpec {
+  /** The file as written (no stage merged in), validated, even when the stage's spec came from the cache (`spec validate`). */
+  async loadBaseSpec(): Promise<LoadedSpec> {
+    this.loader ??= await import('./spec/loader.js');
+    return this.baseSpec();
+  }
+
+  private baseSpec(): LoadedSpec {
     return (this.base ??= this.requireLoader().loadSpec(this.projectPaths.specFile));
   }
 
@@ -104,7 +110,7 @@ export class Context {
    */
   private assertDeclared(resolved: LoadedSpec): void {
     const { name, source } = this.stageSelection;
-    if (source === 'default' || resolved.declaredStages.includes(name)) return;
+    if (name === DEFAULT_STAGE || resolved.declaredStages.includes(name)) return;
     if ((this.options.target ?? resolved.spec.target) !== 'aws') return;
     const close = closestStage(name, resolved.declaredStages);
     throw new UserError(

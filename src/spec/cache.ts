@@ -8,7 +8,7 @@ import { holdsSecret } from '../db/redact.js';
 import type { LoadedSpec } from './loader.js';
 import type { Spec } from './schema.js';
 import { parseYaml, type Locate } from './yaml-doc.js';
-import { mergeStage } from './stages.js';
+import { mergeStage, writtenAt } from './stages.js';
 
 /**
  * The validated spec of each stage, cached in `.iotctl/spec-cache.json` (the project's, for every stage) with iotctl.yaml's text and this build's stamp:
@@ -60,19 +60,20 @@ export function readSpecCache(specFile: string, stateDir: string): SpecCacheEntr
 export function cachedSpec(entry: SpecCacheEntry | undefined, specFile: string, stage: string): LoadedSpec | undefined {
   const spec = entry?.specs[stage];
   if (!entry || !spec) return undefined;
-  let locate: Locate | undefined;
-  return { spec, file: specFile, text: entry.text, stage, declaredStages: entry.declaredStages, locate: (path, offset) => (locate ??= stageLocate(entry.text, stage))(path, offset) };
+  let view: { locate: Locate; merged: Record<string, unknown> } | undefined;
+  const parsed = () => (view ??= stageView(entry.text, stage));
+  return { spec, file: specFile, text: entry.text, stage, declaredStages: entry.declaredStages, locate: (path, offset) => parsed().locate(path, offset), written: (path) => writtenAt(parsed().merged, path) };
 }
 
-/** file:line:col in the text for a path of a stage's merged spec (its override's line where it wrote the value). */
-function stageLocate(text: string, stage: string): Locate {
+/** A stage's merged document, and file:line:col for its paths (in its override where the override wrote the value). */
+function stageView(text: string, stage: string): { locate: Locate; merged: Record<string, unknown> } {
   const parsed = parseYaml(text);
   const raw = (parsed.toJS() ?? {}) as Record<string, unknown>;
   const overrides = raw.stages as Record<string, Record<string, unknown> | null> | undefined;
-  if (!overrides || !(stage in overrides)) return parsed.locate;
+  if (!overrides || !(stage in overrides)) return { locate: parsed.locate, merged: raw };
   const { stages: _stages, ...base } = raw;
   const merged = mergeStage(base, overrides[stage], ['stages', stage]);
-  return (path, offset) => parsed.locate(merged.sourcePath(path), offset);
+  return { locate: (path, offset) => parsed.locate(merged.sourcePath(path), offset), merged: merged.value };
 }
 
 /**

@@ -5,7 +5,7 @@ import { specChecks } from './checks.js';
 import { defaultAthenaDatabase } from './names.js';
 import { readSpecText } from './cache.js';
 import { parseYaml, YamlLimitError, type Locate } from './yaml-doc.js';
-import { DEFAULT_STAGE, mergeStage } from './stages.js';
+import { DEFAULT_STAGE, mergeStage, writtenAt } from './stages.js';
 
 export interface SpecProblem {
   file: string;
@@ -49,6 +49,8 @@ export interface LoadedSpec {
   declaredStages: string[];
   /** The document as plain data, before validation (absent when the spec came from the cache). */
   raw?: Record<string, unknown>;
+  /** Whether iotctl.yaml wrote the value at `path` of this stage's spec (in the base or the stage's override), rather than a default filling it. */
+  written(path: readonly (string | number)[]): boolean;
 }
 
 export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
@@ -80,7 +82,7 @@ export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
   const raw = (limited(() => yamlDoc.toJS()) ?? {}) as Record<string, unknown>;
   const spec = validateSpec(raw, shown, locate, (path) => [...path]);
   const declaredStages = [...new Set([...(spec.stage ? [spec.stage] : []), ...Object.keys(spec.stages ?? {})])];
-  return { spec, file, text, locate, stage: DEFAULT_STAGE, declaredStages, raw };
+  return { spec, file, text, locate, stage: DEFAULT_STAGE, declaredStages, raw, written: (path) => writtenAt(raw, path) };
 }
 
 /**
@@ -126,12 +128,21 @@ export function resolveStage(loaded: LoadedSpec, stage: string): LoadedSpec {
   const overrides = (raw.stages as Record<string, Record<string, unknown> | null> | undefined) ?? {};
   if (!(stage in overrides)) {
     const { stages: _stages, ...spec } = loaded.spec;
-    return { ...loaded, stage, spec: { ...spec, stage } };
+    return { ...loaded, stage, spec: { ...spec, stage }, written: (path) => writtenAt(raw, path) };
   }
   const { stages: _stages, ...base } = raw;
   const merged = mergeStage(base, overrides[stage], ['stages', stage]);
   const spec = validateSpec({ ...merged.value, stage }, shownName(loaded.file), loaded.locate, merged.sourcePath);
-  return { spec, file: loaded.file, text: loaded.text, stage, declaredStages: loaded.declaredStages, raw, locate: (path, offset) => loaded.locate(merged.sourcePath(path), offset) };
+  return {
+    spec,
+    file: loaded.file,
+    text: loaded.text,
+    stage,
+    declaredStages: loaded.declaredStages,
+    raw,
+    locate: (path, offset) => loaded.locate(merged.sourcePath(path), offset),
+    written: (path) => writtenAt(merged.value, path),
+  };
 }
 
 /** The spec file as problems name it: relative to the working directory. */

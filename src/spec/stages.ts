@@ -162,6 +162,16 @@ function sourcePath(root: Origin, path: readonly PropertyKey[]): PropertyKey[] {
   return [...at, ...rest];
 }
 
+/** Whether `value` holds something at `path` (a value written in iotctl.yaml, as opposed to a default). */
+export function writtenAt(value: unknown, path: readonly (string | number)[]): boolean {
+  let node = value;
+  for (const k of path) {
+    if (typeof node !== 'object' || node === null || !(k in node)) return false;
+    node = (node as Record<string | number, unknown>)[k];
+  }
+  return node !== undefined && node !== null;
+}
+
 /** The closest declared stage to a mistyped one (edit distance at most 2), for a "did you mean". */
 export function closestStage(name: string, declared: readonly string[]): string | undefined {
   let best: { stage: string; d: number } | undefined;

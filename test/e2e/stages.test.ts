@@ -2,7 +2,7 @@
 // stream, embedded PostgreSQL) and broker port, sees only its own devices and messages, and stops alone.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, makeProject, removeExternalCluster, waitFor, type CliResult, type Project } from '../helpers/project.js';
 
@@ -65,7 +65,11 @@ test('local up --stage dev and --stage staging run at once; each sees only its o
         return got.length ? got : undefined;
       }, 60_000, `the message in ${s}'s database`);
       assert.equal(rows.map((r) => r.payload.from), [s], `${s} sees only its own message`);
-      const status = json<{ running: boolean; endpoints: { mqtt: string }; publishesAccepted: { total: number } }>(await run(s, 'local', 'status', '--json'));
+      // status.json is refreshed by the daemon every few hundred ms: wait for the publish to be counted.
+      const status = await waitFor(async () => {
+        const st = json<{ endpoints: { mqtt: string }; publishesAccepted: { total: number } }>(await run(s, 'local', 'status', '--json'));
+        return st.publishesAccepted.total > 0 ? st : undefined;
+      }, 10_000, `${s}'s status to count the publish`);
       assert.is(status.publishesAccepted.total, 1, `${s}'s broker counted only its own publish`);
       assert.match(status.endpoints.mqtt, new RegExp(`:${ports[STAGES.indexOf(s)]}$`));
       const devices = json<{ thingName: string }[]>(await run(s, 'device', 'list', '--json'));
@@ -87,6 +91,7 @@ test('local up --stage dev and --stage staging run at once; each sees only its o
 
 test('spec resolve prints the effective spec of a stage (YAML, or JSON with --json); spec validate points into the override', async () => {
   const p = makeProject(SPEC);
+  mkdirSync(p.stateDir, { mode: 0o700 }); // so that the spec cache is used: each command below runs after one that filled it
   try {
     const yaml = await cli(['spec', 'resolve', '--stage', 'staging'], { cwd: p.dir });
     assert.is(yaml.code, 0, yaml.stderr);
@@ -95,8 +100,12 @@ test('spec resolve prints the effective spec of a stage (YAML, or JSON with --js
     assert.not.match(yaml.stdout, /^stages:/m);
     const asJson = json<{ stage: string; streams: { shards: number }[] }>(await cli(['spec', 'resolve', '--json'], { cwd: p.dir, env: { IOTCTL_STAGE: 'dev' } }));
     assert.equal([asJson.stage, asJson.streams[0]!.shards], ['dev', 1]);
-    const all = json<{ stages: string[] }>(await cli(['spec', 'validate', '--json'], { cwd: p.dir }));
-    assert.equal(all.stages, ['default', 'dev', 'staging']);
+    for (let i = 0; i < 2; i++) {
+      const all = json<{ stages: string[] }>(await cli(['spec', 'validate', '--json'], { cwd: p.dir }));
+      assert.equal(all.stages, ['default', 'dev', 'staging']);
+    }
+    const cache = JSON.parse(readFileSync(join(p.stateDir, 'spec-cache.json'), 'utf8')) as { specs: Record<string, { stage: string }> };
+    assert.equal(Object.keys(cache.specs).sort(), ['default', 'dev', 'staging'], 'one cached spec per stage');
 
     const bad = makeProject(SPEC.replace('shards: 2', 'shards: 0'));
     try {

@@ -9,7 +9,7 @@ export default class SpecValidate extends BaseCommand<typeof SpecValidate> {
 
   async run(): Promise<{ valid: true; file: string; project: string; target: string; stages: string[] }> {
     const { flag, env } = this.ctx.options.stage ?? {};
-    const base = this.ctx.baseSpec();
+    const base = await this.ctx.loadBaseSpec();
     let stages: string[];
     if (flag !== undefined || env) {
       stages = [this.ctx.spec.stage];

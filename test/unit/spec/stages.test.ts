@@ -183,6 +183,32 @@ test('a problem in a value the override wrote points at the override; one in a v
   assert.is(loaded.locate(['streams', 1, 'name']).line, lineOf('name: audit'));
 });
 
+test("a region written only in a stage's override counts as the spec's region (the schema's default does not)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotctl-stages-'));
+  const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+  delete process.env.AWS_REGION;
+  delete process.env.AWS_DEFAULT_REGION;
+  try {
+    const specFile = join(dir, 'iotctl.yaml');
+    writeFileSync(specFile, 'project: fleet\ntarget: aws\nstages:\n  prod:\n    region: eu-west-1\n  dev:\n');
+    const paths = { specFile, projectDir: dir, stateDir: join(dir, '.iotctl') };
+    const region = async (flag: string) => {
+      const c = new Context(paths, { stage: { flag } });
+      await c.prepare();
+      return c.awsSettings.region;
+    };
+    assert.is(await region('prod'), 'eu-west-1');
+    assert.is(await region('dev'), undefined, "dev wrote no region: the profile's applies, not us-east-1");
+    const loaded = parseSpec(readFileSync(specFile, 'utf8'));
+    assert.ok(resolveStage(loaded, 'prod').written(['region']));
+    assert.not.ok(resolveStage(loaded, 'dev').written(['region']));
+    assert.not.ok(resolveStage(loaded, 'prod').written(['local', 'mqttPort']));
+  } finally {
+    Object.assign(process.env, Object.fromEntries(Object.entries(saved).filter(([, v]) => v !== undefined)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('closestStage suggests a declared stage for a typo, and nothing for an unrelated name', () => {
   assert.is(closestStage('prdo', ['dev', 'staging', 'prod']), 'prod');
   assert.is(closestStage('stagign', ['dev', 'staging', 'prod']), 'staging');
@@ -206,6 +232,9 @@ test('the aws target refuses a stage iotctl.yaml does not declare (a typo must n
     const dflt = new Context(paths, {});
     await dflt.prepare();
     assert.is(dflt.spec.spec.region, 'us-east-1', 'the default stage needs no declaration');
+    const named = new Context(paths, { stage: { flag: 'default' } });
+    await named.prepare();
+    assert.is(named.spec.stage, 'default', '--stage default needs none either');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
