@@ -62,7 +62,12 @@ export function cachedSpec(entry: SpecCacheEntry | undefined, specFile: string, 
   if (!entry || !spec) return undefined;
   let view: { locate: Locate; merged: Record<string, unknown> } | undefined;
   const parsed = () => (view ??= stageView(entry.text, stage));
-  return { spec, file: specFile, text: entry.text, stage, declaredStages: entry.declaredStages, locate: (path, offset) => parsed().locate(path, offset), written: (path) => writtenAt(parsed().merged, path) };
+  // A key the text does not even hold was not written: no YAML parse for the common case.
+  const written = (path: readonly (string | number)[]) => {
+    const key = path[path.length - 1];
+    return (typeof key !== 'string' || entry.text.includes(key)) && writtenAt(parsed().merged, path);
+  };
+  return { spec, file: specFile, text: entry.text, stage, declaredStages: entry.declaredStages, locate: (path, offset) => parsed().locate(path, offset), written };
 }
 
 /** A stage's merged document, and file:line:col for its paths (in its override where the override wrote the value). */
