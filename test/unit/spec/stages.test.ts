@@ -68,6 +68,8 @@ test('a bad stage name is a user error naming its source, with the name to use',
   assert.is(flag.code, 'STAGE_INVALID');
   assert.match(flag.message, /'Prod' \(from --stage\)/);
   assert.match(flag.hint!, /--stage prod/);
+  // The name becomes a directory (.iotctl/stages/<stage>): nothing but [a-z][a-z0-9]* gets that far.
+  for (const bad of ['../../etc', 'a/b', '.', '', 'x'.repeat(17)]) assert.is(thrown(() => selectStage({ flag: bad })).code, 'STAGE_INVALID', bad);
   const env = thrown(() => selectStage({ env: 'eu-prod' }));
   assert.match(env.message, /IOTCTL_STAGE.*may not hold '-'/);
   assert.match(env.hint!, /--stage euprod/);
