@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { redactUrl } from '../../db/connection.js';
 import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../targets/local/lifecycle.js';
-import { info, isInteractive } from '../../ui/output.js';
+import { info, isInteractive, warn } from '../../ui/output.js';
 import { DEFAULT_STAGE } from '../../spec/stages.js';
 
 export default class LocalUp extends BaseCommand<typeof LocalUp> {
@@ -15,13 +15,18 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
   };
 
   async run(): Promise<unknown> {
-    const { spec } = this.ctx.spec;
+    const { spec, declaredStages } = this.ctx.spec;
     const stateDir = this.ctx.paths.stateDir;
+    const stage = this.ctx.stage;
     assertNotRunning(stateDir);
+    // Allowed locally (a throwaway stage), but said once: a typo would otherwise start an empty platform quietly.
+    if (stage !== DEFAULT_STAGE && !declaredStages.includes(stage) && !process.env.IOTCTL_DAEMON) {
+      warn(`stage '${stage}' is not declared under stages: in iotctl.yaml; it runs the base spec with its own state in ${stateDir}.`);
+    }
     if (this.flags.detach) {
       const daemon = await startDetached(this.argv, stateDir);
       if (!this.jsonEnabled()) {
-        info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
+        info(`Local platform${stage === DEFAULT_STAGE ? '' : ` (stage ${stage})`} running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
         if (this.keepsPort()) info(`Saved ${this.portKey()}: ${daemon.mqtt.port} in ${this.ctx.paths.specFile}, so device endpoints stay valid after restarts.`);
       }
       return daemon;
