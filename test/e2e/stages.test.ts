@@ -117,6 +117,15 @@ test('spec resolve prints the effective spec of a stage (YAML, or JSON with --js
     } finally {
       bad.cleanup();
     }
+    const secret = makeProject(`${SPEC}  prod:\n    database: { url: 'postgres://app:Sup3rSecretPass@db.example:5432/fleet' }\n`);
+    try {
+      const shown = await cli(['spec', 'resolve', '--stage', 'prod'], { cwd: secret.dir });
+      assert.is(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /url: postgres:\/\/app:\S+@db\.example:5432\/fleet/);
+      assert.not.match(shown.stdout, /Sup3rSecretPass/, 'spec resolve masks a password in database.url');
+    } finally {
+      secret.cleanup();
+    }
     const typo = await cli(['spec', 'resolve', '--stage', 'stagign', '--target', 'aws'], { cwd: p.dir });
     assert.is(typo.code, 1);
     assert.match(typo.stderr, /Stage 'stagign' \(from --stage\) is not declared.*\nTry: did you mean --stage staging\?/);
