@@ -26,8 +26,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;
   static override baseFlags = {
     spec: Flags.string({ description: 'Path to iotctl.yaml.', env: 'IOTCTL_SPEC', default: 'iotctl.yaml', helpGroup: 'GLOBAL' }),
-    'state-dir': Flags.string({ description: "Local platform state (default: .iotctl beside iotctl.yaml).", env: 'IOTCTL_STATE_DIR', helpGroup: 'GLOBAL' }),
+    'state-dir': Flags.string({ description: 'Local platform state (default: .iotctl beside iotctl.yaml); a stage other than default keeps its own in <state-dir>/stages/<stage>.', env: 'IOTCTL_STATE_DIR', helpGroup: 'GLOBAL' }),
     debug: Flags.boolean({ description: 'Show stack traces for unexpected errors.', env: 'IOTCTL_DEBUG', helpGroup: 'GLOBAL' }),
+    // IOTCTL_STAGE is read by Context, not mapped onto the flag by oclif, so that an error can say which one named the stage.
+    stage: Flags.string({ description: "Stage: one deployment of this spec (dev, staging, prod), with its own state and AWS names (default: IOTCTL_STAGE, else iotctl.yaml's `stage`, else `default`).", helpGroup: 'GLOBAL' }),
     target: Flags.string({ description: "Target platform (default: iotctl.yaml's `target`, else local).", options: ['local', 'aws'], env: 'IOTCTL_TARGET', helpGroup: 'GLOBAL' }),
     profile: Flags.string({ description: 'AWS profile (aws target; default: AWS_PROFILE, else the default chain).', helpGroup: 'AWS' }),
     region: Flags.string({ description: "AWS region (aws target; overrides iotctl.yaml's region; AWS_REGION or the profile's region apply only when iotctl.yaml names none).", helpGroup: 'AWS' }),
@@ -55,6 +57,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.ctx = new Context(resolvePaths({ spec: f.spec, stateDir: f['state-dir'] }), {
       target: f.target as 'local' | 'aws' | undefined,
       aws: { profile: f.profile, region: f.region, endpointUrl: f['endpoint-url'] },
+      stage: { flag: f.stage, env: process.env.IOTCTL_STAGE },
     });
     await this.ctx.prepare();
   }

@@ -7,6 +7,7 @@ import { initSpec } from '../spec/init-template.js';
 import { parseSpec } from '../spec/loader.js';
 import { UserError } from '../ui/errors.js';
 import { info } from '../ui/output.js';
+import { projectNameProblem } from '../spec/names.js';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = 'Write a commented iotctl.yaml with the seed architecture (local target, or --target aws).';
@@ -21,10 +22,10 @@ export default class Init extends BaseCommand<typeof Init> {
     if (existsSync(file) && !this.flags.force) {
       throw new UserError(`${file} already exists.`, 'Edit it, or pass --force to overwrite it.', 'SPEC_EXISTS');
     }
-    const project = this.flags.project ?? (basename(this.ctx.paths.projectDir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'iot');
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(project)) {
-      throw new UserError(`Invalid project name "${project}".`, 'Use lowercase letters, digits and -, starting with a letter or digit (at most 63 characters).', 'USAGE');
-    }
+    const folder = basename(this.ctx.paths.projectDir);
+    const project = this.flags.project ?? (projectNameProblem(folder)?.suggestion ?? folder);
+    const problem = projectNameProblem(project);
+    if (problem) throw new UserError(`Invalid project name "${project}": it ${problem.message}.`, `use --project ${problem.suggestion}.`, 'USAGE');
     const text = initSpec(project, this.ctx.options.target ?? 'local');
     parseSpec(text, file); // the template must always validate
     writeNewFile(file, text, { force: this.flags.force, flag: '--spec' });

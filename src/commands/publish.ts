@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { stageDevicesDir } from '../spec/stages.js';
 import { BaseCommand } from '../base-command.js';
 import { inlineOrFile } from '../services/files.js';
 import { connectDevice, disconnect, publishMessages, readCredentials, type PublishResult } from '../services/publish.js';
@@ -21,13 +22,13 @@ export default class Publish extends BaseCommand<typeof Publish> {
     qos: Flags.integer({ description: 'MQTT QoS (0 or 1; AWS IoT Core has no QoS 2).', default: 1, min: 0, max: 1 }),
     count: Flags.integer({ description: 'Messages to publish.', default: 1, min: 1 }),
     rate: Flags.integer({ description: 'Messages per second (0: as fast as acknowledged).', default: 0, min: 0 }),
-    credentials: Flags.string({ description: 'Folder of device credentials.', default: 'devices', env: 'IOTCTL_DEVICES_DIR' }),
+    credentials: Flags.string({ description: 'Folder of device credentials (default: devices, and devices/@<stage> for a stage other than default).', env: 'IOTCTL_DEVICES_DIR' }),
     host: Flags.string({ description: 'Override the endpoint host.' }),
     port: Flags.integer({ description: 'Override the endpoint port.', min: 1, max: 65535 }),
   };
 
   async run(): Promise<PublishResult & { topic: string }> {
-    const creds = readCredentials(this.flags.credentials, this.flags.device, this.ctx.paths.stateDir);
+    const creds = readCredentials(this.flags.credentials ?? stageDevicesDir(this.ctx.stage), this.flags.device, this.ctx.paths.stateDir);
     const payload = inlineOrFile(this.flags.payload).toString('utf8');
     try {
       JSON.parse(payload.replaceAll(/\{\{(seq|now|random)\}\}/g, '0'));

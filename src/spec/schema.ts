@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { projectNameProblem, stageNameProblem } from './names.js';
 
 /** iotctl.yaml: the desired state of the platform. Every section but `project` has defaults. */
 
@@ -178,30 +179,65 @@ const analytics = z
   .default({ engine: 'datalake', channels: [], pipelines: [], datastores: [], datasets: [] });
 export type AnalyticsSpec = z.infer<typeof analytics>;
 
+/** A name checked by one of names.ts's *NameProblem functions: its message, and the name to use instead. */
+const checkedName = (problemOf: (name: string) => { message: string; suggestion: string } | undefined) =>
+  z.string().superRefine((value, ctx) => {
+    const problem = problemOf(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${problem.message}; try '${problem.suggestion}'` });
+  });
+export const stageName = checkedName(stageNameProblem);
+
+/** An AWS account id. A string: unquoted, YAML would read 012345678901 as a number and drop the 0. */
+const account = z
+  .string({ error: 'an AWS account id: 12 digits, quoted ("123456789012") so that YAML keeps it a string' })
+  .regex(/^\d{12}$/, 'an AWS account id: 12 digits, quoted ("123456789012")')
+  .optional();
+
+/** The top-level keys a stage override may not set: a stage belongs to its project, and stages do not nest. */
+export const STAGE_FIXED_KEYS = ['project', 'stage', 'stages'] as const;
+
+const specShape = {
+  project: checkedName(projectNameProblem),
+  /** The stage this file deploys when neither --stage nor IOTCTL_STAGE says (default: `default`). */
+  stage: stageName.optional(),
+  target: z.enum(['local', 'aws']).default('local'),
+  region: z.string().default('us-east-1'),
+  /** The AWS account the stage must be deployed into (commands refuse other credentials). */
+  account,
+  local: z
+    .object({
+      host: z.string().default('127.0.0.1'),
+      mqttPort: z.number().int().min(0).max(65535).default(8883),
+      /** Open connections the broker accepts; more are closed at once, before TLS. */
+      maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+      /** A connection that has not finished its TLS handshake (or sent CONNECT) by then is closed. */
+      handshakeTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    })
+    .default({ host: '127.0.0.1', mqttPort: 8883, maxConnections: 1000, handshakeTimeoutMs: 10_000 }),
+  devices,
+  streams: z.array(stream).default([]),
+  rules: z.array(rule).default([]),
+  functions: z.array(fn).default([]),
+  database,
+  analytics,
+  athena: z.object({ database: z.string().default('iotctl'), workgroup: z.string().default('primary'), outputLocation: z.string().optional() }).default({ database: 'iotctl', workgroup: 'primary' }),
+};
+
+/**
+ * One stage's overrides: any top-level key but project, stage and stages, merged into the base spec by the rule
+ * in stages.ts; the merged spec is then validated whole, so the values are checked there (as `unknown` here).
+ * An empty stage (`prod:` with nothing under it) declares the stage with no overrides.
+ */
+const stageOverride = z
+  .object(Object.fromEntries(Object.keys(specShape).filter((k) => !(STAGE_FIXED_KEYS as readonly string[]).includes(k)).map((k) => [k, z.unknown().optional()])))
+  .strict()
+  .nullable();
+
 export const specSchema = z
   .object({
-    project: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -, starting with a letter or digit'),
-    target: z.enum(['local', 'aws']).default('local'),
-    region: z.string().default('us-east-1'),
-    /** aws: the account id this spec deploys to; every command refuses other accounts' credentials. */
-    account: z.string().regex(/^\d{12}$/, 'an AWS account id: 12 digits, quoted ("111122223333")').optional(),
-    local: z
-      .object({
-        host: z.string().default('127.0.0.1'),
-        mqttPort: z.number().int().min(0).max(65535).default(8883),
-        /** Open connections the broker accepts; more are closed at once, before TLS. */
-        maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
-        /** A connection that has not finished its TLS handshake (or sent CONNECT) by then is closed. */
-        handshakeTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
-      })
-      .default({ host: '127.0.0.1', mqttPort: 8883, maxConnections: 1000, handshakeTimeoutMs: 10_000 }),
-    devices,
-    streams: z.array(stream).default([]),
-    rules: z.array(rule).default([]),
-    functions: z.array(fn).default([]),
-    database,
-    analytics,
-    athena: z.object({ database: z.string().default('iotctl'), workgroup: z.string().default('primary'), outputLocation: z.string().optional() }).default({ database: 'iotctl', workgroup: 'primary' }),
+    ...specShape,
+    /** Per-stage overrides: `stages: { prod: { region: eu-west-1, streams: [{ name: telemetry, shards: 8 }] } }`. */
+    stages: z.record(stageName, stageOverride).optional(),
   })
   .strict();
 

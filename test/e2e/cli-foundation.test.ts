@@ -25,7 +25,7 @@ test('init writes a spec that validates, and refuses to overwrite it', async () 
     const forced = await cli(['init', '--force', '--project', 'fleet'], { cwd: p.dir });
     assert.is(forced.code, 0, forced.stderr);
     const valid = await cli(['spec', 'validate', '--json'], { cwd: p.dir });
-    assert.equal(JSON.parse(valid.stdout), { valid: true, file: p.specFile, project: 'fleet', target: 'local' });
+    assert.equal(JSON.parse(valid.stdout), { valid: true, file: p.specFile, project: 'fleet', target: 'local', stages: ['default'] });
   } finally {
     p.cleanup();
   }

@@ -55,7 +55,7 @@ test('the validated spec is cached in .iotctl/ and an edit is validated again', 
   rmSync(cache, { force: true });
   assert.is((await run(['stream', 'list', '--json'])).code, 0);
   assert.ok(existsSync(cache));
-  assert.is(JSON.parse(readFileSync(cache, 'utf8')).spec.project, 'demo');
+  assert.is(JSON.parse(readFileSync(cache, 'utf8')).specs.default.project, 'demo');
   const original = readFileSync(project.specFile, 'utf8');
   try {
     writeFileSync(project.specFile, original.replace('shards: 1', 'shards: 0'));
@@ -64,7 +64,7 @@ test('the validated spec is cached in .iotctl/ and an edit is validated again', 
     assert.match(bad.stderr, /iotctl\.yaml:\d+:\d+ streams\[0\]\.shards/);
     writeFileSync(project.specFile, original.replace('project: demo', 'project: other'));
     assert.is((await run(['stream', 'list'])).code, 0);
-    assert.is(JSON.parse(readFileSync(cache, 'utf8')).spec.project, 'other');
+    assert.is(JSON.parse(readFileSync(cache, 'utf8')).specs.default.project, 'other');
   } finally {
     writeFileSync(project.specFile, original);
   }

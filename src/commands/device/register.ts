@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { stageDevicesDir } from '../../spec/stages.js';
 import { BaseCommand } from '../../base-command.js';
 import { READ_LIMITS, readUserFile } from '../../services/files.js';
 import { parseCaBundle } from '../../services/pem.js';
@@ -23,7 +24,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     type: Flags.string({ description: 'Thing type (default: devices.thingType in iotctl.yaml).' }),
     attribute: Flags.string({ description: 'Thing attribute key=value (repeatable).', multiple: true }),
     csr: Flags.string({ description: 'PEM certificate signing request to sign instead of generating a key.' }),
-    out: Flags.string({ description: 'Where credential folders are written.', default: 'devices', env: 'IOTCTL_DEVICES_DIR' }),
+    out: Flags.string({ description: 'Where credential folders are written (default: devices, and devices/@<stage> for a stage other than default).', env: 'IOTCTL_DEVICES_DIR' }),
     'from-file': Flags.string({ description: 'CSV of devices to register in bulk.', exclusive: ['csr'] }),
     'aws-generated-keys': Flags.boolean({ description: 'aws: let AWS generate the key pair (CreateKeysAndCertificate) instead of a local key and CSR.', exclusive: ['csr'], env: 'IOTCTL_AWS_GENERATED_KEYS' }),
     'ca-file': Flags.string({ description: 'PEM written as ca.pem instead of the target\'s CA (aws: the bundled Amazon Root CA 1).', env: 'IOTCTL_CA_FILE' }),
@@ -41,7 +42,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     try {
       await ensureDevicePolicy(target.devices, spec);
       if (bulk) return await this.bulk(target, spec, bulk);
-      const device = await registerDevice(target.devices, spec, { thingName: thing!, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem, ...options }, this.flags.out);
+      const device = await registerDevice(target.devices, spec, { thingName: thing!, thingType: this.flags.type, attributes: parseAttributes(this.flags.attribute ?? []), csrPem, ...options }, this.flags.out ?? stageDevicesDir(this.ctx.stage));
       const result = { thingName: device.thingName, certificateId: device.certificateId, fingerprint: device.fingerprint, credentials: device.dir, endpoint: device.endpoint, topics: deviceTopics(spec, thing!) };
       if (!this.jsonEnabled()) {
         info(`Registered ${thing} (certificate ${device.certificateId.slice(0, 12)}…). Credentials in ${device.dir}`);
@@ -74,7 +75,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
       [
         {
           title: `Register ${requests.length} device${requests.length === 1 ? '' : 's'} on ${target.name}`,
-          run: async (update) => void (result = await registerMany(target.devices, spec, requests, this.flags.out, (done, total) => update(`${done}/${total}`))),
+          run: async (update) => void (result = await registerMany(target.devices, spec, requests, this.flags.out ?? stageDevicesDir(this.ctx.stage), (done, total) => update(`${done}/${total}`))),
         },
       ],
       stepsMode(this.jsonEnabled()),

@@ -1,6 +1,7 @@
 import { BaseCommand } from '../../base-command.js';
 import { readStatus } from '../../targets/local/lifecycle.js';
 import { printTable } from '../../ui/output.js';
+import { DEFAULT_STAGE } from '../../spec/stages.js';
 import { redactUrl } from '../../db/connection.js';
 
 export default class LocalStatus extends BaseCommand<typeof LocalStatus> {
@@ -12,10 +13,11 @@ export default class LocalStatus extends BaseCommand<typeof LocalStatus> {
     if (!this.jsonEnabled()) {
       if (!status.running) {
         process.stdout.write('not running\n');
-        process.stderr.write('Start it with `iotctl local up --detach`.\n');
+        process.stderr.write(`Start it with \`iotctl local up --detach${this.ctx.stage === DEFAULT_STAGE ? '' : ` --stage ${this.ctx.stage}`}\`.\n`);
       } else {
         const breakdown = (c: { total: number; byReason: Record<string, number> }) => `${c.total}${Object.keys(c.byReason).length ? ` (${Object.entries(c.byReason).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`;
         const rows: [string, unknown][] = [
+          ['stage', this.ctx.stage],
           ['pid', status.pid],
           ['uptime', `${status.uptimeSeconds}s`],
           ['mqtt', status.endpoints.mqtt],

@@ -2,7 +2,8 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { redactUrl } from '../../db/connection.js';
 import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../targets/local/lifecycle.js';
-import { info, isInteractive } from '../../ui/output.js';
+import { info, isInteractive, warn } from '../../ui/output.js';
+import { DEFAULT_STAGE } from '../../spec/stages.js';
 
 export default class LocalUp extends BaseCommand<typeof LocalUp> {
   static override summary = 'Start the embedded local platform (MQTT/TLS broker, rules, stream, functions, Postgres, lake).';
@@ -10,18 +11,23 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
   static override examples = ['<%= config.bin %> local up', '<%= config.bin %> local up --detach', '<%= config.bin %> local up --mqtt-port 18883 --detach'];
   static override flags = {
     detach: Flags.boolean({ description: 'Run in the background and return when ready.' }),
-    'mqtt-port': Flags.integer({ description: 'MQTT/TLS port (default: local.mqttPort in iotctl.yaml, 8883). A port given here is saved as local.mqttPort, so device endpoints stay valid.', min: 0, max: 65535, env: 'IOTCTL_MQTT_PORT' }),
+    'mqtt-port': Flags.integer({ description: 'MQTT/TLS port (default: local.mqttPort in iotctl.yaml, 8883). A port given here is saved as local.mqttPort (stages.<stage>.local.mqttPort for a stage), so device endpoints stay valid.', min: 0, max: 65535, env: 'IOTCTL_MQTT_PORT' }),
   };
 
   async run(): Promise<unknown> {
-    const { spec } = this.ctx.spec;
+    const { spec, declaredStages } = this.ctx.spec;
     const stateDir = this.ctx.paths.stateDir;
+    const stage = this.ctx.stage;
     assertNotRunning(stateDir);
+    // Allowed locally (a throwaway stage), but said once: a typo would otherwise start an empty platform quietly.
+    if (stage !== DEFAULT_STAGE && !declaredStages.includes(stage) && !process.env.IOTCTL_DAEMON) {
+      warn(`stage '${stage}' is not declared under stages: in iotctl.yaml; it runs the base spec with its own state in ${stateDir}.`);
+    }
     if (this.flags.detach) {
       const daemon = await startDetached(this.argv, stateDir);
       if (!this.jsonEnabled()) {
-        info(`Local platform running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
-        if (this.keepsPort()) info(`Saved local.mqttPort: ${daemon.mqtt.port} in ${this.ctx.paths.specFile}, so device endpoints stay valid after restarts.`);
+        info(`Local platform${stage === DEFAULT_STAGE ? '' : ` (stage ${stage})`} running in the background (pid ${daemon.pid}): mqtts://${daemon.mqtt.host}:${daemon.mqtt.port}${daemon.databaseUrl ? `, ${redactUrl(daemon.databaseUrl)}` : ''}`);
+        if (this.keepsPort()) info(`Saved ${this.portKey()}: ${daemon.mqtt.port} in ${this.ctx.paths.specFile}, so device endpoints stay valid after restarts.`);
       }
       return daemon;
     }
@@ -51,7 +57,7 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
       throw e;
     }
     // The detached child saves the port; its parent only reports it.
-    if (this.keepsPort() && saveMqttPort(this.ctx.paths.specFile, platform.mqttPort)) platform.log(`saved local.mqttPort: ${platform.mqttPort} in ${this.ctx.paths.specFile}`);
+    if (this.keepsPort() && saveMqttPort(this.ctx.paths.specFile, platform.mqttPort, this.ctx.stage)) platform.log(`saved ${this.portKey()}: ${platform.mqttPort} in ${this.ctx.paths.specFile}`);
     const unmount = view?.mount(() => platform.status());
     await new Promise<void>((resolve) => {
       let stopping = false;
@@ -76,6 +82,11 @@ export default class LocalUp extends BaseCommand<typeof LocalUp> {
     });
     handlers.forEach((off) => off());
     return { stopped: true };
+  }
+
+  /** Where saveMqttPort keeps this stage's port. */
+  private portKey(): string {
+    return this.ctx.stage === DEFAULT_STAGE ? 'local.mqttPort' : `stages.${this.ctx.stage}.local.mqttPort`;
   }
 
   /** A port given with --mqtt-port (not 0, not already the spec's) is kept for the project. */

@@ -8,7 +8,7 @@ import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
 import { AwsClients } from './sdk.js';
-import { profileRegion, resolveRegion, specNamesRegion } from './region.js';
+import { profileRegion, resolveRegion } from './region.js';
 import { warn } from '../../ui/output.js';
 
 type AwsDatabasePort = DatabasePort & { functionEnvironment(): Promise<Record<string, string>> };
@@ -19,10 +19,11 @@ type AwsDatabasePort = DatabasePort & { functionEnvironment(): Promise<Record<st
  */
 export function awsClients(ctx: Context, signal?: AbortSignal): AwsClients {
   const { profile, region: flag, endpointUrl } = ctx.options.aws ?? {};
-  const { spec, text } = ctx.spec;
+  const { spec } = ctx.spec;
   const { region, warning } = resolveRegion({
     flag,
-    spec: specNamesRegion(text) ? spec.region : undefined,
+    // Only a region iotctl.yaml wrote (in the base or the stage's override), not the schema's default.
+    spec: ctx.spec.written(['region']) ? spec.region : undefined,
     env: process.env,
     profile: flag ? undefined : profileRegion(profile),
   });

@@ -53,10 +53,6 @@ export function resolveRegion(inputs: RegionInputs): RegionChoice {
   };
 }
 
-/** True when the spec text writes a top-level `region:` (the schema defaults it, so the parsed value cannot tell). */
-export function specNamesRegion(text: string): boolean {
-  return /^region\s*:/m.test(text);
-}
 
 /** The `region` of one profile in an AWS config or credentials file (INI); undefined when not there. */
 export function iniProfileRegion(text: string, profile: string, kind: 'config' | 'credentials'): string | undefined {

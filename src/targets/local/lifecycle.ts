@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, openSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { isMap, parseDocument } from 'yaml';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../../spec/schema.js';
@@ -10,6 +10,7 @@ import { LocalPlatform, type PlatformStatus } from './platform.js';
 import { attachComponents } from './components.js';
 import { embeddedDataDir, isExternalDataDirOf, stopServerIn } from './postgres.js';
 import { ensureStateDir, isStateDir, STATE_MARKER } from './state-dir.js';
+import { DEFAULT_STAGE, STAGES_DIR } from '../../spec/stages.js';
 
 /**
  * Build the whole local platform (broker, rules, and every component the spec needs). With publishInfo (the
@@ -127,25 +128,34 @@ export async function resetState(stateDir: string): Promise<{ removed: string[] 
   // The embedded PostgreSQL a crashed daemon left running, and its data when it lives outside the project.
   const dataDir = embeddedDataDir(stateDir);
   await stopServerIn(dataDir);
-  const removed = readdirSync(stateDir);
+  // The default stage's directory also holds the other stages' (stages/): they are theirs to reset.
+  const entries = readdirSync(stateDir);
+  const removed = entries.filter((name) => name !== STAGES_DIR);
   if (!dataDir.startsWith(resolve(stateDir) + sep) && isExternalDataDirOf(dataDir, stateDir)) {
     rmSync(dirname(dataDir), { recursive: true, force: true });
     removed.push(dataDir);
   }
-  rmSync(stateDir, { recursive: true, force: true });
+  if (!entries.includes(STAGES_DIR)) rmSync(stateDir, { recursive: true, force: true });
+  else for (const name of entries) if (name !== STAGES_DIR) rmSync(join(stateDir, name), { recursive: true, force: true });
   return { removed };
 }
 
 /**
- * Keep a port chosen with `local up --mqtt-port N` for the project: written to iotctl.yaml as local.mqttPort
- * (comments and layout kept), so the endpoint.json of every registered device stays valid across restarts,
- * as an AWS endpoint does. Returns whether the file changed.
+ * Keep a port chosen with `local up --mqtt-port N` for the project: written to iotctl.yaml (comments and layout
+ * kept), so the endpoint.json of every registered device stays valid across restarts, as an AWS endpoint does.
+ * The default stage's port is `local.mqttPort`; another stage's is `stages.<stage>.local.mqttPort`, so two
+ * stages keep two ports. Returns whether the file changed.
  */
-export function saveMqttPort(specFile: string, port: number): boolean {
+export function saveMqttPort(specFile: string, port: number, stage = DEFAULT_STAGE): boolean {
   if (!existsSync(specFile) || port <= 0) return false;
   const doc = parseDocument(readFileSync(specFile, 'utf8'));
-  if (doc.getIn(['local', 'mqttPort']) === port) return false;
-  doc.setIn(['local', 'mqttPort'], port);
+  // The default stage's port lives in its override only when the file already puts it there.
+  const inOverride = stage !== DEFAULT_STAGE || doc.hasIn(['stages', stage, 'local', 'mqttPort']);
+  const path = inOverride ? ['stages', stage, 'local', 'mqttPort'] : ['local', 'mqttPort'];
+  if (doc.getIn(path) === port) return false;
+  // `prod:` with nothing under it is a null: make it a map first.
+  if (inOverride && !isMap(doc.getIn(['stages', stage]))) doc.setIn(['stages', stage], doc.createNode({}));
+  doc.setIn(path, port);
   writeFileSync(specFile, doc.toString());
   return true;
 }

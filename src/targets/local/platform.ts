@@ -120,7 +120,7 @@ export class LocalPlatform {
       });
       const ports = await this.broker.start().catch((e: NodeJS.ErrnoException) => {
         const port = this.opts.mqttPort ?? spec.local.mqttPort;
-        if (e.code === 'EADDRINUSE') throw new UserError(`Port ${port} on ${spec.local.host} is already in use.`, 'Stop whatever uses it, or pick another port with `--mqtt-port N` (or local.mqttPort in iotctl.yaml).', 'PORT_IN_USE');
+        if (e.code === 'EADDRINUSE') throw new UserError(`Port ${port} on ${spec.local.host} is already in use.`, 'Stop whatever uses it (another stage of this project?), or pick another port with `--mqtt-port N` (or local.mqttPort in iotctl.yaml; a stage keeps its own under stages.<stage>.local).', 'PORT_IN_USE');
         if (e.code === 'EACCES') throw new UserError(`Not allowed to listen on port ${port}.`, 'Use a port above 1023 with --mqtt-port.', 'PORT_DENIED');
         throw e;
       });

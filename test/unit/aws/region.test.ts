@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { iniProfileRegion, profileRegion, resolveRegion, specNamesRegion, type RegionInputs, type RegionSource } from '../../../src/targets/aws/region.js';
+import { iniProfileRegion, profileRegion, resolveRegion, type RegionInputs, type RegionSource } from '../../../src/targets/aws/region.js';
 import { wrongAccount } from '../../../src/targets/aws/sdk.js';
 
 type Row = [what: string, inputs: RegionInputs, region: string | undefined, source: RegionSource | undefined, warns: boolean];
@@ -40,12 +40,6 @@ test('the warning names both regions, which one is used, and how to override', (
   const { warning } = resolveRegion({ spec: 'us-east-1', specLabel: 'iotctl.yaml (stage prod)', env: { AWS_REGION: 'eu-west-1' } });
   assert.is(warning, 'iotctl.yaml (stage prod) says region us-east-1, AWS_REGION says eu-west-1: using us-east-1 (iotctl.yaml (stage prod) wins). Pass --region eu-west-1 to act in eu-west-1 instead.');
   assert.match(resolveRegion({ spec: 'us-east-1', env: {}, profile: ops }).warning!, /profile ops says ap-south-1/);
-});
-
-test('the spec names a region only when its text writes one (the schema defaults it)', () => {
-  assert.ok(specNamesRegion('project: p\nregion: us-east-1\n'));
-  assert.not.ok(specNamesRegion('project: p\ntarget: aws\n'));
-  assert.not.ok(specNamesRegion('project: p\n# region: eu-west-1\n'));
 });
 
 test("a profile's region, read as the SDK reads the config and credentials files", () => {
