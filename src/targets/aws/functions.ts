@@ -14,6 +14,7 @@ import type {
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
+import { partitionOf } from './arn.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
@@ -741,12 +742,6 @@ export function roleNameFor(functionName: string): string {
 }
 
 // ---------------------------------------------------------------- small utilities
-
-function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
-}
 
 /** The last part of an ARN: the stream of a Kinesis ARN, the queue of an SQS one. */
 function resourceName(arn: string | undefined): string {

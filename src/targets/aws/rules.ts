@@ -3,6 +3,7 @@ import type { Action, TopicRule, TopicRulePayload } from '@aws-sdk/client-iot';
 import type { RulesPort } from '../../ports.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
+import { partitionOf } from './arn.js';
 import { mapLimit } from './concurrency.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
@@ -26,11 +27,6 @@ function channelOfStream(s: ArnScope, stream: string, channels: readonly string[
   return s.channelStreams ? channels.find((c) => s.channelStreams!(c).includes(stream)) : undefined;
 }
 
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
-}
 
 /** The role iotctl creates for a rule whose actions name no roleArn: `iotctl-rule-<name>`, hashed to fit IAM's 64 characters. */
 export function managedRoleName(ruleName: string): string {

@@ -4,6 +4,7 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
+import { arn } from '../arn.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import {
   desiredIotAnalytics,
@@ -236,14 +237,14 @@ export interface IotAnalyticsPlanOptions {
   deleteData?: boolean;
 }
 
-const enrichRoleArn = async (aws: AwsClients, spec: IotAnalyticsSpec) => `arn:aws:iam::${await aws.accountId()}:role${iotaRolePath(spec)}${enrichRoleName(spec)}`;
+const enrichRoleArn = async (aws: AwsClients, spec: IotAnalyticsSpec) => arn(await aws.region(), 'iam', '', await aws.accountId(), `role${iotaRolePath(spec)}${enrichRoleName(spec)}`);
 
 const needsRole = (spec: IotAnalyticsSpec) => spec.analytics.pipelines.some((p) => p.activities.some((a) => 'deviceRegistryEnrich' in a || 'deviceShadowEnrich' in a));
 
 export async function planIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, opts: IotAnalyticsPlanOptions = {}): Promise<PlanItem[]> {
   warnIotAnalyticsEnded();
   // The account id is only needed for the enrichment role's ARN: a spec without enrichment makes no STS call.
-  const roleArn = needsRole(spec) ? await enrichRoleArn(aws, spec) : 'arn:aws:iam::000000000000:role/unused';
+  const roleArn = needsRole(spec) ? await enrichRoleArn(aws, spec) : arn(await aws.region(), 'iam', '', '000000000000', 'role/unused');
   const desired = desiredIotAnalytics(spec, roleArn);
   const actual = await readIotAnalytics(aws, spec, opts.prune ? 'project' : 'spec');
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => i.action !== 'delete' || opts.deleteData || (i.kind !== 'channel' && i.kind !== 'datastore'));

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
+import { arn as awsArn } from '../arn.js';
 import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
 /**
@@ -139,10 +140,10 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   const a = spec.analytics;
   if (!a.channels.length && !a.pipelines.length && !a.datastores.length && !a.datasets.length) return [];
   const n = names(spec, ctx);
-  const bucketArn = `arn:aws:s3:::${n.bucket}`;
+  const bucketArn = awsArn(ctx.region, 's3', '', '', n.bucket);
   const database = spec.athena.database;
-  const arn = (service: string, resource: string) => `arn:aws:${service}:${ctx.region}:${ctx.accountId}:${resource}`;
-  const roleArn = (role: string) => `arn:aws:iam::${ctx.accountId}:role${rolePath(spec)}${role}`;
+  const arn = (service: string, resource: string) => awsArn(ctx.region, service, ctx.region, ctx.accountId, resource);
+  const roleArn = (role: string) => awsArn(ctx.region, 'iam', '', ctx.accountId, `role${rolePath(spec)}${role}`);
   const out: Resource[] = [];
   const add = (kind: DatalakeKind, name: string, config: unknown) => out.push({ kind, name, config });
 
@@ -284,7 +285,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       expression: d.schedule,
       role: roleArn(role),
       // Scheduler's universal target calls Athena directly; the result CSV lands under datasets/<name>/scheduled/.
-      target: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution',
+      target: awsArn(ctx.region, 'scheduler', '', '', 'aws-sdk:athena:startQueryExecution'),
       input: { QueryString: sql, QueryExecutionContext: { Database: database }, WorkGroup: spec.athena.workgroup, ResultConfiguration: { OutputLocation: datasetOutput(n.bucket, d.name, 'schedule') } },
     } satisfies ScheduleConfig);
   }
