@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import type { Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
-import { planResources, type PlanItem, type Resource } from '../iot/plan/index.js';
+import { applyOrder, planResources, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
 import type { StreamSummary, Target } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { isUserError } from '../ui/errors.js';
@@ -143,10 +143,7 @@ function rulesSection(spec: Spec, target: Target): ApplySection {
   };
 }
 
-export interface SectionPlan {
-  section: string;
-  items: PlanItem[];
-}
+export type SectionPlan = SectionItems;
 
 /** Read each section's state from the target and plan it: one step per section (see ui/tasks). */
 export function planSteps(all: ApplySection[], opts: { prune?: boolean }, out: SectionPlan[]): Step[] {
@@ -164,11 +161,16 @@ export async function planAll(all: ApplySection[], opts: { prune?: boolean }): P
   return out;
 }
 
-/** One step per section with changes, in order; a failure stops before later sections, which depend on earlier ones. */
+/**
+ * Two phases (applyOrder): creates and updates section by section in dependency order, then deletes in
+ * reverse order, so a stream outlives the rule that writes to it. A failure stops before the later steps.
+ */
 export function applySteps(all: ApplySection[], plans: SectionPlan[]): Step[] {
-  return all.flatMap((s) => {
-    const changes = plans.find((p) => p.section === s.name)?.items.filter((i) => i.action !== 'noop') ?? [];
-    if (!changes.length) return [];
-    return [{ title: `Apply ${s.name} (${changes.length} change${changes.length === 1 ? '' : 's'})`, run: () => s.apply(plans.find((p) => p.section === s.name)!.items) }];
+  const ordered = all.map((s) => ({ section: s.name, items: plans.find((p) => p.section === s.name)?.items ?? [] }));
+  return applyOrder(ordered).map(({ section, items }) => {
+    const s = all.find((x) => x.name === section)!;
+    const deletes = items[0]!.action === 'delete';
+    const n = `${items.length} ${deletes ? 'deletion' : 'change'}${items.length === 1 ? '' : 's'}`;
+    return { title: `${deletes ? 'Prune' : 'Apply'} ${s.name} (${n})`, run: () => s.apply(items) };
   });
 }
