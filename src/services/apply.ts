@@ -46,7 +46,8 @@ function streamsSection(spec: Spec, target: Target): ApplySection {
     name: 'streams',
     async plan(opts) {
       const desired = spec.streams.map((s) => streamResource(s, target.name));
-      const items = planResources(desired, (await target.streams.list()).map((s) => streamResource(s, target.name)), opts);
+      const actual = (await target.streams.list({ desired: spec.streams.map((s) => s.name) })).map((s) => ({ ...streamResource(s, target.name), ...(s.adopt ? { adopt: s.adopt } : {}) }));
+      const items = planResources(desired, actual, opts);
       if (target.name === 'local')
         for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
       return items;
@@ -107,7 +108,7 @@ function functionsSection(spec: Spec, target: Target): ApplySection {
     async plan(opts) {
       const desired = [];
       for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn) });
-      const actual = (await target.functions.list()).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f) }));
+      const actual = (await target.functions.list({ desired: spec.functions.map((f) => f.name) })).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f), ...(f.adopt ? { adopt: f.adopt } : {}) }));
       return planResources(desired, actual, opts);
     },
     async apply(items) {

@@ -63,7 +63,7 @@ export function describeOwner(tags: Record<string, string>): string {
 /** The refusal for a resource of the spec's name that this project and stage do not own. */
 export function notOurs(kind: string, name: string, tags: Record<string, string>, o: Owner): UserError {
   return new UserError(
-    `The ${kind} ${name} already exists in this account and region, and it is not iotctl project ${o.project}'s (stage ${o.stage}): its owner per its tags is ${describeOwner(tags)}.`,
+    `The ${kind} ${name} already exists in this account and region, and iotctl project ${o.project} (stage ${o.stage}) does not manage it: per its tags its owner is ${describeOwner(tags)}.`,
     `Rename the ${kind} in iotctl.yaml so that it does not collide; iotctl never takes over a resource it did not create.`,
     'RESOURCE_NOT_OURS',
   );
@@ -92,6 +92,9 @@ export function markerTags(description: string | undefined): Record<string, stri
   return m ? { [TAG_PROJECT]: m[1]!, [TAG_STAGE]: m[2]! } : {};
 }
 
+export const stripMarker = (description: string): string => description.replace(MARKER, '');
+
 export function withMarker(description: string, o: Owner): string {
-  return `${description.replace(MARKER, '')}${description ? ' ' : ''}${ownerMarker(o)}`;
+  const base = stripMarker(description);
+  return base ? `${base} ${ownerMarker(o)}` : ownerMarker(o);
 }
