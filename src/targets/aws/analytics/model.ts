@@ -3,6 +3,7 @@ import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn as awsArn } from '../arn.js';
+import { DEFAULT_STAGE, TAG_PROJECT, TAG_STAGE } from '../ownership.js';
 import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
 /**
@@ -120,7 +121,8 @@ export function names(spec: Pick<Spec, 'project'>, ctx: Pick<DatalakeContext, 'a
 export const rolePath = (spec: Pick<Spec, 'project'>) => `/iotctl/${spec.project}/`;
 
 /** The Glue table parameter that marks iotctl's tables (the database may hold others). */
-export const PROJECT_PARAMETER = 'iotctl:project';
+export const PROJECT_PARAMETER = TAG_PROJECT;
+export const STAGE_PARAMETER = TAG_STAGE;
 
 /** The delivery streams a rule's `iotAnalytics {channel}` action feeds on this engine: the raw stream and each pipeline reading it. */
 export function channelDeliveryStreams(spec: Pick<Spec, 'project' | 'analytics'>, channel: string, ctx: Pick<DatalakeContext, 'accountId' | 'region'>): string[] {
@@ -167,6 +169,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         EXTERNAL: 'TRUE',
         classification: ds.format,
         [PROJECT_PARAMETER]: spec.project,
+        [STAGE_PARAMETER]: DEFAULT_STAGE,
         'projection.enabled': 'true',
         'projection.dt.type': 'date',
         'projection.dt.format': 'yyyy-MM-dd',
