@@ -16,7 +16,7 @@ import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { partitionOf } from './arn.js';
-import { assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, type Owner } from './ownership.js';
+import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
@@ -138,6 +138,8 @@ export class AwsFunctions implements FunctionsPort {
     });
     const desired = new Set(scope.desired ?? []);
     const mine = tagged.flatMap((t): { config: FunctionConfiguration; tags: Record<string, string>; adopt?: Record<string, string> }[] => {
+      // The analytics engine's transform functions are its own section's business.
+      if (t.tags[ANALYTICS_TAG] && !desired.has(t.config.FunctionName!)) return [];
       const claim = claimOf(t.tags, this.owner, t.tags[TAG_MANAGED] === 'true');
       if (claim === 'owned') return [t];
       if (!desired.has(t.config.FunctionName!)) return [];

@@ -14,6 +14,9 @@ export const TAG_STAGE = 'iotctl:stage';
 /** The marker older iotctl versions wrote (functions, their roles, the database secret). */
 export const TAG_MANAGED = 'iotctl:managed';
 
+/** On resources the analytics engine owns where other sections list the same type (transform functions). */
+export const ANALYTICS_TAG = 'iotctl:analytics';
+
 export interface Owner {
   project: string;
   stage: string;

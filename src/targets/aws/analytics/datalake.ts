@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { claimOf, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
+import { ANALYTICS_TAG } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import {
   BASE_COLUMNS,
@@ -464,7 +465,8 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { client, sdk } = await aws.get('lambda');
     const { zip } = await transformArtifact();
     const settings = { Role: config.role, Handler: config.handler, Runtime: config.runtime as never, Timeout: config.timeout, MemorySize: config.memory, Environment: { Variables: config.environment } };
-    const Tags = ownerTags(ownerOf(spec.project));
+    // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
+    const Tags = { ...ownerTags(ownerOf(spec.project)), [ANALYTICS_TAG]: 'pipeline-transform' };
     if (create) {
       await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
       return;
