@@ -301,7 +301,7 @@ async function readStreams(aws: AwsClients, prefix: string): Promise<Claimed[]> 
       const processors: Record<string, Record<string, string>> = {};
       for (const p of d?.ProcessingConfiguration?.Processors ?? []) processors[p.Type!] = Object.fromEntries((p.Parameters ?? []).map((x) => [x.ParameterName!, x.ParameterValue!]));
       const schema = d?.DataFormatConversionConfiguration?.Enabled ? d.DataFormatConversionConfiguration.SchemaConfiguration : undefined;
-      const tags = tagMap((await client.send(new sdk.ListTagsForDeliveryStreamCommand({ DeliveryStreamName: name, Limit: 50 }), aws.sendOptions)).Tags);
+      const tags = await deliveryStreamTags(aws, name);
       return {
         kind: 'stream',
         name,
@@ -327,6 +327,18 @@ async function readStreams(aws: AwsClients, prefix: string): Promise<Claimed[]> 
 const QUERY_DESCRIPTION = 'iotctl analytics dataset';
 /** CreateSchedule takes no tags (only schedule groups have them): the same marker in the description. */
 const SCHEDULE_DESCRIPTION = 'iotctl analytics dataset schedule';
+
+async function deliveryStreamTags(aws: AwsClients, name: string): Promise<Record<string, string>> {
+  const { client, sdk } = await aws.get('firehose');
+  const tags: Record<string, string> = {};
+  let ExclusiveStartTagKey: string | undefined;
+  for (;;) {
+    const page = await client.send(new sdk.ListTagsForDeliveryStreamCommand({ DeliveryStreamName: name, ExclusiveStartTagKey, Limit: 50 }), aws.sendOptions);
+    Object.assign(tags, tagMap(page.Tags));
+    if (!page.HasMoreTags || !page.Tags?.length) return tags;
+    ExclusiveStartTagKey = page.Tags[page.Tags.length - 1]!.Key;
+  }
+}
 
 async function readQueries(aws: AwsClients, workgroup: string, prefix: string, legacyDescription?: string): Promise<(Claimed & { id: string })[]> {
   const { client, sdk } = await aws.get('athena');
