@@ -205,6 +205,11 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
     ["rules:\n  - name: stg_to_stream\n    sql: SELECT * FROM 'x'\n    actions:\n      - republish: { topic: y }\n", 'rule', /topic rule stg_to_stream already exists.*fleet-staging/s],
     ['analytics:\n  datasets: [{ name: other, sql: SELECT 1, schedule: "cron(0 2 * * ? *)" }]\n', 'query', /Athena named query iotctl-fleet-other already exists.*fleet-other/s],
   ];
+  // A role in iotctl's namespace that someone else made: the rule needing it is refused at plan time, so the
+  // stream before it in the same apply is not created either.
+  const iam = await aws.get('iam');
+  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-rule-collide', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
+  cases.push(["streams:\n  - { name: fresh }\nrules:\n  - name: collide\n    sql: SELECT * FROM 'x'\n    actions:\n      - kinesis: { stream: fresh }\n", 'role', /IAM role iotctl-rule-collide already exists.*no iotctl project/s]);
   for (const [yaml, kind, message] of cases) {
     writeFileSync(join(fleet.dir, 'iotctl.yaml'), `${FLEET_HEAD}${yaml}`);
     const r = await run(fleet, 'apply', '--yes');
@@ -213,6 +218,9 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
     assert.match(r.stderr, /Rename the .* in iotctl.yaml/);
     assert.not.match(r.stderr, /Error \(bug\)/);
   }
+  assert.not.ok(await exists('stream', 'fresh'), 'nothing was written before the refusal');
+  const roleTags = (await iam.client.send(new iam.sdk.ListRoleTagsCommand({ RoleName: 'iotctl-rule-collide' }))).Tags;
+  assert.equal(roleTags, [{ Key: 'team', Value: 'payments' }], 'the foreign role was not touched');
   assert.equal(await streamTags('payments-team-orders'), { team: 'payments' }, 'the foreign stream was not tagged');
   assert.equal((await streamTags('stg-telemetry'))['iotctl:project'], 'fleet-staging');
 });

@@ -146,6 +146,8 @@ export class AwsFunctions implements FunctionsPort {
       if (claim === 'foreign') throw notOurs('Lambda function', t.config.FunctionName!, t.tags, this.owner);
       return [{ ...t, adopt: ownerTags(this.owner) }];
     });
+    // Their roles too, at plan time: `iotctl-fn-<name>` of anyone else is refused before apply writes anything.
+    await mapLimit([...desired], 5, (name) => this.roleClaim(name));
     const mappings = await this.listMappings();
     return mine.map(({ config, tags, adopt }) => ({ ...summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config))), ...(adopt ? { adopt } : {}) }));
   }

@@ -256,6 +256,8 @@ export class AwsRules implements RulesPort {
     const rules = await mapLimit(names.sort(), 4, (name) => this.read(name));
     const desired = new Set(scope.desired ?? []);
     for (const r of rules) if (r && desired.has(r.spec.name) && claimOf(r.owner, this.owner) !== 'owned') throw notOurs('topic rule', r.spec.name, r.owner, this.owner);
+    // Their roles too, at plan time: `iotctl-rule-<name>` of anyone else is refused before apply writes anything.
+    await mapLimit([...desired], 4, (name) => this.roleClaim(name));
     return rules.filter((r) => r !== undefined && claimOf(r.owner, this.owner) === 'owned').map((r) => r!.spec);
   }
 
