@@ -16,7 +16,7 @@ import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { partitionOf } from './arn.js';
-import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, type Owner } from './ownership.js';
+import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
@@ -348,7 +348,7 @@ export class AwsFunctions implements FunctionsPort {
   private async roleClaim(functionName: string): Promise<'missing' | 'owned' | 'legacy'> {
     const { client, sdk } = await this.aws.get('iam');
     try {
-      const tags = Object.fromEntries(((await client.send(new sdk.ListRoleTagsCommand({ RoleName: roleNameFor(functionName) }), this.aws.sendOptions)).Tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: roleNameFor(functionName) }), this.aws.sendOptions)).Tags);
       const claim = assertClaimable('IAM role', roleNameFor(functionName), tags, this.owner, tags[TAG_ROLE_FOR] === functionName);
       // Another function's role under a hashed name that happens to collide stays theirs.
       if (tags[TAG_ROLE_FOR] !== functionName) throw notOurs('IAM role', roleNameFor(functionName), tags, this.owner);
@@ -414,7 +414,7 @@ export class AwsFunctions implements FunctionsPort {
       if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return;
       throw error;
     }
-    const byKey = Object.fromEntries(tags.map((t) => [t.Key!, t.Value ?? '']));
+    const byKey = tagMap(tags);
     if (byKey[TAG_ROLE_FOR] !== functionName || claimOf(byKey, this.owner, true) === 'foreign') return;
     const inline = (await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).PolicyNames ?? [];
     for (const PolicyName of inline) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);

@@ -5,7 +5,7 @@ import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { partitionOf } from './arn.js';
 import { mapLimit } from './concurrency.js';
-import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, stripMarker, ownerOf as ownerNamed, ownerTagList, withMarker, type Owner } from './ownership.js';
+import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
@@ -327,7 +327,7 @@ export class AwsRules implements RulesPort {
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = managedRoleName(ruleName);
     try {
-      const tags = Object.fromEntries(((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
       if (tags['iotctl:rule'] !== ruleName) throw notOurs('IAM role', RoleName, tags, this.owner);
       return assertClaimable('IAM role', RoleName, tags, this.owner, true) as 'owned' | 'legacy';
     } catch (error) {
@@ -362,7 +362,7 @@ export class AwsRules implements RulesPort {
     const RoleName = managedRoleName(ruleName);
     try {
       // Only a role made for this rule by this project (or an older iotctl): never anyone else's.
-      const tags = Object.fromEntries(((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
       if (tags['iotctl:rule'] !== ruleName || claimOf(tags, this.owner, true) === 'foreign') return;
       const { PolicyNames = [] } = await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions);
       for (const PolicyName of PolicyNames) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);

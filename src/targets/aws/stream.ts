@@ -3,7 +3,7 @@ import { NotFoundError, type ListScope, type ShardInfo, type StreamConfig, type 
 import { UserError } from '../../ui/errors.js';
 // Target-neutral helpers; the ports refactor moves them out of targets/local.
 import { decodePayload, matchesFilter } from '../local/stream/tail.js';
-import { assertClaimable, DEFAULT_STAGE, ownerTags, type Owner } from './ownership.js';
+import { assertClaimable, DEFAULT_STAGE, owned, ownerTags, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { pause } from '../pause.js';
 
@@ -82,7 +82,7 @@ export class AwsStreams implements StreamPort {
       try {
         const tags = await this.tags(name);
         const untagged = Object.keys(tags).length === 0;
-        if (!desired.has(name) && !(tags['iotctl:project'] === this.owner.project && tags['iotctl:stage'] === this.owner.stage)) continue;
+        if (!desired.has(name) && !owned(tags, this.owner)) continue;
         const claim = assertClaimable('Kinesis stream', name, tags, this.owner, untagged);
         out.push({ ...toSummary(await this.summary(name)), ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
       } catch (e) {
