@@ -5,6 +5,7 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
 import { arn } from '../arn.js';
+import { ownerOf, ownerTagList } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import {
   desiredIotAnalytics,
@@ -280,7 +281,7 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
         const config = item.desired as EnrichRoleConfig;
         const { client, sdk } = await aws.get('iam');
         const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment` }), aws.sendOptions);
+        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
         else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
         await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
         break;

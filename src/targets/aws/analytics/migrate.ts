@@ -4,6 +4,7 @@ import { parseSpec } from '../../../spec/loader.js';
 import type { AnalyticsSpec, Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn } from '../arn.js';
+import { ownerOf, ownerTagList } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { applyDatalake, datalakeContext, planDatalake } from './datalake.js';
 import { exportRoleName, iotaRolePath, pipelineFromActivities, PROJECT_TAG } from './iotanalytics-model.js';
@@ -200,7 +201,7 @@ async function ensureExportRole(aws: AwsClients, spec: Spec, bucket: string, acc
     await client.send(new sdk.GetRoleCommand({ RoleName: name }), aws.sendOptions);
   } catch (e) {
     if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake` }), aws.sendOptions);
+    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
   }
   // IoT Analytics may write the exports under datastore/<name>/migrated/ only.
   const policy = {
