@@ -291,4 +291,31 @@ test('a deployment of an older iotctl (no project tags) is tagged by the plan, n
   assert.ok(roleTags.some((t) => t.Key === 'iotctl:project' && t.Value === 'fleet'), JSON.stringify(roleTags));
 });
 
+test('in aws-cn every ARN iotctl writes is in the aws-cn partition (device policy, rule role, rule actions)', async () => {
+  const cn = makeProject('project: cnproj\ntarget: aws\nregion: cn-north-1\ndevices:\n  policy: { name: cn-device }\nstreams:\n  - { name: cn-telemetry, shards: 1 }\nrules:\n  - name: cn_to_stream\n    sql: SELECT * FROM \'dt/#\'\n    actions:\n      - kinesis: { stream: cn-telemetry }\n');
+  try {
+    const r = await cli(['apply', '--yes'], { cwd: cn.dir, env: { ...moto.env, ...NO_DB, AWS_REGION: 'cn-north-1' }, timeoutMs: 120_000 });
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    const again = await cli(['apply', '--dry-run'], { cwd: cn.dir, env: { ...moto.env, ...NO_DB, AWS_REGION: 'cn-north-1' }, timeoutMs: 120_000 });
+    assert.match(again.stdout + again.stderr, /No changes/, 'the policy read back in aws-cn compares equal');
+    const regional = new AwsClients({ region: 'cn-north-1' });
+    try {
+      const iot = await regional.get('iot');
+      const policy = (await iot.client.send(new iot.sdk.GetPolicyCommand({ policyName: 'cn-device' }))).policyDocument!;
+      assert.not.ok(policy.includes('arn:aws:'), policy);
+      assert.match(policy, /arn:aws-cn:iot:/);
+      const rule = (await iot.client.send(new iot.sdk.GetTopicRuleCommand({ ruleName: 'cn_to_stream' }))).rule!;
+      assert.match(rule.actions![0]!.kinesis!.roleArn!, /^arn:aws-cn:iam::123456789012:role\/iotctl-rule-cn_to_stream$/);
+      const iam = await regional.get('iam');
+      const doc = decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: 'iotctl-rule-cn_to_stream', PolicyName: 'rule-actions' }))).PolicyDocument!);
+      assert.match(doc, /arn:aws-cn:kinesis:cn-north-1:123456789012:stream\/cn-telemetry/);
+      assert.not.ok(doc.includes('arn:aws:'), doc);
+    } finally {
+      regional.destroy();
+    }
+  } finally {
+    cn.cleanup();
+  }
+});
+
 test.run();

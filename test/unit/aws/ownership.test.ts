@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { arn, partitionOf } from '../../../src/targets/aws/arn.js';
+import { arn, partitionOf, policyInPartition } from '../../../src/targets/aws/arn.js';
 import { claimOf, markerTags, withMarker } from '../../../src/targets/aws/ownership.js';
 import { fromAws, ruleOwnerTags, toPayload } from '../../../src/targets/aws/rules.js';
 
@@ -12,6 +12,13 @@ test('ARNs take the partition of the region', () => {
   assert.is(partitionOf('eu-west-1'), 'aws');
   assert.is(arn('cn-north-1', 'iam', '', '123456789012', 'role/x'), 'arn:aws-cn:iam::123456789012:role/x');
   assert.is(arn('us-gov-east-1', 'kinesis', 'us-gov-east-1', '1', 'stream/s'), 'arn:aws-us-gov:kinesis:us-gov-east-1:1:stream/s');
+  // The device policy document: written in the region's partition, read back as iotctl wrote it.
+  const doc = JSON.stringify({ Statement: [{ Resource: ['arn:aws:iot:*:*:topic/dt/x'] }, { Resource: 'arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}' }] });
+  const cn = policyInPartition(doc, 'cn-north-1');
+  assert.not.ok(cn.includes('arn:aws:'));
+  assert.is((cn.match(/"arn:aws-cn:iot:/g) ?? []).length, 2);
+  assert.is(policyInPartition(cn, 'cn-north-1', true), doc);
+  assert.is(policyInPartition(doc, 'eu-west-1'), doc);
 });
 
 test('ownership: project and stage tags own; the old marker or a stageless project tag is legacy; anything else is foreign', () => {
