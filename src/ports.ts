@@ -70,7 +70,7 @@ export interface DeviceRegistryPort {
 // ---------------------------------------------------------------- rules
 
 export interface RulesPort {
-  list(): Promise<RuleSpec[]>;
+  list(scope?: ListScope): Promise<RuleSpec[]>;
   get(name: string): Promise<RuleSpec | undefined>;
   put(rule: RuleSpec): Promise<void>;
   delete(name: string): Promise<void>;
@@ -110,6 +110,8 @@ export interface StreamSummary {
   mode: 'provisioned' | 'on-demand';
   /** ISO 8601 */
   createdAt: string;
+  /** aws: made by an older iotctl, without these ownership tags (see ListScope). */
+  adopt?: Record<string, string>;
 }
 
 export interface ShardInfo {
@@ -160,8 +162,17 @@ export interface TailOptions {
   signal?: AbortSignal;
 }
 
+/** What list() of a stream or function port is told about the spec (the aws target scopes by ownership). */
+export interface ListScope {
+  /**
+   * Names the spec declares: one that exists but belongs to someone else is refused (UserError); one made
+   * by an older iotctl without the ownership tags is listed with `adopt`.
+   */
+  desired?: string[];
+}
+
 export interface StreamPort {
-  list(): Promise<StreamSummary[]>;
+  list(scope?: ListScope): Promise<StreamSummary[]>;
   /** Throws NotFoundError when the stream does not exist. */
   describe(name: string): Promise<StreamDescription>;
   /** Create, or change retention/shard count in place. */
@@ -220,6 +231,8 @@ export interface FunctionSummary {
   state?: string;
   /** Where the deployed code is, when the target shows it (local: the artifact file). */
   location?: string;
+  /** aws: made by an older iotctl, without these ownership tags (see ListScope). */
+  adopt?: Record<string, string>;
 }
 
 export interface EventSourceMappingInfo {
@@ -268,7 +281,7 @@ export interface FailureRecord {
 }
 
 export interface FunctionsPort {
-  list(): Promise<FunctionSummary[]>;
+  list(scope?: ListScope): Promise<FunctionSummary[]>;
   get(name: string): Promise<FunctionSummary | undefined>;
   /** A deployment whose code hash and settings match what runs is 'unchanged' and makes no change. */
   deploy(d: FunctionDeployment, progress?: (step: string) => void): Promise<'created' | 'updated' | 'unchanged'>;

@@ -9,7 +9,7 @@ import { runSteps, stepsMode } from '../ui/tasks.js';
 
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Apply every section of iotctl.yaml in dependency order, with one combined plan.';
-  static override description = 'Order: device policy, streams, database, functions, analytics, rules. Applying twice prints "No changes".';
+  static override description = 'Order: device policy, streams, database, functions, analytics, rules; with --prune, deletes run after every create and update, in reverse order. Applying twice prints "No changes".';
   static override examples = ['<%= config.bin %> apply --dry-run', '<%= config.bin %> apply --yes'];
   static override flags = {
     'dry-run': Flags.boolean({ description: 'Show the plan only.' }),

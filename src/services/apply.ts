@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import type { Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
-import { planResources, type PlanItem, type Resource } from '../iot/plan/index.js';
+import { applyOrder, planResources, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
 import type { StreamSummary, Target } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { isUserError } from '../ui/errors.js';
@@ -46,7 +46,8 @@ function streamsSection(spec: Spec, target: Target): ApplySection {
     name: 'streams',
     async plan(opts) {
       const desired = spec.streams.map((s) => streamResource(s, target.name));
-      const items = planResources(desired, (await target.streams.list()).map((s) => streamResource(s, target.name)), opts);
+      const actual = (await target.streams.list({ desired: spec.streams.map((s) => s.name) })).map((s) => ({ ...streamResource(s, target.name), ...(s.adopt ? { adopt: s.adopt } : {}) }));
+      const items = planResources(desired, actual, opts);
       if (target.name === 'local')
         for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
       return items;
@@ -107,7 +108,7 @@ function functionsSection(spec: Spec, target: Target): ApplySection {
     async plan(opts) {
       const desired = [];
       for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn) });
-      const actual = (await target.functions.list()).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f) }));
+      const actual = (await target.functions.list({ desired: spec.functions.map((f) => f.name) })).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f), ...(f.adopt ? { adopt: f.adopt } : {}) }));
       return planResources(desired, actual, opts);
     },
     async apply(items) {
@@ -143,10 +144,7 @@ function rulesSection(spec: Spec, target: Target): ApplySection {
   };
 }
 
-export interface SectionPlan {
-  section: string;
-  items: PlanItem[];
-}
+export type SectionPlan = SectionItems;
 
 /** Read each section's state from the target and plan it: one step per section (see ui/tasks). */
 export function planSteps(all: ApplySection[], opts: { prune?: boolean }, out: SectionPlan[]): Step[] {
@@ -164,11 +162,16 @@ export async function planAll(all: ApplySection[], opts: { prune?: boolean }): P
   return out;
 }
 
-/** One step per section with changes, in order; a failure stops before later sections, which depend on earlier ones. */
+/**
+ * Two phases (applyOrder): creates and updates section by section in dependency order, then deletes in
+ * reverse order, so a stream outlives the rule that writes to it. A failure stops before the later steps.
+ */
 export function applySteps(all: ApplySection[], plans: SectionPlan[]): Step[] {
-  return all.flatMap((s) => {
-    const changes = plans.find((p) => p.section === s.name)?.items.filter((i) => i.action !== 'noop') ?? [];
-    if (!changes.length) return [];
-    return [{ title: `Apply ${s.name} (${changes.length} change${changes.length === 1 ? '' : 's'})`, run: () => s.apply(plans.find((p) => p.section === s.name)!.items) }];
+  const ordered = all.map((s) => ({ section: s.name, items: plans.find((p) => p.section === s.name)?.items ?? [] }));
+  return applyOrder(ordered).map(({ section, items }) => {
+    const s = all.find((x) => x.name === section)!;
+    const deletes = items[0]!.action === 'delete';
+    const n = `${items.length} ${deletes ? 'deletion' : 'change'}${items.length === 1 ? '' : 's'}`;
+    return { title: `${deletes ? 'Prune' : 'Apply'} ${s.name} (${n})`, run: () => s.apply(items) };
   });
 }

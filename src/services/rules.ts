@@ -10,7 +10,7 @@ import { readUserFile } from './files.js';
 export const ruleResources = (rules: RuleSpec[]) => rules.map((r) => ({ kind: 'rule', name: r.name, config: r }));
 
 export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}): Promise<PlanItem[]> {
-  return planResources(ruleResources(spec.rules), ruleResources(await rules.list()), opts);
+  return planResources(ruleResources(spec.rules), ruleResources(await rules.list({ desired: spec.rules.map((r) => r.name) })), opts);
 }
 
 /** Converge: create and replace, delete only what the plan (with --prune) says. */

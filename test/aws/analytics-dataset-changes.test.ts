@@ -94,4 +94,35 @@ test('prune deletes a dropped dataset: schedule, its role, named query and lifec
   assert.is(lifecycle.awsCode, 'NoSuchLifecycleConfiguration', `the last iotctl rule gone, the configuration is deleted: ${JSON.stringify(lifecycle.Rules ?? lifecycle.message)}`);
 });
 
+test("an older iotctl's named query and schedule (no owner marker) are tagged when the spec declares them, never pruned when it does not", async () => {
+  const athena = await aws.get('athena');
+  const scheduler = await aws.get('scheduler');
+  for (const name of ['iotctl-chg-old', 'iotctl-chg-gone']) {
+    await athena.client.send(new athena.sdk.CreateNamedQueryCommand({ Name: name, Database: 'iotctl', QueryString: 'SELECT 1', Description: 'iotctl analytics dataset' }));
+    await scheduler.client.send(
+      new scheduler.sdk.CreateScheduleCommand({
+        Name: name,
+        ScheduleExpression: 'rate(1 day)',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: { Arn: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution', RoleArn: `arn:aws:iam::123456789012:role/iotctl/chg/${name}-scheduler`, Input: '{}' },
+      }),
+    );
+  }
+  const a = { ...base, datasets: [base.datasets![1]!, { name: 'old', sql: 'SELECT 1', schedule: 'rate(1 day)' }] };
+  const spec = specOf(a);
+  const plan = await planDatalake(aws, spec, { prune: true, context: ctx });
+  const query = plan.find((i) => i.kind === 'query' && i.name === 'iotctl-chg-old')!;
+  assert.is(query.action, 'replace');
+  assert.equal(query.changes.map((c) => c.path), ['tags'], JSON.stringify(query.changes));
+  assert.equal(query.changes.find((c) => c.path === 'tags')?.after, { 'iotctl:managed': 'true', 'iotctl:project': 'chg', 'iotctl:stage': 'default' });
+  assert.is(plan.find((i) => i.kind === 'schedule' && i.name === 'iotctl-chg-old')?.action, 'replace');
+  assert.not.ok(plan.some((i) => i.name === 'iotctl-chg-gone'), 'not declared: neither adopted nor pruned');
+  await converge(a, true);
+  assert.match(fake.byName('iotctl-chg-old')!.Description!, / \[iotctl:project=chg stage=default\]$/);
+  const schedule = await scheduler.client.send(new scheduler.sdk.GetScheduleCommand({ Name: 'iotctl-chg-old' }));
+  assert.match(schedule.Description!, /\[iotctl:project=chg stage=default\]$/);
+  assert.ok(fake.byName('iotctl-chg-gone'));
+  assert.ok(await scheduler.client.send(new scheduler.sdk.GetScheduleCommand({ Name: 'iotctl-chg-gone' })));
+});
+
 test.run();

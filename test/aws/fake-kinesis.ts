@@ -1,4 +1,5 @@
 import {
+  AddTagsToStreamCommand,
   DescribeStreamSummaryCommand,
   ExpiredIteratorException,
   GetRecordsCommand,
@@ -6,6 +7,7 @@ import {
   InvalidArgumentException,
   KinesisClient,
   ListShardsCommand,
+  ListTagsForStreamCommand,
   ProvisionedThroughputExceededException,
   ResourceNotFoundException,
   type GetRecordsOutput,
@@ -78,6 +80,8 @@ export class FakeKinesis {
   private throttles = new Map<string, number>();
   /** Every call fails with ResourceNotFoundException, as after DeleteStream. */
   deleted = false;
+  /** The stream's tags: by default the ones AwsStreams (project `iotctl`, default stage) writes. */
+  tags: Record<string, string> = { 'iotctl:managed': 'true', 'iotctl:project': 'iotctl', 'iotctl:stage': 'default' };
 
   constructor(
     readonly stream: string,
@@ -90,6 +94,14 @@ export class FakeKinesis {
     this.mock.on(GetShardIteratorCommand).callsFake((input) => this.getShardIterator(input));
     this.mock.on(GetRecordsCommand).callsFake((input) => this.getRecords(input));
     this.mock.on(DescribeStreamSummaryCommand).callsFake((input) => this.describeSummary(input));
+    this.mock.on(ListTagsForStreamCommand).callsFake(() => {
+      if (this.deleted) throw fail(ResourceNotFoundException, `Stream ${this.stream} not found`);
+      return { Tags: Object.entries(this.tags).map(([Key, Value]) => ({ Key, Value })), HasMoreTags: false };
+    });
+    this.mock.on(AddTagsToStreamCommand).callsFake((input: { Tags?: Record<string, string> }) => {
+      Object.assign(this.tags, input.Tags ?? {});
+      return {};
+    });
   }
 
   restore(): void {

@@ -108,7 +108,7 @@ test('deploy creates the function, its least-privilege role, the secret and the 
   assert.is(c.Timeout, 60);
   assert.is(c.Role, `arn:aws:iam::${ACCOUNT}:role/iotctl-fn-ingest`);
   assert.is(c.CodeSha256, (await zipArtifact(artifact.dir)).codeSha256);
-  assert.equal(fn.Tags, { 'iotctl:managed': 'true', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': artifact.sha256 });
+  assert.equal(fn.Tags, { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': artifact.sha256 });
   // The URL went into Secrets Manager; the empty placeholder was dropped; no password anywhere.
   const vars = c.Environment!.Variables!;
   assert.equal(Object.keys(vars).sort(), ['AUTO_MIGRATE', 'DATABASE_SECRET_ARN']);

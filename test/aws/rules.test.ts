@@ -201,10 +201,17 @@ test("list and prune see only this project's rules; an unmanaged rule of the sam
   await client.send(new sdk.CreateTopicRuleCommand({ ruleName: 'other_project', topicRulePayload: { ...foreign, description: 'x [iotctl:another]' } }));
   const spec = specOf(base);
   assert.equal(await rules.list(), []);
-  const plan = await planRules(rules, spec, { prune: true });
+  // The plan itself refuses the rule of the spec's name that another owner holds: nothing is written.
+  const err = await planRules(rules, spec, { prune: true }).then(() => undefined, (e: Error) => e);
+  assert.match(String(err?.message), /topic rule telemetry_to_stream already exists.*does not manage it/);
+  const err2 = await rules.put(spec.rules.find((r) => r.name === 'telemetry_to_stream')!).then(() => undefined, (e: Error) => e);
+  assert.match(String(err2?.message), /already exists.*does not manage it/);
+  const iam = await aws.get('iam');
+  const role = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: 'iotctl-rule-telemetry_to_stream' })).then(() => true, () => false);
+  assert.not.ok(role, 'the refused rule got no role');
+  // Without the colliding rule in the spec, prune leaves every other rule alone.
+  const plan = await planRules(rules, { ...spec, rules: spec.rules.filter((r) => r.name !== 'telemetry_to_stream') }, { prune: true });
   assert.equal(plan.filter((i) => i.action === 'delete'), [], 'prune never deletes rules iotctl does not manage');
-  const err = await applyRulePlan(rules, plan).then(() => undefined, (e: Error) => e);
-  assert.match(String(err?.message), /already exists.*does not manage it/);
   const kept = await client.send(new sdk.GetTopicRuleCommand({ ruleName: 'telemetry_to_stream' }));
   assert.is(kept.rule?.description, 'hand-made');
   assert.ok(await rules.get('someone_elses'), 'show still reads any rule');

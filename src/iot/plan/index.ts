@@ -9,6 +9,11 @@ export interface Resource {
   name: string;
   /** The resource's configuration as plain JSON; compared deeply. */
   config: unknown;
+  /**
+   * On an actual resource: made by an older iotctl without the ownership tags, these are the tags it lacks.
+   * It is planned only when the spec declares it (then as a visible `tags` change), never deleted by prune.
+   */
+  adopt?: Record<string, string>;
 }
 
 export interface FieldChange {
@@ -36,10 +41,11 @@ export function planResources(desired: Resource[], actual: Resource[], opts: { p
     if (!a) items.push({ action: 'create', kind: d.kind, name: d.name, changes: diffFields(undefined, d.config), desired: d.config });
     else {
       const changes = diffFields(a.config, d.config);
+      if (a.adopt) changes.push({ path: 'tags', before: undefined, after: a.adopt });
       items.push({ action: changes.length ? 'replace' : 'noop', kind: d.kind, name: d.name, changes, desired: d.config, actual: a.config });
     }
   }
-  if (opts.prune) for (const a of actualByKey.values()) items.push({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config });
+  if (opts.prune) for (const a of actualByKey.values()) if (!a.adopt) items.push({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config });
   return items;
 }
 
@@ -65,6 +71,21 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
   const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
   return ka.length === kb.length && ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+export interface SectionItems {
+  section: string;
+  items: PlanItem[];
+}
+
+/**
+ * The order apply runs a plan in, given sections in dependency order: first every create and update, section
+ * by section forward; then every delete, section by section in reverse, so nothing is deleted while a
+ * resource that is still kept (a rule writing to a stream) depends on it.
+ */
+export function applyOrder(plans: SectionItems[]): SectionItems[] {
+  const phase = (p: SectionItems, deletes: boolean) => ({ section: p.section, items: p.items.filter((i) => i.action !== 'noop' && (i.action === 'delete') === deletes) });
+  return [...plans.map((p) => phase(p, false)), ...[...plans].reverse().map((p) => phase(p, true))].filter((p) => p.items.length > 0);
 }
 
 export function planHasChanges(items: PlanItem[]): boolean {

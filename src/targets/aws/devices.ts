@@ -3,6 +3,7 @@ import type { DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, Regist
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import { AMAZON_ROOT_CA_1 } from './amazon-root-ca.js';
+import { policyInPartition } from './arn.js';
 import { mapLimit } from './concurrency.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
 import { isAwsError, type AwsClients, type Service } from './sdk.js';
@@ -75,7 +76,7 @@ export class AwsDevices implements DeviceRegistryPort {
     try {
       // GetPolicy answers the default version's document.
       const out = await this.iot('GetPolicy', ({ client, sdk }) => client.send(new sdk.GetPolicyCommand({ policyName: name }), this.aws.sendOptions));
-      return JSON.parse(out.policyDocument ?? '{}') as PolicyDocument;
+      return JSON.parse(policyInPartition(out.policyDocument ?? '{}', await this.aws.region(), true)) as PolicyDocument;
     } catch (error) {
       if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
       throw error;
@@ -84,7 +85,7 @@ export class AwsDevices implements DeviceRegistryPort {
 
   /** Creates the policy, or adds a default version when the document changed (making room under AWS's 5-version limit). */
   async putPolicy(name: string, document: PolicyDocument): Promise<void> {
-    const policyDocument = JSON.stringify(document);
+    const policyDocument = policyInPartition(JSON.stringify(document), await this.aws.region());
     const current = await this.getPolicy(name);
     if (!current) {
       await this.iot('CreatePolicy', ({ client, sdk }) => client.send(new sdk.CreatePolicyCommand({ policyName: name, policyDocument }), this.aws.sendOptions));

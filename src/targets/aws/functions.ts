@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, sep } from 'node:path';
 import type { EventSourceMappingConfiguration, FunctionConfiguration } from '@aws-sdk/client-lambda';
 import type {
+  ListScope,
   EventSourceMappingInfo,
   FailureRecord,
   FunctionDeployment,
@@ -14,6 +15,8 @@ import type {
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
+import { partitionOf } from './arn.js';
+import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
@@ -30,7 +33,6 @@ import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
 export const RUNTIME = 'nodejs20.x' as const;
 const TAG_TEMPLATE = 'iotctl:template';
 const TAG_SHA = 'iotctl:sha256';
-const TAG_MANAGED = 'iotctl:managed';
 /**
  * What the spec said where AWS stores something else, so list()/get() report the function as the spec
  * wrote it and an unchanged function plans as a no-op: the variables iotctl put in place of the template's
@@ -44,8 +46,9 @@ const ROLE_POLICY = 'iotctl-function';
 const ZIP_MTIME = new Date('2020-01-01T00:00:00Z');
 
 export interface AwsFunctionsOptions {
-  /** The spec's project: names the database secret. */
+  /** The spec's project: names the database secret, and with the stage owns the functions (their tags). */
   project: string;
+  stage?: string;
   /** First wait between polls of a function's state (doubles up to 5 s). */
   pollMs?: number;
   /** How long a function may stay Pending / InProgress before deploy gives up. */
@@ -99,6 +102,7 @@ export class AwsFunctions implements FunctionsPort {
   private readonly waitTimeoutMs: number;
   private readonly followMs: number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly owner: Owner;
 
   constructor(
     private readonly aws: AwsClients,
@@ -108,11 +112,17 @@ export class AwsFunctions implements FunctionsPort {
     this.waitTimeoutMs = opts.waitTimeoutMs ?? 300_000;
     this.followMs = opts.followMs ?? 2_000;
     this.sleep = opts.sleep ?? sleep;
+    this.owner = ownerOf(opts.project, opts.stage);
   }
 
   // ------------------------------------------------------------ read
 
-  async list(): Promise<FunctionSummary[]> {
+  /**
+   * The functions this project and stage own (their tags), plus, for names the spec declares, functions of
+   * an older iotctl (`iotctl:managed` without a project), listed with `adopt`. A declared name held by
+   * anyone else's function is refused; no other function of the account is listed.
+   */
+  async list(scope: ListScope = {}): Promise<FunctionSummary[]> {
     const { client, sdk } = await this.aws.get('lambda');
     const configs: FunctionConfiguration[] = [];
     let Marker: string | undefined;
@@ -126,9 +136,20 @@ export class AwsFunctions implements FunctionsPort {
       const out = await client.send(new sdk.ListTagsCommand({ Resource: c.FunctionArn! }), this.aws.sendOptions);
       return { config: c, tags: out.Tags ?? {} };
     });
-    const mine = tagged.filter((t) => t.tags[TAG_MANAGED] === 'true');
+    const desired = new Set(scope.desired ?? []);
+    const mine = tagged.flatMap((t): { config: FunctionConfiguration; tags: Record<string, string>; adopt?: Record<string, string> }[] => {
+      // The analytics engine's transform functions are its own section's business.
+      if (t.tags[ANALYTICS_TAG] && !desired.has(t.config.FunctionName!)) return [];
+      const claim = claimOf(t.tags, this.owner, t.tags[TAG_MANAGED] === 'true');
+      if (claim === 'owned') return [t];
+      if (!desired.has(t.config.FunctionName!)) return [];
+      if (claim === 'foreign') throw notOurs('Lambda function', t.config.FunctionName!, t.tags, this.owner);
+      return [{ ...t, adopt: ownerTags(this.owner) }];
+    });
+    // Their roles too, at plan time: `iotctl-fn-<name>` of anyone else is refused before apply writes anything.
+    await mapLimit([...desired], 5, (name) => this.roleClaim(name));
     const mappings = await this.listMappings();
-    return mine.map(({ config, tags }) => summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config))));
+    return mine.map(({ config, tags, adopt }) => ({ ...summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config))), ...(adopt ? { adopt } : {}) }));
   }
 
   async get(name: string): Promise<FunctionSummary | undefined> {
@@ -156,11 +177,15 @@ export class AwsFunctions implements FunctionsPort {
     const [region, account] = await Promise.all([this.aws.region(), this.aws.accountId()]);
     const arns = new Arns(partitionOf(region), region, account);
 
+    // Ownership of the function and its role before any write (the secret, the role, the function).
+    const existing = await this.getFunction(d.name);
+    if (existing) assertClaimable('Lambda function', d.name, existing.tags, this.owner, existing.tags[TAG_MANAGED] === 'true');
+    if (!d.roleArn) await this.roleClaim(d.name);
+
     progress('zip the bundle');
     const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
     const { environment, secretChanged, injected } = await this.functionEnvironment(d.environment, progress, d.allowPlaintextSecrets);
 
-    const existing = await this.getFunction(d.name);
     const streamArn = d.eventSource ? arns.stream(d.eventSource.stream) : undefined;
     const destination = d.eventSource?.onFailure ? arns.destination(d.eventSource.onFailure) : undefined;
     let roleArn = d.roleArn;
@@ -187,7 +212,7 @@ export class AwsFunctions implements FunctionsPort {
       [TAG_DATABASE_ENV]: injected.join(' '),
       [TAG_ON_FAILURE]: d.eventSource?.onFailure && !d.eventSource.onFailure.startsWith('arn:') ? d.eventSource.onFailure : '',
     };
-    const tags: Record<string, string> = { [TAG_MANAGED]: 'true', [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
+    const tags: Record<string, string> = { ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
     const staleTags = Object.keys(optionalTags).filter((k) => !(k in tags));
 
     let result: 'created' | 'updated' | 'unchanged';
@@ -316,6 +341,24 @@ export class AwsFunctions implements FunctionsPort {
 
   // ------------------------------------------------------------ role
 
+  /**
+   * Whether the function's role may be written: missing, or ours (tags), or made for this function by an
+   * older iotctl (its `iotctl:function` tag, no project). Anyone else's role of that name is refused.
+   */
+  private async roleClaim(functionName: string): Promise<'missing' | 'owned' | 'legacy'> {
+    const { client, sdk } = await this.aws.get('iam');
+    try {
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: roleNameFor(functionName) }), this.aws.sendOptions)).Tags);
+      const claim = assertClaimable('IAM role', roleNameFor(functionName), tags, this.owner, tags[TAG_ROLE_FOR] === functionName);
+      // Another function's role under a hashed name that happens to collide stays theirs.
+      if (tags[TAG_ROLE_FOR] !== functionName) throw notOurs('IAM role', roleNameFor(functionName), tags, this.owner);
+      return claim as 'owned' | 'legacy';
+    } catch (error) {
+      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return 'missing';
+      throw error;
+    }
+  }
+
   /** The function's own role, created with a trust for Lambda and one inline least-privilege policy. */
   private async ensureRole(functionName: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
     const { client, sdk } = await this.aws.get('iam');
@@ -336,15 +379,17 @@ export class AwsFunctions implements FunctionsPort {
             Version: '2012-10-17',
             Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
           }),
-          Tags: [
-            { Key: TAG_MANAGED, Value: 'true' },
-            { Key: TAG_ROLE_FOR, Value: functionName },
-          ],
+          Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: functionName }],
         }),
         this.aws.sendOptions,
       );
       await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
       return { arn: created.Role!.Arn!, result: 'created' };
+    }
+    let tagged = false;
+    if ((await this.roleClaim(functionName)) === 'legacy') {
+      await client.send(new sdk.TagRoleCommand({ RoleName, Tags: ownerTagList(this.owner) }), this.aws.sendOptions);
+      tagged = true;
     }
     let current: string | undefined;
     try {
@@ -353,7 +398,7 @@ export class AwsFunctions implements FunctionsPort {
       if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
     }
     // IAM returns the document URL-encoded.
-    if (current !== undefined && sameJson(decodeURIComponent(current), document)) return { arn, result: 'unchanged' };
+    if (current !== undefined && sameJson(decodeURIComponent(current), document)) return { arn, result: tagged ? 'updated' : 'unchanged' };
     await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
     return { arn, result: 'updated' };
   }
@@ -369,7 +414,8 @@ export class AwsFunctions implements FunctionsPort {
       if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return;
       throw error;
     }
-    if (!tags.some((t) => t.Key === TAG_ROLE_FOR && t.Value === functionName)) return;
+    const byKey = tagMap(tags);
+    if (byKey[TAG_ROLE_FOR] !== functionName || claimOf(byKey, this.owner, true) === 'foreign') return;
     const inline = (await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).PolicyNames ?? [];
     for (const PolicyName of inline) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
     const attached = (await client.send(new sdk.ListAttachedRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).AttachedPolicies ?? [];
@@ -459,6 +505,7 @@ export class AwsFunctions implements FunctionsPort {
   async remove(name: string): Promise<boolean> {
     const found = await this.getFunction(name);
     if (!found) return false;
+    assertClaimable('Lambda function', name, found.tags, this.owner, found.tags[TAG_MANAGED] === 'true');
     const { client, sdk } = await this.aws.get('lambda');
     for (const m of await this.listMappings(name)) await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: m.UUID! }), this.aws.sendOptions);
     await client.send(new sdk.DeleteFunctionCommand({ FunctionName: name }), this.aws.sendOptions);
@@ -741,12 +788,6 @@ export function roleNameFor(functionName: string): string {
 }
 
 // ---------------------------------------------------------------- small utilities
-
-function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
-}
 
 /** The last part of an ARN: the stream of a Kinesis ARN, the queue of an SQS one. */
 function resourceName(arn: string | undefined): string {

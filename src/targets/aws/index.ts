@@ -7,6 +7,7 @@ import type { AnalyticsPort, DatabasePort, FunctionsPort, LakeQueryPort, RuleErr
 import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
+import { ownerOf } from './ownership.js';
 import { AwsClients } from './sdk.js';
 import { profileRegion, resolveRegion } from './region.js';
 import { warn } from '../../ui/output.js';
@@ -63,7 +64,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     devices: new AwsDevices(clients),
     rules,
     ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules))).port,
-    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients)), ['tail']).port,
+    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner: ownerOf(spec.project) })), ['tail']).port,
     functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,

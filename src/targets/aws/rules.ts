@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Action, TopicRule, TopicRulePayload } from '@aws-sdk/client-iot';
-import type { RulesPort } from '../../ports.js';
+import type { ListScope, RulesPort } from '../../ports.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
+import { partitionOf } from './arn.js';
 import { mapLimit } from './concurrency.js';
+import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
@@ -26,11 +28,6 @@ function channelOfStream(s: ArnScope, stream: string, channels: readonly string[
   return s.channelStreams ? channels.find((c) => s.channelStreams!(c).includes(stream)) : undefined;
 }
 
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
-}
 
 /** The role iotctl creates for a rule whose actions name no roleArn: `iotctl-rule-<name>`, hashed to fit IAM's 64 characters. */
 export function managedRoleName(ruleName: string): string {
@@ -148,15 +145,23 @@ export function fromAwsAction(action: Action, s: ArnScope, managedRole: string):
 }
 
 /**
- * Which iotctl project owns a rule, written at the end of its description: list() (and so prune) sees only
- * the project's own rules, never the other rules of the account. (Topic rule tags would do, but tags are
- * not returned by GetTopicRule, so the owner would cost one more call per rule.)
+ * Which iotctl project and stage own a rule, written at the end of its description
+ * (`[iotctl:project=<p> stage=<s>]`): list() (and so prune) sees only the project's own rules, never the
+ * other rules of the account. (Topic rule tags would do, but tags are not returned by GetTopicRule, so
+ * the owner would cost one more call per rule.) Older versions wrote `[iotctl:<project>]`: all of those
+ * were made before stages, so they read as the default stage, and the next write moves them to the new marker.
  */
 const OWNER = / ?\[iotctl:([a-z0-9-]+)\]$/;
 
-export function ownerOf(description: string | undefined): string | undefined {
-  return OWNER.exec(description ?? '')?.[1];
+/** The owner of a rule as tags, from its description. */
+export function ruleOwnerTags(description: string | undefined): Record<string, string> {
+  const marker = markerTags(description);
+  if (Object.keys(marker).length) return marker;
+  const old = OWNER.exec(description ?? '')?.[1];
+  return old ? { 'iotctl:project': old, 'iotctl:stage': DEFAULT_STAGE } : {};
 }
+
+const withoutMarker = (description: string) => stripMarker(description).replace(OWNER, '');
 
 /** On the datalake engine an `iotAnalytics` action becomes one newline-separated firehose action per delivery stream of the channel. */
 function toAwsActions(action: RuleAction, s: ArnScope, managedRole: string): Action[] {
@@ -167,11 +172,11 @@ function toAwsActions(action: RuleAction, s: ArnScope, managedRole: string): Act
   return [toAwsAction(action, s, managedRole)];
 }
 
-export function toPayload(rule: RuleSpec, s: ArnScope, project?: string): TopicRulePayload {
+export function toPayload(rule: RuleSpec, s: ArnScope, owner?: Owner): TopicRulePayload {
   const managed = roleArnOf(s, managedRoleName(rule.name));
   return {
     sql: rule.sql,
-    description: project ? `${rule.description}${rule.description ? ' ' : ''}[iotctl:${project}]` : rule.description,
+    description: owner ? withMarker(rule.description, owner) : rule.description,
     ruleDisabled: !rule.enabled,
     awsIotSqlVersion: SQL_VERSION,
     actions: rule.actions.flatMap((a) => toAwsActions(a, s, managed)),
@@ -198,7 +203,7 @@ export function fromAws(name: string, rule: TopicRule, s: ArnScope, channels: re
   const errorAction = rule.errorAction && Object.keys(rule.errorAction).length ? fold(fromAwsAction(rule.errorAction, s, managed)) : undefined;
   return {
     name,
-    description: (rule.description ?? '').replace(OWNER, ''),
+    description: withoutMarker(rule.description ?? ''),
     sql: rule.sql ?? '',
     enabled: !rule.ruleDisabled,
     actions,
@@ -213,6 +218,7 @@ export function fromAws(name: string, rule: TopicRule, s: ArnScope, channels: re
  */
 export class AwsRules implements RulesPort {
   private scopeCache?: Promise<ArnScope>;
+  private readonly owner: Owner;
 
   /** `project`: the iotctl project whose rules these are (see ownerOf). */
   constructor(
@@ -220,7 +226,10 @@ export class AwsRules implements RulesPort {
     private readonly project = 'iotctl',
     /** Analytics engine datalake: the delivery streams of a channel (see ArnScope.channelStreams), and the spec's channels. */
     private readonly datalake?: { channels: readonly string[]; streams: (channel: string, scope: { accountId: string; region: string }) => string[] },
-  ) {}
+    stage?: string,
+  ) {
+    this.owner = ownerNamed(project, stage);
+  }
 
   scope(): Promise<ArnScope> {
     const datalake = this.datalake;
@@ -234,7 +243,8 @@ export class AwsRules implements RulesPort {
     return this.scopeCache;
   }
 
-  async list(): Promise<RuleSpec[]> {
+  /** This project and stage's rules; a name of `scope.desired` held by anyone else's rule is refused. */
+  async list(scope: ListScope = {}): Promise<RuleSpec[]> {
     const { client, sdk } = await this.aws.get('iot');
     const names: string[] = [];
     let nextToken: string | undefined;
@@ -244,18 +254,22 @@ export class AwsRules implements RulesPort {
       nextToken = out.nextToken;
     } while (nextToken);
     const rules = await mapLimit(names.sort(), 4, (name) => this.read(name));
-    return rules.filter((r) => r !== undefined && r.owner === this.project).map((r) => r!.spec);
+    const desired = new Set(scope.desired ?? []);
+    for (const r of rules) if (r && desired.has(r.spec.name) && claimOf(r.owner, this.owner) !== 'owned') throw notOurs('topic rule', r.spec.name, r.owner, this.owner);
+    // Their roles too, at plan time: `iotctl-rule-<name>` of anyone else is refused before apply writes anything.
+    await mapLimit([...desired], 4, (name) => this.roleClaim(name));
+    return rules.filter((r) => r !== undefined && claimOf(r.owner, this.owner) === 'owned').map((r) => r!.spec);
   }
 
   async get(name: string): Promise<RuleSpec | undefined> {
     return (await this.read(name))?.spec;
   }
 
-  private async read(name: string): Promise<{ spec: RuleSpec; owner: string | undefined } | undefined> {
+  private async read(name: string): Promise<{ spec: RuleSpec; owner: Record<string, string> } | undefined> {
     const { client, sdk } = await this.aws.get('iot');
     try {
       const out = await client.send(new sdk.GetTopicRuleCommand({ ruleName: name }), this.aws.sendOptions);
-      return out.rule ? { spec: fromAws(name, out.rule, await this.scope(), this.datalake?.channels), owner: ownerOf(out.rule.description) } : undefined;
+      return out.rule ? { spec: fromAws(name, out.rule, await this.scope(), this.datalake?.channels), owner: ruleOwnerTags(out.rule.description) } : undefined;
     } catch (error) {
       // AWS answers GetTopicRule for a rule that does not exist with UnauthorizedException.
       if (isAwsError(error, 'ResourceNotFoundException', 'UnauthorizedException')) return undefined;
@@ -266,18 +280,14 @@ export class AwsRules implements RulesPort {
   async put(rule: RuleSpec): Promise<void> {
     const s = await this.scope();
     const policy = managedRolePolicy(rule, s);
-    const createdRole = policy ? await this.ensureRole(rule.name, policy, s) : false;
+    // Ownership of the rule and of its role first: nothing is written for a rule that is refused.
     const existing = await this.read(rule.name);
-    if (existing && existing.owner !== this.project) {
-      throw new UserError(
-        `Topic rule ${rule.name} already exists in this account and region, and iotctl project ${this.project} does not manage it${existing.owner ? ` (project ${existing.owner} does)` : ''}.`,
-        'Rename the rule in iotctl.yaml, or delete the existing rule first (aws iot delete-topic-rule --rule-name ' + rule.name + ').',
-        'RULE_NOT_OURS',
-      );
-    }
+    if (existing) assertClaimable('topic rule', rule.name, existing.owner, this.owner);
+    const roleClaim = policy ? await this.roleClaim(rule.name) : 'missing';
+    const createdRole = policy ? await this.ensureRole(rule.name, policy, s, roleClaim) : false;
     const exists = existing !== undefined;
     const { client, sdk } = await this.aws.get('iot');
-    const topicRulePayload = toPayload(rule, s, this.project);
+    const topicRulePayload = toPayload(rule, s, this.owner);
     for (let attempt = 0; ; attempt++) {
       try {
         if (exists) await client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: rule.name, topicRulePayload }), this.aws.sendOptions);
@@ -296,7 +306,9 @@ export class AwsRules implements RulesPort {
 
   async delete(name: string): Promise<void> {
     const { client, sdk } = await this.aws.get('iot');
-    const rule = await this.get(name);
+    const found = await this.read(name);
+    if (found) assertClaimable('topic rule', name, found.owner, this.owner);
+    const rule = found?.spec;
     try {
       await client.send(new sdk.DeleteTopicRuleCommand({ ruleName: name }), this.aws.sendOptions);
     } catch (error) {
@@ -307,20 +319,35 @@ export class AwsRules implements RulesPort {
   }
 
   /** Creates the managed role when missing and (re)writes its inline policy. True when the role is new. */
-  private async ensureRole(ruleName: string, policy: object, s: ArnScope): Promise<boolean> {
+  /**
+   * Whether the rule's role may be written: missing, ours (tags), or made for this rule by an older iotctl
+   * (its `iotctl:rule` tag without a project, which gets the tags). Anyone else's role is refused.
+   */
+  private async roleClaim(ruleName: string): Promise<'missing' | 'owned' | 'legacy'> {
+    const { client, sdk } = await this.aws.get('iam');
+    const RoleName = managedRoleName(ruleName);
+    try {
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
+      if (tags['iotctl:rule'] !== ruleName) throw notOurs('IAM role', RoleName, tags, this.owner);
+      return assertClaimable('IAM role', RoleName, tags, this.owner, true) as 'owned' | 'legacy';
+    } catch (error) {
+      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return 'missing';
+      throw error;
+    }
+  }
+
+  private async ensureRole(ruleName: string, policy: object, s: ArnScope, claim: 'missing' | 'owned' | 'legacy'): Promise<boolean> {
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = managedRoleName(ruleName);
     let created = false;
-    try {
-      await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions);
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+    if (claim === 'legacy') await client.send(new sdk.TagRoleCommand({ RoleName, Tags: ownerTagList(this.owner) }), this.aws.sendOptions);
+    if (claim === 'missing') {
       await client.send(
         new sdk.CreateRoleCommand({
           RoleName,
           AssumeRolePolicyDocument: JSON.stringify(trustPolicy(ruleName, s)),
           Description: `iotctl: the actions of topic rule ${ruleName}`,
-          Tags: [{ Key: 'iotctl:rule', Value: ruleName }],
+          Tags: [...ownerTagList(this.owner), { Key: 'iotctl:rule', Value: ruleName }],
         }),
         this.aws.sendOptions,
       );
@@ -334,6 +361,9 @@ export class AwsRules implements RulesPort {
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = managedRoleName(ruleName);
     try {
+      // Only a role made for this rule by this project (or an older iotctl): never anyone else's.
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
+      if (tags['iotctl:rule'] !== ruleName || claimOf(tags, this.owner, true) === 'foreign') return;
       const { PolicyNames = [] } = await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions);
       for (const PolicyName of PolicyNames) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
       await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);

@@ -1,4 +1,5 @@
 import type { AwsClients } from './sdk.js';
+import { ownerOf, ownerTagList } from './ownership.js';
 import { isAwsError } from './sdk.js';
 import { UserError } from '../../ui/errors.js';
 
@@ -62,10 +63,7 @@ export async function ensureDatabaseSecret(aws: AwsClients, project: string, url
         Name: name,
         Description: `PostgreSQL credentials for the iotctl project ${project} (RDS secret format)`,
         SecretString: value,
-        Tags: [
-          { Key: 'iotctl:project', Value: project },
-          { Key: 'iotctl:managed', Value: 'true' },
-        ],
+        Tags: ownerTagList(ownerOf(project)),
       }),
       aws.sendOptions,
     );

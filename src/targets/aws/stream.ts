@@ -1,8 +1,9 @@
 import type * as Kinesis from '@aws-sdk/client-kinesis';
-import { NotFoundError, type ShardInfo, type StreamConfig, type StreamDescription, type StreamPort, type StreamSummary, type TailOptions, type TailRecord, type TailStart } from '../../ports.js';
+import { NotFoundError, type ListScope, type ShardInfo, type StreamConfig, type StreamDescription, type StreamPort, type StreamSummary, type TailOptions, type TailRecord, type TailStart } from '../../ports.js';
 import { UserError } from '../../ui/errors.js';
 // Target-neutral helpers; the ports refactor moves them out of targets/local.
 import { decodePayload, matchesFilter } from '../local/stream/tail.js';
+import { assertClaimable, DEFAULT_STAGE, owned, ownerTags, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { pause } from '../pause.js';
 
@@ -27,6 +28,8 @@ export interface AwsStreamsOptions {
   waitPollMs?: number;
   /** Records buffered ahead of a slow consumer before the shard readers pause. */
   highWater?: number;
+  /** Whose streams these are: list() sees only streams tagged with this project and stage, ensure() tags. */
+  owner?: Owner;
 }
 
 const AWS_MIN_POLL_MS = 200;
@@ -34,12 +37,14 @@ type Position = { type: Kinesis.ShardIteratorType; sequenceNumber?: string; time
 type Child = { shardId: string; parents: string[] };
 
 export class AwsStreams implements StreamPort {
-  private readonly opts: Required<AwsStreamsOptions>;
+  private readonly opts: Required<Omit<AwsStreamsOptions, 'owner'>>;
+  private readonly owner: Owner;
 
   constructor(
     private readonly aws: AwsClients,
     options: AwsStreamsOptions = {},
   ) {
+    this.owner = options.owner ?? { project: 'iotctl', stage: DEFAULT_STAGE };
     this.opts = {
       // A little over 200 ms by default: timers and clocks jitter, and AWS counts on its side.
       minPollMs: Math.max(AWS_MIN_POLL_MS, options.minPollMs ?? AWS_MIN_POLL_MS + 10),
@@ -54,7 +59,12 @@ export class AwsStreams implements StreamPort {
 
   // ------------------------------------------------------------ control plane
 
-  async list(): Promise<StreamSummary[]> {
+  /**
+   * The streams this project and stage own (their tags say so), plus, for names the spec declares, streams
+   * made by an older iotctl (which tagged nothing: a stream with no tags at all), listed with `adopt`. A
+   * declared name held by a stream of anyone else is refused; other streams of the account are never listed.
+   */
+  async list(scope: ListScope = {}): Promise<StreamSummary[]> {
     const { client, sdk } = await this.aws.get('kinesis');
     const names: string[] = [];
     let after: string | undefined;
@@ -66,10 +76,15 @@ export class AwsStreams implements StreamPort {
       if (!page.HasMoreStreams || !got.length) break;
       after = got[got.length - 1];
     }
+    const desired = new Set(scope.desired ?? []);
     const out: StreamSummary[] = [];
     for (const name of names.sort()) {
       try {
-        out.push(toSummary(await this.summary(name)));
+        const tags = await this.tags(name);
+        const untagged = Object.keys(tags).length === 0;
+        if (!desired.has(name) && !owned(tags, this.owner)) continue;
+        const claim = assertClaimable('Kinesis stream', name, tags, this.owner, untagged);
+        out.push({ ...toSummary(await this.summary(name)), ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
       } catch (e) {
         if (!(e instanceof NotFoundError)) throw e; // deleted since the listing
       }
@@ -90,14 +105,24 @@ export class AwsStreams implements StreamPort {
     let current = await this.summary(config.name).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
     if (current?.StreamStatus === 'DELETING') current = await this.waitGone(config.name);
 
+    let tags = current ? await this.tags(config.name) : {};
+    // Ownership before any write: a stream of someone else is refused; one of an older iotctl is tagged.
+    if (current) assertClaimable('Kinesis stream', config.name, tags, this.owner, Object.keys(tags).length === 0);
+    const want = ownerTags(this.owner);
+
     if (!current) {
       await client.send(
         new sdk.CreateStreamCommand(
-          mode === 'on-demand' ? { StreamName: config.name, StreamModeDetails: { StreamMode: 'ON_DEMAND' } } : { StreamName: config.name, ShardCount: config.shards },
+          mode === 'on-demand'
+            ? { StreamName: config.name, StreamModeDetails: { StreamMode: 'ON_DEMAND' }, Tags: want }
+            : { StreamName: config.name, ShardCount: config.shards, Tags: want },
         ),
         send,
       );
       const created = await this.waitActive(config.name);
+      // Not every Kinesis implementation takes Tags at create (moto ignores them): check, and add them.
+      tags = await this.tags(config.name);
+      if (Object.entries(want).some(([k, v]) => tags[k] !== v)) await client.send(new sdk.AddTagsToStreamCommand({ StreamName: config.name, Tags: want }), send);
       // CreateStream has no retention parameter: every stream starts at 24 hours.
       if (created.RetentionPeriodHours !== config.retentionHours) await this.setRetention(config.name, created.RetentionPeriodHours ?? 24, config.retentionHours);
       return 'created';
@@ -105,6 +130,10 @@ export class AwsStreams implements StreamPort {
 
     let changed = false;
     current = await this.waitActive(config.name);
+    if (Object.entries(want).some(([k, v]) => tags[k] !== v)) {
+      await client.send(new sdk.AddTagsToStreamCommand({ StreamName: config.name, Tags: want }), send);
+      changed = true;
+    }
     if (modeOf(current) !== mode) {
       await client.send(new sdk.UpdateStreamModeCommand({ StreamARN: current.StreamARN, StreamModeDetails: { StreamMode: mode === 'on-demand' ? 'ON_DEMAND' : 'PROVISIONED' } }), send);
       current = await this.waitActive(config.name);
@@ -128,13 +157,16 @@ export class AwsStreams implements StreamPort {
     return changed ? 'updated' : 'unchanged';
   }
 
+  /** Deletes a stream this project and stage own; any other stream is refused, never deleted. */
   async delete(name: string): Promise<boolean> {
     const { client, sdk } = await this.aws.get('kinesis');
     try {
+      const tags = await this.tags(name);
+      assertClaimable('Kinesis stream', name, tags, this.owner);
       await client.send(new sdk.DeleteStreamCommand({ StreamName: name, EnforceConsumerDeletion: false }), this.aws.sendOptions);
       return true;
     } catch (e) {
-      if (awsCode(e) === 'ResourceNotFoundException') return false;
+      if (e instanceof NotFoundError || awsCode(e) === 'ResourceNotFoundException') return false;
       throw e;
     }
   }
@@ -146,6 +178,24 @@ export class AwsStreams implements StreamPort {
       return out.StreamDescriptionSummary!;
     } catch (e) {
       throw notFound(e, name);
+    }
+  }
+
+  /** The stream's tags (ListTagsForStream pages by ExclusiveStartTagKey). */
+  private async tags(name: string): Promise<Record<string, string>> {
+    const { client, sdk } = await this.aws.get('kinesis');
+    const tags: Record<string, string> = {};
+    let after: string | undefined;
+    for (;;) {
+      let page;
+      try {
+        page = await client.send(new sdk.ListTagsForStreamCommand({ StreamName: name, ExclusiveStartTagKey: after }), this.aws.sendOptions);
+      } catch (e) {
+        throw notFound(e, name);
+      }
+      for (const t of page.Tags ?? []) tags[t.Key!] = t.Value ?? '';
+      if (!page.HasMoreTags || !page.Tags?.length) return tags;
+      after = page.Tags[page.Tags.length - 1]!.Key;
     }
   }
 

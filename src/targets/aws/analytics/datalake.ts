@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
+import { claimOf, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
+import { ANALYTICS_TAG } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import {
   BASE_COLUMNS,
@@ -12,6 +14,7 @@ import {
   NEVER_PRUNED,
   PROJECT_PARAMETER,
   rolePath,
+  STAGE_PARAMETER,
   type BucketConfig,
   type DatalakeContext,
   type DatalakeKind,
@@ -66,7 +69,7 @@ export async function datalakeContext(aws: AwsClients): Promise<DatalakeContext>
 export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { prune?: boolean; context?: DatalakeContext } = {}): Promise<PlanItem[]> {
   const ctx = opts.context ?? (await datalakeContext(aws));
   const desired = desiredDatalake(spec, ctx);
-  const actual = await readDatalake(aws, spec, ctx);
+  const actual = ours(await readClaims(aws, spec, ctx), ownerOf(spec.project), desired);
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => !(i.action === 'delete' && NEVER_PRUNED.has(i.kind)));
   return sortItems(items);
 }
@@ -80,21 +83,66 @@ function sortItems(items: PlanItem[]): PlanItem[] {
 
 /** Everything of this project's datalake that exists, normalised like model.ts. */
 export async function readDatalake(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext): Promise<Resource[]> {
+  return ours(await readClaims(aws, spec, ctx), ownerOf(spec.project));
+}
+
+/**
+ * A resource as read, with who owns it: its tags (or the marker in its description, where the service has
+ * no tags), and whether it carries what an older iotctl left on it (`legacy`: the name's project prefix or
+ * role path, and no project tag).
+ */
+type Claimed = Resource & { tags: Record<string, string>; legacy: boolean };
+
+const LABEL: Record<DatalakeKind, string> = {
+  bucket: 'S3 bucket',
+  database: 'Glue database',
+  role: 'IAM role',
+  table: 'Glue table',
+  function: 'Lambda function',
+  stream: 'Firehose delivery stream',
+  query: 'Athena named query',
+  schedule: 'EventBridge Scheduler schedule',
+};
+
+/**
+ * What this project and stage own, plus what an older iotctl made that the spec still declares (with
+ * `adopt`: the plan tags it). Anyone else's resource is dropped, and refused when the spec declares its name.
+ */
+function ours(found: Claimed[], owner: Owner, desired?: Resource[]): Resource[] {
+  const declared = new Set((desired ?? []).map((r) => `${r.kind}\u0000${r.name}`));
+  const out: Resource[] = [];
+  for (const { tags, legacy, ...r } of found) {
+    const claim = claimOf(tags, owner, legacy);
+    const wanted = declared.has(`${r.kind}\u0000${r.name}`);
+    if (claim === 'foreign') {
+      if (wanted) throw notOurs(LABEL[r.kind as DatalakeKind], r.name, tags, owner);
+      continue;
+    }
+    // The Glue database is shared by design (athena.database): every project's tables live in it.
+    if (claim === 'legacy' && r.kind !== 'table' && r.kind !== 'database') {
+      if (desired && !wanted) continue;
+      out.push({ ...r, adopt: ownerTags(owner) });
+    } else out.push(r);
+  }
+  return out;
+}
+
+async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext): Promise<Claimed[]> {
   const n = names(spec, ctx);
   const groups = await Promise.all([
     readBucket(aws, n.bucket),
     readDatabase(aws, spec.athena.database),
     readRoles(aws, spec),
-    readTables(aws, spec.athena.database, spec.project),
+    readTables(aws, spec.athena.database),
     readFunctions(aws, `iotctl-${spec.project}-transform-`),
     readStreams(aws, `iotctl-${spec.project}-`),
-    readQueries(aws, spec.athena.workgroup, `iotctl-${spec.project}-`),
-    readSchedules(aws, `iotctl-${spec.project}-`),
+    readQueries(aws, spec.athena.workgroup, `iotctl-${spec.project}-`, QUERY_DESCRIPTION),
+    readSchedules(aws, `iotctl-${spec.project}-`, SCHEDULE_DESCRIPTION),
   ]);
   return groups.flat();
 }
 
-async function readBucket(aws: AwsClients, bucket: string): Promise<Resource[]> {
+async function readBucket(aws: AwsClients, bucket: string): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('s3');
   try {
     await client.send(new sdk.HeadBucketCommand({ Bucket: bucket }), aws.sendOptions);
@@ -117,7 +165,19 @@ async function readBucket(aws: AwsClients, bucket: string): Promise<Resource[]> 
     .filter((r) => r.ID?.startsWith('iotctl-'))
     .map((r) => ({ id: r.ID!, prefix: r.Filter?.Prefix ?? r.Prefix ?? '', days: r.Expiration?.Days ?? 0 }))
     .sort((x, y) => x.id.localeCompare(y.id));
-  return [{ kind: 'bucket', name: bucket, config: { encryption: algo, blockPublicAccess: blocked, lifecycle } }];
+  // The name holds the project, the account and the region: one without iotctl's tags is an older iotctl's.
+  const tags = await bucketTags(aws, bucket);
+  return [{ kind: 'bucket', name: bucket, config: { encryption: algo, blockPublicAccess: blocked, lifecycle }, tags, legacy: true }];
+}
+
+async function bucketTags(aws: AwsClients, bucket: string): Promise<Record<string, string>> {
+  const { client, sdk } = await aws.get('s3');
+  try {
+    return tagMap((await client.send(new sdk.GetBucketTaggingCommand({ Bucket: bucket }), aws.sendOptions)).TagSet);
+  } catch (e) {
+    if (isAwsError(e, 'NoSuchTagSet', 'NoSuchTagSetError')) return {};
+    throw e;
+  }
 }
 
 async function bucketLifecycle(aws: AwsClients, bucket: string) {
@@ -130,11 +190,12 @@ async function bucketLifecycle(aws: AwsClients, bucket: string) {
   }
 }
 
-async function readDatabase(aws: AwsClients, database: string): Promise<Resource[]> {
+async function readDatabase(aws: AwsClients, database: string): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('glue');
   try {
     const out = await client.send(new sdk.GetDatabaseCommand({ Name: database }), aws.sendOptions);
-    return [{ kind: 'database', name: database, config: { description: out.Database?.Description } }];
+    // Shared by the projects whose athena.database names it (their tables say whose they are): never refused.
+    return [{ kind: 'database', name: database, config: { description: out.Database?.Description }, tags: {}, legacy: true }];
   } catch (e) {
     if (isAwsError(e, 'EntityNotFoundException')) return [];
     throw e;
@@ -144,9 +205,9 @@ async function readDatabase(aws: AwsClients, database: string): Promise<Resource
 /** IAM returns policy documents URL-encoded. */
 const policyJson = (doc: string | undefined) => (doc ? JSON.parse(doc.startsWith('%') ? decodeURIComponent(doc) : doc) : undefined);
 
-async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Resource[]> {
+async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('iam');
-  const out: Resource[] = [];
+  const out: Claimed[] = [];
   let Marker: string | undefined;
   do {
     const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: rolePath(spec), Marker }), aws.sendOptions);
@@ -156,16 +217,18 @@ async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Resource[
         if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
         throw e;
       });
-      out.push({ kind: 'role', name: role.RoleName!, config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) } });
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
+      // Under the project's role path, a role without iotctl's tags is an older iotctl's.
+      out.push({ kind: 'role', name: role.RoleName!, config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) }, tags, legacy: true });
     }
     Marker = page.IsTruncated ? page.Marker : undefined;
   } while (Marker);
   return out;
 }
 
-async function readTables(aws: AwsClients, database: string, project: string): Promise<Resource[]> {
+async function readTables(aws: AwsClients, database: string): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('glue');
-  const out: Resource[] = [];
+  const out: Claimed[] = [];
   let NextToken: string | undefined;
   do {
     let page;
@@ -176,7 +239,8 @@ async function readTables(aws: AwsClients, database: string, project: string): P
       throw e;
     }
     for (const t of page.TableList ?? []) {
-      if (t.Parameters?.[PROJECT_PARAMETER] !== project) continue;
+      // The table's parameters say whose it is; a stage-less one is an older iotctl's (its plan adds the stage).
+      const tags = { ...(t.Parameters?.[PROJECT_PARAMETER] ? { [TAG_PROJECT]: t.Parameters[PROJECT_PARAMETER] } : {}), ...(t.Parameters?.[STAGE_PARAMETER] ? { [STAGE_PARAMETER]: t.Parameters[STAGE_PARAMETER] } : {}) };
       const sd = t.StorageDescriptor;
       const base = new Set(BASE_COLUMNS.map((c) => c.name));
       out.push({
@@ -190,6 +254,8 @@ async function readTables(aws: AwsClients, database: string, project: string): P
           partitionKeys: (t.PartitionKeys ?? []).map((c) => ({ name: c.Name!, type: c.Type! })),
           parameters: t.Parameters ?? {},
         } satisfies TableConfig,
+        tags,
+        legacy: false,
       });
     }
     NextToken = page.NextToken;
@@ -197,15 +263,17 @@ async function readTables(aws: AwsClients, database: string, project: string): P
   return out;
 }
 
-async function readFunctions(aws: AwsClients, prefix: string): Promise<Resource[]> {
+async function readFunctions(aws: AwsClients, prefix: string): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('lambda');
-  const out: Resource[] = [];
+  const out: Claimed[] = [];
   let Marker: string | undefined;
   do {
     const page = await client.send(new sdk.ListFunctionsCommand({ Marker }), aws.sendOptions);
     for (const f of page.Functions ?? [])
       if (f.FunctionName?.startsWith(prefix))
         out.push({
+          tags: (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {},
+          legacy: true,
           kind: 'function',
           name: f.FunctionName,
           config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment: f.Environment?.Variables ?? {} } satisfies Partial<FunctionConfig>,
@@ -215,7 +283,7 @@ async function readFunctions(aws: AwsClients, prefix: string): Promise<Resource[
   return out;
 }
 
-async function readStreams(aws: AwsClients, prefix: string): Promise<Resource[]> {
+async function readStreams(aws: AwsClients, prefix: string): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('firehose');
   const streamNames: string[] = [];
   let ExclusiveStartDeliveryStreamName: string | undefined;
@@ -233,9 +301,12 @@ async function readStreams(aws: AwsClients, prefix: string): Promise<Resource[]>
       const processors: Record<string, Record<string, string>> = {};
       for (const p of d?.ProcessingConfiguration?.Processors ?? []) processors[p.Type!] = Object.fromEntries((p.Parameters ?? []).map((x) => [x.ParameterName!, x.ParameterValue!]));
       const schema = d?.DataFormatConversionConfiguration?.Enabled ? d.DataFormatConversionConfiguration.SchemaConfiguration : undefined;
+      const tags = await deliveryStreamTags(aws, name);
       return {
         kind: 'stream',
         name,
+        tags,
+        legacy: true,
         config: {
           role: d?.RoleARN,
           bucketArn: d?.BucketARN,
@@ -247,30 +318,55 @@ async function readStreams(aws: AwsClients, prefix: string): Promise<Resource[]>
           processors,
           ...(schema ? { parquet: { database: schema.DatabaseName, table: schema.TableName, role: schema.RoleARN, region: schema.Region } } : {}),
         },
-      } as Resource;
+      } as Claimed;
     }),
   );
 }
 
-async function readQueries(aws: AwsClients, workgroup: string, prefix: string): Promise<Resource[]> {
+/** Athena named queries have no tags: the owner is a marker at the end of the description (ownerMarker). */
+const QUERY_DESCRIPTION = 'iotctl analytics dataset';
+/** CreateSchedule takes no tags (only schedule groups have them): the same marker in the description. */
+const SCHEDULE_DESCRIPTION = 'iotctl analytics dataset schedule';
+
+async function deliveryStreamTags(aws: AwsClients, name: string): Promise<Record<string, string>> {
+  const { client, sdk } = await aws.get('firehose');
+  const tags: Record<string, string> = {};
+  let ExclusiveStartTagKey: string | undefined;
+  for (;;) {
+    const page = await client.send(new sdk.ListTagsForDeliveryStreamCommand({ DeliveryStreamName: name, ExclusiveStartTagKey, Limit: 50 }), aws.sendOptions);
+    Object.assign(tags, tagMap(page.Tags));
+    if (!page.HasMoreTags || !page.Tags?.length) return tags;
+    ExclusiveStartTagKey = page.Tags[page.Tags.length - 1]!.Key;
+  }
+}
+
+async function readQueries(aws: AwsClients, workgroup: string, prefix: string, legacyDescription?: string): Promise<(Claimed & { id: string })[]> {
   const { client, sdk } = await aws.get('athena');
-  const out: Resource[] = [];
+  const out: (Claimed & { id: string })[] = [];
   let NextToken: string | undefined;
   do {
     const page = await client.send(new sdk.ListNamedQueriesCommand({ WorkGroup: workgroup, NextToken }), aws.sendOptions);
     for (const id of page.NamedQueryIds ?? []) {
       const q = (await client.send(new sdk.GetNamedQueryCommand({ NamedQueryId: id }), aws.sendOptions)).NamedQuery;
       if (q?.Name?.startsWith(prefix))
-        out.push({ kind: 'query', name: q.Name, config: { database: q.Database, workgroup: q.WorkGroup ?? workgroup, sql: q.QueryString }, id } as Resource & { id: string });
+        out.push({
+          kind: 'query',
+          name: q.Name,
+          config: { database: q.Database, workgroup: q.WorkGroup ?? workgroup, sql: q.QueryString },
+          id,
+          tags: markerTags(q.Description),
+          // Older versions wrote this exact description, without a marker.
+          legacy: legacyDescription !== undefined && q.Description === legacyDescription,
+        });
     }
     NextToken = page.NextToken;
   } while (NextToken);
   return out;
 }
 
-async function readSchedules(aws: AwsClients, prefix: string): Promise<Resource[]> {
+async function readSchedules(aws: AwsClients, prefix: string, legacyDescription: string): Promise<Claimed[]> {
   const { client, sdk } = await aws.get('scheduler');
-  const out: Resource[] = [];
+  const out: Claimed[] = [];
   let NextToken: string | undefined;
   do {
     const page = await client.send(new sdk.ListSchedulesCommand({ NamePrefix: prefix, NextToken }), aws.sendOptions);
@@ -280,6 +376,9 @@ async function readSchedules(aws: AwsClients, prefix: string): Promise<Resource[
         kind: 'schedule',
         name: s.Name!,
         config: { expression: g.ScheduleExpression, role: g.Target?.RoleArn, target: g.Target?.Arn, input: g.Target?.Input ? JSON.parse(g.Target.Input) : undefined } satisfies Partial<ScheduleConfig>,
+        tags: markerTags(g.Description),
+        // Older versions wrote no description.
+        legacy: !g.Description || g.Description === legacyDescription,
       });
     }
     NextToken = page.NextToken;
@@ -307,9 +406,12 @@ export async function applyDatalake(aws: AwsClients, spec: DatalakeSpec, items: 
 type Upsert<C> = (aws: AwsClients, name: string, config: C, create: boolean, spec: DatalakeSpec, ctx: DatalakeContext) => Promise<void>;
 
 const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
-  bucket: (async (aws, name, config: BucketConfig, create) => {
+  bucket: (async (aws, name, config: BucketConfig, create, spec) => {
     const { client, sdk } = await aws.get('s3');
     if (create) await client.send(new sdk.CreateBucketCommand({ Bucket: name, ...((await aws.region()) !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: (await aws.region()) as never } } : {}) }), aws.sendOptions);
+    // PutBucketTagging replaces the whole set: the bucket's other tags are kept.
+    const tags = { ...(create ? {} : await bucketTags(aws, name)), ...ownerTags(ownerOf(spec.project)) };
+    await client.send(new sdk.PutBucketTaggingCommand({ Bucket: name, Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) } }), aws.sendOptions);
     await client.send(
       new sdk.PutBucketEncryptionCommand({ Bucket: name, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] } }),
       aws.sendOptions,
@@ -335,8 +437,12 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
   role: (async (aws, name, config: RoleConfig, create, spec) => {
     const { client, sdk } = await aws.get('iam');
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: rolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} analytics` }), aws.sendOptions);
-    else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
+    const Tags = ownerTagList(ownerOf(spec.project));
+    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: rolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} analytics`, Tags }), aws.sendOptions);
+    else {
+      await client.send(new sdk.TagRoleCommand({ RoleName: name, Tags }), aws.sendOptions);
+      await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
+    }
     await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
   }) as Upsert<RoleConfig>,
 
@@ -367,14 +473,18 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     else await client.send(new sdk.UpdateTableCommand({ DatabaseName: database, TableInput }), aws.sendOptions);
   }) as Upsert<TableConfig>,
 
-  function: (async (aws, name, config: FunctionConfig, create) => {
+  function: (async (aws, name, config: FunctionConfig, create, spec) => {
     const { client, sdk } = await aws.get('lambda');
     const { zip } = await transformArtifact();
     const settings = { Role: config.role, Handler: config.handler, Runtime: config.runtime as never, Timeout: config.timeout, MemorySize: config.memory, Environment: { Variables: config.environment } };
+    // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
+    const Tags = { ...ownerTags(ownerOf(spec.project)), [ANALYTICS_TAG]: 'pipeline-transform' };
     if (create) {
-      await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', ...settings }), aws.sendOptions);
+      await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
       return;
     }
+    const { FunctionArn } = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions);
+    await client.send(new sdk.TagResourceCommand({ Resource: FunctionArn!, Tags }), aws.sendOptions);
     // Code first, then configuration: Lambda refuses a second update while the first is in progress.
     await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: name, ZipFile: zip }), aws.sendOptions);
     await waitForUpdate(aws, name);
@@ -382,7 +492,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     await waitForUpdate(aws, name);
   }) as Upsert<FunctionConfig>,
 
-  stream: (async (aws, name, config: StreamConfig, create) => {
+  stream: (async (aws, name, config: StreamConfig, create, spec) => {
     const { client, sdk } = await aws.get('firehose');
     const destination = {
       RoleARN: config.role,
@@ -409,10 +519,12 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
           }
         : { Enabled: false },
     };
+    const Tags = ownerTagList(ownerOf(spec.project));
     if (create) {
-      await client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination }), aws.sendOptions);
+      await client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions);
       return;
     }
+    await client.send(new sdk.TagDeliveryStreamCommand({ DeliveryStreamName: name, Tags }), aws.sendOptions);
     const described = await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions);
     const d = described.DeliveryStreamDescription!;
     await client.send(
@@ -426,9 +538,9 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     );
   }) as Upsert<StreamConfig>,
 
-  query: (async (aws, name, config: QueryConfig, create) => {
+  query: (async (aws, name, config: QueryConfig, create, spec) => {
     const { client, sdk } = await aws.get('athena');
-    const input = { Name: name, Database: config.database, QueryString: config.sql, Description: 'iotctl analytics dataset' };
+    const input = { Name: name, Database: config.database, QueryString: config.sql, Description: withMarker(QUERY_DESCRIPTION, ownerOf(spec.project)) };
     if (create) {
       await client.send(new sdk.CreateNamedQueryCommand({ ...input, WorkGroup: config.workgroup }), aws.sendOptions);
       return;
@@ -437,10 +549,11 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     await client.send(new sdk.UpdateNamedQueryCommand({ NamedQueryId: id, Name: name, QueryString: config.sql, Description: input.Description }), aws.sendOptions);
   }) as Upsert<QueryConfig>,
 
-  schedule: (async (aws, name, config: ScheduleConfig, create) => {
+  schedule: (async (aws, name, config: ScheduleConfig, create, spec) => {
     const { client, sdk } = await aws.get('scheduler');
     const input = {
       Name: name,
+      Description: withMarker(SCHEDULE_DESCRIPTION, ownerOf(spec.project)),
       ScheduleExpression: config.expression,
       FlexibleTimeWindow: { Mode: 'OFF' as const },
       State: 'ENABLED' as const,

@@ -150,7 +150,7 @@ export function desiredIotAnalytics(spec: Pick<Spec, 'project' | 'analytics'>, e
   const enriches = a.pipelines.some((p) => p.activities.some((act) => 'deviceRegistryEnrich' in act || 'deviceShadowEnrich' in act));
   if (enriches) {
     // IoT Analytics enrichment activities call the registry and shadows with a role; it may only read things.
-    const thing = `arn:aws:iot:*:${enrichRoleArn.split(':')[4]}:thing/*`;
+    const thing = `arn:${enrichRoleArn.split(':')[1]}:iot:*:${enrichRoleArn.split(':')[4]}:thing/*`;
     out.push({
       kind: 'role',
       name: enrichRoleName(spec),

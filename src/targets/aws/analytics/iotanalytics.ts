@@ -4,6 +4,8 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
+import { arn } from '../arn.js';
+import { ownerOf, ownerTagList } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import {
   desiredIotAnalytics,
@@ -236,14 +238,14 @@ export interface IotAnalyticsPlanOptions {
   deleteData?: boolean;
 }
 
-const enrichRoleArn = async (aws: AwsClients, spec: IotAnalyticsSpec) => `arn:aws:iam::${await aws.accountId()}:role${iotaRolePath(spec)}${enrichRoleName(spec)}`;
+const enrichRoleArn = async (aws: AwsClients, spec: IotAnalyticsSpec) => arn(await aws.region(), 'iam', '', await aws.accountId(), `role${iotaRolePath(spec)}${enrichRoleName(spec)}`);
 
 const needsRole = (spec: IotAnalyticsSpec) => spec.analytics.pipelines.some((p) => p.activities.some((a) => 'deviceRegistryEnrich' in a || 'deviceShadowEnrich' in a));
 
 export async function planIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, opts: IotAnalyticsPlanOptions = {}): Promise<PlanItem[]> {
   warnIotAnalyticsEnded();
   // The account id is only needed for the enrichment role's ARN: a spec without enrichment makes no STS call.
-  const roleArn = needsRole(spec) ? await enrichRoleArn(aws, spec) : 'arn:aws:iam::000000000000:role/unused';
+  const roleArn = needsRole(spec) ? await enrichRoleArn(aws, spec) : arn(await aws.region(), 'iam', '', '000000000000', 'role/unused');
   const desired = desiredIotAnalytics(spec, roleArn);
   const actual = await readIotAnalytics(aws, spec, opts.prune ? 'project' : 'spec');
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => i.action !== 'delete' || opts.deleteData || (i.kind !== 'channel' && i.kind !== 'datastore'));
@@ -279,7 +281,7 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
         const config = item.desired as EnrichRoleConfig;
         const { client, sdk } = await aws.get('iam');
         const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment` }), aws.sendOptions);
+        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
         else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
         await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
         break;

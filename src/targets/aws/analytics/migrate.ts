@@ -3,6 +3,8 @@ import { deepEqual, type PlanItem } from '../../../iot/plan/index.js';
 import { parseSpec } from '../../../spec/loader.js';
 import type { AnalyticsSpec, Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
+import { arn } from '../arn.js';
+import { ownerOf, ownerTagList } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { applyDatalake, datalakeContext, planDatalake } from './datalake.js';
 import { exportRoleName, iotaRolePath, pipelineFromActivities, PROJECT_TAG } from './iotanalytics-model.js';
@@ -193,23 +195,24 @@ function writeSection(doc: Document, before: AnalyticsSpec, after: AnalyticsSpec
 async function ensureExportRole(aws: AwsClients, spec: Spec, bucket: string, accountId: string): Promise<string> {
   const { client, sdk } = await aws.get('iam');
   const name = exportRoleName(spec);
+  const region = await aws.region();
   const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'iotanalytics.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
   try {
     await client.send(new sdk.GetRoleCommand({ RoleName: name }), aws.sendOptions);
   } catch (e) {
     if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake` }), aws.sendOptions);
+    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
   }
   // IoT Analytics may write the exports under datastore/<name>/migrated/ only.
   const policy = {
     Version: '2012-10-17',
     Statement: [
-      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: [`arn:aws:s3:::${bucket}/datastore/*/migrated/*`] },
-      { Effect: 'Allow', Action: ['s3:GetBucketLocation'], Resource: [`arn:aws:s3:::${bucket}`] },
+      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: [arn(region, 's3', '', '', `${bucket}/datastore/*/migrated/*`)] },
+      { Effect: 'Allow', Action: ['s3:GetBucketLocation'], Resource: [arn(region, 's3', '', '', bucket)] },
     ],
   };
   await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(policy) }), aws.sendOptions);
-  return `arn:aws:iam::${accountId}:role${iotaRolePath(spec)}${name}`;
+  return arn(region, 'iam', '', accountId, `role${iotaRolePath(spec)}${name}`);
 }
 
 /**

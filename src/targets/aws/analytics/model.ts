@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
+import { arn as awsArn } from '../arn.js';
+import { DEFAULT_STAGE, TAG_PROJECT, TAG_STAGE } from '../ownership.js';
 import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
 /**
@@ -119,7 +121,8 @@ export function names(spec: Pick<Spec, 'project'>, ctx: Pick<DatalakeContext, 'a
 export const rolePath = (spec: Pick<Spec, 'project'>) => `/iotctl/${spec.project}/`;
 
 /** The Glue table parameter that marks iotctl's tables (the database may hold others). */
-export const PROJECT_PARAMETER = 'iotctl:project';
+export const PROJECT_PARAMETER = TAG_PROJECT;
+export const STAGE_PARAMETER = TAG_STAGE;
 
 /** The delivery streams a rule's `iotAnalytics {channel}` action feeds on this engine: the raw stream and each pipeline reading it. */
 export function channelDeliveryStreams(spec: Pick<Spec, 'project' | 'analytics'>, channel: string, ctx: Pick<DatalakeContext, 'accountId' | 'region'>): string[] {
@@ -139,10 +142,10 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   const a = spec.analytics;
   if (!a.channels.length && !a.pipelines.length && !a.datastores.length && !a.datasets.length) return [];
   const n = names(spec, ctx);
-  const bucketArn = `arn:aws:s3:::${n.bucket}`;
+  const bucketArn = awsArn(ctx.region, 's3', '', '', n.bucket);
   const database = spec.athena.database;
-  const arn = (service: string, resource: string) => `arn:aws:${service}:${ctx.region}:${ctx.accountId}:${resource}`;
-  const roleArn = (role: string) => `arn:aws:iam::${ctx.accountId}:role${rolePath(spec)}${role}`;
+  const arn = (service: string, resource: string) => awsArn(ctx.region, service, ctx.region, ctx.accountId, resource);
+  const roleArn = (role: string) => awsArn(ctx.region, 'iam', '', ctx.accountId, `role${rolePath(spec)}${role}`);
   const out: Resource[] = [];
   const add = (kind: DatalakeKind, name: string, config: unknown) => out.push({ kind, name, config });
 
@@ -166,6 +169,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         EXTERNAL: 'TRUE',
         classification: ds.format,
         [PROJECT_PARAMETER]: spec.project,
+        [STAGE_PARAMETER]: DEFAULT_STAGE,
         'projection.enabled': 'true',
         'projection.dt.type': 'date',
         'projection.dt.format': 'yyyy-MM-dd',
@@ -284,7 +288,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       expression: d.schedule,
       role: roleArn(role),
       // Scheduler's universal target calls Athena directly; the result CSV lands under datasets/<name>/scheduled/.
-      target: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution',
+      target: awsArn(ctx.region, 'scheduler', '', '', 'aws-sdk:athena:startQueryExecution'),
       input: { QueryString: sql, QueryExecutionContext: { Database: database }, WorkGroup: spec.athena.workgroup, ResultConfiguration: { OutputLocation: datasetOutput(n.bucket, d.name, 'schedule') } },
     } satisfies ScheduleConfig);
   }

@@ -11,6 +11,7 @@ import type { PipelineDeps } from '../../../iot/pipeline/types.js';
 import type { ReprocessResult } from '../../../ports.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
+import { arn } from '../arn.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import { names } from './model.js';
 import { listObjects } from './s3-objects.js';
@@ -368,7 +369,7 @@ async function reprocessDay(run: Run, day: string): Promise<DayTotals> {
         const batch = records.slice(i, i + run.batchSize);
         const outcome = await run.transform.transform({
           invocationId: run.id,
-          deliveryStreamArn: `arn:aws:firehose:${run.region}:${run.accountId}:deliverystream/${run.stream}`,
+          deliveryStreamArn: arn(run.region, 'firehose', run.region, run.accountId, `deliverystream/${run.stream}`),
           region: run.region,
           records: batch,
         });
