@@ -1,7 +1,7 @@
 // Ownership on the aws target, against moto_server: other teams' resources and a second iotctl project in
 // the same account are never listed, planned or pruned; a resource of the spec's name that iotctl does not
 // own is refused before anything is written; a deployment of an older iotctl (no project tags) is tagged.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -153,6 +153,25 @@ test('two projects apply into one account beside another team; neither plans, sh
   }
   const other = await run(staging, 'status', '--json');
   assert.not.ok(/"name":\s*"telemetry"/.test(other.out), 'fleet-staging does not see fleet\'s stream');
+});
+
+test("another stage of the project sees the default stage's resources as not its own: never planned, pruned or taken over", async () => {
+  const file = join(fleet.dir, 'iotctl.yaml');
+  const base = readFileSync(file, 'utf8');
+  writeFileSync(file, `${base}stages:\n  prod:\n`);
+  try {
+    // Physical names are not stage-scoped yet, so prod's stream has default's name: refused, not shared.
+    const plan = await run(fleet, 'apply', '--dry-run', '--prune', '--stage', 'prod');
+    assert.is(plan.code, 1, plan.out);
+    assert.match(plan.stderr, /Kinesis stream telemetry already exists.*iotctl project fleet, stage default/s);
+    assert.not.match(plan.out, /Error \(bug\)/);
+    assert.equal((await streamTags('telemetry'))['iotctl:stage'], 'default');
+    const status = await run(fleet, 'stream', 'list', '--json', '--stage', 'prod');
+    assert.is(status.code, 0, status.out);
+    assert.not.ok(/"telemetry"/.test(status.stdout), `prod lists default's stream: ${status.stdout}`);
+  } finally {
+    writeFileSync(file, base);
+  }
 });
 
 test('prune in one project deletes its own resources, in reverse dependency order, and leaves the other project and the other team untouched', async () => {

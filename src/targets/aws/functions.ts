@@ -281,7 +281,7 @@ export class AwsFunctions implements FunctionsPort {
     let secretChanged = false;
     if (env.DATABASE_URL) {
       progress('database secret');
-      const { arn, result } = await ensureDatabaseSecret(this.aws, this.opts.project, env.DATABASE_URL);
+      const { arn, result } = await ensureDatabaseSecret(this.aws, this.opts.project, env.DATABASE_URL, this.owner.stage);
       delete env.DATABASE_URL;
       env.DATABASE_SECRET_ARN = arn;
       // A new password reaches running containers at their next login failure (the template re-reads the secret).

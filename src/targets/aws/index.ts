@@ -57,15 +57,15 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
       ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(spec, channel, scope) }
       : undefined;
   // Each adapter module (and its SDK clients) loads on the port's first call: `device list` pays for IoT only.
-  const rules = lazyPort<RulesPort>(() => import('./rules.js').then((m) => new m.AwsRules(clients, spec.project, datalake))).port;
+  const rules = lazyPort<RulesPort>(() => import('./rules.js').then((m) => new m.AwsRules(clients, spec.project, datalake, ctx.stage))).port;
   const database = lazyPort<AwsDatabasePort>(() => import('./database.js').then((m) => new m.AwsDatabase(clients, spec.database))).port;
   return {
     name: 'aws',
     devices: new AwsDevices(clients),
     rules,
     ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules))).port,
-    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner: ownerOf(spec.project) })), ['tail']).port,
-    functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
+    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner: ownerOf(spec.project, ctx.stage) })), ['tail']).port,
+    functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, stage: ctx.stage, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,
     analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, spec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,

@@ -6,8 +6,9 @@ import { UserError } from '../../ui/errors.js';
  * see only resources whose tags name this project and stage; a foreign one is never touched.
  */
 
-/** Until stages exist, every deployment is this stage (the stages work replaces it). */
-export const DEFAULT_STAGE = 'default';
+import { DEFAULT_STAGE } from '../../spec/stages.js';
+
+export { DEFAULT_STAGE };
 
 export const TAG_PROJECT = 'iotctl:project';
 export const TAG_STAGE = 'iotctl:stage';

@@ -1,5 +1,5 @@
 import type { AwsClients } from './sdk.js';
-import { ownerOf, ownerTagList } from './ownership.js';
+import { DEFAULT_STAGE, ownerOf, ownerTagList } from './ownership.js';
 import { isAwsError } from './sdk.js';
 import { UserError } from '../../ui/errors.js';
 
@@ -20,8 +20,9 @@ export interface RdsSecret {
   sslmode?: string;
 }
 
-export function databaseSecretName(project: string): string {
-  return `iotctl/${project}/database`;
+/** One secret per project and stage; the default stage keeps the name older iotctl versions used. */
+export function databaseSecretName(project: string, stage = DEFAULT_STAGE): string {
+  return stage === DEFAULT_STAGE ? `iotctl/${project}/database` : `iotctl/${project}/${stage}/database`;
 }
 
 export function secretFromUrl(url: string): RdsSecret {
@@ -46,9 +47,9 @@ export function secretFromUrl(url: string): RdsSecret {
 }
 
 /** Stores the URL's database as secret iotctl/<project>/database and returns the secret's ARN. */
-export async function ensureDatabaseSecret(aws: AwsClients, project: string, url: string): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
+export async function ensureDatabaseSecret(aws: AwsClients, project: string, url: string, stage = DEFAULT_STAGE): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
   const { client, sdk } = await aws.get('secrets');
-  const name = databaseSecretName(project);
+  const name = databaseSecretName(project, stage);
   const wanted = secretFromUrl(url);
   const value = JSON.stringify(wanted);
   let current: { ARN?: string; SecretString?: string } | undefined;
@@ -63,7 +64,7 @@ export async function ensureDatabaseSecret(aws: AwsClients, project: string, url
         Name: name,
         Description: `PostgreSQL credentials for the iotctl project ${project} (RDS secret format)`,
         SecretString: value,
-        Tags: ownerTagList(ownerOf(project)),
+        Tags: ownerTagList(ownerOf(project, stage)),
       }),
       aws.sendOptions,
     );

@@ -34,7 +34,7 @@ import {
  *   await applyDatalake(aws, spec, plan);
  */
 
-export type DatalakeSpec = Pick<Spec, 'project' | 'analytics' | 'athena'>;
+export type DatalakeSpec = Pick<Spec, 'project' | 'stage' | 'analytics' | 'athena'>;
 
 export interface TransformArtifact {
   sha256: string;
@@ -69,7 +69,7 @@ export async function datalakeContext(aws: AwsClients): Promise<DatalakeContext>
 export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { prune?: boolean; context?: DatalakeContext } = {}): Promise<PlanItem[]> {
   const ctx = opts.context ?? (await datalakeContext(aws));
   const desired = desiredDatalake(spec, ctx);
-  const actual = ours(await readClaims(aws, spec, ctx), ownerOf(spec.project), desired);
+  const actual = ours(await readClaims(aws, spec, ctx), ownerOf(spec.project, spec.stage), desired);
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => !(i.action === 'delete' && NEVER_PRUNED.has(i.kind)));
   return sortItems(items);
 }
@@ -83,7 +83,7 @@ function sortItems(items: PlanItem[]): PlanItem[] {
 
 /** Everything of this project's datalake that exists, normalised like model.ts. */
 export async function readDatalake(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext): Promise<Resource[]> {
-  return ours(await readClaims(aws, spec, ctx), ownerOf(spec.project));
+  return ours(await readClaims(aws, spec, ctx), ownerOf(spec.project, spec.stage));
 }
 
 /**
@@ -410,7 +410,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { client, sdk } = await aws.get('s3');
     if (create) await client.send(new sdk.CreateBucketCommand({ Bucket: name, ...((await aws.region()) !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: (await aws.region()) as never } } : {}) }), aws.sendOptions);
     // PutBucketTagging replaces the whole set: the bucket's other tags are kept.
-    const tags = { ...(create ? {} : await bucketTags(aws, name)), ...ownerTags(ownerOf(spec.project)) };
+    const tags = { ...(create ? {} : await bucketTags(aws, name)), ...ownerTags(ownerOf(spec.project, spec.stage)) };
     await client.send(new sdk.PutBucketTaggingCommand({ Bucket: name, Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) } }), aws.sendOptions);
     await client.send(
       new sdk.PutBucketEncryptionCommand({ Bucket: name, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] } }),
@@ -437,7 +437,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
   role: (async (aws, name, config: RoleConfig, create, spec) => {
     const { client, sdk } = await aws.get('iam');
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-    const Tags = ownerTagList(ownerOf(spec.project));
+    const Tags = ownerTagList(ownerOf(spec.project, spec.stage));
     if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: rolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} analytics`, Tags }), aws.sendOptions);
     else {
       await client.send(new sdk.TagRoleCommand({ RoleName: name, Tags }), aws.sendOptions);
@@ -478,7 +478,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { zip } = await transformArtifact();
     const settings = { Role: config.role, Handler: config.handler, Runtime: config.runtime as never, Timeout: config.timeout, MemorySize: config.memory, Environment: { Variables: config.environment } };
     // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
-    const Tags = { ...ownerTags(ownerOf(spec.project)), [ANALYTICS_TAG]: 'pipeline-transform' };
+    const Tags = { ...ownerTags(ownerOf(spec.project, spec.stage)), [ANALYTICS_TAG]: 'pipeline-transform' };
     if (create) {
       await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
       return;
@@ -519,7 +519,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
           }
         : { Enabled: false },
     };
-    const Tags = ownerTagList(ownerOf(spec.project));
+    const Tags = ownerTagList(ownerOf(spec.project, spec.stage));
     if (create) {
       await client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions);
       return;
@@ -540,7 +540,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
 
   query: (async (aws, name, config: QueryConfig, create, spec) => {
     const { client, sdk } = await aws.get('athena');
-    const input = { Name: name, Database: config.database, QueryString: config.sql, Description: withMarker(QUERY_DESCRIPTION, ownerOf(spec.project)) };
+    const input = { Name: name, Database: config.database, QueryString: config.sql, Description: withMarker(QUERY_DESCRIPTION, ownerOf(spec.project, spec.stage)) };
     if (create) {
       await client.send(new sdk.CreateNamedQueryCommand({ ...input, WorkGroup: config.workgroup }), aws.sendOptions);
       return;
@@ -553,7 +553,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { client, sdk } = await aws.get('scheduler');
     const input = {
       Name: name,
-      Description: withMarker(SCHEDULE_DESCRIPTION, ownerOf(spec.project)),
+      Description: withMarker(SCHEDULE_DESCRIPTION, ownerOf(spec.project, spec.stage)),
       ScheduleExpression: config.expression,
       FlexibleTimeWindow: { Mode: 'OFF' as const },
       State: 'ENABLED' as const,

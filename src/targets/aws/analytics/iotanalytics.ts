@@ -37,7 +37,7 @@ import {
  * becomes a UserError that points to `iotctl analytics migrate`.
  */
 
-export type IotAnalyticsSpec = Pick<Spec, 'project' | 'analytics'>;
+export type IotAnalyticsSpec = Pick<Spec, 'project' | 'stage' | 'analytics'>;
 
 export const IOTA_END_OF_LIFE = '2025-12-15';
 export const MIGRATE_COMMAND = 'iotctl analytics migrate --from iotanalytics --to datalake';
@@ -281,7 +281,7 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
         const config = item.desired as EnrichRoleConfig;
         const { client, sdk } = await aws.get('iam');
         const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
+        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project, spec.stage)) }), aws.sendOptions);
         else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
         await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
         break;
