@@ -81,7 +81,7 @@ functions:
       maximumRetryAttempts: 10
       bisectBatchOnFunctionError: true
       reportBatchItemFailures: true
-      onFailure: ${aws ? 'ingest-failures       # an SQS queue of this name (iotctl creates it), or an SQS/SNS ARN' : 'ingest-failures'}${
+      onFailure: ${aws ? 'ingest-failures       # the name of an SQS queue you create, or an SQS/SNS ARN' : 'ingest-failures'}${
         aws
           ? `
     # roleArn: arn:aws:iam::123456789012:role/ingest   # default: a least-privilege role iotctl creates
