@@ -1,5 +1,6 @@
 import { connect as tlsConnect } from 'node:tls';
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { connectPacket, publishPacket } from '../../helpers/raw-mqtt.js';
 
 export interface LoadClient {
   clientId: string;
@@ -7,33 +8,9 @@ export interface LoadClient {
   key?: string;
 }
 
-// A minimal MQTT 3.1.1 QoS1 publisher over raw sockets: mqtt.js costs more CPU per message than the
-// brokers being measured, so with it the load generator, not the broker, would set the figure.
-function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
-const str = (s: string) => { const b = Buffer.from(s); return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]); };
-
-function connectPacket(clientId: string): Buffer {
-  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0x02, 0, 60]), str(clientId)]);
-  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
-}
-
-function publishPacket(topic: string, id: number, payload: Buffer): Buffer {
-  const t = str(topic);
-  const len = t.length + 2 + payload.length;
-  const head = Buffer.concat([Buffer.from([0x32]), remainingLength(len), t, Buffer.from([id >> 8, id & 0xff])]);
-  return Buffer.concat([head, payload]);
-}
-
+// A minimal MQTT 3.1.1 QoS1 publisher over raw sockets (test/helpers/raw-mqtt.ts builds the packets): mqtt.js
+// costs more CPU per message than the brokers being measured, so with it the load generator, not the broker,
+// would set the figure.
 /** Calls onPacket(type, body) for each complete packet in the byte stream. */
 function packetReader(onPacket: (type: number, body: Buffer) => void) {
   let buf: Buffer = Buffer.alloc(0);
@@ -86,7 +63,7 @@ export async function qos1Load(opts: { protocol: 'mqtts' | 'mqtt'; port: number;
       let acked = 0;
       const send = (n: number) => {
         const packets: Buffer[] = [];
-        for (let k = 0; k < n && sent < perClient; k++) packets.push(publishPacket(topic, (sent++ % 65535) + 1, payload));
+        for (let k = 0; k < n && sent < perClient; k++) packets.push(publishPacket(topic, payload, { qos: 1, id: (sent++ % 65535) + 1 }));
         if (packets.length) s.socket.write(Buffer.concat(packets));
       };
       s.socket.once('close', () => acked < perClient && reject(new Error(`${opts.clients[i]!.clientId}: closed after ${acked} acks`)));
