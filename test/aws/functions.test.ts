@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients, type ServiceName } from '../../src/targets/aws/sdk.js';
 import { AwsFunctions, zipArtifact } from '../../src/targets/aws/functions.js';
-import { ensureDatabaseSecret, databaseSecretName } from '../../src/targets/aws/secrets.js';
+import { ensureDatabaseSecret } from '../../src/targets/aws/secrets.js';
+import { databaseSecretName } from '../../src/targets/aws/naming.js';
 import { bundleTemplate } from '../../src/services/bundle.js';
 import type { FunctionArtifact, FunctionDeployment } from '../../src/ports.js';
 
@@ -364,7 +365,7 @@ test('the database secret: created once, unchanged without a write, updated when
   const c = await ensureDatabaseSecret(aws, 'other', 'postgres://app:pw2@db.internal:6432/iot');
   assert.equal(c, { arn: a.arn, result: 'updated' });
   const secrets = await aws.get('secrets');
-  const v = await secrets.client.send(new secrets.sdk.GetSecretValueCommand({ SecretId: databaseSecretName('other') }));
+  const v = await secrets.client.send(new secrets.sdk.GetSecretValueCommand({ SecretId: databaseSecretName('other', 'default') }));
   assert.equal(JSON.parse(v.SecretString!), { username: 'app', password: 'pw2', host: 'db.internal', port: 6432, dbname: 'iot', engine: 'postgres' });
 });
 

@@ -1,9 +1,6 @@
-/** The AWS partition of a region: ARNs in China and GovCloud are not `arn:aws:`. */
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
-}
+import { partitionOf } from './naming.js';
+
+export { partitionOf };
 
 /**
  * A policy document written with `arn:aws:` ARNs (the device policy iotctl builds works on both targets)

@@ -15,7 +15,7 @@ import type {
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
-import { partitionOf } from './arn.js';
+import { FUNCTION_ROLE_POLICY, functionRoleName, partitionOf } from './naming.js';
 import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
@@ -41,7 +41,6 @@ const TAG_SHA = 'iotctl:sha256';
 const TAG_DATABASE_ENV = 'iotctl:database-env';
 const TAG_ON_FAILURE = 'iotctl:on-failure';
 const TAG_ROLE_FOR = 'iotctl:function';
-const ROLE_POLICY = 'iotctl-function';
 /** Zip entries get this mtime so the same bundle always gives the same zip, and the same CodeSha256. */
 const ZIP_MTIME = new Date('2020-01-01T00:00:00Z');
 
@@ -348,10 +347,10 @@ export class AwsFunctions implements FunctionsPort {
   private async roleClaim(functionName: string): Promise<'missing' | 'owned' | 'legacy'> {
     const { client, sdk } = await this.aws.get('iam');
     try {
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: roleNameFor(functionName) }), this.aws.sendOptions)).Tags);
-      const claim = assertClaimable('IAM role', roleNameFor(functionName), tags, this.owner, tags[TAG_ROLE_FOR] === functionName);
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: functionRoleName(functionName) }), this.aws.sendOptions)).Tags);
+      const claim = assertClaimable('IAM role', functionRoleName(functionName), tags, this.owner, tags[TAG_ROLE_FOR] === functionName);
       // Another function's role under a hashed name that happens to collide stays theirs.
-      if (tags[TAG_ROLE_FOR] !== functionName) throw notOurs('IAM role', roleNameFor(functionName), tags, this.owner);
+      if (tags[TAG_ROLE_FOR] !== functionName) throw notOurs('IAM role', functionRoleName(functionName), tags, this.owner);
       return claim as 'owned' | 'legacy';
     } catch (error) {
       if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return 'missing';
@@ -362,7 +361,7 @@ export class AwsFunctions implements FunctionsPort {
   /** The function's own role, created with a trust for Lambda and one inline least-privilege policy. */
   private async ensureRole(functionName: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = roleNameFor(functionName);
+    const RoleName = functionRoleName(functionName);
     const document = JSON.stringify(policy);
     let arn: string | undefined;
     try {
@@ -383,7 +382,7 @@ export class AwsFunctions implements FunctionsPort {
         }),
         this.aws.sendOptions,
       );
-      await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
+      await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
       return { arn: created.Role!.Arn!, result: 'created' };
     }
     let tagged = false;
@@ -393,13 +392,13 @@ export class AwsFunctions implements FunctionsPort {
     }
     let current: string | undefined;
     try {
-      current = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
+      current = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
     } catch (error) {
       if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
     }
     // IAM returns the document URL-encoded.
     if (current !== undefined && sameJson(decodeURIComponent(current), document)) return { arn, result: tagged ? 'updated' : 'unchanged' };
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
+    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
     return { arn, result: 'updated' };
   }
 
@@ -778,13 +777,6 @@ function rolePolicy(arns: Arns, d: FunctionDeployment, ctx: { streamArn?: string
     Statement.push({ Sid: 'OnFailureDestination', Effect: 'Allow', Action: [sns ? 'sns:Publish' : 'sqs:SendMessage'], Resource: ctx.destination });
   }
   return { Version: '2012-10-17', Statement };
-}
-
-export function roleNameFor(functionName: string): string {
-  // IAM role names are at most 64 characters.
-  const name = `iotctl-fn-${functionName}`;
-  if (name.length <= 64) return name;
-  return `${name.slice(0, 55)}-${createHash('sha256').update(functionName).digest('hex').slice(0, 8)}`;
 }
 
 // ---------------------------------------------------------------- small utilities

@@ -1,9 +1,11 @@
 /**
  * Every physical name iotctl gives a resource on AWS, in both directions: from (project, stage, kind, the
  * logical name the user wrote) to the name AWS stores, and from a name found in a listing back to whether it
- * can belong to a project and stage. Pure: no SDK, no I/O.
+ * can belong to a project and stage. Pure: no SDK, no I/O. Adapters never build a name themselves.
  *
- * The scheme is `iotctl-<project>-<stage>--<name>` (`iotctl_<project>_<stage>__<name>` where a kind allows no
+ * Two parts: the names deployments carry today (further below: `ruleRoleName`, `datalakeNames`, ...), which
+ * every adapter writes and reads back, and the stage-scoped scheme `physicalName` that replaces them once a
+ * migration plan can move a deployment without losing data-bearing resources. The scoped scheme is `iotctl-<project>-<stage>--<name>` (`iotctl_<project>_<stage>__<name>` where a kind allows no
  * `-`; `iotctl/<project>/<stage>/<name>` for secrets and log groups, whose names are paths by convention):
  * - `iotctl-` keeps the names iotctl has always used (`iotctl-<project>-ch-…`, role path `/iotctl/…`), tells an
  *   operator in the console who made a resource, and keeps other teams' names (`payments-team-orders`) out.
@@ -27,6 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import { athenaName, projectNameProblem, stageNameProblem } from '../../spec/names.js';
+import { DEFAULT_STAGE } from '../../spec/stages.js';
 
 export type NameKind =
   | 'kinesis-stream'
@@ -262,6 +265,68 @@ function readScope(style: Style, body: string): Scope | undefined {
   const scopePart = rest.slice(0, Math.max(0, rest.indexOf(style.end)));
   const split = scopePart.lastIndexOf(style.mid);
   return split > 0 ? { project: scopePart.slice(0, split), stage: scopePart.slice(split + style.mid.length) } : undefined;
+}
+
+// ---------------------------------------------------------------- the names deployments carry today
+
+/*
+ * What every aws adapter writes and reads back today, for the default stage: these are the names existing
+ * deployments carry, so they stay as they are until `physicalName` above replaces them (with a migration
+ * plan that keeps data-bearing resources). Adapters never build a name themselves.
+ */
+
+/** Shortens `name` to `max` with 8 hex of SHA-256 over `identity` (the whole name unless said otherwise). */
+export function shortened(name: string, max = 64, identity = name): string {
+  if (name.length <= max) return name;
+  return `${name.slice(0, max - 9)}-${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
+}
+
+/** The role iotctl creates for a rule whose actions name no roleArn (IAM: 64 characters). */
+export const ruleRoleName = (rule: string) => shortened(`iotctl-rule-${rule}`, 64, rule);
+/** The statement id of the Lambda permission a rule's lambda action gets (at most 100 characters). */
+export const rulePermissionId = (rule: string) => `iotctl-rule-${rule}`.slice(0, 100);
+
+/** The execution role of a deployed function, and the name of its inline policy. */
+export const functionRoleName = (fn: string) => shortened(`iotctl-fn-${fn}`, 64, fn);
+export const FUNCTION_ROLE_POLICY = 'iotctl-function';
+
+/** One database secret per project and stage; the default stage keeps the name older iotctl versions used. */
+export const databaseSecretName = (project: string, stage: string) => (stage === DEFAULT_STAGE ? `iotctl/${project}/database` : `iotctl/${project}/${stage}/database`);
+
+/** The datalake engine's names. `prefix` is what each listing reads back (project `fleet` also matches `fleet-x`'s: tags decide). */
+export function datalakeNames(project: string, place: { accountId: string; region: string }) {
+  const p = `iotctl-${project}`;
+  return {
+    prefix: `${p}-`,
+    bucket: shortened(`${p}-${place.accountId}-${place.region}`.toLowerCase(), 63),
+    channelStream: (channel: string) => shortened(`${p}-ch-${channel}`),
+    pipelineStream: (pipeline: string) => shortened(`${p}-pl-${pipeline}`),
+    streamRole: (stream: string) => shortened(`${stream}-firehose`),
+    transformPrefix: `${p}-transform-`,
+    transformFunction: (pipeline: string) => shortened(`${p}-transform-${pipeline}`),
+    functionRole: (fn: string) => shortened(`${fn}-lambda`),
+    table: (datastore: string) => datastore.toLowerCase(),
+    query: (dataset: string) => shortened(`${p}-${dataset}`),
+    schedule: (dataset: string) => shortened(`${p}-${dataset}`),
+    scheduleRole: (dataset: string) => shortened(`${p}-${dataset}-scheduler`),
+    rolePath: datalakeRolePath(project),
+  };
+}
+
+/** Every role the datalake creates lives under this IAM path, so listing finds them (and only them). */
+export const datalakeRolePath = (project: string) => `/iotctl/${project}/`;
+
+/** The ids of iotctl's expiration rules in the datalake bucket; others' rules (any other id) are kept. */
+export const LIFECYCLE_RULE_PREFIX = 'iotctl-';
+export const lifecycleRuleId = (kind: 'channel' | 'datastore' | 'dataset', name: string) => `${LIFECYCLE_RULE_PREFIX}${kind}-${name}`;
+
+/** The legacy IoT Analytics engine's roles, under their own IAM path apart from the datalake's (which prunes its own). */
+export function iotAnalyticsNames(project: string) {
+  return {
+    rolePath: `/iotctl-iotanalytics/${project}/`,
+    enrichRole: shortened(`iotctl-${project}-iotanalytics-enrich`),
+    exportRole: shortened(`iotctl-${project}-iotanalytics-export`),
+  };
 }
 
 // ---------------------------------------------------------------- ARNs

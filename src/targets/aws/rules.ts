@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Action, TopicRule, TopicRulePayload } from '@aws-sdk/client-iot';
 import type { ListScope, RulesPort } from '../../ports.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
-import { partitionOf } from './arn.js';
+import { partitionOf, ruleRoleName, rulePermissionId } from './naming.js';
 import { mapLimit } from './concurrency.js';
 import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
@@ -29,12 +28,6 @@ function channelOfStream(s: ArnScope, stream: string, channels: readonly string[
 }
 
 
-/** The role iotctl creates for a rule whose actions name no roleArn: `iotctl-rule-<name>`, hashed to fit IAM's 64 characters. */
-export function managedRoleName(ruleName: string): string {
-  const name = `iotctl-rule-${ruleName}`;
-  if (name.length <= 64) return name;
-  return `${name.slice(0, 55)}-${createHash('sha256').update(ruleName).digest('hex').slice(0, 8)}`;
-}
 
 const roleArnOf = (s: ArnScope, roleName: string) => `arn:${s.partition}:iam::${s.account}:role/${roleName}`;
 const lambdaArnOf = (s: ArnScope, fn: string) => (fn.startsWith('arn:') ? fn : `arn:${s.partition}:lambda:${s.region}:${s.account}:function:${fn}`);
@@ -173,7 +166,7 @@ function toAwsActions(action: RuleAction, s: ArnScope, managedRole: string): Act
 }
 
 export function toPayload(rule: RuleSpec, s: ArnScope, owner?: Owner): TopicRulePayload {
-  const managed = roleArnOf(s, managedRoleName(rule.name));
+  const managed = roleArnOf(s, ruleRoleName(rule.name));
   return {
     sql: rule.sql,
     description: owner ? withMarker(rule.description, owner) : rule.description,
@@ -187,7 +180,7 @@ export function toPayload(rule: RuleSpec, s: ArnScope, owner?: Owner): TopicRule
 
 /** `channels`: the spec's channels, to fold the datalake engine's firehose actions back into `iotAnalytics`. */
 export function fromAws(name: string, rule: TopicRule, s: ArnScope, channels: readonly string[] = []): RuleSpec {
-  const managed = roleArnOf(s, managedRoleName(name));
+  const managed = roleArnOf(s, ruleRoleName(name));
   const fold = (action: RuleAction | undefined): RuleAction | undefined => {
     if (!action || !('firehose' in action) || action.firehose.separator !== '\n') return action;
     const channel = channelOfStream(s, action.firehose.deliveryStream, channels);
@@ -325,7 +318,7 @@ export class AwsRules implements RulesPort {
    */
   private async roleClaim(ruleName: string): Promise<'missing' | 'owned' | 'legacy'> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = managedRoleName(ruleName);
+    const RoleName = ruleRoleName(ruleName);
     try {
       const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
       if (tags['iotctl:rule'] !== ruleName) throw notOurs('IAM role', RoleName, tags, this.owner);
@@ -338,7 +331,7 @@ export class AwsRules implements RulesPort {
 
   private async ensureRole(ruleName: string, policy: object, s: ArnScope, claim: 'missing' | 'owned' | 'legacy'): Promise<boolean> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = managedRoleName(ruleName);
+    const RoleName = ruleRoleName(ruleName);
     let created = false;
     if (claim === 'legacy') await client.send(new sdk.TagRoleCommand({ RoleName, Tags: ownerTagList(this.owner) }), this.aws.sendOptions);
     if (claim === 'missing') {
@@ -359,7 +352,7 @@ export class AwsRules implements RulesPort {
 
   private async deleteRole(ruleName: string): Promise<void> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = managedRoleName(ruleName);
+    const RoleName = ruleRoleName(ruleName);
     try {
       // Only a role made for this rule by this project (or an older iotctl): never anyone else's.
       const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
@@ -382,7 +375,7 @@ export class AwsRules implements RulesPort {
         await client.send(
           new sdk.AddPermissionCommand({
             FunctionName: fn,
-            StatementId: permissionId(rule.name),
+            StatementId: rulePermissionId(rule.name),
             Action: 'lambda:InvokeFunction',
             Principal: 'iot.amazonaws.com',
             SourceAccount: s.account,
@@ -405,11 +398,10 @@ export class AwsRules implements RulesPort {
     if (!fns.length) return;
     const { client, sdk } = await this.aws.get('lambda');
     for (const fn of new Set(fns)) {
-      await client.send(new sdk.RemovePermissionCommand({ FunctionName: fn, StatementId: permissionId(rule.name) }), this.aws.sendOptions).catch((error) => {
+      await client.send(new sdk.RemovePermissionCommand({ FunctionName: fn, StatementId: rulePermissionId(rule.name) }), this.aws.sendOptions).catch((error) => {
         if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
       });
     }
   }
 }
 
-const permissionId = (ruleName: string) => `iotctl-rule-${ruleName}`.slice(0, 100);

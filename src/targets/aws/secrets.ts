@@ -1,5 +1,6 @@
 import type { AwsClients } from './sdk.js';
 import { DEFAULT_STAGE, ownerOf, ownerTagList } from './ownership.js';
+import { databaseSecretName } from './naming.js';
 import { isAwsError } from './sdk.js';
 import { UserError } from '../../ui/errors.js';
 
@@ -20,10 +21,6 @@ export interface RdsSecret {
   sslmode?: string;
 }
 
-/** One secret per project and stage; the default stage keeps the name older iotctl versions used. */
-export function databaseSecretName(project: string, stage = DEFAULT_STAGE): string {
-  return stage === DEFAULT_STAGE ? `iotctl/${project}/database` : `iotctl/${project}/${stage}/database`;
-}
 
 export function secretFromUrl(url: string): RdsSecret {
   let u: URL;

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { specSchema } from '../../../src/spec/schema.js';
-import { names } from '../../../src/targets/aws/analytics/model.js';
+import { datalakeNames } from '../../../src/targets/aws/naming.js';
 import {
   datasetStatus,
   failureOf,
@@ -28,7 +28,7 @@ const spec = specSchema.parse({
     datasets: [{ name: 'hourly', sql: 'SELECT 1', schedule: 'rate(1 hour)' }],
   },
 });
-const n = names(spec, { accountId: '123456789012', region: 'eu-west-1' });
+const n = datalakeNames(spec.project, { accountId: '123456789012', region: 'eu-west-1' });
 const pipeline = spec.analytics.pipelines[0]!;
 
 test('the window: start to the minute, one period covering it, in the multiple CloudWatch wants for its age', () => {

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { arnOf, iamPath, listingPrefix, NAME_KINDS, NAME_RULES, ownershipByName, partitionOf, physicalName, type NameKind, type Scope } from '../../../src/targets/aws/naming.js';
+import { arnOf, databaseSecretName, datalakeNames, functionRoleName, iamPath, iotAnalyticsNames, lifecycleRuleId, listingPrefix, NAME_KINDS, NAME_RULES, ownershipByName, partitionOf, physicalName, ruleRoleName, rulePermissionId, type NameKind, type Scope } from '../../../src/targets/aws/naming.js';
 import { PROJECT_NAME_MAX, projectNameProblem, STAGE_NAME_MAX, stageNameProblem } from '../../../src/spec/names.js';
 import { botocoreDataDir, botocoreMissing, javaRegex, memberConstraint, type MemberConstraint } from '../../helpers/aws-models.js';
 
@@ -346,4 +346,43 @@ test('ARNs carry the partition of the region', () => {
   assert.ok(NAME_KINDS.filter((k) => k !== 'athena-named-query').every((k) => expected.some(([a]) => a[0] === k)), 'every kind with an ARN is covered');
 });
 
+test('the names deployments carry today stay exactly as they were (an existing deployment keeps its resources)', () => {
+  const d = datalakeNames('fleet', { accountId: '123456789012', region: 'eu-west-1' });
+  assert.equal(
+    [d.bucket, d.channelStream('raw'), d.pipelineStream('main'), d.streamRole(d.channelStream('raw')), d.transformFunction('main'), d.query('hourly'), d.schedule('hourly'), d.scheduleRole('hourly'), d.rolePath, d.table('Telemetry')],
+    ['iotctl-fleet-123456789012-eu-west-1', 'iotctl-fleet-ch-raw', 'iotctl-fleet-pl-main', 'iotctl-fleet-ch-raw-firehose', 'iotctl-fleet-transform-main', 'iotctl-fleet-hourly', 'iotctl-fleet-hourly', 'iotctl-fleet-hourly-scheduler', '/iotctl/fleet/', 'telemetry'],
+  );
+  assert.equal([ruleRoleName('to_stream'), rulePermissionId('to_stream'), functionRoleName('ingest')], ['iotctl-rule-to_stream', 'iotctl-rule-to_stream', 'iotctl-fn-ingest']);
+  assert.equal([databaseSecretName('fleet', 'default'), databaseSecretName('fleet', 'prod')], ['iotctl/fleet/database', 'iotctl/fleet/prod/database']);
+  assert.equal(iotAnalyticsNames('fleet'), { rolePath: '/iotctl-iotanalytics/fleet/', enrichRole: 'iotctl-fleet-iotanalytics-enrich', exportRole: 'iotctl-fleet-iotanalytics-export' });
+  assert.is(lifecycleRuleId('dataset', 'hourly'), 'iotctl-dataset-hourly');
+  // Shortened names keep the hashes older versions wrote: a role's over its logical name, the datalake's over the whole.
+  assert.is(ruleRoleName('r'.repeat(80)), `iotctl-rule-${'r'.repeat(43)}-11318ee9`);
+  assert.is(functionRoleName('f'.repeat(80)), `iotctl-fn-${'f'.repeat(45)}-30483a49`);
+  assert.is(d.channelStream('c'.repeat(60)), `iotctl-fleet-ch-${'c'.repeat(39)}-238e20da`);
+});
+
+modelTest('the names deployments carry today are accepted by the API models, for the longest inputs', () => {
+  const project = `${'p'.repeat(31)}-${'q'.repeat(31)}`;
+  const logical = longestLogical('lambda-function');
+  const d = datalakeNames(project, { accountId: '123456789012', region: 'us-isof-south-1' });
+  const cases: [NameKind, string][] = [
+    ['iam-role', ruleRoleName(longestLogical('iot-topic-rule'))],
+    ['iam-role', functionRoleName(logical)],
+    ['iam-role', d.streamRole(d.channelStream(logical))],
+    ['iam-role', d.functionRole(d.transformFunction(logical))],
+    ['iam-role', d.scheduleRole(logical)],
+    ['iam-role', iotAnalyticsNames(project).enrichRole],
+    ['s3-bucket', d.bucket],
+    ['firehose-delivery-stream', d.channelStream(logical)],
+    ['firehose-delivery-stream', d.pipelineStream(logical)],
+    ['lambda-function', d.transformFunction(logical)],
+    ['athena-named-query', d.query(logical)],
+    ['scheduler-schedule', d.schedule(logical)],
+    ['secret', databaseSecretName(project, 's'.repeat(STAGE_NAME_MAX))],
+  ];
+  for (const [kind, name] of cases) assert.equal(refusals(kind, name), [], `${kind}: ${name}`);
+});
+
 test.run();
+

@@ -5,15 +5,14 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { claimOf, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
 import { ANALYTICS_TAG } from '../ownership.js';
+import { datalakeNames, datalakeRolePath, LIFECYCLE_RULE_PREFIX } from '../naming.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,
   KIND_ORDER,
-  names,
   NEVER_PRUNED,
   PROJECT_PARAMETER,
-  rolePath,
   STAGE_PARAMETER,
   type BucketConfig,
   type DatalakeContext,
@@ -128,16 +127,16 @@ function ours(found: Claimed[], owner: Owner, desired?: Resource[]): Resource[] 
 }
 
 async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext): Promise<Claimed[]> {
-  const n = names(spec, ctx);
+  const n = datalakeNames(spec.project, ctx);
   const groups = await Promise.all([
     readBucket(aws, n.bucket),
     readDatabase(aws, spec.athena.database),
     readRoles(aws, spec),
     readTables(aws, spec.athena.database),
-    readFunctions(aws, `iotctl-${spec.project}-transform-`),
-    readStreams(aws, `iotctl-${spec.project}-`),
-    readQueries(aws, spec.athena.workgroup, `iotctl-${spec.project}-`, QUERY_DESCRIPTION),
-    readSchedules(aws, `iotctl-${spec.project}-`, SCHEDULE_DESCRIPTION),
+    readFunctions(aws, n.transformPrefix),
+    readStreams(aws, n.prefix),
+    readQueries(aws, spec.athena.workgroup, n.prefix, QUERY_DESCRIPTION),
+    readSchedules(aws, n.prefix, SCHEDULE_DESCRIPTION),
   ]);
   return groups.flat();
 }
@@ -162,7 +161,7 @@ async function readBucket(aws: AwsClients, bucket: string): Promise<Claimed[]> {
   const b = pab?.PublicAccessBlockConfiguration;
   const blocked = !!(b?.BlockPublicAcls && b.BlockPublicPolicy && b.IgnorePublicAcls && b.RestrictPublicBuckets);
   const lifecycle = (await bucketLifecycle(aws, bucket))
-    .filter((r) => r.ID?.startsWith('iotctl-'))
+    .filter((r) => r.ID?.startsWith(LIFECYCLE_RULE_PREFIX))
     .map((r) => ({ id: r.ID!, prefix: r.Filter?.Prefix ?? r.Prefix ?? '', days: r.Expiration?.Days ?? 0 }))
     .sort((x, y) => x.id.localeCompare(y.id));
   // The name holds the project, the account and the region: one without iotctl's tags is an older iotctl's.
@@ -210,7 +209,7 @@ async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Claimed[]
   const out: Claimed[] = [];
   let Marker: string | undefined;
   do {
-    const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: rolePath(spec), Marker }), aws.sendOptions);
+    const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: datalakeRolePath(spec.project), Marker }), aws.sendOptions);
     for (const role of page.Roles ?? []) {
       const trust = policyJson(role.AssumeRolePolicyDocument) as { Statement?: { Principal?: { Service?: string } }[] } | undefined;
       const policy = await client.send(new sdk.GetRolePolicyCommand({ RoleName: role.RoleName!, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
@@ -421,7 +420,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
       aws.sendOptions,
     );
     // The configuration is one document: rules iotctl did not write are kept as they are.
-    const others = create ? [] : (await bucketLifecycle(aws, name)).filter((r) => !r.ID?.startsWith('iotctl-'));
+    const others = create ? [] : (await bucketLifecycle(aws, name)).filter((r) => !r.ID?.startsWith(LIFECYCLE_RULE_PREFIX));
     const Rules = [...others, ...config.lifecycle.map((r) => ({ ID: r.id, Status: 'Enabled' as const, Filter: { Prefix: r.prefix }, Expiration: { Days: r.days } }))];
     if (Rules.length) await client.send(new sdk.PutBucketLifecycleConfigurationCommand({ Bucket: name, LifecycleConfiguration: { Rules } }), aws.sendOptions);
     else if (!create) await client.send(new sdk.DeleteBucketLifecycleCommand({ Bucket: name }), aws.sendOptions);
@@ -438,7 +437,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { client, sdk } = await aws.get('iam');
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
     const Tags = ownerTagList(ownerOf(spec.project, spec.stage));
-    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: rolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} analytics`, Tags }), aws.sendOptions);
+    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: datalakeRolePath(spec.project), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} analytics`, Tags }), aws.sendOptions);
     else {
       await client.send(new sdk.TagRoleCommand({ RoleName: name, Tags }), aws.sendOptions);
       await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);

@@ -12,7 +12,8 @@ import { isAwsError, type AwsClients } from '../sdk.js';
 import { namedQuery } from './datalake.js';
 import { listObjects } from './s3-objects.js';
 import { schedulePeriod } from './dataset-sql.js';
-import { datasetOutput, datasetPrefix, names, type QueryConfig } from './model.js';
+import { datasetOutput, datasetPrefix, type QueryConfig } from './model.js';
+import { datalakeNames } from '../naming.js';
 
 /**
  * Datasets on the datalake engine: a run is an Athena query of the dataset's named query (as applied), its
@@ -169,11 +170,11 @@ export class AwsDatasets {
   }
 
   private async bucket(): Promise<string> {
-    return names(this.spec, await this.scope()).bucket;
+    return datalakeNames(this.spec.project, await this.scope()).bucket;
   }
 
   private async queryName(name: string): Promise<string> {
-    return names(this.spec, await this.scope()).query(name);
+    return datalakeNames(this.spec.project, await this.scope()).query(name);
   }
 
   private version(dataset: DatasetSpec, v: { id: string; trigger: DatasetTrigger; createdAt: number; bytes: number | null; status?: DatasetVersion['status']; elapsedMs?: number | null; error?: string | null }): DatasetVersion {

@@ -2,7 +2,7 @@ import type { PipelineActivity } from '@aws-sdk/client-iotanalytics';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { ActivitySpec, AnalyticsSpec, Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
-import { fit } from './model.js';
+import { iotAnalyticsNames } from '../naming.js';
 
 /**
  * The legacy iotanalytics engine's desired resources, pure: the spec's analytics section to Channel, Pipeline,
@@ -43,10 +43,6 @@ export interface EnrichRoleConfig {
   policy: { Version: '2012-10-17'; Statement: { Effect: 'Allow'; Action: string[]; Resource: string[] }[] };
 }
 
-/** IoT Analytics' own roles live under this IAM path, apart from the datalake's (which prunes its own path). */
-export const iotaRolePath = (spec: Pick<Spec, 'project'>) => `/iotctl-iotanalytics/${spec.project}/`;
-export const enrichRoleName = (spec: Pick<Spec, 'project'>) => fit(`iotctl-${spec.project}-iotanalytics-enrich`);
-export const exportRoleName = (spec: Pick<Spec, 'project'>) => fit(`iotctl-${spec.project}-iotanalytics-export`);
 
 /** IoT Analytics allows letters, digits and '_' only; the spec also allows '-'. */
 const IOTA_NAME = /^[A-Za-z0-9_]{1,128}$/;
@@ -153,7 +149,7 @@ export function desiredIotAnalytics(spec: Pick<Spec, 'project' | 'analytics'>, e
     const thing = `arn:${enrichRoleArn.split(':')[1]}:iot:*:${enrichRoleArn.split(':')[4]}:thing/*`;
     out.push({
       kind: 'role',
-      name: enrichRoleName(spec),
+      name: iotAnalyticsNames(spec.project).enrichRole,
       config: {
         service: 'iotanalytics.amazonaws.com',
         policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['iot:DescribeThing', 'iot:GetThingShadow'], Resource: [thing] }] },

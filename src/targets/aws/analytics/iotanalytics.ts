@@ -5,12 +5,11 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
 import { arn } from '../arn.js';
+import { iotAnalyticsNames } from '../naming.js';
 import { ownerOf, ownerTagList } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import {
   desiredIotAnalytics,
-  enrichRoleName,
-  iotaRolePath,
   IOTA_KIND_ORDER,
   normaliseActivities,
   PROJECT_TAG,
@@ -212,7 +211,7 @@ export async function readIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, 
 
 async function readEnrichRole(aws: AwsClients, spec: IotAnalyticsSpec): Promise<Resource[]> {
   const { client, sdk } = await aws.get('iam');
-  const name = enrichRoleName(spec);
+  const name = iotAnalyticsNames(spec.project).enrichRole;
   try {
     const role = await client.send(new sdk.GetRoleCommand({ RoleName: name }), aws.sendOptions);
     const policy = await client.send(new sdk.GetRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
@@ -238,7 +237,7 @@ export interface IotAnalyticsPlanOptions {
   deleteData?: boolean;
 }
 
-const enrichRoleArn = async (aws: AwsClients, spec: IotAnalyticsSpec) => arn(await aws.region(), 'iam', '', await aws.accountId(), `role${iotaRolePath(spec)}${enrichRoleName(spec)}`);
+const enrichRoleArn = async (aws: AwsClients, spec: IotAnalyticsSpec) => arn(await aws.region(), 'iam', '', await aws.accountId(), `role${iotAnalyticsNames(spec.project).rolePath}${iotAnalyticsNames(spec.project).enrichRole}`);
 
 const needsRole = (spec: IotAnalyticsSpec) => spec.analytics.pipelines.some((p) => p.activities.some((a) => 'deviceRegistryEnrich' in a || 'deviceShadowEnrich' in a));
 
@@ -281,7 +280,7 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
         const config = item.desired as EnrichRoleConfig;
         const { client, sdk } = await aws.get('iam');
         const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project, spec.stage)) }), aws.sendOptions);
+        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotAnalyticsNames(spec.project).rolePath, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project, spec.stage)) }), aws.sendOptions);
         else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
         await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
         break;

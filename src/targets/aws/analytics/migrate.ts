@@ -7,7 +7,8 @@ import { arn } from '../arn.js';
 import { ownerOf, ownerTagList } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { applyDatalake, datalakeContext, planDatalake } from './datalake.js';
-import { exportRoleName, iotaRolePath, pipelineFromActivities, PROJECT_TAG } from './iotanalytics-model.js';
+import { pipelineFromActivities, PROJECT_TAG } from './iotanalytics-model.js';
+import { datalakeNames, iotAnalyticsNames } from '../naming.js';
 import {
   datasetConfigOf,
   IOTA_ENDED_CODE,
@@ -18,7 +19,6 @@ import {
   type RawDataset,
   type ReadResource,
 } from './iotanalytics.js';
-import { names } from './model.js';
 
 /**
  * `iotctl analytics migrate --from iotanalytics --to datalake`: moves a project off AWS IoT Analytics, which
@@ -105,7 +105,7 @@ export async function migrateAnalytics(opts: MigrateOptions): Promise<MigrateRes
     else {
       // The export lands in the datalake bucket: create it (encrypted, public access blocked) ahead of `apply`.
       await applyDatalake(aws, next, plan.filter((i) => i.kind === 'bucket'), { context });
-      const bucket = names(next, context).bucket;
+      const bucket = datalakeNames(next.project, context).bucket;
       const roleArn = await ensureExportRole(aws, next, bucket, context.accountId);
       for (const ds of existing.filter((r) => r.kind === 'datastore')) exports.push(await exportDatastore(aws, next, ds.name, bucket, roleArn, opts.poll));
       plan = await planDatalake(aws, next, { context });
@@ -194,14 +194,14 @@ function writeSection(doc: Document, before: AnalyticsSpec, after: AnalyticsSpec
 
 async function ensureExportRole(aws: AwsClients, spec: Spec, bucket: string, accountId: string): Promise<string> {
   const { client, sdk } = await aws.get('iam');
-  const name = exportRoleName(spec);
+  const { exportRole: name, rolePath } = iotAnalyticsNames(spec.project);
   const region = await aws.region();
   const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'iotanalytics.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
   try {
     await client.send(new sdk.GetRoleCommand({ RoleName: name }), aws.sendOptions);
   } catch (e) {
     if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotaRolePath(spec), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
+    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: rolePath, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
   }
   // IoT Analytics may write the exports under datastore/<name>/migrated/ only.
   const policy = {
@@ -212,7 +212,7 @@ async function ensureExportRole(aws: AwsClients, spec: Spec, bucket: string, acc
     ],
   };
   await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(policy) }), aws.sendOptions);
-  return arn(region, 'iam', '', accountId, `role${iotaRolePath(spec)}${name}`);
+  return arn(region, 'iam', '', accountId, `role${rolePath}${name}`);
 }
 
 /**
@@ -252,6 +252,6 @@ function deleteCommandsFor(existing: ReadResource[], exports: ExportResult[], re
     ...of('datastore').map((n) => cmd('datastore', 'datastore-name', n)),
     ...of('channel').map((n) => cmd('channel', 'channel-name', n)),
   ];
-  if (exports.length) out.push(`aws iam delete-role-policy --role-name ${exportRoleName(spec)} --policy-name iotctl`, `aws iam delete-role --role-name ${exportRoleName(spec)}`);
+  if (exports.length) out.push(`aws iam delete-role-policy --role-name ${iotAnalyticsNames(spec.project).exportRole} --policy-name iotctl`, `aws iam delete-role --role-name ${iotAnalyticsNames(spec.project).exportRole}`);
   return out;
 }

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn as awsArn } from '../arn.js';
+import { datalakeNames, lifecycleRuleId } from '../naming.js';
 import { DEFAULT_STAGE, TAG_PROJECT, TAG_STAGE } from '../ownership.js';
 import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
@@ -94,31 +94,6 @@ export interface ScheduleConfig {
   input: unknown;
 }
 
-/** AWS name limits (IAM roles 64, Firehose 64, Lambda 64, S3 63): long names keep a hash of the full one. */
-export function fit(name: string, max = 64): string {
-  if (name.length <= max) return name;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
-  return `${name.slice(0, max - 9)}-${hash}`;
-}
-
-export function names(spec: Pick<Spec, 'project'>, ctx: Pick<DatalakeContext, 'accountId' | 'region'>) {
-  const p = `iotctl-${spec.project}`;
-  return {
-    bucket: fit(`${p}-${ctx.accountId}-${ctx.region}`.toLowerCase(), 63),
-    channelStream: (channel: string) => fit(`${p}-ch-${channel}`),
-    pipelineStream: (pipeline: string) => fit(`${p}-pl-${pipeline}`),
-    streamRole: (stream: string) => fit(`${stream}-firehose`),
-    transformFunction: (pipeline: string) => fit(`${p}-transform-${pipeline}`),
-    functionRole: (fn: string) => fit(`${fn}-lambda`),
-    table: (datastore: string) => datastore.toLowerCase(),
-    query: (dataset: string) => fit(`${p}-${dataset}`),
-    schedule: (dataset: string) => fit(`${p}-${dataset}`),
-    scheduleRole: (dataset: string) => fit(`${p}-${dataset}-scheduler`),
-  };
-}
-
-/** Every role iotctl creates for a project lives under this IAM path, so listing finds them (and only them). */
-export const rolePath = (spec: Pick<Spec, 'project'>) => `/iotctl/${spec.project}/`;
 
 /** The Glue table parameter that marks iotctl's tables (the database may hold others). */
 export const PROJECT_PARAMETER = TAG_PROJECT;
@@ -126,7 +101,7 @@ export const STAGE_PARAMETER = TAG_STAGE;
 
 /** The delivery streams a rule's `iotAnalytics {channel}` action feeds on this engine: the raw stream and each pipeline reading it. */
 export function channelDeliveryStreams(spec: Pick<Spec, 'project' | 'analytics'>, channel: string, ctx: Pick<DatalakeContext, 'accountId' | 'region'>): string[] {
-  const n = names(spec, ctx);
+  const n = datalakeNames(spec.project, ctx);
   return [n.channelStream(channel), ...spec.analytics.pipelines.filter((p) => p.channel === channel).map((p) => n.pipelineStream(p.name))];
 }
 
@@ -141,11 +116,11 @@ const statement = (Action: string[], Resource: string[]) => ({ Effect: 'Allow' a
 export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athena'>, ctx: DatalakeContext): Resource[] {
   const a = spec.analytics;
   if (!a.channels.length && !a.pipelines.length && !a.datastores.length && !a.datasets.length) return [];
-  const n = names(spec, ctx);
+  const n = datalakeNames(spec.project, ctx);
   const bucketArn = awsArn(ctx.region, 's3', '', '', n.bucket);
   const database = spec.athena.database;
   const arn = (service: string, resource: string) => awsArn(ctx.region, service, ctx.region, ctx.accountId, resource);
-  const roleArn = (role: string) => awsArn(ctx.region, 'iam', '', ctx.accountId, `role${rolePath(spec)}${role}`);
+  const roleArn = (role: string) => awsArn(ctx.region, 'iam', '', ctx.accountId, `role${n.rolePath}${role}`);
   const out: Resource[] = [];
   const add = (kind: DatalakeKind, name: string, config: unknown) => out.push({ kind, name, config });
 
@@ -310,11 +285,11 @@ export function deltaPeriod(d: Spec['analytics']['datasets'][number]): number | 
 /** S3 expiration rules: IoT Analytics' retention periods and, for scheduled content, about versionsToKeep runs' worth of days. */
 export function lifecycleRules(a: Spec['analytics']): LifecycleRule[] {
   const rules: LifecycleRule[] = [];
-  for (const c of a.channels) if (c.retentionDays) rules.push({ id: `iotctl-channel-${c.name}`, prefix: `raw/${c.name}/`, days: c.retentionDays });
-  for (const d of a.datastores) if (d.retentionDays) rules.push({ id: `iotctl-datastore-${d.name}`, prefix: `datastore/${d.name}/`, days: d.retentionDays });
+  for (const c of a.channels) if (c.retentionDays) rules.push({ id: lifecycleRuleId('channel', c.name), prefix: `raw/${c.name}/`, days: c.retentionDays });
+  for (const d of a.datastores) if (d.retentionDays) rules.push({ id: lifecycleRuleId('datastore', d.name), prefix: `datastore/${d.name}/`, days: d.retentionDays });
   // S3 expires by age in whole days, not by count: keep versionsToKeep periods, rounded up (iotctl prunes by count when it runs a dataset).
   for (const d of a.datasets)
-    if (d.schedule) rules.push({ id: `iotctl-dataset-${d.name}`, prefix: datasetPrefix(d.name, 'schedule'), days: Math.max(1, Math.ceil((d.versionsToKeep * schedulePeriod(d.schedule).seconds) / 86_400)) });
+    if (d.schedule) rules.push({ id: lifecycleRuleId('dataset', d.name), prefix: datasetPrefix(d.name, 'schedule'), days: Math.max(1, Math.ceil((d.versionsToKeep * schedulePeriod(d.schedule).seconds) / 86_400)) });
   return rules.sort((x, y) => x.id.localeCompare(y.id));
 }
 

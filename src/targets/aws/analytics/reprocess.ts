@@ -13,7 +13,7 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn } from '../arn.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
-import { names } from './model.js';
+import { datalakeNames } from '../naming.js';
 import { listObjects } from './s3-objects.js';
 
 /**
@@ -230,7 +230,7 @@ export async function reprocessDatalake(aws: AwsClients, spec: ReprocessSpec, pi
   }
 
   const [accountId, region] = await Promise.all([aws.accountId(), aws.region()]);
-  const n = names(spec, { accountId, region });
+  const n = datalakeNames(spec.project, { accountId, region });
   const deps = awsDeps(aws);
   const run: Run = {
     aws,

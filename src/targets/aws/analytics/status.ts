@@ -5,7 +5,7 @@ import type { AnalyticsStatus, ChannelStatus, DatasetStatus, DatasetVersion, Dat
 import { UserError } from '../../../ui/errors.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import type { DatalakeSpec } from './datalake.js';
-import { names } from './model.js';
+import { datalakeNames } from '../naming.js';
 import { listObjects } from './s3-objects.js';
 
 /**
@@ -18,7 +18,7 @@ import { listObjects } from './s3-objects.js';
  * The pure mapping functions (exported, tested with fixtures) are separate from the SDK calls below them.
  */
 
-type Names = ReturnType<typeof names>;
+type Names = ReturnType<typeof datalakeNames>;
 
 export const DEFAULT_WINDOW_MS = 24 * 3_600_000;
 const MINUTE = 60_000;
@@ -239,9 +239,9 @@ export async function datalakeStatus(
   const now = opts.now ?? Date.now();
   const window = metricsWindow(opts.since ?? now - DEFAULT_WINDOW_MS, now);
   const a = spec.analytics;
-  // names() needs only the account and the region (the bucket's name); no transform bundle.
+  // datalakeNames() needs only the account and the region (the bucket's name); no transform bundle.
   const [accountId, region] = await Promise.all([aws.accountId(), aws.region()]);
-  const n = names(spec, { accountId, region });
+  const n = datalakeNames(spec.project, { accountId, region });
   const wants = metricWants(spec, n, window);
 
   const [metrics, raws, stores, columns, failures, datasets] = await Promise.all([
