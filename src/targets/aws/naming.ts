@@ -5,8 +5,10 @@
  *
  * Two parts: the names deployments carry today (further below: `ruleRoleName`, `datalakeNames`, ...), which
  * every adapter writes and reads back, and the stage-scoped scheme `physicalName` that replaces them once a
- * migration plan can move a deployment without losing data-bearing resources. The scoped scheme is `iotctl-<project>-<stage>--<name>` (`iotctl_<project>_<stage>__<name>` where a kind allows no
- * `-`; `iotctl/<project>/<stage>/<name>` for secrets and log groups, whose names are paths by convention):
+ * migration plan can move a deployment without losing data-bearing resources.
+ *
+ * The scoped scheme is `iotctl-<project>-<stage>--<name>` (`iotctl_<project>_<stage>__<name>` where a kind
+ * allows no `-`; `iotctl/<project>/<stage>/<name>` for secrets and log groups, paths by convention):
  * - `iotctl-` keeps the names iotctl has always used (`iotctl-<project>-ch-…`, role path `/iotctl/…`), tells an
  *   operator in the console who made a resource, and keeps other teams' names (`payments-team-orders`) out.
  * - The scope ends at the first `--`, and the stage (no `-`, src/spec/names.ts) is the part after the last
