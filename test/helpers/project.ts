@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
-import { parseSpec } from '../../src/spec/loader.js';
+import { parseSpec, SpecError } from '../../src/spec/loader.js';
 import type { Spec } from '../../src/spec/schema.js';
 import { embeddedDataDir, isExternalDataDirOf } from '../../src/targets/local/postgres.js';
 
@@ -40,6 +40,17 @@ export function removeExternalCluster(stateDir: string): void {
   if (!existsSync(stateDir)) return;
   const dataDir = embeddedDataDir(stateDir);
   if (isExternalDataDirOf(dataDir, stateDir)) rmSync(dirname(dataDir), { recursive: true, force: true });
+}
+
+/** The problems `spec validate` reports for this iotctl.yaml text (none: an empty list). */
+export function specProblems(yaml: string) {
+  try {
+    parseSpec(yaml, 'iotctl.yaml');
+  } catch (e) {
+    if (e instanceof SpecError) return e.problems;
+    throw e;
+  }
+  return [];
 }
 
 export const MINIMAL_SPEC = `project: demo

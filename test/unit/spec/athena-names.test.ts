@@ -5,19 +5,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseSpec, SpecError } from '../../../src/spec/loader.js';
+import { parseSpec } from '../../../src/spec/loader.js';
+import { specProblems } from '../../helpers/project.js';
 import { initSpec } from '../../../src/spec/init-template.js';
 import { athenaName, athenaNameProblem, sqlIdentifier } from '../../../src/spec/names.js';
 
-function problemsOf(yaml: string) {
-  try {
-    parseSpec(yaml, 'iotctl.yaml');
-  } catch (e) {
-    if (e instanceof SpecError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problemsOf = specProblems;
 
 test('the default athena.database is the project name with _ for -', () => {
   assert.is(parseSpec('project: fleet-eu-west\n').spec.athena.database, 'fleet_eu_west');

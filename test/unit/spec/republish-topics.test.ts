@@ -4,17 +4,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseSpec, SpecError } from '../../../src/spec/loader.js';
+import { specProblems } from '../../helpers/project.js';
 
-function problemsOf(yaml: string) {
-  try {
-    parseSpec(yaml, 'iotctl.yaml');
-  } catch (e) {
-    if (e instanceof SpecError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problemsOf = specProblems;
 
 const spec = (topic: string, where: 'actions' | 'errorAction' = 'actions') => [
   'project: demo',
