@@ -67,13 +67,30 @@ export interface DeviceRegistryPort {
   bulkConcurrency(): Promise<number>;
 }
 
+// ---------------------------------------------------------------- physical names
+
+/**
+ * Where the target stores a logical resource (the name the user wrote) under another name. The aws target
+ * scopes every name by project and stage (src/targets/aws/naming.ts); the local target uses logical names.
+ */
+export interface PhysicalIdentity {
+  /** The name on the target, where it is not the logical name. */
+  physicalName?: string;
+  /** An older copy under a previous physical name (a deployment before stage-scoped names) whose replacement exists. */
+  retired?: true;
+}
+
+/** The resource kinds commands name by their logical names; Target.physicalName maps them. */
+export type LogicalKind = 'stream' | 'function' | 'rule' | 'policy';
+
 // ---------------------------------------------------------------- rules
 
 export interface RulesPort {
-  list(scope?: ListScope): Promise<RuleSpec[]>;
+  list(scope?: ListScope): Promise<(RuleSpec & PhysicalIdentity)[]>;
   get(name: string): Promise<RuleSpec | undefined>;
   put(rule: RuleSpec): Promise<void>;
-  delete(name: string): Promise<void>;
+  /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */
+  delete(name: string, physical?: string): Promise<void>;
 }
 
 /** AWS's error action payload: what a failing rule action sends to the errorAction. */
@@ -100,7 +117,7 @@ export interface StreamConfig {
   mode?: 'provisioned' | 'on-demand';
 }
 
-export interface StreamSummary {
+export interface StreamSummary extends PhysicalIdentity {
   name: string;
   arn: string;
   status: string;
@@ -177,7 +194,8 @@ export interface StreamPort {
   describe(name: string): Promise<StreamDescription>;
   /** Create, or change retention/shard count in place. */
   ensure(config: StreamConfig): Promise<'created' | 'updated' | 'unchanged'>;
-  delete(name: string): Promise<boolean>;
+  /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */
+  delete(name: string, physical?: string): Promise<boolean>;
   /** Every open shard at once, following child shards after a reshard, until the signal aborts. */
   tail(name: string, opts: TailOptions): AsyncIterable<TailRecord>;
 }
@@ -215,7 +233,7 @@ export interface FunctionDeployment {
   artifact: FunctionArtifact;
 }
 
-export interface FunctionSummary {
+export interface FunctionSummary extends PhysicalIdentity {
   name: string;
   arn: string;
   template: string | null;
@@ -285,7 +303,8 @@ export interface FunctionsPort {
   get(name: string): Promise<FunctionSummary | undefined>;
   /** A deployment whose code hash and settings match what runs is 'unchanged' and makes no change. */
   deploy(d: FunctionDeployment, progress?: (step: string) => void): Promise<'created' | 'updated' | 'unchanged'>;
-  remove(name: string): Promise<boolean>;
+  /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */
+  remove(name: string, physical?: string): Promise<boolean>;
   invoke(name: string, event: unknown): Promise<InvokeResult>;
   /** Oldest first from `since`; with follow, keeps polling until the signal aborts. */
   logs(name: string, opts: { since?: number; limit?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<LogEvent>;
@@ -532,6 +551,8 @@ export interface Target {
   analytics: AnalyticsPort;
   /** Whether what is deployed runs now: the local platform is up (always true on AWS). */
   running(): boolean;
+  /** The name a logical resource has on the target (aws: scoped by project and stage); absent: the logical name. */
+  physicalName?(kind: LogicalKind, logical: string): string;
   close(): Promise<void>;
 }
 

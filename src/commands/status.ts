@@ -21,8 +21,9 @@ export default class Status extends BaseCommand<typeof Status> {
             { header: 'Section', get: (r) => r.section },
             { header: 'Kind', get: (r) => r.kind },
             { header: 'Name', get: (r) => r.name },
+            ...(resources.some((r) => r.physicalName) ? [{ header: 'Name on AWS', get: (r: ResourceStatus) => r.physicalName ?? r.name }] : []),
             { header: 'State', get: (r) => r.state },
-            { header: 'Differences', get: (r) => r.changes.map((c) => `${c.path || '(value)'}: ${short(c.actual)} -> ${short(c.declared)}`).join('; ') },
+            { header: 'Differences', get: (r) => [...r.changes.map((c) => `${c.path || '(value)'}: ${short(c.actual)} -> ${short(c.declared)}`), ...(r.note ? [r.note] : [])].join('; ') },
           ],
           { title: `Target ${target.name}`, footer: drifted ? `${drifted} resource(s) differ from iotctl.yaml: \`iotctl apply --dry-run\` shows the plan.` : 'Every resource matches iotctl.yaml.' },
         );

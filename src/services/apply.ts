@@ -3,7 +3,7 @@ import type { Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
 import { applyOrder, planResources, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
-import type { StreamSummary, Target } from '../ports.js';
+import type { LogicalKind, PhysicalIdentity, StreamSummary, Target } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { isUserError } from '../ui/errors.js';
 import { warn } from '../ui/output.js';
@@ -33,7 +33,8 @@ function devicesSection(spec: Spec, target: Target): ApplySection {
     async plan() {
       const name = spec.devices.policy.name;
       const actual = await target.devices.getPolicy(name);
-      return planResources([{ kind: 'policy', name, config: desiredDevicePolicy(spec) }], actual ? [{ kind: 'policy', name, config: actual }] : []);
+      const physical = physicalOf(target, 'policy', name);
+      return planResources([{ kind: 'policy', name, config: desiredDevicePolicy(spec), ...physical }], actual ? [{ kind: 'policy', name, config: actual, ...physical }] : []);
     },
     async apply(items) {
       for (const i of items) if (i.action === 'create' || i.action === 'replace') await target.devices.putPolicy(i.name, i.desired as never);
@@ -45,8 +46,8 @@ function streamsSection(spec: Spec, target: Target): ApplySection {
   return {
     name: 'streams',
     async plan(opts) {
-      const desired = spec.streams.map((s) => streamResource(s, target.name));
-      const actual = (await target.streams.list({ desired: spec.streams.map((s) => s.name) })).map((s) => ({ ...streamResource(s, target.name), ...(s.adopt ? { adopt: s.adopt } : {}) }));
+      const desired = spec.streams.map((s) => ({ ...streamResource(s, target.name), ...physicalOf(target, 'stream', s.name) }));
+      const actual = (await target.streams.list({ desired: spec.streams.map((s) => s.name) })).map((s) => ({ ...streamResource(s, target.name), ...listed(s) }));
       const items = planResources(desired, actual, opts);
       if (target.name === 'local')
         for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
@@ -54,7 +55,7 @@ function streamsSection(spec: Spec, target: Target): ApplySection {
     },
     async apply(items) {
       for (const i of items) {
-        if (i.action === 'delete') await target.streams.delete(i.name);
+        if (i.action === 'delete') await target.streams.delete(i.name, i.physical);
         if (i.action === 'create' || i.action === 'replace') {
           const s = spec.streams.find((x) => x.name === i.name)!;
           await target.streams.ensure({ name: s.name, shards: s.shards, retentionHours: s.retentionHours, mode: s.mode });
@@ -69,8 +70,20 @@ function streamsSection(spec: Spec, target: Target): ApplySection {
  * retention are compared; the local stream is always provisioned, with the spec's shard count.
  */
 export function streamResource(s: Pick<StreamSummary, 'name' | 'shards' | 'retentionHours'> & { mode?: 'provisioned' | 'on-demand' }, target: 'local' | 'aws'): Resource {
-  if (target === 'aws' && s.mode === 'on-demand') return { kind: 'stream', name: s.name, config: { mode: 'on-demand', retentionHours: s.retentionHours } };
-  return { kind: 'stream', name: s.name, config: { shards: s.shards, retentionHours: s.retentionHours } };
+  // A stream holds records the ingest function may not have read yet: a rename keeps the old one (plan/index.ts).
+  if (target === 'aws' && s.mode === 'on-demand') return { kind: 'stream', name: s.name, config: { mode: 'on-demand', retentionHours: s.retentionHours }, keepsData: true };
+  return { kind: 'stream', name: s.name, config: { shards: s.shards, retentionHours: s.retentionHours }, keepsData: true };
+}
+
+/** The target's name for a declared resource, for plans (absent on the local target). */
+export function physicalOf(target: Target, kind: LogicalKind, name: string): Pick<Resource, 'physical'> {
+  const physical = target.physicalName?.(kind, name);
+  return physical ? { physical } : {};
+}
+
+/** What a listed resource adds to its plan resource: its physical name, an old copy, tags an older iotctl lacked. */
+export function listed(r: PhysicalIdentity & { name: string; adopt?: Record<string, string> }): Partial<Resource> {
+  return { ...(r.physicalName ? { physical: r.physicalName } : {}), ...(r.retired ? { retired: true } : {}), ...(r.adopt ? { adopt: r.adopt } : {}) };
 }
 
 function databaseSection(target: Target): ApplySection {
@@ -107,13 +120,13 @@ function functionsSection(spec: Spec, target: Target): ApplySection {
     name: 'functions',
     async plan(opts) {
       const desired = [];
-      for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn) });
-      const actual = (await target.functions.list({ desired: spec.functions.map((f) => f.name) })).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f), ...(f.adopt ? { adopt: f.adopt } : {}) }));
+      for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn), ...physicalOf(target, 'function', fn.name) });
+      const actual = (await target.functions.list({ desired: spec.functions.map((f) => f.name) })).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f), ...listed(f) }));
       return planResources(desired, actual, opts);
     },
     async apply(items) {
       for (const i of items) {
-        if (i.action === 'delete') await target.functions.remove(i.name);
+        if (i.action === 'delete') await target.functions.remove(i.name, i.physical);
         if (i.action === 'create' || i.action === 'replace') {
           const fn = spec.functions.find((f) => f.name === i.name)!;
           await deployFunction(target.functions, planDeployment(spec, fn.template, fn.name));
@@ -139,7 +152,7 @@ function analyticsSection(target: Target): ApplySection {
 function rulesSection(spec: Spec, target: Target): ApplySection {
   return {
     name: 'rules',
-    plan: (opts) => planRules(target.rules, spec, opts),
+    plan: (opts) => planRules(target.rules, spec, opts, (name) => physicalOf(target, 'rule', name)),
     apply: (items) => applyRulePlan(target.rules, items),
   };
 }

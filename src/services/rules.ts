@@ -1,23 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import type { RulesPort } from '../ports.js';
+import type { PhysicalIdentity, RulesPort } from '../ports.js';
 import type { RuleSpec, Spec } from '../spec/schema.js';
-import { planResources, type PlanItem } from '../iot/plan/index.js';
+import { planResources, type PlanItem, type Resource } from '../iot/plan/index.js';
 import { compileRule, DEFAULT_EVALUATION_BUDGET_MS, evaluationBudget, runWithinBudget, SqlError } from '../iot/sql/index.js';
 import { DEFAULT_ACCOUNT } from '../iot/policy/actions.js';
 import { UserError } from '../ui/errors.js';
 import { readUserFile } from './files.js';
 
-export const ruleResources = (rules: RuleSpec[]) => rules.map((r) => ({ kind: 'rule', name: r.name, config: r }));
+/** A rule as the plan compares it: the spec's fields; where the target says so, its physical name and older copies. */
+export const ruleResource = ({ physicalName, retired, ...r }: RuleSpec & PhysicalIdentity): Resource => ({
+  kind: 'rule',
+  name: r.name,
+  config: r,
+  ...(physicalName ? { physical: physicalName } : {}),
+  ...(retired ? { retired } : {}),
+});
+export const ruleResources = (rules: (RuleSpec & PhysicalIdentity)[]) => rules.map(ruleResource);
 
-export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}): Promise<PlanItem[]> {
-  return planResources(ruleResources(spec.rules), ruleResources(await rules.list({ desired: spec.rules.map((r) => r.name) })), opts);
+/** `physical`: the target's name of a declared rule (Target.physicalName), so plans show it and see renames. */
+export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}, physical: (name: string) => Pick<Resource, 'physical'> = () => ({})): Promise<PlanItem[]> {
+  const desired = spec.rules.map((r) => ({ ...ruleResource(r), ...physical(r.name) }));
+  return planResources(desired, ruleResources(await rules.list({ desired: spec.rules.map((r) => r.name) })), opts);
 }
 
-/** Converge: create and replace, delete only what the plan (with --prune) says. */
+/** Converge: create and replace, delete only what the plan (with --prune, or a rename) says. */
 export async function applyRulePlan(rules: RulesPort, items: PlanItem[]): Promise<void> {
   for (const item of items) {
     if (item.action === 'create' || item.action === 'replace') await rules.put(item.desired as RuleSpec);
-    else if (item.action === 'delete') await rules.delete(item.name);
+    else if (item.action === 'delete') await rules.delete(item.name, item.physical);
   }
 }
 

@@ -9,6 +9,10 @@ export interface ResourceStatus {
   section: string;
   kind: string;
   name: string;
+  /** The target's name, where it is not `name` (aws: scoped by project and stage). */
+  physicalName?: string;
+  /** What the state alone does not say (a rename, an old copy kept with its data). */
+  note?: string;
   state: ResourceState;
   /** For drift: the fields that differ, with the target's value and the spec's. */
   changes: { path: string; actual: unknown; declared: unknown }[];
@@ -27,6 +31,8 @@ export async function resourceStatus(ctx: Context, target: Target): Promise<Reso
       section: p.section,
       kind: i.kind,
       name: i.name,
+      ...(i.physical ? { physicalName: i.physical } : {}),
+      ...(i.note ? { note: i.note } : {}),
       state: STATE[i.action],
       changes: i.action === 'replace' ? i.changes.map((c) => ({ path: c.path, actual: c.before, declared: c.after })) : [],
     })),

@@ -14,6 +14,15 @@ export interface Resource {
    * It is planned only when the spec declares it (then as a visible `tags` change), never deleted by prune.
    */
   adopt?: Record<string, string>;
+  /** The name the target stores it under, where that is not `name` (aws: src/targets/aws/naming.ts). */
+  physical?: string;
+  /**
+   * Holds data a consumer may not have read yet (a stream, a bucket): when its physical name changes, the old
+   * one is kept beside the new one, and only a later `apply --prune` deletes it.
+   */
+  keepsData?: boolean;
+  /** On an actual resource: an older incarnation under a previous physical name, whose replacement exists. */
+  retired?: boolean;
 }
 
 export interface FieldChange {
@@ -29,23 +38,48 @@ export interface PlanItem {
   changes: FieldChange[];
   desired?: unknown;
   actual?: unknown;
+  /**
+   * The target's name for it, where that is not `name`. On a delete it is the one to delete, which for a
+   * renamed resource is its old name (adapters' delete takes it).
+   */
+  physical?: string;
+  /** What the plan line alone does not say (a rename, an old copy kept with its data). */
+  note?: string;
 }
 
+/**
+ * The plan that makes `actual` what `desired` says. A resource whose physical name changes (a deployment
+ * before stage-scoped names) is moved: the new one is created or updated in place of the old, and the old is
+ * deleted in the delete phase (without --prune: a rename is not a prune), except one that `keepsData`, which
+ * is kept until a later `apply --prune`, so its last records are not lost.
+ */
 export function planResources(desired: Resource[], actual: Resource[], opts: { prune?: boolean } = {}): PlanItem[] {
   const key = (r: Resource) => `${r.kind}\u0000${r.name}`;
-  const actualByKey = new Map(actual.map((r) => [key(r), r]));
+  const actualByKey = new Map(actual.filter((r) => !r.retired).map((r) => [key(r), r]));
   const items: PlanItem[] = [];
+  const physical = (r: Resource) => (r.physical && r.physical !== r.name ? { physical: r.physical } : {});
+  const deletion = (a: Resource, note?: string): PlanItem => ({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config, ...physical(a), ...(note ? { note } : {}) });
   for (const d of desired) {
     const a = actualByKey.get(key(d));
     actualByKey.delete(key(d));
-    if (!a) items.push({ action: 'create', kind: d.kind, name: d.name, changes: diffFields(undefined, d.config), desired: d.config });
-    else {
-      const changes = diffFields(a.config, d.config);
-      if (a.adopt) changes.push({ path: 'tags', before: undefined, after: a.adopt });
-      items.push({ action: changes.length ? 'replace' : 'noop', kind: d.kind, name: d.name, changes, desired: d.config, actual: a.config });
+    if (!a) {
+      items.push({ action: 'create', kind: d.kind, name: d.name, changes: diffFields(undefined, d.config), desired: d.config, ...physical(d) });
+      continue;
     }
+    const changes = diffFields(a.config, d.config);
+    const moved = d.physical !== undefined && a.physical !== undefined && d.physical !== a.physical;
+    if (moved) changes.unshift({ path: 'physicalName', before: a.physical, after: d.physical });
+    if (a.adopt) changes.push({ path: 'tags', before: undefined, after: a.adopt });
+    const item: PlanItem = { action: changes.length ? 'replace' : 'noop', kind: d.kind, name: d.name, changes, desired: d.config, actual: a.config, ...physical(d) };
+    items.push(item);
+    if (!moved) continue;
+    if (d.keepsData || a.keepsData) item.note = `a new ${d.kind} ${d.physical} is created; the old ${a.physical} keeps its data and stays until \`iotctl apply --prune\` in a later apply, once its data has been read`;
+    else items.push(deletion(a, `renamed to ${d.physical}`));
   }
-  if (opts.prune) for (const a of actualByKey.values()) if (!a.adopt) items.push({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config });
+  if (opts.prune)
+    for (const a of actual)
+      if (a.retired) items.push(deletion(a, `old name of ${a.kind} ${a.name}, kept with its data by an earlier apply`));
+  if (opts.prune) for (const a of actualByKey.values()) if (!a.adopt) items.push(deletion(a));
   return items;
 }
 
@@ -100,8 +134,9 @@ export function formatPlan(items: PlanItem[]): string {
   if (!changed.length) return 'No changes. The target matches iotctl.yaml.';
   const lines: string[] = [];
   for (const i of changed) {
-    lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}`);
+    lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}${i.physical ? ` (${i.physical})` : ''}`);
     if (i.action === 'replace') for (const c of i.changes) lines.push(`    ${c.path || '(value)'}: ${short(c.before)} -> ${short(c.after)}`);
+    if (i.note) lines.push(`    note: ${i.note}`);
   }
   const count = (a: PlanAction) => changed.filter((i) => i.action === a).length;
   lines.push(`Plan: ${count('create')} to create, ${count('replace')} to replace, ${count('delete')} to delete.`);

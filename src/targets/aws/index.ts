@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import type { Context } from '../../context.js';
 import type { Target } from '../../ports.js';
 import { UserError } from '../../ui/errors.js';
-import type { AnalyticsPort, DatabasePort, FunctionsPort, LakeQueryPort, RuleErrorsPort, RulesPort, StreamPort } from '../../ports.js';
+import type { AnalyticsPort, LogicalKind, DatabasePort, FunctionsPort, LakeQueryPort, RuleErrorsPort, RulesPort, StreamPort } from '../../ports.js';
 import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
+import { stageNames } from './naming.js';
 import { ownerOf } from './ownership.js';
 import { AwsClients } from './sdk.js';
 import { profileRegion, resolveRegion } from './region.js';
@@ -52,6 +53,10 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   // Every call in flight listens on this one signal (Ctrl-C), far more than the default warning limit of 10.
   setMaxListeners(0, abort.signal);
   const clients = awsClients(ctx, abort.signal);
+  const names = stageNames({ project: spec.project, stage: ctx.stage });
+  // The physical name of each kind commands name logically (one line per kind, as its adapter adopts stageNames).
+  const physicalNames: Partial<Record<LogicalKind, (logical: string) => string>> = {
+  };
   const datalake =
     spec.analytics.engine === 'datalake'
       ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(spec, channel, scope) }
@@ -70,6 +75,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,
     analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, spec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,
     running: () => true,
+    physicalName: (kind, logical) => physicalNames[kind]?.(logical) ?? logical,
     async close() {
       abort.abort();
       clients.destroy();

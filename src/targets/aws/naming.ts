@@ -269,12 +269,36 @@ function readScope(style: Style, body: string): Scope | undefined {
   return split > 0 ? { project: scopePart.slice(0, split), stage: scopePart.slice(split + style.mid.length) } : undefined;
 }
 
+// ---------------------------------------------------------------- the stage's names, per resource
+
+/**
+ * The physical names of one project and stage, per resource: what adapters create, read back and refer to
+ * (a rule's action names the stream's physical name). Roles live under `iamPath(scope)`, and carry their
+ * purpose (`fn-`, `rule-`) in the name so that a function and a rule of one logical name never share a role.
+ */
+export function stageNames(scope: Scope) {
+  const name = (kind: NameKind, logical: string) => physicalName(kind, scope, logical).name;
+  return {
+    scope,
+    stream: (logical: string) => name('kinesis-stream', logical),
+    function: (logical: string) => name('lambda-function', logical),
+    functionRole: (logical: string) => name('iam-role', `fn-${logical}`),
+    queue: (logical: string) => name('sqs-queue', logical),
+    rule: (logical: string) => name('iot-topic-rule', logical),
+    ruleRole: (logical: string) => name('iam-role', `rule-${logical}`),
+    devicePolicy: (logical: string) => name('iot-policy', logical),
+    deviceGroup: name('iot-thing-group', 'devices'),
+    rolePath: iamPath(scope),
+  };
+}
+export type StageNames = ReturnType<typeof stageNames>;
+
 // ---------------------------------------------------------------- the names deployments carry today
 
 /*
- * What every aws adapter writes and reads back today, for the default stage: these are the names existing
- * deployments carry, so they stay as they are until `physicalName` above replaces them (with a migration
- * plan that keeps data-bearing resources). Adapters never build a name themselves.
+ * What aws adapters wrote before stage-scoped names: deployments made then carry these names, which adapters
+ * read back to move them to `stageNames` (plan/index.ts: a rename, data-bearing resources kept). Adapters
+ * never build a name themselves.
  */
 
 /** Shortens `name` to `max` with 8 hex of SHA-256 over `identity` (the whole name unless said otherwise). */
