@@ -24,6 +24,8 @@ export interface TargetOptions {
   aws?: { profile?: string; region?: string; endpointUrl?: string };
   /** --stage and IOTCTL_STAGE, kept apart so that errors say where a stage name came from. */
   stage?: { flag?: string; env?: string };
+  /** `apply --adopt`: resources the spec names that no iotctl deployment owns are taken over (aws). */
+  adopt?: boolean;
 }
 
 export class Context {

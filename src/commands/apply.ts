@@ -14,10 +14,12 @@ export default class Apply extends BaseCommand<typeof Apply> {
   static override flags = {
     'dry-run': Flags.boolean({ description: 'Show the plan only.' }),
     prune: Flags.boolean({ description: 'Delete resources the spec no longer declares.' }),
+    adopt: Flags.boolean({ description: 'aws: take over resources the spec names that exist without iotctl tags (built by hand): the plan shows the tags they get. Never another project\'s or stage\'s.' }),
     yes: Flags.boolean({ char: 'y', description: 'Apply without asking.' }),
   };
 
   async run(): Promise<{ plan: SectionPlan[]; applied: boolean }> {
+    if (this.flags.adopt) this.ctx.options.adopt = true;
     const target = await openTarget(this.ctx);
     try {
       const all = sections(this.ctx, target);

@@ -58,8 +58,15 @@ const devices = z
     policy: { name: 'iotctl-device' },
   });
 
+/**
+ * aws only: the name the resource has on AWS, instead of the stage-scoped one iotctl computes
+ * (src/targets/aws/naming.ts): for a resource built by hand that `apply --adopt` takes over.
+ */
+const physicalName = (pattern: RegExp, rule: string) => z.string().regex(pattern, rule).optional();
+
 const stream = z.object({
   name: name('stream name'),
+  physicalName: physicalName(/^[a-zA-Z0-9_.-]{1,128}$/, 'a Kinesis stream name: 1 to 128 letters, digits, _ . -'),
   shards: z.number().int().min(1).max(64).default(1),
   retentionHours: z.number().int().min(1).max(8760).default(24),
   /** Kinesis capacity mode (default provisioned); on-demand ignores `shards` (aws only; local keeps `shards`). */
@@ -83,6 +90,7 @@ export type RuleAction = z.infer<typeof ruleAction>;
 
 const rule = z.object({
   name: z.string().regex(/^[a-zA-Z0-9_]{1,128}$/, 'rule names may use letters, digits and _ (AWS topic rule naming)'),
+  physicalName: physicalName(/^[a-zA-Z0-9_]{1,128}$/, 'an AWS topic rule name: 1 to 128 letters, digits and _'),
   description: z.string().default(''),
   sql: z.string().min(1),
   enabled: z.boolean().default(true),
@@ -107,6 +115,7 @@ const eventSource = z.object({
 
 const fn = z.object({
   name: name('function name'),
+  physicalName: physicalName(/^[a-zA-Z0-9_-]{1,64}$/, 'a Lambda function name: 1 to 64 letters, digits, _ and -'),
   template: z.string(),
   timeoutSeconds: z.number().int().min(1).max(900).default(30),
   memoryMb: z.number().int().min(128).max(10240).default(256),

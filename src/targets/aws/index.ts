@@ -7,7 +7,7 @@ import type { AnalyticsPort, LogicalKind, DatabasePort, FunctionsPort, LakeQuery
 import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
-import { stageNames } from './naming.js';
+import { explicitNames, stageNames } from './naming.js';
 import { ownerOf } from './ownership.js';
 import { AwsClients } from './sdk.js';
 import { profileRegion, resolveRegion } from './region.js';
@@ -53,7 +53,8 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   // Every call in flight listens on this one signal (Ctrl-C), far more than the default warning limit of 10.
   setMaxListeners(0, abort.signal);
   const clients = awsClients(ctx, abort.signal);
-  const names = stageNames({ project: spec.project, stage: ctx.stage });
+  const owner = ownerOf(spec.project, ctx.stage, ctx.options.adopt);
+  const names = stageNames({ project: spec.project, stage: ctx.stage }, explicitNames(spec));
   // The physical name of each kind commands name logically (one line per kind, as its adapter adopts stageNames).
   const physicalNames: Partial<Record<LogicalKind, (logical: string) => string>> = {
   };
@@ -69,7 +70,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     devices: new AwsDevices(clients),
     rules,
     ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules))).port,
-    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner: ownerOf(spec.project, ctx.stage) })), ['tail']).port,
+    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner })), ['tail']).port,
     functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, stage: ctx.stage, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,

@@ -276,15 +276,15 @@ function readScope(style: Style, body: string): Scope | undefined {
  * (a rule's action names the stream's physical name). Roles live under `iamPath(scope)`, and carry their
  * purpose (`fn-`, `rule-`) in the name so that a function and a rule of one logical name never share a role.
  */
-export function stageNames(scope: Scope) {
+export function stageNames(scope: Scope, explicit: ExplicitNames = {}) {
   const name = (kind: NameKind, logical: string) => physicalName(kind, scope, logical).name;
   return {
     scope,
-    stream: (logical: string) => name('kinesis-stream', logical),
-    function: (logical: string) => name('lambda-function', logical),
+    stream: (logical: string) => explicit.streams?.[logical] ?? name('kinesis-stream', logical),
+    function: (logical: string) => explicit.functions?.[logical] ?? name('lambda-function', logical),
     functionRole: (logical: string) => name('iam-role', `fn-${logical}`),
     queue: (logical: string) => name('sqs-queue', logical),
-    rule: (logical: string) => name('iot-topic-rule', logical),
+    rule: (logical: string) => explicit.rules?.[logical] ?? name('iot-topic-rule', logical),
     ruleRole: (logical: string) => name('iam-role', `rule-${logical}`),
     devicePolicy: (logical: string) => name('iot-policy', logical),
     deviceGroup: name('iot-thing-group', 'devices'),
@@ -292,6 +292,19 @@ export function stageNames(scope: Scope) {
   };
 }
 export type StageNames = ReturnType<typeof stageNames>;
+
+/** Names iotctl.yaml gives explicitly (`physicalName:`, a resource built by hand and adopted), per kind and logical name. */
+export interface ExplicitNames {
+  streams?: Record<string, string>;
+  functions?: Record<string, string>;
+  rules?: Record<string, string>;
+}
+
+/** The explicit names of a spec. */
+export function explicitNames(spec: { streams: { name: string; physicalName?: string }[]; functions: { name: string; physicalName?: string }[]; rules: { name: string; physicalName?: string }[] }): ExplicitNames {
+  const of = (list: { name: string; physicalName?: string }[]) => Object.fromEntries(list.filter((r) => r.physicalName).map((r) => [r.name, r.physicalName!]));
+  return { streams: of(spec.streams), functions: of(spec.functions), rules: of(spec.rules) };
+}
 
 // ---------------------------------------------------------------- the names deployments carry today
 

@@ -21,10 +21,12 @@ export const ANALYTICS_TAG = 'iotctl:analytics';
 export interface Owner {
   project: string;
   stage: string;
+  /** `apply --adopt`: a resource the spec names that no iotctl deployment owns is taken over (tagged). */
+  adopt?: boolean;
 }
 
-export function ownerOf(project: string, stage = DEFAULT_STAGE): Owner {
-  return { project, stage };
+export function ownerOf(project: string, stage = DEFAULT_STAGE, adopt = false): Owner {
+  return adopt ? { project, stage, adopt } : { project, stage };
 }
 
 /** The tags every resource iotctl creates carries. */
@@ -66,18 +68,26 @@ export function describeOwner(tags: Record<string, string>): string {
 
 /** The refusal for a resource of the spec's name that this project and stage do not own. */
 export function notOurs(kind: string, name: string, tags: Record<string, string>, o: Owner): UserError {
+  const ofIotctl = tags[TAG_PROJECT] !== undefined;
   return new UserError(
     `The ${kind} ${name} already exists in this account and region, and iotctl project ${o.project} (stage ${o.stage}) does not manage it: per its tags its owner is ${describeOwner(tags)}.`,
-    `Rename the ${kind} in iotctl.yaml so that it does not collide; iotctl never takes over a resource it did not create.`,
+    ofIotctl
+      ? `Rename the ${kind} in iotctl.yaml so that it does not collide; iotctl never takes over another project's or stage's resource.`
+      : `Rename the ${kind} in iotctl.yaml so that it does not collide, or take this one over: \`iotctl apply --adopt\` tags it as this project's and stage's (shown in the plan, applied only once you confirm).`,
     'RESOURCE_NOT_OURS',
   );
 }
 
-/** Refuses unless the claim is owned or legacy. */
+/**
+ * Refuses unless the claim is owned or legacy. With `apply --adopt` (Owner.adopt), a resource no iotctl
+ * deployment owns is claimed as legacy: the plan shows the tags it gets. Another project's or stage's
+ * resource is never adopted: that is how staging would take over prod's stream.
+ */
 export function assertClaimable(kind: string, name: string, tags: Record<string, string>, o: Owner, legacyMarker = false): Claim {
   const claim = claimOf(tags, o, legacyMarker);
-  if (claim === 'foreign') throw notOurs(kind, name, tags, o);
-  return claim;
+  if (claim !== 'foreign') return claim;
+  if (o.adopt && tags[TAG_PROJECT] === undefined) return 'legacy';
+  throw notOurs(kind, name, tags, o);
 }
 
 /**
