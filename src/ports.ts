@@ -86,7 +86,8 @@ export type LogicalKind = 'stream' | 'function' | 'rule' | 'policy';
 // ---------------------------------------------------------------- rules
 
 export interface RulesPort {
-  list(scope?: ListScope): Promise<(RuleSpec & PhysicalIdentity)[]>;
+  /** `adopt`: the owner a rule of the spec gets (aws: its description's marker), as for streams. */
+  list(scope?: ListScope): Promise<(RuleSpec & PhysicalIdentity & { adopt?: Record<string, string> })[]>;
   get(name: string): Promise<RuleSpec | undefined>;
   put(rule: RuleSpec): Promise<void>;
   /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */

@@ -152,7 +152,7 @@ function analyticsSection(target: Target): ApplySection {
 function rulesSection(spec: Spec, target: Target): ApplySection {
   return {
     name: 'rules',
-    plan: (opts) => planRules(target.rules, spec, opts, (name) => physicalOf(target, 'rule', name)),
+    plan: (opts) => planRules(target.rules, spec, opts, (name) => target.physicalName?.('rule', name)),
     apply: (items) => applyRulePlan(target.rules, items),
   };
 }

@@ -7,19 +7,25 @@ import { DEFAULT_ACCOUNT } from '../iot/policy/actions.js';
 import { UserError } from '../ui/errors.js';
 import { readUserFile } from './files.js';
 
-/** A rule as the plan compares it: the spec's fields; where the target says so, its physical name and older copies. */
-export const ruleResource = ({ physicalName, retired, ...r }: RuleSpec & PhysicalIdentity): Resource => ({
+type ListedRule = RuleSpec & PhysicalIdentity & { adopt?: Record<string, string> };
+
+/** A rule as the plan compares it: the spec's fields; where the target says so, its physical name, older copies, the owner it gets. */
+export const ruleResource = ({ physicalName, retired, adopt, ...r }: ListedRule): Resource => ({
   kind: 'rule',
   name: r.name,
   config: r,
   ...(physicalName ? { physical: physicalName } : {}),
   ...(retired ? { retired } : {}),
+  ...(adopt ? { adopt } : {}),
 });
-export const ruleResources = (rules: (RuleSpec & PhysicalIdentity)[]) => rules.map(ruleResource);
+export const ruleResources = (rules: ListedRule[]) => rules.map(ruleResource);
 
 /** `physical`: the target's name of a declared rule (Target.physicalName), so plans show it and see renames. */
-export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}, physical: (name: string) => Pick<Resource, 'physical'> = () => ({})): Promise<PlanItem[]> {
-  const desired = spec.rules.map((r) => ({ ...ruleResource(r), ...physical(r.name) }));
+export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}, physical: (name: string) => string | undefined = () => undefined): Promise<PlanItem[]> {
+  const desired = spec.rules.map((r) => {
+    const p = physical(r.name);
+    return { ...ruleResource(r), ...(p ? { physical: p } : {}) };
+  });
   return planResources(desired, ruleResources(await rules.list({ desired: spec.rules.map((r) => r.name) })), opts);
 }
 

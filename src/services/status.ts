@@ -31,7 +31,7 @@ export async function resourceStatus(ctx: Context, target: Target): Promise<Reso
       section: p.section,
       kind: i.kind,
       name: i.name,
-      ...(i.physical ? { physicalName: i.physical } : {}),
+      ...(i.physical && i.physical !== i.name ? { physicalName: i.physical } : {}),
       ...(i.note ? { note: i.note } : {}),
       state: STATE[i.action],
       changes: i.action === 'replace' ? i.changes.map((c) => ({ path: c.path, actual: c.before, declared: c.after })) : [],

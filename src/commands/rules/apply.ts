@@ -19,7 +19,7 @@ export default class RulesApply extends BaseCommand<typeof RulesApply> {
   async run(): Promise<{ plan: PlanItem[]; applied: boolean }> {
     const target = await openTarget(this.ctx);
     try {
-      const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune });
+      const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune }, (name) => target.physicalName?.('rule', name));
       info(formatPlan(plan));
       if (!planHasChanges(plan) || this.flags['dry-run']) return { plan, applied: false };
       await confirm('Apply these rule changes?', this.flags.yes);

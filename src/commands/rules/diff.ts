@@ -13,7 +13,7 @@ export default class RulesDiff extends BaseCommand<typeof RulesDiff> {
   async run(): Promise<PlanItem[]> {
     const target = await openTarget(this.ctx);
     try {
-      const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune });
+      const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune }, (name) => target.physicalName?.('rule', name));
       if (!this.jsonEnabled()) printLine(formatPlan(plan));
       if (planHasChanges(plan)) process.exitCode = 3;
       return plan;

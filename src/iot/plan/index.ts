@@ -58,7 +58,8 @@ export function planResources(desired: Resource[], actual: Resource[], opts: { p
   const actualByKey = new Map(actual.filter((r) => !r.retired).map((r) => [key(r), r]));
   const items: PlanItem[] = [];
   const physical = (r: Resource) => (r.physical && r.physical !== r.name ? { physical: r.physical } : {});
-  const deletion = (a: Resource, note?: string): PlanItem => ({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config, ...physical(a), ...(note ? { note } : {}) });
+  // A delete always names what to delete, even where it is the logical name: an adapter given none deletes the current name.
+  const deletion = (a: Resource, note?: string): PlanItem => ({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config, ...(a.physical ? { physical: a.physical } : {}), ...(note ? { note } : {}) });
   for (const d of desired) {
     const a = actualByKey.get(key(d));
     actualByKey.delete(key(d));
@@ -76,9 +77,11 @@ export function planResources(desired: Resource[], actual: Resource[], opts: { p
     if (d.keepsData || a.keepsData) item.note = `a new ${d.kind} ${d.physical} is created; the old ${a.physical} keeps its data and stays until \`iotctl apply --prune\` in a later apply, once its data has been read`;
     else items.push(deletion(a, `renamed to ${d.physical}`));
   }
-  if (opts.prune)
-    for (const a of actual)
-      if (a.retired) items.push(deletion(a, `old name of ${a.kind} ${a.name}, kept with its data by an earlier apply`));
+  // A retired copy that keeps no data is what an interrupted move left behind: deleted as the move would have.
+  for (const a of actual) {
+    if (a.retired && a.keepsData && opts.prune) items.push(deletion(a, `old name of ${a.kind} ${a.name}, kept with its data by an earlier apply`));
+    if (a.retired && !a.keepsData) items.push(deletion(a, `old name of ${a.kind} ${a.name}, left by an earlier move`));
+  }
   if (opts.prune) for (const a of actualByKey.values()) if (!a.adopt) items.push(deletion(a));
   return items;
 }
@@ -134,7 +137,7 @@ export function formatPlan(items: PlanItem[]): string {
   if (!changed.length) return 'No changes. The target matches iotctl.yaml.';
   const lines: string[] = [];
   for (const i of changed) {
-    lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}${i.physical ? ` (${i.physical})` : ''}`);
+    lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}${i.physical && i.physical !== i.name ? ` (${i.physical})` : ''}`);
     if (i.action === 'replace') for (const c of i.changes) lines.push(`    ${c.path || '(value)'}: ${short(c.before)} -> ${short(c.after)}`);
     if (i.note) lines.push(`    note: ${i.note}`);
   }

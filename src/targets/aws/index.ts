@@ -57,19 +57,21 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   const names = stageNames({ project: spec.project, stage: ctx.stage }, explicitNames(spec));
   // The physical name of each kind commands name logically (one line per kind, as its adapter adopts stageNames).
   const physicalNames: Partial<Record<LogicalKind, (logical: string) => string>> = {
+    rule: names.rule,
   };
   const datalake =
     spec.analytics.engine === 'datalake'
       ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(spec, channel, scope) }
       : undefined;
   // Each adapter module (and its SDK clients) loads on the port's first call: `device list` pays for IoT only.
-  const rules = lazyPort<RulesPort>(() => import('./rules.js').then((m) => new m.AwsRules(clients, spec.project, datalake, ctx.stage))).port;
+  const declared = { rules: spec.rules.map((r) => r.name), streams: spec.streams.map((s) => s.name), functions: spec.functions.map((f) => f.name) };
+  const rules = lazyPort<RulesPort>(() => import('./rules.js').then((m) => new m.AwsRules(clients, { owner, names, declared, datalake }))).port;
   const database = lazyPort<AwsDatabasePort>(() => import('./database.js').then((m) => new m.AwsDatabase(clients, spec.database))).port;
   return {
     name: 'aws',
     devices: new AwsDevices(clients),
     rules,
-    ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules))).port,
+    ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules, names))).port,
     streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner })), ['tail']).port,
     functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, stage: ctx.stage, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,

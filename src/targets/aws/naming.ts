@@ -322,8 +322,13 @@ export function shortened(name: string, max = 64, identity = name): string {
 
 /** The role iotctl creates for a rule whose actions name no roleArn (IAM: 64 characters). */
 export const ruleRoleName = (rule: string) => shortened(`iotctl-rule-${rule}`, 64, rule);
-/** The statement id of the Lambda permission a rule's lambda action gets (at most 100 characters). */
+/** The statement id of the Lambda permission a rule's lambda action got from older versions (at most 100 characters). */
 export const rulePermissionId = (rule: string) => `iotctl-rule-${rule}`.slice(0, 100);
+/**
+ * The statement id of the Lambda permission a rule's lambda action gets today: its physical name (unique per
+ * project and stage, `[a-zA-Z0-9_]`), shortened with a hash to the 100 characters a statement id may have.
+ */
+export const rulePermissionStatement = (physicalRule: string) => shortened(physicalRule, 100);
 
 /** The execution role of a deployed function, and the name of its inline policy. */
 export const functionRoleName = (fn: string) => shortened(`iotctl-fn-${fn}`, 64, fn);

@@ -1,4 +1,6 @@
 import type { RuleErrorRecord, RuleErrorsPort, RulesPort } from '../../ports.js';
+import type { StageNames } from './naming.js';
+import { ruleNames } from './rules.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
 const HOUR = 3_600_000;
@@ -7,25 +9,30 @@ const WINDOWS = [HOUR, 24 * HOUR, 7 * 24 * HOUR, 30 * 24 * HOUR, Infinity];
 
 /**
  * Rule failures on AWS: the error payloads that rules' `errorAction: cloudwatchLogs` wrote to their log
- * groups, newest first. A rule without such an errorAction keeps no error record on AWS.
+ * groups, newest first. A rule without such an errorAction keeps no error record on AWS. The payloads name
+ * rules and log groups by their physical names (`names`, the stage's); records name rules by their logical ones.
  */
 export class AwsRuleErrors implements RuleErrorsPort {
   constructor(
     private readonly aws: AwsClients,
     private readonly rules: RulesPort,
+    private readonly names: StageNames,
     private readonly now = () => Date.now(),
   ) {}
 
   async list(opts: { rule?: string; limit?: number }): Promise<RuleErrorRecord[]> {
     const limit = opts.limit ?? 50;
     const rules = opts.rule ? [await this.rules.get(opts.rule)].filter((r) => r !== undefined) : await this.rules.list();
-    const groups = [...new Set(rules.flatMap((r) => (r.errorAction && 'cloudwatchLogs' in r.errorAction ? [r.errorAction.cloudwatchLogs.logGroup] : [])))];
+    const logGroup = ruleNames(this.names).logGroup;
+    const groups = [...new Set(rules.flatMap((r) => (r.errorAction && 'cloudwatchLogs' in r.errorAction ? [logGroup.physical(r.errorAction.cloudwatchLogs.logGroup)] : [])))];
     if (!groups.length) return [];
-    const wanted = new Set(rules.map((r) => r.name));
+    const logical = new Map(rules.map((r) => [this.names.rule(r.name), r.name]));
     let records: RuleErrorRecord[] = [];
     for (const window of WINDOWS) {
       const since = window === Infinity ? undefined : this.now() - window;
-      records = (await Promise.all(groups.map((g) => this.read(g, since)))).flat().filter((r) => wanted.has(r.ruleName));
+      records = (await Promise.all(groups.map((g) => this.read(g, since))))
+        .flat()
+        .flatMap((r) => (logical.has(r.ruleName) ? [{ ...r, ruleName: logical.get(r.ruleName)! }] : []));
       if (records.length >= limit) break;
     }
     return records.sort((a, b) => b.at.localeCompare(a.at) || b.messageId.localeCompare(a.messageId)).slice(0, limit);

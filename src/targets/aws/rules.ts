@@ -1,20 +1,61 @@
 import type { Action, TopicRule, TopicRulePayload } from '@aws-sdk/client-iot';
-import type { ListScope, RulesPort } from '../../ports.js';
+import type { ListScope, PhysicalIdentity, RulesPort } from '../../ports.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
-import { partitionOf, ruleRoleName, rulePermissionId } from './naming.js';
+import { arnOf, ownershipByName, partitionOf, physicalName, rulePermissionId, rulePermissionStatement, ruleRoleName, stageNames, type StageNames } from './naming.js';
 import { mapLimit } from './concurrency.js';
-import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
+import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
 export const SQL_VERSION = '2016-03-23';
 
-/** Where ARNs are built: partition, region and account of the caller. */
+/** The logical name of the stage's error log group, `/iotctl/<project>/<stage>/rule-errors` on AWS (the init spec's errorAction). */
+export const RULE_ERRORS_LOG_GROUP = 'rule-errors';
+
+/** A logical name and its physical one, both ways; a name that is not one of the stage's stays as written. */
+export interface NameMapping {
+  physical(name: string): string;
+  logical(name: string): string;
+}
+
+function mapping(logicals: readonly string[], physical: (logical: string) => string): NameMapping {
+  const to = new Map(logicals.map((l) => [l, physical(l)]));
+  const from = new Map([...to].map(([l, p]) => [p, l]));
+  return { physical: (n) => to.get(n) ?? n, logical: (n) => from.get(n) ?? n };
+}
+
+/**
+ * One stage's names as rules use them: the rule's own (and its managed role's), and those of the iotctl
+ * resources its actions name by logical name. Only streams and functions the spec declares are mapped: a
+ * rule may point at a stream iotctl does not manage, written as its name on AWS.
+ */
+export interface RuleNames {
+  rule(logical: string): string;
+  role(logical: string): string;
+  rolePath: string;
+  stream: NameMapping;
+  fn: NameMapping;
+  logGroup: NameMapping;
+}
+
+export function ruleNames(names: StageNames, declared: { streams?: readonly string[]; functions?: readonly string[] } = {}): RuleNames {
+  return {
+    rule: names.rule,
+    role: names.ruleRole,
+    rolePath: names.rolePath,
+    stream: mapping(declared.streams ?? [], names.stream),
+    fn: mapping(declared.functions ?? [], names.function),
+    logGroup: mapping([RULE_ERRORS_LOG_GROUP], (l) => physicalName('log-group', names.scope, l).name),
+  };
+}
+
+/** Where ARNs are built: partition, region and account of the caller, and the stage's names. */
 export interface ArnScope {
   partition: string;
   region: string;
   account: string;
+  names: RuleNames;
   /**
    * Analytics engine `datalake`: the Firehose delivery streams that stand for a channel (its raw stream, then
    * one per pipeline reading it). Unset: `iotAnalytics` actions go to IoT Analytics itself (legacy engine).
@@ -27,10 +68,11 @@ function channelOfStream(s: ArnScope, stream: string, channels: readonly string[
   return s.channelStreams ? channels.find((c) => s.channelStreams!(c).includes(stream)) : undefined;
 }
 
-
-
-const roleArnOf = (s: ArnScope, roleName: string) => `arn:${s.partition}:iam::${s.account}:role/${roleName}`;
-const lambdaArnOf = (s: ArnScope, fn: string) => (fn.startsWith('arn:') ? fn : `arn:${s.partition}:lambda:${s.region}:${s.account}:function:${fn}`);
+/** The role iotctl manages for a rule (its actions without a roleArn), under the stage's IAM path. */
+const roleArnOf = (s: ArnScope, rule: string) => arnOf('iam-role', s, s.names.role(rule), { path: s.names.rolePath });
+/** The role older versions made for a rule, `iotctl-rule-<rule>` at `/`: read back as managed too, so a rule they wrote compares on its fields. */
+const legacyRoleArnOf = (s: ArnScope, rule: string) => arnOf('iam-role', s, ruleRoleName(rule));
+const lambdaArnOf = (s: ArnScope, fn: string) => (fn.startsWith('arn:') ? fn : arnOf('lambda-function', s, fn));
 /** Substitution templates (`${topic()}`) are only known per message: the resource becomes a wildcard there. */
 const wildcardTemplates = (s: string) => s.replace(/\$\{[^}]*\}/g, '*');
 
@@ -64,17 +106,17 @@ export function managedRolePolicy(rule: RuleSpec, s: ArnScope): { Version: strin
   };
   for (const action of actionsOf(rule)) {
     if (!needsRole(action) || roleOf(action)) continue;
-    if ('kinesis' in action) add(['kinesis:PutRecord'], [`arn:${s.partition}:kinesis:${s.region}:${s.account}:stream/${action.kinesis.stream}`]);
+    if ('kinesis' in action) add(['kinesis:PutRecord'], [arnOf('kinesis-stream', s, s.names.stream.physical(action.kinesis.stream))]);
     else if ('iotAnalytics' in action && s.channelStreams) {
       // As toPayload writes them: every stream of the channel for an action, its raw stream for the errorAction.
       const streams = s.channelStreams(action.iotAnalytics.channel).slice(0, action === rule.errorAction ? 1 : undefined);
-      add(['firehose:PutRecord', 'firehose:PutRecordBatch'], streams.map((d) => `arn:${s.partition}:firehose:${s.region}:${s.account}:deliverystream/${d}`));
+      add(['firehose:PutRecord', 'firehose:PutRecordBatch'], streams.map((d) => arnOf('firehose-delivery-stream', s, d)));
     } else if ('iotAnalytics' in action) add(['iotanalytics:BatchPutMessage'], [`arn:${s.partition}:iotanalytics:${s.region}:${s.account}:channel/${action.iotAnalytics.channel}`]);
     else if ('republish' in action) add(['iot:Publish'], [`arn:${s.partition}:iot:${s.region}:${s.account}:topic/${wildcardTemplates(action.republish.topic)}`]);
-    else if ('s3' in action) add(['s3:PutObject'], [`arn:${s.partition}:s3:::${wildcardTemplates(action.s3.bucket)}/*`]);
-    else if ('firehose' in action) add(['firehose:PutRecord', 'firehose:PutRecordBatch'], [`arn:${s.partition}:firehose:${s.region}:${s.account}:deliverystream/${action.firehose.deliveryStream}`]);
+    else if ('s3' in action) add(['s3:PutObject'], [`${arnOf('s3-bucket', s, wildcardTemplates(action.s3.bucket))}/*`]);
+    else if ('firehose' in action) add(['firehose:PutRecord', 'firehose:PutRecordBatch'], [arnOf('firehose-delivery-stream', s, action.firehose.deliveryStream)]);
     else if ('cloudwatchLogs' in action) {
-      add(['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'], [`arn:${s.partition}:logs:${s.region}:${s.account}:log-group:${action.cloudwatchLogs.logGroup}:*`]);
+      add(['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'], [`${arnOf('log-group', s, s.names.logGroup.physical(action.cloudwatchLogs.logGroup))}:*`]);
     }
   }
   if (!byKind.size) return undefined;
@@ -84,8 +126,8 @@ export function managedRolePolicy(rule: RuleSpec, s: ArnScope): { Version: strin
   };
 }
 
-/** Only IoT, and only on behalf of this rule in this account, may assume the managed role. */
-function trustPolicy(ruleName: string, s: ArnScope) {
+/** Only IoT, and only on behalf of this rule (its physical name) in this account, may assume the managed role. */
+function trustPolicy(physicalRule: string, s: ArnScope) {
   return {
     Version: '2012-10-17',
     Statement: [
@@ -93,30 +135,33 @@ function trustPolicy(ruleName: string, s: ArnScope) {
         Effect: 'Allow',
         Principal: { Service: 'iot.amazonaws.com' },
         Action: 'sts:AssumeRole',
-        Condition: { StringEquals: { 'aws:SourceAccount': s.account }, ArnLike: { 'aws:SourceArn': `arn:${s.partition}:iot:${s.region}:${s.account}:rule/${ruleName}` } },
+        Condition: { StringEquals: { 'aws:SourceAccount': s.account }, ArnLike: { 'aws:SourceArn': arnOf('iot-topic-rule', s, physicalRule) } },
       },
     ],
   };
 }
 
-/** The spec's action as AWS's action shape, with ARNs and the role (given, or the managed one). */
+/** The spec's action as AWS's action shape, with ARNs, the physical names of the stage's resources, and the role (given, or the managed one). */
 export function toAwsAction(action: RuleAction, s: ArnScope, managedRole: string): Action {
   const role = roleOf(action) ?? managedRole;
-  if ('kinesis' in action) return { kinesis: { roleArn: role, streamName: action.kinesis.stream, partitionKey: action.kinesis.partitionKey } };
+  if ('kinesis' in action) return { kinesis: { roleArn: role, streamName: s.names.stream.physical(action.kinesis.stream), partitionKey: action.kinesis.partitionKey } };
   if ('iotAnalytics' in action) return { iotAnalytics: { roleArn: role, channelName: action.iotAnalytics.channel } };
   if ('republish' in action) return { republish: { roleArn: role, topic: action.republish.topic, qos: action.republish.qos } };
   if ('s3' in action) return { s3: { roleArn: role, bucketName: action.s3.bucket, key: action.s3.key } };
   if ('firehose' in action) {
     return { firehose: { roleArn: role, deliveryStreamName: action.firehose.deliveryStream, ...(action.firehose.separator !== undefined ? { separator: action.firehose.separator } : {}) } };
   }
-  if ('lambda' in action) return { lambda: { functionArn: lambdaArnOf(s, action.lambda.function) } };
-  return { cloudwatchLogs: { roleArn: role, logGroupName: action.cloudwatchLogs.logGroup } };
+  if ('lambda' in action) return { lambda: { functionArn: lambdaArnOf(s, s.names.fn.physical(action.lambda.function)) } };
+  return { cloudwatchLogs: { roleArn: role, logGroupName: s.names.logGroup.physical(action.cloudwatchLogs.logGroup) } };
 }
 
-/** AWS's action back to the spec's shape, normalised so that an unchanged rule compares equal. */
-export function fromAwsAction(action: Action, s: ArnScope, managedRole: string): RuleAction | undefined {
-  const role = (arn: string | undefined) => (arn && arn !== managedRole ? { roleArn: arn } : {});
-  if (action.kinesis) return { kinesis: { stream: action.kinesis.streamName!, partitionKey: action.kinesis.partitionKey ?? '${newuuid()}', ...role(action.kinesis.roleArn) } };
+/**
+ * AWS's action back to the spec's shape, normalised so that an unchanged rule compares equal: the stage's
+ * physical names read back as the logical ones, a role of `managedRoles` as no roleArn.
+ */
+export function fromAwsAction(action: Action, s: ArnScope, managedRoles: readonly string[]): RuleAction | undefined {
+  const role = (arn: string | undefined) => (arn && !managedRoles.includes(arn) ? { roleArn: arn } : {});
+  if (action.kinesis) return { kinesis: { stream: s.names.stream.logical(action.kinesis.streamName!), partitionKey: action.kinesis.partitionKey ?? '${newuuid()}', ...role(action.kinesis.roleArn) } };
   if (action.iotAnalytics) {
     const channel = action.iotAnalytics.channelName ?? action.iotAnalytics.channelArn?.split('/').pop() ?? '';
     return { iotAnalytics: { channel, ...role(action.iotAnalytics.roleArn) } };
@@ -130,10 +175,10 @@ export function fromAwsAction(action: Action, s: ArnScope, managedRole: string):
   if (action.lambda) {
     const arn = action.lambda.functionArn!;
     // A function of this account and region reads back as its name, as the spec writes it.
-    const ours = `arn:${s.partition}:lambda:${s.region}:${s.account}:function:`;
-    return { lambda: { function: arn.startsWith(ours) && !arn.slice(ours.length).includes(':') ? arn.slice(ours.length) : arn } };
+    const ours = arnOf('lambda-function', s, '');
+    return { lambda: { function: arn.startsWith(ours) && !arn.slice(ours.length).includes(':') ? s.names.fn.logical(arn.slice(ours.length)) : arn } };
   }
-  if (action.cloudwatchLogs) return { cloudwatchLogs: { logGroup: action.cloudwatchLogs.logGroupName!, ...role(action.cloudwatchLogs.roleArn) } };
+  if (action.cloudwatchLogs) return { cloudwatchLogs: { logGroup: s.names.logGroup.logical(action.cloudwatchLogs.logGroupName!), ...role(action.cloudwatchLogs.roleArn) } };
   return undefined; // an action kind iotctl does not manage (DynamoDB, SNS...): left out, so the plan replaces the rule
 }
 
@@ -166,7 +211,7 @@ function toAwsActions(action: RuleAction, s: ArnScope, managedRole: string): Act
 }
 
 export function toPayload(rule: RuleSpec, s: ArnScope, owner?: Owner): TopicRulePayload {
-  const managed = roleArnOf(s, ruleRoleName(rule.name));
+  const managed = roleArnOf(s, rule.name);
   return {
     sql: rule.sql,
     description: owner ? withMarker(rule.description, owner) : rule.description,
@@ -178,9 +223,12 @@ export function toPayload(rule: RuleSpec, s: ArnScope, owner?: Owner): TopicRule
   };
 }
 
-/** `channels`: the spec's channels, to fold the datalake engine's firehose actions back into `iotAnalytics`. */
+/**
+ * `name`: the rule's logical name. `channels`: the spec's channels, to fold the datalake engine's firehose
+ * actions back into `iotAnalytics`.
+ */
 export function fromAws(name: string, rule: TopicRule, s: ArnScope, channels: readonly string[] = []): RuleSpec {
-  const managed = roleArnOf(s, ruleRoleName(name));
+  const managed = [roleArnOf(s, name), legacyRoleArnOf(s, name)];
   const fold = (action: RuleAction | undefined): RuleAction | undefined => {
     if (!action || !('firehose' in action) || action.firehose.separator !== '\n') return action;
     const channel = channelOfStream(s, action.firehose.deliveryStream, channels);
@@ -204,87 +252,138 @@ export function fromAws(name: string, rule: TopicRule, s: ArnScope, channels: re
   };
 }
 
+export interface AwsRulesOptions {
+  /** The project and stage whose rules these are (default: project `iotctl`, the default stage). */
+  owner?: Owner;
+  /** The stage's names (naming.ts stageNames); default: the owner's. */
+  names?: StageNames;
+  /** The spec's logical names: rules (found under their names even without a plan), the streams and functions actions name. */
+  declared?: { rules?: readonly string[]; streams?: readonly string[]; functions?: readonly string[] };
+  /** Analytics engine datalake: the delivery streams of a channel (see ArnScope.channelStreams), and the spec's channels. */
+  datalake?: { channels: readonly string[]; streams: (channel: string, scope: { accountId: string; region: string }) => string[] };
+}
+
+/** A rule as read from AWS: its spec under its logical name, its physical name, and who its marker says owns it. */
+interface Found {
+  physical: string;
+  spec: RuleSpec;
+  owner: Record<string, string>;
+  raw: TopicRule;
+}
+
+type Listed = RuleSpec & PhysicalIdentity & { adopt?: Record<string, string> };
+
 /**
- * The aws target's topic rules: ListTopicRules/GetTopicRule read back as RuleSpec, Create/Replace/Delete
- * TopicRule write them, and one least-privilege IAM role per rule (for actions without a roleArn) is
- * created, kept in step with the rule's actions, and deleted with the rule.
+ * The aws target's topic rules, named `iotctl_<project>_<stage>__<rule>` (naming.ts): ListTopicRules and
+ * GetTopicRule read back as RuleSpec under the logical name, Create/Replace/Delete TopicRule write them, and
+ * one least-privilege IAM role per rule (for actions without a roleArn), under the stage's IAM path, is
+ * created, kept in step with the rule's actions, and deleted with the rule. A rule an older iotctl wrote
+ * under the bare spec name is moved: the plan creates the new one, then deletes the old one and its role.
  */
 export class AwsRules implements RulesPort {
   private scopeCache?: Promise<ArnScope>;
   private readonly owner: Owner;
+  private readonly names: StageNames;
+  private readonly refs: RuleNames;
 
-  /** `project`: the iotctl project whose rules these are (see ownerOf). */
   constructor(
     private readonly aws: AwsClients,
-    private readonly project = 'iotctl',
-    /** Analytics engine datalake: the delivery streams of a channel (see ArnScope.channelStreams), and the spec's channels. */
-    private readonly datalake?: { channels: readonly string[]; streams: (channel: string, scope: { accountId: string; region: string }) => string[] },
-    stage?: string,
+    private readonly opts: AwsRulesOptions = {},
   ) {
-    this.owner = ownerNamed(project, stage);
+    this.owner = opts.owner ?? ownerNamed('iotctl');
+    this.names = opts.names ?? stageNames({ project: this.owner.project, stage: this.owner.stage });
+    this.refs = ruleNames(this.names, opts.declared);
   }
 
   scope(): Promise<ArnScope> {
-    const datalake = this.datalake;
+    const datalake = this.opts.datalake;
     this.scopeCache ??= Promise.all([this.aws.region(), this.aws.accountId()]).then(([region, account]) => ({
       partition: partitionOf(region),
       region,
       account,
+      names: this.refs,
       ...(datalake ? { channelStreams: (channel: string) => datalake.streams(channel, { accountId: account, region }) } : {}),
     }));
     this.scopeCache.catch(() => (this.scopeCache = undefined));
     return this.scopeCache;
   }
 
-  /** This project and stage's rules; a name of `scope.desired` held by anyone else's rule is refused. */
-  async list(scope: ListScope = {}): Promise<RuleSpec[]> {
-    const { client, sdk } = await this.aws.get('iot');
-    const names: string[] = [];
-    let nextToken: string | undefined;
-    do {
-      const out = await client.send(new sdk.ListTopicRulesCommand({ maxResults: 100, nextToken }), this.aws.sendOptions);
-      names.push(...(out.rules ?? []).map((r) => r.ruleName!));
-      nextToken = out.nextToken;
-    } while (nextToken);
-    const rules = await mapLimit(names.sort(), 4, (name) => this.read(name));
+  /**
+   * This project and stage's rules, under their logical names: those under the stage's names, and, for each
+   * name of `scope.desired`, the one an older iotctl wrote under the bare name (with its old name as
+   * `physicalName`, so the plan moves it; `retired` when the new one exists too, so the plan deletes it).
+   * A name of `scope.desired` held by anyone else's rule is refused.
+   */
+  async list(scope: ListScope = {}): Promise<Listed[]> {
+    const existing = new Set(await this.ruleNamesOnAws());
     const desired = new Set(scope.desired ?? []);
-    for (const r of rules) if (r && desired.has(r.spec.name) && claimOf(r.owner, this.owner) !== 'owned') throw notOurs('topic rule', r.spec.name, r.owner, this.owner);
-    // Their roles too, at plan time: `iotctl-rule-<name>` of anyone else is refused before apply writes anything.
-    await mapLimit([...desired], 4, (name) => this.roleClaim(name));
-    return rules.filter((r) => r !== undefined && claimOf(r.owner, this.owner) === 'owned').map((r) => r!.spec);
-  }
-
-  async get(name: string): Promise<RuleSpec | undefined> {
-    return (await this.read(name))?.spec;
-  }
-
-  private async read(name: string): Promise<{ spec: RuleSpec; owner: Record<string, string> } | undefined> {
-    const { client, sdk } = await this.aws.get('iot');
-    try {
-      const out = await client.send(new sdk.GetTopicRuleCommand({ ruleName: name }), this.aws.sendOptions);
-      return out.rule ? { spec: fromAws(name, out.rule, await this.scope(), this.datalake?.channels), owner: ruleOwnerTags(out.rule.description) } : undefined;
-    } catch (error) {
-      // AWS answers GetTopicRule for a rule that does not exist with UnauthorizedException.
-      if (isAwsError(error, 'ResourceNotFoundException', 'UnauthorizedException')) return undefined;
-      throw error;
+    // The spec's names first (a `physicalName:` is not in the stage's shape), then any other of the stage's.
+    const byPhysical = new Map([...(this.opts.declared?.rules ?? []), ...desired].map((l) => [this.names.rule(l), l]));
+    const candidates: { physical: string; logical: string; bare?: true }[] = [];
+    for (const physical of existing) {
+      const logical = byPhysical.get(physical) ?? this.logicalOf(physical);
+      if (logical !== undefined) candidates.push({ physical, logical });
     }
+    for (const l of desired) if (existing.has(l) && this.names.rule(l) !== l && !byPhysical.has(l)) candidates.push({ physical: l, logical: l, bare: true });
+
+    const read = await mapLimit(candidates, 4, async (c) => ({ ...c, found: await this.read(c.physical, c.logical) }));
+    const byLogical = new Map<string, { current?: Listed; old: Listed[] }>();
+    const entry = (l: string) => byLogical.get(l) ?? byLogical.set(l, { old: [] }).get(l)!;
+    for (const { physical, logical, bare, found } of read) {
+      if (!found) continue;
+      const current = physical === this.names.rule(logical);
+      const claim = bare ? await this.bareClaim(logical, found.owner) : claimOf(found.owner, this.owner);
+      if (current && desired.has(logical) && claim === 'foreign') {
+        // Refused here, at plan time, unless `--adopt` takes over a rule no iotctl deployment owns.
+        assertClaimable('topic rule', physical, found.owner, this.owner);
+        entry(logical).current = { ...found.spec, physicalName: physical, adopt: markerTags(ownerMarker(this.owner)) };
+        continue;
+      }
+      if (claim === 'foreign') continue;
+      if (current) entry(logical).current = { ...found.spec, physicalName: physical };
+      else entry(logical).old.push({ ...found.spec, physicalName: physical });
+    }
+    // Their roles too, at plan time: anyone else's role of the name is refused before apply writes anything.
+    await mapLimit([...desired], 4, (name) => this.roleClaim(name));
+    const listed = [...byLogical.values()].flatMap(({ current, old }) => {
+      // Without the new one, the first old one is what the plan moves; any other is deleted as retired.
+      const [moved, ...rest] = current ? [current, ...old] : old;
+      return [moved!, ...rest.map((r) => ({ ...r, retired: true as const }))];
+    });
+    return listed.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The rule under its logical name; one an older iotctl wrote under the bare name is moved by `apply` first. */
+  async get(name: string): Promise<RuleSpec | undefined> {
+    const physical = this.names.rule(name);
+    const found = await this.read(physical, name);
+    if (found) return found.spec;
+    const old = physical !== name ? await this.read(name, name) : undefined;
+    if (old && (await this.bareClaim(name, old.owner)) !== 'foreign') {
+      throw new UserError(
+        `Rule ${name} is still under the name an older iotctl gave it (${name}), not ${physical}.`,
+        'Run `iotctl apply` (or `iotctl rules apply`): it moves the rule to its new name, then this command finds it.',
+        'RULE_NOT_MOVED',
+      );
+    }
+    return undefined;
   }
 
   async put(rule: RuleSpec): Promise<void> {
     const s = await this.scope();
+    const physical = this.names.rule(rule.name);
     const policy = managedRolePolicy(rule, s);
     // Ownership of the rule and of its role first: nothing is written for a rule that is refused.
-    const existing = await this.read(rule.name);
-    if (existing) assertClaimable('topic rule', rule.name, existing.owner, this.owner);
+    const existing = await this.read(physical, rule.name);
+    if (existing) assertClaimable('topic rule', physical, existing.owner, this.owner);
     const roleClaim = policy ? await this.roleClaim(rule.name) : 'missing';
     const createdRole = policy ? await this.ensureRole(rule.name, policy, s, roleClaim) : false;
-    const exists = existing !== undefined;
     const { client, sdk } = await this.aws.get('iot');
     const topicRulePayload = toPayload(rule, s, this.owner);
     for (let attempt = 0; ; attempt++) {
       try {
-        if (exists) await client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: rule.name, topicRulePayload }), this.aws.sendOptions);
-        else await client.send(new sdk.CreateTopicRuleCommand({ ruleName: rule.name, topicRulePayload }), this.aws.sendOptions);
+        if (existing) await client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions);
+        else await client.send(new sdk.CreateTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions);
         break;
       } catch (error) {
         // A new IAM role takes a few seconds before IoT may assume it.
@@ -293,70 +392,123 @@ export class AwsRules implements RulesPort {
         await new Promise((r) => setTimeout(r, 2000));
       }
     }
-    await this.allowLambdaInvoke(rule, s);
-    if (!policy) await this.deleteRole(rule.name);
+    await this.allowLambdaInvoke(rule, physical, s);
+    if (!policy) await this.deleteRole(this.names.ruleRole(rule.name), rule.name);
   }
 
-  async delete(name: string): Promise<void> {
+  /**
+   * Deletes `physical` (an old name the plan moves away from), else the rule's name of this stage, after
+   * checking it is ours; then its role and its functions' invoke permissions, as the name says which.
+   */
+  async delete(name: string, physical?: string): Promise<void> {
+    const target = physical ?? this.names.rule(name);
+    const current = target === this.names.rule(name);
+    const bare = !current && target === name && ownershipByName('iot-topic-rule', target, this.names.scope).verdict === 'not-ours';
+    const found = await this.read(target, name);
+    if (found && (bare ? await this.bareClaim(name, found.owner) : claimOf(found.owner, this.owner)) === 'foreign') throw notOurs('topic rule', target, found.owner, this.owner);
     const { client, sdk } = await this.aws.get('iot');
-    const found = await this.read(name);
-    if (found) assertClaimable('topic rule', name, found.owner, this.owner);
-    const rule = found?.spec;
     try {
-      await client.send(new sdk.DeleteTopicRuleCommand({ ruleName: name }), this.aws.sendOptions);
+      await client.send(new sdk.DeleteTopicRuleCommand({ ruleName: target }), this.aws.sendOptions);
     } catch (error) {
       if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
     }
-    await this.deleteRole(name);
-    if (rule) await this.removeLambdaPermissions(rule);
+    // An older name of a rule that still exists under another (a changed physicalName) shares its role: kept.
+    if (current) await this.deleteRole(this.names.ruleRole(name), name);
+    if (bare) await this.deleteRole(ruleRoleName(name), name, true);
+    if (found) await this.removeLambdaPermissions(found.raw, bare ? rulePermissionId(target) : rulePermissionStatement(target));
   }
 
-  /** Creates the managed role when missing and (re)writes its inline policy. True when the role is new. */
-  /**
-   * Whether the rule's role may be written: missing, ours (tags), or made for this rule by an older iotctl
-   * (its `iotctl:rule` tag without a project, which gets the tags). Anyone else's role is refused.
-   */
-  private async roleClaim(ruleName: string): Promise<'missing' | 'owned' | 'legacy'> {
-    const { client, sdk } = await this.aws.get('iam');
-    const RoleName = ruleRoleName(ruleName);
+  /** Every rule name in the account and region (names only: one call per 100 rules). */
+  private async ruleNamesOnAws(): Promise<string[]> {
+    const { client, sdk } = await this.aws.get('iot');
+    const names: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const out = await client.send(new sdk.ListTopicRulesCommand({ maxResults: 100, nextToken }), this.aws.sendOptions);
+      names.push(...(out.rules ?? []).map((r) => r.ruleName!));
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return names.sort();
+  }
+
+  /** The logical name of a rule name in this stage's shape; a shortened one (its logical name cut) goes by its physical name. */
+  private logicalOf(physical: string): string | undefined {
+    const verdict = ownershipByName('iot-topic-rule', physical, this.names.scope);
+    return verdict.verdict === 'ours' ? verdict.logical : verdict.verdict === 'check-tags' ? physical : undefined;
+  }
+
+  private async read(physical: string, logical: string): Promise<Found | undefined> {
+    const { client, sdk } = await this.aws.get('iot');
     try {
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-      if (tags['iotctl:rule'] !== ruleName) throw notOurs('IAM role', RoleName, tags, this.owner);
-      return assertClaimable('IAM role', RoleName, tags, this.owner, true) as 'owned' | 'legacy';
+      const out = await client.send(new sdk.GetTopicRuleCommand({ ruleName: physical }), this.aws.sendOptions);
+      return out.rule ? { physical, spec: fromAws(logical, out.rule, await this.scope(), this.opts.datalake?.channels), owner: ruleOwnerTags(out.rule.description), raw: out.rule } : undefined;
     } catch (error) {
-      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return 'missing';
+      // AWS answers GetTopicRule for a rule that does not exist with UnauthorizedException.
+      if (isAwsError(error, 'ResourceNotFoundException', 'UnauthorizedException')) return undefined;
       throw error;
     }
   }
 
-  private async ensureRole(ruleName: string, policy: object, s: ArnScope, claim: 'missing' | 'owned' | 'legacy'): Promise<boolean> {
+  /**
+   * Whose a rule under the bare spec name is: its marker says; the first iotctl versions wrote none, and
+   * their rule is recognised by the role they made for it (`iotctl-rule-<rule>`, tagged `iotctl:rule`), so
+   * a hand-made rule that merely shares the spec's name stays foreign.
+   */
+  private async bareClaim(logical: string, marker: Record<string, string>): Promise<'owned' | 'legacy' | 'foreign'> {
+    if (Object.keys(marker).length) return claimOf(marker, this.owner);
+    const tags = await this.roleTags(ruleRoleName(logical));
+    return tags && tags['iotctl:rule'] === logical && claimOf(tags, this.owner, true) !== 'foreign' ? 'legacy' : 'foreign';
+  }
+
+  private async roleTags(RoleName: string): Promise<Record<string, string> | undefined> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = ruleRoleName(ruleName);
-    let created = false;
-    if (claim === 'legacy') await client.send(new sdk.TagRoleCommand({ RoleName, Tags: ownerTagList(this.owner) }), this.aws.sendOptions);
+    try {
+      return tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
+    } catch (error) {
+      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether the rule's role may be written: missing, or ours (this project and stage's tags and `iotctl:rule`).
+   * Anyone else's role of the name is refused, never adopted: the name is in iotctl's own namespace.
+   */
+  private async roleClaim(ruleName: string): Promise<'missing' | 'owned'> {
+    const RoleName = this.names.ruleRole(ruleName);
+    const tags = await this.roleTags(RoleName);
+    if (!tags) return 'missing';
+    const strict = { project: this.owner.project, stage: this.owner.stage };
+    if (tags['iotctl:rule'] !== ruleName || claimOf(tags, strict) !== 'owned') throw notOurs('IAM role', RoleName, tags, strict);
+    return 'owned';
+  }
+
+  /** Creates the managed role when missing and (re)writes its inline policy. True when the role is new. */
+  private async ensureRole(ruleName: string, policy: object, s: ArnScope, claim: 'missing' | 'owned'): Promise<boolean> {
+    const { client, sdk } = await this.aws.get('iam');
+    const RoleName = this.names.ruleRole(ruleName);
     if (claim === 'missing') {
       await client.send(
         new sdk.CreateRoleCommand({
           RoleName,
-          AssumeRolePolicyDocument: JSON.stringify(trustPolicy(ruleName, s)),
-          Description: `iotctl: the actions of topic rule ${ruleName}`,
+          Path: this.names.rolePath,
+          AssumeRolePolicyDocument: JSON.stringify(trustPolicy(this.names.rule(ruleName), s)),
+          Description: `iotctl: the actions of topic rule ${this.names.rule(ruleName)}`,
           Tags: [...ownerTagList(this.owner), { Key: 'iotctl:rule', Value: ruleName }],
         }),
         this.aws.sendOptions,
       );
-      created = true;
     }
     await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: 'rule-actions', PolicyDocument: JSON.stringify(policy) }), this.aws.sendOptions);
-    return created;
+    return claim === 'missing';
   }
 
-  private async deleteRole(ruleName: string): Promise<void> {
+  /** Only a role made for this rule by this project and stage (`legacy`: or by an iotctl before the tags): never anyone else's. */
+  private async deleteRole(RoleName: string, ruleName: string, legacy = false): Promise<void> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = ruleRoleName(ruleName);
     try {
-      // Only a role made for this rule by this project (or an older iotctl): never anyone else's.
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-      if (tags['iotctl:rule'] !== ruleName || claimOf(tags, this.owner, true) === 'foreign') return;
+      const tags = await this.roleTags(RoleName);
+      if (!tags || tags['iotctl:rule'] !== ruleName || claimOf(tags, this.owner, legacy) === 'foreign') return;
       const { PolicyNames = [] } = await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions);
       for (const PolicyName of PolicyNames) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
       await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
@@ -365,43 +517,45 @@ export class AwsRules implements RulesPort {
     }
   }
 
-  /** IoT invokes a function only when the function's resource policy allows this rule. */
-  private async allowLambdaInvoke(rule: RuleSpec, s: ArnScope): Promise<void> {
+  /** IoT invokes a function only when the function's resource policy allows this rule (its physical name). */
+  private async allowLambdaInvoke(rule: RuleSpec, physical: string, s: ArnScope): Promise<void> {
     const fns = actionsOf(rule).flatMap((a) => ('lambda' in a ? [a.lambda.function] : []));
     if (!fns.length) return;
     const { client, sdk } = await this.aws.get('lambda');
     for (const fn of new Set(fns)) {
+      const FunctionName = s.names.fn.physical(fn);
       try {
         await client.send(
           new sdk.AddPermissionCommand({
-            FunctionName: fn,
-            StatementId: rulePermissionId(rule.name),
+            FunctionName,
+            StatementId: rulePermissionStatement(physical),
             Action: 'lambda:InvokeFunction',
             Principal: 'iot.amazonaws.com',
             SourceAccount: s.account,
-            SourceArn: `arn:${s.partition}:iot:${s.region}:${s.account}:rule/${rule.name}`,
+            SourceArn: arnOf('iot-topic-rule', s, physical),
           }),
           this.aws.sendOptions,
         );
       } catch (error) {
         if (isAwsError(error, 'ResourceConflictException')) continue; // already allowed
         if (isAwsError(error, 'ResourceNotFoundException')) {
-          throw new UserError(`Rule ${rule.name} invokes function "${fn}", which does not exist.`, 'Deploy it first (`iotctl lambda deploy`), or fix the rule\'s lambda action.', 'FUNCTION_NOT_FOUND');
+          const named = FunctionName === fn ? `"${fn}"` : `"${fn}" (${FunctionName} on AWS)`;
+          throw new UserError(`Rule ${rule.name} invokes function ${named}, which does not exist.`, 'Deploy it first (`iotctl lambda deploy`), or fix the rule\'s lambda action.', 'FUNCTION_NOT_FOUND');
         }
         throw error;
       }
     }
   }
 
-  private async removeLambdaPermissions(rule: RuleSpec): Promise<void> {
-    const fns = actionsOf(rule).flatMap((a) => ('lambda' in a ? [a.lambda.function] : []));
+  /** The invoke permissions a deleted rule had, by the functions its actions name on AWS. */
+  private async removeLambdaPermissions(rule: TopicRule, StatementId: string): Promise<void> {
+    const fns = [...(rule.actions ?? []), ...(rule.errorAction ? [rule.errorAction] : [])].flatMap((a) => (a.lambda?.functionArn ? [a.lambda.functionArn] : []));
     if (!fns.length) return;
     const { client, sdk } = await this.aws.get('lambda');
-    for (const fn of new Set(fns)) {
-      await client.send(new sdk.RemovePermissionCommand({ FunctionName: fn, StatementId: rulePermissionId(rule.name) }), this.aws.sendOptions).catch((error) => {
+    for (const FunctionName of new Set(fns)) {
+      await client.send(new sdk.RemovePermissionCommand({ FunctionName, StatementId }), this.aws.sendOptions).catch((error) => {
         if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
       });
     }
   }
 }
-

@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { arn, partitionOf, policyInPartition } from '../../../src/targets/aws/arn.js';
 import { claimOf, markerTags, withMarker } from '../../../src/targets/aws/ownership.js';
-import { fromAws, ruleOwnerTags, toPayload } from '../../../src/targets/aws/rules.js';
+import { stageNames } from '../../../src/targets/aws/naming.js';
+import { fromAws, ruleNames, ruleOwnerTags, toPayload } from '../../../src/targets/aws/rules.js';
 
 test('ARNs take the partition of the region', () => {
   assert.is(partitionOf('us-east-1'), 'aws');
@@ -40,7 +41,7 @@ test('ownership: project and stage tags own; the old marker or a stageless proje
 
 test("rules: the owner marker carries project and stage; an older iotctl's `[iotctl:<project>]` reads as its default stage", () => {
   const o = { project: 'fleet', stage: 'default' };
-  const s = { partition: 'aws', region: 'us-east-1', account: '123456789012' };
+  const s = { partition: 'aws', region: 'us-east-1', account: '123456789012', names: ruleNames(stageNames(o)) };
   const rule = { name: 'r', description: 'to the stream', sql: "SELECT * FROM 'x'", enabled: true, actions: [{ republish: { topic: 'y' } }] };
   const payload = toPayload(rule as never, s, o);
   assert.is(payload.description, 'to the stream [iotctl:project=fleet stage=default]');

@@ -11,10 +11,10 @@ test('a renamed resource is moved: the new name is applied and the old one delet
     items.map((i) => [i.action, i.physical, i.note]),
     [
       ['replace', 'iotctl-fleet-dev--ingest', undefined],
-      ['delete', undefined, 'renamed to iotctl-fleet-dev--ingest'],
+      ['delete', 'ingest', 'renamed to iotctl-fleet-dev--ingest'],
     ],
   );
-  // The delete names the old physical name: here the logical one, which is what the adapter deletes.
+  // The delete names the old physical name, even where it is the logical one: an adapter given none deletes the new one.
   assert.equal(items[0]!.changes[0], { path: 'physicalName', before: 'ingest', after: 'iotctl-fleet-dev--ingest' });
 });
 
@@ -26,6 +26,11 @@ test('a renamed resource that keeps data is never deleted by the move; a later -
   assert.equal(planResources([stream('iotctl-fleet-dev--telemetry')], later).map((i) => i.action), ['noop']);
   const pruned = planResources([stream('iotctl-fleet-dev--telemetry')], later, { prune: true });
   assert.equal(pruned.map((i) => [i.action, i.physical ?? i.name]), [['noop', 'iotctl-fleet-dev--telemetry'], ['delete', 'telemetry']]);
+});
+
+test('a retired copy that keeps no data (a move cut short before its delete phase) is deleted by the next apply, without --prune', () => {
+  const items = planResources([fn('iotctl-fleet-dev--ingest')], [fn('iotctl-fleet-dev--ingest'), fn('ingest', { retired: true })]);
+  assert.equal(items.map((i) => [i.action, i.physical]), [['noop', 'iotctl-fleet-dev--ingest'], ['delete', 'ingest']]);
 });
 
 test('plans show the physical name where it differs, and notes', () => {
