@@ -7,7 +7,7 @@ import { defaultAthenaDatabase } from './names.js';
 export function initSpec(project: string, target: 'local' | 'aws' = 'local'): string {
   const aws = target === 'aws';
   const errorAction = (rule: string) =>
-    aws ? `cloudwatchLogs: { logGroup: /iotctl/${project}/rule-errors }   # every failure with its reason` : `republish: { topic: 'errors/rules/${rule}', qos: 1 }`;
+    aws ? `cloudwatchLogs: { logGroup: rule-errors }   # every failure with its reason; the stage's group /iotctl/${project}/<stage>/rule-errors` : `republish: { topic: 'errors/rules/${rule}', qos: 1 }`;
   return `# iotctl.yaml: the desired state of your IoT telemetry platform.
 # Validate with \`iotctl spec validate\`; editor completion: \`iotctl spec schema > iotctl.schema.json\`.
 project: ${project}

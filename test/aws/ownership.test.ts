@@ -188,12 +188,12 @@ test('prune in one project deletes its own resources, in reverse dependency orde
   const at = (s: string) => steps.findIndex((l) => l.includes(`Prune ${s}`));
   assert.ok(at('rules') >= 0 && at('streams') > at('rules') && at('analytics') > at('rules'), steps.join('\n'));
   assert.not.ok(await exists('stream', 'telemetry'));
-  assert.not.ok(await exists('rule', 'to_stream'));
+  assert.not.ok(await exists('rule', 'iotctl_fleet_default__to_stream'));
   assert.not.ok(await exists('firehose', 'iotctl-fleet-ch-raw'));
   // Everyone else's is still there.
   for (const [kind, name] of [
     ['stream', 'stg-telemetry'],
-    ['rule', 'stg_to_stream'],
+    ['rule', 'iotctl_fleet_staging_default__stg_to_stream'],
     ['schedule', 'iotctl-fleet-staging-daily'],
     ['firehose', 'iotctl-fleet-staging-ch-raw'],
     ['stream', 'payments-team-orders'],
@@ -221,14 +221,15 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
     ['streams:\n  - { name: payments-team-orders }\n', 'stream', /Kinesis stream payments-team-orders already exists.*does not manage it.*no iotctl project/s],
     // fleet-staging's stream, for project fleet
     ['streams:\n  - { name: stg-telemetry }\n', 'stream', /Kinesis stream stg-telemetry already exists.*iotctl project fleet-staging, stage default/s],
-    ["rules:\n  - name: stg_to_stream\n    sql: SELECT * FROM 'x'\n    actions:\n      - republish: { topic: y }\n", 'rule', /topic rule stg_to_stream already exists.*fleet-staging/s],
+    // fleet-staging's rule, named explicitly: never taken over, not even with --adopt (below)
+    ["rules:\n  - name: stg_to_stream\n    physicalName: iotctl_fleet_staging_default__stg_to_stream\n    sql: SELECT * FROM 'x'\n    actions:\n      - republish: { topic: y }\n", 'rule', /topic rule iotctl_fleet_staging_default__stg_to_stream already exists.*fleet-staging/s],
     ['analytics:\n  datasets: [{ name: other, sql: SELECT 1, schedule: "cron(0 2 * * ? *)" }]\n', 'query', /Athena named query iotctl-fleet-other already exists.*fleet-other/s],
   ];
   // A role in iotctl's namespace that someone else made: the rule needing it is refused at plan time, so the
   // stream before it in the same apply is not created either.
   const iam = await aws.get('iam');
-  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-rule-collide', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
-  cases.push(["streams:\n  - { name: fresh }\nrules:\n  - name: collide\n    sql: SELECT * FROM 'x'\n    actions:\n      - kinesis: { stream: fresh }\n", 'role', /IAM role iotctl-rule-collide already exists.*no iotctl project/s]);
+  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-fleet-default--rule-collide', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
+  cases.push(["streams:\n  - { name: fresh }\nrules:\n  - name: collide\n    sql: SELECT * FROM 'x'\n    actions:\n      - kinesis: { stream: fresh }\n", 'role', /IAM role iotctl-fleet-default--rule-collide already exists.*no iotctl project/s]);
   for (const [yaml, kind, message] of cases) {
     writeFileSync(join(fleet.dir, 'iotctl.yaml'), `${FLEET_HEAD}${yaml}`);
     const r = await run(fleet, 'apply', '--yes');
@@ -238,7 +239,12 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
     assert.not.match(r.stderr, /Error \(bug\)/);
   }
   assert.not.ok(await exists('stream', 'fresh'), 'nothing was written before the refusal');
-  const roleTags = (await iam.client.send(new iam.sdk.ListRoleTagsCommand({ RoleName: 'iotctl-rule-collide' }))).Tags;
+  // --adopt takes over only what no iotctl deployment owns: fleet-staging's rule stays refused.
+  writeFileSync(join(fleet.dir, 'iotctl.yaml'), `${FLEET_HEAD}${cases.find(([, kind]) => kind === 'rule')![0]}`);
+  const adopt = await run(fleet, 'apply', '--yes', '--adopt');
+  assert.is(adopt.code, 1, adopt.out);
+  assert.match(adopt.stderr, /iotctl_fleet_staging_default__stg_to_stream already exists.*fleet-staging/s);
+  const roleTags = (await iam.client.send(new iam.sdk.ListRoleTagsCommand({ RoleName: 'iotctl-fleet-default--rule-collide' }))).Tags;
   assert.equal(roleTags, [{ Key: 'team', Value: 'payments' }], 'the foreign role was not touched');
   assert.equal(await streamTags('payments-team-orders'), { team: 'payments' }, 'the foreign stream was not tagged');
   assert.equal((await streamTags('stg-telemetry'))['iotctl:project'], 'fleet-staging');
@@ -323,11 +329,11 @@ test('in aws-cn every ARN iotctl writes is in the aws-cn partition (device polic
       const policy = (await iot.client.send(new iot.sdk.GetPolicyCommand({ policyName: 'cn-device' }))).policyDocument!;
       assert.not.ok(policy.includes('arn:aws:'), policy);
       assert.match(policy, /arn:aws-cn:iot:/);
-      const rule = (await iot.client.send(new iot.sdk.GetTopicRuleCommand({ ruleName: 'cn_to_stream' }))).rule!;
-      assert.match(rule.actions![0]!.kinesis!.roleArn!, /^arn:aws-cn:iam::123456789012:role\/iotctl-rule-cn_to_stream$/);
+      const rule = (await iot.client.send(new iot.sdk.GetTopicRuleCommand({ ruleName: 'iotctl_cnproj_default__cn_to_stream' }))).rule!;
+      assert.match(rule.actions![0]!.kinesis!.roleArn!, /^arn:aws-cn:iam::123456789012:role\/iotctl\/cnproj\/default\/iotctl-cnproj-default--rule-cn_to_stream$/);
       const iam = await regional.get('iam');
-      const doc = decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: 'iotctl-rule-cn_to_stream', PolicyName: 'rule-actions' }))).PolicyDocument!);
-      assert.match(doc, /arn:aws-cn:kinesis:cn-north-1:123456789012:stream\/cn-telemetry/);
+      const doc = decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: 'iotctl-cnproj-default--rule-cn_to_stream', PolicyName: 'rule-actions' }))).PolicyDocument!);
+      assert.match(doc, /arn:aws-cn:kinesis:cn-north-1:123456789012:stream\/iotctl-cnproj-default--cn-telemetry/);
       assert.not.ok(doc.includes('arn:aws:'), doc);
     } finally {
       regional.destroy();

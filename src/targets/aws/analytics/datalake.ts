@@ -211,12 +211,14 @@ async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Claimed[]
   do {
     const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: datalakeRolePath(spec.project), Marker }), aws.sendOptions);
     for (const role of page.Roles ?? []) {
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
+      // The stage's path (`/iotctl/<project>/<stage>/`) is under this prefix: a topic rule's or a function's role there is not the datalake's.
+      if (tags['iotctl:rule'] !== undefined || tags['iotctl:function'] !== undefined) continue;
       const trust = policyJson(role.AssumeRolePolicyDocument) as { Statement?: { Principal?: { Service?: string } }[] } | undefined;
       const policy = await client.send(new sdk.GetRolePolicyCommand({ RoleName: role.RoleName!, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
         if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
         throw e;
       });
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
       // Under the project's role path, a role without iotctl's tags is an older iotctl's.
       out.push({ kind: 'role', name: role.RoleName!, config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) }, tags, legacy: true });
     }
