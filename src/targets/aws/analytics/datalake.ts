@@ -211,13 +211,15 @@ async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeCont
   ];
 
   const have = new Set(found.map((c) => `${c.kind}\u0000${c.name}`));
-  const legacyQueries = desired.some((d) => d.kind === 'query' && d.legacy) ? readQueries(aws, spec.athena.workgroup, () => true, QUERY_DESCRIPTION) : undefined;
+  // Listed once, and only when an old query is looked for.
+  let legacyQueries: Promise<Map<string, Found & { id: string }>> | undefined;
+  const queriesOnce = () => (legacyQueries ??= readQueries(aws, spec.athena.workgroup, (name) => name.startsWith(`iotctl-${spec.project}-`), QUERY_DESCRIPTION));
   const moved = await Promise.all(
     desired
       .filter((d) => d.legacy && d.legacy !== d.physical && !have.has(`${d.kind}\u0000${d.name}`))
       .map(async (d): Promise<Claimed | undefined> => {
         const old = d.legacy!;
-        const f = await readLegacy(aws, d.kind as DatalakeKind, old, spec.project, legacyQueries);
+        const f = await readLegacy(aws, d.kind as DatalakeKind, old, spec.project, queriesOnce);
         return f && { kind: d.kind, name: d.name, physical: old, ...f, moved: true };
       }),
   );
@@ -225,7 +227,7 @@ async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeCont
 }
 
 /** One resource under the name a deployment before stage-scoped names gave it. */
-async function readLegacy(aws: AwsClients, kind: DatalakeKind, physical: string, project: string, queries: Promise<Map<string, Found & { id: string }>> | undefined): Promise<Found | undefined> {
+async function readLegacy(aws: AwsClients, kind: DatalakeKind, physical: string, project: string, queries: () => Promise<Map<string, Found & { id: string }>>): Promise<Found | undefined> {
   switch (kind) {
     case 'role': {
       const role = await describeRole(aws, physical);
@@ -237,7 +239,7 @@ async function readLegacy(aws: AwsClients, kind: DatalakeKind, physical: string,
     }
     case 'function': return describeFunction(aws, physical);
     case 'stream': return describeStream(aws, physical);
-    case 'query': return (await queries)?.get(physical);
+    case 'query': return (await queries()).get(physical);
     case 'schedule': return describeSchedule(aws, physical, SCHEDULE_DESCRIPTION);
     default: return undefined;
   }
