@@ -226,6 +226,20 @@ test("prune in one stage deletes only that stage's resources, never another stag
   assert.ok((await streams()).includes('payments-orders'));
 });
 
+test("a resource under the stage's name that iotctl does not own is refused before any write", async () => {
+  const firehose = await aws.get('firehose');
+  await firehose.client.send(
+    new firehose.sdk.CreateDeliveryStreamCommand({
+      DeliveryStreamName: 'iotctl-fleet-prod--ch-raw',
+      ExtendedS3DestinationConfiguration: { RoleARN: 'arn:aws:iam::123456789012:role/payments/payments-firehose', BucketARN: 'arn:aws:s3:::payments' },
+      Tags: [{ Key: 'iotctl:project', Value: 'payments' }, { Key: 'iotctl:stage', Value: 'prod' }],
+    }),
+  );
+  const refused = await planDatalake(aws, specOf('fleet', 'prod')).then(() => undefined, (e: unknown) => e as { code?: string; message: string });
+  assert.is(refused?.code, 'RESOURCE_NOT_OURS', refused?.message);
+  assert.match(refused!.message, /Firehose delivery stream iotctl-fleet-prod--ch-raw/);
+});
+
 test('a 60-character project: names shortened when created are read back by the same names, so applying again is a no-op', async () => {
   const spec = specOf(LONG);
   const plan = await converge(spec);
