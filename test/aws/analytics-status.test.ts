@@ -91,12 +91,13 @@ test.before(async () => {
   await metric('AWS/Firehose', 'DeliveryToS3.Records', main, 90, now - HOUR);
   await metric('AWS/Firehose', 'DeliveryToS3.DataFreshness', main, 900, now - 3 * HOUR); // an old backlog, since delivered
   await metric('AWS/Firehose', 'DeliveryToS3.DataFreshness', main, 42, now - 2 * 60_000);
-  const emf = { Project: 'stat', Pipeline: 'main' };
+  const emf = { Project: 'stat', Stage: 'default', Pipeline: 'main' };
   for (const [name, first, second] of [['In', 100, 20], ['Out', 70, 20], ['Filtered', 25, 0], ['Failed', 5, 0]] as const) {
     await metric('iotctl/Pipelines', name, emf, first, now - 2 * HOUR);
     await metric('iotctl/Pipelines', name, emf, second, now - HOUR);
   }
-  await metric('iotctl/Pipelines', 'In', { Project: 'other', Pipeline: 'main' }, 999, now - HOUR); // another project's pipeline of that name
+  await metric('iotctl/Pipelines', 'In', { Project: 'other', Stage: 'default', Pipeline: 'main' }, 999, now - HOUR); // another project's pipeline of that name
+  await metric('iotctl/Pipelines', 'In', { Project: 'stat', Stage: 'dev', Pipeline: 'main' }, 999, now - HOUR); // another stage's
   const quiet = { DeliveryStreamName: 'iotctl-stat-default--pl-quiet' };
   await metric('AWS/Firehose', 'IncomingRecords', quiet, 40, now - HOUR);
   await metric('AWS/Firehose', 'SucceedProcessing.Records', quiet, 37, now - HOUR);

@@ -54,10 +54,10 @@ test('the queries: Firehose metrics per delivery stream, the transform metrics p
       'pipeline/main/SucceedProcessing.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
       'pipeline/main/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
       'pipeline/main/DeliveryToS3.DataFreshness AWS/Firehose Maximum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
-      'pipeline/main/In iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
-      'pipeline/main/Out iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
-      'pipeline/main/Filtered iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
-      'pipeline/main/Failed iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
+      'pipeline/main/In iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
+      'pipeline/main/Out iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
+      'pipeline/main/Filtered iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
+      'pipeline/main/Failed iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
     ],
   );
   const queries = metricQueries(wants);

@@ -245,6 +245,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         PIPELINE_NAME: p.name,
         // The transform's CloudWatch metrics carry the project, so two projects' pipelines of one name stay apart.
         IOTCTL_PROJECT: spec.project,
+        IOTCTL_STAGE: stage,
         PIPELINE_ACTIVITIES: JSON.stringify(p.activities),
         ...(ds?.format !== 'json' ? { GLUE_DATABASE: database, GLUE_TABLE: table } : {}),
         IOTCTL_BUNDLE_SHA256: ctx.transformSha256,

@@ -3,6 +3,7 @@ import { PIPELINE_METRICS } from '../../../iot/pipeline/firehose.js';
 import { nextFireTime, parseSchedule } from '../../../iot/pipeline/schedule.js';
 import type { AnalyticsStatus, ChannelStatus, DatasetStatus, DatasetVersion, DatastoreStatus, PipelineStatus } from '../../../ports.js';
 import { UserError } from '../../../ui/errors.js';
+import { DEFAULT_STAGE } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { lakePlace, type DatalakeSpec } from './datalake.js';
 import type { LakeNames } from './model.js';
@@ -72,7 +73,7 @@ export function metricWants(spec: DatalakeSpec, n: Names, window: Window): Metri
     const stream = { DeliveryStreamName: n.pipelineStream(p.name) };
     for (const metric of ['IncomingRecords', 'SucceedProcessing.Records', 'DeliveryToS3.Records']) sum(`pipeline/${p.name}/${metric}`, FIREHOSE, metric, stream);
     out.push({ key: `pipeline/${p.name}/DeliveryToS3.DataFreshness`, namespace: FIREHOSE, metric: 'DeliveryToS3.DataFreshness', dimensions: stream, stat: 'Maximum', period: window.lagPeriod });
-    for (const metric of PIPELINE_METRICS.names) sum(`pipeline/${p.name}/${metric}`, PIPELINE_METRICS.namespace, metric, { Project: spec.project, Pipeline: p.name });
+    for (const metric of PIPELINE_METRICS.names) sum(`pipeline/${p.name}/${metric}`, PIPELINE_METRICS.namespace, metric, { Project: spec.project, Stage: spec.stage ?? DEFAULT_STAGE, Pipeline: p.name });
   }
   return out;
 }
