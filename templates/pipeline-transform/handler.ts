@@ -59,7 +59,7 @@ export function createHandler(deps: Pick<PipelineDeps, 'invoke' | 'lookupThing'>
         });
       }
     }
-    const metrics = pipelineMetricsLine(env.PIPELINE_NAME, env.IOTCTL_PROJECT, outcome.counts);
+    const metrics = pipelineMetricsLine(env.PIPELINE_NAME, env.IOTCTL_PROJECT, outcome.counts, Date.now(), env.IOTCTL_STAGE || undefined);
     if (metrics) emit(metrics);
     if (schema && outcome.columns.size) {
       const current = await (known ??= schema.read().catch((e) => {

@@ -44,7 +44,7 @@ test.before(async () => {
   restore = useEnv(moto.env);
   aws = new AwsClients({ endpointUrl: moto.url });
   fake = new FakeAthenaNamedQueries().install();
-  ctx = await datalakeContext(aws);
+  ctx = await datalakeContext(aws, specOf(base));
   // Someone else's query in the same workgroup: never updated or pruned.
   const { client, sdk } = await aws.get('athena');
   await client.send(new sdk.CreateNamedQueryCommand({ Name: 'finance-report', Database: 'finance', QueryString: 'SELECT 2' }));
@@ -58,47 +58,47 @@ test.after(async () => {
 });
 
 test("a dataset's SQL change updates its named query and its schedule in place (same id), windowed", async () => {
-  const id = fake.byName('iotctl-chg-hourly')!.NamedQueryId;
+  const id = fake.byName('iotctl-chg-default--hourly')!.NamedQueryId;
   const sql = 'SELECT device, count(*) AS n FROM telemetry GROUP BY device';
   const a = { ...base, datasets: [{ ...base.datasets![0]!, sql }, base.datasets![1]!] };
-  assert.equal(await converge(a), ['replace query iotctl-chg-hourly', 'replace schedule iotctl-chg-hourly']);
-  const query = fake.byName('iotctl-chg-hourly')!;
+  assert.equal(await converge(a), ['replace query hourly', 'replace schedule hourly']);
+  const query = fake.byName('iotctl-chg-default--hourly')!;
   assert.is(query.NamedQueryId, id, 'UpdateNamedQuery, not a new query');
   assert.match(query.QueryString, /^WITH "telemetry" AS \(.*\)\nSELECT device, count\(\*\) AS n FROM telemetry GROUP BY device$/);
-  assert.is((await scheduleInput('iotctl-chg-hourly'))!.QueryString, query.QueryString, 'the schedule runs the same SQL');
+  assert.is((await scheduleInput('iotctl-chg-default--hourly'))!.QueryString, query.QueryString, 'the schedule runs the same SQL');
 });
 
 test('a new period changes the window of both; versionsToKeep the lifecycle days', async () => {
   const a = { ...base, datasets: [{ ...base.datasets![0]!, schedule: 'rate(2 hours)', versionsToKeep: 36 }, base.datasets![1]!] };
-  assert.equal(await converge(a), ['replace bucket iotctl-chg-123456789012-us-east-1', 'replace query iotctl-chg-hourly', 'replace schedule iotctl-chg-hourly']);
-  assert.match(fake.byName('iotctl-chg-hourly')!.QueryString, /date_add\('second', -7200, current_timestamp\)/);
+  assert.equal(await converge(a), ['replace bucket lake', 'replace query hourly', 'replace schedule hourly']);
+  assert.match(fake.byName('iotctl-chg-default--hourly')!.QueryString, /date_add\('second', -7200, current_timestamp\)/);
   const { client, sdk } = await aws.get('s3');
-  const rules = (await client.send(new sdk.GetBucketLifecycleConfigurationCommand({ Bucket: 'iotctl-chg-123456789012-us-east-1' }))).Rules!;
+  const rules = (await client.send(new sdk.GetBucketLifecycleConfigurationCommand({ Bucket: 'iotctl-chg-default--lake-123456789012-us-east-1' }))).Rules!;
   assert.equal(rules.map((r) => [r.ID, r.Expiration?.Days]), [['iotctl-dataset-hourly', 3]]);
 });
 
 test('prune deletes a dropped dataset: schedule, its role, named query and lifecycle rule; never another query', async () => {
   const a = { ...base, datasets: [base.datasets![1]!] };
   assert.equal(await converge(a, true), [
-    'replace bucket iotctl-chg-123456789012-us-east-1',
-    'delete schedule iotctl-chg-hourly',
-    'delete query iotctl-chg-hourly',
-    'delete role iotctl-chg-hourly-scheduler',
+    'replace bucket lake',
+    'delete schedule hourly',
+    'delete query hourly',
+    'delete role hourly-scheduler',
   ]);
-  assert.is(fake.byName('iotctl-chg-hourly'), undefined);
-  assert.ok(fake.byName('iotctl-chg-adhoc'));
+  assert.is(fake.byName('iotctl-chg-default--hourly'), undefined);
+  assert.ok(fake.byName('iotctl-chg-default--adhoc'));
   assert.ok(fake.byName('finance-report'), "another team's query stays");
-  assert.is(await scheduleInput('iotctl-chg-hourly'), undefined);
+  assert.is(await scheduleInput('iotctl-chg-default--hourly'), undefined);
   const { client, sdk } = await aws.get('s3');
-  const lifecycle = await client.send(new sdk.GetBucketLifecycleConfigurationCommand({ Bucket: 'iotctl-chg-123456789012-us-east-1' })).catch((e) => e);
+  const lifecycle = await client.send(new sdk.GetBucketLifecycleConfigurationCommand({ Bucket: 'iotctl-chg-default--lake-123456789012-us-east-1' })).catch((e) => e);
   assert.is(lifecycle.awsCode, 'NoSuchLifecycleConfiguration', `the last iotctl rule gone, the configuration is deleted: ${JSON.stringify(lifecycle.Rules ?? lifecycle.message)}`);
 });
 
-test("an older iotctl's named query and schedule (no owner marker) are tagged when the spec declares them, never pruned when it does not", async () => {
+test("an older iotctl's named query and schedule (no owner marker, project-scoped names) are moved to the stage's names when the spec declares them, never touched when it does not", async () => {
   const athena = await aws.get('athena');
   const scheduler = await aws.get('scheduler');
   for (const name of ['iotctl-chg-old', 'iotctl-chg-gone']) {
-    await athena.client.send(new athena.sdk.CreateNamedQueryCommand({ Name: name, Database: 'iotctl', QueryString: 'SELECT 1', Description: 'iotctl analytics dataset' }));
+    await athena.client.send(new athena.sdk.CreateNamedQueryCommand({ Name: name, Database: 'chg', QueryString: 'SELECT 1', Description: 'iotctl analytics dataset' }));
     await scheduler.client.send(
       new scheduler.sdk.CreateScheduleCommand({
         Name: name,
@@ -111,16 +111,18 @@ test("an older iotctl's named query and schedule (no owner marker) are tagged wh
   const a = { ...base, datasets: [base.datasets![1]!, { name: 'old', sql: 'SELECT 1', schedule: 'rate(1 day)' }] };
   const spec = specOf(a);
   const plan = await planDatalake(aws, spec, { prune: true, context: ctx });
-  const query = plan.find((i) => i.kind === 'query' && i.name === 'iotctl-chg-old')!;
+  const query = plan.find((i) => i.kind === 'query' && i.name === 'old' && i.action !== 'delete')!;
   assert.is(query.action, 'replace');
-  assert.equal(query.changes.map((c) => c.path), ['tags'], JSON.stringify(query.changes));
-  assert.equal(query.changes.find((c) => c.path === 'tags')?.after, { 'iotctl:managed': 'true', 'iotctl:project': 'chg', 'iotctl:stage': 'default' });
-  assert.is(plan.find((i) => i.kind === 'schedule' && i.name === 'iotctl-chg-old')?.action, 'replace');
-  assert.not.ok(plan.some((i) => i.name === 'iotctl-chg-gone'), 'not declared: neither adopted nor pruned');
+  assert.equal(query.changes[0], { path: 'physicalName', before: 'iotctl-chg-old', after: 'iotctl-chg-default--old' });
+  assert.ok(plan.some((i) => i.action === 'delete' && i.kind === 'query' && i.physical === 'iotctl-chg-old'), 'the old query is deleted');
+  assert.ok(plan.some((i) => i.action === 'delete' && i.kind === 'schedule' && i.physical === 'iotctl-chg-old'), 'the old schedule is deleted');
+  assert.not.ok(plan.some((i) => i.physical === 'iotctl-chg-gone' || i.name === 'gone'), 'not declared: neither moved nor pruned');
   await converge(a, true);
-  assert.match(fake.byName('iotctl-chg-old')!.Description!, / \[iotctl:project=chg stage=default\]$/);
-  const schedule = await scheduler.client.send(new scheduler.sdk.GetScheduleCommand({ Name: 'iotctl-chg-old' }));
+  assert.match(fake.byName('iotctl-chg-default--old')!.Description!, / \[iotctl:project=chg stage=default\]$/);
+  assert.is(fake.byName('iotctl-chg-old'), undefined);
+  const schedule = await scheduler.client.send(new scheduler.sdk.GetScheduleCommand({ Name: 'iotctl-chg-default--old' }));
   assert.match(schedule.Description!, /\[iotctl:project=chg stage=default\]$/);
+  assert.is(await scheduleInput('iotctl-chg-old'), undefined);
   assert.ok(fake.byName('iotctl-chg-gone'));
   assert.ok(await scheduler.client.send(new scheduler.sdk.GetScheduleCommand({ Name: 'iotctl-chg-gone' })));
 });

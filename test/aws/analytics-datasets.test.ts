@@ -20,7 +20,7 @@ let aws: AwsClients;
 let dir: string;
 let spec: Spec;
 let analytics: AwsAnalytics;
-const BUCKET = 'iotctl-lake-123456789012-us-east-1';
+const BUCKET = 'iotctl-lake-default--lake-123456789012-us-east-1';
 
 const cells = (...values: (string | undefined)[]): Row => ({ Data: values.map((v) => (v === undefined ? {} : { VarCharValue: v })) });
 
@@ -88,12 +88,12 @@ test.after(async () => {
 
 test('apply: the schedule and the named query carry the delta window; the bucket expires old content; apply again is a no-op', async () => {
   const { client, sdk } = await aws.get('scheduler');
-  const schedule = await client.send(new sdk.GetScheduleCommand({ Name: 'iotctl-lake-hourly' }));
+  const schedule = await client.send(new sdk.GetScheduleCommand({ Name: 'iotctl-lake-default--hourly' }));
   const input = JSON.parse(schedule.Target!.Input!) as { QueryString: string; ResultConfiguration: { OutputLocation: string } };
   assert.is(input.ResultConfiguration.OutputLocation, `s3://${BUCKET}/datasets/hourly/scheduled/`);
-  assert.match(input.QueryString, /^WITH "telemetry" AS \(SELECT \* FROM "iotctl"\."telemetry" WHERE dt >= .*\(__received_at\) >= date_add\('second', -3660, current_timestamp\) AND \(__received_at\) < date_add\('second', -60, current_timestamp\)\)\nSELECT count\(\*\) AS n FROM telemetry$/);
+  assert.match(input.QueryString, /^WITH "telemetry" AS \(SELECT \* FROM "iotctl_lake_default__lake"\."telemetry" WHERE dt >= .*\(__received_at\) >= date_add\('second', -3660, current_timestamp\) AND \(__received_at\) < date_add\('second', -60, current_timestamp\)\)\nSELECT count\(\*\) AS n FROM telemetry$/);
   const resources = await analytics.list();
-  assert.is(resources.find((r) => r.name === 'iotctl-lake-hourly' && r.kind === 'query')!.config.sql, input.QueryString);
+  assert.is(resources.find((r) => r.name === 'hourly' && r.kind === 'query')!.config.sql, input.QueryString);
 
   const s3 = await aws.get('s3');
   const lifecycle = await s3.client.send(new s3.sdk.GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }));
@@ -172,7 +172,7 @@ test('versionsToKeep: older content is deleted after a run; versions and content
 
 test('a scheduled run (as EventBridge Scheduler starts it) is a version with trigger schedule and its delta window', async () => {
   const { client, sdk } = await aws.get('scheduler');
-  const input = JSON.parse((await client.send(new sdk.GetScheduleCommand({ Name: 'iotctl-lake-hourly' }))).Target!.Input!);
+  const input = JSON.parse((await client.send(new sdk.GetScheduleCommand({ Name: 'iotctl-lake-default--hourly' }))).Target!.Input!);
   await queueResult([['n', 'bigint']], [['42']]);
   const athena = await aws.get('athena');
   const { QueryExecutionId } = await athena.client.send(new athena.sdk.StartQueryExecutionCommand(input));

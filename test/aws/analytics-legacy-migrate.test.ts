@@ -77,7 +77,7 @@ test.after(async () => {
   await moto.stop();
 });
 
-const bucket = 'iotctl-plant-123456789012-us-east-1';
+const bucket = 'iotctl-plant-default--lake-123456789012-us-east-1';
 
 test('dry run: a datalake section from the account, comments kept, that parses and plans creates; nothing changes on AWS', async () => {
   const before = fake.mutations().length;
@@ -116,7 +116,7 @@ test('dry run: a datalake section from the account, comments kept, that parses a
   assert.ok(result.plan.length > 0);
   assert.equal(result.plan.filter((i) => i.action !== 'create'), [], formatPlan(result.plan));
   const planned = result.plan.map((i) => `${i.kind} ${i.name}`);
-  for (const want of [`bucket ${bucket}`, 'stream iotctl-plant-ch-raw', 'stream iotctl-plant-pl-main', 'table telemetry', 'query iotctl-plant-daily', 'schedule iotctl-plant-daily'])
+  for (const want of ['bucket lake', 'stream ch-raw', 'stream pl-main', 'table telemetry', 'query daily', 'schedule daily'])
     assert.ok(planned.includes(want), `${want} in\n${planned.join('\n')}`);
 
   assert.is(fake.mutations().length, before, 'dry run: no call that changes IoT Analytics');

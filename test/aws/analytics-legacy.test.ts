@@ -115,7 +115,7 @@ test('apply creates every resource (warning once that the service ended); applyi
 
   // What the fake now holds, as IoT Analytics would describe it.
   const main = fake.store.pipeline.get('main')!;
-  assert.equal(main.tags, { 'iotctl:project': 'legacy' });
+  assert.equal(main.tags, { 'iotctl:project': 'legacy', 'iotctl:stage': 'default' });
   assert.equal(main.body.activities[3].deviceRegistryEnrich.roleArn, 'arn:aws:iam::123456789012:role/iotctl-iotanalytics/legacy/iotctl-legacy-iotanalytics-enrich');
   assert.equal(fake.store.channel.get('raw')!.body.retentionPeriod, { unlimited: false, numberOfDays: 30 });
   assert.equal(fake.store.channel.get('audit')!.body.retentionPeriod, { unlimited: true });
@@ -171,6 +171,8 @@ test('a datastore cannot change format in place: apply refuses before changing a
 
 test('prune deletes what the spec dropped; channels and datastores (their data) only with deleteData; never what iotctl did not make', async () => {
   fake.seed('datastore', 'someone_elses', { fileFormatConfiguration: { jsonConfiguration: {} } });
+  // The same project's other stage: never the default stage's to prune.
+  fake.seed('datastore', 'staging_store', { fileFormatConfiguration: { jsonConfiguration: {} } }, { 'iotctl:project': 'legacy', 'iotctl:stage': 'staging' });
   const a = structuredClone(analytics);
   a.pipelines = a.pipelines!.filter((p) => p.name !== 'audit');
   a.datastores = a.datastores!.filter((d) => d.name !== 'auditlog');
@@ -183,7 +185,7 @@ test('prune deletes what the spec dropped; channels and datastores (their data) 
   const withData = await planIotAnalytics(aws, spec, { prune: true, deleteData: true });
   assert.equal(changed(withData), ['delete dataset everything', 'delete pipeline audit', 'delete datastore auditlog', 'delete channel audit']);
   await applyIotAnalytics(aws, spec, withData);
-  assert.equal([...fake.store.datastore.keys()].sort(), ['scratch', 'someone_elses', 'telemetry']);
+  assert.equal([...fake.store.datastore.keys()].sort(), ['scratch', 'someone_elses', 'staging_store', 'telemetry']);
   assert.equal([...fake.store.pipeline.keys()], ['main']);
   assert.equal(changed(await planIotAnalytics(aws, spec, { prune: true, deleteData: true })), []);
 });

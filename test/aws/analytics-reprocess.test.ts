@@ -36,7 +36,7 @@ interface Fixture {
 const fixture = JSON.parse(readFileSync(new URL('../fixtures/pipeline/transform-cases.json', import.meta.url), 'utf8')) as Fixture;
 const enrichCase = fixture.cases.find((c) => !c.activities.some((a) => 'lambda' in a))!;
 
-const BUCKET = 'iotctl-lake-123456789012-us-east-1';
+const BUCKET = 'iotctl-lake-default--lake-123456789012-us-east-1';
 const UUID = (n: number) => `6f9d3c9c-74c3-4d8a-a4f6-${String(n).padStart(12, '0')}`;
 const analytics: NonNullable<SpecInput['analytics']> = {
   channels: [{ name: 'raw' }],
@@ -56,9 +56,9 @@ const msgs = enrichCase.messages;
 const line = (m: FixtureMessage) => m.raw ?? JSON.stringify(m.payload);
 const RAW = [
   // The rule's firehose action appends '\n' and the stream appends another: blank lines between messages.
-  { key: `raw/raw/dt=2024-03-17/iotctl-lake-ch-raw-1-2024-03-17-17-50-00-${UUID(1)}.gz`, lines: msgs.slice(0, 4).map(line), gzip: true, sep: '\n\n' },
-  { key: `raw/raw/dt=2024-03-17/iotctl-lake-ch-raw-1-2024-03-17-17-55-00-${UUID(2)}`, lines: msgs.slice(4, 8).map(line), gzip: false, sep: '\n' },
-  { key: `raw/raw/dt=2024-03-18/iotctl-lake-ch-raw-1-2024-03-18-21-35-00-${UUID(3)}.gz`, lines: msgs.slice(8).map(line), gzip: true, sep: '\n' },
+  { key: `raw/raw/dt=2024-03-17/iotctl-lake-default--ch-raw-1-2024-03-17-17-50-00-${UUID(1)}.gz`, lines: msgs.slice(0, 4).map(line), gzip: true, sep: '\n\n' },
+  { key: `raw/raw/dt=2024-03-17/iotctl-lake-default--ch-raw-1-2024-03-17-17-55-00-${UUID(2)}`, lines: msgs.slice(4, 8).map(line), gzip: false, sep: '\n' },
+  { key: `raw/raw/dt=2024-03-18/iotctl-lake-default--ch-raw-1-2024-03-18-21-35-00-${UUID(3)}.gz`, lines: msgs.slice(8).map(line), gzip: true, sep: '\n' },
 ];
 const bodyOf = (r: (typeof RAW)[number]) => r.lines.map((l) => l + r.sep).join('');
 /** Each raw message with the id and arrival time reprocess gives it (1-based line numbers of the object). */
@@ -69,12 +69,12 @@ const rawMessages = RAW.flatMap((r) => {
 
 // Today: Firehose may still deliver objects of it, so reprocess leaves it alone.
 const TODAY = new Date().toISOString().slice(0, 10);
-const TODAY_RAW = `raw/raw/dt=${TODAY}/iotctl-lake-ch-raw-1-${TODAY}-00-00-00-${UUID(7)}.gz`;
-const TODAY_MAIN = `datastore/telemetry/dt=${TODAY}/iotctl-lake-pl-main-1-${TODAY}-00-05-00-${UUID(8)}.parquet`;
+const TODAY_RAW = `raw/raw/dt=${TODAY}/iotctl-lake-default--ch-raw-1-${TODAY}-00-00-00-${UUID(7)}.gz`;
+const TODAY_MAIN = `datastore/telemetry/dt=${TODAY}/iotctl-lake-default--pl-main-1-${TODAY}-00-05-00-${UUID(8)}.parquet`;
 
-const OLD_MAIN = `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main-1-2024-03-17-17-56-00-${UUID(4)}.parquet`;
-const OTHER = `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main_eu-1-2024-03-17-17-56-00-${UUID(5)}.parquet`;
-const NO_RAW_DAY = `datastore/telemetry/dt=2024-03-15/iotctl-lake-pl-main-1-2024-03-15-10-00-00-${UUID(6)}.parquet`;
+const OLD_MAIN = `datastore/telemetry/dt=2024-03-17/iotctl-lake-default--pl-main-1-2024-03-17-17-56-00-${UUID(4)}.parquet`;
+const OTHER = `datastore/telemetry/dt=2024-03-17/iotctl-lake-default--pl-main_eu-1-2024-03-17-17-56-00-${UUID(5)}.parquet`;
+const NO_RAW_DAY = `datastore/telemetry/dt=2024-03-15/iotctl-lake-default--pl-main-1-2024-03-15-10-00-00-${UUID(6)}.parquet`;
 
 let moto: Moto;
 let restore: () => void;
@@ -87,7 +87,7 @@ test.before(async () => {
   restore = useEnv(moto.env);
   aws = new AwsClients({ endpointUrl: moto.url });
   target = new AwsAnalytics(aws, spec, CONTENT);
-  const ctx = await datalakeContext(aws);
+  const ctx = await datalakeContext(aws, spec);
   await applyDatalake(aws, spec, await planDatalake(aws, spec, { context: ctx }), { context: ctx });
 
   const { client: iot, sdk: i } = await aws.get('iot');
@@ -198,8 +198,8 @@ test("reprocess replaces the pipeline's objects of each raw day with rows equal 
   assert.match(progress.join('\n'), /2024-03-17: 8 message\(s\) in 2 raw object\(s\): 2 row\(s\) written, 2 filtered, 4 failed; 1 previous object/);
 
   // One new object per day; the old one of this pipeline is gone; another pipeline's object and a day without raw data are untouched.
-  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), [OTHER, `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${first.id}.parquet`].sort());
-  assert.equal(await keys('datastore/telemetry/dt=2024-03-18/'), [`datastore/telemetry/dt=2024-03-18/iotctl-lake-pl-main-reprocess-${first.id}.parquet`]);
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), [OTHER, `datastore/telemetry/dt=2024-03-17/iotctl-lake-default--pl-main-reprocess-${first.id}.parquet`].sort());
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-18/'), [`datastore/telemetry/dt=2024-03-18/iotctl-lake-default--pl-main-reprocess-${first.id}.parquet`]);
   assert.equal(await keys('datastore/telemetry/dt=2024-03-15/'), [NO_RAW_DAY]);
   assert.equal(await keys(`datastore/telemetry/dt=${TODAY}/`), [TODAY_MAIN]);
   assert.is((await get(OTHER)).toString(), 'an earlier Parquet object');
@@ -211,13 +211,13 @@ test("reprocess replaces the pipeline's objects of each raw day with rows equal 
 
   // The Glue table was widened with the new attributes, as the transform Lambda widens it.
   const { client: glue, sdk: g } = await aws.get('glue');
-  const columns = (await glue.send(new g.GetTableCommand({ DatabaseName: 'iotctl', Name: 'telemetry' }))).Table!.StorageDescriptor!.Columns!.map((c) => `${c.Name} ${c.Type}`);
+  const columns = (await glue.send(new g.GetTableCommand({ DatabaseName: 'iotctl_lake_default__lake', Name: 'telemetry' }))).Table!.StorageDescriptor!.Columns!.map((c) => `${c.Name} ${c.Type}`);
   assert.equal(columns.slice(0, 2), ['__message_id string', '__received_at timestamp']);
   for (const c of ['device string', 'temp double', 'hum bigint', 'tempf double', 'humratio double', 'site string', 'registry string', 'readings string', 'ok boolean']) assert.ok(columns.includes(c), `${c} in ${columns}`);
 
   // Failures: under errors/<pipeline>/processing-failed/dt=<day>/, each with its reason and raw bytes, as locally.
   const errors = await failures('main');
-  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${first.id}.json`]);
+  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2024-03-17/iotctl-lake-default--pl-main-reprocess-${first.id}.json`]);
   const records = errors[0]!.records;
   assert.equal(records.map((r) => [r.recordId, r.reason]).sort(), local.failed);
   const malformed = records.find((r) => r.reason === 'the payload is not valid JSON; pipelines process JSON messages')!;
@@ -230,10 +230,10 @@ test('reprocessing again gives the same rows once, and replaces the earlier outp
   const second = (await target.reprocess('main', { timeoutSeconds: 60 })) as ReprocessResult;
   assert.is.not(second.id, first.id);
   assert.equal([second.messages, second.out, second.failed, second.filesWritten, second.filesReplaced], [9, 3, 4, 2, 2]);
-  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), [OTHER, `datastore/telemetry/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${second.id}.parquet`].sort());
+  assert.equal(await keys('datastore/telemetry/dt=2024-03-17/'), [OTHER, `datastore/telemetry/dt=2024-03-17/iotctl-lake-default--pl-main-reprocess-${second.id}.parquet`].sort());
   assert.equal(await awsRows('datastore/telemetry/'), firstRows);
   const errors = await failures('main');
-  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2024-03-17/iotctl-lake-pl-main-reprocess-${second.id}.json`]);
+  assert.equal(errors.map((e) => e.key), [`errors/main/processing-failed/dt=2024-03-17/iotctl-lake-default--pl-main-reprocess-${second.id}.json`]);
   assert.is(errors[0]!.records.length, 4);
 });
 
@@ -252,7 +252,7 @@ test('a JSON datastore gets gzipped NDJSON rows as Firehose writes them', async 
   // The malformed line and the array fail; the reserved `dt` attribute does not survive selectAttributes.
   assert.equal([r.messages, r.out, r.failed], [9, 7, 2]);
   const objects = await keys('datastore/auditlog/');
-  assert.equal(objects, [`datastore/auditlog/dt=2024-03-17/iotctl-lake-pl-audit-reprocess-${r.id}.json.gz`, `datastore/auditlog/dt=2024-03-18/iotctl-lake-pl-audit-reprocess-${r.id}.json.gz`]);
+  assert.equal(objects, [`datastore/auditlog/dt=2024-03-17/iotctl-lake-default--pl-audit-reprocess-${r.id}.json.gz`, `datastore/auditlog/dt=2024-03-18/iotctl-lake-default--pl-audit-reprocess-${r.id}.json.gz`]);
   const rows = gunzipSync(await get(objects[0]!)).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonObject);
   assert.equal(rows[0], { __message_id: rawMessages[0]!.id, __received_at: rawMessages[0]!.at, device: 'd1', temp: 20 });
   assert.is(rows.length, 6);

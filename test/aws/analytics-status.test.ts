@@ -19,7 +19,7 @@ let moto: Moto;
 let restore: () => void;
 let aws: AwsClients;
 
-const BUCKET = 'iotctl-stat-123456789012-us-east-1';
+const BUCKET = 'iotctl-stat-default--lake-123456789012-us-east-1';
 const HOUR = 3_600_000;
 const now = Date.now();
 
@@ -51,14 +51,14 @@ test.before(async () => {
   restore = useEnv(moto.env);
   aws = new AwsClients({ endpointUrl: moto.url });
 
-  const ctx = await datalakeContext(aws);
+  const ctx = await datalakeContext(aws, SPEC);
   await applyDatalake(aws, SPEC, await planDatalake(aws, SPEC, { context: ctx }), { context: ctx });
 
   // S3: raw objects of the channel, files of the datastore, and neighbours that must not be counted.
   const { client: s3, sdk: s } = await aws.get('s3');
   const put = (Key: string, bytes: number) => s3.send(new s.PutObjectCommand({ Bucket: BUCKET, Key, Body: Buffer.alloc(bytes) }));
-  await put('raw/raw/dt=2030-01-01/iotctl-stat-ch-raw-1.gz', 10);
-  await put('raw/raw/dt=2030-01-02/iotctl-stat-ch-raw-2.gz', 20);
+  await put('raw/raw/dt=2030-01-01/iotctl-stat-default--ch-raw-1.gz', 10);
+  await put('raw/raw/dt=2030-01-02/iotctl-stat-default--ch-raw-2.gz', 20);
   await put('raw/raw-old/dt=2030-01-02/other.gz', 999);
   await put('datastore/telemetry/dt=2030-01-01/a.parquet', 100);
   await put('datastore/telemetry/dt=2030-01-02/b.parquet', 200);
@@ -67,10 +67,10 @@ test.before(async () => {
 
   // Glue: the transform widened the table with a column learnt from data.
   const { client: glue, sdk: g } = await aws.get('glue');
-  const table = (await glue.send(new g.GetTableCommand({ DatabaseName: 'iotctl', Name: 'telemetry' }))).Table!;
+  const table = (await glue.send(new g.GetTableCommand({ DatabaseName: 'iotctl_stat_default__lake', Name: 'telemetry' }))).Table!;
   await glue.send(
     new g.UpdateTableCommand({
-      DatabaseName: 'iotctl',
+      DatabaseName: 'iotctl_stat_default__lake',
       TableInput: { Name: 'telemetry', TableType: table.TableType, Parameters: table.Parameters, PartitionKeys: table.PartitionKeys, StorageDescriptor: { ...table.StorageDescriptor, Columns: [...table.StorageDescriptor!.Columns!, { Name: 'temp', Type: 'bigint' }] } },
     }),
   );
@@ -79,32 +79,33 @@ test.before(async () => {
   const { client: cw, sdk: c } = await aws.get('cloudwatch');
   const metric = (Namespace: string, MetricName: string, dims: Record<string, string>, Value: number, at: number) =>
     cw.send(new c.PutMetricDataCommand({ Namespace, MetricData: [{ MetricName, Dimensions: Object.entries(dims).map(([Name, Value]) => ({ Name, Value })), Value, Timestamp: new Date(at), Unit: 'Count' }] }));
-  const raw = { DeliveryStreamName: 'iotctl-stat-ch-raw' };
+  const raw = { DeliveryStreamName: 'iotctl-stat-default--ch-raw' };
   await metric('AWS/Firehose', 'IncomingRecords', raw, 100, now - 3 * HOUR);
   await metric('AWS/Firehose', 'IncomingRecords', raw, 50, now - HOUR);
   await metric('AWS/Firehose', 'IncomingRecords', raw, 1000, now - 48 * HOUR); // before the default window
   await metric('AWS/Firehose', 'IncomingBytes', raw, 15_000, now - HOUR);
   await metric('AWS/Firehose', 'DeliveryToS3.Records', raw, 140, now - HOUR); // 10 still buffered
-  const main = { DeliveryStreamName: 'iotctl-stat-pl-main' };
+  const main = { DeliveryStreamName: 'iotctl-stat-default--pl-main' };
   await metric('AWS/Firehose', 'IncomingRecords', main, 120, now - HOUR);
   await metric('AWS/Firehose', 'SucceedProcessing.Records', main, 115, now - HOUR);
   await metric('AWS/Firehose', 'DeliveryToS3.Records', main, 90, now - HOUR);
   await metric('AWS/Firehose', 'DeliveryToS3.DataFreshness', main, 900, now - 3 * HOUR); // an old backlog, since delivered
   await metric('AWS/Firehose', 'DeliveryToS3.DataFreshness', main, 42, now - 2 * 60_000);
-  const emf = { Project: 'stat', Pipeline: 'main' };
+  const emf = { Project: 'stat', Stage: 'default', Pipeline: 'main' };
   for (const [name, first, second] of [['In', 100, 20], ['Out', 70, 20], ['Filtered', 25, 0], ['Failed', 5, 0]] as const) {
     await metric('iotctl/Pipelines', name, emf, first, now - 2 * HOUR);
     await metric('iotctl/Pipelines', name, emf, second, now - HOUR);
   }
-  await metric('iotctl/Pipelines', 'In', { Project: 'other', Pipeline: 'main' }, 999, now - HOUR); // another project's pipeline of that name
-  const quiet = { DeliveryStreamName: 'iotctl-stat-pl-quiet' };
+  await metric('iotctl/Pipelines', 'In', { Project: 'other', Stage: 'default', Pipeline: 'main' }, 999, now - HOUR); // another project's pipeline of that name
+  await metric('iotctl/Pipelines', 'In', { Project: 'stat', Stage: 'dev', Pipeline: 'main' }, 999, now - HOUR); // another stage's
+  const quiet = { DeliveryStreamName: 'iotctl-stat-default--pl-quiet' };
   await metric('AWS/Firehose', 'IncomingRecords', quiet, 40, now - HOUR);
   await metric('AWS/Firehose', 'SucceedProcessing.Records', quiet, 37, now - HOUR);
   await metric('AWS/Firehose', 'DeliveryToS3.Records', quiet, 30, now - HOUR);
 
   // CloudWatch Logs: the transform's log group, failures among other lines, oldest first.
   const { client: logs, sdk: l } = await aws.get('logs');
-  const logGroupName = '/aws/lambda/iotctl-stat-transform-main';
+  const logGroupName = '/aws/lambda/iotctl-stat-default--transform-main';
   await logs.send(new l.CreateLogGroupCommand({ logGroupName }));
   await logs.send(new l.CreateLogStreamCommand({ logGroupName, logStreamName: '2030/01/02/[$LATEST]abc' }));
   const events = [
@@ -196,7 +197,7 @@ test("status: a datastore's files, bytes and days under its prefix, and its Glue
 
 test('status: datasets show their schedule and next run (runs are not read on AWS yet)', async () => {
   const { client: sch, sdk: sc } = await aws.get('scheduler');
-  const created = (await sch.send(new sc.GetScheduleCommand({ Name: 'iotctl-stat-hourly' }))).CreationDate!.getTime();
+  const created = (await sch.send(new sc.GetScheduleCommand({ Name: 'iotctl-stat-default--hourly' }))).CreationDate!.getTime();
   const at = (ms: number | undefined) => new Date(ms!).toISOString();
   const base = { lastRun: null, versions: 0, missedRuns: 0, recentMissed: [] };
   const [daily, hourly, adhoc] = status.datasets;

@@ -90,6 +90,8 @@ test.before(async () => {
   const athena = await aws.get('athena');
   await athena.client.send(new athena.sdk.CreateNamedQueryCommand({ Name: 'payments-report', Database: 'payments', QueryString: 'SELECT 1', WorkGroup: 'primary' }));
   await athena.client.send(new athena.sdk.CreateNamedQueryCommand({ Name: 'iotctl-fleet-other', Database: 'iotctl', QueryString: 'SELECT 1', Description: 'x [iotctl:project=fleet-other stage=default]', WorkGroup: 'primary' }));
+  // Under the name fleet's dataset `other` gets, but marked as another project's: refused when fleet declares it.
+  await athena.client.send(new athena.sdk.CreateNamedQueryCommand({ Name: 'iotctl-fleet-default--other', Database: 'iotctl', QueryString: 'SELECT 1', Description: 'x [iotctl:project=fleet-other stage=default]', WorkGroup: 'primary' }));
   const s3 = await aws.get('s3');
   await s3.client.send(new s3.sdk.CreateBucketCommand({ Bucket: 'payments-bucket' }));
   const firehose = await aws.get('firehose');
@@ -189,13 +191,13 @@ test('prune in one project deletes its own resources, in reverse dependency orde
   assert.ok(at('rules') >= 0 && at('streams') > at('rules') && at('analytics') > at('rules'), steps.join('\n'));
   assert.not.ok(await exists('stream', 'telemetry'));
   assert.not.ok(await exists('rule', 'iotctl_fleet_default__to_stream'));
-  assert.not.ok(await exists('firehose', 'iotctl-fleet-ch-raw'));
+  assert.not.ok(await exists('firehose', 'iotctl-fleet-default--ch-raw'));
   // Everyone else's is still there.
   for (const [kind, name] of [
     ['stream', 'stg-telemetry'],
     ['rule', 'iotctl_fleet_staging_default__stg_to_stream'],
-    ['schedule', 'iotctl-fleet-staging-daily'],
-    ['firehose', 'iotctl-fleet-staging-ch-raw'],
+    ['schedule', 'iotctl-fleet-staging-default--daily'],
+    ['firehose', 'iotctl-fleet-staging-default--ch-raw'],
     ['stream', 'payments-team-orders'],
     ['function', 'payments-fn'],
     ['role', 'payments-role'],
@@ -208,7 +210,7 @@ test('prune in one project deletes its own resources, in reverse dependency orde
   const athena = await aws.get('athena');
   const ids = (await athena.client.send(new athena.sdk.ListNamedQueriesCommand({ WorkGroup: 'primary' }))).NamedQueryIds ?? [];
   const queries = await Promise.all(ids.map(async (id) => (await athena.client.send(new athena.sdk.GetNamedQueryCommand({ NamedQueryId: id }))).NamedQuery!.Name));
-  for (const q of ['payments-report', 'iotctl-fleet-other', 'iotctl-fleet-staging-daily']) assert.ok(queries.includes(q), `query ${q} was pruned: ${queries.join()}`);
+  for (const q of ['payments-report', 'iotctl-fleet-other', 'iotctl-fleet-staging-default--daily']) assert.ok(queries.includes(q), `query ${q} was pruned: ${queries.join()}`);
   const sqs = await aws.get('sqs');
   assert.ok((await sqs.client.send(new sqs.sdk.GetQueueUrlCommand({ QueueName: 'payments-queue' }))).QueueUrl);
   // The other project's plan is still a no-op.
@@ -223,7 +225,7 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
     ['streams:\n  - { name: stg-telemetry }\n', 'stream', /Kinesis stream stg-telemetry already exists.*iotctl project fleet-staging, stage default/s],
     // fleet-staging's rule, named explicitly: never taken over, not even with --adopt (below)
     ["rules:\n  - name: stg_to_stream\n    physicalName: iotctl_fleet_staging_default__stg_to_stream\n    sql: SELECT * FROM 'x'\n    actions:\n      - republish: { topic: y }\n", 'rule', /topic rule iotctl_fleet_staging_default__stg_to_stream already exists.*fleet-staging/s],
-    ['analytics:\n  datasets: [{ name: other, sql: SELECT 1, schedule: "cron(0 2 * * ? *)" }]\n', 'query', /Athena named query iotctl-fleet-other already exists.*fleet-other/s],
+    ['analytics:\n  datasets: [{ name: other, sql: SELECT 1, schedule: "cron(0 2 * * ? *)" }]\n', 'query', /Athena named query iotctl-fleet-default--other already exists.*fleet-other/s],
   ];
   // A role in iotctl's namespace that someone else made: the rule needing it is refused at plan time, so the
   // stream before it in the same apply is not created either.

@@ -79,7 +79,7 @@ export const PIPELINE_METRICS = { namespace: 'iotctl/Pipelines', names: ['In', '
  * there is nothing to key the metrics by.
  * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
  */
-export function pipelineMetricsLine(pipeline: string | undefined, project: string | undefined, counts: TransformOutcome['counts'], now = Date.now()): string | undefined {
+export function pipelineMetricsLine(pipeline: string | undefined, project: string | undefined, counts: TransformOutcome['counts'], now = Date.now(), stage?: string): string | undefined {
   if (!pipeline) return undefined;
   return JSON.stringify({
     _aws: {
@@ -87,12 +87,14 @@ export function pipelineMetricsLine(pipeline: string | undefined, project: strin
       CloudWatchMetrics: [
         {
           Namespace: PIPELINE_METRICS.namespace,
-          Dimensions: [project ? ['Project', 'Pipeline'] : ['Pipeline']],
+          // The stage keeps two stages' pipelines of one name apart (functions made before stages set none).
+          Dimensions: [project ? (stage ? ['Project', 'Stage', 'Pipeline'] : ['Project', 'Pipeline']) : ['Pipeline']],
           Metrics: PIPELINE_METRICS.names.map((Name) => ({ Name, Unit: 'Count' })),
         },
       ],
     },
     ...(project ? { Project: project } : {}),
+    ...(project && stage ? { Stage: stage } : {}),
     Pipeline: pipeline,
     In: counts.in,
     Out: counts.out,

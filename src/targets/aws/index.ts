@@ -7,7 +7,7 @@ import type { AnalyticsPort, LogicalKind, DatabasePort, FunctionsPort, LakeQuery
 import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
-import { explicitNames, stageNames } from './naming.js';
+import { explicitNames, lakeDatabase, stageNames } from './naming.js';
 import { ownerOf } from './ownership.js';
 import { AwsClients } from './sdk.js';
 import { profileRegion, resolveRegion } from './region.js';
@@ -59,9 +59,11 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   const physicalNames: Partial<Record<LogicalKind, (logical: string) => string>> = {
     rule: names.rule,
   };
+  // The analytics engines and Athena name their resources by the command's stage.
+  const stageSpec = { ...spec, stage: ctx.stage };
   const datalake =
     spec.analytics.engine === 'datalake'
-      ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(spec, channel, scope) }
+      ? { channels: spec.analytics.channels.map((c) => c.name), streams: (channel: string, scope: { accountId: string; region: string }) => channelDeliveryStreams(stageSpec, channel, scope) }
       : undefined;
   // Each adapter module (and its SDK clients) loads on the port's first call: `device list` pays for IoT only.
   const declared = { rules: spec.rules.map((r) => r.name), streams: spec.streams.map((s) => s.name), functions: spec.functions.map((f) => f.name) };
@@ -75,8 +77,8 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner })), ['tail']).port,
     functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, stage: ctx.stage, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
-    lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, spec.athena))).port,
-    analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, spec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,
+    lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, { ...spec.athena, database: lakeDatabase(names.scope) }))).port,
+    analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, stageSpec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,
     running: () => true,
     physicalName: (kind, logical) => physicalNames[kind]?.(logical) ?? logical,
     async close() {

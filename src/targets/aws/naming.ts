@@ -293,6 +293,32 @@ export function stageNames(scope: Scope, explicit: ExplicitNames = {}) {
 }
 export type StageNames = ReturnType<typeof stageNames>;
 
+/**
+ * The datalake engine's physical names in a stage, from the logical names model.ts gives its resources
+ * (`ch-<channel>`, `pl-<pipeline>`, `transform-<pipeline>`, roles `<that>-firehose` / `-lambda` /
+ * `<dataset>-scheduler`, queries and schedules `<dataset>`). One Glue database per stage; tables keep the
+ * datastore's name inside it. `bucket` is the scoped bucket: the default stage may keep the bucket of a
+ * deployment made before stage-scoped names (datalake.ts `lakeBucket`, it holds the data).
+ */
+export function stageDatalakeNames(scope: Scope, place: { accountId: string; region: string }) {
+  const name = (kind: NameKind) => (logical: string) => physicalName(kind, scope, logical).name;
+  return {
+    scope,
+    bucket: physicalName('s3-bucket', scope, 'lake', `${place.accountId}-${place.region}`).name,
+    database: lakeDatabase(scope),
+    stream: name('firehose-delivery-stream'),
+    function: name('lambda-function'),
+    role: name('iam-role'),
+    table: name('glue-table'),
+    query: name('athena-named-query'),
+    schedule: name('scheduler-schedule'),
+    rolePath: iamPath(scope),
+  };
+}
+export type StageDatalakeNames = ReturnType<typeof stageDatalakeNames>;
+/** The stage's Glue database: the datastores' tables, and the default database of `athena run`. */
+export const lakeDatabase = (scope: Scope) => physicalName('glue-database', scope, 'lake').name;
+
 /** Names iotctl.yaml gives explicitly (`physicalName:`, a resource built by hand and adopted), per kind and logical name. */
 export interface ExplicitNames {
   streams?: Record<string, string>;
@@ -337,7 +363,7 @@ export const FUNCTION_ROLE_POLICY = 'iotctl-function';
 /** One database secret per project and stage; the default stage keeps the name older iotctl versions used. */
 export const databaseSecretName = (project: string, stage: string) => (stage === DEFAULT_STAGE ? `iotctl/${project}/database` : `iotctl/${project}/${stage}/database`);
 
-/** The datalake engine's names. `prefix` is what each listing reads back (project `fleet` also matches `fleet-x`'s: tags decide). */
+/** The datalake engine's names before stage-scoped names (read back only, to move such a deployment; never created). */
 export function datalakeNames(project: string, place: { accountId: string; region: string }) {
   const p = `iotctl-${project}`;
   return {

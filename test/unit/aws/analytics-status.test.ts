@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { specSchema } from '../../../src/spec/schema.js';
-import { datalakeNames } from '../../../src/targets/aws/naming.js';
+import { lakeNames } from '../../../src/targets/aws/analytics/model.js';
 import {
   datasetStatus,
   failureOf,
@@ -28,7 +28,7 @@ const spec = specSchema.parse({
     datasets: [{ name: 'hourly', sql: 'SELECT 1', schedule: 'rate(1 hour)' }],
   },
 });
-const n = datalakeNames(spec.project, { accountId: '123456789012', region: 'eu-west-1' });
+const n = lakeNames(spec, { accountId: '123456789012', region: 'eu-west-1' });
 const pipeline = spec.analytics.pipelines[0]!;
 
 test('the window: start to the minute, one period covering it, in the multiple CloudWatch wants for its age', () => {
@@ -47,23 +47,23 @@ test('the queries: Firehose metrics per delivery stream, the transform metrics p
   assert.equal(
     wants.map((w) => `${w.key} ${w.namespace} ${w.stat} ${JSON.stringify(w.dimensions)}`),
     [
-      'channel/raw/IncomingRecords AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-ch-raw"}',
-      'channel/raw/IncomingBytes AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-ch-raw"}',
-      'channel/raw/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-ch-raw"}',
-      'pipeline/main/IncomingRecords AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
-      'pipeline/main/SucceedProcessing.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
-      'pipeline/main/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
-      'pipeline/main/DeliveryToS3.DataFreshness AWS/Firehose Maximum {"DeliveryStreamName":"iotctl-demo-pl-main"}',
-      'pipeline/main/In iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
-      'pipeline/main/Out iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
-      'pipeline/main/Filtered iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
-      'pipeline/main/Failed iotctl/Pipelines Sum {"Project":"demo","Pipeline":"main"}',
+      'channel/raw/IncomingRecords AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--ch-raw"}',
+      'channel/raw/IncomingBytes AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--ch-raw"}',
+      'channel/raw/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--ch-raw"}',
+      'pipeline/main/IncomingRecords AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
+      'pipeline/main/SucceedProcessing.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
+      'pipeline/main/DeliveryToS3.Records AWS/Firehose Sum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
+      'pipeline/main/DeliveryToS3.DataFreshness AWS/Firehose Maximum {"DeliveryStreamName":"iotctl-demo-default--pl-main"}',
+      'pipeline/main/In iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
+      'pipeline/main/Out iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
+      'pipeline/main/Filtered iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
+      'pipeline/main/Failed iotctl/Pipelines Sum {"Project":"demo","Stage":"default","Pipeline":"main"}',
     ],
   );
   const queries = metricQueries(wants);
   assert.equal(queries[0], {
     Id: 'm0',
-    MetricStat: { Metric: { Namespace: 'AWS/Firehose', MetricName: 'IncomingRecords', Dimensions: [{ Name: 'DeliveryStreamName', Value: 'iotctl-demo-ch-raw' }] }, Period: 86_460, Stat: 'Sum' },
+    MetricStat: { Metric: { Namespace: 'AWS/Firehose', MetricName: 'IncomingRecords', Dimensions: [{ Name: 'DeliveryStreamName', Value: 'iotctl-demo-default--ch-raw' }] }, Period: 86_460, Stat: 'Sum' },
   });
   assert.is(queries[6]!.MetricStat!.Period, 300, 'the lag is read per 5 minutes, for its latest value');
 });

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { arnOf, databaseSecretName, datalakeNames, functionRoleName, iamPath, iotAnalyticsNames, lifecycleRuleId, listingPrefix, NAME_KINDS, NAME_RULES, ownershipByName, partitionOf, physicalName, ruleRoleName, rulePermissionId, type NameKind, type Scope } from '../../../src/targets/aws/naming.js';
+import { arnOf, databaseSecretName, datalakeNames, stageDatalakeNames, functionRoleName, iamPath, iotAnalyticsNames, lifecycleRuleId, listingPrefix, NAME_KINDS, NAME_RULES, ownershipByName, partitionOf, physicalName, ruleRoleName, rulePermissionId, type NameKind, type Scope } from '../../../src/targets/aws/naming.js';
 import { PROJECT_NAME_MAX, projectNameProblem, STAGE_NAME_MAX, stageNameProblem } from '../../../src/spec/names.js';
 import { botocoreDataDir, botocoreMissing, javaRegex, memberConstraint, type MemberConstraint } from '../../helpers/aws-models.js';
 
@@ -344,6 +344,25 @@ test('ARNs carry the partition of the region', () => {
   for (const [args, arn] of expected) assert.is(arnOf(...args), arn);
   assert.throws(() => arnOf('scheduler-schedule', cn, 's'), /needs its schedule group/);
   assert.ok(NAME_KINDS.filter((k) => k !== 'athena-named-query').every((k) => expected.some(([a]) => a[0] === k)), 'every kind with an ARN is covered');
+});
+
+test("the datalake's names are the stage's: one database per stage, roles under the stage's path, a bucket per account and region", () => {
+  const place = { accountId: '123456789012', region: 'eu-west-1' };
+  const n = stageDatalakeNames({ project: 'fleet', stage: 'prod' }, place);
+  assert.equal(
+    [n.bucket, n.database, n.stream('ch-raw'), n.function('transform-main'), n.role('ch-raw-firehose'), n.table('telemetry'), n.query('hourly'), n.schedule('hourly'), n.rolePath],
+    ['iotctl-fleet-prod--lake-123456789012-eu-west-1', 'iotctl_fleet_prod__lake', 'iotctl-fleet-prod--ch-raw', 'iotctl-fleet-prod--transform-main', 'iotctl-fleet-prod--ch-raw-firehose', 'telemetry', 'iotctl-fleet-prod--hourly', 'iotctl-fleet-prod--hourly', '/iotctl/fleet/prod/'],
+  );
+  // Project fleet-staging's names are never project fleet's (stage staging).
+  const other = stageDatalakeNames({ project: 'fleet-staging', stage: 'default' }, place);
+  assert.is(ownershipByName('scheduler-schedule', other.schedule('hourly'), { project: 'fleet', stage: 'staging' }).verdict, 'not-ours');
+  // A long project: every name fits its kind, and is read back as possibly ours (tags decide).
+  const long = { project: `fleet-${'x'.repeat(54)}`, stage: 'default' };
+  const l = stageDatalakeNames(long, place);
+  for (const [kind, name] of [['s3-bucket', l.bucket], ['firehose-delivery-stream', l.stream('ch-raw')], ['scheduler-schedule', l.schedule('hourly')], ['iam-role', l.role('hourly-scheduler')]] as const) {
+    assert.ok(name.length <= NAME_RULES[kind].max, `${kind} ${name}`);
+    if (kind !== 's3-bucket') assert.is.not(ownershipByName(kind, name, long).verdict, 'not-ours', name);
+  }
 });
 
 test('the names deployments carry today stay exactly as they were (an existing deployment keeps its resources)', () => {

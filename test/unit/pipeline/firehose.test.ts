@@ -245,6 +245,8 @@ test('the batch counts are one CloudWatch embedded metric format document', () =
 
   assert.equal(JSON.parse(pipelineMetricsLine('main', undefined, { in: 1, out: 1, dropped: 0, failed: 0 })!)._aws.CloudWatchMetrics[0].Dimensions, [['Pipeline']], 'without a project: Pipeline alone');
   assert.is(pipelineMetricsLine(undefined, 'demo', { in: 1, out: 1, dropped: 0, failed: 0 }), undefined, 'without a pipeline name: no metrics');
+  const staged = JSON.parse(pipelineMetricsLine('main', 'demo', { in: 1, out: 1, dropped: 0, failed: 0 }, 0, 'prod')!);
+  assert.equal([staged._aws.CloudWatchMetrics[0].Dimensions, staged.Stage], [[['Project', 'Stage', 'Pipeline']], 'prod'], 'with a stage: two stages of one project apart');
 });
 
 test('the handler writes its metrics line as is (no console prefix), once per batch', async () => {

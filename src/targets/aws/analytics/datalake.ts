@@ -3,21 +3,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
-import { claimOf, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
-import { ANALYTICS_TAG } from '../ownership.js';
-import { datalakeNames, datalakeRolePath, LIFECYCLE_RULE_PREFIX } from '../naming.js';
+import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
+import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, type NameKind } from '../naming.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,
   KIND_ORDER,
+  LAKE,
+  lakeNames,
+  legacyRolePath,
   NEVER_PRUNED,
   PROJECT_PARAMETER,
   STAGE_PARAMETER,
   type BucketConfig,
   type DatalakeContext,
   type DatalakeKind,
+  type DesiredResource,
   type FunctionConfig,
+  type LakeNames,
   type QueryConfig,
   type RoleConfig,
   type ScheduleConfig,
@@ -59,17 +63,52 @@ export function transformArtifact(): Promise<TransformArtifact> {
   })());
 }
 
-export async function datalakeContext(aws: AwsClients): Promise<DatalakeContext> {
-  const [accountId, region, artifact] = await Promise.all([aws.accountId(), aws.region(), transformArtifact()]);
-  return { accountId, region, transformSha256: artifact.sha256 };
+/**
+ * The stage's bucket. A new deployment gets the stage-scoped bucket. The DEFAULT stage keeps the bucket a
+ * deployment made before stage-scoped names (`iotctl-<project>-<account>-<region>`) when it exists and is this
+ * project's: it holds every raw and datastore object, S3 cannot rename a bucket, and copying it (while Firehose
+ * still writes into it) would double the storage and leave Athena without the data in between. Its name is
+ * already unique per project, account and region, and only the default stage ever used it, so keeping it
+ * scopes nothing less; every other stage always gets its own scoped bucket.
+ */
+export async function lakeBucket(aws: AwsClients, spec: Pick<Spec, 'project'> & { stage?: string }, place: { accountId: string; region: string }): Promise<string> {
+  const scoped = lakeNames(spec, place).bucket;
+  if ((spec.stage ?? DEFAULT_STAGE) !== DEFAULT_STAGE) return scoped;
+  const legacy = datalakeNames(spec.project, place).bucket;
+  const key = `${legacy}\u0000${spec.project}`;
+  return (bucketChoice.get(key) ?? bucketChoice.set(key, (async () => {
+    if (!(await bucketExists(aws, legacy))) return scoped;
+    const claim = claimOf(await bucketTags(aws, legacy), ownerOf(spec.project, DEFAULT_STAGE), true);
+    return claim === 'foreign' ? scoped : legacy;
+  })()).get(key))!;
 }
+const bucketChoice = new Map<string, Promise<string>>();
+
+/** The datalake's names in the spec's stage, with the bucket lakeBucket chose: what status, datasets and reprocess read. */
+export async function lakePlace(aws: AwsClients, spec: Pick<Spec, 'project'> & { stage?: string }): Promise<LakeNames & { accountId: string; region: string }> {
+  const [accountId, region] = await Promise.all([aws.accountId(), aws.region()]);
+  const bucket = await lakeBucket(aws, spec, { accountId, region });
+  return { ...lakeNames(spec, { accountId, region, bucket }), accountId, region };
+}
+
+export async function datalakeContext(aws: AwsClients, spec: Pick<Spec, 'project'> & { stage?: string }): Promise<DatalakeContext> {
+  const [accountId, region, artifact] = await Promise.all([aws.accountId(), aws.region(), transformArtifact()]);
+  return { accountId, region, bucket: await lakeBucket(aws, spec, { accountId, region }), transformSha256: artifact.sha256 };
+}
+
+const stageOf = (spec: DatalakeSpec) => spec.stage ?? DEFAULT_STAGE;
+const ownerOfSpec = (spec: DatalakeSpec) => ownerOf(spec.project, stageOf(spec));
 
 /** The plan: desired vs actual. `prune` adds deletes for what the spec dropped, never for the bucket or the database. */
 export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { prune?: boolean; context?: DatalakeContext } = {}): Promise<PlanItem[]> {
-  const ctx = opts.context ?? (await datalakeContext(aws));
+  const ctx = opts.context ?? (await datalakeContext(aws, spec));
   const desired = desiredDatalake(spec, ctx);
-  const actual = ours(await readClaims(aws, spec, ctx), ownerOf(spec.project, spec.stage), desired);
+  const actual = ours(await readClaims(aws, spec, ctx, desired), ownerOfSpec(spec), desired);
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => !(i.action === 'delete' && NEVER_PRUNED.has(i.kind)));
+  const legacyBucket = datalakeNames(spec.project, ctx).bucket;
+  for (const i of items)
+    if (i.kind === 'bucket' && (i.physical ?? i.name) === legacyBucket)
+      i.note = `the bucket made before stage-scoped names keeps the ${DEFAULT_STAGE} stage's data in place (a bucket cannot be renamed); the ${DEFAULT_STAGE} stage goes on using it, other stages have their own`;
   return sortItems(items);
 }
 
@@ -80,17 +119,21 @@ function sortItems(items: PlanItem[]): PlanItem[] {
 
 // ---------------------------------------------------------------------------------------------- reading
 
-/** Everything of this project's datalake that exists, normalised like model.ts. */
+/** Everything of this stage's datalake that exists, normalised like model.ts (names logical, `physical` on AWS). */
 export async function readDatalake(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext): Promise<Resource[]> {
-  return ours(await readClaims(aws, spec, ctx), ownerOf(spec.project, spec.stage));
+  const desired = desiredDatalake(spec, ctx);
+  return ours(await readClaims(aws, spec, ctx, desired), ownerOfSpec(spec));
 }
 
 /**
- * A resource as read, with who owns it: its tags (or the marker in its description, where the service has
- * no tags), and whether it carries what an older iotctl left on it (`legacy`: the name's project prefix or
- * role path, and no project tag).
+ * A resource as read (`name` logical, `physical` its name on AWS), with who owns it: its tags (or the marker
+ * in its description, where the service has no tags), whether it carries what an older iotctl left on it
+ * (`legacy`: no project tag, where that means an older iotctl's), and `moved`: found under the name of a
+ * deployment before stage-scoped names, to be moved to the stage's name.
  */
-type Claimed = Resource & { tags: Record<string, string>; legacy: boolean };
+type Claimed = Resource & { physical: string; tags: Record<string, string>; legacy: boolean; moved?: boolean };
+/** What a reader finds under one physical name. */
+type Found = Omit<Claimed, 'name' | 'kind' | 'physical'>;
 
 const LABEL: Record<DatalakeKind, string> = {
   bucket: 'S3 bucket',
@@ -105,20 +148,20 @@ const LABEL: Record<DatalakeKind, string> = {
 
 /**
  * What this project and stage own, plus what an older iotctl made that the spec still declares (with
- * `adopt`: the plan tags it). Anyone else's resource is dropped, and refused when the spec declares its name.
+ * `adopt`: the plan tags it, or moves it when it carries a name before stage-scoped names). Anyone else's
+ * resource is dropped, and refused when the spec declares its name.
  */
 function ours(found: Claimed[], owner: Owner, desired?: Resource[]): Resource[] {
   const declared = new Set((desired ?? []).map((r) => `${r.kind}\u0000${r.name}`));
   const out: Resource[] = [];
-  for (const { tags, legacy, ...r } of found) {
+  for (const { tags, legacy, moved, ...r } of found) {
     const claim = claimOf(tags, owner, legacy);
     const wanted = declared.has(`${r.kind}\u0000${r.name}`);
     if (claim === 'foreign') {
-      if (wanted) throw notOurs(LABEL[r.kind as DatalakeKind], r.name, tags, owner);
+      if (wanted && !moved) throw notOurs(LABEL[r.kind as DatalakeKind], r.physical, tags, owner);
       continue;
     }
-    // The Glue database is shared by design (athena.database): every project's tables live in it.
-    if (claim === 'legacy' && r.kind !== 'table' && r.kind !== 'database') {
+    if (claim === 'legacy' && !moved) {
       if (desired && !wanted) continue;
       out.push({ ...r, adopt: ownerTags(owner) });
     } else out.push(r);
@@ -126,29 +169,102 @@ function ours(found: Claimed[], owner: Owner, desired?: Resource[]): Resource[] 
   return out;
 }
 
-async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext): Promise<Claimed[]> {
-  const n = datalakeNames(spec.project, ctx);
-  const groups = await Promise.all([
-    readBucket(aws, n.bucket),
-    readDatabase(aws, spec.athena.database),
-    readRoles(aws, spec),
-    readTables(aws, spec.athena.database),
-    readFunctions(aws, n.transformPrefix),
-    readStreams(aws, n.prefix),
-    readQueries(aws, spec.athena.workgroup, n.prefix, QUERY_DESCRIPTION),
-    readSchedules(aws, n.prefix, SCHEDULE_DESCRIPTION),
+/**
+ * This stage's resources, found by their scoped names (a listing filtered by ownershipByName, then tags or
+ * markers), then for the default stage each declared resource's name before stage-scoped names, read by that
+ * exact name where no scoped one exists yet (the plan moves it). Other stages and projects never match.
+ */
+async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeContext, desired: DesiredResource[]): Promise<Claimed[]> {
+  const n = lakeNames(spec, ctx);
+  const scope = n.scope;
+  const byPhysical = new Map(desired.map((d) => [`${d.kind}\u0000${d.physical}`, d.name]));
+  // A scoped name read back to its logical name: the spec's (also for a shortened one), else what the name says.
+  const logical = (kind: DatalakeKind, nameKind: NameKind, physical: string) => {
+    const known = byPhysical.get(`${kind}\u0000${physical}`);
+    if (known) return known;
+    const v = ownershipByName(nameKind, physical, scope);
+    return v.verdict === 'ours' ? v.logical : physical;
+  };
+  const claim = (kind: DatalakeKind, nameKind: NameKind | undefined, physical: string, f: Found): Claimed => ({ kind, name: nameKind ? logical(kind, nameKind, physical) : LAKE, physical, ...f });
+  const mayBeOurs = (kind: NameKind) => (physical: string) => ownershipByName(kind, physical, scope).verdict !== 'not-ours';
+
+  const [bucket, database, roles, tables, functions, streams, queries, schedules] = await Promise.all([
+    readBucket(aws, n.bucket, n.bucket === datalakeNames(spec.project, ctx).bucket),
+    readDatabase(aws, n.database),
+    listRoles(aws, n.rolePath),
+    readTables(aws, n.database),
+    listFunctions(aws, mayBeOurs('lambda-function')),
+    listStreams(aws, mayBeOurs('firehose-delivery-stream')),
+    readQueries(aws, spec.athena.workgroup, mayBeOurs('athena-named-query'), QUERY_DESCRIPTION),
+    readSchedules(aws, listingPrefix('scheduler-schedule'), mayBeOurs('scheduler-schedule'), SCHEDULE_DESCRIPTION),
   ]);
-  return groups.flat();
+  const found: Claimed[] = [
+    ...(bucket ? [claim('bucket', undefined, n.bucket, bucket)] : []),
+    ...(database ? [claim('database', undefined, n.database, database)] : []),
+    // Roles under the stage's path are also the functions' and rules' roles: the datalake's carry ANALYTICS_TAG.
+    ...[...roles].filter(([, f]) => f.tags[ANALYTICS_TAG]).map(([name, f]) => claim('role', 'iam-role', name, f)),
+    ...[...tables].map(([name, f]) => ({ ...claim('table', undefined, `${n.database}.${name}`, f), name: byPhysical.get(`table\u0000${n.database}.${name}`) ?? name })),
+    ...[...functions].filter(([, f]) => f.tags[ANALYTICS_TAG]).map(([name, f]) => claim('function', 'lambda-function', name, f)),
+    ...[...streams].map(([name, f]) => claim('stream', 'firehose-delivery-stream', name, f)),
+    ...[...queries].map(([name, f]) => claim('query', 'athena-named-query', name, f)),
+    ...[...schedules].map(([name, f]) => claim('schedule', 'scheduler-schedule', name, f)),
+  ];
+
+  const have = new Set(found.map((c) => `${c.kind}\u0000${c.name}`));
+  // Listed once, and only when an old query is looked for.
+  let legacyQueries: Promise<Map<string, Found & { id: string }>> | undefined;
+  const queriesOnce = () => (legacyQueries ??= readQueries(aws, spec.athena.workgroup, (name) => name.startsWith(`iotctl-${spec.project}-`), QUERY_DESCRIPTION));
+  const moved = await Promise.all(
+    desired
+      .filter((d) => d.legacy && d.legacy !== d.physical && !have.has(`${d.kind}\u0000${d.name}`))
+      .map(async (d): Promise<Claimed | undefined> => {
+        const old = d.legacy!;
+        const f = await readLegacy(aws, d.kind as DatalakeKind, old, spec.project, queriesOnce);
+        return f && { kind: d.kind, name: d.name, physical: old, ...f, moved: true };
+      }),
+  );
+  return [...found, ...moved.filter((c): c is Claimed => !!c)];
 }
 
-async function readBucket(aws: AwsClients, bucket: string): Promise<Claimed[]> {
+/** One resource under the name a deployment before stage-scoped names gave it. */
+async function readLegacy(aws: AwsClients, kind: DatalakeKind, physical: string, project: string, queries: () => Promise<Map<string, Found & { id: string }>>): Promise<Found | undefined> {
+  switch (kind) {
+    case 'role': {
+      const role = await describeRole(aws, physical);
+      return role?.path === legacyRolePath(project) ? role.found : undefined;
+    }
+    case 'table': {
+      const [database, table] = splitTable(physical);
+      return (await describeTable(aws, database, table))?.[1];
+    }
+    case 'function': return describeFunction(aws, physical);
+    case 'stream': return describeStream(aws, physical);
+    case 'query': return (await queries()).get(physical);
+    case 'schedule': return describeSchedule(aws, physical, SCHEDULE_DESCRIPTION);
+    default: return undefined;
+  }
+}
+
+/** A table's physical name is `<database>.<table>`. */
+const splitTable = (physical: string): [string, string] => {
+  const dot = physical.indexOf('.');
+  return [physical.slice(0, dot), physical.slice(dot + 1)];
+};
+
+async function bucketExists(aws: AwsClients, bucket: string): Promise<boolean> {
   const { client, sdk } = await aws.get('s3');
   try {
     await client.send(new sdk.HeadBucketCommand({ Bucket: bucket }), aws.sendOptions);
+    return true;
   } catch (e) {
-    if (isAwsError(e, 'NotFound', 'NoSuchBucket', '404')) return [];
+    if (isAwsError(e, 'NotFound', 'NoSuchBucket', '404')) return false;
     throw e;
   }
+}
+
+async function readBucket(aws: AwsClients, bucket: string, legacyName: boolean): Promise<Found | undefined> {
+  const { client, sdk } = await aws.get('s3');
+  if (!(await bucketExists(aws, bucket))) return undefined;
   const enc = await client.send(new sdk.GetBucketEncryptionCommand({ Bucket: bucket }), aws.sendOptions).catch((e) => {
     if (isAwsError(e, 'ServerSideEncryptionConfigurationNotFoundError')) return undefined;
     throw e;
@@ -164,9 +280,9 @@ async function readBucket(aws: AwsClients, bucket: string): Promise<Claimed[]> {
     .filter((r) => r.ID?.startsWith(LIFECYCLE_RULE_PREFIX))
     .map((r) => ({ id: r.ID!, prefix: r.Filter?.Prefix ?? r.Prefix ?? '', days: r.Expiration?.Days ?? 0 }))
     .sort((x, y) => x.id.localeCompare(y.id));
-  // The name holds the project, the account and the region: one without iotctl's tags is an older iotctl's.
+  // The name before stage-scoped names holds the project, the account and the region: without iotctl's tags it is an older iotctl's.
   const tags = await bucketTags(aws, bucket);
-  return [{ kind: 'bucket', name: bucket, config: { encryption: algo, blockPublicAccess: blocked, lifecycle }, tags, legacy: true }];
+  return { config: { encryption: algo, blockPublicAccess: blocked, lifecycle }, tags, legacy: legacyName };
 }
 
 async function bucketTags(aws: AwsClients, bucket: string): Promise<Record<string, string>> {
@@ -189,14 +305,15 @@ async function bucketLifecycle(aws: AwsClients, bucket: string) {
   }
 }
 
-async function readDatabase(aws: AwsClients, database: string): Promise<Claimed[]> {
+async function readDatabase(aws: AwsClients, database: string): Promise<Found | undefined> {
   const { client, sdk } = await aws.get('glue');
   try {
     const out = await client.send(new sdk.GetDatabaseCommand({ Name: database }), aws.sendOptions);
-    // Shared by the projects whose athena.database names it (their tables say whose they are): never refused.
-    return [{ kind: 'database', name: database, config: { description: out.Database?.Description }, tags: {}, legacy: true }];
+    // Glue databases take tags only by ARN: the owner is a marker in the description, compared without it.
+    const description = out.Database?.Description ?? '';
+    return { config: { description: stripMarker(description) }, tags: markerTags(description), legacy: false };
   } catch (e) {
-    if (isAwsError(e, 'EntityNotFoundException')) return [];
+    if (isAwsError(e, 'EntityNotFoundException')) return undefined;
     throw e;
   }
 }
@@ -204,124 +321,170 @@ async function readDatabase(aws: AwsClients, database: string): Promise<Claimed[
 /** IAM returns policy documents URL-encoded. */
 const policyJson = (doc: string | undefined) => (doc ? JSON.parse(doc.startsWith('%') ? decodeURIComponent(doc) : doc) : undefined);
 
-async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Claimed[]> {
+async function roleFound(aws: AwsClients, role: { RoleName?: string; AssumeRolePolicyDocument?: string }): Promise<Found> {
   const { client, sdk } = await aws.get('iam');
-  const out: Claimed[] = [];
+  const trust = policyJson(role.AssumeRolePolicyDocument) as { Statement?: { Principal?: { Service?: string } }[] } | undefined;
+  const policy = await client.send(new sdk.GetRolePolicyCommand({ RoleName: role.RoleName!, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
+    if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+    throw e;
+  });
+  const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
+  // Under iotctl's role path, a role without iotctl's tags is an older iotctl's.
+  return { config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) }, tags, legacy: true };
+}
+
+/** The roles under exactly `path` (a prefix listing also returns the paths below it: other stages'). */
+async function listRoles(aws: AwsClients, path: string): Promise<Map<string, Found>> {
+  const { client, sdk } = await aws.get('iam');
+  const out = new Map<string, Found>();
   let Marker: string | undefined;
   do {
-    const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: datalakeRolePath(spec.project), Marker }), aws.sendOptions);
-    for (const role of page.Roles ?? []) {
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
-      // The stage's path (`/iotctl/<project>/<stage>/`) is under this prefix: a topic rule's or a function's role there is not the datalake's.
-      if (tags['iotctl:rule'] !== undefined || tags['iotctl:function'] !== undefined) continue;
-      const trust = policyJson(role.AssumeRolePolicyDocument) as { Statement?: { Principal?: { Service?: string } }[] } | undefined;
-      const policy = await client.send(new sdk.GetRolePolicyCommand({ RoleName: role.RoleName!, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
-        if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
-        throw e;
-      });
-      // Under the project's role path, a role without iotctl's tags is an older iotctl's.
-      out.push({ kind: 'role', name: role.RoleName!, config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) }, tags, legacy: true });
-    }
+    const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: path, Marker }), aws.sendOptions);
+    for (const role of page.Roles ?? []) if (role.Path === path) out.set(role.RoleName!, await roleFound(aws, role));
     Marker = page.IsTruncated ? page.Marker : undefined;
   } while (Marker);
   return out;
 }
 
-async function readTables(aws: AwsClients, database: string): Promise<Claimed[]> {
+async function describeRole(aws: AwsClients, name: string): Promise<{ path: string; found: Found } | undefined> {
+  const { client, sdk } = await aws.get('iam');
+  try {
+    const role = (await client.send(new sdk.GetRoleCommand({ RoleName: name }), aws.sendOptions)).Role!;
+    return { path: role.Path ?? '/', found: await roleFound(aws, role) };
+  } catch (e) {
+    if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+    throw e;
+  }
+}
+
+type GlueTable = { Name?: string; Parameters?: Record<string, string>; StorageDescriptor?: { Location?: string; SerdeInfo?: { SerializationLibrary?: string }; Columns?: { Name?: string; Type?: string }[] }; PartitionKeys?: { Name?: string; Type?: string }[] };
+
+function tableFound(t: GlueTable): [string, Found] {
+  // The table's parameters say whose it is; a stage-less one is an older iotctl's (its plan adds the stage).
+  const tags = { ...(t.Parameters?.[PROJECT_PARAMETER] ? { [TAG_PROJECT]: t.Parameters[PROJECT_PARAMETER] } : {}), ...(t.Parameters?.[STAGE_PARAMETER] ? { [STAGE_PARAMETER]: t.Parameters[STAGE_PARAMETER] } : {}) };
+  const sd = t.StorageDescriptor;
+  const base = new Set(BASE_COLUMNS.map((c) => c.name));
+  return [
+    t.Name!,
+    {
+      config: {
+        location: sd?.Location ?? '',
+        format: /parquet/i.test(sd?.SerdeInfo?.SerializationLibrary ?? '') ? 'parquet' : 'json',
+        // Columns learnt from data are not the spec's business: compare the base columns only.
+        columns: (sd?.Columns ?? []).filter((c) => base.has(c.Name!)).map((c) => ({ name: c.Name!, type: c.Type! })),
+        partitionKeys: (t.PartitionKeys ?? []).map((c) => ({ name: c.Name!, type: c.Type! })),
+        parameters: t.Parameters ?? {},
+      } satisfies TableConfig,
+      tags,
+      legacy: false,
+    },
+  ];
+}
+
+async function readTables(aws: AwsClients, database: string): Promise<Map<string, Found>> {
   const { client, sdk } = await aws.get('glue');
-  const out: Claimed[] = [];
+  const out = new Map<string, Found>();
   let NextToken: string | undefined;
   do {
     let page;
     try {
       page = await client.send(new sdk.GetTablesCommand({ DatabaseName: database, NextToken }), aws.sendOptions);
     } catch (e) {
-      if (isAwsError(e, 'EntityNotFoundException')) return [];
+      if (isAwsError(e, 'EntityNotFoundException')) return out;
       throw e;
     }
-    for (const t of page.TableList ?? []) {
-      // The table's parameters say whose it is; a stage-less one is an older iotctl's (its plan adds the stage).
-      const tags = { ...(t.Parameters?.[PROJECT_PARAMETER] ? { [TAG_PROJECT]: t.Parameters[PROJECT_PARAMETER] } : {}), ...(t.Parameters?.[STAGE_PARAMETER] ? { [STAGE_PARAMETER]: t.Parameters[STAGE_PARAMETER] } : {}) };
-      const sd = t.StorageDescriptor;
-      const base = new Set(BASE_COLUMNS.map((c) => c.name));
-      out.push({
-        kind: 'table',
-        name: t.Name!,
-        config: {
-          location: sd?.Location ?? '',
-          format: /parquet/i.test(sd?.SerdeInfo?.SerializationLibrary ?? '') ? 'parquet' : 'json',
-          // Columns learnt from data are not the spec's business: compare the base columns only.
-          columns: (sd?.Columns ?? []).filter((c) => base.has(c.Name!)).map((c) => ({ name: c.Name!, type: c.Type! })),
-          partitionKeys: (t.PartitionKeys ?? []).map((c) => ({ name: c.Name!, type: c.Type! })),
-          parameters: t.Parameters ?? {},
-        } satisfies TableConfig,
-        tags,
-        legacy: false,
-      });
-    }
+    for (const t of page.TableList ?? []) out.set(...tableFound(t));
     NextToken = page.NextToken;
   } while (NextToken);
   return out;
 }
 
-async function readFunctions(aws: AwsClients, prefix: string): Promise<Claimed[]> {
+async function describeTable(aws: AwsClients, database: string, name: string): Promise<[string, Found] | undefined> {
+  const { client, sdk } = await aws.get('glue');
+  try {
+    return tableFound((await client.send(new sdk.GetTableCommand({ DatabaseName: database, Name: name }), aws.sendOptions)).Table!);
+  } catch (e) {
+    if (isAwsError(e, 'EntityNotFoundException')) return undefined;
+    throw e;
+  }
+}
+
+async function functionFound(aws: AwsClients, f: { FunctionArn?: string; Role?: string; Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, string> } }): Promise<Found> {
   const { client, sdk } = await aws.get('lambda');
-  const out: Claimed[] = [];
+  return {
+    tags: (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {},
+    legacy: true,
+    config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment: f.Environment?.Variables ?? {} } satisfies Partial<FunctionConfig>,
+  };
+}
+
+/** Functions whose names may be this stage's (tags are read only for those). */
+async function listFunctions(aws: AwsClients, mayBeOurs: (name: string) => boolean): Promise<Map<string, Found>> {
+  const { client, sdk } = await aws.get('lambda');
+  const out = new Map<string, Found>();
   let Marker: string | undefined;
   do {
     const page = await client.send(new sdk.ListFunctionsCommand({ Marker }), aws.sendOptions);
-    for (const f of page.Functions ?? [])
-      if (f.FunctionName?.startsWith(prefix))
-        out.push({
-          tags: (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {},
-          legacy: true,
-          kind: 'function',
-          name: f.FunctionName,
-          config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment: f.Environment?.Variables ?? {} } satisfies Partial<FunctionConfig>,
-        });
+    for (const f of page.Functions ?? []) if (f.FunctionName && mayBeOurs(f.FunctionName)) out.set(f.FunctionName, await functionFound(aws, f));
     Marker = page.NextMarker;
   } while (Marker);
   return out;
 }
 
-async function readStreams(aws: AwsClients, prefix: string): Promise<Claimed[]> {
+async function describeFunction(aws: AwsClients, name: string): Promise<Found | undefined> {
+  const { client, sdk } = await aws.get('lambda');
+  try {
+    return await functionFound(aws, await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions));
+  } catch (e) {
+    if (isAwsError(e, 'ResourceNotFoundException')) return undefined;
+    throw e;
+  }
+}
+
+/** Delivery streams whose names may be this stage's, described. */
+async function listStreams(aws: AwsClients, mayBeOurs: (name: string) => boolean): Promise<Map<string, Found>> {
   const { client, sdk } = await aws.get('firehose');
   const streamNames: string[] = [];
   let ExclusiveStartDeliveryStreamName: string | undefined;
   for (;;) {
     const page = await client.send(new sdk.ListDeliveryStreamsCommand({ ExclusiveStartDeliveryStreamName, Limit: 100 }), aws.sendOptions);
     const got = page.DeliveryStreamNames ?? [];
-    streamNames.push(...got.filter((s) => s.startsWith(`${prefix}ch-`) || s.startsWith(`${prefix}pl-`)));
+    streamNames.push(...got.filter(mayBeOurs));
     if (!page.HasMoreDeliveryStreams || !got.length) break;
     ExclusiveStartDeliveryStreamName = got[got.length - 1];
   }
-  return Promise.all(
-    streamNames.map(async (name) => {
-      const out = await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions);
-      const d = out.DeliveryStreamDescription?.Destinations?.[0]?.ExtendedS3DestinationDescription;
-      const processors: Record<string, Record<string, string>> = {};
-      for (const p of d?.ProcessingConfiguration?.Processors ?? []) processors[p.Type!] = Object.fromEntries((p.Parameters ?? []).map((x) => [x.ParameterName!, x.ParameterValue!]));
-      const schema = d?.DataFormatConversionConfiguration?.Enabled ? d.DataFormatConversionConfiguration.SchemaConfiguration : undefined;
-      const tags = await deliveryStreamTags(aws, name);
-      return {
-        kind: 'stream',
-        name,
-        tags,
-        legacy: true,
-        config: {
-          role: d?.RoleARN,
-          bucketArn: d?.BucketARN,
-          prefix: d?.Prefix,
-          errorOutputPrefix: d?.ErrorOutputPrefix,
-          buffering: { sizeMb: d?.BufferingHints?.SizeInMBs, intervalSeconds: d?.BufferingHints?.IntervalInSeconds },
-          compression: d?.CompressionFormat,
-          dynamicPartitioning: !!d?.DynamicPartitioningConfiguration?.Enabled,
-          processors,
-          ...(schema ? { parquet: { database: schema.DatabaseName, table: schema.TableName, role: schema.RoleARN, region: schema.Region } } : {}),
-        },
-      } as Claimed;
-    }),
-  );
+  const found = await Promise.all(streamNames.map(async (name) => [name, await describeStream(aws, name)] as const));
+  return new Map(found.filter((f): f is [string, Found] => !!f[1]));
+}
+
+async function describeStream(aws: AwsClients, name: string): Promise<Found | undefined> {
+  const { client, sdk } = await aws.get('firehose');
+  let out;
+  try {
+    out = await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions);
+  } catch (e) {
+    if (isAwsError(e, 'ResourceNotFoundException')) return undefined;
+    throw e;
+  }
+  const d = out.DeliveryStreamDescription?.Destinations?.[0]?.ExtendedS3DestinationDescription;
+  const processors: Record<string, Record<string, string>> = {};
+  for (const p of d?.ProcessingConfiguration?.Processors ?? []) processors[p.Type!] = Object.fromEntries((p.Parameters ?? []).map((x) => [x.ParameterName!, x.ParameterValue!]));
+  const schema = d?.DataFormatConversionConfiguration?.Enabled ? d.DataFormatConversionConfiguration.SchemaConfiguration : undefined;
+  return {
+    tags: await deliveryStreamTags(aws, name),
+    legacy: true,
+    config: {
+      role: d?.RoleARN,
+      bucketArn: d?.BucketARN,
+      prefix: d?.Prefix,
+      errorOutputPrefix: d?.ErrorOutputPrefix,
+      buffering: { sizeMb: d?.BufferingHints?.SizeInMBs, intervalSeconds: d?.BufferingHints?.IntervalInSeconds },
+      compression: d?.CompressionFormat,
+      dynamicPartitioning: !!d?.DynamicPartitioningConfiguration?.Enabled,
+      processors,
+      ...(schema ? { parquet: { database: schema.DatabaseName, table: schema.TableName, role: schema.RoleARN, region: schema.Region } } : {}),
+    },
+  };
 }
 
 /** Athena named queries have no tags: the owner is a marker at the end of the description (ownerMarker). */
@@ -341,18 +504,17 @@ async function deliveryStreamTags(aws: AwsClients, name: string): Promise<Record
   }
 }
 
-async function readQueries(aws: AwsClients, workgroup: string, prefix: string, legacyDescription?: string): Promise<(Claimed & { id: string })[]> {
+/** The workgroup's named queries whose names `wanted` accepts, by name, with their ids. */
+async function readQueries(aws: AwsClients, workgroup: string, wanted: (name: string) => boolean, legacyDescription?: string): Promise<Map<string, Found & { id: string }>> {
   const { client, sdk } = await aws.get('athena');
-  const out: (Claimed & { id: string })[] = [];
+  const out = new Map<string, Found & { id: string }>();
   let NextToken: string | undefined;
   do {
     const page = await client.send(new sdk.ListNamedQueriesCommand({ WorkGroup: workgroup, NextToken }), aws.sendOptions);
     for (const id of page.NamedQueryIds ?? []) {
       const q = (await client.send(new sdk.GetNamedQueryCommand({ NamedQueryId: id }), aws.sendOptions)).NamedQuery;
-      if (q?.Name?.startsWith(prefix))
-        out.push({
-          kind: 'query',
-          name: q.Name,
+      if (q?.Name && wanted(q.Name))
+        out.set(q.Name, {
           config: { database: q.Database, workgroup: q.WorkGroup ?? workgroup, sql: q.QueryString },
           id,
           tags: markerTags(q.Description),
@@ -365,26 +527,41 @@ async function readQueries(aws: AwsClients, workgroup: string, prefix: string, l
   return out;
 }
 
-async function readSchedules(aws: AwsClients, prefix: string, legacyDescription: string): Promise<Claimed[]> {
+/**
+ * Schedules whose names may be this stage's. ListSchedules filters only by a prefix of at most 64 characters
+ * and a cut project changes everything after `iotctl-`, so it lists iotctl's and ownershipByName picks.
+ */
+async function readSchedules(aws: AwsClients, prefix: string, mayBeOurs: (name: string) => boolean, legacyDescription: string): Promise<Map<string, Found>> {
   const { client, sdk } = await aws.get('scheduler');
-  const out: Claimed[] = [];
+  const out = new Map<string, Found>();
   let NextToken: string | undefined;
   do {
     const page = await client.send(new sdk.ListSchedulesCommand({ NamePrefix: prefix, NextToken }), aws.sendOptions);
     for (const s of page.Schedules ?? []) {
-      const g = await client.send(new sdk.GetScheduleCommand({ Name: s.Name!, GroupName: s.GroupName }), aws.sendOptions);
-      out.push({
-        kind: 'schedule',
-        name: s.Name!,
-        config: { expression: g.ScheduleExpression, role: g.Target?.RoleArn, target: g.Target?.Arn, input: g.Target?.Input ? JSON.parse(g.Target.Input) : undefined } satisfies Partial<ScheduleConfig>,
-        tags: markerTags(g.Description),
-        // Older versions wrote no description.
-        legacy: !g.Description || g.Description === legacyDescription,
-      });
+      if (!s.Name || !mayBeOurs(s.Name)) continue;
+      const found = await describeSchedule(aws, s.Name, legacyDescription, s.GroupName);
+      if (found) out.set(s.Name, found);
     }
     NextToken = page.NextToken;
   } while (NextToken);
   return out;
+}
+
+async function describeSchedule(aws: AwsClients, name: string, legacyDescription: string, group?: string): Promise<Found | undefined> {
+  const { client, sdk } = await aws.get('scheduler');
+  let g;
+  try {
+    g = await client.send(new sdk.GetScheduleCommand({ Name: name, GroupName: group }), aws.sendOptions);
+  } catch (e) {
+    if (isAwsError(e, 'ResourceNotFoundException')) return undefined;
+    throw e;
+  }
+  return {
+    config: { expression: g.ScheduleExpression, role: g.Target?.RoleArn, target: g.Target?.Arn, input: g.Target?.Input ? JSON.parse(g.Target.Input) : undefined } satisfies Partial<ScheduleConfig>,
+    tags: markerTags(g.Description),
+    // Older versions wrote no description.
+    legacy: !g.Description || g.Description === legacyDescription,
+  };
 }
 
 // --------------------------------------------------------------------------------------------- applying
@@ -394,13 +571,19 @@ async function readSchedules(aws: AwsClients, prefix: string, legacyDescription:
  * so applying a plan of an unchanged spec makes no call at all.
  */
 export async function applyDatalake(aws: AwsClients, spec: DatalakeSpec, items: PlanItem[], opts: { context?: DatalakeContext; onItem?: (item: PlanItem) => void } = {}): Promise<void> {
-  const ctx = opts.context ?? (await datalakeContext(aws));
+  const ctx = opts.context ?? (await datalakeContext(aws, spec));
   for (const item of sortItems(items)) {
     if (item.action === 'noop') continue;
     opts.onItem?.(item);
     const kind = item.kind as DatalakeKind;
-    if (item.action === 'delete') await DELETE[kind](aws, item.name, spec);
-    else await UPSERT[kind](aws, item.name, item.desired as never, item.action === 'create', spec, ctx);
+    // Items name resources logically; `physical` is the name on AWS (for a move's delete: the old one).
+    const physical = item.physical ?? item.name;
+    if (item.action === 'delete') await DELETE[kind](aws, physical, spec);
+    else {
+      // A move creates the resource under its new name (the old one is deleted in the delete phase).
+      const create = item.action === 'create' || item.changes.some((c) => c.path === 'physicalName');
+      await UPSERT[kind](aws, physical, item.desired as never, create, spec, ctx);
+    }
   }
 }
 
@@ -411,7 +594,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { client, sdk } = await aws.get('s3');
     if (create) await client.send(new sdk.CreateBucketCommand({ Bucket: name, ...((await aws.region()) !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: (await aws.region()) as never } } : {}) }), aws.sendOptions);
     // PutBucketTagging replaces the whole set: the bucket's other tags are kept.
-    const tags = { ...(create ? {} : await bucketTags(aws, name)), ...ownerTags(ownerOf(spec.project, spec.stage)) };
+    const tags = { ...(create ? {} : await bucketTags(aws, name)), ...ownerTags(ownerOfSpec(spec)) };
     await client.send(new sdk.PutBucketTaggingCommand({ Bucket: name, Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) } }), aws.sendOptions);
     await client.send(
       new sdk.PutBucketEncryptionCommand({ Bucket: name, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] } }),
@@ -428,18 +611,20 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     else if (!create) await client.send(new sdk.DeleteBucketLifecycleCommand({ Bucket: name }), aws.sendOptions);
   }) as Upsert<BucketConfig>,
 
-  database: (async (aws, name, config: { description: string }, create) => {
+  database: (async (aws, name, config: { description: string }, create, spec) => {
     const { client, sdk } = await aws.get('glue');
-    const input = { Name: name, Description: config.description };
+    const input = { Name: name, Description: withMarker(config.description, ownerOfSpec(spec)) };
     if (create) await client.send(new sdk.CreateDatabaseCommand({ DatabaseInput: input }), aws.sendOptions);
     else await client.send(new sdk.UpdateDatabaseCommand({ Name: name, DatabaseInput: input }), aws.sendOptions);
   }) as Upsert<{ description: string }>,
 
-  role: (async (aws, name, config: RoleConfig, create, spec) => {
+  role: (async (aws, name, config: RoleConfig, create, spec, ctx) => {
     const { client, sdk } = await aws.get('iam');
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-    const Tags = ownerTagList(ownerOf(spec.project, spec.stage));
-    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: datalakeRolePath(spec.project), AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} analytics`, Tags }), aws.sendOptions);
+    // ANALYTICS_TAG tells the datalake's roles from the functions' and rules' under the same stage path.
+    const Tags = [...ownerTagList(ownerOfSpec(spec)), { Key: ANALYTICS_TAG, Value: 'datalake' }];
+    const path = lakeNames(spec, ctx).rolePath;
+    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} ${stageOf(spec)} analytics`, Tags }), aws.sendOptions);
     else {
       await client.send(new sdk.TagRoleCommand({ RoleName: name, Tags }), aws.sendOptions);
       await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
@@ -447,9 +632,9 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
   }) as Upsert<RoleConfig>,
 
-  table: (async (aws, name, config: TableConfig, create, spec) => {
+  table: (async (aws, physical, config: TableConfig, create) => {
     const { client, sdk } = await aws.get('glue');
-    const database = spec.athena.database;
+    const [database, name] = splitTable(physical);
     // Columns the data added since (schema widening) stay; the base columns are (re)put in front.
     let learnt: { Name?: string; Type?: string }[] = [];
     if (!create) {
@@ -479,7 +664,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { zip } = await transformArtifact();
     const settings = { Role: config.role, Handler: config.handler, Runtime: config.runtime as never, Timeout: config.timeout, MemorySize: config.memory, Environment: { Variables: config.environment } };
     // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
-    const Tags = { ...ownerTags(ownerOf(spec.project, spec.stage)), [ANALYTICS_TAG]: 'pipeline-transform' };
+    const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform' };
     if (create) {
       await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
       return;
@@ -520,7 +705,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
           }
         : { Enabled: false },
     };
-    const Tags = ownerTagList(ownerOf(spec.project, spec.stage));
+    const Tags = ownerTagList(ownerOfSpec(spec));
     if (create) {
       await client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions);
       return;
@@ -541,7 +726,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
 
   query: (async (aws, name, config: QueryConfig, create, spec) => {
     const { client, sdk } = await aws.get('athena');
-    const input = { Name: name, Database: config.database, QueryString: config.sql, Description: withMarker(QUERY_DESCRIPTION, ownerOf(spec.project, spec.stage)) };
+    const input = { Name: name, Database: config.database, QueryString: config.sql, Description: withMarker(QUERY_DESCRIPTION, ownerOfSpec(spec)) };
     if (create) {
       await client.send(new sdk.CreateNamedQueryCommand({ ...input, WorkGroup: config.workgroup }), aws.sendOptions);
       return;
@@ -554,7 +739,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { client, sdk } = await aws.get('scheduler');
     const input = {
       Name: name,
-      Description: withMarker(SCHEDULE_DESCRIPTION, ownerOf(spec.project, spec.stage)),
+      Description: withMarker(SCHEDULE_DESCRIPTION, ownerOfSpec(spec)),
       ScheduleExpression: config.expression,
       FlexibleTimeWindow: { Mode: 'OFF' as const },
       State: 'ENABLED' as const,
@@ -577,9 +762,10 @@ const DELETE: { [K in DatalakeKind]: (aws: AwsClients, name: string, spec: Datal
     await client.send(new sdk.DeleteRoleCommand({ RoleName: name }), aws.sendOptions);
   },
   // Dropping the table leaves its objects in S3: prune never deletes data.
-  async table(aws, name, spec) {
+  async table(aws, physical) {
     const { client, sdk } = await aws.get('glue');
-    await client.send(new sdk.DeleteTableCommand({ DatabaseName: spec.athena.database, Name: name }), aws.sendOptions);
+    const [DatabaseName, Name] = splitTable(physical);
+    await client.send(new sdk.DeleteTableCommand({ DatabaseName, Name }), aws.sendOptions);
   },
   async function(aws, name) {
     const { client, sdk } = await aws.get('lambda');
@@ -601,7 +787,8 @@ const DELETE: { [K in DatalakeKind]: (aws: AwsClients, name: string, spec: Datal
 
 /** The named query called `name` in the workgroup, with its id. */
 export async function namedQuery(aws: AwsClients, workgroup: string, name: string): Promise<(Resource & { id: string }) | undefined> {
-  return (await readQueries(aws, workgroup, name)).find((q) => q.name === name) as (Resource & { id: string }) | undefined;
+  const found = (await readQueries(aws, workgroup, (q) => q === name)).get(name);
+  return found && { kind: 'query', name, config: found.config, id: found.id };
 }
 
 async function namedQueryId(aws: AwsClients, workgroup: string, name: string): Promise<string> {

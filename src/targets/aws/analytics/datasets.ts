@@ -9,11 +9,10 @@ import { UserError } from '../../../ui/errors.js';
 import { formatBytes } from '../../../ui/format.js';
 import { AwsAthena } from '../athena.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
-import { namedQuery } from './datalake.js';
+import { lakePlace, namedQuery } from './datalake.js';
 import { listObjects } from './s3-objects.js';
 import { schedulePeriod } from './dataset-sql.js';
 import { datasetOutput, datasetPrefix, type QueryConfig } from './model.js';
-import { datalakeNames } from '../naming.js';
 
 /**
  * Datasets on the datalake engine: a run is an Athena query of the dataset's named query (as applied), its
@@ -54,7 +53,7 @@ export class AwsDatasets {
     if (!query) throw new UserError(`Dataset "${name}" is not applied on AWS (no Athena named query ${queryName}).`, 'Run `iotctl analytics apply` first.', 'NOT_FOUND');
     const sql = (query.config as QueryConfig).sql;
     const bucket = await this.bucket();
-    const athena = new AwsAthena(this.aws, { database: this.spec.athena.database, workgroup: this.spec.athena.workgroup, outputLocation: datasetOutput(bucket, name, 'manual') });
+    const athena = new AwsAthena(this.aws, { database: (await this.place()).database, workgroup: this.spec.athena.workgroup, outputLocation: datasetOutput(bucket, name, 'manual') });
     const startedAt = Date.now();
     let queryId = '';
     const base = (status: DatasetVersion['status'], error: string | null): DatasetVersion => ({
@@ -165,16 +164,18 @@ export class AwsDatasets {
     return dataset;
   }
 
-  private async scope() {
-    return { accountId: await this.aws.accountId(), region: await this.aws.region() };
+  /** The stage's names (its bucket, database and queries), resolved once. */
+  private names?: ReturnType<typeof lakePlace>;
+  private place() {
+    return (this.names ??= lakePlace(this.aws, this.spec));
   }
 
   private async bucket(): Promise<string> {
-    return datalakeNames(this.spec.project, await this.scope()).bucket;
+    return (await this.place()).bucket;
   }
 
   private async queryName(name: string): Promise<string> {
-    return datalakeNames(this.spec.project, await this.scope()).query(name);
+    return (await this.place()).query(name);
   }
 
   private version(dataset: DatasetSpec, v: { id: string; trigger: DatasetTrigger; createdAt: number; bytes: number | null; status?: DatasetVersion['status']; elapsedMs?: number | null; error?: string | null }): DatasetVersion {

@@ -44,7 +44,7 @@ export class AwsAnalytics implements AnalyticsPort {
   }
 
   async list(): Promise<AnalyticsResource[]> {
-    const resources = this.legacy ? await readIotAnalytics(this.aws, this.spec, 'project') : await readDatalake(this.aws, this.spec, await datalakeContext(this.aws));
+    const resources = this.legacy ? await readIotAnalytics(this.aws, this.spec, 'project') : await readDatalake(this.aws, this.spec, await datalakeContext(this.aws, this.spec));
     return resources.map((r) => ({ kind: r.kind, name: r.name, config: r.config as Record<string, unknown> }));
   }
 

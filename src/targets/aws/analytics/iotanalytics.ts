@@ -6,7 +6,7 @@ import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
 import { arn } from '../arn.js';
 import { iotAnalyticsNames } from '../naming.js';
-import { ownerOf, ownerTagList } from '../ownership.js';
+import { DEFAULT_STAGE, ownerOf, ownerTagList, TAG_STAGE } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
 import {
   desiredIotAnalytics,
@@ -198,9 +198,12 @@ export async function readIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, 
       const r = await describe(aws, kind, name);
       if (!r) continue; // deleted between List and Describe
       if (scope !== 'spec' && !named[kind].has(name)) {
-        const owner = r.arn ? (await tagsOf(aws, r.arn))[PROJECT_TAG] : undefined;
-        // 'project': only what iotctl made for this project; 'account': all but what iotctl made for another project.
-        if (scope === 'project' ? owner !== spec.project : owner !== undefined && owner !== spec.project) continue;
+        const tags = r.arn ? await tagsOf(aws, r.arn) : {};
+        const owner = tags[PROJECT_TAG];
+        // A resource without a stage tag was made before stages, by the default stage.
+        const ownStage = (tags[TAG_STAGE] ?? DEFAULT_STAGE) === (spec.stage ?? DEFAULT_STAGE);
+        // 'project': only what iotctl made for this project and stage; 'account': all but what iotctl made for another project or stage.
+        if (scope === 'project' ? owner !== spec.project || !ownStage : owner !== undefined && (owner !== spec.project || !ownStage)) continue;
       }
       out.push(r);
     }
@@ -269,7 +272,7 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
         `Keep format: ${(i.actual as DatastoreConfig).format} in iotctl.yaml, or move to the datalake engine: ${MIGRATE_COMMAND}.`,
         'IOTANALYTICS_IMMUTABLE',
       );
-  const tags = [{ key: PROJECT_TAG, value: spec.project }];
+  const tags = [{ key: PROJECT_TAG, value: spec.project }, { key: TAG_STAGE, value: spec.stage ?? DEFAULT_STAGE }];
   for (const item of sortItems(items)) {
     if (item.action === 'noop') continue;
     opts.onItem?.(item);

@@ -8,7 +8,7 @@ import { ownerOf, ownerTagList } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { applyDatalake, datalakeContext, planDatalake } from './datalake.js';
 import { pipelineFromActivities, PROJECT_TAG } from './iotanalytics-model.js';
-import { datalakeNames, iotAnalyticsNames } from '../naming.js';
+import { iotAnalyticsNames } from '../naming.js';
 import {
   datasetConfigOf,
   IOTA_ENDED_CODE,
@@ -97,7 +97,7 @@ export async function migrateAnalytics(opts: MigrateOptions): Promise<MigrateRes
   // The written text must load as a spec (and is what apply will read).
   const next = parseSpec(specText, opts.file).spec;
 
-  const context = await datalakeContext(aws);
+  const context = await datalakeContext(aws, next);
   let plan = await planDatalake(aws, next, { context });
   const exports: ExportResult[] = [];
   if (opts.export && !opts.dryRun) {
@@ -105,7 +105,7 @@ export async function migrateAnalytics(opts: MigrateOptions): Promise<MigrateRes
     else {
       // The export lands in the datalake bucket: create it (encrypted, public access blocked) ahead of `apply`.
       await applyDatalake(aws, next, plan.filter((i) => i.kind === 'bucket'), { context });
-      const bucket = datalakeNames(next.project, context).bucket;
+      const bucket = context.bucket!;
       const roleArn = await ensureExportRole(aws, next, bucket, context.accountId);
       for (const ds of existing.filter((r) => r.kind === 'datastore')) exports.push(await exportDatastore(aws, next, ds.name, bucket, roleArn, opts.poll));
       plan = await planDatalake(aws, next, { context });

@@ -2,7 +2,7 @@ import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn as awsArn } from '../arn.js';
-import { datalakeNames, lifecycleRuleId } from '../naming.js';
+import { arnOf, datalakeNames, datalakeRolePath, lifecycleRuleId, stageDatalakeNames } from '../naming.js';
 import { DEFAULT_STAGE, TAG_PROJECT, TAG_STAGE } from '../ownership.js';
 import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
@@ -29,6 +29,8 @@ export const KIND_ORDER: readonly DatalakeKind[] = ['bucket', 'database', 'role'
 export interface DatalakeContext {
   accountId: string;
   region: string;
+  /** The stage's bucket: the scoped one, or for the default stage an existing bucket of the names before stages (datalake.ts lakeBucket). */
+  bucket?: string;
   /** sha256 (hex) of the bundled pipeline-transform artifact: a new bundle updates the functions. */
   transformSha256: string;
 }
@@ -99,11 +101,40 @@ export interface ScheduleConfig {
 export const PROJECT_PARAMETER = TAG_PROJECT;
 export const STAGE_PARAMETER = TAG_STAGE;
 
+/** The logical names of the datalake's resources (what plans and `status` show); naming.ts makes them physical per stage. */
+export const LAKE = 'lake';
+export const channelStream = (channel: string) => `ch-${channel}`;
+export const pipelineStream = (pipeline: string) => `pl-${pipeline}`;
+export const transformFunction = (pipeline: string) => `transform-${pipeline}`;
+export const streamRole = (stream: string) => `${stream}-firehose`;
+export const functionRole = (fn: string) => `${fn}-lambda`;
+export const scheduleRole = (dataset: string) => `${dataset}-scheduler`;
+
+/** The datalake's names in the spec's stage (the default stage when the spec names none). */
+export function lakeNames(spec: Pick<Spec, 'project'> & { stage?: string }, place: Pick<DatalakeContext, 'accountId' | 'region' | 'bucket'>) {
+  const n = stageDatalakeNames({ project: spec.project, stage: spec.stage ?? DEFAULT_STAGE }, place);
+  return {
+    ...n,
+    bucket: place.bucket ?? n.bucket,
+    channelStream: (channel: string) => n.stream(channelStream(channel)),
+    pipelineStream: (pipeline: string) => n.stream(pipelineStream(pipeline)),
+    transformFunction: (pipeline: string) => n.function(transformFunction(pipeline)),
+  };
+}
+export type LakeNames = ReturnType<typeof lakeNames>;
+
 /** The delivery streams a rule's `iotAnalytics {channel}` action feeds on this engine: the raw stream and each pipeline reading it. */
-export function channelDeliveryStreams(spec: Pick<Spec, 'project' | 'analytics'>, channel: string, ctx: Pick<DatalakeContext, 'accountId' | 'region'>): string[] {
-  const n = datalakeNames(spec.project, ctx);
+export function channelDeliveryStreams(spec: Pick<Spec, 'project' | 'analytics'> & { stage?: string }, channel: string, ctx: Pick<DatalakeContext, 'accountId' | 'region'>): string[] {
+  const n = lakeNames(spec, ctx);
   return [n.channelStream(channel), ...spec.analytics.pipelines.filter((p) => p.channel === channel).map((p) => n.pipelineStream(p.name))];
 }
+
+/**
+ * A desired resource: `name` logical, `physical` its name in the stage; `legacy` the name a deployment made
+ * before stage-scoped names gave it (the default stage reads it back to move it). A table's physical name is
+ * `<database>.<table>`: a move changes its database.
+ */
+export type DesiredResource = Resource & { physical: string; legacy?: string };
 
 /** The columns every datastore row has (the transform adds them; dt is the partition). */
 export const BASE_COLUMNS = [
@@ -113,19 +144,24 @@ export const BASE_COLUMNS = [
 
 const statement = (Action: string[], Resource: string[]) => ({ Effect: 'Allow' as const, Action, Resource });
 
-export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athena'>, ctx: DatalakeContext): Resource[] {
+export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athena'> & { stage?: string }, ctx: DatalakeContext): DesiredResource[] {
   const a = spec.analytics;
   if (!a.channels.length && !a.pipelines.length && !a.datastores.length && !a.datasets.length) return [];
-  const n = datalakeNames(spec.project, ctx);
-  const bucketArn = awsArn(ctx.region, 's3', '', '', n.bucket);
-  const database = spec.athena.database;
+  const stage = spec.stage ?? DEFAULT_STAGE;
+  const n = lakeNames(spec, ctx);
+  // Only the default stage moves a deployment made before stage-scoped names (it had no stage).
+  const old = stage === DEFAULT_STAGE ? datalakeNames(spec.project, ctx) : undefined;
+  const place = { region: ctx.region, account: ctx.accountId };
+  const bucketArn = arnOf('s3-bucket', place, n.bucket);
+  const database = n.database;
+  const workgroup = spec.athena.workgroup;
   const arn = (service: string, resource: string) => awsArn(ctx.region, service, ctx.region, ctx.accountId, resource);
-  const roleArn = (role: string) => awsArn(ctx.region, 'iam', '', ctx.accountId, `role${n.rolePath}${role}`);
-  const out: Resource[] = [];
-  const add = (kind: DatalakeKind, name: string, config: unknown) => out.push({ kind, name, config });
+  const roleArn = (role: string) => arnOf('iam-role', place, n.role(role), { path: n.rolePath });
+  const out: DesiredResource[] = [];
+  const add = (kind: DatalakeKind, name: string, physical: string, config: unknown, legacy?: string) => out.push({ kind, name, physical, config, ...(legacy ? { legacy } : {}) });
 
-  add('bucket', n.bucket, { encryption: 'AES256', blockPublicAccess: true, lifecycle: lifecycleRules(a) } satisfies BucketConfig);
-  add('database', database, { description: `iotctl ${spec.project} analytics datastores` });
+  add('bucket', LAKE, n.bucket, { encryption: 'AES256', blockPublicAccess: true, lifecycle: lifecycleRules(a) } satisfies BucketConfig);
+  add('database', LAKE, database, { description: `iotctl ${spec.project} ${stage} analytics datastores` });
 
   const logs = (group: string) => statement(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]);
   const writeBucket = (prefixes: string[]) =>
@@ -134,7 +170,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   for (const ds of a.datastores) {
     const table = n.table(ds.name);
     const location = `s3://${n.bucket}/datastore/${ds.name}/`;
-    add('table', table, {
+    add('table', ds.name, `${database}.${table}`, {
       location,
       format: ds.format,
       columns: BASE_COLUMNS,
@@ -144,7 +180,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         EXTERNAL: 'TRUE',
         classification: ds.format,
         [PROJECT_PARAMETER]: spec.project,
-        [STAGE_PARAMETER]: DEFAULT_STAGE,
+        [STAGE_PARAMETER]: stage,
         'projection.enabled': 'true',
         'projection.dt.type': 'date',
         'projection.dt.format': 'yyyy-MM-dd',
@@ -153,14 +189,15 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         'projection.dt.interval.unit': 'DAYS',
         'storage.location.template': `${location}dt=\${dt}/`,
       },
-    } satisfies TableConfig);
+    } satisfies TableConfig, old && `${spec.athena.database}.${old.table(ds.name)}`);
   }
 
   for (const ch of a.channels) {
-    const stream = n.channelStream(ch.name);
-    const role = n.streamRole(stream);
-    add('role', role, { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(`/aws/kinesisfirehose/${stream}`)] } } satisfies RoleConfig);
-    add('stream', stream, {
+    const stream = channelStream(ch.name);
+    const role = streamRole(stream);
+    const physical = n.stream(stream);
+    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(`/aws/kinesisfirehose/${physical}`)] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
+    add('stream', stream, physical, {
       role: roleArn(role),
       bucketArn,
       // dt is the UTC day Firehose received the object's oldest record (the documented `timestamp` prefix
@@ -171,19 +208,21 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       compression: 'GZIP',
       dynamicPartitioning: false,
       processors: {},
-    } satisfies StreamConfig);
+    } satisfies StreamConfig, old?.channelStream(ch.name));
   }
 
   for (const p of a.pipelines) {
     const ds = a.datastores.find((d) => d.name === p.datastore);
-    const stream = n.pipelineStream(p.name);
-    const fn = n.transformFunction(p.name);
-    const fnRole = n.functionRole(fn);
-    const streamRole = n.streamRole(stream);
+    const stream = pipelineStream(p.name);
+    const streamPhysical = n.stream(stream);
+    const fnLogical = transformFunction(p.name);
+    const fn = n.function(fnLogical);
+    const fnRole = functionRole(fnLogical);
+    const sRole = streamRole(stream);
     const table = n.table(p.datastore);
     const lambdaTargets = p.activities.flatMap((act) => ('lambda' in act ? [arn('lambda', `function:${act.lambda.function}`)] : []));
     const enrich = p.activities.some((act) => 'deviceRegistryEnrich' in act);
-    add('role', fnRole, {
+    add('role', fnRole, n.role(fnRole), {
       service: 'lambda.amazonaws.com',
       policy: {
         Version: '2012-10-17',
@@ -195,8 +234,8 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
           ...(lambdaTargets.length ? [statement(['lambda:InvokeFunction'], lambdaTargets)] : []),
         ],
       },
-    } satisfies RoleConfig);
-    add('function', fn, {
+    } satisfies RoleConfig, old?.functionRole(old.transformFunction(p.name)));
+    add('function', fnLogical, fn, {
       role: roleArn(fnRole),
       handler: 'index.handler',
       runtime: 'nodejs20.x',
@@ -206,13 +245,14 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         PIPELINE_NAME: p.name,
         // The transform's CloudWatch metrics carry the project, so two projects' pipelines of one name stay apart.
         IOTCTL_PROJECT: spec.project,
+        IOTCTL_STAGE: stage,
         PIPELINE_ACTIVITIES: JSON.stringify(p.activities),
         ...(ds?.format !== 'json' ? { GLUE_DATABASE: database, GLUE_TABLE: table } : {}),
         IOTCTL_BUNDLE_SHA256: ctx.transformSha256,
       },
-    } satisfies FunctionConfig);
+    } satisfies FunctionConfig, old?.transformFunction(p.name));
     const parquet = (ds?.format ?? 'parquet') === 'parquet';
-    add('role', streamRole, {
+    add('role', sRole, n.role(sRole), {
       service: 'firehose.amazonaws.com',
       policy: {
         Version: '2012-10-17',
@@ -222,12 +262,12 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
           ...(parquet
             ? [statement(['glue:GetTable', 'glue:GetTableVersion', 'glue:GetTableVersions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])]
             : []),
-          logs(`/aws/kinesisfirehose/${stream}`),
+          logs(`/aws/kinesisfirehose/${streamPhysical}`),
         ],
       },
-    } satisfies RoleConfig);
-    add('stream', stream, {
-      role: roleArn(streamRole),
+    } satisfies RoleConfig, old?.streamRole(old.pipelineStream(p.name)));
+    add('stream', stream, streamPhysical, {
+      role: roleArn(sRole),
       bucketArn,
       prefix: `datastore/${p.datastore}/dt=!{partitionKeyFromLambda:dt}/`,
       errorOutputPrefix: `errors/${p.name}/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/`,
@@ -237,38 +277,41 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       compression: parquet ? 'UNCOMPRESSED' : 'GZIP',
       dynamicPartitioning: true,
       processors: { Lambda: { LambdaArn: arn('lambda', `function:${fn}`), NumberOfRetries: '3', BufferSizeInMBs: '1', BufferIntervalInSeconds: '60' } },
-      ...(parquet ? { parquet: { database, table, role: roleArn(streamRole), region: ctx.region } } : {}),
-    } satisfies StreamConfig);
+      ...(parquet ? { parquet: { database, table, role: roleArn(sRole), region: ctx.region } } : {}),
+    } satisfies StreamConfig, old?.pipelineStream(p.name));
   }
 
   const tables = a.datastores.map((ds) => n.table(ds.name));
   for (const d of a.datasets) {
     const sql = windowedDatasetSql(d.sql, { database, tables, deltaTime: d.deltaTime, periodSeconds: deltaPeriod(d) });
-    add('query', n.query(d.name), { database, workgroup: spec.athena.workgroup, sql } satisfies QueryConfig);
+    add('query', d.name, n.query(d.name), { database, workgroup, sql } satisfies QueryConfig, old?.query(d.name));
     if (!d.schedule) continue;
-    const role = n.scheduleRole(d.name);
-    add('role', role, {
+    const role = scheduleRole(d.name);
+    add('role', role, n.role(role), {
       service: 'scheduler.amazonaws.com',
       policy: {
         Version: '2012-10-17',
         Statement: [
-          statement(['athena:StartQueryExecution', 'athena:GetQueryExecution'], [arn('athena', `workgroup/${spec.athena.workgroup}`)]),
+          statement(['athena:StartQueryExecution', 'athena:GetQueryExecution'], [arn('athena', `workgroup/${workgroup}`)]),
           statement(['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartitions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/*`)]),
           statement(['s3:GetObject', 's3:ListBucket', 's3:GetBucketLocation'], [bucketArn, `${bucketArn}/datastore/*`]),
           statement(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'], [`${bucketArn}/datasets/${d.name}/*`]),
         ],
       },
-    } satisfies RoleConfig);
-    add('schedule', n.schedule(d.name), {
+    } satisfies RoleConfig, old?.scheduleRole(d.name));
+    add('schedule', d.name, n.schedule(d.name), {
       expression: d.schedule,
       role: roleArn(role),
       // Scheduler's universal target calls Athena directly; the result CSV lands under datasets/<name>/scheduled/.
       target: awsArn(ctx.region, 'scheduler', '', '', 'aws-sdk:athena:startQueryExecution'),
-      input: { QueryString: sql, QueryExecutionContext: { Database: database }, WorkGroup: spec.athena.workgroup, ResultConfiguration: { OutputLocation: datasetOutput(n.bucket, d.name, 'schedule') } },
-    } satisfies ScheduleConfig);
+      input: { QueryString: sql, QueryExecutionContext: { Database: database }, WorkGroup: workgroup, ResultConfiguration: { OutputLocation: datasetOutput(n.bucket, d.name, 'schedule') } },
+    } satisfies ScheduleConfig, old?.schedule(d.name));
   }
   return out;
 }
+
+/** The roles of a deployment before stage-scoped names lived under the project's path alone. */
+export const legacyRolePath = datalakeRolePath;
 
 /** Where a dataset's runs write their content: `<OutputLocation><query execution id>.csv`. */
 export const datasetPrefix = (dataset: string, trigger: 'manual' | 'schedule') => `datasets/${dataset}/${trigger === 'schedule' ? 'scheduled' : 'manual'}/`;

@@ -13,8 +13,8 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn } from '../arn.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
-import { datalakeNames } from '../naming.js';
 import { listObjects } from './s3-objects.js';
+import { lakePlace } from './datalake.js';
 
 /**
  * `analytics reprocess` on the datalake engine: re-runs a pipeline's current activities over the raw channel
@@ -229,8 +229,8 @@ export async function reprocessDatalake(aws: AwsClients, spec: ReprocessSpec, pi
     throw new UserError(`Pipeline "${p.name}" cannot run: ${(e as Error).message}`, 'Fix its activities in iotctl.yaml and apply them first.', 'REPROCESS_FAILED');
   }
 
-  const [accountId, region] = await Promise.all([aws.accountId(), aws.region()]);
-  const n = datalakeNames(spec.project, { accountId, region });
+  const n = await lakePlace(aws, spec);
+  const { accountId, region } = n;
   const deps = awsDeps(aws);
   const run: Run = {
     aws,
@@ -242,7 +242,7 @@ export async function reprocessDatalake(aws: AwsClients, spec: ReprocessSpec, pi
     channel: p.channel,
     datastore: p.datastore,
     format,
-    glue: { database: spec.athena.database, table: n.table(p.datastore) },
+    glue: { database: n.database, table: n.table(p.datastore) },
     id: randomUUID(),
     batchSize: opts.batchSize ?? 500,
     transform: compileFirehoseTransform(p.activities, deps),

@@ -3,9 +3,10 @@ import { PIPELINE_METRICS } from '../../../iot/pipeline/firehose.js';
 import { nextFireTime, parseSchedule } from '../../../iot/pipeline/schedule.js';
 import type { AnalyticsStatus, ChannelStatus, DatasetStatus, DatasetVersion, DatastoreStatus, PipelineStatus } from '../../../ports.js';
 import { UserError } from '../../../ui/errors.js';
+import { DEFAULT_STAGE } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
-import type { DatalakeSpec } from './datalake.js';
-import { datalakeNames } from '../naming.js';
+import { lakePlace, type DatalakeSpec } from './datalake.js';
+import type { LakeNames } from './model.js';
 import { listObjects } from './s3-objects.js';
 
 /**
@@ -18,7 +19,7 @@ import { listObjects } from './s3-objects.js';
  * The pure mapping functions (exported, tested with fixtures) are separate from the SDK calls below them.
  */
 
-type Names = ReturnType<typeof datalakeNames>;
+type Names = LakeNames;
 
 export const DEFAULT_WINDOW_MS = 24 * 3_600_000;
 const MINUTE = 60_000;
@@ -72,7 +73,7 @@ export function metricWants(spec: DatalakeSpec, n: Names, window: Window): Metri
     const stream = { DeliveryStreamName: n.pipelineStream(p.name) };
     for (const metric of ['IncomingRecords', 'SucceedProcessing.Records', 'DeliveryToS3.Records']) sum(`pipeline/${p.name}/${metric}`, FIREHOSE, metric, stream);
     out.push({ key: `pipeline/${p.name}/DeliveryToS3.DataFreshness`, namespace: FIREHOSE, metric: 'DeliveryToS3.DataFreshness', dimensions: stream, stat: 'Maximum', period: window.lagPeriod });
-    for (const metric of PIPELINE_METRICS.names) sum(`pipeline/${p.name}/${metric}`, PIPELINE_METRICS.namespace, metric, { Project: spec.project, Pipeline: p.name });
+    for (const metric of PIPELINE_METRICS.names) sum(`pipeline/${p.name}/${metric}`, PIPELINE_METRICS.namespace, metric, { Project: spec.project, Stage: spec.stage ?? DEFAULT_STAGE, Pipeline: p.name });
   }
   return out;
 }
@@ -239,16 +240,15 @@ export async function datalakeStatus(
   const now = opts.now ?? Date.now();
   const window = metricsWindow(opts.since ?? now - DEFAULT_WINDOW_MS, now);
   const a = spec.analytics;
-  // datalakeNames() needs only the account and the region (the bucket's name); no transform bundle.
-  const [accountId, region] = await Promise.all([aws.accountId(), aws.region()]);
-  const n = datalakeNames(spec.project, { accountId, region });
+  // The stage's names need only the account, the region and the bucket; no transform bundle.
+  const n = await lakePlace(aws, spec);
   const wants = metricWants(spec, n, window);
 
   const [metrics, raws, stores, columns, failures, datasets] = await Promise.all([
     getMetrics(aws, wants, window),
     Promise.all(a.channels.map((ch) => listPrefix(aws, n.bucket, `raw/${ch.name}/`))),
     Promise.all(a.datastores.map((ds) => listPrefix(aws, n.bucket, `datastore/${ds.name}/`))),
-    Promise.all(a.datastores.map((ds) => tableColumns(aws, spec.athena.database, n.table(ds.name)))),
+    Promise.all(a.datastores.map((ds) => tableColumns(aws, n.database, n.table(ds.name)))),
     Promise.all(a.pipelines.map((p) => recentFailures(aws, n.transformFunction(p.name), window))),
     datasetStatuses(aws, spec, n, now, opts.datasetVersions),
   ]);
