@@ -58,7 +58,9 @@ export function planResources(desired: Resource[], actual: Resource[], opts: { p
   const actualByKey = new Map(actual.filter((r) => !r.retired).map((r) => [key(r), r]));
   const items: PlanItem[] = [];
   const physical = (r: Resource) => (r.physical && r.physical !== r.name ? { physical: r.physical } : {});
-  const deletion = (a: Resource, note?: string): PlanItem => ({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config, ...physical(a), ...(note ? { note } : {}) });
+  // A delete always names what to delete: an older deployment's physical name may equal the logical name,
+  // and an adapter told no physical name deletes the stage's current one.
+  const deletion = (a: Resource, note?: string): PlanItem => ({ action: 'delete', kind: a.kind, name: a.name, changes: diffFields(a.config, undefined), actual: a.config, ...(a.physical ? { physical: a.physical } : {}), ...(note ? { note } : {}) });
   for (const d of desired) {
     const a = actualByKey.get(key(d));
     actualByKey.delete(key(d));
@@ -134,7 +136,7 @@ export function formatPlan(items: PlanItem[]): string {
   if (!changed.length) return 'No changes. The target matches iotctl.yaml.';
   const lines: string[] = [];
   for (const i of changed) {
-    lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}${i.physical ? ` (${i.physical})` : ''}`);
+    lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}${i.physical && i.physical !== i.name ? ` (${i.physical})` : ''}`);
     if (i.action === 'replace') for (const c of i.changes) lines.push(`    ${c.path || '(value)'}: ${short(c.before)} -> ${short(c.after)}`);
     if (i.note) lines.push(`    note: ${i.note}`);
   }

@@ -11,10 +11,10 @@ test('a renamed resource is moved: the new name is applied and the old one delet
     items.map((i) => [i.action, i.physical, i.note]),
     [
       ['replace', 'iotctl-fleet-dev--ingest', undefined],
-      ['delete', undefined, 'renamed to iotctl-fleet-dev--ingest'],
+      ['delete', 'ingest', 'renamed to iotctl-fleet-dev--ingest'],
     ],
   );
-  // The delete names the old physical name: here the logical one, which is what the adapter deletes.
+  // The delete names the old physical name, even where it is the logical one: told none, an adapter deletes the current name.
   assert.equal(items[0]!.changes[0], { path: 'physicalName', before: 'ingest', after: 'iotctl-fleet-dev--ingest' });
 });
 
@@ -25,7 +25,7 @@ test('a renamed resource that keeps data is never deleted by the move; a later -
   const later = [stream('iotctl-fleet-dev--telemetry'), stream('telemetry', { retired: true })];
   assert.equal(planResources([stream('iotctl-fleet-dev--telemetry')], later).map((i) => i.action), ['noop']);
   const pruned = planResources([stream('iotctl-fleet-dev--telemetry')], later, { prune: true });
-  assert.equal(pruned.map((i) => [i.action, i.physical ?? i.name]), [['noop', 'iotctl-fleet-dev--telemetry'], ['delete', 'telemetry']]);
+  assert.equal(pruned.map((i) => [i.action, i.physical]), [['noop', 'iotctl-fleet-dev--telemetry'], ['delete', 'telemetry']]);
 });
 
 test('plans show the physical name where it differs, and notes', () => {
@@ -34,6 +34,7 @@ test('plans show the physical name where it differs, and notes', () => {
   assert.match(text, /^ {4}physicalName: "telemetry" -> "iotctl-fleet-dev--telemetry"$/m);
   assert.match(text, /^ {4}note: a new stream iotctl-fleet-dev--telemetry is created/m);
   assert.match(text, /^\+ function ingest \(iotctl-fleet-dev--ingest\)$/m);
+  assert.match(formatPlan(planResources([], [stream('telemetry', { retired: true })], { prune: true })), /^- stream telemetry$/m);
   // The local target names resources by their logical names: nothing extra.
   assert.match(formatPlan(planResources([{ kind: 'rule', name: 'r', physical: 'r', config: {} }], [])), /^\+ rule r$/m);
 });
