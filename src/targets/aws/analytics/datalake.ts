@@ -217,6 +217,8 @@ async function readRoles(aws: AwsClients, spec: DatalakeSpec): Promise<Claimed[]
         throw e;
       });
       const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
+      // A function's execution role lives under the stage's path inside the project's (naming.ts iamPath): the functions section's.
+      if (tags['iotctl:function']) continue;
       // Under the project's role path, a role without iotctl's tags is an older iotctl's.
       out.push({ kind: 'role', name: role.RoleName!, config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) }, tags, legacy: true });
     }
