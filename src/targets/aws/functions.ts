@@ -15,7 +15,7 @@ import type {
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
-import { arnOf, FUNCTION_ROLE_POLICY, functionRoleName, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
+import { arnOf, FUNCTION_ROLE_POLICY, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
 import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
