@@ -30,6 +30,7 @@ import { useEnv } from '../helpers/moto.js';
 import { AwsCallError, AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsFunctions, zipArtifact } from '../../src/targets/aws/functions.js';
 import type { FunctionDeployment } from '../../src/ports.js';
+import { stageNames } from '../../src/targets/aws/naming.js';
 
 /**
  * What moto cannot serve, faked at the SDK boundary: a function that stays Pending before Active,
@@ -47,6 +48,8 @@ let fns: AwsFunctions;
 const slept: number[] = [];
 
 const ROLE = 'arn:aws:iam::123456789012:role/ops-lambda';
+const NAMES = stageNames({ project: 'demo', stage: 'default' });
+const OWNED = { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default' };
 const notFound = () => new AwsCallError('not found', undefined, 'ResourceNotFoundException', 'GetFunction', 'lambda');
 
 function deployment(): FunctionDeployment {
@@ -117,7 +120,7 @@ test('a function that fails to become Active is an error naming the reason', asy
 
 test('an update waits for LastUpdateStatus Successful between the code and the configuration', async () => {
   const { codeSha256 } = await zipArtifact(dir);
-  lambda.on(GetFunctionCommand).resolves({ Configuration: config({ State: 'Active', LastUpdateStatus: 'Successful', CodeSha256: 'old', MemorySize: 128 }), Tags: { 'iotctl:managed': 'true', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': 'a'.repeat(64) } });
+  lambda.on(GetFunctionCommand).resolves({ Configuration: config({ State: 'Active', LastUpdateStatus: 'Successful', CodeSha256: 'old', MemorySize: 128 }), Tags: { ...OWNED, 'iotctl:template': 'ingest-rds', 'iotctl:sha256': 'a'.repeat(64) } });
   const order: string[] = [];
   lambda.on(UpdateFunctionCodeCommand).callsFake(async () => {
     order.push('code');
@@ -163,11 +166,14 @@ test('CreateFunction is retried while IAM has not propagated a new role, and onl
 
 test('a create that fails deletes the role it made for the function: nothing is left half-created', async () => {
   iam.reset();
-  const roleArn = 'arn:aws:iam::123456789012:role/iotctl-fn-ingest';
-  iam.on(GetRoleCommand).rejects(new AwsCallError('no role', undefined, 'NoSuchEntity', 'GetRole', 'iam'));
-  iam.on(CreateRoleCommand).resolves({ Role: { Arn: roleArn, RoleName: 'iotctl-fn-ingest', Path: '/', RoleId: 'r', CreateDate: new Date() } });
+  const RoleName = NAMES.functionRole('ingest');
+  const roleArn = `arn:aws:iam::123456789012:role${NAMES.rolePath}${RoleName}`;
+  const noRole = () => new AwsCallError('no role', undefined, 'NoSuchEntity', 'GetRole', 'iam');
+  iam.on(GetRoleCommand).rejects(noRole());
+  iam.on(CreateRoleCommand).resolves({ Role: { Arn: roleArn, RoleName, Path: NAMES.rolePath, RoleId: 'r', CreateDate: new Date() } });
   iam.on(PutRolePolicyCommand).resolves({});
-  iam.on(ListRoleTagsCommand).resolves({ Tags: [{ Key: 'iotctl:function', Value: 'ingest' }] });
+  // None before the create; then the role made for this function.
+  iam.on(ListRoleTagsCommand).rejectsOnce(noRole()).resolves({ Tags: [...Object.entries(OWNED).map(([Key, Value]) => ({ Key, Value })), { Key: 'iotctl:function', Value: NAMES.function('ingest') }] });
   iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: ['iotctl-function'] });
   iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [] });
   iam.on(DeleteRolePolicyCommand).resolves({});
@@ -179,8 +185,9 @@ test('a create that fails deletes the role it made for the function: nothing is 
     (e: Error) => assert.match(e.message, /CodeStorageExceeded/),
   );
   assert.is(iam.commandCalls(CreateRoleCommand).length, 1);
-  assert.equal(iam.commandCalls(DeleteRoleCommand)[0]!.args[0].input, { RoleName: 'iotctl-fn-ingest' });
-  assert.equal(iam.commandCalls(DeleteRolePolicyCommand)[0]!.args[0].input, { RoleName: 'iotctl-fn-ingest', PolicyName: 'iotctl-function' });
+  assert.is(iam.commandCalls(CreateRoleCommand)[0]!.args[0].input.Path, '/iotctl/demo/default/');
+  assert.equal(iam.commandCalls(DeleteRoleCommand)[0]!.args[0].input, { RoleName });
+  assert.equal(iam.commandCalls(DeleteRolePolicyCommand)[0]!.args[0].input, { RoleName, PolicyName: 'iotctl-function' });
 });
 
 test('invoke: RequestResponse with the log tail; payload, function error and REPORT figures decoded', async () => {

@@ -8,7 +8,7 @@ import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients, type ServiceName } from '../../src/targets/aws/sdk.js';
 import { AwsFunctions, zipArtifact } from '../../src/targets/aws/functions.js';
 import { ensureDatabaseSecret } from '../../src/targets/aws/secrets.js';
-import { databaseSecretName } from '../../src/targets/aws/naming.js';
+import { databaseSecretName, stageNames } from '../../src/targets/aws/naming.js';
 import { bundleTemplate } from '../../src/services/bundle.js';
 import type { FunctionArtifact, FunctionDeployment } from '../../src/ports.js';
 
@@ -27,8 +27,13 @@ let artifact: FunctionArtifact;
 const calls: string[] = [];
 
 const ACCOUNT = '123456789012';
+/** The names the adapter gives project demo's default stage (naming.ts). */
+const NAMES = stageNames({ project: 'demo', stage: 'default' });
+const FN = NAMES.function('ingest');
+const ROLE = NAMES.functionRole('ingest');
+const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/iotctl/demo/default/${ROLE}`;
 const QUEUE_ARN = `arn:aws:sqs:us-east-1:${ACCOUNT}:ingest-failures`;
-const STREAM_ARN = `arn:aws:kinesis:us-east-1:${ACCOUNT}:stream/telemetry`;
+const STREAM_ARN = `arn:aws:kinesis:us-east-1:${ACCOUNT}:stream/${NAMES.stream('telemetry')}`;
 
 function deployment(over: Partial<FunctionDeployment> = {}): FunctionDeployment {
   return {
@@ -76,7 +81,7 @@ test.before(async () => {
   const built = await bundleTemplate('ingest-rds', join(dir, 'bundle'));
   artifact = { dir: join(dir, 'bundle'), entry: 'index.js', sha256: built.sha256, bytes: built.bytes };
   const kinesis = await aws.get('kinesis');
-  await kinesis.client.send(new kinesis.sdk.CreateStreamCommand({ StreamName: 'telemetry', ShardCount: 1 }));
+  await kinesis.client.send(new kinesis.sdk.CreateStreamCommand({ StreamName: NAMES.stream('telemetry'), ShardCount: 1 }));
   const sqs = await aws.get('sqs');
   await sqs.client.send(new sqs.sdk.CreateQueueCommand({ QueueName: 'ingest-failures' }));
 });
@@ -101,15 +106,16 @@ test('deploy creates the function, its least-privilege role, the secret and the 
   assert.ok(steps.includes('create the function') && steps.includes('wait until active'), steps.join(','));
 
   const { client, sdk } = await aws.get('lambda');
-  const fn = await client.send(new sdk.GetFunctionCommand({ FunctionName: 'ingest' }));
+  const fn = await client.send(new sdk.GetFunctionCommand({ FunctionName: FN }));
   const c = fn.Configuration!;
   assert.is(c.Runtime, 'nodejs20.x');
   assert.is(c.Handler, 'index.handler');
   assert.is(c.MemorySize, 256);
   assert.is(c.Timeout, 60);
-  assert.is(c.Role, `arn:aws:iam::${ACCOUNT}:role/iotctl-fn-ingest`);
+  assert.is(c.FunctionName, 'iotctl-demo-default--ingest');
+  assert.is(c.Role, ROLE_ARN);
   assert.is(c.CodeSha256, (await zipArtifact(artifact.dir)).codeSha256);
-  assert.equal(fn.Tags, { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': artifact.sha256 });
+  assert.equal(fn.Tags, { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': artifact.sha256, 'iotctl:stream': 'telemetry' });
   // The URL went into Secrets Manager; the empty placeholder was dropped; no password anywhere.
   const vars = c.Environment!.Variables!;
   assert.equal(Object.keys(vars).sort(), ['AUTO_MIGRATE', 'DATABASE_SECRET_ARN']);
@@ -121,9 +127,9 @@ test('deploy creates the function, its least-privilege role, the secret and the 
   assert.equal(JSON.parse(secret.SecretString!), { username: 'iot', password: 's3cret-pw', host: 'db.example.com', port: 5432, dbname: 'telemetry', engine: 'postgres', sslmode: 'verify-full' });
 
   const iam = await aws.get('iam');
-  const role = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: 'iotctl-fn-ingest' }));
+  const role = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: ROLE }));
   assert.match(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!), /lambda\.amazonaws\.com/);
-  const policy = JSON.parse(decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: 'iotctl-fn-ingest', PolicyName: 'iotctl-function' }))).PolicyDocument!)) as {
+  const policy = JSON.parse(decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: ROLE, PolicyName: 'iotctl-function' }))).PolicyDocument!)) as {
     Statement: Array<{ Sid: string; Action: string[]; Resource: string }>;
   };
   const bySid = Object.fromEntries(policy.Statement.map((s) => [s.Sid, s]));
@@ -132,10 +138,10 @@ test('deploy creates the function, its least-privilege role, the secret and the 
   assert.is(bySid.DatabaseSecret!.Resource, vars.DATABASE_SECRET_ARN);
   assert.equal(bySid.OnFailureDestination!.Action, ['sqs:SendMessage']);
   assert.is(bySid.OnFailureDestination!.Resource, QUEUE_ARN);
-  assert.is(bySid.LogEvents!.Resource, `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/lambda/ingest:*`);
+  assert.is(bySid.LogEvents!.Resource, `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/lambda/${FN}:*`);
   assert.is(bySid.VpcNetworkInterfaces, undefined, 'no ENI rights without a VPC');
 
-  const m = (await client.send(new sdk.ListEventSourceMappingsCommand({ FunctionName: 'ingest' }))).EventSourceMappings!;
+  const m = (await client.send(new sdk.ListEventSourceMappingsCommand({ FunctionName: FN }))).EventSourceMappings!;
   assert.is(m.length, 1);
   assert.is(m[0]!.EventSourceArn, STREAM_ARN);
   assert.is(m[0]!.BatchSize, 500);
@@ -171,11 +177,11 @@ test('a configuration change updates the configuration only; a code change updat
   assert.is(await fns.deploy(deployment({ memoryMb: 512, vpc })), 'updated');
   assert.equal(writes(), ['iam:PutRolePolicy', 'lambda:UpdateFunctionConfiguration']);
   const { client, sdk } = await aws.get('lambda');
-  const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: 'ingest' }));
+  const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: FN }));
   assert.is(c.MemorySize, 512);
   assert.equal(c.VpcConfig?.SubnetIds, ['subnet-a', 'subnet-b']);
   const iam = await aws.get('iam');
-  const doc = decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: 'iotctl-fn-ingest', PolicyName: 'iotctl-function' }))).PolicyDocument!);
+  const doc = decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: ROLE, PolicyName: 'iotctl-function' }))).PolicyDocument!);
   assert.match(doc, /ec2:CreateNetworkInterface/);
 
   // The same again is unchanged (subnet order does not matter).
@@ -190,7 +196,7 @@ test('a configuration change updates the configuration only; a code change updat
   calls.length = 0;
   assert.is(await fns.deploy(deployment({ memoryMb: 512, vpc, artifact: { dir: other, entry: 'index.js', sha256: 'f'.repeat(64), bytes: 60 } })), 'updated');
   assert.equal(writes(), ['lambda:UpdateFunctionCode', 'lambda:TagResource']);
-  const after = await client.send(new sdk.GetFunctionCommand({ FunctionName: 'ingest' }));
+  const after = await client.send(new sdk.GetFunctionCommand({ FunctionName: FN }));
   assert.is(after.Configuration!.CodeSha256, (await zipArtifact(other)).codeSha256);
   assert.is(after.Tags!['iotctl:sha256'], 'f'.repeat(64));
 
@@ -213,7 +219,7 @@ test('list, get and mappings read back what was deployed', async () => {
   // A function iotctl did not deploy is not listed.
   const { client, sdk } = await aws.get('lambda');
   await client.send(
-    new sdk.CreateFunctionCommand({ FunctionName: 'someone-elses', Runtime: 'nodejs20.x', Handler: 'index.handler', Role: `arn:aws:iam::${ACCOUNT}:role/iotctl-fn-ingest`, Code: { ZipFile: (await zipArtifact(artifact.dir)).zip } }),
+    new sdk.CreateFunctionCommand({ FunctionName: 'someone-elses', Runtime: 'nodejs20.x', Handler: 'index.handler', Role: ROLE_ARN, Code: { ZipFile: (await zipArtifact(artifact.dir)).zip } }),
   );
   const list = await fns.list();
   assert.equal(
@@ -229,6 +235,7 @@ test('list, get and mappings read back what was deployed', async () => {
   assert.is(got!.state, 'Active');
   assert.equal(got!.eventSource, deployment().eventSource);
   assert.equal(list[0], got);
+  assert.is(got!.physicalName, FN);
   assert.is(await fns.get('missing'), undefined);
 
   const mappings = await fns.mappings();
@@ -240,7 +247,7 @@ test('list, get and mappings read back what was deployed', async () => {
 
 test('logs: FilterLogEvents on /aws/lambda/<name>, parsed; --follow picks up new events once', async () => {
   const { client, sdk } = await aws.get('logs');
-  const logGroupName = '/aws/lambda/ingest';
+  const logGroupName = `/aws/lambda/${FN}`;
   await client.send(new sdk.CreateLogGroupCommand({ logGroupName }));
   await client.send(new sdk.CreateLogStreamCommand({ logGroupName, logStreamName: 's1' }));
   const id = '6f1b2c3d-1111-4222-8333-444455556666';
@@ -326,7 +333,7 @@ test('remove deletes the mapping, the function and the role iotctl created; the 
   assert.is(await fns.get('ingest'), undefined);
   const iam = await aws.get('iam');
   const roles = (await iam.client.send(new iam.sdk.ListRolesCommand({}))).Roles ?? [];
-  assert.ok(!roles.some((r) => r.RoleName === 'iotctl-fn-ingest'));
+  assert.ok(!roles.some((r) => r.RoleName === ROLE));
   assert.is(await fns.remove('ingest'), false);
 });
 
@@ -342,13 +349,39 @@ test('a given role is used as is, and remove leaves it alone', async () => {
   assert.is(await fns.remove('ingest2'), true);
   // Switching a function from its own role to a given one deletes the role iotctl had made for it.
   assert.is(await fns.deploy(deployment({ name: 'ingest3', eventSource: undefined })), 'created');
-  await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: 'iotctl-fn-ingest3' }));
+  await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: NAMES.functionRole('ingest3') }));
   assert.is(await fns.deploy(deployment({ name: 'ingest3', roleArn: role.Role!.Arn, eventSource: undefined })), 'updated');
   const roles = (await iam.client.send(new iam.sdk.ListRolesCommand({}))).Roles ?? [];
-  assert.ok(!roles.some((r) => r.RoleName === 'iotctl-fn-ingest3'));
+  assert.ok(!roles.some((r) => r.RoleName === NAMES.functionRole('ingest3')));
   assert.is(await fns.remove('ingest3'), true);
   const still = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: 'ops-lambda' }));
   assert.is(still.Role!.RoleName, 'ops-lambda');
+});
+
+test('a bare onFailure names a queue iotctl keeps for the stage: created tagged, read back by its name, removed with its function; anyone else\'s refused', async () => {
+  const sqs = await aws.get('sqs');
+  const queue = NAMES.queue('alerts');
+  const d = deployment({ name: 'ingest4', environment: { AUTO_MIGRATE: 'true' } });
+  assert.is(await fns.deploy({ ...d, eventSource: { ...d.eventSource!, onFailure: 'alerts' } }), 'created');
+  const { QueueUrl } = await sqs.client.send(new sqs.sdk.GetQueueUrlCommand({ QueueName: queue }));
+  assert.equal((await sqs.client.send(new sqs.sdk.ListQueueTagsCommand({ QueueUrl }))).Tags, { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default' });
+  assert.is((await fns.get('ingest4'))!.eventSource!.onFailure, 'alerts');
+  const iam = await aws.get('iam');
+  const doc = decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: NAMES.functionRole('ingest4'), PolicyName: 'iotctl-function' }))).PolicyDocument!);
+  assert.ok(doc.includes(`arn:aws:sqs:us-east-1:${ACCOUNT}:${queue}`), doc);
+  calls.length = 0;
+  assert.is(await fns.deploy({ ...d, eventSource: { ...d.eventSource!, onFailure: 'alerts' } }), 'unchanged');
+  assert.equal(writes(), []);
+  assert.is(await fns.remove('ingest4'), true);
+  const gone = await sqs.client.send(new sqs.sdk.GetQueueUrlCommand({ QueueName: queue })).then(() => false, () => true);
+  assert.ok(gone, 'the queue went with its function');
+
+  // The stage's queue name held by someone else's queue: refused before any write.
+  await sqs.client.send(new sqs.sdk.CreateQueueCommand({ QueueName: NAMES.queue('theirs'), tags: { team: 'payments' } }));
+  calls.length = 0;
+  const err = await fns.deploy({ ...d, name: 'ingest5', eventSource: { ...d.eventSource!, onFailure: 'theirs' } }).then(() => undefined, (e: Error) => e);
+  assert.match(String(err?.message), /SQS queue iotctl-demo-default--theirs already exists/);
+  assert.equal(writes(), []);
 });
 
 test('the database secret: created once, unchanged without a write, updated when the URL changes', async () => {

@@ -9,6 +9,9 @@ import * as assert from 'uvu/assert';
 import { bundleTemplate } from '../../src/services/bundle.js';
 import type { FunctionArtifact, FunctionDeployment } from '../../src/ports.js';
 import { AwsFunctions } from '../../src/targets/aws/functions.js';
+import { stageNames } from '../../src/targets/aws/naming.js';
+import { ownerOf } from '../../src/targets/aws/ownership.js';
+import { AwsStreams } from '../../src/targets/aws/stream.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { cli, makeProject, NO_DB, type Project } from '../helpers/project.js';
@@ -52,6 +55,9 @@ const run = async (p: Project, ...args: string[]) => {
 const FLEET_HEAD = 'project: fleet\ntarget: aws\nregion: us-east-1\ndevices:\n  policy: { name: fleet-device }\n';
 
 /** Every name a plan or status output mentions of the foreign resources. */
+/** The stage-scoped names the projects' streams and functions get (naming.ts). */
+const FLEET = stageNames({ project: 'fleet', stage: 'default' });
+const STAGING = stageNames({ project: 'fleet-staging', stage: 'default' });
 const FOREIGN = ['payments-team-orders', 'payments-fn', 'payments-role', 'payments-queue', 'payments-nightly', 'payments-report', 'payments-firehose', 'iotctl-fleet-ch-ch-other'];
 
 function deployment(name: string, over: Partial<FunctionDeployment> = {}): FunctionDeployment {
@@ -142,8 +148,8 @@ test('two projects apply into one account beside another team; neither plans, sh
     const r = await run(p, 'apply', '--yes');
     assert.is(r.code, 0, r.out);
   }
-  assert.equal((await streamTags('telemetry'))['iotctl:project'], 'fleet');
-  assert.equal((await streamTags('telemetry'))['iotctl:stage'], 'default');
+  assert.equal((await streamTags(FLEET.stream('telemetry')))['iotctl:project'], 'fleet');
+  assert.equal((await streamTags(FLEET.stream('telemetry')))['iotctl:stage'], 'default');
   for (const p of [fleet, staging]) {
     const plan = await run(p, 'apply', '--dry-run', '--prune');
     assert.is(plan.code, 0, plan.stderr);
@@ -154,26 +160,25 @@ test('two projects apply into one account beside another team; neither plans, sh
     for (const name of [...FOREIGN, 'iotctl-fleet-other']) assert.not.ok(status.out.includes(name), `${name} in status`);
   }
   const other = await run(staging, 'status', '--json');
-  assert.not.ok(/"name":\s*"telemetry"/.test(other.out), 'fleet-staging does not see fleet\'s stream');
+  assert.not.ok(/"name":\s*"telemetry"/.test(other.out) || other.out.includes(FLEET.stream('telemetry')), 'fleet-staging does not see fleet\'s stream');
 });
 
-test("another stage of the project sees the default stage's resources as not its own: never planned, pruned or taken over", async () => {
+test("another stage of the project sees the default stage's stream as not its own: never listed, planned or taken over", async () => {
   const file = join(fleet.dir, 'iotctl.yaml');
   const base = readFileSync(file, 'utf8');
   writeFileSync(file, `${base}stages:\n  prod:\n`);
   try {
-    // Physical names are not stage-scoped yet, so prod's stream has default's name: refused, not shared.
-    const plan = await run(fleet, 'apply', '--dry-run', '--prune', '--stage', 'prod');
-    assert.is(plan.code, 1, plan.out);
-    assert.match(plan.stderr, /Kinesis stream telemetry already exists.*iotctl project fleet, stage default/s);
-    assert.not.match(plan.out, /Error \(bug\)/);
-    assert.equal((await streamTags('telemetry'))['iotctl:stage'], 'default');
     const status = await run(fleet, 'stream', 'list', '--json', '--stage', 'prod');
     assert.is(status.code, 0, status.out);
-    assert.not.ok(/"telemetry"/.test(status.stdout), `prod lists default's stream: ${status.stdout}`);
+    assert.not.ok(/"telemetry"/.test(status.stdout) || status.stdout.includes(FLEET.stream('telemetry')), `prod lists default's stream: ${status.stdout}`);
   } finally {
     writeFileSync(file, base);
   }
+  // Declared in prod too, it is prod's own stream there: default's is neither refused nor planned (the whole
+  // plan of two stages: stream-function-names.test.ts).
+  const prod = stageNames({ project: 'fleet', stage: 'prod' });
+  assert.equal(await new AwsStreams(aws, { owner: ownerOf('fleet', 'prod'), physical: prod.stream }).list({ desired: ['telemetry'] }), []);
+  assert.equal((await streamTags(FLEET.stream('telemetry')))['iotctl:stage'], 'default');
 });
 
 test('prune in one project deletes its own resources, in reverse dependency order, and leaves the other project and the other team untouched', async () => {
@@ -189,12 +194,12 @@ test('prune in one project deletes its own resources, in reverse dependency orde
   const steps = r.out.split('\n').filter((l) => /Prune /.test(l));
   const at = (s: string) => steps.findIndex((l) => l.includes(`Prune ${s}`));
   assert.ok(at('rules') >= 0 && at('streams') > at('rules') && at('analytics') > at('rules'), steps.join('\n'));
-  assert.not.ok(await exists('stream', 'telemetry'));
+  assert.not.ok(await exists('stream', FLEET.stream('telemetry')));
   assert.not.ok(await exists('rule', 'iotctl_fleet_default__to_stream'));
   assert.not.ok(await exists('firehose', 'iotctl-fleet-default--ch-raw'));
   // Everyone else's is still there.
   for (const [kind, name] of [
-    ['stream', 'stg-telemetry'],
+    ['stream', STAGING.stream('stg-telemetry')],
     ['rule', 'iotctl_fleet_staging_default__stg_to_stream'],
     ['schedule', 'iotctl-fleet-staging-default--daily'],
     ['firehose', 'iotctl-fleet-staging-default--ch-raw'],
@@ -220,9 +225,10 @@ test('prune in one project deletes its own resources, in reverse dependency orde
 
 test("a resource of the spec's name that iotctl does not own is refused at plan time, nothing written", async () => {
   const cases: [string, string, RegExp][] = [
-    ['streams:\n  - { name: payments-team-orders }\n', 'stream', /Kinesis stream payments-team-orders already exists.*does not manage it.*no iotctl project/s],
+    // Streams are named by stage (a same-named one of another team no longer collides): physicalName points at them.
+    ['streams:\n  - { name: orders, physicalName: payments-team-orders }\n', 'stream', /Kinesis stream payments-team-orders already exists.*does not manage it.*no iotctl project/s],
     // fleet-staging's stream, for project fleet
-    ['streams:\n  - { name: stg-telemetry }\n', 'stream', /Kinesis stream stg-telemetry already exists.*iotctl project fleet-staging, stage default/s],
+    [`streams:\n  - { name: stg, physicalName: ${STAGING.stream('stg-telemetry')} }\n`, 'stream', /Kinesis stream iotctl-fleet-staging-default--stg-telemetry already exists.*iotctl project fleet-staging, stage default/s],
     // fleet-staging's rule, named explicitly: never taken over, not even with --adopt (below)
     ["rules:\n  - name: stg_to_stream\n    physicalName: iotctl_fleet_staging_default__stg_to_stream\n    sql: SELECT * FROM 'x'\n    actions:\n      - republish: { topic: y }\n", 'rule', /topic rule iotctl_fleet_staging_default__stg_to_stream already exists.*fleet-staging/s],
     ['analytics:\n  datasets: [{ name: other, sql: SELECT 1, schedule: "cron(0 2 * * ? *)" }]\n', 'query', /Athena named query iotctl-fleet-default--other already exists.*fleet-other/s],
@@ -240,7 +246,7 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
     assert.match(r.stderr, /Rename the .* in iotctl.yaml/);
     assert.not.match(r.stderr, /Error \(bug\)/);
   }
-  assert.not.ok(await exists('stream', 'fresh'), 'nothing was written before the refusal');
+  assert.not.ok(await exists('stream', FLEET.stream('fresh')), 'nothing was written before the refusal');
   // --adopt takes over only what no iotctl deployment owns: fleet-staging's rule stays refused.
   writeFileSync(join(fleet.dir, 'iotctl.yaml'), `${FLEET_HEAD}${cases.find(([, kind]) => kind === 'rule')![0]}`);
   const adopt = await run(fleet, 'apply', '--yes', '--adopt');
@@ -249,7 +255,7 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
   const roleTags = (await iam.client.send(new iam.sdk.ListRoleTagsCommand({ RoleName: 'iotctl-fleet-default--rule-collide' }))).Tags;
   assert.equal(roleTags, [{ Key: 'team', Value: 'payments' }], 'the foreign role was not touched');
   assert.equal(await streamTags('payments-team-orders'), { team: 'payments' }, 'the foreign stream was not tagged');
-  assert.equal((await streamTags('stg-telemetry'))['iotctl:project'], 'fleet-staging');
+  assert.equal((await streamTags(STAGING.stream('stg-telemetry')))['iotctl:project'], 'fleet-staging');
 });
 
 test('functions and their roles: foreign ones are not listed and are refused by name before any write; prune of one project cannot remove another\'s', async () => {
@@ -258,26 +264,28 @@ test('functions and their roles: foreign ones are not listed and are refused by 
   assert.is(await other.deploy(deployment('stg-ingest')), 'created');
   assert.equal((await fns.list()).map((f) => f.name), []);
   assert.equal((await other.list()).map((f) => f.name), ['stg-ingest']);
-  for (const name of ['payments-fn', 'stg-ingest']) {
-    const err = await fns.list({ desired: [name] }).then(() => undefined, (e: Error) => e);
-    assert.match(String(err?.message), new RegExp(`Lambda function ${name} already exists`));
-    const deploy = await fns.deploy(deployment(name)).then(() => undefined, (e: Error) => e);
+  // Another team's function and another project's, named by physicalName: refused.
+  for (const physical of ['payments-fn', STAGING.function('stg-ingest')]) {
+    const named = new AwsFunctions(aws, { project: 'fleet', names: stageNames({ project: 'fleet', stage: 'default' }, { functions: { mine: physical } }), pollMs: 5 });
+    const err = await named.list({ desired: ['mine'] }).then(() => undefined, (e: Error) => e);
+    assert.match(String(err?.message), new RegExp(`Lambda function ${physical} already exists`));
+    const deploy = await named.deploy(deployment('mine')).then(() => undefined, (e: Error) => e);
     assert.match(String(deploy?.message), /already exists.*does not manage it/s);
-    const remove = await fns.remove(name).then(() => undefined, (e: Error) => e);
+    const remove = await named.remove('mine').then(() => undefined, (e: Error) => e);
     assert.match(String(remove?.message), /does not manage it/);
   }
-  assert.not.ok(await exists('role', 'iotctl-fn-payments-fn'), 'no role was made for a refused function');
-  assert.ok(await exists('function', 'stg-ingest'));
-  assert.ok(await exists('role', 'iotctl-fn-stg-ingest'));
+  assert.not.ok(await exists('role', FLEET.functionRole('mine')), 'no role was made for a refused function');
+  assert.ok(await exists('function', STAGING.function('stg-ingest')));
+  assert.ok(await exists('role', STAGING.functionRole('stg-ingest')));
   // A role of the function's role name that someone else made is refused too.
   const iam = await aws.get('iam');
-  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-fn-collide', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
+  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: FLEET.functionRole('collide'), AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
   const err = await fns.deploy(deployment('collide')).then(() => undefined, (e: Error) => e);
-  assert.match(String(err?.message), /IAM role iotctl-fn-collide already exists/);
-  assert.not.ok(await exists('function', 'collide'));
+  assert.match(String(err?.message), /IAM role iotctl-fleet-default--fn-collide already exists/);
+  assert.not.ok(await exists('function', FLEET.function('collide')));
 });
 
-test('a deployment of an older iotctl (no project tags) is tagged by the plan, not deleted or refused', async () => {
+test('a deployment of an older iotctl (no project tags) is moved to the stage\'s names: the stream kept and tagged, the function replaced', async () => {
   // What older versions made: an untagged stream, a function and role with only `iotctl:managed`.
   const k = await aws.get('kinesis');
   await k.client.send(new k.sdk.CreateStreamCommand({ StreamName: 'legacy-telemetry', ShardCount: 1 }));
@@ -299,23 +307,33 @@ test('a deployment of an older iotctl (no project tags) is tagged by the plan, n
   writeFileSync(join(fleet.dir, 'iotctl.yaml'), FLEET_HEAD + 'streams:\n  - { name: legacy-telemetry, shards: 1 }\n');
   const plan = await run(fleet, 'apply', '--dry-run', '--prune');
   assert.is(plan.code, 0, plan.stderr);
-  assert.match(plan.out, /~ stream legacy-telemetry\n\s+tags: \(unset\) -> \{"iotctl:managed":"true","iotctl:project":"fleet","iotctl:stage":"default"\}/, plan.out);
+  assert.match(
+    plan.out,
+    /~ stream legacy-telemetry \(iotctl-fleet-default--legacy-telemetry\)\n\s+physicalName: "legacy-telemetry" -> "iotctl-fleet-default--legacy-telemetry"\n\s+tags: \(unset\) -> \{"iotctl:managed":"true","iotctl:project":"fleet","iotctl:stage":"default"\}/,
+    plan.out,
+  );
   assert.not.match(plan.out, /- (stream|function) legacy/);
   const r = await run(fleet, 'apply', '--yes', '--prune');
   assert.is(r.code, 0, r.out);
+  // Kept beside the new one (its records may not be read yet), with the tags the plan showed.
   assert.equal(await streamTags('legacy-telemetry'), { 'iotctl:managed': 'true', 'iotctl:project': 'fleet', 'iotctl:stage': 'default' });
-  const again = await run(fleet, 'apply', '--dry-run', '--prune');
+  assert.ok(await exists('stream', FLEET.stream('legacy-telemetry')));
+  const again = await run(fleet, 'apply', '--dry-run');
   assert.match(again.out, /No changes/, again.out);
 
-  // The old function: listed for the spec that declares it (with the tags to add), redeployed with them.
+  // The old function: listed under its old name for the spec that declares it (the plan moves it); the
+  // scoped one is deployed, then the old one goes with the role the older iotctl made for it.
   const fns = new AwsFunctions(aws, { project: 'fleet', pollMs: 5 });
   assert.equal((await fns.list()).map((f) => f.name), [], 'not listed unless the spec declares it');
   const listed = await fns.list({ desired: ['legacy-ingest'] });
-  assert.equal(listed.map((f) => [f.name, f.adopt]), [['legacy-ingest', { 'iotctl:managed': 'true', 'iotctl:project': 'fleet', 'iotctl:stage': 'default' }]]);
-  assert.is(await fns.deploy(deployment('legacy-ingest')), 'updated');
-  assert.equal((await fns.list()).map((f) => f.name), ['legacy-ingest']);
-  const roleTags = (await iam.client.send(new iam.sdk.ListRoleTagsCommand({ RoleName: 'iotctl-fn-legacy-ingest' }))).Tags ?? [];
-  assert.ok(roleTags.some((t) => t.Key === 'iotctl:project' && t.Value === 'fleet'), JSON.stringify(roleTags));
+  assert.equal(listed.map((f) => [f.name, f.physicalName, f.adopt, f.retired]), [['legacy-ingest', 'legacy-ingest', undefined, undefined]]);
+  assert.is(await fns.deploy(deployment('legacy-ingest')), 'created');
+  const moved = await fns.list({ desired: ['legacy-ingest'] });
+  assert.equal(moved.map((f) => [f.physicalName, f.retired]).sort(), [[FLEET.function('legacy-ingest'), undefined], ['legacy-ingest', true]]);
+  assert.is(await fns.remove('legacy-ingest', 'legacy-ingest'), true);
+  assert.not.ok(await exists('function', 'legacy-ingest'));
+  assert.not.ok(await exists('role', 'iotctl-fn-legacy-ingest'));
+  assert.ok(await exists('function', FLEET.function('legacy-ingest')));
 });
 
 test('in aws-cn every ARN iotctl writes is in the aws-cn partition (device policy, rule role, rule actions)', async () => {

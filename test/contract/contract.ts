@@ -62,7 +62,10 @@ async function setUp(name: TargetName): Promise<Env> {
       const aws = new AwsClients({});
       try {
         const { client, sdk } = await aws.get('kinesis');
-        for (const r of records) await client.send(new sdk.PutRecordCommand({ StreamName: stream, PartitionKey: r.key, Data: Buffer.from(JSON.stringify(r.data)) }));
+        // The stream iotctl made for the logical name, in the default stage (naming.ts).
+        const { stageNames } = await import('../../src/targets/aws/naming.js');
+        const StreamName = stageNames({ project: project.spec.project, stage: 'default' }).stream(stream);
+        for (const r of records) await client.send(new sdk.PutRecordCommand({ StreamName, PartitionKey: r.key, Data: Buffer.from(JSON.stringify(r.data)) }));
       } finally {
         aws.destroy();
         restore();

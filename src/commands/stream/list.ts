@@ -4,6 +4,8 @@ import { printTable } from '../../ui/output.js';
 
 export interface StreamListRow {
   name: string;
+  /** aws: the stream's name on AWS (scoped by project and stage). */
+  physicalName?: string;
   arn: string;
   shards: number;
   retentionHours: number;
@@ -25,7 +27,7 @@ export default class StreamList extends BaseCommand<typeof StreamList> {
       const rows: StreamListRow[] = [];
       for (const s of await target.streams.list()) {
         const d = await target.streams.describe(s.name);
-        rows.push({ name: s.name, arn: s.arn, shards: s.shards, retentionHours: s.retentionHours, records: d.records, bytes: d.bytes, declared: declared.has(s.name), createdAt: new Date(s.createdAt) });
+        rows.push({ name: s.name, ...(s.physicalName ? { physicalName: s.physicalName } : {}), arn: s.arn, shards: s.shards, retentionHours: s.retentionHours, records: d.records, bytes: d.bytes, declared: declared.has(s.name), createdAt: new Date(s.createdAt) });
       }
       if (!this.jsonEnabled()) {
         const missing = [...declared].filter((n) => !rows.some((r) => r.name === n));
@@ -33,6 +35,7 @@ export default class StreamList extends BaseCommand<typeof StreamList> {
           rows,
           [
             { header: 'Stream', get: (r) => r.name },
+            ...(rows.some((r) => r.physicalName) ? [{ header: 'Name on AWS', get: (r: StreamListRow) => r.physicalName }] : []),
             { header: 'Shards', get: (r) => r.shards },
             { header: 'Retention', get: (r) => `${r.retentionHours}h` },
             { header: 'Records', get: (r) => r.records },

@@ -15,7 +15,7 @@ import type {
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
-import { FUNCTION_ROLE_POLICY, functionRoleName, partitionOf } from './naming.js';
+import { arnOf, FUNCTION_ROLE_POLICY, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
 import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
@@ -40,6 +40,8 @@ const TAG_SHA = 'iotctl:sha256';
  */
 const TAG_DATABASE_ENV = 'iotctl:database-env';
 const TAG_ON_FAILURE = 'iotctl:on-failure';
+/** The logical stream of the mapping (AWS keeps the stream's ARN, under its stage-scoped name). */
+const TAG_STREAM = 'iotctl:stream';
 const TAG_ROLE_FOR = 'iotctl:function';
 /** Zip entries get this mtime so the same bundle always gives the same zip, and the same CodeSha256. */
 const ZIP_MTIME = new Date('2020-01-01T00:00:00Z');
@@ -48,6 +50,10 @@ export interface AwsFunctionsOptions {
   /** The spec's project: names the database secret, and with the stage owns the functions (their tags). */
   project: string;
   stage?: string;
+  /** Whose functions these are (with `adopt`); default: the project and stage. */
+  owner?: Owner;
+  /** The stage's physical names (functions, their roles, streams, queues); default: stageNames of the project and stage. */
+  names?: StageNames;
   /** First wait between polls of a function's state (doubles up to 5 s). */
   pollMs?: number;
   /** How long a function may stay Pending / InProgress before deploy gives up. */
@@ -102,6 +108,7 @@ export class AwsFunctions implements FunctionsPort {
   private readonly followMs: number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly owner: Owner;
+  private readonly names: StageNames;
 
   constructor(
     private readonly aws: AwsClients,
@@ -111,15 +118,19 @@ export class AwsFunctions implements FunctionsPort {
     this.waitTimeoutMs = opts.waitTimeoutMs ?? 300_000;
     this.followMs = opts.followMs ?? 2_000;
     this.sleep = opts.sleep ?? sleep;
-    this.owner = ownerOf(opts.project, opts.stage);
+    this.owner = opts.owner ?? ownerOf(opts.project, opts.stage);
+    this.names = opts.names ?? stageNames({ project: this.owner.project, stage: this.owner.stage });
   }
 
   // ------------------------------------------------------------ read
 
   /**
-   * The functions this project and stage own (their tags), plus, for names the spec declares, functions of
-   * an older iotctl (`iotctl:managed` without a project), listed with `adopt`. A declared name held by
-   * anyone else's function is refused; no other function of the account is listed.
+   * The functions this project and stage own, found by their stage-scoped names (a name in no scope of ours
+   * is never read further) and tags, under their logical names with `physicalName`. For names the spec
+   * declares: the scoped function held by anyone else is refused (with `--adopt`, one no iotctl owns is
+   * listed with the tags it will get); a function an older iotctl made under the bare name (its tags name this
+   * project and stage, or only `iotctl:managed`) is listed under that name, so the plan moves it (and once
+   * the scoped one exists, as `retired`). Anyone else's function of the bare name is left alone.
    */
   async list(scope: ListScope = {}): Promise<FunctionSummary[]> {
     const { client, sdk } = await this.aws.get('lambda');
@@ -130,38 +141,60 @@ export class AwsFunctions implements FunctionsPort {
       configs.push(...(page.Functions ?? []));
       Marker = page.NextMarker;
     } while (Marker);
-    // ListFunctions carries no tags; iotctl's functions are the ones it tagged.
-    const tagged = await mapLimit(configs, 5, async (c) => {
+    const desired = scope.desired ?? [];
+    const declared = new Map(desired.map((l) => [this.names.function(l), l]));
+    const legacy = new Map(desired.filter((l) => this.names.function(l) !== l).map((l) => [l, l]));
+    const present = new Set(configs.map((c) => c.FunctionName!));
+    const candidates = configs.filter((c) => declared.has(c.FunctionName!) || legacy.has(c.FunctionName!) || ownershipByName('lambda-function', c.FunctionName!, this.owner).verdict !== 'not-ours');
+    // ListFunctions carries no tags: read them for the candidates only.
+    const tagged = await mapLimit(candidates, 5, async (c) => {
       const out = await client.send(new sdk.ListTagsCommand({ Resource: c.FunctionArn! }), this.aws.sendOptions);
       return { config: c, tags: out.Tags ?? {} };
     });
-    const desired = new Set(scope.desired ?? []);
-    const mine = tagged.flatMap((t): { config: FunctionConfiguration; tags: Record<string, string>; adopt?: Record<string, string> }[] => {
+    type Found = { config: FunctionConfiguration; tags: Record<string, string>; logical: string; adopt?: Record<string, string>; retired?: true };
+    const mine: Found[] = [];
+    for (const t of tagged) {
+      const name = t.config.FunctionName!;
+      const logical = declared.get(name);
       // The analytics engine's transform functions are its own section's business.
-      if (t.tags[ANALYTICS_TAG] && !desired.has(t.config.FunctionName!)) return [];
-      const claim = claimOf(t.tags, this.owner, t.tags[TAG_MANAGED] === 'true');
-      if (claim === 'owned') return [t];
-      if (!desired.has(t.config.FunctionName!)) return [];
-      if (claim === 'foreign') throw notOurs('Lambda function', t.config.FunctionName!, t.tags, this.owner);
-      return [{ ...t, adopt: ownerTags(this.owner) }];
-    });
-    // Their roles too, at plan time: `iotctl-fn-<name>` of anyone else is refused before apply writes anything.
-    await mapLimit([...desired], 5, (name) => this.roleClaim(name));
+      if (t.tags[ANALYTICS_TAG] && logical === undefined) continue;
+      if (logical !== undefined) {
+        const claim = assertClaimable('Lambda function', name, t.tags, this.owner);
+        mine.push({ ...t, logical, ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
+        continue;
+      }
+      const old = legacy.get(name);
+      if (old !== undefined) {
+        // Moved, not adopted: the old function is deleted once the scoped one runs, so it gets no tags.
+        if (claimOf(t.tags, this.owner, t.tags[TAG_MANAGED] === 'true') !== 'foreign') mine.push({ ...t, logical: old, ...(present.has(this.names.function(old)) ? { retired: true as const } : {}) });
+        continue;
+      }
+      if (claimOf(t.tags, this.owner) !== 'owned') continue;
+      const byName = ownershipByName('lambda-function', name, this.owner);
+      // A shortened name hides its logical name: it shows under its physical name.
+      mine.push({ ...t, logical: byName.verdict === 'ours' ? byName.logical : name });
+    }
+    // Their roles too, at plan time: a role of the function's role name of anyone else is refused before apply writes anything.
+    await mapLimit(desired, 5, (name) => this.roleClaim(name));
     const mappings = await this.listMappings();
-    return mine.map(({ config, tags, adopt }) => ({ ...summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config))), ...(adopt ? { adopt } : {}) }));
+    return mine.map(({ config, tags, logical, adopt, retired }) => ({
+      ...this.summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config)), logical),
+      ...(adopt ? { adopt } : {}),
+      ...(retired ? { retired } : {}),
+    }));
   }
 
   async get(name: string): Promise<FunctionSummary | undefined> {
-    const found = await this.getFunction(name);
+    const found = await this.getFunction(this.names.function(name));
     if (!found) return undefined;
-    return summary(found.config, found.tags, await this.listMappings(name));
+    return this.summary(found.config, found.tags, await this.listMappings(found.config.FunctionName), name);
   }
 
   async mappings(name?: string): Promise<EventSourceMappingInfo[]> {
-    return (await this.listMappings(name)).map((m) => ({
+    return (await this.listMappings(name === undefined ? undefined : this.names.function(name))).map((m) => ({
       uuid: m.UUID!,
-      functionName: functionNameOf(m.FunctionArn),
-      stream: resourceName(m.EventSourceArn),
+      functionName: this.logicalOf('lambda-function', functionNameOf(m.FunctionArn)),
+      stream: this.logicalOf('kinesis-stream', resourceName(m.EventSourceArn)),
       state: m.State ?? 'Unknown',
       batchSize: m.BatchSize ?? 100,
       startingPosition: m.StartingPosition ?? 'TRIM_HORIZON',
@@ -169,17 +202,37 @@ export class AwsFunctions implements FunctionsPort {
     }));
   }
 
+  /** The logical name of a scoped physical name of this stage; anything else as it is. */
+  private logicalOf(kind: 'lambda-function' | 'kinesis-stream', physical: string): string {
+    const byName = ownershipByName(kind, physical, this.owner);
+    return byName.verdict === 'ours' ? byName.logical : physical;
+  }
+
+  /** A function as the spec wrote it: its logical name, its stream and on-failure queue by their logical names. */
+  private summary(c: FunctionConfiguration, tags: Record<string, string>, mappings: EventSourceMappingConfiguration[], logical: string): FunctionSummary {
+    const stream = tags[TAG_STREAM];
+    const queue = tags[TAG_ON_FAILURE];
+    const logicalNames = {
+      stream: stream && mappings[0]?.EventSourceArn?.endsWith(`/${this.names.stream(stream)}`) ? stream : undefined,
+      onFailure: queue && mappings[0]?.DestinationConfig?.OnFailure?.Destination?.endsWith(`:${this.names.queue(queue)}`) ? queue : undefined,
+    };
+    return { ...summary(c, tags, mappings, logicalNames), name: logical, physicalName: c.FunctionName! };
+  }
+
   // ------------------------------------------------------------ deploy
 
   async deploy(d: FunctionDeployment, progress: (step: string) => void = () => undefined): Promise<'created' | 'updated' | 'unchanged'> {
     const { client, sdk } = await this.aws.get('lambda');
     const [region, account] = await Promise.all([this.aws.region(), this.aws.accountId()]);
-    const arns = new Arns(partitionOf(region), region, account);
+    const arns = new Arns({ region, account }, this.names);
+    const fn = this.names.function(d.name);
+    const queue = d.eventSource?.onFailure && !d.eventSource.onFailure.startsWith('arn:') ? d.eventSource.onFailure : undefined;
 
-    // Ownership of the function and its role before any write (the secret, the role, the function).
-    const existing = await this.getFunction(d.name);
-    if (existing) assertClaimable('Lambda function', d.name, existing.tags, this.owner, existing.tags[TAG_MANAGED] === 'true');
+    // Ownership of the function, its role and its failure queue before any write (the secret, the role, the function).
+    const existing = await this.getFunction(fn);
+    if (existing) assertClaimable('Lambda function', fn, existing.tags, this.owner);
     if (!d.roleArn) await this.roleClaim(d.name);
+    if (queue) await this.ensureQueue(queue, false);
 
     progress('zip the bundle');
     const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
@@ -192,7 +245,7 @@ export class AwsFunctions implements FunctionsPort {
     let roleCreated = false;
     if (!roleArn) {
       progress('execution role');
-      const role = await this.ensureRole(d.name, rolePolicy(arns, d, { streamArn, destination, environment }));
+      const role = await this.ensureRole(d.name, rolePolicy(arns, fn, d, { streamArn, destination, environment }));
       roleArn = role.arn;
       roleChanged = role.result !== 'unchanged';
       roleCreated = role.result === 'created';
@@ -209,7 +262,8 @@ export class AwsFunctions implements FunctionsPort {
     };
     const optionalTags = {
       [TAG_DATABASE_ENV]: injected.join(' '),
-      [TAG_ON_FAILURE]: d.eventSource?.onFailure && !d.eventSource.onFailure.startsWith('arn:') ? d.eventSource.onFailure : '',
+      [TAG_ON_FAILURE]: queue ?? '',
+      [TAG_STREAM]: d.eventSource && !d.eventSource.stream.startsWith('arn:') ? d.eventSource.stream : '',
     };
     const tags: Record<string, string> = { ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
     const staleTags = Object.keys(optionalTags).filter((k) => !(k in tags));
@@ -220,45 +274,47 @@ export class AwsFunctions implements FunctionsPort {
       try {
         await this.retryWhileRoleIsNew(() =>
           client.send(
-            new sdk.CreateFunctionCommand({ FunctionName: d.name, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
+            new sdk.CreateFunctionCommand({ FunctionName: fn, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
             this.aws.sendOptions,
           ),
         );
       } catch (error) {
         // Leave nothing half-created: the role made for this function goes with the failed create.
-        if (roleCreated) await this.removeRole(roleArn, d.name).catch(() => undefined);
+        if (roleCreated) await this.removeRole(roleArn, fn).catch(() => undefined);
         throw error;
       }
       progress('wait until active');
-      await this.waitReady(d.name);
+      await this.waitReady(fn);
       result = 'created';
     } else {
       const codeChanged = existing.config.CodeSha256 !== codeSha256;
       const configChanged = configDiffers(existing.config, want);
       const untag = staleTags.filter((k) => k in existing.tags);
       const tagsChanged = untag.length > 0 || Object.entries(tags).some(([k, v]) => existing.tags[k] !== v);
-      if (codeChanged || configChanged) await this.waitReady(d.name);
+      if (codeChanged || configChanged) await this.waitReady(fn);
       if (codeChanged) {
         progress('update the code');
-        await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: d.name, ZipFile: zip }), this.aws.sendOptions);
+        await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: fn, ZipFile: zip }), this.aws.sendOptions);
         // A configuration update while the code update is in progress fails with ResourceConflictException.
-        await this.waitReady(d.name);
+        await this.waitReady(fn);
       }
       if (configChanged) {
         progress('update the configuration');
-        await this.retryWhileRoleIsNew(() => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: d.name, ...want }), this.aws.sendOptions));
-        await this.waitReady(d.name);
+        await this.retryWhileRoleIsNew(() => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: fn, ...want }), this.aws.sendOptions));
+        await this.waitReady(fn);
       }
       if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
       if (untag.length) await client.send(new sdk.UntagResourceCommand({ Resource: existing.config.FunctionArn!, TagKeys: untag }), this.aws.sendOptions);
       // A role iotctl made for this function that the function no longer uses (a roleArn is given now).
-      if (existing.config.Role && existing.config.Role !== roleArn) await this.removeRole(existing.config.Role, d.name);
+      if (existing.config.Role && existing.config.Role !== roleArn) await this.removeRole(existing.config.Role, fn);
       result = codeChanged || configChanged || tagsChanged || roleChanged || secretChanged ? 'updated' : 'unchanged';
     }
 
+    if (queue) progress('on-failure queue');
+    const queued = queue ? await this.ensureQueue(queue, true) : 'unchanged';
     progress('event source mapping');
-    const mapping = await this.ensureMapping(d.name, d.eventSource, streamArn, destination);
-    if (result === 'unchanged' && mapping !== 'unchanged') result = 'updated';
+    const mapping = await this.ensureMapping(fn, d.eventSource, streamArn, destination);
+    if (result === 'unchanged' && (mapping !== 'unchanged' || queued !== 'unchanged')) result = 'updated';
     return result;
   }
 
@@ -341,16 +397,19 @@ export class AwsFunctions implements FunctionsPort {
   // ------------------------------------------------------------ role
 
   /**
-   * Whether the function's role may be written: missing, or ours (tags), or made for this function by an
-   * older iotctl (its `iotctl:function` tag, no project). Anyone else's role of that name is refused.
+   * Whether the function's role (`names.functionRole`, under the stage's IAM path) may be written: missing,
+   * or ours (tags) and made for this function (its `iotctl:function` tag). Anyone else's role of that name
+   * is refused; with `--adopt`, one no iotctl owns is tagged.
    */
-  private async roleClaim(functionName: string): Promise<'missing' | 'owned' | 'legacy'> {
+  private async roleClaim(logical: string): Promise<'missing' | 'owned' | 'legacy'> {
     const { client, sdk } = await this.aws.get('iam');
+    const RoleName = this.names.functionRole(logical);
+    const fn = this.names.function(logical);
     try {
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: functionRoleName(functionName) }), this.aws.sendOptions)).Tags);
-      const claim = assertClaimable('IAM role', functionRoleName(functionName), tags, this.owner, tags[TAG_ROLE_FOR] === functionName);
-      // Another function's role under a hashed name that happens to collide stays theirs.
-      if (tags[TAG_ROLE_FOR] !== functionName) throw notOurs('IAM role', functionRoleName(functionName), tags, this.owner);
+      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
+      const claim = assertClaimable('IAM role', RoleName, tags, this.owner);
+      // A role of ours made for another function (a hashed name that collides) stays that function's.
+      if (claim === 'owned' && tags[TAG_ROLE_FOR] !== fn) throw notOurs('IAM role', RoleName, tags, this.owner);
       return claim as 'owned' | 'legacy';
     } catch (error) {
       if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return 'missing';
@@ -359,9 +418,10 @@ export class AwsFunctions implements FunctionsPort {
   }
 
   /** The function's own role, created with a trust for Lambda and one inline least-privilege policy. */
-  private async ensureRole(functionName: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
+  private async ensureRole(logical: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
     const { client, sdk } = await this.aws.get('iam');
-    const RoleName = functionRoleName(functionName);
+    const RoleName = this.names.functionRole(logical);
+    const fn = this.names.function(logical);
     const document = JSON.stringify(policy);
     let arn: string | undefined;
     try {
@@ -373,12 +433,13 @@ export class AwsFunctions implements FunctionsPort {
       const created = await client.send(
         new sdk.CreateRoleCommand({
           RoleName,
-          Description: `Execution role of the iotctl function ${functionName}`,
+          Path: this.names.rolePath,
+          Description: `Execution role of the iotctl function ${fn}`,
           AssumeRolePolicyDocument: JSON.stringify({
             Version: '2012-10-17',
             Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
           }),
-          Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: functionName }],
+          Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: fn }],
         }),
         this.aws.sendOptions,
       );
@@ -386,8 +447,8 @@ export class AwsFunctions implements FunctionsPort {
       return { arn: created.Role!.Arn!, result: 'created' };
     }
     let tagged = false;
-    if ((await this.roleClaim(functionName)) === 'legacy') {
-      await client.send(new sdk.TagRoleCommand({ RoleName, Tags: ownerTagList(this.owner) }), this.aws.sendOptions);
+    if ((await this.roleClaim(logical)) === 'legacy') {
+      await client.send(new sdk.TagRoleCommand({ RoleName, Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: fn }] }), this.aws.sendOptions);
       tagged = true;
     }
     let current: string | undefined;
@@ -402,7 +463,10 @@ export class AwsFunctions implements FunctionsPort {
     return { arn, result: 'updated' };
   }
 
-  /** Deletes the role only when iotctl created it for this function (its tag says so). */
+  /**
+   * Deletes the role only when iotctl created it for this function (its tag says so): the stage's role, or
+   * the `iotctl-fn-<name>` role an older iotctl made for a function under its bare name.
+   */
   private async removeRole(roleArn: string, functionName: string): Promise<void> {
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
@@ -420,6 +484,52 @@ export class AwsFunctions implements FunctionsPort {
     const attached = (await client.send(new sdk.ListAttachedRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).AttachedPolicies ?? [];
     for (const p of attached) await client.send(new sdk.DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn! }), this.aws.sendOptions);
     await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
+  }
+
+  // ------------------------------------------------------------ on-failure queue
+
+  /**
+   * The on-failure queue a bare `onFailure: <name>` names: the stage's `names.queue(name)`, created (tagged)
+   * when missing; one of anyone else is refused. With `write` false, only the ownership check.
+   */
+  private async ensureQueue(logical: string, write: boolean): Promise<'created' | 'updated' | 'unchanged'> {
+    const { client, sdk } = await this.aws.get('sqs');
+    const QueueName = this.names.queue(logical);
+    const url = await this.queueUrl(QueueName);
+    if (!url) {
+      if (write) await client.send(new sdk.CreateQueueCommand({ QueueName, tags: ownerTags(this.owner) }), this.aws.sendOptions);
+      return 'created';
+    }
+    const tags = (await client.send(new sdk.ListQueueTagsCommand({ QueueUrl: url }), this.aws.sendOptions)).Tags ?? {};
+    if (assertClaimable('SQS queue', QueueName, tags, this.owner) === 'owned') return 'unchanged';
+    if (write) await client.send(new sdk.TagQueueCommand({ QueueUrl: url, Tags: ownerTags(this.owner) }), this.aws.sendOptions);
+    return 'updated';
+  }
+
+  private async queueUrl(QueueName: string, QueueOwnerAWSAccountId?: string): Promise<string | undefined> {
+    const { client, sdk } = await this.aws.get('sqs');
+    try {
+      return (await client.send(new sdk.GetQueueUrlCommand({ QueueName, QueueOwnerAWSAccountId }), this.aws.sendOptions)).QueueUrl;
+    } catch (error) {
+      if (isAwsError(error, 'QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Deletes the failure queues in `destinations` that this stage owns and no remaining mapping sends to. */
+  private async removeQueues(destinations: string[]): Promise<void> {
+    if (!destinations.length) return;
+    const { client, sdk } = await this.aws.get('sqs');
+    const account = await this.aws.accountId();
+    const still = new Set((await this.listMappings()).map((m) => m.DestinationConfig?.OnFailure?.Destination));
+    for (const arn of new Set(destinations)) {
+      const [, , service, , owner, QueueName] = arn.split(':');
+      if (service !== 'sqs' || owner !== account || still.has(arn) || !QueueName) continue;
+      const url = await this.queueUrl(QueueName);
+      if (!url) continue;
+      const tags = (await client.send(new sdk.ListQueueTagsCommand({ QueueUrl: url }), this.aws.sendOptions)).Tags ?? {};
+      if (claimOf(tags, this.owner) === 'owned') await client.send(new sdk.DeleteQueueCommand({ QueueUrl: url }), this.aws.sendOptions);
+    }
   }
 
   // ------------------------------------------------------------ event source mapping
@@ -501,14 +611,23 @@ export class AwsFunctions implements FunctionsPort {
 
   // ------------------------------------------------------------ remove
 
-  async remove(name: string): Promise<boolean> {
+  /**
+   * Deletes the function (`physical` when given: the old name of a moved function, else the stage's name of
+   * `logical`), its mappings, the role iotctl made for it and its on-failure queue when iotctl made that and
+   * no other function sends to it. Anyone else's function is refused.
+   */
+  async remove(logical: string, physical?: string): Promise<boolean> {
+    const name = physical ?? this.names.function(logical);
     const found = await this.getFunction(name);
     if (!found) return false;
-    assertClaimable('Lambda function', name, found.tags, this.owner, found.tags[TAG_MANAGED] === 'true');
+    // An older iotctl's function (`iotctl:managed` only) may go only as the old copy of a move.
+    assertClaimable('Lambda function', name, found.tags, this.owner, physical !== undefined && found.tags[TAG_MANAGED] === 'true');
     const { client, sdk } = await this.aws.get('lambda');
-    for (const m of await this.listMappings(name)) await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: m.UUID! }), this.aws.sendOptions);
+    const mappings = await this.listMappings(name);
+    for (const m of mappings) await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: m.UUID! }), this.aws.sendOptions);
     await client.send(new sdk.DeleteFunctionCommand({ FunctionName: name }), this.aws.sendOptions);
     if (found.config.Role) await this.removeRole(found.config.Role, name);
+    await this.removeQueues(mappings.map((m) => m.DestinationConfig?.OnFailure?.Destination).filter((d): d is string => !!d));
     return true;
   }
 
@@ -517,7 +636,7 @@ export class AwsFunctions implements FunctionsPort {
   async invoke(name: string, event: unknown): Promise<InvokeResult> {
     const { client, sdk } = await this.aws.get('lambda');
     const out = await client.send(
-      new sdk.InvokeCommand({ FunctionName: name, InvocationType: 'RequestResponse', LogType: 'Tail', Payload: Buffer.from(JSON.stringify(event ?? {})) }),
+      new sdk.InvokeCommand({ FunctionName: this.names.function(name), InvocationType: 'RequestResponse', LogType: 'Tail', Payload: Buffer.from(JSON.stringify(event ?? {})) }),
       this.aws.sendOptions,
     );
     const logTail = decodeLogTail(out.LogResult);
@@ -549,7 +668,7 @@ export class AwsFunctions implements FunctionsPort {
 
   async *logs(name: string, opts: { since?: number; limit?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<LogEvent> {
     const { client, sdk } = await this.aws.get('logs');
-    const logGroupName = `/aws/lambda/${name}`;
+    const logGroupName = `/aws/lambda/${this.names.function(name)}`;
     const limit = opts.limit ?? Infinity;
     let startTime = opts.since ?? 0;
     // FilterLogEvents' startTime is inclusive and events can land late at the same ms: re-read from the
@@ -612,9 +731,9 @@ export class AwsFunctions implements FunctionsPort {
    */
   async failures(name: string, opts: { limit?: number }): Promise<FailureRecord[]> {
     const limit = opts.limit ?? 100;
-    const destinations = [...new Set((await this.listMappings(name)).map((m) => m.DestinationConfig?.OnFailure?.Destination).filter((d): d is string => !!d))];
+    const destinations = [...new Set((await this.listMappings(this.names.function(name))).map((m) => m.DestinationConfig?.OnFailure?.Destination).filter((d): d is string => !!d))];
     if (!destinations.length) {
-      if (!(await this.getFunction(name))) throw new UserError(`Function ${name} does not exist.`, '`iotctl lambda list` shows the deployed functions.', 'FUNCTION_NOT_FOUND');
+      if (!(await this.getFunction(this.names.function(name)))) throw new UserError(`Function ${name} does not exist.`, '`iotctl lambda list` shows the deployed functions.', 'FUNCTION_NOT_FOUND');
       return [];
     }
     const { client, sdk } = await this.aws.get('sqs');
@@ -658,7 +777,8 @@ function failureRecord(functionName: string, destination: string, m: { MessageId
   return { id: m.MessageId!, functionName, destination, createdAt: (stamped ?? sent ?? new Date(0)).toISOString(), record };
 }
 
-function summary(c: FunctionConfiguration, tags: Record<string, string>, mappings: EventSourceMappingConfiguration[]): FunctionSummary {
+/** `logical`: the stream and queue names the spec gave, where the mapping is on their current physical names. */
+function summary(c: FunctionConfiguration, tags: Record<string, string>, mappings: EventSourceMappingConfiguration[], logical: { stream?: string; onFailure?: string }): FunctionSummary {
   const handler = c.Handler ?? '';
   return {
     name: c.FunctionName!,
@@ -670,7 +790,7 @@ function summary(c: FunctionConfiguration, tags: Record<string, string>, mapping
     memoryMb: c.MemorySize ?? 128,
     environment: specEnvironment(c.Environment?.Variables ?? {}, tags[TAG_DATABASE_ENV]),
     sha256: tags[TAG_SHA] ?? c.CodeSha256 ?? '',
-    eventSource: mappings[0] ? eventSourceOf(mappings[0], tags[TAG_ON_FAILURE]) : null,
+    eventSource: mappings[0] ? eventSourceOf(mappings[0], logical) : null,
     updatedAt: isoOf(c.LastModified),
     state: c.LastUpdateStatus && c.LastUpdateStatus !== 'Successful' ? `${c.State}/${c.LastUpdateStatus}` : (c.State ?? 'Active'),
   };
@@ -684,11 +804,14 @@ function specEnvironment(variables: Record<string, string>, injected: string | u
   return { ...rest, DATABASE_URL: '' };
 }
 
-function eventSourceOf(m: EventSourceMappingConfiguration, specOnFailure?: string): EventSourceSpec {
-  const arn = m.DestinationConfig?.OnFailure?.Destination;
-  const destination = arn && specOnFailure && arn.endsWith(`:${specOnFailure}`) ? specOnFailure : arn;
+/**
+ * The mapping as the spec would write it. A stream or queue that is not the stage's name of the spec's (an
+ * older iotctl's bare name) reads back as its ARN, so the plan shows that the mapping moves.
+ */
+function eventSourceOf(m: EventSourceMappingConfiguration, logical: { stream?: string; onFailure?: string }): EventSourceSpec {
+  const destination = logical.onFailure ?? m.DestinationConfig?.OnFailure?.Destination;
   return {
-    stream: resourceName(m.EventSourceArn),
+    stream: logical.stream ?? m.EventSourceArn ?? '',
     batchSize: m.BatchSize ?? 100,
     maximumBatchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? 0,
     startingPosition: (m.StartingPosition as EventSourceSpec['startingPosition']) ?? 'TRIM_HORIZON',
@@ -719,22 +842,22 @@ function configDiffers(c: FunctionConfiguration, want: DesiredConfig): boolean {
 
 type PolicyDocument = { Version: '2012-10-17'; Statement: Array<{ Sid: string; Effect: 'Allow'; Action: string[]; Resource: string | string[] }> };
 
-/** ARNs in the caller's partition, region and account. */
+/** ARNs in the caller's partition, region and account, of the stage's physical names. */
 class Arns {
   constructor(
-    readonly partition: string,
-    readonly region: string,
-    readonly account: string,
+    readonly place: ArnPlace,
+    private readonly names: StageNames,
   ) {}
+  /** A logical stream of the spec (or an ARN, as is). */
   stream(name: string): string {
-    return name.startsWith('arn:') ? name : `arn:${this.partition}:kinesis:${this.region}:${this.account}:stream/${name}`;
+    return name.startsWith('arn:') ? name : arnOf('kinesis-stream', this.place, this.names.stream(name));
   }
-  /** onFailure: an SQS or SNS ARN, or a bare name taken as an SQS queue of this account. */
+  /** onFailure: an SQS or SNS ARN, or a bare name: the logical name of a queue iotctl keeps for this stage. */
   destination(value: string): string {
-    return value.startsWith('arn:') ? value : `arn:${this.partition}:sqs:${this.region}:${this.account}:${value}`;
+    return value.startsWith('arn:') ? value : arnOf('sqs-queue', this.place, this.names.queue(value));
   }
   logGroup(functionName: string): string {
-    return `arn:${this.partition}:logs:${this.region}:${this.account}:log-group:/aws/lambda/${functionName}`;
+    return arnOf('log-group', this.place, `/aws/lambda/${functionName}`);
   }
 }
 
@@ -742,8 +865,8 @@ class Arns {
  * Least privilege for one function: write its own log group; read its stream; VPC network interfaces
  * only with a VPC; its database secret or IAM database login when it has one; its failure destination.
  */
-function rolePolicy(arns: Arns, d: FunctionDeployment, ctx: { streamArn?: string; destination?: string; environment: Record<string, string> }): PolicyDocument {
-  const logGroup = arns.logGroup(d.name);
+function rolePolicy(arns: Arns, fn: string, d: FunctionDeployment, ctx: { streamArn?: string; destination?: string; environment: Record<string, string> }): PolicyDocument {
+  const logGroup = arns.logGroup(fn);
   const Statement: PolicyDocument['Statement'] = [
     { Sid: 'LogGroup', Effect: 'Allow', Action: ['logs:CreateLogGroup'], Resource: logGroup },
     { Sid: 'LogEvents', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: `${logGroup}:*` },
@@ -770,7 +893,7 @@ function rolePolicy(arns: Arns, d: FunctionDeployment, ctx: { streamArn?: string
   if (ctx.environment.DATABASE_SECRET_ARN) Statement.push({ Sid: 'DatabaseSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: ctx.environment.DATABASE_SECRET_ARN });
   if (/^(1|true|yes)$/i.test(ctx.environment.DATABASE_IAM_AUTH ?? '') && ctx.environment.DATABASE_USER) {
     // The instance's resource id is not known here; the database user bounds the grant.
-    Statement.push({ Sid: 'DatabaseIamAuth', Effect: 'Allow', Action: ['rds-db:connect'], Resource: `arn:${arns.partition}:rds-db:${arns.region}:${arns.account}:dbuser:*/${ctx.environment.DATABASE_USER}` });
+    Statement.push({ Sid: 'DatabaseIamAuth', Effect: 'Allow', Action: ['rds-db:connect'], Resource: `arn:${partitionOf(arns.place.region)}:rds-db:${arns.place.region}:${arns.place.account}:dbuser:*/${ctx.environment.DATABASE_USER}` });
   }
   if (ctx.destination) {
     const sns = ctx.destination.split(':')[2] === 'sns';

@@ -58,6 +58,8 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   // The physical name of each kind commands name logically (one line per kind, as its adapter adopts stageNames).
   const physicalNames: Partial<Record<LogicalKind, (logical: string) => string>> = {
     rule: names.rule,
+    stream: names.stream,
+    function: names.function,
   };
   // The analytics engines and Athena name their resources by the command's stage.
   const stageSpec = { ...spec, stage: ctx.stage };
@@ -74,8 +76,8 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     devices: new AwsDevices(clients),
     rules,
     ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules, names))).port,
-    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner })), ['tail']).port,
-    functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, stage: ctx.stage, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
+    streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner, physical: names.stream })), ['tail']).port,
+    functions: lazyPort<FunctionsPort>(() => import('./functions.js').then((m) => new m.AwsFunctions(clients, { project: spec.project, owner, names, databaseEnvironment: () => database.functionEnvironment() })), ['logs']).port,
     database,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, { ...spec.athena, database: lakeDatabase(names.scope) }))).port,
     analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, stageSpec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,

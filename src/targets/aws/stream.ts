@@ -3,7 +3,8 @@ import { NotFoundError, type ListScope, type ShardInfo, type StreamConfig, type 
 import { UserError } from '../../ui/errors.js';
 // Target-neutral helpers; the ports refactor moves them out of targets/local.
 import { decodePayload, matchesFilter } from '../local/stream/tail.js';
-import { assertClaimable, DEFAULT_STAGE, owned, ownerTags, type Owner } from './ownership.js';
+import { ownershipByName } from './naming.js';
+import { assertClaimable, claimOf, DEFAULT_STAGE, ownerTags, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { pause } from '../pause.js';
 
@@ -30,6 +31,11 @@ export interface AwsStreamsOptions {
   highWater?: number;
   /** Whose streams these are: list() sees only streams tagged with this project and stage, ensure() tags. */
   owner?: Owner;
+  /**
+   * The stage's physical name of a logical stream (naming.ts stageNames().stream). Without it (a bare adapter
+   * in the Kinesis mechanics' tests) a stream is stored under the name it is given.
+   */
+  physical?: (logical: string) => string;
 }
 
 const AWS_MIN_POLL_MS = 200;
@@ -37,14 +43,19 @@ type Position = { type: Kinesis.ShardIteratorType; sequenceNumber?: string; time
 type Child = { shardId: string; parents: string[] };
 
 export class AwsStreams implements StreamPort {
-  private readonly opts: Required<Omit<AwsStreamsOptions, 'owner'>>;
+  private readonly opts: Required<Omit<AwsStreamsOptions, 'owner' | 'physical'>>;
   private readonly owner: Owner;
+  /** Logical name to the name on AWS: every method takes logical names, as commands give them. */
+  private readonly physical: (logical: string) => string;
+  private readonly scoped: boolean;
 
   constructor(
     private readonly aws: AwsClients,
     options: AwsStreamsOptions = {},
   ) {
     this.owner = options.owner ?? { project: 'iotctl', stage: DEFAULT_STAGE };
+    this.physical = options.physical ?? ((name) => name);
+    this.scoped = options.physical !== undefined;
     this.opts = {
       // A little over 200 ms by default: timers and clocks jitter, and AWS counts on its side.
       minPollMs: Math.max(AWS_MIN_POLL_MS, options.minPollMs ?? AWS_MIN_POLL_MS + 10),
@@ -60,9 +71,14 @@ export class AwsStreams implements StreamPort {
   // ------------------------------------------------------------ control plane
 
   /**
-   * The streams this project and stage own (their tags say so), plus, for names the spec declares, streams
-   * made by an older iotctl (which tagged nothing: a stream with no tags at all), listed with `adopt`. A
-   * declared name held by a stream of anyone else is refused; other streams of the account are never listed.
+   * The streams this project and stage own, by their scoped names (a name in no scope of ours is never even
+   * read) and tags, reported under their logical names with `physicalName`. For each name the spec declares:
+   * - the scoped stream of that name held by anyone else is refused; with `--adopt`, one no iotctl owns is
+   *   listed with the tags it will get;
+   * - a stream an older iotctl made under the bare logical name (tagged with this project and stage, or with
+   *   nothing at all) is listed with that name as `physicalName`, so the plan moves it; once the scoped one
+   *   exists it is `retired` (it keeps its records until `apply --prune`). Anyone else's stream of the bare
+   *   name is left alone: the scoped name no longer collides with it.
    */
   async list(scope: ListScope = {}): Promise<StreamSummary[]> {
     const { client, sdk } = await this.aws.get('kinesis');
@@ -76,15 +92,30 @@ export class AwsStreams implements StreamPort {
       if (!page.HasMoreStreams || !got.length) break;
       after = got[got.length - 1];
     }
-    const desired = new Set(scope.desired ?? []);
+    const existing = new Set(names);
+    const declared = new Map((scope.desired ?? []).map((l) => [this.physical(l), l]));
+    // The bare names older versions used, where the scoped name differs.
+    const legacy = new Map((scope.desired ?? []).filter((l) => this.physical(l) !== l).map((l) => [l, l]));
     const out: StreamSummary[] = [];
     for (const name of names.sort()) {
+      const logical = declared.get(name);
+      const old = logical === undefined ? legacy.get(name) : undefined;
+      const byName = this.scoped && logical === undefined && old === undefined ? ownershipByName('kinesis-stream', name, this.owner) : undefined;
+      if (byName?.verdict === 'not-ours') continue;
       try {
         const tags = await this.tags(name);
-        const untagged = Object.keys(tags).length === 0;
-        if (!desired.has(name) && !owned(tags, this.owner)) continue;
-        const claim = assertClaimable('Kinesis stream', name, tags, this.owner, untagged);
-        out.push({ ...toSummary(await this.summary(name)), ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
+        if (old !== undefined) {
+          const claim = claimOf(tags, this.owner, Object.keys(tags).length === 0);
+          if (claim === 'foreign') continue;
+          const retired = existing.has(this.physical(old));
+          out.push({ ...(await this.listed(old, name)), ...(retired ? { retired: true as const } : {}), ...(claim === 'legacy' && !retired ? { adopt: ownerTags(this.owner) } : {}) });
+        } else if (logical !== undefined) {
+          const claim = assertClaimable('Kinesis stream', name, tags, this.owner);
+          out.push({ ...(await this.listed(logical, name)), ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
+        } else if (claimOf(tags, this.owner) === 'owned') {
+          // A shortened name (the hash hides its logical name) shows under its physical name.
+          out.push(await this.listed(byName?.verdict === 'ours' ? byName.logical : name, name));
+        }
       } catch (e) {
         if (!(e instanceof NotFoundError)) throw e; // deleted since the listing
       }
@@ -92,74 +123,88 @@ export class AwsStreams implements StreamPort {
     return out;
   }
 
-  async describe(name: string): Promise<StreamDescription> {
+  private async listed(logical: string, physical: string): Promise<StreamSummary> {
+    return { ...toSummary(await this.summary(physical)), name: logical, ...(physical !== logical || this.scoped ? { physicalName: physical } : {}) };
+  }
+
+  async describe(logical: string): Promise<StreamDescription> {
+    const name = this.physical(logical);
     const summary = toSummary(await this.summary(name));
     const shards = await this.listShards(name);
-    return { ...summary, shardList: shards.map(toShardInfo) };
+    return { ...summary, name: logical, ...(this.scoped ? { physicalName: name } : {}), shardList: shards.map(toShardInfo) };
   }
 
   async ensure(config: StreamConfig): Promise<'created' | 'updated' | 'unchanged'> {
     const { client, sdk } = await this.aws.get('kinesis');
     const send = this.aws.sendOptions;
     const mode = config.mode ?? 'provisioned';
-    let current = await this.summary(config.name).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
-    if (current?.StreamStatus === 'DELETING') current = await this.waitGone(config.name);
+    const name = this.physical(config.name);
+    let current = await this.summary(name).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
+    if (current?.StreamStatus === 'DELETING') current = await this.waitGone(name);
 
-    let tags = current ? await this.tags(config.name) : {};
+    let tags = current ? await this.tags(name) : {};
     // Ownership before any write: a stream of someone else is refused; one of an older iotctl is tagged.
-    if (current) assertClaimable('Kinesis stream', config.name, tags, this.owner, Object.keys(tags).length === 0);
+    if (current) assertClaimable('Kinesis stream', name, tags, this.owner, !this.scoped && Object.keys(tags).length === 0);
     const want = ownerTags(this.owner);
+
+    // A move from an older iotctl's bare name keeps that stream (its records) and tags it if it had no tags,
+    // so that a later `apply --prune` may delete it (the plan listed it, with those tags).
+    if (!current && name !== config.name) await this.tagLegacy(config.name);
 
     if (!current) {
       await client.send(
         new sdk.CreateStreamCommand(
           mode === 'on-demand'
-            ? { StreamName: config.name, StreamModeDetails: { StreamMode: 'ON_DEMAND' }, Tags: want }
-            : { StreamName: config.name, ShardCount: config.shards, Tags: want },
+            ? { StreamName: name, StreamModeDetails: { StreamMode: 'ON_DEMAND' }, Tags: want }
+            : { StreamName: name, ShardCount: config.shards, Tags: want },
         ),
         send,
       );
-      const created = await this.waitActive(config.name);
+      const created = await this.waitActive(name);
       // Not every Kinesis implementation takes Tags at create (moto ignores them): check, and add them.
-      tags = await this.tags(config.name);
-      if (Object.entries(want).some(([k, v]) => tags[k] !== v)) await client.send(new sdk.AddTagsToStreamCommand({ StreamName: config.name, Tags: want }), send);
+      tags = await this.tags(name);
+      if (Object.entries(want).some(([k, v]) => tags[k] !== v)) await client.send(new sdk.AddTagsToStreamCommand({ StreamName: name, Tags: want }), send);
       // CreateStream has no retention parameter: every stream starts at 24 hours.
-      if (created.RetentionPeriodHours !== config.retentionHours) await this.setRetention(config.name, created.RetentionPeriodHours ?? 24, config.retentionHours);
+      if (created.RetentionPeriodHours !== config.retentionHours) await this.setRetention(name, created.RetentionPeriodHours ?? 24, config.retentionHours);
       return 'created';
     }
 
     let changed = false;
-    current = await this.waitActive(config.name);
+    current = await this.waitActive(name);
     if (Object.entries(want).some(([k, v]) => tags[k] !== v)) {
-      await client.send(new sdk.AddTagsToStreamCommand({ StreamName: config.name, Tags: want }), send);
+      await client.send(new sdk.AddTagsToStreamCommand({ StreamName: name, Tags: want }), send);
       changed = true;
     }
     if (modeOf(current) !== mode) {
       await client.send(new sdk.UpdateStreamModeCommand({ StreamARN: current.StreamARN, StreamModeDetails: { StreamMode: mode === 'on-demand' ? 'ON_DEMAND' : 'PROVISIONED' } }), send);
-      current = await this.waitActive(config.name);
+      current = await this.waitActive(name);
       changed = true;
     }
     if (mode === 'provisioned') {
       let open = current.OpenShardCount ?? 0;
       for (let calls = 0; open !== config.shards; calls++) {
-        if (calls === 8) throw new UserError(`Stream "${config.name}" has ${open} open shards after 8 UpdateShardCount calls, not ${config.shards}.`, 'Check it with `iotctl stream describe`, then apply again.', 'STREAM_RESHARD');
+        if (calls === 8) throw new UserError(`Stream "${name}" has ${open} open shards after 8 UpdateShardCount calls, not ${config.shards}.`, 'Check it with `iotctl stream describe`, then apply again.', 'STREAM_RESHARD');
         const step = nextShardCount(open, config.shards);
-        await client.send(new sdk.UpdateShardCountCommand({ StreamName: config.name, TargetShardCount: step, ScalingType: 'UNIFORM_SCALING' }), send);
-        current = await this.waitActive(config.name);
+        await client.send(new sdk.UpdateShardCountCommand({ StreamName: name, TargetShardCount: step, ScalingType: 'UNIFORM_SCALING' }), send);
+        current = await this.waitActive(name);
         open = current.OpenShardCount ?? step;
         changed = true;
       }
     }
     if (current.RetentionPeriodHours !== config.retentionHours) {
-      await this.setRetention(config.name, current.RetentionPeriodHours ?? 24, config.retentionHours);
+      await this.setRetention(name, current.RetentionPeriodHours ?? 24, config.retentionHours);
       changed = true;
     }
     return changed ? 'updated' : 'unchanged';
   }
 
-  /** Deletes a stream this project and stage own; any other stream is refused, never deleted. */
-  async delete(name: string): Promise<boolean> {
+  /**
+   * Deletes a stream this project and stage own: `physical` when given (the old name of a moved stream), else
+   * the logical name's. Any other stream is refused, never deleted.
+   */
+  async delete(logical: string, physical?: string): Promise<boolean> {
     const { client, sdk } = await this.aws.get('kinesis');
+    const name = physical ?? this.physical(logical);
     try {
       const tags = await this.tags(name);
       assertClaimable('Kinesis stream', name, tags, this.owner);
@@ -169,6 +214,14 @@ export class AwsStreams implements StreamPort {
       if (e instanceof NotFoundError || awsCode(e) === 'ResourceNotFoundException') return false;
       throw e;
     }
+  }
+
+  /** Tags the stream an older iotctl left untagged under a bare name (never anyone else's). */
+  private async tagLegacy(bare: string): Promise<void> {
+    const tags = await this.tags(bare).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
+    if (!tags || Object.keys(tags).length > 0) return;
+    const { client, sdk } = await this.aws.get('kinesis');
+    await client.send(new sdk.AddTagsToStreamCommand({ StreamName: bare, Tags: ownerTags(this.owner) }), this.aws.sendOptions);
   }
 
   private async summary(name: string): Promise<Kinesis.StreamDescriptionSummary> {
@@ -255,11 +308,12 @@ export class AwsStreams implements StreamPort {
 
   // ------------------------------------------------------------ tail
 
-  tail(name: string, opts: TailOptions): AsyncIterable<TailRecord> {
-    return this.tailRecords(name, opts);
+  tail(logical: string, opts: TailOptions): AsyncIterable<TailRecord> {
+    return this.tailRecords(this.physical(logical), logical, opts);
   }
 
-  private async *tailRecords(name: string, opts: TailOptions): AsyncGenerator<TailRecord> {
+  /** `name` is the stream on AWS; records carry `label`, the name the caller gave. */
+  private async *tailRecords(name: string, label: string, opts: TailOptions): AsyncGenerator<TailRecord> {
     const stop = new AbortController();
     const signal = AbortSignal.any([stop.signal, ...[opts.signal, this.aws.settings.signal].filter((s): s is AbortSignal => !!s)]);
     const out = new Channel<TailRecord>(this.opts.highWater, signal);
@@ -307,7 +361,7 @@ export class AwsStreams implements StreamPort {
       for (;;) {
         const next = await out.next();
         if (next.done) return;
-        yield next.value;
+        yield name === label ? next.value : { ...next.value, stream: label };
       }
     } finally {
       stop.abort();

@@ -25,7 +25,7 @@ test('a renamed resource that keeps data is never deleted by the move; a later -
   const later = [stream('iotctl-fleet-dev--telemetry'), stream('telemetry', { retired: true })];
   assert.equal(planResources([stream('iotctl-fleet-dev--telemetry')], later).map((i) => i.action), ['noop']);
   const pruned = planResources([stream('iotctl-fleet-dev--telemetry')], later, { prune: true });
-  assert.equal(pruned.map((i) => [i.action, i.physical ?? i.name]), [['noop', 'iotctl-fleet-dev--telemetry'], ['delete', 'telemetry']]);
+  assert.equal(pruned.map((i) => [i.action, i.physical]), [['noop', 'iotctl-fleet-dev--telemetry'], ['delete', 'telemetry']]);
 });
 
 test('a retired copy that keeps no data (a move cut short before its delete phase) is deleted by the next apply, without --prune', () => {
@@ -39,6 +39,7 @@ test('plans show the physical name where it differs, and notes', () => {
   assert.match(text, /^ {4}physicalName: "telemetry" -> "iotctl-fleet-dev--telemetry"$/m);
   assert.match(text, /^ {4}note: a new stream iotctl-fleet-dev--telemetry is created/m);
   assert.match(text, /^\+ function ingest \(iotctl-fleet-dev--ingest\)$/m);
+  assert.match(formatPlan(planResources([], [stream('telemetry', { retired: true })], { prune: true })), /^- stream telemetry$/m);
   // The local target names resources by their logical names: nothing extra.
   assert.match(formatPlan(planResources([{ kind: 'rule', name: 'r', physical: 'r', config: {} }], [])), /^\+ rule r$/m);
 });
