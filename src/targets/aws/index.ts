@@ -57,6 +57,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   const names = stageNames({ project: spec.project, stage: ctx.stage }, explicitNames(spec));
   // The physical name of each kind commands name logically (one line per kind, as its adapter adopts stageNames).
   const physicalNames: Partial<Record<LogicalKind, (logical: string) => string>> = {
+    policy: names.devicePolicy,
   };
   const datalake =
     spec.analytics.engine === 'datalake'
@@ -67,7 +68,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   const database = lazyPort<AwsDatabasePort>(() => import('./database.js').then((m) => new m.AwsDatabase(clients, spec.database))).port;
   return {
     name: 'aws',
-    devices: new AwsDevices(clients),
+    devices: new AwsDevices(clients, { owner, names, policyName: spec.devices.policy.name }),
     rules,
     ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules))).port,
     streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner })), ['tail']).port,
