@@ -63,30 +63,37 @@ test.after(async () => {
 test("two stages and a second project: one policy and group each, and each stage's devices are its own", async () => {
   const fleet = project(SPEC('fleet'));
   const other = project(SPEC('other'));
-  for (const [p, stage] of [[fleet, 'dev'], [fleet, 'prod'], [other, 'dev']] as const) {
-    const applied = await ok(p, 'apply', '--yes', '--stage', stage);
-    assert.match(applied.out, new RegExp(`iotctl-${p.spec.project}-${stage}--iotctl-device`), applied.out);
-  }
+  // Independent deployments: applied at once, as three teams would.
+  await Promise.all(
+    ([[fleet, 'dev'], [fleet, 'prod'], [other, 'dev']] as const).map(async ([p, stage]) => {
+      const applied = await ok(p, 'apply', '--yes', '--stage', stage);
+      assert.match(applied.out, new RegExp(`iotctl-${p.spec.project}-${stage}--iotctl-device`), applied.out);
+    }),
+  );
   assert.equal(await policyNames(), ['iotctl-fleet-dev--iotctl-device', 'iotctl-fleet-prod--iotctl-device', 'iotctl-other-dev--iotctl-device']);
   const { client, sdk } = await iot();
   const groups = ((await client.send(new sdk.ListThingGroupsCommand({}))).thingGroups ?? []).map((g) => g.groupName).sort();
   assert.equal(groups, ['iotctl-fleet-dev--devices', 'iotctl-fleet-prod--devices', 'iotctl-other-dev--devices']);
   assert.match((await ok(fleet, 'apply', '--dry-run', '--stage', 'dev')).out, /No changes/);
 
-  await ok(fleet, 'device', 'register', 'sensor-dev', '--stage', 'dev');
-  await ok(fleet, 'device', 'register', 'sensor-prod', '--stage', 'prod');
-  await ok(other, 'device', 'register', 'sensor-other', '--stage', 'dev');
-  await client.send(new sdk.CreateThingCommand({ thingName: 'made-by-hand' }));
+  await Promise.all([
+    ok(fleet, 'device', 'register', 'sensor-dev', '--stage', 'dev'),
+    ok(fleet, 'device', 'register', 'sensor-prod', '--stage', 'prod'),
+    ok(other, 'device', 'register', 'sensor-other', '--stage', 'dev'),
+    client.send(new sdk.CreateThingCommand({ thingName: 'made-by-hand' })),
+  ]);
   assert.equal((await listed(fleet, 'dev')).map((d) => d.thingName), ['sensor-dev']);
   assert.equal((await listed(fleet, 'prod')).map((d) => d.thingName), ['sensor-prod']);
   assert.equal((await listed(other, 'dev')).map((d) => d.thingName), ['sensor-other']);
 
   // prod never touches dev's device (nor another project's, nor one made by hand).
-  for (const [cmd, thing] of [['delete', 'sensor-dev'], ['show', 'sensor-dev'], ['delete', 'sensor-other'], ['delete', 'made-by-hand']]) {
-    const refused = await run(fleet, 'device', cmd!, thing!, '--stage', 'prod');
-    assert.is(refused.code, 1, refused.out);
-    assert.match(refused.stderr, new RegExp(`"${thing}" is not a device of project fleet, stage prod`), refused.out);
-  }
+  await Promise.all(
+    [['delete', 'sensor-dev'], ['show', 'sensor-dev'], ['delete', 'sensor-other'], ['delete', 'made-by-hand']].map(async ([cmd, thing]) => {
+      const refused = await run(fleet, 'device', cmd!, thing!, '--stage', 'prod');
+      assert.is(refused.code, 1, refused.out);
+      assert.match(refused.stderr, new RegExp(`"${thing}" is not a device of project fleet, stage prod`), refused.out);
+    }),
+  );
   const shown = JSON.parse((await ok(fleet, 'device', 'show', 'sensor-dev', '--json', '--stage', 'dev')).stdout);
   assert.equal(shown.policies, ['iotctl-fleet-dev--iotctl-device'], 'registration attached the stage policy');
   await ok(fleet, 'device', 'delete', 'sensor-dev', '--stage', 'dev');

@@ -194,6 +194,15 @@ test("list: the stage group's things, never the account's others", async () => {
   for (const command of [() => devices.delete('someone-elses'), () => devices.revoke('someone-elses'), () => devices.show('someone-elses')]) await rejects(command, 'THING_NOT_IN_STAGE');
 });
 
+test("a thing group of the stage's name that iotctl did not make is refused before any thing is created", async () => {
+  await ensureDevicePolicy(devices, spec);
+  const { client, sdk } = await iot();
+  await client.send(new sdk.CreateThingGroupCommand({ thingGroupName: 'iotctl-awsdev-default--devices', thingGroupProperties: { thingGroupDescription: 'made by hand' } }));
+  const err = await rejects(() => registerDevice(devices, spec, { thingName: 'blocked' }, out), 'RESOURCE_NOT_OURS');
+  assert.match(err.message, /IoT thing group iotctl-awsdev-default--devices/);
+  assert.equal(await thingNames(), []);
+});
+
 test('bulk registration on aws: all registered, and a re-run skips them', async () => {
   await ensureDevicePolicy(devices, spec);
   const requests = Array.from({ length: 12 }, (_, i) => ({ thingName: `fleet-${i}`, attributes: { n: String(i) } }));

@@ -138,7 +138,7 @@ export class AwsDevices implements DeviceRegistryPort {
   private async assertPolicyOurs(physical: string, arn: string): Promise<void> {
     const tags = await this.policyTags(arn);
     if (tags ? claimOf(tags, this.owner) === 'owned' : ownershipByName('iot-policy', physical, this.names.scope).verdict === 'ours') return;
-    throw notOurs('IoT policy', physical, tags ?? {}, this.owner);
+    throw notOursHere('IoT policy', physical, tags ?? {}, this.owner);
   }
 
   async getPolicy(name: string): Promise<PolicyDocument | undefined> {
@@ -270,7 +270,7 @@ export class AwsDevices implements DeviceRegistryPort {
       throw error;
     }
     const tags = markerTags(out.thingGroupProperties?.thingGroupDescription);
-    if (claimOf(tags, this.owner) !== 'owned') throw notOurs('IoT thing group', this.group, tags, this.owner);
+    if (claimOf(tags, this.owner) !== 'owned') throw notOursHere('IoT thing group', this.group, tags, this.owner);
     return { arn: out.thingGroupArn! };
   }
 
@@ -605,6 +605,14 @@ export class AwsDevices implements DeviceRegistryPort {
       throw error;
     }
   }
+}
+
+/**
+ * The refusal for a stage's policy or group name held by something else. `apply --adopt` does not take these
+ * over (their names are iotctl's own scheme, so a hand-made one is a collision, not a deployment to adopt).
+ */
+function notOursHere(kind: string, name: string, tags: Record<string, string>, owner: Owner): UserError {
+  return new UserError(notOurs(kind, name, tags, owner).message, `Remove or rename that ${kind}: iotctl creates ${name} for this project and stage itself, and never takes over one it did not create.`, 'RESOURCE_NOT_OURS');
 }
 
 function certificateIdOfArn(arn: string): string {
