@@ -43,6 +43,8 @@ export interface DeviceSummary {
   certificateId: string | null;
   certificateStatus: string | null;
   createdAt: string;
+  /** aws: registered before stage groups (found through the legacy device policy), not in this stage's thing group yet. */
+  legacy?: true;
 }
 
 export interface DeviceDetails extends DeviceSummary {
@@ -65,6 +67,23 @@ export interface DeviceRegistryPort {
   delete(thingName: string): Promise<{ deletedCertificates: string[] }>;
   /** Workers for bulk registration (aws: from its API rates). */
   bulkConcurrency(): Promise<number>;
+  /** aws: the device policy and the stage's thing group as deployed, for the plan (the local target has getPolicy only). */
+  deployed?(policyName: string): Promise<DeployedDevices>;
+  /** aws: creates the stage's thing group (tagged) when it is missing. */
+  ensureGroup?(): Promise<void>;
+  /**
+   * aws: deletes the device policy `name` of this stage, or the one under `physical` (an older deployment's
+   * name): its certificates get the stage's policy, and their things join the stage's group, before it is detached.
+   */
+  deletePolicy?(name: string, physical?: string): Promise<void>;
+}
+
+/** What the aws target has of the devices section (names are physical). */
+export interface DeployedDevices {
+  policy?: { document: PolicyDocument; physicalName: string };
+  /** The policy an iotctl before stages made under the bare spec name; the plan moves its certificates. */
+  legacy?: { document: PolicyDocument; physicalName: string; certificates: number };
+  group: { physicalName: string; exists: boolean };
 }
 
 // ---------------------------------------------------------------- physical names

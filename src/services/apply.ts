@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import type { Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
-import { applyOrder, planResources, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
+import { applyOrder, diffFields, planResources, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
 import type { LogicalKind, PhysicalIdentity, StreamSummary, Target } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { isUserError } from '../ui/errors.js';
@@ -27,17 +27,43 @@ export function sections(ctx: Context, target: Target): ApplySection[] {
   return [devicesSection(spec, target), streamsSection(spec, target), databaseSection(target), functionsSection(spec, target), analyticsSection(target), rulesSection(spec, target)];
 }
 
+/**
+ * The device policy and, on aws, the stage's thing group. A policy an iotctl before stages made under the
+ * bare spec name is moved: the stage's policy is created, and in the delete phase each certificate of the old
+ * one gets the new one (its things join the group) before the old one is detached and deleted.
+ */
 function devicesSection(spec: Spec, target: Target): ApplySection {
+  const devices = target.devices;
+  const name = spec.devices.policy.name;
   return {
     name: 'devices',
     async plan() {
-      const name = spec.devices.policy.name;
-      const actual = await target.devices.getPolicy(name);
       const physical = physicalOf(target, 'policy', name);
-      return planResources([{ kind: 'policy', name, config: desiredDevicePolicy(spec), ...physical }], actual ? [{ kind: 'policy', name, config: actual, ...physical }] : []);
+      const desired: Resource[] = [{ kind: 'policy', name, config: desiredDevicePolicy(spec), ...physical }];
+      if (!devices.deployed) {
+        const actual = await devices.getPolicy(name);
+        return planResources(desired, actual ? [{ kind: 'policy', name, config: actual, ...physical }] : []);
+      }
+      const { policy, legacy, group } = await devices.deployed(name);
+      desired.unshift({ kind: 'thing group', name: 'devices', config: {}, physical: group.physicalName });
+      const actual: Resource[] = group.exists ? [{ ...desired[0]! }] : [];
+      const current = policy ?? legacy;
+      if (current) actual.push({ kind: 'policy', name, config: current.document, physical: current.physicalName });
+      const items = planResources(desired, actual);
+      const move = legacy && `made before stages: its ${legacy.certificates} certificate(s) get ${physical.physical} first (their things join ${group.physicalName}), then it is detached and deleted`;
+      // The legacy name is the logical one, so planResources leaves `physical` off: the delete must name it.
+      for (const i of items) if (i.action === 'delete' && i.kind === 'policy') Object.assign(i, { physical: legacy!.physicalName, note: move });
+      // Both exist (a move stopped part-way): finish it.
+      if (policy && legacy) items.push({ action: 'delete', kind: 'policy', name, changes: diffFields(legacy.document, undefined), actual: legacy.document, physical: legacy.physicalName, note: move });
+      return items;
     },
     async apply(items) {
-      for (const i of items) if (i.action === 'create' || i.action === 'replace') await target.devices.putPolicy(i.name, i.desired as never);
+      for (const i of items) {
+        if (i.kind === 'thing group' && i.action !== 'noop') await devices.ensureGroup?.();
+        if (i.kind !== 'policy') continue;
+        if (i.action === 'create' || i.action === 'replace') await devices.putPolicy(i.name, i.desired as never);
+        if (i.action === 'delete') await devices.deletePolicy?.(i.name, i.physical);
+      }
     },
   };
 }

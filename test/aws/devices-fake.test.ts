@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeIot } from '../helpers/fake-iot.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
-import { AwsDevices } from '../../src/targets/aws/devices.js';
+import { awsDevicesOf } from '../helpers/devices.js';
 import { ApiRateLimiter, tpsFromEnv } from '../../src/targets/aws/rate.js';
 import { parseSpec } from '../../src/spec/loader.js';
 import { ensureDevicePolicy, registerMany } from '../../src/services/devices.js';
@@ -43,7 +43,7 @@ test('a quota lower than configured: calls are throttled, retried, and no device
   const fake = await new FakeIot({ tps: { CreateThing: 5, CreateCertificateFromCsr: 5, AttachPolicy: 5, AttachThingPrincipal: 5 }, burst: 1, responseMs: [2, 10] }).install();
   const aws = new AwsClients({});
   try {
-    const devices = new AwsDevices(aws, { tps: { CreateThing: 40, CreateCertificateFromCsr: 40, AttachPolicy: 40, AttachThingPrincipal: 40 } });
+    const devices = awsDevicesOf(aws, spec, 'default', { CreateThing: 40, CreateCertificateFromCsr: 40, AttachPolicy: 40, AttachThingPrincipal: 40 });
     await ensureDevicePolicy(devices, spec);
     const requests = Array.from({ length: 15 }, (_, i) => ({ thingName: `t-${i}` }));
     const result = await registerMany(devices, spec, requests, join(out, 'throttled'));
@@ -59,11 +59,31 @@ test('a quota lower than configured: calls are throttled, retried, and no device
   }
 });
 
+test("list pages through the stage group's things (moto answers one page)", async () => {
+  const fake = await new FakeIot().install();
+  const aws = new AwsClients({});
+  try {
+    const devices = awsDevicesOf(aws, spec);
+    await devices.ensureGroup();
+    const names = Array.from({ length: 260 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`);
+    for (const n of names) {
+      fake.things.set(n, { attributes: {} });
+      fake.groups.get('iotctl-fake-default--devices')!.things.add(n);
+    }
+    fake.things.set('not-in-the-group', { attributes: {} });
+    assert.equal((await devices.list()).map((d) => d.thingName), names);
+    assert.is(fake.calls.get('ListThingsInThingGroup'), 2);
+  } finally {
+    aws.destroy();
+    fake.restore();
+  }
+});
+
 test('AccessDenied on CreateCertificateFromCsr: names the IAM action, and the thing is removed again', async () => {
   const fake = await new FakeIot({ failOn: { CreateCertificateFromCsr: 'AccessDeniedException' } }).install();
   const aws = new AwsClients({});
   try {
-    const devices = new AwsDevices(aws);
+    const devices = awsDevicesOf(aws, spec);
     await ensureDevicePolicy(devices, spec);
     let error: unknown;
     await devices.register({ thingName: 'denied', thingType: 'sensor', attributes: {}, policyName: spec.devices.policy.name }).catch((e) => (error = e));

@@ -1,5 +1,5 @@
 // AwsDevices against moto_server: register (local key + CSR, the user's CSR, AWS-generated keys), list
-// (paging), show, revoke, delete, rollback on a failure part-way, bad thing names, policy versions.
+// (the stage group), show, revoke, delete, rollback on a failure part-way, bad thing names, policy versions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
-import { AwsDevices } from '../../src/targets/aws/devices.js';
+import type { AwsDevices } from '../../src/targets/aws/devices.js';
+import { awsDevicesOf } from '../helpers/devices.js';
 import { AMAZON_ROOT_CA_1 } from '../../src/targets/aws/amazon-root-ca.js';
 import { newP256KeyAndCsr } from '../../src/targets/local/ca.js';
 import { parseSpec } from '../../src/spec/loader.js';
@@ -18,6 +19,8 @@ import type { PolicyDocument, PolicyStatement } from '../../src/iot/policy/index
 
 const spec = parseSpec('project: awsdev\n').spec;
 const policyName = spec.devices.policy.name;
+/** The stage's device policy on AWS: `iotctl-<project>-<stage>--<name>`. */
+const policyOnAws = 'iotctl-awsdev-default--iotctl-device';
 let moto: Moto;
 let restore: () => void;
 let aws: AwsClients;
@@ -39,7 +42,7 @@ test.before.each(async () => {
   await moto.reset();
   aws?.destroy();
   aws = new AwsClients({});
-  devices = new AwsDevices(aws);
+  devices = awsDevicesOf(aws, spec);
 });
 
 const iot = async () => aws.get('iot');
@@ -97,7 +100,7 @@ test('register writes the credentials; list, show, revoke (INACTIVE, then REVOKE
 
   const shown = await devices.show('sensor-1');
   assert.is(shown?.certificateStatus, 'ACTIVE');
-  assert.equal(shown?.policies, [policyName]);
+  assert.equal(shown?.policies, [policyOnAws]);
   assert.is(shown?.fingerprint, reg.fingerprint);
   assert.ok(shown?.notAfter);
   assert.is(await devices.show('nope'), undefined);
@@ -173,15 +176,31 @@ test('an existing thing is refused, and left as it was', async () => {
   assert.equal((await devices.show('twice'))?.attributes, { a: '1' });
 });
 
-test('list pages through more than one ListThings page', async () => {
+test("list: the stage group's things, never the account's others", async () => {
   const { client, sdk } = await iot();
-  const names = Array.from({ length: 260 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`);
-  for (let i = 0; i < names.length; i += 20) await Promise.all(names.slice(i, i + 20).map((thingName) => client.send(new sdk.CreateThingCommand({ thingName }))));
-  const page = await client.send(new sdk.ListThingsCommand({ maxResults: 250 }));
-  assert.ok(page.nextToken, 'moto pages ListThings');
+  await devices.ensureGroup();
+  const names = Array.from({ length: 30 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`);
+  for (let i = 0; i < names.length; i += 10)
+    await Promise.all(
+      names.slice(i, i + 10).map(async (thingName) => {
+        await client.send(new sdk.CreateThingCommand({ thingName }));
+        await client.send(new sdk.AddThingToThingGroupCommand({ thingGroupName: 'iotctl-awsdev-default--devices', thingName }));
+      }),
+    );
+  await client.send(new sdk.CreateThingCommand({ thingName: 'someone-elses' }));
   const list = await devices.list();
   assert.equal(list.map((d) => d.thingName), names);
   assert.is(list[0]!.certificateId, null);
+  for (const command of [() => devices.delete('someone-elses'), () => devices.revoke('someone-elses'), () => devices.show('someone-elses')]) await rejects(command, 'THING_NOT_IN_STAGE');
+});
+
+test("a thing group of the stage's name that iotctl did not make is refused before any thing is created", async () => {
+  await ensureDevicePolicy(devices, spec);
+  const { client, sdk } = await iot();
+  await client.send(new sdk.CreateThingGroupCommand({ thingGroupName: 'iotctl-awsdev-default--devices', thingGroupProperties: { thingGroupDescription: 'made by hand' } }));
+  const err = await rejects(() => registerDevice(devices, spec, { thingName: 'blocked' }, out), 'RESOURCE_NOT_OURS');
+  assert.match(err.message, /IoT thing group iotctl-awsdev-default--devices/);
+  assert.equal(await thingNames(), []);
 });
 
 test('bulk registration on aws: all registered, and a re-run skips them', async () => {
@@ -206,7 +225,7 @@ test('policy versions: each change is a new default version, never more than 5; 
   }));
   for (const doc of docs) await devices.putPolicy('versions', doc);
   const { client, sdk } = await iot();
-  const list = async () => (await client.send(new sdk.ListPolicyVersionsCommand({ policyName: 'versions' }))).policyVersions ?? [];
+  const list = async () => (await client.send(new sdk.ListPolicyVersionsCommand({ policyName: 'iotctl-awsdev-default--versions' }))).policyVersions ?? [];
   const versions = await list();
   assert.ok(versions.length <= 5, `${versions.length} versions`);
   assert.equal(await devices.getPolicy('versions'), docs.at(-1));

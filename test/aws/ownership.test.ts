@@ -27,7 +27,7 @@ let artifact: FunctionArtifact;
 const ACCOUNT = '123456789012';
 const TRUST = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
 
-// The device policy's name is not scoped yet (the stages work names it): each project names its own.
+// The device policy is scoped per project and stage on AWS (devices-stages.test.ts); each project still names its own.
 // moto has no DeleteNamedQuery: only fleet-staging, which is never pruned here, has a dataset.
 const specOf = (project: string, prefix: string, datasets = '') => `project: ${project}
 target: aws
@@ -346,7 +346,7 @@ test('in aws-cn every ARN iotctl writes is in the aws-cn partition (device polic
     const regional = new AwsClients({ region: 'cn-north-1' });
     try {
       const iot = await regional.get('iot');
-      const policy = (await iot.client.send(new iot.sdk.GetPolicyCommand({ policyName: 'cn-device' }))).policyDocument!;
+      const policy = (await iot.client.send(new iot.sdk.GetPolicyCommand({ policyName: 'iotctl-cnproj-default--cn-device' }))).policyDocument!;
       assert.not.ok(policy.includes('arn:aws:'), policy);
       assert.match(policy, /arn:aws-cn:iot:/);
       const rule = (await iot.client.send(new iot.sdk.GetTopicRuleCommand({ ruleName: 'iotctl_cnproj_default__cn_to_stream' }))).rule!;

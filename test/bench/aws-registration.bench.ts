@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeIot } from '../helpers/fake-iot.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
-import { AwsDevices } from '../../src/targets/aws/devices.js';
+import { awsDevicesOf } from '../helpers/devices.js';
 import { parseSpec } from '../../src/spec/loader.js';
 import { ensureDevicePolicy, registerMany } from '../../src/services/devices.js';
 
@@ -20,8 +20,8 @@ const quota = { CreateThing: TPS, CreateCertificateFromCsr: TPS, AttachPolicy: T
 // Requests travel 5-40 ms (so arrivals jitter), responses 20-80 ms; AWS's bucket allows a small burst.
 const fake = await new FakeIot({ tps: quota, burst: 3, requestMs: [5, 40], responseMs: [20, 80] }).install();
 const aws = new AwsClients({});
-const devices = new AwsDevices(aws, { tps: quota });
 const spec = parseSpec('project: bench\n').spec;
+const devices = awsDevicesOf(aws, spec, 'default', quota);
 const dir = mkdtempSync(join(tmpdir(), 'iotctl-bench-awsreg-'));
 await ensureDevicePolicy(devices, spec);
 const requests = Array.from({ length: N }, (_, i) => ({ thingName: `dev-${i}`, attributes: { site: `s${i % 10}` } }));

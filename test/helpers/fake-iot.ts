@@ -3,8 +3,8 @@
  * cannot do: enforce per-API TPS quotas, inject latency, and fail chosen calls.
  *
  * Spec:
- * - State: things (name → type, attributes), certificates (id → status, pem), policies, and the
- *   policy→certificate and thing→certificate attachments. Certificates are signed by a real local CA
+ * - State: things (name → type, attributes), certificates (id → status, pem), policies (with tags), thing
+ *   groups (description, members), and the policy→certificate and thing→certificate attachments. Certificates are signed by a real local CA
  *   from the CSR, so callers can parse them.
  * - Quotas: `tps[op]` is a token bucket per API (refill `tps` per second, capacity `burst` tokens).
  *   A call arriving without a token fails with ThrottlingException and changes nothing.
@@ -36,6 +36,8 @@ export class FakeIot {
   readonly things = new Map<string, { type?: string; attributes: Record<string, string> }>();
   readonly certs = new Map<string, { status: string; pem: string; arn: string }>();
   readonly policies = new Set<string>();
+  readonly tags = new Map<string, { Key: string; Value: string }[]>(); // by ARN
+  readonly groups = new Map<string, { description?: string; things: Set<string> }>();
   readonly policyTargets = new Set<string>(); // `${policy}\0${certArn}`
   readonly thingPrincipals = new Set<string>(); // `${thing}\0${certArn}`
   readonly calls = new Map<string, number>();
@@ -131,6 +133,7 @@ export class FakeIot {
     DeleteThing: (i) => {
       if ([...this.thingPrincipals].some((k) => k.startsWith(`${i.thingName}\0`))) throw awsError('InvalidRequestException', 'principals still attached', 400);
       this.things.delete(i.thingName);
+      for (const g of this.groups.values()) g.things.delete(i.thingName);
       return {};
     },
     CreateCertificateFromCsr: async (i) => {
@@ -155,11 +158,39 @@ export class FakeIot {
     },
     GetPolicy: (i) => {
       if (!this.policies.has(i.policyName)) throw awsError('ResourceNotFoundException', 'no such policy', 404);
-      return { policyName: i.policyName, policyDocument: '{"Version":"2012-10-17","Statement":[]}' };
+      return { policyName: i.policyName, policyArn: `arn:aws:iot:us-east-1:123456789012:policy/${i.policyName}`, policyDocument: '{"Version":"2012-10-17","Statement":[]}' };
     },
     CreatePolicy: (i) => {
       this.policies.add(i.policyName);
+      this.tags.set(`arn:aws:iot:us-east-1:123456789012:policy/${i.policyName}`, i.tags ?? []);
       return { policyName: i.policyName };
+    },
+    ListTagsForResource: (i) => ({ tags: this.tags.get(i.resourceArn) ?? [] }),
+    DescribeThingGroup: (i) => {
+      const g = this.groups.get(i.thingGroupName);
+      if (!g) throw awsError('ResourceNotFoundException', `Thing Group ${i.thingGroupName} does not exist`, 404);
+      return { thingGroupName: i.thingGroupName, thingGroupArn: `arn:aws:iot:us-east-1:123456789012:thinggroup/${i.thingGroupName}`, thingGroupProperties: { thingGroupDescription: g.description } };
+    },
+    CreateThingGroup: (i) => {
+      if (!this.groups.has(i.thingGroupName)) this.groups.set(i.thingGroupName, { description: i.thingGroupProperties?.thingGroupDescription, things: new Set() });
+      return { thingGroupName: i.thingGroupName };
+    },
+    // Paged as AWS pages it (moto answers one page), so listing's paging is exercised.
+    ListThingsInThingGroup: (i) => {
+      const g = this.groups.get(i.thingGroupName);
+      if (!g) throw awsError('ResourceNotFoundException', `Thing Group ${i.thingGroupName} does not exist`, 404);
+      const all = [...g.things].sort();
+      const from = Number(i.nextToken ?? 0);
+      const to = from + (i.maxResults ?? 25);
+      return { things: all.slice(from, to), ...(to < all.length ? { nextToken: String(to) } : {}) };
+    },
+    ListThingPrincipals: (i) => ({ principals: [...this.thingPrincipals].filter((k) => k.startsWith(`${i.thingName}\0`)).map((k) => k.split('\0')[1]) }),
+    ListCertificates: () => ({ certificates: [...this.certs].map(([certificateId, c]) => ({ certificateId, certificateArn: c.arn, status: c.status, creationDate: new Date() })) }),
+    AddThingToThingGroup: (i) => {
+      const g = this.groups.get(i.thingGroupName);
+      if (!g || !this.things.has(i.thingName)) throw awsError('ResourceNotFoundException', 'no such group or thing', 404);
+      g.things.add(i.thingName);
+      return {};
     },
     AttachPolicy: (i) => {
       if (!this.policies.has(i.policyName)) throw awsError('ResourceNotFoundException', 'no such policy', 404);

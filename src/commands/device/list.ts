@@ -19,6 +19,8 @@ export default class DeviceList extends BaseCommand<typeof DeviceList> {
           { header: 'Status', get: (d) => d.certificateStatus },
           { header: 'Attributes', get: (d) => Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`).join(' ') },
           { header: 'Created', get: (d) => d.createdAt },
+          // aws: things registered before stage groups, found through the old device policy (the next apply moves them).
+          ...(devices.some((d) => d.legacy) ? [{ header: 'Note', get: (d: DeviceSummary) => (d.legacy ? 'legacy, not in a stage group' : '') }] : []),
         ]);
       }
       return devices;

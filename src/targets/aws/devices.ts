@@ -1,12 +1,14 @@
 import { X509Certificate } from 'node:crypto';
-import type { DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { DeployedDevices, DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import { AMAZON_ROOT_CA_1 } from './amazon-root-ca.js';
 import { policyInPartition } from './arn.js';
 import { mapLimit } from './concurrency.js';
+import { ownershipByName, type StageNames } from './naming.js';
+import { claimOf, markerTags, notOurs, ownerMarker, ownerTagList, TAG_PROJECT, type Owner } from './ownership.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
-import { isAwsError, type AwsClients, type Service } from './sdk.js';
+import { AwsCallError, isAwsError, type AwsClients, type Service } from './sdk.js';
 
 /** The key and CSR helpers (and @peculiar/x509 under them) load only when a device is registered, not to list devices. */
 const pki = () => import('../local/ca.js');
@@ -17,14 +19,24 @@ const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 const MAX_POLICY_VERSIONS = 5;
 
 export interface AwsDevicesOptions {
+  owner: Owner;
+  names: StageNames;
+  /** The spec's (logical) device policy name: an older iotctl's policy of this name marks the things registered before stage groups. */
+  policyName: string;
   /** Per-API rates (TPS); default: the documented ones, overridden by IOTCTL_AWS_TPS. */
   tps?: Record<string, number>;
 }
+
+type PolicyRead = { document: PolicyDocument; arn: string };
 
 /**
  * The aws target's device registry: things, certificates and policies in AWS IoT Core.
  * Registration keeps the private key on this machine (local P-256 key + CreateCertificateFromCsr)
  * unless AWS-generated keys are asked for, and undoes what it created when a step fails.
+ *
+ * Thing names are the devices' identities (their MQTT client ids), so they are not scoped: a device belongs
+ * to a project and stage through the stage's thing group (names.deviceGroup), which listing reads and every
+ * command on one device checks. The device policy is the stage's (names.devicePolicy), tagged as its own.
  */
 export class AwsDevices implements DeviceRegistryPort {
   readonly limiter: ApiRateLimiter;
@@ -33,10 +45,17 @@ export class AwsDevices implements DeviceRegistryPort {
   private endpointCache?: Promise<Endpoint>;
   private readonly thingTypes = new Map<string, Promise<void>>();
 
+  private groupEnsured?: Promise<void>;
+  private tagsUnreadable = false;
+  private readonly owner: Owner;
+  private readonly names: StageNames;
+  private readonly policyName: string;
+
   constructor(
     private readonly aws: AwsClients,
-    opts: AwsDevicesOptions = {},
+    opts: AwsDevicesOptions,
   ) {
+    ({ owner: this.owner, names: this.names, policyName: this.policyName } = opts);
     const tps = opts.tps ?? tpsFromEnv(IOT_REGISTRATION_TPS);
     this.limiter = new ApiRateLimiter(tps);
     this.workers = Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
@@ -72,40 +91,243 @@ export class AwsDevices implements DeviceRegistryPort {
 
   // ------------------------------------------------------------------ policies
 
-  async getPolicy(name: string): Promise<PolicyDocument | undefined> {
+  private get group(): string {
+    return this.names.deviceGroup;
+  }
+
+  /** A policy by physical name, with its ARN; undefined when there is none. */
+  private async readPolicy(physical: string): Promise<PolicyRead | undefined> {
     try {
       // GetPolicy answers the default version's document.
-      const out = await this.iot('GetPolicy', ({ client, sdk }) => client.send(new sdk.GetPolicyCommand({ policyName: name }), this.aws.sendOptions));
-      return JSON.parse(policyInPartition(out.policyDocument ?? '{}', await this.aws.region(), true)) as PolicyDocument;
+      const out = await this.iot('GetPolicy', ({ client, sdk }) => client.send(new sdk.GetPolicyCommand({ policyName: physical }), this.aws.sendOptions));
+      return { document: JSON.parse(policyInPartition(out.policyDocument ?? '{}', await this.aws.region(), true)) as PolicyDocument, arn: out.policyArn! };
     } catch (error) {
       if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
       throw error;
     }
   }
 
-  /** Creates the policy, or adds a default version when the document changed (making room under AWS's 5-version limit). */
+  /**
+   * A policy's tags, or undefined where the endpoint cannot answer them: moto has no IoT tagging (its
+   * ListTagsForResource fails with a 500), and an identity may lack iot:ListTagsForResource.
+   */
+  private async policyTags(arn: string): Promise<Record<string, string> | undefined> {
+    if (this.tagsUnreadable) return undefined;
+    try {
+      const tags: Record<string, string> = {};
+      let nextToken: string | undefined;
+      do {
+        const out = await this.iot('ListTagsForResource', ({ client, sdk }) => client.send(new sdk.ListTagsForResourceCommand({ resourceArn: arn, nextToken }), this.aws.sendOptions));
+        for (const t of out.tags ?? []) tags[t.Key!] = t.Value ?? '';
+        nextToken = out.nextToken;
+      } while (nextToken);
+      return tags;
+    } catch (error) {
+      if (error instanceof AwsCallError && !isAwsError(error, 'Cancelled', 'ThrottlingException')) {
+        this.tagsUnreadable = true; // not asked again by this command
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The stage's policy must be ours: its tags say so, or, where tags cannot be read, its name does (iotctl
+   * writes exactly this unshortened name for this project and stage only). Anything else is refused.
+   */
+  private async assertPolicyOurs(physical: string, arn: string): Promise<void> {
+    const tags = await this.policyTags(arn);
+    if (tags ? claimOf(tags, this.owner) === 'owned' : ownershipByName('iot-policy', physical, this.names.scope).verdict === 'ours') return;
+    throw notOursHere('IoT policy', physical, tags ?? {}, this.owner);
+  }
+
+  async getPolicy(name: string): Promise<PolicyDocument | undefined> {
+    const physical = this.names.devicePolicy(name);
+    const read = await this.readPolicy(physical);
+    if (read) await this.assertPolicyOurs(physical, read.arn);
+    return read?.document;
+  }
+
+  /**
+   * An older iotctl's policy under the bare spec name (made before stages, untagged). One tagged as another
+   * iotctl project's or stage's is not it.
+   */
+  private async legacyPolicy(name: string): Promise<(PolicyRead & { physicalName: string }) | undefined> {
+    if (name === this.names.devicePolicy(name)) return undefined;
+    const read = await this.readPolicy(name);
+    if (!read) return undefined;
+    const tags = await this.policyTags(read.arn);
+    if (tags?.[TAG_PROJECT] !== undefined && claimOf(tags, this.owner) === 'foreign') return undefined;
+    return { ...read, physicalName: name };
+  }
+
+  async deployed(name: string): Promise<DeployedDevices> {
+    const physical = this.names.devicePolicy(name);
+    const [policy, legacy, group] = await Promise.all([this.getPolicy(name), this.legacyPolicy(name), this.describeGroup()]);
+    return {
+      ...(policy ? { policy: { document: policy, physicalName: physical } } : {}),
+      ...(legacy ? { legacy: { document: legacy.document, physicalName: legacy.physicalName, certificates: (await this.policyTargets(legacy.physicalName)).length } } : {}),
+      group: { physicalName: this.group, exists: group !== undefined },
+    };
+  }
+
+  /** Creates the stage's policy (tagged), or adds a default version when the document changed (making room under AWS's 5-version limit). */
   async putPolicy(name: string, document: PolicyDocument): Promise<void> {
+    const physical = this.names.devicePolicy(name);
     const policyDocument = policyInPartition(JSON.stringify(document), await this.aws.region());
     const current = await this.getPolicy(name);
     if (!current) {
-      await this.iot('CreatePolicy', ({ client, sdk }) => client.send(new sdk.CreatePolicyCommand({ policyName: name, policyDocument }), this.aws.sendOptions));
+      await this.iot('CreatePolicy', ({ client, sdk }) => client.send(new sdk.CreatePolicyCommand({ policyName: physical, policyDocument, tags: ownerTagList(this.owner) }), this.aws.sendOptions));
       return;
     }
     if (canonicalJson(current) === canonicalJson(document)) return;
-    const { policyVersions = [] } = await this.iot('ListPolicyVersions', ({ client, sdk }) => client.send(new sdk.ListPolicyVersionsCommand({ policyName: name }), this.aws.sendOptions));
+    const policyVersions = await this.policyVersions(physical);
     if (policyVersions.length >= MAX_POLICY_VERSIONS) {
       const oldest = policyVersions
         .filter((v) => !v.isDefaultVersion)
         .sort((a, b) => (a.createDate?.getTime() ?? 0) - (b.createDate?.getTime() ?? 0) || Number(a.versionId) - Number(b.versionId))[0];
       if (oldest) {
         await this.iot('DeletePolicyVersion', ({ client, sdk }) =>
-          client.send(new sdk.DeletePolicyVersionCommand({ policyName: name, policyVersionId: oldest.versionId! }), this.aws.sendOptions),
+          client.send(new sdk.DeletePolicyVersionCommand({ policyName: physical, policyVersionId: oldest.versionId! }), this.aws.sendOptions),
         );
       }
     }
     await this.iot('CreatePolicyVersion', ({ client, sdk }) =>
-      client.send(new sdk.CreatePolicyVersionCommand({ policyName: name, policyDocument, setAsDefault: true }), this.aws.sendOptions),
+      client.send(new sdk.CreatePolicyVersionCommand({ policyName: physical, policyDocument, setAsDefault: true }), this.aws.sendOptions),
     );
+  }
+
+  private async policyVersions(physical: string) {
+    const out = await this.iot('ListPolicyVersions', ({ client, sdk }) => client.send(new sdk.ListPolicyVersionsCommand({ policyName: physical }), this.aws.sendOptions));
+    return out.policyVersions ?? [];
+  }
+
+  /** The certificates (ARNs) a policy is attached to. */
+  private async policyTargets(physical: string): Promise<string[]> {
+    const targets: string[] = [];
+    let marker: string | undefined;
+    do {
+      const out = await this.iot('ListTargetsForPolicy', ({ client, sdk }) => client.send(new sdk.ListTargetsForPolicyCommand({ policyName: physical, marker, pageSize: 250 }), this.aws.sendOptions));
+      targets.push(...(out.targets ?? []));
+      marker = out.nextMarker;
+    } while (marker);
+    return targets;
+  }
+
+  /**
+   * Deletes this stage's policy, or (`physical`: the bare name an older iotctl used) moves off the legacy one:
+   * each of its certificates first gets the stage's policy and its things join the stage's group, and only
+   * then is the old policy detached, so no device is without a policy at any moment.
+   */
+  async deletePolicy(name: string, physical = this.names.devicePolicy(name)): Promise<void> {
+    const opts = this.aws.sendOptions;
+    const scoped = this.names.devicePolicy(name);
+    if (physical !== scoped && physical !== name) throw new Error(`${physical} is neither the stage's device policy nor its legacy name`);
+    const moving = physical !== scoped;
+    if (moving) {
+      if (!(await this.legacyPolicy(name))) return;
+      if (!(await this.getPolicy(name))) throw new UserError(`The device policy ${scoped} does not exist, so the certificates of ${physical} cannot move to it.`, 'Run `iotctl apply` again: it creates the policy before it moves the old one.', 'POLICY_NOT_FOUND');
+      await this.ensureGroup();
+    } else {
+      const read = await this.readPolicy(scoped);
+      if (!read) return;
+      await this.assertPolicyOurs(scoped, read.arn);
+    }
+    await mapLimit(await this.policyTargets(physical), 4, async (target) => {
+      if (moving) {
+        await this.iot('AttachPolicy', ({ client, sdk }) => client.send(new sdk.AttachPolicyCommand({ policyName: scoped, target }), opts));
+        for (const thingName of await this.principalThings(target)) await this.addToGroup(thingName);
+      }
+      await this.iot('DetachPolicy', ({ client, sdk }) => client.send(new sdk.DetachPolicyCommand({ policyName: physical, target }), opts));
+    });
+    // DeletePolicy refuses a policy that still has versions other than the default.
+    for (const v of await this.policyVersions(physical)) {
+      if (!v.isDefaultVersion) await this.iot('DeletePolicyVersion', ({ client, sdk }) => client.send(new sdk.DeletePolicyVersionCommand({ policyName: physical, policyVersionId: v.versionId! }), opts));
+    }
+    await this.iot('DeletePolicy', ({ client, sdk }) => client.send(new sdk.DeletePolicyCommand({ policyName: physical }), opts));
+  }
+
+  private async principalThings(principal: string): Promise<string[]> {
+    const things: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const out = await this.iot('ListPrincipalThings', ({ client, sdk }) => client.send(new sdk.ListPrincipalThingsCommand({ principal, nextToken }), this.aws.sendOptions));
+      things.push(...(out.things ?? []));
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return things;
+  }
+
+  // ------------------------------------------------------------------ the stage's thing group
+
+  /** The stage's group, checked to be ours by the owner marker in its description (moto keeps no IoT tags). */
+  private async describeGroup(): Promise<{ arn: string } | undefined> {
+    let out;
+    try {
+      out = await this.iot('DescribeThingGroup', ({ client, sdk }) => client.send(new sdk.DescribeThingGroupCommand({ thingGroupName: this.group }), this.aws.sendOptions));
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
+      throw error;
+    }
+    const tags = markerTags(out.thingGroupProperties?.thingGroupDescription);
+    if (claimOf(tags, this.owner) !== 'owned') throw notOursHere('IoT thing group', this.group, tags, this.owner);
+    return { arn: out.thingGroupArn! };
+  }
+
+  /** Creates the stage's thing group (tagged, and marked in its description) unless it exists; once per instance. */
+  ensureGroup(): Promise<void> {
+    this.groupEnsured ??= (async () => {
+      if (await this.describeGroup()) return;
+      try {
+        await this.iot('CreateThingGroup', ({ client, sdk }) =>
+          client.send(
+            new sdk.CreateThingGroupCommand({ thingGroupName: this.group, thingGroupProperties: { thingGroupDescription: ownerMarker(this.owner) }, tags: ownerTagList(this.owner) }),
+            this.aws.sendOptions,
+          ),
+        );
+      } catch (error) {
+        // Another process made it first: it must still be ours.
+        if (!isAwsError(error, 'ResourceAlreadyExistsException') || !(await this.describeGroup())) throw error;
+      }
+    })();
+    this.groupEnsured.catch(() => (this.groupEnsured = undefined));
+    return this.groupEnsured;
+  }
+
+  private async addToGroup(thingName: string): Promise<void> {
+    await this.iot('AddThingToThingGroup', ({ client, sdk }) => client.send(new sdk.AddThingToThingGroupCommand({ thingGroupName: this.group, thingName }), this.aws.sendOptions));
+  }
+
+  /** Whether a thing is this stage's: in its group, or (registered before stage groups) holding the legacy policy. */
+  private async membership(thingName: string): Promise<'member' | 'legacy' | 'other'> {
+    const groups: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const out = await this.iot('ListThingGroupsForThing', ({ client, sdk }) => client.send(new sdk.ListThingGroupsForThingCommand({ thingName, nextToken }), this.aws.sendOptions));
+      groups.push(...(out.thingGroups ?? []).map((g) => g.groupName!));
+      nextToken = out.nextToken;
+    } while (nextToken);
+    if (groups.includes(this.group)) return 'member';
+    const legacy = await this.legacyPolicy(this.policyName);
+    if (!legacy) return 'other';
+    for (const arn of await this.principalsOf(thingName)) if ((await this.attachedPolicies(arn)).includes(legacy.physicalName)) return 'legacy';
+    return 'other';
+  }
+
+  /** Refuses a command on a thing that is not this stage's device (another stage's, another project's, or made by hand). */
+  private async assertOurs(thingName: string): Promise<void> {
+    if ((await this.membership(thingName)) !== 'other') return;
+    const { project, stage } = this.owner;
+    throw new UserError(
+      `Thing "${thingName}" is not a device of project ${project}, stage ${stage}: it is not in the stage's thing group ${this.group}.`,
+      'It belongs to another stage or project, or was made outside iotctl: run the command with that stage (--stage), or manage it in the AWS console. `iotctl device list` shows this stage\'s devices.',
+      'THING_NOT_IN_STAGE',
+    );
+  }
+
+  private async attachedPolicies(target: string): Promise<string[]> {
+    const { policies = [] } = await this.iot('ListAttachedPolicies', ({ client, sdk }) => client.send(new sdk.ListAttachedPoliciesCommand({ target, pageSize: 250 }), this.aws.sendOptions));
+    return policies.map((p) => p.policyName!);
   }
 
   // ------------------------------------------------------------------ things
@@ -158,6 +380,8 @@ export class AwsDevices implements DeviceRegistryPort {
       throw new UserError(`Thing "${thingName}" already exists.`, `Pick another name, or remove it first with \`iotctl device delete ${thingName}\`.`, 'THING_EXISTS');
     }
     if (input.thingType) await this.ensureThingType(input.thingType);
+    await this.ensureGroup();
+    const policyName = this.names.devicePolicy(input.policyName);
 
     const opts = this.aws.sendOptions;
     const undo: { what: string; run: () => Promise<unknown> }[] = [];
@@ -169,6 +393,8 @@ export class AwsDevices implements DeviceRegistryPort {
         ),
       );
       undo.push({ what: `thing ${thingName}`, run: () => this.iot('DeleteThing', ({ client, sdk }) => client.send(new sdk.DeleteThingCommand({ thingName }), opts)) });
+      // Deleting the thing (the undo above) also takes it out of the group.
+      await this.addToGroup(thingName);
 
       let keyPem: string | undefined;
       let cert: { certificateArn?: string; certificateId?: string; certificatePem?: string };
@@ -188,14 +414,14 @@ export class AwsDevices implements DeviceRegistryPort {
       undo.push({ what: `certificate ${certificateId}`, run: () => this.deleteCertificate(certificateId) });
 
       try {
-        await this.iot('AttachPolicy', ({ client, sdk }) => client.send(new sdk.AttachPolicyCommand({ policyName: input.policyName, target: certificateArn }), opts));
+        await this.iot('AttachPolicy', ({ client, sdk }) => client.send(new sdk.AttachPolicyCommand({ policyName, target: certificateArn }), opts));
       } catch (error) {
         if (isAwsError(error, 'ResourceNotFoundException')) {
-          throw new UserError(`Policy "${input.policyName}" does not exist.`, 'Run `iotctl apply` to create the device policy from iotctl.yaml.', 'POLICY_NOT_FOUND');
+          throw new UserError(`Policy "${input.policyName}" (${policyName} on AWS) does not exist.`, 'Run `iotctl apply` to create the device policy from iotctl.yaml.', 'POLICY_NOT_FOUND');
         }
         throw error;
       }
-      undo.push({ what: `policy attachment`, run: () => this.iot('DetachPolicy', ({ client, sdk }) => client.send(new sdk.DetachPolicyCommand({ policyName: input.policyName, target: certificateArn }), opts)) });
+      undo.push({ what: `policy attachment`, run: () => this.iot('DetachPolicy', ({ client, sdk }) => client.send(new sdk.DetachPolicyCommand({ policyName, target: certificateArn }), opts)) });
 
       await this.iot('AttachThingPrincipal', ({ client, sdk }) => client.send(new sdk.AttachThingPrincipalCommand({ thingName, principal: certificateArn }), opts));
       undo.push({ what: `thing principal`, run: () => this.iot('DetachThingPrincipal', ({ client, sdk }) => client.send(new sdk.DetachThingPrincipalCommand({ thingName, principal: certificateArn }), opts)) });
@@ -239,33 +465,67 @@ export class AwsDevices implements DeviceRegistryPort {
     return principals.filter((p) => /:cert\/[0-9a-f]+$/i.test(p));
   }
 
+  /**
+   * The stage's devices: its thing group's things, and the things registered before stage groups (their
+   * certificates carry the legacy policy; the next apply moves them into the group), marked `legacy`.
+   */
   async list(): Promise<DeviceSummary[]> {
-    // Things and certificates are independent listings: one round trip instead of two.
-    const [things, certs] = await Promise.all([this.allThings(), this.allCertificates()]);
-    const rows = await mapLimit(things, 8, async (t) => {
-      const latest = latestCertificate(await this.principalsOf(t.thingName!).catch(() => []), certs);
+    // The listings are independent: one round trip instead of three.
+    const [members, legacy, certs] = await Promise.all([this.groupThings(), this.legacyThings(), this.allCertificates()]);
+    const inGroup = new Set(members);
+    const names = [...members, ...[...legacy].filter((t) => !inGroup.has(t))];
+    const rows = await mapLimit(names, 8, async (thingName): Promise<DeviceSummary | undefined> => {
+      const [thing, principals] = await Promise.all([this.describeThing(thingName), this.principalsOf(thingName).catch(() => [])]);
+      if (!thing) return undefined; // deleted meanwhile
+      const latest = latestCertificate(principals, certs);
       return {
-        thingName: t.thingName!,
-        thingType: t.thingTypeName ?? '',
-        attributes: t.attributes ?? {},
+        thingName,
+        thingType: thing.thingTypeName ?? '',
+        attributes: thing.attributes ?? {},
         certificateId: latest?.id ?? null,
         certificateStatus: latest?.status ?? null,
         // AWS keeps no creation time for a thing: its newest certificate's stands in.
         createdAt: latest?.createdAt ?? '',
+        ...(inGroup.has(thingName) ? {} : { legacy: true as const }),
       };
     });
-    return rows.sort((a, b) => a.thingName.localeCompare(b.thingName));
+    return rows.filter((r) => r !== undefined).sort((a, b) => a.thingName.localeCompare(b.thingName));
   }
 
-  private async allThings(): Promise<{ thingName?: string; thingTypeName?: string; attributes?: Record<string, string> }[]> {
-    const things: { thingName?: string; thingTypeName?: string; attributes?: Record<string, string> }[] = [];
+  private async describeThing(thingName: string) {
+    try {
+      return await this.iot('DescribeThing', ({ client, sdk }) => client.send(new sdk.DescribeThingCommand({ thingName }), this.aws.sendOptions));
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
+      throw error;
+    }
+  }
+
+  /** The things in the stage's group (none when the group does not exist yet). */
+  private async groupThings(): Promise<string[]> {
+    const things: string[] = [];
     let nextToken: string | undefined;
-    do {
-      const out = await this.iot('ListThings', ({ client, sdk }) => client.send(new sdk.ListThingsCommand({ maxResults: 250, nextToken }), this.aws.sendOptions));
-      things.push(...(out.things ?? []));
-      nextToken = out.nextToken;
-    } while (nextToken);
+    try {
+      do {
+        const out = await this.iot('ListThingsInThingGroup', ({ client, sdk }) =>
+          client.send(new sdk.ListThingsInThingGroupCommand({ thingGroupName: this.group, maxResults: 250, nextToken }), this.aws.sendOptions),
+        );
+        things.push(...(out.things ?? []));
+        nextToken = out.nextToken;
+      } while (nextToken);
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) return [];
+      throw error;
+    }
     return things;
+  }
+
+  /** The things whose certificates carry the legacy policy (none once the policy has moved). */
+  private async legacyThings(): Promise<Set<string>> {
+    const legacy = await this.legacyPolicy(this.policyName);
+    if (!legacy) return new Set();
+    const perCert = await mapLimit(await this.policyTargets(legacy.physicalName), 8, (target) => this.principalThings(target));
+    return new Set(perCert.flat());
   }
 
   private async allCertificates(): Promise<Map<string, { id: string; status: string; createdAt: string }>> {
@@ -280,20 +540,13 @@ export class AwsDevices implements DeviceRegistryPort {
   }
 
   async show(thingName: string): Promise<DeviceDetails | undefined> {
-    let thing;
-    try {
-      thing = await this.iot('DescribeThing', ({ client, sdk }) => client.send(new sdk.DescribeThingCommand({ thingName }), this.aws.sendOptions));
-    } catch (error) {
-      if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
-      throw error;
-    }
+    const thing = await this.describeThing(thingName);
+    if (!thing) return undefined;
+    await this.assertOurs(thingName);
     const described = await mapLimit(await this.principalsOf(thingName), 4, (arn) => this.describeCertificate(certificateIdOfArn(arn)));
     const cert = described.sort((a, b) => (a.creationDate?.getTime() ?? 0) - (b.creationDate?.getTime() ?? 0)).at(-1);
     let policies: string[] = [];
-    if (cert) {
-      const out = await this.iot('ListAttachedPolicies', ({ client, sdk }) => client.send(new sdk.ListAttachedPoliciesCommand({ target: cert.certificateArn!, pageSize: 250 }), this.aws.sendOptions));
-      policies = (out.policies ?? []).map((p) => p.policyName!).sort();
-    }
+    if (cert) policies = (await this.attachedPolicies(cert.certificateArn!)).sort();
     return {
       thingName,
       thingType: thing.thingTypeName ?? '',
@@ -333,8 +586,7 @@ export class AwsDevices implements DeviceRegistryPort {
     const deleted: string[] = [];
     for (const arn of principals) {
       const certificateId = certificateIdOfArn(arn);
-      const { policies = [] } = await this.iot('ListAttachedPolicies', ({ client, sdk }) => client.send(new sdk.ListAttachedPoliciesCommand({ target: arn, pageSize: 250 }), opts));
-      for (const p of policies) await this.iot('DetachPolicy', ({ client, sdk }) => client.send(new sdk.DetachPolicyCommand({ policyName: p.policyName!, target: arn }), opts));
+      for (const policyName of await this.attachedPolicies(arn)) await this.iot('DetachPolicy', ({ client, sdk }) => client.send(new sdk.DetachPolicyCommand({ policyName, target: arn }), opts));
       await this.iot('DetachThingPrincipal', ({ client, sdk }) => client.send(new sdk.DetachThingPrincipalCommand({ thingName, principal: arn }), opts));
       await this.deleteCertificate(certificateId);
       deleted.push(certificateId);
@@ -343,14 +595,24 @@ export class AwsDevices implements DeviceRegistryPort {
     return { deletedCertificates: deleted };
   }
 
+  /** The thing's certificates, once it is known to be this stage's device: another stage's is never touched from here. */
   private async requirePrincipals(thingName: string): Promise<string[]> {
     try {
+      await this.assertOurs(thingName);
       return await this.principalsOf(thingName);
     } catch (error) {
       if (isAwsError(error, 'ResourceNotFoundException')) throw new UserError(`No thing named "${thingName}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
       throw error;
     }
   }
+}
+
+/**
+ * The refusal for a stage's policy or group name held by something else. `apply --adopt` does not take these
+ * over (their names are iotctl's own scheme, so a hand-made one is a collision, not a deployment to adopt).
+ */
+function notOursHere(kind: string, name: string, tags: Record<string, string>, owner: Owner): UserError {
+  return new UserError(notOurs(kind, name, tags, owner).message, `Remove or rename that ${kind}: iotctl creates ${name} for this project and stage itself, and never takes over one it did not create.`, 'RESOURCE_NOT_OURS');
 }
 
 function certificateIdOfArn(arn: string): string {

@@ -60,6 +60,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     rule: names.rule,
     stream: names.stream,
     function: names.function,
+    policy: names.devicePolicy,
   };
   // The analytics engines and Athena name their resources by the command's stage.
   const stageSpec = { ...spec, stage: ctx.stage };
@@ -73,7 +74,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
   const database = lazyPort<AwsDatabasePort>(() => import('./database.js').then((m) => new m.AwsDatabase(clients, spec.database))).port;
   return {
     name: 'aws',
-    devices: new AwsDevices(clients),
+    devices: new AwsDevices(clients, { owner, names, policyName: spec.devices.policy.name }),
     rules,
     ruleErrors: lazyPort<RuleErrorsPort>(() => import('./rule-errors.js').then((m) => new m.AwsRuleErrors(clients, rules, names))).port,
     streams: lazyPort<StreamPort>(() => import('./stream.js').then((m) => new m.AwsStreams(clients, { owner, physical: names.stream })), ['tail']).port,

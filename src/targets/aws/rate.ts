@@ -18,6 +18,7 @@ export const IOT_REGISTRATION_TPS: Record<string, number> = {
   CreateKeysAndCertificate: 15,
   AttachPolicy: 15,
   AttachThingPrincipal: 15,
+  AddThingToThingGroup: 15,
 };
 
 /**
