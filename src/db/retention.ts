@@ -127,10 +127,14 @@ export interface ClusterOptions {
   now?: Date;
   /** How long CLUSTER may wait for its lock before this partition is left for the next run. */
   lockTimeoutMs?: number;
+  /** List the partitions that would be clustered, without clustering them (their ms is then absent). */
+  dryRun?: boolean;
+  /** Partitions to leave alone (a dry run's retention would drop them first). */
+  skip?: readonly string[];
 }
 
 export interface ClusterResult {
-  clustered: Array<{ partition: string; ms: number }>;
+  clustered: Array<{ partition: string; ms?: number }>;
   /** Partitions whose lock could not be had within lockTimeoutMs (busy); the next run retries them. */
   busy: string[];
 }
@@ -158,8 +162,12 @@ export async function clusterClosedPartitions(client: Queryable, opts: ClusterOp
      WHERE h.inhparent = 'iot_messages_device_ts'::regclass AND NOT x.indisclustered`,
   );
   const pending = new Map(rows.map((r) => [r.partition, r.index]));
-  const closed = (await listPartitions(client)).filter((p) => p.to !== null && p.to.getTime() <= now.getTime() && pending.has(p.name));
+  const closed = (await listPartitions(client)).filter((p) => p.to !== null && p.to.getTime() <= now.getTime() && pending.has(p.name) && !opts.skip?.includes(p.name));
   const result: ClusterResult = { clustered: [], busy: [] };
+  if (opts.dryRun) {
+    result.clustered = closed.map((p) => ({ partition: p.name }));
+    return result;
+  }
   for (const p of closed) {
     const started = performance.now();
     await client.query('BEGIN');
