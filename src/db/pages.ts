@@ -109,7 +109,7 @@ export async function recentPage(client: Queryable, q: RecentQuery, opts: Recent
   let bytes = 2;
   let full = false;
   while (left > 0 && !full) {
-    const want = Math.min(left, opts.chunkRows ?? 1_000);
+    const want = Math.min(left, opts.chunkRows ?? 5_000);
     const chunk = await recentMessages(db, { ...q, limit: want, after, withKeys: true });
     const fit = fitRows(chunk.map(stripKey), budget, bytes);
     for (const row of chunk.slice(0, fit.count)) rows.push(row);

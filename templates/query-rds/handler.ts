@@ -45,12 +45,20 @@ async function newClient(): Promise<pg.Client> {
   return client;
 }
 
-/** One connection for `recent` pages, kept while the container is warm. */
-function getRecentClient(): Promise<pg.Client> {
-  recentClient ??= newClient().catch((error) => {
-    recentClient = undefined;
-    throw error;
-  });
+/**
+ * One connection for `recent` pages, kept while the container is warm, read-only and time-limited for its whole
+ * session: a page then costs only its own queries (no BEGIN, SET, ROLLBACK round trips).
+ */
+function getRecentClient(timeoutMs: number): Promise<pg.Client> {
+  recentClient ??= newClient()
+    .then(async (client) => {
+      await client.query(`SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+      return client;
+    })
+    .catch((error) => {
+      recentClient = undefined;
+      throw error;
+    });
   return recentClient;
 }
 
@@ -74,10 +82,8 @@ export async function handler(event: QueryEvent): Promise<QueryResponse> {
       if (typeof event.deviceId !== 'string' || !event.deviceId) throw new UserError('"deviceId" is missing.', 'send {"query": "recent", "deviceId": "...", "limit": 100}.', 'BAD_EVENT');
       const since = event.since === undefined ? undefined : new Date(event.since);
       if (since && Number.isNaN(since.getTime())) throw new UserError(`"since" is not a time: ${event.since}.`, 'give an ISO time.', 'BAD_EVENT');
-      const client = await getRecentClient();
+      const client = await getRecentClient(timeoutMs);
       try {
-        await client.query('BEGIN READ ONLY');
-        await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${timeoutMs}ms`]);
         return await recentPage(client, { deviceId: event.deviceId, limit: event.limit, since, topicFilter: event.topic }, { cursor: event.cursor, pageBytes, chunkRows: event.chunkRows });
       } catch (error) {
         if (isConnectionError(error)) {
@@ -86,8 +92,6 @@ export async function handler(event: QueryEvent): Promise<QueryResponse> {
           await client.end().catch(() => undefined);
         }
         throw error;
-      } finally {
-        await client.query('ROLLBACK').catch(() => undefined);
       }
     }
     if (event?.query === 'sql') {
