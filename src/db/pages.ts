@@ -110,18 +110,26 @@ export async function recentPage(client: Queryable, q: RecentQuery, opts: Recent
   let full = false;
   while (left > 0 && !full) {
     const want = Math.min(left, opts.chunkRows ?? 5_000);
-    const chunk = await recentMessages(db, { ...q, limit: want, after, withKeys: true });
-    const fit = fitRows(chunk.map(stripKey), budget, bytes);
-    for (const row of chunk.slice(0, fit.count)) rows.push(row);
-    bytes = fit.bytes;
-    left -= fit.count;
-    if (fit.count > 0) after = recentCursorOf(chunk[fit.count - 1]! as MessageRecord & { ts_key: string });
-    if (fit.count < chunk.length) full = true;
+    const chunk = (await recentMessages(db, { ...q, limit: want, after, withKeys: true })) as unknown as KeyedMessage[];
+    let taken = 0;
+    for (const row of chunk) {
+      const size = messageJsonBytes(row) + (bytes > 2 ? 1 : 0);
+      if (bytes + size > budget) {
+        if (bytes === 2) throw new UserError(`A message is ${(size / 1e6).toFixed(1)} MB as JSON, more than a page (${(budget / 1e6).toFixed(1)} MB) can carry.`, 'read it with query sql, selecting fewer or smaller payload fields.', 'ROW_TOO_LARGE');
+        break;
+      }
+      bytes += size;
+      taken++;
+    }
+    for (const row of chunk.slice(0, taken)) rows.push(toMessage(row));
+    left -= taken;
+    if (taken > 0) after = recentCursorOf({ ...rows[rows.length - 1]!, ts_key: chunk[taken - 1]!.ts_key });
+    if (taken < chunk.length) full = true;
     else if (chunk.length < want) left = 0; // no more messages
   }
   const more = left > 0;
   return {
-    rows: rows.map(stripKey),
+    rows,
     rowCount: rows.length,
     bytes,
     cursor: more ? encodeCursor({ k: 'recent', h, after: after!, left } satisfies RecentState) : null,
@@ -130,9 +138,38 @@ export async function recentPage(client: Queryable, q: RecentQuery, opts: Recent
   };
 }
 
-function stripKey(m: MessageRecord): MessageRecord {
-  const { ts_key: _, ...rest } = m as MessageRecord & { ts_key?: string };
-  return rest;
+type KeyedMessage = Omit<MessageRecord, 'payload'> & { payload_text: string; ts_key: string };
+
+function toMessage(m: KeyedMessage): MessageRecord {
+  return {
+    message_id: m.message_id,
+    device_id: m.device_id,
+    ts: m.ts,
+    topic: m.topic,
+    payload: JSON.parse(m.payload_text) as Record<string, unknown>,
+    stream: m.stream,
+    shard_id: m.shard_id,
+    sequence_number: m.sequence_number,
+    received_at: m.received_at,
+  };
+}
+
+/** `{"message_id":…,"received_at":…}` without the braces' contents: keys, quotes, colons, commas. */
+const MESSAGE_KEYS_BYTES = Buffer.byteLength(JSON.stringify({ message_id: '', device_id: '', ts: '', topic: '', payload: 0, stream: '', shard_id: '', sequence_number: '', received_at: '' })) - 8 * 2 - 1;
+const DATE_BYTES = 29; // "2026-01-02T03:04:05.678Z", or "+010000-01-01T00:00:00.000Z" outside years 0-9999
+
+/**
+ * An upper bound of JSON.stringify(message)'s bytes without serializing it (that would cost as much as the query):
+ * jsonb's text is never shorter than JSON.stringify of the parsed payload (it adds spaces after ':' and ',', and
+ * prints numbers in full where JavaScript may shorten them; strings are escaped alike).
+ */
+export function messageJsonBytes(m: KeyedMessage): number {
+  return MESSAGE_KEYS_BYTES + 2 * DATE_BYTES + Buffer.byteLength(m.payload_text) + [m.message_id, m.device_id, m.topic, m.stream, m.shard_id, m.sequence_number].reduce((s, v) => s + jsonStringBytes(v), 0);
+}
+
+function jsonStringBytes(value: string | null): number {
+  if (value === null) return 4;
+  return /["\\\u0000-\u001f]/.test(value) ? Buffer.byteLength(JSON.stringify(value)) : Buffer.byteLength(value) + 2;
 }
 
 interface SqlState {

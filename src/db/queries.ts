@@ -27,7 +27,10 @@ export interface RecentQuery {
   now?: Date;
   /** Only messages after this one in the order below: the next page's start (recentCursorOf gives it). */
   after?: RecentCursor;
-  /** Add ts_key (ts as PostgreSQL's exact text, microseconds included) to each row, for recentCursorOf. */
+  /**
+   * For pages (pages.ts): add ts_key (ts as PostgreSQL's exact text, microseconds included) for recentCursorOf,
+   * and give the payload as payload_text (jsonb's text, unparsed) instead of payload.
+   */
   withKeys?: boolean;
 }
 
@@ -106,7 +109,7 @@ async function selectRecent(
   }
   // A sequence number is decimal text: a longer one is a greater one; rows without one (written by hand) come last.
   const { rows } = await client.query<MessageRecord>(
-    `SELECT message_id, device_id, ts, topic, payload, stream, shard_id, sequence_number, received_at${withKeys ? ', ts::text AS ts_key' : ''}
+    `SELECT message_id, device_id, ts, topic, ${withKeys ? 'payload::text AS payload_text' : 'payload'}, stream, shard_id, sequence_number, received_at${withKeys ? ', ts::text AS ts_key' : ''}
      FROM iot_messages WHERE ${where.join(' AND ')}
      ORDER BY ts DESC, coalesce(length(sequence_number), -1) DESC, coalesce(sequence_number, '') DESC, message_id DESC LIMIT $2`,
     values,

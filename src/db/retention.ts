@@ -23,8 +23,8 @@ export interface RetentionResult {
    * locked; dropMs is removing the files.
    */
   dropped: Array<{ partition: string; from: Date; to: Date; rows: number; rowsExact: boolean; detachMs?: number; dropMs?: number }>;
-  /** Rows deleted (or that would be) from partitions that straddle the cutoff. */
-  deleted: Array<{ partition: string; rows: number }>;
+  /** Rows deleted (or that would be) from partitions that straddle the cutoff, and how long that took. */
+  deleted: Array<{ partition: string; rows: number; ms: number }>;
   rowsDropped: number;
   rowsDeleted: number;
   ms: number;
@@ -69,10 +69,11 @@ export async function runRetention(client: Queryable, opts: RetentionOptions): P
 
   const deleted: RetentionResult['deleted'] = [];
   for (const p of straddling) {
+    const t = performance.now();
     const sql = dryRun ? `SELECT count(*)::bigint AS n FROM ${ident(p.name)} WHERE ts < $1` : `DELETE FROM ${ident(p.name)} WHERE ts < $1`;
     const result = await client.query<{ n: string }>(sql, [cutoff]);
     const rows = dryRun ? Number(result.rows[0]!.n) : (result.rowCount ?? 0);
-    if (rows > 0) deleted.push({ partition: p.name, rows });
+    if (rows > 0) deleted.push({ partition: p.name, rows, ms: Math.round(performance.now() - t) });
   }
 
   return {
