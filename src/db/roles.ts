@@ -35,7 +35,7 @@ export interface RolesResult {
 const quote = (name: string) => '"' + name.replace(/"/g, '""') + '"';
 
 /** Creates the writer and reader roles when missing (and allowed) and grants them their privileges. Idempotent. */
-export async function ensureRoles(client: Queryable): Promise<RolesResult> {
+export async function ensureRoles(client: Queryable, names: Pick<typeof ROLE_NAMES, 'writer' | 'reader'> = ROLE_NAMES): Promise<RolesResult> {
   const { rows: me } = await client.query<{ user: string; schema: string; db: string; may: boolean }>(
     `SELECT current_user AS user, current_schema() AS schema, current_database() AS db,
             (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) AS may`,
@@ -43,7 +43,7 @@ export async function ensureRoles(client: Queryable): Promise<RolesResult> {
   const { user, schema, db, may } = me[0]!;
   const result: RolesResult = { created: [], granted: [], missing: [] };
   for (const role of ['writer', 'reader'] as const) {
-    const name = ROLE_NAMES[role];
+    const name = names[role];
     if (await roleExists(client, name)) continue;
     if (!may) {
       result.missing.push(name);
@@ -56,8 +56,7 @@ export async function ensureRoles(client: Queryable): Promise<RolesResult> {
   }
   const s = quote(schema);
   const fn = `${s}.iotctl_ensure_day_partition(date)`;
-  const writer = ROLE_NAMES.writer;
-  const reader = ROLE_NAMES.reader;
+  const { writer, reader } = names;
   if (await roleExists(client, writer)) {
     await client.query(`GRANT USAGE ON SCHEMA ${s} TO ${writer}`);
     // An older embedded setup gave the writer SELECT on every table (and new ones by default): take it back.
