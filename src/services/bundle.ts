@@ -74,12 +74,20 @@ export function getTemplate(name: string): TemplateInfo {
 
 /** The role a function of this template logs in as: its template's databaseRole, else the ingest role. */
 export function templateDatabaseRole(templateName: string): DatabaseRole {
-  try {
-    return getTemplate(templateName).databaseRole ?? 'writer';
-  } catch {
-    return 'writer';
+  let role = databaseRoles.get(templateName);
+  if (!role) {
+    try {
+      role = getTemplate(templateName).databaseRole ?? 'writer';
+    } catch {
+      role = 'writer';
+    }
+    // Asked for every invocation: read the template once.
+    databaseRoles.set(templateName, role);
   }
+  return role;
 }
+
+const databaseRoles = new Map<string, DatabaseRole>();
 
 function readTemplate(dir: string): TemplateInfo {
   const raw = JSON.parse(readFileSync(join(dir, 'template.json'), 'utf8')) as Partial<TemplateInfo>;
