@@ -162,6 +162,12 @@ export interface WriteOptions {
   now?: Date;
   pastDays?: number;
   futureDays?: number;
+  /**
+   * Days whose partition is known to exist (a warm function's memory): writeMessages calls the partition
+   * function only for the others, and adds them here once it has. A day retention dropped since is harmless:
+   * its late rows land in the default partition.
+   */
+  knownDays?: Set<string>;
 }
 
 /** UTC days (YYYY-MM-DD) of the rows that need a partition, sorted so concurrent writers lock in one order. */
@@ -206,7 +212,8 @@ ON CONFLICT DO NOTHING`;
  */
 export async function writeMessages(client: Queryable, rows: readonly MessageRow[], opts: WriteOptions = {}): Promise<number> {
   if (rows.length === 0) return 0;
-  await ensurePartitions(client, partitionDays(rows, opts));
+  const days = partitionDays(rows, opts).filter((d) => !opts.knownDays?.has(d));
+  await ensurePartitions(client, days);
   const n = rows.length;
   const ids = new Array<string>(n);
   const devices = new Array<string>(n);
@@ -230,6 +237,7 @@ export async function writeMessages(client: Queryable, rows: readonly MessageRow
     received[i] = r.received_at.toISOString();
   }
   const result = await client.query(INSERT_MESSAGES, [ids, devices, times, topics, JSON.stringify(payloads), streams, shards, seqs, received]);
+  for (const d of days) opts.knownDays?.add(d);
   return result.rowCount ?? 0;
 }
 

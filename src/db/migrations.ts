@@ -1,4 +1,5 @@
 import type { Queryable } from './connection.js';
+import { ensureRoles, type RolesResult } from './roles.js';
 
 /**
  * The recent-data schema, versioned in `iotctl_schema_migrations`. Migrations are plain SQL strings
@@ -108,6 +109,15 @@ END
 $do$;
 `,
   },
+  {
+    version: 4,
+    name: 'only the ingest role may create day partitions',
+    sql: `
+-- A SECURITY DEFINER function runs with its owner's rights: nobody but the ingest role (granted by ensureRoles
+-- in roles.ts on every migrate) and the owner may call it.
+REVOKE EXECUTE ON FUNCTION iotctl_ensure_day_partition(date) FROM PUBLIC;
+`,
+  },
 ];
 
 export interface MigrationResult {
@@ -117,6 +127,8 @@ export interface MigrationResult {
   version: number;
   /** The newest version this iotctl knows. */
   latest: number;
+  /** The least-privilege roles (roles.ts): created, granted, or missing with a warning. */
+  roles: RolesResult;
 }
 
 /**
@@ -160,7 +172,9 @@ export async function migrate(client: Queryable, migrations: readonly Migration[
       applied.push({ version: migration.version, name: migration.name, ms: Math.round(performance.now() - started) });
       done.add(migration.version);
     }
-    return { applied, version: Math.max(0, ...done), latest };
+    // Every run, not once: roles an administrator created since, and grants a restored dump lost, come back.
+    const roles = await ensureRoles(client);
+    return { applied, version: Math.max(0, ...done), latest, roles };
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
   }

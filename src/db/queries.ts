@@ -25,6 +25,21 @@ export interface RecentQuery {
   topicFilter?: string;
   /** The clock (tests inject it). */
   now?: Date;
+  /** Only messages after this one in the order below: the next page's start (recentCursorOf gives it). */
+  after?: RecentCursor;
+  /**
+   * For pages (pages.ts): add ts_key (ts as PostgreSQL's exact text, microseconds included) for recentCursorOf,
+   * and give the payload as payload_text (jsonb's text, unparsed) instead of payload.
+   */
+  withKeys?: boolean;
+}
+
+/** Where a page of `query recent` ended: the sort key of its last message. */
+export interface RecentCursor {
+  /** ts as PostgreSQL's text: a JS Date would cut its microseconds and skip or repeat rows. */
+  ts: string;
+  seq: string | null;
+  id: string;
 }
 
 const DAY_MS = 86_400_000;
@@ -48,11 +63,17 @@ export async function recentMessages(client: Queryable, q: RecentQuery): Promise
   const topic = q.topicFilter === undefined ? undefined : topicFilterCondition(q.topicFilter);
   const now = (q.now ?? new Date()).getTime();
   const recentFrom = new Date(Math.floor(now / DAY_MS) * DAY_MS - DAY_MS);
-  if (q.since && q.since.getTime() >= recentFrom.getTime()) return selectRecent(client, q.deviceId, q.limit, topic, q.since, undefined);
-  const recent = await selectRecent(client, q.deviceId, q.limit, topic, recentFrom, undefined);
+  if (q.since && q.since.getTime() >= recentFrom.getTime()) return selectRecent(client, q.deviceId, q.limit, topic, q.since, undefined, q);
+  const recent = await selectRecent(client, q.deviceId, q.limit, topic, recentFrom, undefined, q);
   if (recent.length === q.limit) return recent;
-  const older = await selectRecent(client, q.deviceId, q.limit - recent.length, topic, q.since, recentFrom);
+  const older = await selectRecent(client, q.deviceId, q.limit - recent.length, topic, q.since, recentFrom, q);
   return recent.concat(older);
+}
+
+/** The cursor after `m` (a row recentMessages returned, with its key columns). */
+export function recentCursorOf(m: MessageRecord & { ts_key?: string }): RecentCursor {
+  if (m.ts_key === undefined) throw new Error('recentCursorOf needs rows read with withKeys');
+  return { ts: m.ts_key, seq: m.sequence_number, id: m.message_id };
 }
 
 /** One parameterized SELECT: device, optional [from, before) window and topic condition. */
@@ -63,6 +84,7 @@ async function selectRecent(
   topic: { op: '=' | '~'; value: string } | undefined,
   from: Date | undefined,
   before: Date | undefined,
+  { after, withKeys }: Pick<RecentQuery, 'after' | 'withKeys'> = {},
 ): Promise<MessageRecord[]> {
   const values: unknown[] = [deviceId, limit];
   const where = ['device_id = $1'];
@@ -78,10 +100,18 @@ async function selectRecent(
     values.push(topic.value);
     where.push(`topic ${topic.op} $${values.length}`);
   }
+  if (after) {
+    // Strictly after the cursor in the ORDER BY below; the plain ts bound lets the index skip newer rows.
+    values.push(after.ts, after.seq, after.id);
+    const [t, q, i] = [values.length - 2, values.length - 1, values.length];
+    where.push(`ts <= $${t}::timestamptz`);
+    where.push(`(ts, coalesce(length(sequence_number), -1), coalesce(sequence_number, ''), message_id) < ($${t}::timestamptz, coalesce(length($${q}::text), -1), coalesce($${q}::text, ''), $${i}::text)`);
+  }
+  // A sequence number is decimal text: a longer one is a greater one; rows without one (written by hand) come last.
   const { rows } = await client.query<MessageRecord>(
-    `SELECT message_id, device_id, ts, topic, payload, stream, shard_id, sequence_number, received_at
+    `SELECT message_id, device_id, ts, topic, ${withKeys ? 'payload::text AS payload_text' : 'payload'}, stream, shard_id, sequence_number, received_at${withKeys ? ', ts::text AS ts_key' : ''}
      FROM iot_messages WHERE ${where.join(' AND ')}
-     ORDER BY ts DESC, length(sequence_number) DESC NULLS LAST, sequence_number DESC, message_id DESC LIMIT $2`,
+     ORDER BY ts DESC, coalesce(length(sequence_number), -1) DESC, coalesce(sequence_number, '') DESC, message_id DESC LIMIT $2`,
     values,
   );
   return rows;
@@ -162,7 +192,15 @@ export async function runReadOnlySql(client: pg.ClientBase, sql: string, opts: {
         truncated = true;
       }
     } else {
-      result = await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
+      try {
+        result = await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
+      } catch (error) {
+        if ((error as { code?: string }).code === '25006') {
+          await client.query('ROLLBACK TO SAVEPOINT iotctl_cursor');
+          throw (await privilegeError(client, text)) ?? error;
+        }
+        throw error;
+      }
     }
     const types = await typeNames(client, result.fields.map((f) => f.dataTypeID));
     return {
@@ -180,13 +218,29 @@ export async function runReadOnlySql(client: pg.ClientBase, sql: string, opts: {
   }
 }
 
-async function typeNames(client: Queryable, oids: number[]): Promise<Map<number, string>> {
+/**
+ * The read-only transaction refuses a write before PostgreSQL checks privileges, which would hide whether the
+ * role itself may write. EXPLAIN (without ANALYZE) plans the statement and checks its privileges but runs
+ * nothing, so a role that may only read gets its "permission denied" here; a role that may write gets undefined
+ * (and the read-only error stands).
+ */
+async function privilegeError(client: pg.ClientBase, text: string): Promise<Error | undefined> {
+  try {
+    await client.query({ text: `EXPLAIN ${text}`, queryMode: 'extended' } as pg.QueryConfig);
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT iotctl_cursor');
+    if ((error as { code?: string }).code === '42501') return error as Error;
+  }
+  return undefined;
+}
+
+export async function typeNames(client: Queryable, oids: number[]): Promise<Map<number, string>> {
   if (oids.length === 0) return new Map();
   const { rows } = await client.query<{ oid: number; name: string }>('SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY($1::oid[])', [oids]);
   return new Map(rows.map((r) => [r.oid, r.name]));
 }
 
-function sqlUserError(error: unknown, timeoutMs: number): Error {
+export function sqlUserError(error: unknown, timeoutMs: number): Error {
   const e = error as { code?: string; message?: string; position?: string };
   if (e.code === '25006') {
     return new UserError(`query sql is read-only: ${e.message}.`, 'use SELECT statements here; change data with psql or `iotctl db` commands.', 'SQL_READ_ONLY');

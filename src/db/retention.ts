@@ -23,8 +23,8 @@ export interface RetentionResult {
    * locked; dropMs is removing the files.
    */
   dropped: Array<{ partition: string; from: Date; to: Date; rows: number; rowsExact: boolean; detachMs?: number; dropMs?: number }>;
-  /** Rows deleted (or that would be) from partitions that straddle the cutoff. */
-  deleted: Array<{ partition: string; rows: number }>;
+  /** Rows deleted (or that would be) from partitions that straddle the cutoff, and how long that took. */
+  deleted: Array<{ partition: string; rows: number; ms: number }>;
   rowsDropped: number;
   rowsDeleted: number;
   ms: number;
@@ -69,10 +69,11 @@ export async function runRetention(client: Queryable, opts: RetentionOptions): P
 
   const deleted: RetentionResult['deleted'] = [];
   for (const p of straddling) {
+    const t = performance.now();
     const sql = dryRun ? `SELECT count(*)::bigint AS n FROM ${ident(p.name)} WHERE ts < $1` : `DELETE FROM ${ident(p.name)} WHERE ts < $1`;
     const result = await client.query<{ n: string }>(sql, [cutoff]);
     const rows = dryRun ? Number(result.rows[0]!.n) : (result.rowCount ?? 0);
-    if (rows > 0) deleted.push({ partition: p.name, rows });
+    if (rows > 0) deleted.push({ partition: p.name, rows, ms: Math.round(performance.now() - t) });
   }
 
   return {
@@ -127,10 +128,14 @@ export interface ClusterOptions {
   now?: Date;
   /** How long CLUSTER may wait for its lock before this partition is left for the next run. */
   lockTimeoutMs?: number;
+  /** List the partitions that would be clustered, without clustering them (their ms is then absent). */
+  dryRun?: boolean;
+  /** Partitions to leave alone (a dry run's retention would drop them first). */
+  skip?: readonly string[];
 }
 
 export interface ClusterResult {
-  clustered: Array<{ partition: string; ms: number }>;
+  clustered: Array<{ partition: string; ms?: number }>;
   /** Partitions whose lock could not be had within lockTimeoutMs (busy); the next run retries them. */
   busy: string[];
 }
@@ -158,8 +163,12 @@ export async function clusterClosedPartitions(client: Queryable, opts: ClusterOp
      WHERE h.inhparent = 'iot_messages_device_ts'::regclass AND NOT x.indisclustered`,
   );
   const pending = new Map(rows.map((r) => [r.partition, r.index]));
-  const closed = (await listPartitions(client)).filter((p) => p.to !== null && p.to.getTime() <= now.getTime() && pending.has(p.name));
+  const closed = (await listPartitions(client)).filter((p) => p.to !== null && p.to.getTime() <= now.getTime() && pending.has(p.name) && !opts.skip?.includes(p.name));
   const result: ClusterResult = { clustered: [], busy: [] };
+  if (opts.dryRun) {
+    result.clustered = closed.map((p) => ({ partition: p.name }));
+    return result;
+  }
   for (const p of closed) {
     const started = performance.now();
     await client.query('BEGIN');

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'esbuild';
+import type { DatabaseRole } from '../db/roles.js';
 import { UserError } from '../ui/errors.js';
 
 /**
@@ -22,6 +23,8 @@ export interface TemplateInfo {
   memoryMb?: number;
   environment: Record<string, string>;
   eventSource?: Record<string, unknown>;
+  /** The database role (src/db/roles.ts) the function logs in as; the target gives it that role's credentials. */
+  databaseRole?: DatabaseRole;
   /** Absolute path of the template's directory. */
   dir: string;
 }
@@ -69,6 +72,23 @@ export function getTemplate(name: string): TemplateInfo {
   return found;
 }
 
+/** The role a function of this template logs in as: its template's databaseRole, else the ingest role. */
+export function templateDatabaseRole(templateName: string): DatabaseRole {
+  let role = databaseRoles.get(templateName);
+  if (!role) {
+    try {
+      role = getTemplate(templateName).databaseRole ?? 'writer';
+    } catch {
+      role = 'writer';
+    }
+    // Asked for every invocation: read the template once.
+    databaseRoles.set(templateName, role);
+  }
+  return role;
+}
+
+const databaseRoles = new Map<string, DatabaseRole>();
+
 function readTemplate(dir: string): TemplateInfo {
   const raw = JSON.parse(readFileSync(join(dir, 'template.json'), 'utf8')) as Partial<TemplateInfo>;
   return {
@@ -81,6 +101,7 @@ function readTemplate(dir: string): TemplateInfo {
     memoryMb: raw.memoryMb,
     environment: raw.environment ?? {},
     eventSource: raw.eventSource,
+    databaseRole: raw.databaseRole,
     dir,
   };
 }

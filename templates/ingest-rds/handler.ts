@@ -8,6 +8,10 @@
  * - When PostgreSQL is unreachable, every record not written is returned in batchItemFailures
  *   (the mapping must enable ReportBatchItemFailures), so the event source mapping retries them.
  *
+ * - It never changes the schema: it runs as the ingest role (src/db/roles.ts: INSERT only), and a day's missing
+ *   partition is created through iotctl_ensure_day_partition, which runs with the schema owner's rights. The
+ *   maintenance-rds function (or the local platform) migrates and creates the next days' partitions ahead.
+ *
  * The pg Pool lives at module level, reused across invocations of a warm container, and is
  * replaced after a connection or login error. Credentials and TLS come from database.ts: a Secrets
  * Manager secret or an IAM token on AWS (TLS verified against the shipped RDS CA bundle), DATABASE_URL locally.
@@ -22,7 +26,6 @@ import {
   type PoisonRecord,
 } from '../../src/db/batch-writer.js';
 import { isConnectionError } from '../../src/db/connection.js';
-import { migrate } from '../../src/db/migrations.js';
 import { resolveConnection } from './database.js';
 
 export interface BatchResponse {
@@ -30,7 +33,8 @@ export interface BatchResponse {
 }
 
 let pool: Promise<pg.Pool> | undefined;
-let schemaReady: Promise<void> | undefined;
+/** Days whose partition exists, so a warm container calls the partition function only for a new day. */
+const knownDays = new Set<string>();
 
 /** The pool, created on first use from resolveConnection (secret, IAM token or URL; see database.ts). */
 function getPool(): Promise<pg.Pool> {
@@ -60,7 +64,7 @@ function getPool(): Promise<pg.Pool> {
 function resetPool(): void {
   const old = pool;
   pool = undefined;
-  schemaReady = undefined;
+  knownDays.clear();
   old?.then((p) => p.end()).catch(() => undefined);
 }
 
@@ -68,24 +72,8 @@ function resetPool(): void {
 export async function close(): Promise<void> {
   const old = pool;
   pool = undefined;
-  schemaReady = undefined;
+  knownDays.clear();
   await (await old?.catch(() => undefined))?.end();
-}
-
-function ensureSchema(db: pg.Pool): Promise<void> {
-  if (process.env.AUTO_MIGRATE === 'false') return Promise.resolve();
-  schemaReady ??= (async () => {
-    const client = await db.connect();
-    try {
-      await migrate(client);
-    } finally {
-      client.release();
-    }
-  })().catch((error) => {
-    schemaReady = undefined;
-    throw error;
-  });
-  return schemaReady;
 }
 
 export async function handler(event: KinesisEvent): Promise<BatchResponse> {
@@ -103,10 +91,9 @@ export async function handler(event: KinesisEvent): Promise<BatchResponse> {
   const persisted = new Set<string>();
   try {
     const db = await getPool();
-    await ensureSchema(db);
     let inserted: number;
     try {
-      inserted = await writeMessages(db, rows);
+      inserted = await writeMessages(db, rows, { knownDays });
     } catch (error) {
       if (!isDataError(error)) throw error;
       // A row PostgreSQL rejects for its content would fail the whole statement on every retry and
@@ -149,7 +136,7 @@ async function writeRowByRow(db: pg.Pool, rows: MessageRow[], poison: PoisonReco
   const kept: MessageRow[] = [];
   for (const row of rows) {
     try {
-      inserted += await writeMessages(db, [row]);
+      inserted += await writeMessages(db, [row], { knownDays });
       kept.push(row);
     } catch (error) {
       if (!isDataError(error)) throw error;

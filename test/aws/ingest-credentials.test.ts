@@ -5,6 +5,7 @@ import pg from 'pg';
 import { mockClient } from 'aws-sdk-client-mock';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { useEnv } from '../helpers/moto.js';
+import { migrate } from '../../src/db/migrations.js';
 import { freshDatabase, type TestDatabase } from '../helpers/pg.js';
 import { kinesisEvent, kinesisRecord } from '../unit/db/helpers.js';
 import { rdsCaBundle, resolveConnection, sslOptions } from '../../templates/ingest-rds/database.js';
@@ -23,6 +24,11 @@ let restore: () => void;
 
 test.before(async () => {
   db = await freshDatabase();
+  // The ingest function never migrates (it runs as the INSERT-only role): the owner did.
+  const owner = new pg.Client({ connectionString: db.url });
+  await owner.connect();
+  await migrate(owner);
+  await owner.end();
   restore = useEnv({ AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'test', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'silent' });
 });
 

@@ -1,7 +1,7 @@
 import { BaseCommand } from '../../base-command.js';
 import { withDatabase } from '../../db/cli.js';
 import { migrate, type MigrationResult } from '../../db/migrations.js';
-import { printLine } from '../../ui/output.js';
+import { printLine, warn } from '../../ui/output.js';
 
 export default class DbMigrate extends BaseCommand<typeof DbMigrate> {
   static override summary = 'Create or upgrade the PostgreSQL schema (iot_messages, iot_ingest_errors).';
@@ -17,7 +17,10 @@ export default class DbMigrate extends BaseCommand<typeof DbMigrate> {
         printLine(`${target.display}: applied ${result.applied.length} migration${result.applied.length === 1 ? '' : 's'}, now at version ${result.version}.`);
         for (const m of result.applied) printLine(`  ${m.version}  ${m.name}  (${m.ms} ms)`);
       }
+      if (result.roles.created.length) printLine(`  created roles ${result.roles.created.join(', ')}`);
     }
+    // Also with --json (on stderr): a database without its least-privilege roles must not pass unnoticed.
+    if (result.roles.warning) warn(result.roles.warning);
     return { database: target.display, source: target.source, ...result };
   }
 }

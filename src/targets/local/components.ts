@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { configuredDatabase, connect, type DatabaseTarget } from '../../db/connection.js';
 import { parseDuration } from '../../db/duration.js';
 import { migrate } from '../../db/migrations.js';
-import { clusterClosedPartitions, runRetention } from '../../db/retention.js';
+import { runMaintenance } from '../../db/maintenance.js';
 import { nextFireTime, parseSchedule } from '../../iot/pipeline/schedule.js';
 import { EventSourceMappings } from './event-source-mapping.js';
 import { LocalFunctions } from './functions.js';
@@ -10,6 +10,8 @@ import { LocalLake } from './lake/index.js';
 import { registryLookup } from './lake/cli.js';
 import type { LocalPlatform, PlatformComponent } from './platform.js';
 import { EmbeddedPostgres } from './postgres.js';
+import type { DatabaseRole } from '../../db/roles.js';
+import { templateDatabaseRole } from '../../services/bundle.js';
 import { LocalStreams } from './stream.js';
 
 /**
@@ -22,13 +24,13 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
   const { spec, stateDir } = platform.opts;
   const { db, log } = platform;
 
-  // The configured server's own user does everything; on the embedded server each part gets its least-privilege
-  // role (db-credentials.ts): the owner migrates and runs retention, the ingest function writes.
+  // The configured server's own user does everything (iotctl has no passwords for the roles the migrations create
+  // there); on the embedded server each part gets its least-privilege role (src/db/roles.ts): the owner migrates
+  // and runs maintenance, the ingest function writes, the query function reads.
   let database: DatabaseTarget | undefined = configuredDatabase({ spec });
-  let writer: DatabaseTarget | undefined = database;
+  const roleUrl = (role: DatabaseRole): string | undefined => (embedded?.running ? embedded.urlFor(role) : database?.url);
   const useEmbedded = (started: { url: string; display: string }) => {
     database = { url: started.url, display: started.display, source: 'embedded' };
-    writer = { url: embedded!.urlFor('writer'), display: started.display, source: 'embedded' };
     platform.databaseUrl = started.display;
   };
   const embedded = database ? undefined : new EmbeddedPostgres({ stateDir, onLog: (line) => log(`postgres: ${line}`) });
@@ -47,6 +49,7 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
       try {
         const result = await migrate(client);
         if (result.applied.length) log(`postgres: migrated to schema version ${result.version}`);
+        if (result.roles.warning) log(`postgres: ${result.roles.warning}`);
       } finally {
         await client.end();
       }
@@ -90,8 +93,12 @@ export async function attachComponents(platform: LocalPlatform): Promise<void> {
 
   const functions = new LocalFunctions(db, {
     region: spec.region,
-    // Functions reach the same PostgreSQL the platform uses (pg reads PG* itself when there is no URL).
-    baseEnvironment: (): Record<string, string> => (writer?.url ? { DATABASE_URL: writer.url } : {}),
+    // Functions reach the same PostgreSQL the platform uses, as their template's role (pg reads PG* itself when
+    // there is no URL).
+    baseEnvironment: (fn): Record<string, string> => {
+      const url = roleUrl(templateDatabaseRole(fn.template));
+      return url ? { DATABASE_URL: url } : {};
+    },
   });
   platform.sinks.functions = functions;
   const mappings = new EventSourceMappings({ db, streams, functions, log });
@@ -134,14 +141,14 @@ function retentionSchedule(database: () => DatabaseTarget | undefined, keep: str
     try {
       if (!target) return;
       client = await connect(target);
-      const result = await runRetention(client, { keepMs });
+      // What the maintenance-rds function does on aws: retention, then each closed day clustered once in
+      // (device_id, ts DESC) order (so `query recent` reads a few neighbouring pages instead of one page per
+      // row), then the next days' partitions.
+      const result = await runMaintenance(client, { keepMs });
       last = { at: new Date().toISOString(), dropped: result.dropped.length, deleted: result.rowsDeleted, error: null };
       if (last.dropped || last.deleted) log(`retention: dropped ${last.dropped} partition(s), deleted ${last.deleted} row(s) older than ${keep}`);
-      // Days that have ended are rewritten once in (device_id, ts DESC) order, so `query recent` reads a
-      // few neighbouring pages instead of one page per row.
-      const clustered = await clusterClosedPartitions(client);
-      for (const c of clustered.clustered) log(`retention: clustered ${c.partition} by device in ${c.ms} ms`);
-      if (clustered.busy.length) log(`retention: ${clustered.busy.join(', ')} busy; clustering them on the next run`);
+      for (const c of result.clustered) log(`retention: clustered ${c.partition} by device in ${c.ms} ms`);
+      if (result.busy.length) log(`retention: ${result.busy.join(', ')} busy; clustering them on the next run`);
     } catch (e) {
       last = { ...last, at: new Date().toISOString(), error: (e as Error).message };
       log(`retention failed (will retry on schedule): ${(e as Error).message}`);

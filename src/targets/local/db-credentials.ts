@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ROLE_NAMES, type DatabaseRole } from '../../db/roles.js';
 
 /**
  * `<stateDir>/postgres.json`, mode 0600: the one file that holds passwords, those of the embedded PostgreSQL's
@@ -10,13 +11,11 @@ import { join } from 'node:path';
  * Least privilege, enforced by PostgreSQL itself: no role below is a superuser, and pg_hba.conf lets only them
  * in, only to iotctl's database, only over loopback, only with a SCRAM password. The superuser has no password
  * and cannot log in; roles are set up in single-user mode (see postgres.ts).
- * - owner: owns the schema; migrations and retention (dropping and clustering partitions) only.
- * - writer: the daemon's ingest function: SELECT and INSERT (new day partitions through a SECURITY DEFINER function).
- * - reader: `query sql`, `query recent`: SELECT only, and every transaction read-only.
+ * The roles (owner, writer, reader) and their grants come from the migrations (src/db/roles.ts), the same on
+ * every server; the embedded server's setup only lets them log in, with the passwords kept here.
  */
-export type DatabaseRole = 'owner' | 'writer' | 'reader';
 
-export const ROLE_NAMES: Readonly<Record<DatabaseRole, string>> = { owner: 'iotctl_owner', writer: 'iotctl_writer', reader: 'iotctl_reader' };
+export { ROLE_NAMES, type DatabaseRole };
 
 export interface EmbeddedCredentials {
   port: number;

@@ -80,8 +80,8 @@ export interface StoredFailureRecord {
 export interface LocalFunctionsOptions {
   region?: string;
   clock?: () => number;
-  /** Variables every function gets under its own (the daemon passes DATABASE_URL). */
-  baseEnvironment?: () => Record<string, string>;
+  /** Variables a function gets under its own (the daemon passes DATABASE_URL for the function's database role). */
+  baseEnvironment?: (fn: DeployedFunction) => Record<string, string>;
   /** Concurrent executions per function; more invocations wait (Lambda would throttle). */
   maxConcurrency?: number;
   /** Warm workers idle longer than this are shut down. */
@@ -465,7 +465,7 @@ export class LocalFunctions implements FunctionSink {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
-      ...withInjected(fn.environment, this.opts.baseEnvironment?.() ?? {}),
+      ...withInjected(fn.environment, this.opts.baseEnvironment?.(fn) ?? {}),
       AWS_REGION: this.region,
       AWS_DEFAULT_REGION: this.region,
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs20.x',

@@ -250,12 +250,7 @@ export class EmbeddedPostgres {
       `GRANT USAGE ON SCHEMA public TO ${writer}, ${reader};`,
       // Tables and functions an older iotctl created as the superuser.
       `DO $$DECLARE r record; BEGIN FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition AND c.relowner <> '${ownerRole}'::regrole LOOP EXECUTE format('ALTER TABLE %s OWNER TO ${ownerRole}', r.t); END LOOP; FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relispartition AND c.relowner <> '${ownerRole}'::regrole LOOP EXECUTE format('ALTER TABLE %s OWNER TO ${ownerRole}', r.t); END LOOP; FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> '${ownerRole}'::regrole LOOP EXECUTE format('ALTER FUNCTION %s OWNER TO ${ownerRole}', r.f); END LOOP; END$$;`,
-      `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader};`,
-      `GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO ${writer};`,
-      `GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${writer};`,
-      `ALTER DEFAULT PRIVILEGES FOR ROLE ${ownerRole} IN SCHEMA public GRANT SELECT ON TABLES TO ${reader};`,
-      `ALTER DEFAULT PRIVILEGES FOR ROLE ${ownerRole} IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO ${writer};`,
-      `ALTER DEFAULT PRIVILEGES FOR ROLE ${ownerRole} IN SCHEMA public GRANT USAGE ON SEQUENCES TO ${writer};`,
+      // Table grants come from the migrations (src/db/roles.ts), which run as the owner at every start.
     ];
     await this.singleUser(postgres, 'postgres', cluster, owner, /database ".*" already exists/);
     await this.singleUser(postgres, this.database, database, owner);

@@ -4,7 +4,7 @@ import type { LocalFunctionsPort } from './adapters/functions.js';
 import type { LocalAnalyticsPort, LocalLakeQueryPort } from './adapters/lake.js';
 import { lazyPort } from '../lazy-port.js';
 import { readDaemonInfo } from './daemon-info.js';
-import { embeddedRoleUrl, readEmbeddedCredentials } from './db-credentials.js';
+import { embeddedRoleUrl, readEmbeddedCredentials, type DatabaseRole } from './db-credentials.js';
 import { RulesStore } from './rules-store.js';
 import type { Db } from './store.js';
 
@@ -37,8 +37,8 @@ export function openLocalTarget(ctx: Context): Target {
             db,
             stateDir,
             region: spec().region,
-            // The ingest role's URL, built in memory (daemon.json holds no password).
-            databaseUrl: () => process.env.DATABASE_URL ?? (daemon()?.databaseSource === 'embedded' ? embeddedWriterUrl(stateDir) : undefined),
+            // The function's role's URL, built in memory (daemon.json holds no password).
+            databaseUrl: (role) => process.env.DATABASE_URL ?? (daemon()?.databaseSource === 'embedded' ? embeddedUrl(stateDir, role) : undefined),
             running: () => daemon() !== undefined,
           }),
       ),
@@ -69,9 +69,9 @@ export function openLocalTarget(ctx: Context): Target {
   };
 }
 
-function embeddedWriterUrl(stateDir: string): string | undefined {
+function embeddedUrl(stateDir: string, role: DatabaseRole): string | undefined {
   const credentials = readEmbeddedCredentials(stateDir);
-  return credentials?.rolesVersion ? embeddedRoleUrl(credentials, 'writer') : undefined;
+  return credentials?.rolesVersion ? embeddedRoleUrl(credentials, role) : undefined;
 }
 
 function localRules(db: () => Promise<Db>): RulesPort {

@@ -6,12 +6,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleTemplate, getTemplate, listTemplates } from '../../../src/services/bundle.js';
-import { count, freshDatabase, kinesisEvent, kinesisRecord, MACHINE_URL, type TestDatabase } from './helpers.js';
+import { migrate } from '../../../src/db/migrations.js';
+import { count, freshDatabase, kinesisEvent, kinesisRecord, MACHINE_URL, withPg, type TestDatabase } from './helpers.js';
 
 const outDir = mkdtempSync(join(tmpdir(), 'iotctl-bundle-'));
 let db: TestDatabase;
 test.before(async () => {
   db = await freshDatabase(MACHINE_URL);
+  // The ingest function never migrates (it runs as the INSERT-only role): the owner did, as `db migrate` does.
+  await withPg(db.url, (c) => migrate(c));
 });
 test.after(async () => {
   await db.drop();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedPostgres, embeddedDataDir, ensurePostgresUser, serverBinaries } from '../../../src/targets/local/postgres.js';
 import { isProcessAlive, resolveDatabaseUrl } from '../../../src/db/connection.js';
+import { migrate } from '../../../src/db/migrations.js';
 import { withPg } from './helpers.js';
 import { removeExternalCluster } from '../../helpers/project.js';
 import { resetState } from '../../../src/targets/local/lifecycle.js';
@@ -205,6 +206,8 @@ test('a cluster an older iotctl made (superuser only, inside a 0755 state dir) i
     assert.not.ok(readFileSync(join(legacyState, 'postgres.json'), 'utf8').includes('legacy-superuser-pw'), 'the superuser password is forgotten');
     assert.is(await withPg(upgraded.url, async (c) => (await c.query('SELECT v FROM kept')).rows[0].v), 'old row');
     assert.is(await withPg(upgraded.url, async (c) => (await c.query("SELECT tableowner FROM pg_tables WHERE tablename = 'kept'")).rows[0].tableowner), 'iotctl_owner');
+    // The grants come from the migrations, which the platform runs as the owner right after start().
+    await withPg(upgraded.url, (c) => migrate(c));
     assert.is(await withPg(upgraded.urlFor('reader'), async (c) => (await c.query('SELECT count(*)::int AS n FROM kept')).rows[0].n), 1);
     const superuser = `postgres://postgres:legacy-superuser-pw@127.0.0.1:${started.port}/iotctl`;
     await withPg(superuser, () => Promise.resolve()).then(

@@ -6,6 +6,8 @@ import { DestinationNotFoundError } from '../sinks.js';
 import type { Db } from '../store.js';
 import { LocalStreams } from '../stream.js';
 import { pause } from '../../pause.js';
+import type { DatabaseRole } from '../../../db/roles.js';
+import { templateDatabaseRole } from '../../../services/bundle.js';
 
 /** What `lambda list --json` has always shown locally, beyond the port's summary. */
 export interface LocalFunctionSummary extends FunctionSummary {
@@ -23,8 +25,8 @@ export class LocalFunctionsPort implements FunctionsPort {
       db: () => Db;
       stateDir: string;
       region: string;
-      /** The platform's database for invocations (what the daemon injects as DATABASE_URL). */
-      databaseUrl: () => string | undefined;
+      /** The platform's database for invocations as one role (what the daemon injects as DATABASE_URL). */
+      databaseUrl: (role: DatabaseRole) => string | undefined;
       running: () => boolean;
     },
   ) {}
@@ -32,8 +34,8 @@ export class LocalFunctionsPort implements FunctionsPort {
   private get fns(): LocalFunctions {
     return (this.service ??= new LocalFunctions(this.opts.db(), {
       region: this.opts.region,
-      baseEnvironment: (): Record<string, string> => {
-        const url = this.opts.databaseUrl();
+      baseEnvironment: (fn): Record<string, string> => {
+        const url = this.opts.databaseUrl(templateDatabaseRole(fn.template));
         return url ? { DATABASE_URL: url } : {};
       },
     }));
