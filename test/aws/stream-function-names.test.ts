@@ -27,7 +27,7 @@ const OLD_TAGS = { 'iotctl:managed': 'true', 'iotctl:project': 'old', 'iotctl:st
 const FUNCTION = (project: string, extra = '') => `functions:
   - name: ingest
     template: pipeline-transform
-    environment: { PIPELINE_NAME: main, IOTCTL_PROJECT: ${project} }
+    environment: { PIPELINE_NAME: main, IOTCTL_PROJECT: ${project}, IOTCTL_STAGE: x }
     eventSource: { stream: telemetry${extra} }
 `;
 const HEAD = (project: string) => `project: ${project}\ntarget: aws\nregion: us-east-1\n`;
@@ -227,7 +227,7 @@ test("an older iotctl's deployment moves to the stage's names: the stream is kep
 });
 
 test("a same-named stream or function no iotctl deployment owns is refused; --adopt takes it over, and the next apply is a no-op", async () => {
-  const hand = project(`${HEAD('hand')}streams:\n  - { name: orders, shards: 1, physicalName: payments-team-orders }\nfunctions:\n  - name: fn\n    physicalName: payments-fn\n    template: pipeline-transform\n    environment: { PIPELINE_NAME: main, IOTCTL_PROJECT: hand }\n`);
+  const hand = project(`${HEAD('hand')}streams:\n  - { name: orders, shards: 1, physicalName: payments-team-orders }\nfunctions:\n  - name: fn\n    physicalName: payments-fn\n    template: pipeline-transform\n    environment: { PIPELINE_NAME: main, IOTCTL_PROJECT: hand, IOTCTL_STAGE: x }\n`);
   const refused = await run(hand, 'apply', '--yes');
   assert.is(refused.code, 1, refused.out);
   assert.match(refused.stderr, /Kinesis stream payments-team-orders already exists.*no iotctl project/s);
