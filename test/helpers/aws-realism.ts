@@ -303,6 +303,7 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
           resolve(status);
         });
       });
+      up.on('socket', (s) => s.setNoDelay(true));
       up.on('error', (e) => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`realism proxy: ${e.message}`);
@@ -362,6 +363,7 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
   });
   server.keepAliveTimeout = 30_000;
   server.on('connection', (s) => {
+    s.setNoDelay(true);
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });

@@ -35,14 +35,16 @@ function freePort(): Promise<number> {
 /**
  * `realism` puts the realism proxy (aws-realism.ts) between the SDK and moto: `url` and `env` then point at it.
  * IOTCTL_TEST_REALISM=1 does the same for every test file that starts moto, without editing it: conformance on,
- * latency IOTCTL_TEST_REALISM_LATENCY ms (default 0); at stop the distinct violations go to stderr and, as JSON
- * lines, to the file IOTCTL_TEST_REALISM_REPORT when set.
+ * latency IOTCTL_TEST_REALISM_LATENCY ms (default 0), faults from IOTCTL_TEST_REALISM_OPTIONS (RealismOptions as
+ * JSON: `{"iamPropagationSeconds":5,"creating":{"kinesisMs":3000}}`); at stop the distinct violations go to stderr
+ * and, as JSON lines, to the file IOTCTL_TEST_REALISM_REPORT when set.
  */
 export async function startMoto(opts: { realism?: boolean | Omit<RealismOptions, 'target'> } = {}): Promise<Moto> {
   const fromEnv = !opts.realism && process.env.IOTCTL_TEST_REALISM === '1';
   const moto = await startMotoServer();
   if (!opts.realism && !fromEnv) return moto;
-  const realism = await startRealism({ latencyMs: Number(process.env.IOTCTL_TEST_REALISM_LATENCY ?? 0), ...(typeof opts.realism === 'object' ? opts.realism : {}), target: moto.url });
+  const fromEnvOptions = fromEnv && process.env.IOTCTL_TEST_REALISM_OPTIONS ? (JSON.parse(process.env.IOTCTL_TEST_REALISM_OPTIONS) as Omit<RealismOptions, 'target'>) : {};
+  const realism = await startRealism({ latencyMs: Number(process.env.IOTCTL_TEST_REALISM_LATENCY ?? 0), ...fromEnvOptions, ...(typeof opts.realism === 'object' ? opts.realism : {}), target: moto.url });
   return {
     url: realism.url,
     env: { ...moto.env, AWS_ENDPOINT_URL: realism.url },
