@@ -27,6 +27,8 @@ export interface RealismOptions {
   throttle?: Record<string, number>;
   /** A role created or changed (policy put/attached, trust updated) less than this many seconds ago cannot be assumed. */
   iamPropagationSeconds?: number;
+  /** Limit the propagation check to these consuming operations (`firehose:CreateDeliveryStream`); all when unset. */
+  iamPropagationOps?: string[];
   /** How long new resources stay in their transitional state, in ms. */
   creating?: { kinesisMs?: number; firehoseMs?: number; lambdaMs?: number; lambdaUpdateMs?: number };
   /** Operations whose requests are accepted and never answered. */
@@ -165,7 +167,7 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
       return 'throttled';
     }
     const op = `${id.service}:${id.operation}`;
-    if (opts.iamPropagationSeconds) {
+    if (opts.iamPropagationSeconds && (!opts.iamPropagationOps || opts.iamPropagationOps.includes(op))) {
       if (op === 'lambda:CreateFunction' || op === 'lambda:UpdateFunctionConfiguration') {
         if (typeof p.Role === 'string' && young(p.Role)) return awsError(res, id, 400, 'InvalidParameterValueException', 'The role defined for the function cannot be assumed by Lambda.', { Type: 'User' }), 'iam-propagation';
       } else if (op === 'lambda:CreateEventSourceMapping') {

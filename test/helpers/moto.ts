@@ -59,7 +59,11 @@ export async function startMoto(opts: { realism?: boolean | Omit<RealismOptions,
         if (found.length) process.stderr.write(`\n[realism] ${found.length} distinct AWS model violations:\n${formatViolations(found)}\n`);
         else process.stderr.write(`\n[realism] no AWS model violations in ${realism.calls().length} calls\n`);
         const report = process.env.IOTCTL_TEST_REALISM_REPORT;
-        if (report) appendFileSync(report, found.map((v) => JSON.stringify({ file: process.argv[1], ...v }) + '\n').join(''));
+        if (report) {
+          const calls: Record<string, Record<string, number>> = {};
+          for (const c of realism.calls()) (calls[c.key] ??= {})[c.injected ?? c.status] = (calls[c.key]?.[c.injected ?? c.status] ?? 0) + 1;
+          appendFileSync(report, [...found.map((v) => ({ file: process.argv[1], ...v })), { file: process.argv[1], calls }].map((x) => JSON.stringify(x) + '\n').join(''));
+        }
       }
       await realism.close();
       await moto.stop();
