@@ -21,7 +21,7 @@ import { startBlackhole, startRealism, type Realism, type RealismOptions } from 
 
 let moto: Moto;
 let realism: Realism;
-const BASE: Omit<RealismOptions, 'target'> = { latencyMs: 0, conformance: true, throttle: undefined, iamPropagationSeconds: 0, creating: {}, hang: [], slow: {}, latency: {} };
+const BASE: Omit<RealismOptions, 'target'> = { latencyMs: 0, conformance: true, throttle: undefined, iamPropagationSeconds: 0, iamPropagationOps: undefined, creating: {}, hang: [], slow: {}, latency: {} };
 const TRUST = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
 const ZIP = new Uint8Array(Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64')); // an empty zip archive
 
@@ -210,10 +210,13 @@ test('IAM propagation: a new role is refused by each consuming service with its 
   const esm = await failure(c.lambda.send(new CreateEventSourceMappingCommand({ FunctionName: fn, EventSourceArn: stream, StartingPosition: 'LATEST' })));
   assert.equal([esm.name, esm.message], ['InvalidParameterValueException', `Cannot access stream ${stream}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM.`]);
   assert.equal(realism.calls().filter((x) => x.injected === 'iam-propagation').length, 5);
+  // Limited to chosen consumers: Lambda takes a brand-new role while Firehose would not.
+  realism.set({ iamPropagationOps: ['firehose:CreateDeliveryStream'] });
+  await c.lambda.send(new CreateFunctionCommand({ FunctionName: unique('fn'), Runtime: 'nodejs22.x', Role: await role(), Handler: 'index.handler', Code: { ZipFile: ZIP } }));
 });
 
 test('asynchronous states: Kinesis and Firehose CREATING, Lambda Pending, with the errors AWS gives meanwhile', async () => {
-  realism.set({ creating: { kinesisMs: 800, firehoseMs: 800, lambdaMs: 800 } });
+  realism.set({ creating: { kinesisMs: 800, firehoseMs: 800, lambdaMs: 800, lambdaUpdateMs: 400 } });
   const stream = unique('s');
   await c.kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 1 }));
   const d = await c.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
@@ -239,6 +242,13 @@ test('asynchronous states: Kinesis and Firehose CREATING, Lambda Pending, with t
   assert.equal((await c.firehose.send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: ds }))).DeliveryStreamDescription!.DeliveryStreamStatus, 'ACTIVE');
   assert.equal((await c.lambda.send(new GetFunctionConfigurationCommand({ FunctionName: fn }))).State, 'Active');
   await c.lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: fn, Timeout: 10 }));
+  // After an update: LastUpdateStatus InProgress, and the next update refused until it is done.
+  assert.equal((await c.lambda.send(new GetFunctionConfigurationCommand({ FunctionName: fn }))).LastUpdateStatus, 'InProgress');
+  const busy = await failure(c.lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: fn, Timeout: 11 })));
+  assert.equal([busy.name, busy.status], ['ResourceConflictException', 409]);
+  assert.match(busy.message, 'An update is in progress for resource');
+  await sleep(450);
+  await c.lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: fn, Timeout: 11 }));
 });
 
 test('overhead of the proxy at latency 0 with conformance on, against moto directly (same run)', async () => {
