@@ -23,15 +23,46 @@ export function botocoreDataDir(): string | undefined {
 let missing = '';
 export const botocoreMissing = () => missing;
 
-interface Shape {
+/** A shape of the model, as botocore writes it (only the traits the tests read). */
+export interface Shape {
   type: string;
-  members?: Record<string, { shape: string }>;
+  members?: Record<string, Member>;
+  member?: Member;
+  key?: Member;
+  value?: Member;
+  required?: string[];
   min?: number;
   max?: number;
   pattern?: string;
+  enum?: string[];
+  flattened?: boolean;
+  /** The member sent as the whole HTTP body (rest protocols). */
+  payload?: string;
+  locationName?: string;
+  deprecated?: boolean;
+  exception?: boolean;
+  error?: { code?: string; httpStatusCode?: number; senderFault?: boolean };
 }
-interface ServiceModel {
-  operations: Record<string, { input?: { shape: string } }>;
+/** A structure member or list/map element: its shape and how the protocol places it. */
+export interface Member {
+  shape: string;
+  location?: 'uri' | 'querystring' | 'header' | 'headers' | 'statusCode';
+  locationName?: string;
+  flattened?: boolean;
+  deprecated?: boolean;
+  jsonvalue?: boolean;
+  idempotencyToken?: boolean;
+}
+export interface Operation {
+  name: string;
+  http?: { method: string; requestUri: string };
+  input?: { shape: string };
+  errors?: { shape: string }[];
+  deprecated?: boolean;
+}
+export interface ServiceModel {
+  metadata: { protocol: string; protocols?: string[]; targetPrefix?: string; signingName?: string; endpointPrefix: string; jsonVersion?: string; apiVersion?: string };
+  operations: Record<string, Operation>;
   shapes: Record<string, Shape>;
 }
 
@@ -43,12 +74,39 @@ export function serviceModel(service: string): ServiceModel {
   if (!root) throw new Error(`botocore is not available: ${botocoreMissing()}`);
   let model = models.get(service);
   if (!model) {
-    const versions = readdirSync(join(root, service)).filter((v) => existsSync(join(root, service, v, 'service-2.json.gz'))).sort();
-    if (!versions.length) throw new Error(`no service-2.json.gz for ${service} under ${root}`);
-    model = JSON.parse(gunzipSync(readFileSync(join(root, service, versions.at(-1)!, 'service-2.json.gz'))).toString('utf8')) as ServiceModel;
+    const file = (v: string) => ['service-2.json.gz', 'service-2.json'].map((f) => join(root, service, v, f)).find((f) => existsSync(f));
+    const versions = readdirSync(join(root, service)).filter((v) => file(v)).sort();
+    if (!versions.length) throw new Error(`no service-2.json(.gz) for ${service} under ${root}`);
+    const path = file(versions.at(-1)!)!;
+    const raw = readFileSync(path);
+    model = JSON.parse((path.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8')) as ServiceModel;
+    for (const [name, op] of Object.entries(model.operations)) op.name ??= name;
     models.set(service, model);
   }
   return model;
+}
+
+// Signing names (the SigV4 credential scope) whose botocore directory has another name.
+const DIR_BY_SIGNING_NAME: Record<string, string> = { iotdata: 'iot-data', monitoring: 'cloudwatch', email: 'ses', states: 'stepfunctions', tagging: 'resourcegroupstaggingapi', servicequotas: 'service-quotas' };
+const bySigningName = new Map<string, string | null>();
+
+/** The botocore service directory for a SigV4 signing name (`iot`, `iotdata`, `kinesis`), or undefined when botocore has no model for it. */
+export function serviceForSigningName(signingName: string): string | undefined {
+  if (!bySigningName.has(signingName)) {
+    const root = botocoreDataDir();
+    const matches = (dir: string) => {
+      try {
+        const md = serviceModel(dir).metadata;
+        return (md.signingName ?? md.endpointPrefix) === signingName;
+      } catch {
+        return false;
+      }
+    };
+    // Not a scan of every model: that reads some hundred files; a name missing here is added to the table.
+    const found = [DIR_BY_SIGNING_NAME[signingName], signingName].find((d) => d && root && existsSync(join(root, d)) && matches(d));
+    bySigningName.set(signingName, found ?? null);
+  }
+  return bySigningName.get(signingName) ?? undefined;
 }
 
 export interface MemberConstraint {
