@@ -94,7 +94,7 @@ function readTemplate(dir: string): TemplateInfo {
   return {
     name: raw.name ?? dir.split(sep).pop()!,
     description: raw.description ?? '',
-    runtime: raw.runtime ?? 'nodejs20.x',
+    runtime: raw.runtime ?? LAMBDA_RUNTIME,
     handler: raw.handler ?? 'index.handler',
     entry: raw.entry ?? 'handler.ts',
     timeoutSeconds: raw.timeoutSeconds,
@@ -107,7 +107,15 @@ function readTemplate(dir: string): TemplateInfo {
 }
 
 /**
- * Bundles a template with esbuild into `<outDir>/index.js` (CJS, node20, pg included; pg-native,
+ * The Lambda runtime every function gets: Node.js 20 reached end of life on 2026-04-30, after which Lambda
+ * deprecates nodejs20.x and then blocks creating and updating functions on it. Node.js 22 is supported
+ * until 2027-04-30; the bundle targets the same version.
+ */
+export const LAMBDA_RUNTIME = 'nodejs22.x';
+const ESBUILD_TARGET = `node${/\d+/.exec(LAMBDA_RUNTIME)![0]}`;
+
+/**
+ * Bundles a template with esbuild into `<outDir>/index.js` (CJS, for LAMBDA_RUNTIME, pg included; pg-native,
  * which pg only loads on request, stays external). Paths in the output are relative to the package
  * root, so the same sources always give the same bytes and the same sha256.
  */
@@ -122,7 +130,7 @@ export async function bundleTemplate(templateName: string, outDir: string): Prom
     outfile: artifactPath,
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: ESBUILD_TARGET,
     format: 'cjs',
     external: ['pg-native'],
     plugins: [compiledSourcesFallback()],

@@ -131,6 +131,20 @@ export const checkAwsDatasetWindows: SpecCheck = (spec) => {
   });
 };
 
+/**
+ * Lambda takes the batching window in whole seconds (an integer member, 0-300): the local platform honours a
+ * fraction, but on AWS it would be cut silently, so the aws target refuses it.
+ */
+export const checkAwsEventSources: SpecCheck = (spec) => {
+  if (spec.target !== 'aws') return [];
+  return spec.functions.flatMap((fn, i) => {
+    const w = fn.eventSource?.maximumBatchingWindowSeconds;
+    return w === undefined || Number.isInteger(w)
+      ? []
+      : [{ path: ['functions', i, 'eventSource', 'maximumBatchingWindowSeconds'], message: `${w} is not a whole number of seconds: Lambda's MaximumBatchingWindowInSeconds is an integer from 0 to 300`, hint: `Use ${Math.round(w)} (0 sends each batch as soon as records arrive).` }];
+  });
+};
+
 /** No secret in a function's environment unless allowPlaintextSecrets names it; at most Lambda's 4 KB of variables. */
 export const checkFunctionEnvironments: SpecCheck = (spec) => {
   const problems: CheckProblem[] = [];
@@ -161,4 +175,4 @@ export const checkDatasetSql: SpecCheck = (spec) =>
   ]);
 const LAKE_HINT = 'Read the lake through its tables (`iotctl athena tables` lists them); iotctl writes the content itself.';
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkFunctionEnvironments, checkDatasetSql];
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkAwsEventSources, checkFunctionEnvironments, checkDatasetSql];

@@ -76,12 +76,12 @@ functions:
     eventSource:
       stream: telemetry
       batchSize: 500
-      maximumBatchingWindowSeconds: 0.2
+      maximumBatchingWindowSeconds: ${aws ? '0     # whole seconds on AWS' : '0.2'}
       startingPosition: TRIM_HORIZON
       maximumRetryAttempts: 10
       bisectBatchOnFunctionError: true
       reportBatchItemFailures: true
-      onFailure: ${aws ? 'ingest-failures       # the name of an SQS queue you create, or an SQS/SNS ARN' : 'ingest-failures'}${
+      onFailure: ${aws ? 'ingest-failures       # an SQS queue iotctl creates for the stage, or an SQS/SNS ARN' : 'ingest-failures'}${
         aws
           ? `
     # roleArn: arn:aws:iam::123456789012:role/ingest   # default: a least-privilege role iotctl creates

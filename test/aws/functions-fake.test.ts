@@ -59,7 +59,7 @@ function deployment(): FunctionDeployment {
 const config = (over: Record<string, unknown>) => ({
   FunctionName: 'ingest',
   FunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:ingest',
-  Runtime: 'nodejs20.x' as const,
+  Runtime: 'nodejs22.x' as const,
   Handler: 'index.handler',
   Role: ROLE,
   MemorySize: 256,
@@ -104,7 +104,7 @@ test('deploy waits while a new function stays Pending, then returns once it is A
   assert.equal(slept, [100, 200, 400]);
   const create = lambda.commandCalls(CreateFunctionCommand)[0]!.args[0].input;
   assert.is(create.Handler, 'index.handler');
-  assert.is(create.Runtime, 'nodejs20.x');
+  assert.is(create.Runtime, 'nodejs22.x');
   assert.is(create.Role, ROLE);
 });
 

@@ -108,7 +108,7 @@ test('deploy creates the function, its least-privilege role, the secret and the 
   const { client, sdk } = await aws.get('lambda');
   const fn = await client.send(new sdk.GetFunctionCommand({ FunctionName: FN }));
   const c = fn.Configuration!;
-  assert.is(c.Runtime, 'nodejs20.x');
+  assert.is(c.Runtime, 'nodejs22.x');
   assert.is(c.Handler, 'index.handler');
   assert.is(c.MemorySize, 256);
   assert.is(c.Timeout, 60);
@@ -219,7 +219,7 @@ test('list, get and mappings read back what was deployed', async () => {
   // A function iotctl did not deploy is not listed.
   const { client, sdk } = await aws.get('lambda');
   await client.send(
-    new sdk.CreateFunctionCommand({ FunctionName: 'someone-elses', Runtime: 'nodejs20.x', Handler: 'index.handler', Role: ROLE_ARN, Code: { ZipFile: (await zipArtifact(artifact.dir)).zip } }),
+    new sdk.CreateFunctionCommand({ FunctionName: 'someone-elses', Runtime: 'nodejs22.x', Handler: 'index.handler', Role: ROLE_ARN, Code: { ZipFile: (await zipArtifact(artifact.dir)).zip } }),
   );
   const list = await fns.list();
   assert.equal(

@@ -1,3 +1,4 @@
+import { LAMBDA_RUNTIME } from '../../services/bundle.js';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, sep } from 'node:path';
@@ -30,7 +31,7 @@ import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
  * A deploy whose zip (CodeSha256), configuration, tags and mapping already match makes no write call.
  */
 
-export const RUNTIME = 'nodejs20.x' as const;
+export const RUNTIME = LAMBDA_RUNTIME;
 const TAG_TEMPLATE = 'iotctl:template';
 const TAG_SHA = 'iotctl:sha256';
 /**

@@ -1,3 +1,4 @@
+import { LAMBDA_RUNTIME } from '../../services/bundle.js';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -468,7 +469,7 @@ export class LocalFunctions implements FunctionSink {
       ...withInjected(fn.environment, this.opts.baseEnvironment?.(fn) ?? {}),
       AWS_REGION: this.region,
       AWS_DEFAULT_REGION: this.region,
-      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs20.x',
+      AWS_EXECUTION_ENV: `AWS_Lambda_${LAMBDA_RUNTIME}`,
       AWS_LAMBDA_FUNCTION_NAME: fn.name,
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMb),

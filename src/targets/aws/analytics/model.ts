@@ -1,3 +1,4 @@
+import { LAMBDA_RUNTIME } from '../../../services/bundle.js';
 import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -238,7 +239,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
     add('function', fnLogical, fn, {
       role: roleArn(fnRole),
       handler: 'index.handler',
-      runtime: 'nodejs20.x',
+      runtime: LAMBDA_RUNTIME,
       timeout: 60,
       memory: 512,
       environment: {
