@@ -25,6 +25,8 @@ export interface RecentQuery {
   topicFilter?: string;
   /** The clock (tests inject it). */
   now?: Date;
+  /** Also `iotctl check`'s canary messages ("iotctl_check": true), left out by default. */
+  includeCanary?: boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -48,10 +50,11 @@ export async function recentMessages(client: Queryable, q: RecentQuery): Promise
   const topic = q.topicFilter === undefined ? undefined : topicFilterCondition(q.topicFilter);
   const now = (q.now ?? new Date()).getTime();
   const recentFrom = new Date(Math.floor(now / DAY_MS) * DAY_MS - DAY_MS);
-  if (q.since && q.since.getTime() >= recentFrom.getTime()) return selectRecent(client, q.deviceId, q.limit, topic, q.since, undefined);
-  const recent = await selectRecent(client, q.deviceId, q.limit, topic, recentFrom, undefined);
+  const canary = q.includeCanary ?? false;
+  if (q.since && q.since.getTime() >= recentFrom.getTime()) return selectRecent(client, q.deviceId, q.limit, topic, q.since, undefined, canary);
+  const recent = await selectRecent(client, q.deviceId, q.limit, topic, recentFrom, undefined, canary);
   if (recent.length === q.limit) return recent;
-  const older = await selectRecent(client, q.deviceId, q.limit - recent.length, topic, q.since, recentFrom);
+  const older = await selectRecent(client, q.deviceId, q.limit - recent.length, topic, q.since, recentFrom, canary);
   return recent.concat(older);
 }
 
@@ -63,9 +66,11 @@ async function selectRecent(
   topic: { op: '=' | '~'; value: string } | undefined,
   from: Date | undefined,
   before: Date | undefined,
+  includeCanary = false,
 ): Promise<MessageRecord[]> {
   const values: unknown[] = [deviceId, limit];
   const where = ['device_id = $1'];
+  if (!includeCanary) where.push(`NOT (payload @> '{"iotctl_check": true}')`);
   if (from) {
     values.push(from);
     where.push(`ts >= $${values.length}`);
