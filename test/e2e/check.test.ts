@@ -63,6 +63,8 @@ test('a healthy platform passes every stage, in order, with times; the canary ke
   assert.ok(rep.stages.every((s) => typeof s.ms === 'number' && s.ms >= 0 && s.ms < 30_000));
   assert.is(rep.canary, 'ck-default-canary');
   assert.match(detail(rep, 'lake telemetry_raw'), /datastore telemetry_store/);
+  // The check has the platform flush its pipelines: well before their 10 s flush interval.
+  assert.ok(rep.stages.at(-1)!.ms! < 8000, `lake after ${rep.stages.at(-1)!.ms} ms`);
   assert.is(statSync(join(project.stateDir, 'canary', 'ck-default-canary', 'private.key')).mode & 0o777, 0o600);
 
   // query recent leaves canary messages out unless asked.
