@@ -99,6 +99,29 @@ test('the stream rule disabled: that rule fails, the stream and the function are
   }
 });
 
+test('the stream rule failing (its stream never created): the rule fails with the rule error, its stream is not reached', async () => {
+  const failing = specText
+    .replace("      - kinesis: { stream: telemetry, partitionKey: '${topic(3)}' }", "      - kinesis: { stream: never_created, partitionKey: '${topic(3)}' }")
+    .replace('streams:\n  - name: telemetry\n', 'streams:\n  - name: never_created\n  - name: telemetry\n');
+  assert.is.not(failing, specText);
+  writeFileSync(project.specFile, failing);
+  try {
+    assert.is((await run(['rules', 'apply', '--yes'])).code, 0); // the rule only: the stream is not created
+    const rep = report(await check(), 1);
+    assert.equal(statuses(rep), {
+      broker: 'passed',
+      'rule telemetry_to_stream': 'failed',
+      'rule telemetry_to_lake': 'passed',
+      'stream never_created': 'not reached',
+      'lake telemetry_raw': 'passed',
+    });
+    assert.match(detail(rep, 'rule telemetry_to_stream'), /rule error: never_created: stream "never_created" does not exist/);
+  } finally {
+    writeFileSync(project.specFile, specText);
+    assert.is((await run(['rules', 'apply', '--yes'])).code, 0);
+  }
+});
+
 test("the function deployed without its mapping: only the function stage fails, saying so", async () => {
   // The same state dir, another spec: the ingest function without its eventSource.
   const noMapping = join(project.dir, 'no-mapping.yaml');
