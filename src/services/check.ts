@@ -136,7 +136,8 @@ export async function runCheck(target: Target, ctx: { spec: Spec; stage: string;
 
   // Everything an observer needs is loaded and connected before the publish, so no stage's time includes it.
   // The MQTT connection is made meanwhile.
-  const connecting = connectDevice(creds);
+  // The platform's endpoint now, not the one at registration: a restart may have moved its port.
+  const connecting = target.devices.endpoint().then((endpoint) => connectDevice(creds, endpoint));
   connecting.catch(() => undefined);
   const functionWatches = new Map<string, FunctionWatch>();
   await Promise.all([
@@ -183,13 +184,11 @@ export async function runCheck(target: Target, ctx: { spec: Spec; stage: string;
     throw e;
   }
 
-  const deadline = { perf: 0 };
   const observers: Promise<void>[] = [...tails];
   const ruleWatchers: Promise<void>[] = [];
   try {
     t0.wall = Date.now();
     t0.perf = performance.now();
-    deadline.perf = t0.perf + opts.timeoutMs;
     const timer = setTimeout(() => controllers.forEach((c) => c.abort()), opts.timeoutMs);
     try {
       const payload = JSON.stringify(canaryPayload(checkId, t0.wall));
