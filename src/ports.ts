@@ -197,6 +197,8 @@ export interface TailOptions {
   from: TailStart;
   filter?: TailFilter;
   signal?: AbortSignal;
+  /** Called once every shard's iterator is taken (`iotctl check` publishes only after it); adapters may omit it. */
+  onStarted?: () => void;
 }
 
 /** What list() of a stream or function port is told about the spec (the aws target scopes by ownership). */
@@ -542,8 +544,23 @@ export interface AnalyticsPort {
     pipeline: string,
     opts: { from?: number; to?: number; timeoutSeconds: number; progress?: (line: string) => void },
   ): Promise<ReprocessResult | { id: string; pipeline: string; status: string }>;
+  /**
+   * `iotctl check`: waits until a channel holds a message whose JSON payload has `field` = `value`, has every
+   * pipeline commit what it buffered (a flush), then says which datastores hold it. Undefined: not found by
+   * the deadline. Optional: a target without it reports the lake stage as skipped.
+   */
+  trace?(find: { field: string; value: string }, opts: { since: number; deadline: number; signal?: AbortSignal }): Promise<LakeTrace | undefined>;
   /** aws only: move the analytics section off IoT Analytics to the datalake engine (see AnalyticsMigration). */
   migrate(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration>;
+}
+
+/** Where one message got to in the lake (`iotctl check`): per channel that holds it, each pipeline's datastore. */
+export interface LakeTrace {
+  channel: string;
+  /** ms since epoch the channel received it. */
+  receivedAt: number;
+  messageId: string;
+  pipelines: { pipeline: string; datastore: string; stored: boolean; /** Why not: the pipeline's failure, or its filter. */ reason?: string }[];
 }
 
 /** What `analytics migrate` found and would do; the command writes specText unless it is a dry run. */

@@ -32,6 +32,8 @@ export interface RecentQuery {
    * and give the payload as payload_text (jsonb's text, unparsed) instead of payload.
    */
   withKeys?: boolean;
+  /** Also `iotctl check`'s canary messages ("iotctl_check": true), left out by default. */
+  includeCanary?: boolean;
 }
 
 /** Where a page of `query recent` ended: the sort key of its last message. */
@@ -84,10 +86,11 @@ async function selectRecent(
   topic: { op: '=' | '~'; value: string } | undefined,
   from: Date | undefined,
   before: Date | undefined,
-  { after, withKeys }: Pick<RecentQuery, 'after' | 'withKeys'> = {},
+  { after, withKeys, includeCanary = false }: Pick<RecentQuery, 'after' | 'withKeys' | 'includeCanary'> = {},
 ): Promise<MessageRecord[]> {
   const values: unknown[] = [deviceId, limit];
   const where = ['device_id = $1'];
+  if (!includeCanary) where.push(`NOT (payload @> '{"iotctl_check": true}')`);
   if (from) {
     values.push(from);
     where.push(`ts >= $${values.length}`);

@@ -59,3 +59,47 @@ function seconds(since: number): string {
   const ms = Date.now() - since;
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
+
+/** A stage of `iotctl check` as the live list shows it. */
+export interface LiveStage {
+  stage: string;
+  status: 'passed' | 'failed' | 'skipped' | 'not reached';
+  ms: number | null;
+  detail: string;
+}
+
+/**
+ * `iotctl check` on a terminal: one listr2 row per stage, in order, each settling (✔, ✖, skipped) as its
+ * observation arrives, with its time since the publish.
+ */
+export async function liveStages(): Promise<{ plan: (p: { stages: { id: string }[] }) => void; settled: (r: LiveStage) => void; done: () => Promise<void> }> {
+  const { Listr, ListrLogger, PRESET_TIMER, ProcessOutput } = await import('listr2');
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
+  const waiting = new Map<string, (r: LiveStage) => void>();
+  const early = new Map<string, LiveStage>();
+  let running: Promise<unknown> = Promise.resolve();
+  return {
+    plan(p) {
+      const list = new Listr(
+        p.stages.map((s) => ({
+          title: s.id,
+          task: async (_ctx: unknown, task: { title: string; skip(message?: string): void }) => {
+            const r = early.get(s.id) ?? (await new Promise<LiveStage>((resolve) => waiting.set(s.id, resolve)));
+            const ms = r.ms === null ? '' : ` (${r.ms} ms)`;
+            if (r.status === 'passed') task.title = `${s.id}${ms}: ${r.detail}`;
+            else if (r.status === 'failed') throw new Error(`${s.id}: ${r.detail}`);
+            else task.skip(`${s.id}: ${r.status}, ${r.detail}`);
+          },
+        })),
+        { concurrent: true, exitOnError: false, registerSignalListeners: false, collectErrors: false, rendererOptions: { timer: PRESET_TIMER, collapseErrors: false, collapseSkips: false, logger } },
+      );
+      running = list.run().catch(() => undefined);
+    },
+    settled(r) {
+      const resolve = waiting.get(r.stage);
+      if (resolve) resolve(r);
+      else early.set(r.stage, r);
+    },
+    done: async () => void (await running),
+  };
+}

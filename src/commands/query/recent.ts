@@ -23,6 +23,7 @@ export default class QueryRecent extends BaseCommand<typeof QueryRecent> {
     limit: Flags.integer({ char: 'n', description: 'At most this many messages.', default: 50, min: 1, max: 100_000, env: 'IOTCTL_LIMIT' }),
     topic: Flags.string({ description: "Only messages whose topic matches this MQTT filter ('+' one level, '#' the rest).", env: 'IOTCTL_TOPIC' }),
     format: Flags.string({ description: 'Output format (table: ink on a terminal, TSV when piped).', options: ['table', 'json', 'csv'], default: 'table', env: 'IOTCTL_FORMAT' }),
+    'include-canary': Flags.boolean({ description: "Also show `iotctl check`'s canary messages (\"iotctl_check\": true), left out by default." }),
     watch: Flags.boolean({ char: 'w', description: 'Refresh every second on a terminal until Ctrl-C.', env: 'IOTCTL_WATCH' }),
   };
 
@@ -37,7 +38,7 @@ export default class QueryRecent extends BaseCommand<typeof QueryRecent> {
     const target = await databaseTarget(this.ctx, 'reader');
     const client = await connect(target);
     const fetch = () =>
-      recentMessages(client, { deviceId: device, limit, topicFilter: topic, since: sinceMs === undefined ? undefined : new Date(Date.now() - sinceMs) }).catch((error) => {
+      recentMessages(client, { deviceId: device, limit, topicFilter: topic, includeCanary: this.flags['include-canary'], since: sinceMs === undefined ? undefined : new Date(Date.now() - sinceMs) }).catch((error) => {
         throw missingSchemaError(error, target);
       });
     try {

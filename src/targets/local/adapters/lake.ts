@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { JSDuckDBValueConverter } from '@duckdb/node-api';
-import type { AnalyticsPort, AnalyticsResource, LakeQuery, LakeQueryPort, QueryStats, TableDescription } from '../../../ports.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AnalyticsPort, AnalyticsResource, LakeQuery, LakeQueryPort, LakeTrace, QueryStats, TableDescription } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -14,6 +16,9 @@ import { DatasetRunner } from '../lake/datasets.js';
 import { DatastoreWriter } from '../lake/datastore-writer.js';
 import { openDuck } from '../lake/duck.js';
 import { WriterLock } from '../lake/lock.js';
+import { ensureLakeTables } from '../lake/tables.js';
+import { fileList, lit } from '../lake/duck.js';
+import { pause } from '../../pause.js';
 import { LakePaths } from '../lake/paths.js';
 import { PipelineRunner } from '../lake/pipeline-runner.js';
 import { analyticsStatus } from '../lake/status.js';
@@ -124,6 +129,66 @@ export class LocalAnalyticsPort implements AnalyticsPort {
   }
 
   /**
+   * Finds the message in a channel's committed segments (received since `since`), asks the running platform
+   * to flush every pipeline (lake_flush_requests), then looks for its id in the datastore files that cover it.
+   */
+  async trace(find: { field: string; value: string }, opts: { since: number; deadline: number; signal?: AbortSignal }): Promise<LakeTrace | undefined> {
+    const db = this.deps.db();
+    ensureLakeTables(db);
+    const root = new LakePaths(this.deps.stateDir).root;
+    const config = readLakeConfig(db);
+    // DuckDB loads while the message travels, not after the flush.
+    const duckLoading = config.pipelines.size ? import('@duckdb/node-api').catch(() => undefined) : undefined;
+    let found: { channel: string; messageId: string; receivedAt: number } | undefined;
+    for (;;) {
+      for (const channel of config.channels.keys()) if ((found = findInChannel(db, root, channel, find, opts.since))) break;
+      if (found || Date.now() >= opts.deadline || opts.signal?.aborted) break;
+      await pause(25, opts.signal);
+    }
+    if (!found) return undefined;
+    const pipelines = [...config.pipelines.values()].filter((p) => p.channel === found.channel);
+    const id = randomUUID();
+    db.prepare(`INSERT INTO lake_flush_requests (id, requested_at) VALUES (?, ?)`).run(id, Date.now());
+    const flushed = db.prepare(`SELECT done_at FROM lake_flush_requests WHERE id = ?`).pluck();
+    while (flushed.get(id) == null && Date.now() < opts.deadline && !opts.signal?.aborted) await pause(20, opts.signal);
+    if (flushed.get(id) == null) {
+      const reason = lakeWriter(this.deps.stateDir) === undefined ? 'the platform is not running, so no pipeline flushed' : 'the pipelines did not flush before the time-out';
+      return { ...found, pipelines: pipelines.map((p) => ({ pipeline: p.name, datastore: p.datastore, stored: false, reason })) };
+    }
+    await duckLoading;
+    const out: LakeTrace['pipelines'] = [];
+    let duck: Awaited<ReturnType<typeof openDuck>> | undefined;
+    try {
+      for (const p of pipelines) {
+        const files = (db
+          .prepare(`SELECT file FROM lake_datastore_files WHERE datastore = ? AND pipeline = ? AND min_received <= ? AND max_received >= ?`)
+          .pluck()
+          .all(p.datastore, p.name, found.receivedAt, found.receivedAt) as string[]).map((f) => join(root, f));
+        let stored = false;
+        if (files.length) {
+          duck ??= await openDuck({ threads: 1 });
+          const format = config.datastores.get(p.datastore)?.format === 'json' ? `read_json(${fileList(files)}, format = 'newline_delimited')` : `read_parquet(${fileList(files)}, union_by_name = true)`;
+          const reader = await duck.connection.runAndReadAll(`SELECT count(*) FROM ${format} WHERE __message_id = ${lit(found.messageId)}`);
+          stored = Number(reader.getRows()[0]?.[0] ?? 0) > 0;
+        }
+        if (stored) {
+          out.push({ pipeline: p.name, datastore: p.datastore, stored });
+          continue;
+        }
+        const failure = db.prepare(`SELECT activity, activity_type AS type, reason FROM lake_pipeline_failures WHERE pipeline = ? AND message_id = ?`).get(p.name, found.messageId) as
+          | { activity: number; type: string; reason: string }
+          | undefined;
+        const lastError = db.prepare(`SELECT last_error FROM lake_pipelines WHERE pipeline = ?`).pluck().get(p.name) as string | null | undefined;
+        const reason = failure ? `activity ${failure.activity} (${failure.type}) failed: ${failure.reason}` : lastError ? `pipeline ${p.name}: ${lastError}` : `pipeline ${p.name} dropped it (a filter activity)`;
+        out.push({ pipeline: p.name, datastore: p.datastore, stored, reason });
+      }
+    } finally {
+      duck?.close();
+    }
+    return { ...found, pipelines: out };
+  }
+
+  /**
    * A running platform does the work (this waits for it); otherwise it runs here under the lake writer lock.
    * Unlike AWS, which appends, the datastore replaces the rows this pipeline wrote for those messages.
    */
@@ -181,6 +246,32 @@ export class LocalAnalyticsPort implements AnalyticsPort {
       lock.release();
     }
   }
+}
+
+/** The first committed message of `channel` received since `since` whose JSON payload has field = value. */
+function findInChannel(db: Db, root: string, channel: string, find: { field: string; value: string }, since: number): { channel: string; messageId: string; receivedAt: number } | undefined {
+  const segments = db.prepare(`SELECT file, committed_bytes AS bytes FROM lake_channel_segments WHERE channel = ? AND committed_bytes > 0 AND max_received >= ? ORDER BY seq`).all(channel, since) as { file: string; bytes: number }[];
+  for (const s of segments) {
+    let text: string;
+    try {
+      text = readFileSync(join(root, s.file)).subarray(0, s.bytes).toString('utf8');
+    } catch {
+      continue; // removed by retention meanwhile
+    }
+    // Cheap test first: only lines that mention the value are parsed.
+    for (const line of text.split('\n')) {
+      if (!line.includes(find.value)) continue;
+      try {
+        const m = JSON.parse(line) as { message_id: string; received_at: number; payload: string; payload_encoding?: string };
+        if (m.payload_encoding === 'base64' || m.received_at < since) continue;
+        const doc = JSON.parse(m.payload) as Record<string, unknown>;
+        if (doc && doc[find.field] === find.value) return { channel, messageId: m.message_id, receivedAt: m.received_at };
+      } catch {
+        // a line that is not a JSON object: not ours
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Deletes pruned resources' data unless the daemon runs (it does so itself when it sees the change). */

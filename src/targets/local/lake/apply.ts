@@ -70,6 +70,18 @@ export async function validateAnalytics(db: Db, stateDir: string, spec: Spec): P
     const datastores = new Set(a.datastores.map((d) => d.name.toLowerCase()));
     const channels = new Set(a.channels.map((c) => c.name.toLowerCase()));
     const hasColumns = (name: string) => db.prepare(`SELECT 1 FROM lake_datastore_columns WHERE datastore = ? LIMIT 1`).get(name) !== undefined;
+    // Rows of `iotctl check`'s canary ("iotctl_check": true) carry none of the devices' fields: a datastore that
+    // holds only those has no data to check a dataset's columns against yet.
+    const onlyCanaries = async (name: string): Promise<boolean> => {
+      if (db.prepare(`SELECT 1 FROM lake_datastore_columns WHERE datastore = ? AND name = 'iotctl_check'`).get(name) === undefined) return false;
+      try {
+        const result = await catalog.runRead(`SELECT count(*) FROM "${name.replace(/"/g, '""')}" WHERE iotctl_check IS DISTINCT FROM true`);
+        const chunk = await result.fetchChunk();
+        return Number(chunk?.getRows()[0]?.[0] ?? 1) === 0;
+      } catch {
+        return false;
+      }
+    };
     for (const [i, d] of a.datasets.entries()) {
       const path = `analytics.datasets[${i}]`;
       let tables: string[];
@@ -88,7 +100,11 @@ export async function validateAnalytics(db: Db, stateDir: string, spec: Spec): P
         });
         continue;
       }
-      const empty = tables.filter((t) => datastores.has(t.toLowerCase()) && !hasColumns(a.datastores.find((x) => x.name.toLowerCase() === t.toLowerCase())!.name));
+      const empty: string[] = [];
+      for (const t of tables.filter((x) => datastores.has(x.toLowerCase()))) {
+        const name = a.datastores.find((x) => x.name.toLowerCase() === t.toLowerCase())!.name;
+        if (!hasColumns(name) || (await onlyCanaries(name))) empty.push(t);
+      }
       const problem = await catalog.check(d.sql);
       if (problem) {
         // Without data, a datastore's payload columns are unknown: a missing column is not an error yet.

@@ -178,6 +178,7 @@ export class PipelineRunner {
             if (this.shouldFlush(p)) await this.flushSafely(p);
           }
           await this.runQueuedReprocessing();
+          await this.runQueuedFlushes();
         });
       } catch (e) {
         this.log(`analytics: pipeline step failed: ${(e as Error).message}`);
@@ -377,6 +378,25 @@ export class PipelineRunner {
       const merged = await this.writer.stageCompaction(p.spec.datastore, dt, p.name, p.format);
       if (merged) this.writer.commit([merged]);
     }
+  }
+
+  /**
+   * Flush requests (`iotctl check`, from another process): every pipeline reads what its channel holds now
+   * and commits it at once instead of at its flush interval. Done requests are kept an hour, then removed.
+   */
+  private async runQueuedFlushes(): Promise<void> {
+    const ids = this.db.prepare(`SELECT id FROM lake_flush_requests WHERE done_at IS NULL`).pluck().all() as string[];
+    if (!ids.length) return;
+    for (const p of this.active.values()) {
+      while (p.compiled && (await this.step(p))) if (this.shouldFlush(p)) await this.flushSafely(p);
+      await this.flushSafely(p);
+    }
+    const now = this.clock();
+    const done = this.db.prepare(`UPDATE lake_flush_requests SET done_at = ? WHERE id = ?`);
+    this.db.transaction(() => {
+      for (const id of ids) done.run(now, id);
+      this.db.prepare(`DELETE FROM lake_flush_requests WHERE done_at < ?`).run(now - 3_600_000);
+    })();
   }
 
   private async runQueuedReprocessing(): Promise<void> {

@@ -40,6 +40,9 @@ export function ensureLakeTables(db: Db): void {
       requested_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
       messages INTEGER, rows_out INTEGER, failed INTEGER, error TEXT);
 
+    CREATE TABLE IF NOT EXISTS lake_flush_requests (
+      id TEXT PRIMARY KEY, requested_at INTEGER NOT NULL, done_at INTEGER);
+
     CREATE TABLE IF NOT EXISTS lake_datastore_files (
       datastore TEXT NOT NULL, file TEXT NOT NULL, dt TEXT NOT NULL, pipeline TEXT NOT NULL,
       rows INTEGER NOT NULL, bytes INTEGER NOT NULL, min_received INTEGER, max_received INTEGER,

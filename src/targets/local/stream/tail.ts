@@ -46,6 +46,7 @@ function startIterators(streams: LocalStreams, stream: string, from: PortTailOpt
 /** Yields matching records until the signal aborts. Each poll's records come out in arrival order. */
 export async function* tailStream(streams: LocalStreams, stream: string, opts: TailOptions): AsyncGenerator<TailRecord> {
   const iterators = startIterators(streams, stream, opts.from);
+  opts.onStarted?.();
   const lastSeen = new Map<string, string>();
   const pollMs = opts.pollIntervalMs ?? 200;
   while (!opts.signal?.aborted) {
