@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { cli, makeProject, type Project } from '../helpers/project.js';
 import { startMoto, type Moto } from '../helpers/moto.js';
+import { startBlackhole } from '../helpers/aws-realism.js';
 
 const SPEC = `project: errs
 target: aws
@@ -66,6 +67,22 @@ test('an endpoint that does not answer: named, within seconds', async () => {
   assert.is(error.code, 'AWS_EndpointUnreachable');
   assert.match(error.message, /did not answer ListStreams \(ECONNREFUSED\)/);
   assert.ok(Date.now() - started < 30_000, 'fails fast');
+});
+
+test('an endpoint that accepts and never answers (a black-holing proxy): each attempt ends at the read timeout, the message names service, operation and endpoint', async () => {
+  const hole = await startBlackhole();
+  try {
+    const started = Date.now();
+    const env = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '2', AWS_ENDPOINT_URL: hole.url, IOTCTL_AWS_READ_TIMEOUT: '1' };
+    const r = await run(['stream', 'list', '--json'], env);
+    assert.is(r.code, 1, r.stderr);
+    const error = JSON.parse(r.stdout).error;
+    assert.is(error.code, 'AWS_EndpointUnreachable');
+    assert.ok(error.message.includes(`kinesis (${hole.url}) did not answer ListStreams`), error.message);
+    assert.ok(Date.now() - started < 20_000, `gave up after ${Date.now() - started} ms`);
+  } finally {
+    await hole.close();
+  }
 });
 
 test('a thing name AWS rejects: refused before any call, nothing created', async () => {

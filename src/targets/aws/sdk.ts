@@ -140,6 +140,12 @@ export function isAwsError(error: unknown, ...codes: string[]): error is AwsCall
   return error instanceof AwsCallError && (codes.length === 0 || codes.includes(error.awsCode));
 }
 
+/** Per attempt: IOTCTL_AWS_READ_TIMEOUT seconds (default 60, the AWS CLI's read timeout). */
+function readTimeoutMs(): number {
+  const seconds = Number(process.env.IOTCTL_AWS_READ_TIMEOUT ?? 60);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 60_000;
+}
+
 export class AwsClients {
   private readonly made = new Map<ServiceName, Service<ServiceName>>();
   private accountIdCache?: Promise<string>;
@@ -161,8 +167,9 @@ export class AwsClients {
       ...(endpointUrl ? { endpoint: endpointUrl } : {}),
       retryMode: 'adaptive',
       maxAttempts: Number(process.env.AWS_MAX_ATTEMPTS ?? 6),
-      // HTTP/1.1 with bounded waits: an endpoint that does not answer fails in seconds, not minutes.
-      requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: 60_000 }),
+      // Bounded waits: an endpoint that accepts and never answers fails each attempt after the read timeout
+      // (the handler only warns at it unless told to throw), and the retries stop at the attempts above.
+      requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: readTimeoutMs(), throwOnRequestTimeout: true }),
       ...(service === 's3' && endpointUrl ? { forcePathStyle: true } : {}),
     });
     client.middlewareStack.add(
@@ -303,8 +310,9 @@ export function translateError(error: unknown, service: ServiceName, operation: 
   }
   const network = (e as { code?: string })?.code ?? ((e?.cause as { code?: string } | undefined)?.code);
   if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH/.test(String(network)) || code === 'TimeoutError' || /socket hang up|timed out/i.test(message)) {
+    const endpoint = settings.endpointUrl ?? process.env.AWS_ENDPOINT_URL ?? `the ${service} endpoint of ${settings.region ?? 'the region'}`;
     return new AwsCallError(
-      `The AWS endpoint for ${service} did not answer ${operation}${about} (${network ?? code}).`,
+      `The AWS endpoint for ${service} (${endpoint}) did not answer ${operation}${about} (${network ?? code}).`,
       settings.endpointUrl || process.env.AWS_ENDPOINT_URL ? `Check --endpoint-url / AWS_ENDPOINT_URL (${settings.endpointUrl ?? process.env.AWS_ENDPOINT_URL}).` : 'Check the network and the region, then retry.',
       'EndpointUnreachable',
       operation,
