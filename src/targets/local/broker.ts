@@ -7,6 +7,7 @@ import type { IngressLog } from './ingress.js';
 import { count, KeyedInterval, LogThrottle, newCounter, RateMeter, type ReasonCounter } from './counters.js';
 import { publishTopicProblem, sizeProblem } from '../../iot/topics.js';
 import { compileTopicMatcher } from '../../iot/sql/topics.js';
+import { MAX_SESSION_EXPIRY_S, MAX_USER_PROPERTIES_BYTES, TOPIC_ALIAS_MAXIMUM, userPropertiesBytes } from '../../iot/mqtt5.js';
 import type { MqttProperties } from './ingress.js';
 import mqttPacket from 'mqtt-packet';
 
@@ -21,14 +22,6 @@ export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 512;
 export const CONNECT_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_CONNECTIONS = 1000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
-
-// MQTT 5, as AWS IoT Core serves it (developerguide/mqtt.html "MQTT 5 properties" and the message broker quotas).
-/** Topic aliases a client may set per connection. */
-export const TOPIC_ALIAS_MAXIMUM = 8;
-/** The user properties of one PUBLISH, keys and values together, in bytes of UTF-8. */
-export const MAX_USER_PROPERTIES_BYTES = 8 * 1024;
-/** A session outlives its connection by at most this long: AWS's default persistent session expiry (1 hour). */
-export const MAX_SESSION_EXPIRY_S = 3600;
 /** MQTT 5 reason codes the broker sends itself. */
 export const REASON = { notAuthorized: 0x87, serverBusy: 0x89, sessionTakenOver: 0x8e, packetTooLarge: 0x95, qosNotSupported: 0x9b } as const;
 /** `$share/<group>/<filter>` (MQTT 5 shared subscription). */
@@ -581,15 +574,6 @@ export function mqttProperties(packet: { properties?: mqttPacket.IPublishPacket[
   if (p.correlationData !== undefined) out.correlationData = p.correlationData;
   if (p.userProperties !== undefined) out.userProperties = p.userProperties;
   return Object.keys(out).length ? out : undefined;
-}
-
-/** Bytes of UTF-8 in user properties, keys and values, as AWS counts them against its 8 KB. */
-export function userPropertiesBytes(props: Readonly<Record<string, string | readonly string[]>>): number {
-  let bytes = 0;
-  for (const [key, value] of Object.entries(props)) {
-    for (const v of typeof value === 'string' ? [value] : value) bytes += Buffer.byteLength(key) + Buffer.byteLength(v);
-  }
-  return bytes;
 }
 
 /** `$aws/rules/<ruleName>/...`: a message for one rule, without the publish/subscribe broker (Basic Ingest). */
