@@ -276,4 +276,18 @@ test('mosquitto_pub -V mqttv5 connects with the device certificate and publishes
   await sub.endAsync();
 });
 
+test('the AWS IoT Device SDK v2 Mqtt5Client connects, subscribes, publishes with user properties, gets PUBACK 0x87', async () => {
+  const c = creds['sensor-1']!;
+  await sleep(1000); // AWS: 1 CONNECT per second per client id; the tests above connected as sensor-1 a moment ago
+  const input = JSON.stringify({ host: 'localhost', port: platform.mqttPort, clientId: 'sensor-1', cert: c.cert, key: c.key, ca: c.ca });
+  const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../helpers/sdk-v2-client.ts'), input], { timeout: 15_000 }, (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout))));
+  const result = JSON.parse(out) as { error?: string; connack?: { reasonCode: number; maximumQos?: number }; suback: number[]; puback: number; denied: number; received: { payload: string; userProperties: unknown }[] };
+  assert.is(result.error, undefined);
+  assert.is(result.connack!.reasonCode, 0);
+  assert.equal(result.suback, [1]); // granted QoS 1
+  assert.is(result.puback, 0);
+  assert.equal(result.received.map((m) => [m.payload, m.userProperties]), [['from the sdk', [{ name: 'site', value: 'lab' }]]]);
+  assert.is(result.denied, 0x87);
+});
+
 test.run();
