@@ -1,9 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readCredentialsIndex } from './credentials-index.js';
-import type { MqttClient } from 'mqtt';
+import type { IClientPublishOptions, MqttClient } from 'mqtt';
 import { UserError } from '../ui/errors.js';
 import type { Endpoint } from '../ports.js';
+import { MAX_USER_PROPERTIES_BYTES, userPropertiesBytes } from '../iot/mqtt5.js';
+
+/** MQTT 5 PUBLISH properties `iotctl publish --mqtt5` sends. */
+export type PublishProperties = NonNullable<IClientPublishOptions['properties']>;
 
 export interface DeviceCredentials {
   thingName: string;
@@ -47,22 +51,55 @@ export function expandPayload(template: string, seq: number, now = Date.now()): 
   return template.replaceAll('{{seq}}', String(seq)).replaceAll('{{now}}', String(now)).replaceAll('{{random}}', (Math.random() * 100).toFixed(2));
 }
 
-/** CONNACK "server unavailable": the broker throttles the client id (AWS IoT: 1 CONNECT per second per client id). */
-const CONNACK_SERVER_UNAVAILABLE = 3;
+/**
+ * CONNACK "server unavailable": the broker throttles the client id (AWS IoT: 1 CONNECT per second per client id).
+ * 3 in MQTT 3.1.1; in MQTT 5, 0x88 (Server unavailable) or 0x9F (Connection rate exceeded).
+ */
+const THROTTLED = new Set<unknown>([3, 0x88, 0x9f]);
 
 /** Connects as the device; a throttled CONNECT is tried again after a second, as device SDKs back off. */
-export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint = creds.endpoint, clientId = creds.thingName, attempts = 3): Promise<MqttClient> {
+export async function connectDevice(creds: DeviceCredentials, endpoint: Endpoint = creds.endpoint, clientId = creds.thingName, attempts = 3, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await connectOnce(creds, endpoint, clientId);
+      return await connectOnce(creds, endpoint, clientId, protocolVersion);
     } catch (e) {
-      if ((e as { code?: unknown }).code !== CONNACK_SERVER_UNAVAILABLE || attempt >= attempts) throw mapConnectError(e, creds, endpoint, clientId);
+      if (!THROTTLED.has((e as { code?: unknown }).code) || attempt >= attempts) throw mapConnectError(e, creds, endpoint, clientId);
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
 }
 
-async function connectOnce(creds: DeviceCredentials, endpoint: Endpoint, clientId: string): Promise<MqttClient> {
+/**
+ * `--user-property k=v` (repeatable; a key given twice keeps both values, as MQTT 5 allows) into the properties of
+ * a PUBLISH, held to AWS IoT Core's 8 KB of user properties.
+ */
+export function publishProperties(opts: { userProperties?: readonly string[]; contentType?: string; responseTopic?: string; correlationData?: string }): PublishProperties | undefined {
+  const props: PublishProperties = {};
+  if (opts.userProperties?.length) {
+    const user: Record<string, string | string[]> = {};
+    for (const pair of opts.userProperties) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new UserError(`--user-property "${pair}" is not key=value.`, 'Write it as --user-property site=lab; repeat the flag for more.', 'INVALID_USER_PROPERTY');
+      const [key, value] = [pair.slice(0, eq), pair.slice(eq + 1)];
+      const prev = user[key];
+      user[key] = prev === undefined ? value : [...(typeof prev === 'string' ? [prev] : prev), value];
+    }
+    const bytes = userPropertiesBytes(user);
+    if (bytes > MAX_USER_PROPERTIES_BYTES) {
+      throw new UserError(`The user properties are ${bytes} bytes; AWS IoT Core allows ${MAX_USER_PROPERTIES_BYTES} (keys and values together).`, 'Send fewer or shorter user properties, or put the data in the payload.', 'USER_PROPERTIES_TOO_LARGE');
+    }
+    props.userProperties = user;
+  }
+  if (opts.contentType !== undefined) props.contentType = opts.contentType;
+  if (opts.responseTopic !== undefined) {
+    if (/[#+]/.test(opts.responseTopic)) throw new UserError(`--response-topic "${opts.responseTopic}" has a wildcard.`, 'A response topic is a topic name, without + or #.', 'INVALID_RESPONSE_TOPIC');
+    props.responseTopic = opts.responseTopic;
+  }
+  if (opts.correlationData !== undefined) props.correlationData = Buffer.from(opts.correlationData, 'utf8');
+  return Object.keys(props).length ? props : undefined;
+}
+
+async function connectOnce(creds: DeviceCredentials, endpoint: Endpoint, clientId: string, protocolVersion: 4 | 5): Promise<MqttClient> {
   const { default: mqtt } = await import('mqtt');
   const client = mqtt.connect({
     protocol: 'mqtts',
@@ -73,7 +110,7 @@ async function connectOnce(creds: DeviceCredentials, endpoint: Endpoint, clientI
     cert: creds.cert,
     ca: creds.ca,
     clientId,
-    protocolVersion: 4,
+    protocolVersion,
     reconnectPeriod: 0,
     connectTimeout: 10_000,
     rejectUnauthorized: true,
@@ -95,7 +132,7 @@ async function connectOnce(creds: DeviceCredentials, endpoint: Endpoint, clientI
 function mapConnectError(e: unknown, creds: DeviceCredentials, endpoint: Endpoint, clientId: string): Error {
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'ECONNREFUSED') return new UserError(`Nothing listens on ${endpoint.host}:${endpoint.port}.`, 'Start the local platform with `iotctl local up --detach`, or check endpoint.json.', 'ENDPOINT_DOWN');
-  if ((err.code as unknown) === CONNACK_SERVER_UNAVAILABLE) return new UserError(`The broker at ${endpoint.host}:${endpoint.port} throttled ${clientId}: ${err.message}.`, 'AWS IoT allows 1 CONNECT per second per client id: connect less often, or wait a second.', 'CONNECT_THROTTLED');
+  if (THROTTLED.has(err.code)) return new UserError(`The broker at ${endpoint.host}:${endpoint.port} throttled ${clientId}: ${err.message}.`, 'AWS IoT allows 1 CONNECT per second per client id: connect less often, or wait a second.', 'CONNECT_THROTTLED');
   return new UserError(`The broker at ${endpoint.host}:${endpoint.port} refused ${clientId}: ${err.message}`, `Check the certificate with \`iotctl device show ${creds.thingName}\` (revoked?) and that the client id is the thing name.`, 'CONNECT_REFUSED');
 }
 
@@ -109,7 +146,7 @@ export interface PublishResult {
 /** Publish `count` messages, paced to `rate` per second (0 = as fast as the broker acknowledges). */
 export async function publishMessages(
   client: MqttClient,
-  opts: { topic: string; payload: string; qos: 0 | 1; count: number; rate: number; onProgress?: (n: number) => void },
+  opts: { topic: string; payload: string; qos: 0 | 1; count: number; rate: number; properties?: PublishProperties; onProgress?: (n: number) => void },
 ): Promise<PublishResult> {
   const started = performance.now();
   let published = 0;
@@ -129,7 +166,7 @@ export async function publishMessages(
     }
     if (closed) break;
     const p: Promise<void> = Promise.race([
-      client.publishAsync(opts.topic, expandPayload(opts.payload, i + 1), { qos: opts.qos }),
+      client.publishAsync(opts.topic, expandPayload(opts.payload, i + 1), { qos: opts.qos, ...(opts.properties && { properties: opts.properties }) }),
       whenClosed.then(() => { throw new Error('the broker closed the connection'); }),
     ])
       .then(() => { published++; opts.onProgress?.(published); })

@@ -6,6 +6,10 @@ import type { Registry, Principal } from './registry.js';
 import type { IngressLog } from './ingress.js';
 import { count, KeyedInterval, LogThrottle, newCounter, RateMeter, type ReasonCounter } from './counters.js';
 import { publishTopicProblem, sizeProblem } from '../../iot/topics.js';
+import { compileTopicMatcher } from '../../iot/sql/topics.js';
+import { MAX_SESSION_EXPIRY_S, MAX_USER_PROPERTIES_BYTES, TOPIC_ALIAS_MAXIMUM, userPropertiesBytes } from '../../iot/mqtt5.js';
+import type { MqttProperties } from './ingress.js';
+import mqttPacket from 'mqtt-packet';
 
 /** AWS IoT Core refuses payloads over 128 KB. */
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -18,6 +22,10 @@ export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 512;
 export const CONNECT_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_CONNECTIONS = 1000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** MQTT 5 reason codes the broker sends itself. */
+export const REASON = { notAuthorized: 0x87, serverBusy: 0x89, sessionTakenOver: 0x8e, packetTooLarge: 0x95, qosNotSupported: 0x9b } as const;
+/** `$share/<group>/<filter>` (MQTT 5 shared subscription). */
+const SHARE = /^\$share\/([^/#+]+)\/(.+)$/;
 
 export interface BrokerOptions {
   host: string;
@@ -42,7 +50,23 @@ interface Session {
   decisions: Map<string, Map<string, boolean>>;
   /** The certificate was revoked or deleted: nothing more is published for this client, its Will included. */
   revoked?: boolean;
+  /** MQTT 5 shared subscriptions this client is a member of. */
+  shares?: ShareGroup[];
 }
+
+/** One `$share/<group>/<filter>`: each message matching the filter goes to one member, in turn. */
+interface ShareGroup {
+  key: string;
+  filter: string;
+  matches: (topic: string) => boolean;
+  members: Client[];
+  next: number;
+  /** The message last chosen for (broker id and counter) and the member it went to. */
+  lastMessage?: string;
+  chosen?: Client;
+}
+
+type AedesClient = Client & { _parser: NodeJS.EventEmitter; subscriptions: object; duplicates: object };
 
 export interface BrokerStats {
   connectedClients: number;
@@ -86,6 +110,8 @@ export class Broker {
   /** Certificate id (SHA-256 fingerprint) of each authorized TLS socket, read once at the handshake. */
   private readonly certificateIds = new WeakMap<object, string>();
   private readonly clients = new Set<Client>();
+  /** MQTT 5 shared subscriptions by `<group>/<filter>`. */
+  private readonly shareGroups = new Map<string, ShareGroup>();
   private readonly connects = new KeyedInterval(CONNECT_INTERVAL_MS);
   private readonly throttled: LogThrottle;
   private readonly maxConnections: number;
@@ -116,7 +142,12 @@ export class Broker {
       authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
       authorizeForward: (client, packet) => this.authorizeForward(client, packet),
+      // MQTT 5 only (a 3.1.1 client never sees them).
+      topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
     });
+    // GHSA-52qw-whmv-87c5 (fixed in aedes 1.2, not in 2.0.0-beta.1): maps keyed by client ids from the wire must
+    // not inherit Object's members ('constructor', '__proto__').
+    Object.assign(this.aedes, { clients: Object.create(null), brokers: Object.create(null) });
     // `connected` counts live sockets: a client is added once ready and removed when its socket closes, which
     // also covers a client that closed between authentication and ready (aedes still emits clientReady then).
     this.aedes.on('clientReady', (client) => {
@@ -142,7 +173,7 @@ export class Broker {
           return;
         }
         this.certificateIds.set(socket, cert.fingerprint256.replace(/:/g, '').toLowerCase());
-        this.aedes.handle(this.guard(coalesceWrites(socket)));
+        this.accept(socket);
       },
     );
     // Over the cap, Node closes the new socket as it is accepted: no TLS, no memory.
@@ -160,12 +191,52 @@ export class Broker {
     const port = (this.tlsServer.address() as AddressInfo).port;
     let plainTcpPort: number | undefined;
     if (this.opts.plainTcpPort !== undefined) {
-      this.tcpServer = createTcpServer((socket) => this.aedes.handle(this.guard(coalesceWrites(socket))));
+      this.tcpServer = createTcpServer((socket) => this.accept(socket));
       this.tcpServer.maxConnections = this.maxConnections;
       await listen(this.tcpServer, this.opts.plainTcpPort, this.opts.host);
       plainTcpPort = (this.tcpServer.address() as AddressInfo).port;
     }
     return { port, plainTcpPort };
+  }
+
+  /** Hands a socket to aedes, with the size guard, and the MQTT 5 adjustments for a client that connects with MQTT 5. */
+  private accept(socket: Socket): void {
+    const client = this.aedes.handle(this.guard(coalesceWrites(socket))) as unknown as AedesClient;
+    // GHSA-52qw-whmv-87c5, as above: keyed by topic filters and broker ids from the wire.
+    client.subscriptions = Object.create(null);
+    client.duplicates = Object.create(null);
+    // Sees each packet before aedes does. A 3.1.1 client drops it at its CONNECT: its packets go to aedes untouched.
+    const onPacket = (packet: mqttPacket.Packet) => {
+      if (packet.cmd !== 'connect') return this.adjustV5(client, packet);
+      if (packet.protocolVersion !== 5) return void client._parser.off('packet', onPacket);
+      v5Streams.set(socket, clampSessionExpiry(packet.properties));
+    };
+    client._parser.prependListener('packet', onPacket);
+  }
+
+  /**
+   * An MQTT 5 packet as AWS IoT Core takes it: QoS 2 subscriptions are granted QoS 1 (AWS's maximum QoS, which an
+   * MQTT 5 server may grant instead), `$share/<group>/<filter>` becomes a subscription to the filter that this broker
+   * shares out (aedes 2 refuses shared subscriptions), and session expiry is held to AWS's.
+   */
+  private adjustV5(client: Client, packet: mqttPacket.Packet): void {
+    if (packet.cmd === 'subscribe') {
+      for (const sub of packet.subscriptions as SharedSubscription[]) {
+        if (sub.qos === 2) sub.qos = 1;
+        const share = SHARE.exec(sub.topic);
+        if (share) {
+          sub.share = { name: sub.topic, key: `${share[1]}/${share[2]}` };
+          sub.topic = share[2]!;
+        }
+      }
+    } else if (packet.cmd === 'unsubscribe') {
+      packet.unsubscriptions = packet.unsubscriptions.map((filter) => {
+        const share = SHARE.exec(filter);
+        if (!share) return filter;
+        this.leaveShare(client, `${share[1]}/${share[2]}`);
+        return share[2]!;
+      });
+    } else if (packet.cmd === 'disconnect') clampSessionExpiry(packet.properties);
   }
 
   /** Refuses a packet whose declared length is over MAX_PACKET_BYTES, from its fixed header, and closes the connection. */
@@ -178,7 +249,9 @@ export class Broker {
         count(this.stats.publishesDenied, 'payloadTooLarge');
         this.throttled.log('payloadTooLarge', `publish denied for ${who}: ${what}; connection closed`);
       } else this.refuseConnection('packetTooLarge', `connection closed for ${who}: ${what}`);
-      socket.destroy();
+      // MQTT 5 has a reason code for it: DISCONNECT 0x95 (Packet too large), then the connection closes.
+      if (client?.version === 5 && client.connected) socket.end(DISCONNECT_PACKET_TOO_LARGE, () => socket.destroy());
+      else socket.destroy();
     });
   }
 
@@ -274,10 +347,14 @@ export class Broker {
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void {
     if (!client) return cb(null);
     const session = this.sessions.get(client);
-    const deny = (reason: string, message: string) => {
+    const v5 = client.version === 5;
+    const deny = (reason: string, message: string, disconnectWith?: number) => {
       count(this.stats.publishesDenied, reason);
       this.throttled.log(reason, `publish denied for ${client.id} on ${clip(packet.topic)}: ${message}`);
-      // AWS IoT disconnects an MQTT 3.1.1 client whose publish is not authorized.
+      // AWS IoT disconnects an MQTT 3.1.1 client whose publish is not authorized. An MQTT 5 client keeps its
+      // connection and gets PUBACK 0x87 (aedes answers so for an error here), unless the refusal has its own
+      // reason code, sent in a DISCONNECT.
+      if (v5 && disconnectWith !== undefined && !client.closed) return client.disconnect({ reasonCode: disconnectWith }, () => cb(counted(message)));
       cb(counted(message));
     };
     // aedes publishes the Will after closing the client: the certificate is checked again for it.
@@ -288,9 +365,13 @@ export class Broker {
     if (packet.topic.startsWith('$') && !basicIngest) return deny('reservedTopic', 'topics starting with $ are reserved');
     if (basicIngest && !/^\$aws\/rules\/[^/]+/.test(packet.topic)) return deny('invalidTopic', 'a Basic Ingest topic names its rule: $aws/rules/<ruleName>/<topic>');
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    if (payload.length > MAX_PAYLOAD_BYTES) return deny('payloadTooLarge', `payload of ${payload.length} bytes exceeds the 128 KB limit`);
-    // AWS IoT Core: "does not support publishing or subscribing with QoS level 2"; no PUBREC, the connection closes.
-    if (packet.qos === 2) return deny('qos2NotSupported', 'AWS IoT Core does not support QoS 2');
+    if (payload.length > MAX_PAYLOAD_BYTES) return deny('payloadTooLarge', `payload of ${payload.length} bytes exceeds the 128 KB limit`, REASON.packetTooLarge);
+    // AWS IoT Core: "does not support publishing or subscribing with QoS level 2"; no PUBREC, the connection closes
+    // (MQTT 5: with 0x9B, QoS not supported, as for a QoS above the Maximum QoS its CONNACK advertised).
+    if (packet.qos === 2) return deny('qos2NotSupported', 'AWS IoT Core does not support QoS 2', REASON.qosNotSupported);
+    const properties = v5 ? mqttProperties(packet) : undefined;
+    const userBytes = properties?.userProperties ? userPropertiesBytes(properties.userProperties) : 0;
+    if (userBytes > MAX_USER_PROPERTIES_BYTES) return deny('userPropertiesTooLarge', `user properties of ${userBytes} bytes exceed the ${MAX_USER_PROPERTIES_BYTES / 1024} KB limit`, REASON.packetTooLarge);
     if (session && !this.allowed(client, session, 'iot:Publish', 'topic', packet.topic)) return deny('policyDenied', 'policy does not allow iot:Publish');
     // A retained message also needs iot:RetainPublish on its topic (retained-message-policy-examples).
     if (packet.retain && !basicIngest && session && !this.allowed(client, session, 'iot:RetainPublish', 'topic', packet.topic)) return deny('retainDenied', 'policy does not allow iot:RetainPublish');
@@ -303,23 +384,29 @@ export class Broker {
     };
     if (!this.opts.ingress) return accept();
     this.opts.ingress
-      .append({ topic: packet.topic, clientId: client.id, principal: session?.certificateId ?? '', qos: packet.qos, payload })
+      .append({ topic: packet.topic, clientId: client.id, principal: session?.certificateId ?? '', qos: packet.qos, payload, ...(properties && { properties }) })
       .then(accept)
       .catch((e: Error & { code?: string }) => {
         // No PUBACK: the client publishes again. A full disk gets its own reason, as the one thing to fix.
         count(this.stats.publishesDenied, e.code === 'SQLITE_FULL' ? 'diskFull' : 'ingressUnavailable');
         this.log(`ingress log write failed: ${e.message}`);
+        // An MQTT 5 client would take a PUBACK 0x87 as final: it is disconnected (0x89, Server busy) instead, so it
+        // publishes again, as a 3.1.1 client does.
+        if (v5 && !client.closed) return client.disconnect({ reasonCode: REASON.serverBusy }, () => cb(e));
         cb(e);
       });
   }
 
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (error: Error | null, subscription?: Subscription | null) => void): void {
     const session = this.sessions.get(client);
+    const share = (sub as SharedSubscription).share;
+    // The filter as the client wrote it: a shared subscription's policy resource is topicfilter/$share/<group>/<filter>.
+    const filter = share?.name ?? sub.topic;
     // AWS: "Your devices and rules can't subscribe to Basic Ingest reserved topics."
     const deny = (reason: string, message: string) => {
       count(this.stats.subscriptionsDenied, reason);
-      this.throttled.log(reason, `subscribe denied for ${client.id} on ${clip(sub.topic)}: ${message}`);
-      return cb(null, null); // SUBACK 0x80 for this filter
+      this.throttled.log(reason, `subscribe denied for ${client.id} on ${clip(filter)}: ${message}`);
+      return cb(null, null); // SUBACK 0x80 for this filter (MQTT 5: 0x87)
     };
     if (isBasicIngest(sub.topic)) return deny('reservedTopic', 'Basic Ingest topics cannot be subscribed to');
     // AWS IoT Core sends no SUBACK for QoS 2: the connection is closed so the client does not wait forever.
@@ -330,14 +417,68 @@ export class Broker {
     }
     const size = sizeProblem(sub.topic);
     if (size) return deny(size.reason, size.message);
-    if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', sub.topic)) return deny('policyDenied', 'policy does not allow iot:Subscribe');
+    if (session && !this.allowed(client, session, 'iot:Subscribe', 'topicfilter', filter)) return deny('policyDenied', 'policy does not allow iot:Subscribe');
+    if (share && session) this.joinShare(client, session, share.key, sub.topic);
     cb(null, sub);
+  }
+
+  private joinShare(client: Client, session: Session, key: string, filter: string): void {
+    let group = this.shareGroups.get(key);
+    if (!group) this.shareGroups.set(key, (group = { key, filter, matches: compileTopicMatcher(filter), members: [], next: 0 }));
+    if (!group.members.includes(client)) group.members.push(client);
+    if (!session.shares) {
+      session.shares = [];
+      client.conn.once('close', () => {
+        for (const g of [...(session.shares ?? [])]) this.leaveShare(client, g.key);
+      });
+    }
+    if (!session.shares.includes(group)) session.shares.push(group);
+  }
+
+  private leaveShare(client: Client, key: string): void {
+    const group = this.shareGroups.get(key);
+    if (!group) return;
+    group.members = group.members.filter((m) => m !== client);
+    if (!group.members.length) this.shareGroups.delete(key);
+    const session = this.sessions.get(client);
+    if (session?.shares) session.shares = session.shares.filter((g) => g !== group);
+  }
+
+  /**
+   * Whether `client` is the one to receive `packet` for its shared subscriptions: each message goes to one member
+   * of a group, in turn among those allowed to receive it. aedes asks once per subscriber of a message, one after
+   * the other, so the member chosen at the first ask stands for the rest (keyed by the message's broker counter).
+   */
+  private sharedTurn(shares: ShareGroup[], client: Client, packet: AedesPublishPacket): boolean {
+    for (const group of shares) {
+      if (!group.matches(packet.topic)) continue;
+      const message = `${packet.brokerId}:${packet.brokerCounter}`;
+      if (group.lastMessage !== message) {
+        group.lastMessage = message;
+        group.chosen = this.nextMember(group, packet.topic);
+      }
+      return group.chosen === client;
+    }
+    return true;
+  }
+
+  private nextMember(group: ShareGroup, topic: string): Client | undefined {
+    const n = group.members.length;
+    for (let i = 0; i < n; i++) {
+      const member = group.members[(group.next + i) % n]!;
+      const session = this.sessions.get(member);
+      if (member.closed || !session || !this.allowed(member, session, 'iot:Receive', 'topic', topic)) continue;
+      group.next = (group.next + i + 1) % n;
+      return member;
+    }
+    return undefined;
   }
 
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (isBasicIngest(packet.topic)) return null;
     const session = this.sessions.get(client);
     if (!session || packet.topic.startsWith('$SYS')) return session ? null : packet;
+    if (session.shares && !this.sharedTurn(session.shares, client, packet)) return null;
     if (this.allowed(client, session, 'iot:Receive', 'topic', packet.topic)) return packet;
     count(this.stats.deliveriesDenied, 'policyDenied');
     return null;
@@ -390,6 +531,49 @@ function coalesceWrites<S extends Socket>(socket: S): S {
     return write(...args);
   }) as S['write'];
   return socket;
+}
+
+type SharedSubscription = Subscription & { share?: { name: string; key: string } };
+
+const DISCONNECT_PACKET_TOO_LARGE = Buffer.from([0xe0, 0x01, REASON.packetTooLarge]);
+
+/** The session expiry an MQTT 5 CONNECT or DISCONNECT asks for, held to AWS's; returns it when it was lowered. */
+function clampSessionExpiry(properties?: { sessionExpiryInterval?: number }): number | undefined {
+  if (!properties?.sessionExpiryInterval || properties.sessionExpiryInterval <= MAX_SESSION_EXPIRY_S) return undefined;
+  return (properties.sessionExpiryInterval = MAX_SESSION_EXPIRY_S);
+}
+
+/**
+ * Sockets of MQTT 5 clients (with the session expiry granted when it was lowered). Their CONNACK says what AWS IoT
+ * Core supports, which aedes 2 has no option for: Maximum QoS 1, shared subscriptions available (aedes says not),
+ * no subscription identifiers. aedes writes every packet through mqtt-packet's writeToStream, so the CONNACK is
+ * amended there, for these sockets only.
+ */
+const v5Streams = new WeakMap<object, number | undefined>();
+const writeToStream = mqttPacket.writeToStream;
+mqttPacket.writeToStream = Object.assign(function amendConnack(packet: mqttPacket.Packet, stream: Parameters<typeof writeToStream>[1], opts?: object) {
+  if (packet.cmd === 'connack' && packet.reasonCode === 0 && v5Streams.has(stream)) {
+    const properties = (packet.properties ??= {});
+    delete properties.sharedSubscriptionAvailable;
+    properties.maximumQoS = 1;
+    properties.subscriptionIdentifiersAvailable = false;
+    const granted = v5Streams.get(stream);
+    if (granted !== undefined) properties.sessionExpiryInterval = granted;
+  }
+  return writeToStream(packet, stream, opts);
+}, { cacheNumbers: writeToStream.cacheNumbers });
+
+/** The MQTT 5 properties of a PUBLISH that rules read (get_mqtt_property, get_user_properties), if it has any. */
+export function mqttProperties(packet: { properties?: mqttPacket.IPublishPacket['properties'] }): MqttProperties | undefined {
+  const p = packet.properties;
+  if (!p) return undefined;
+  const out: MqttProperties = {};
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator ? 1 : 0;
+  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
+  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** `$aws/rules/<ruleName>/...`: a message for one rule, without the publish/subscribe broker (Basic Ingest). */

@@ -3,6 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 
+/** The MQTT 5 properties of a publish that rules can read (get_mqtt_property, get_user_properties). */
+export interface MqttProperties {
+  contentType?: string;
+  payloadFormatIndicator?: 0 | 1;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
 /** One message as the broker accepted it. The id and ingress time are fixed here, once, for every replay. */
 export interface IngressMessage {
   seq: number;
@@ -13,6 +22,8 @@ export interface IngressMessage {
   principal: string;
   qos: number;
   payload: Buffer;
+  /** MQTT 5 publishes only. */
+  properties?: MqttProperties;
 }
 
 export type IngressInput = Omit<IngressMessage, 'seq' | 'messageId' | 'receivedAt'> & { messageId?: string; receivedAt?: number };
@@ -45,9 +56,12 @@ export class IngressLog {
       seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, received_at INTEGER NOT NULL,
       topic TEXT NOT NULL, client_id TEXT NOT NULL, principal TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL);
       CREATE TABLE IF NOT EXISTS ingress_given_ids (message_id TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL) WITHOUT ROWID;`);
-    this.insert = this.db.prepare('INSERT INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    // MQTT 5 properties, as JSON (NULL for MQTT 3.1.1); added in place to a log written before they were kept.
+    const columns = this.db.prepare('PRAGMA table_info(ingress_log)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'properties')) this.db.exec('ALTER TABLE ingress_log ADD COLUMN properties TEXT');
+    this.insert = this.db.prepare('INSERT INTO ingress_log (message_id, received_at, topic, client_id, principal, qos, payload, properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.claimId = this.db.prepare('INSERT OR IGNORE INTO ingress_given_ids (message_id, claimed_at) VALUES (?, ?)');
-    this.selectAfter = this.db.prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.selectAfter = this.db.prepare('SELECT seq, message_id, received_at, topic, client_id, principal, qos, payload, properties FROM ingress_log WHERE seq > ? ORDER BY seq LIMIT ?');
   }
 
   append(input: IngressInput): Promise<IngressMessage> {
@@ -78,8 +92,9 @@ export class IngressLog {
           }
           const messageId = input.messageId ?? randomUUID();
           const receivedAt = input.receivedAt ?? now;
-          const seq = Number(this.insert.run(messageId, receivedAt, input.topic, input.clientId, input.principal, input.qos, input.payload).lastInsertRowid);
-          results.push({ seq, messageId, receivedAt, topic: input.topic, clientId: input.clientId, principal: input.principal, qos: input.qos, payload: input.payload });
+          const properties = input.properties ? encodeProperties(input.properties) : null;
+          const seq = Number(this.insert.run(messageId, receivedAt, input.topic, input.clientId, input.principal, input.qos, input.payload, properties).lastInsertRowid);
+          results.push({ seq, messageId, receivedAt, topic: input.topic, clientId: input.clientId, principal: input.principal, qos: input.qos, payload: input.payload, ...(input.properties && { properties: input.properties }) });
         }
       })();
     } catch (e) {
@@ -99,8 +114,11 @@ export class IngressLog {
   }
 
   readAfter(seq: number, limit: number): IngressMessage[] {
-    const rows = this.selectAfter.all(seq, limit) as { seq: number; message_id: string; received_at: number; topic: string; client_id: string; principal: string; qos: number; payload: Buffer }[];
-    return rows.map((r) => ({ seq: r.seq, messageId: r.message_id, receivedAt: r.received_at, topic: r.topic, clientId: r.client_id, principal: r.principal, qos: r.qos, payload: r.payload }));
+    const rows = this.selectAfter.all(seq, limit) as { seq: number; message_id: string; received_at: number; topic: string; client_id: string; principal: string; qos: number; payload: Buffer; properties: string | null }[];
+    return rows.map((r) => ({
+      seq: r.seq, messageId: r.message_id, receivedAt: r.received_at, topic: r.topic, clientId: r.client_id, principal: r.principal, qos: r.qos, payload: r.payload,
+      ...(r.properties !== null && { properties: decodeProperties(r.properties) }),
+    }));
   }
 
   lastSeq(): number {
@@ -119,4 +137,14 @@ export class IngressLog {
     this.flush();
     this.db.close();
   }
+}
+
+/** Correlation data is binary: base64 in the JSON column. */
+function encodeProperties(p: MqttProperties): string {
+  return JSON.stringify({ ...p, ...(p.correlationData && { correlationData: p.correlationData.toString('base64') }) });
+}
+
+function decodeProperties(json: string): MqttProperties {
+  const { correlationData, ...p } = JSON.parse(json) as Omit<MqttProperties, 'correlationData'> & { correlationData?: string };
+  return correlationData === undefined ? p : { ...p, correlationData: Buffer.from(correlationData, 'base64') };
 }

@@ -456,7 +456,8 @@ function isOutOfTime(e: unknown): boolean {
 
 /** What the rule's SQL and templates see of a message. */
 function contextOf({ rule, message }: Job) {
-  return { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name, accountId: DEFAULT_ACCOUNT };
+  return { topic: message.topic, payload: new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength), clientId: message.clientId, timestamp: message.receivedAt, principal: message.principal, messageId: message.messageId, ruleName: rule.spec.name, accountId: DEFAULT_ACCOUNT,
+    ...(message.properties && { mqttProperties: message.properties, ...(message.properties.userProperties && { userProperties: message.properties.userProperties }) }) };
 }
 
 function errorContext(rule: CompiledRule, payload: RuleErrorPayload) {
