@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { cli, makeProject, type Project } from '../helpers/project.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
+import { stageNames } from '../../src/targets/aws/naming.js';
+
+/** The stream's name on AWS (project regions, default stage). */
+const TELEMETRY = stageNames({ project: 'regions', stage: 'default' }).stream('telemetry');
 
 const spec = (extra = '') => `project: regions
 target: aws
@@ -54,7 +58,7 @@ test("the spec's region beats a differing AWS_REGION, which is reported on stder
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stderr, WARNING);
   assert.is(r.stderr.match(/says region/g)?.length, 1, 'warned once per command');
-  assert.equal(await streamsIn('us-east-1'), ['telemetry']);
+  assert.equal(await streamsIn('us-east-1'), [TELEMETRY]);
   assert.equal(await streamsIn('eu-west-1'), []);
 });
 
@@ -77,7 +81,7 @@ test("a profile's differing region is reported, not obeyed", async () => {
   const r = await run(['apply', '--yes'], opsProfile());
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stderr, /Warning: iotctl.yaml says region us-east-1, profile ops says eu-west-1: using us-east-1/);
-  assert.equal(await streamsIn('us-east-1'), ['telemetry']);
+  assert.equal(await streamsIn('us-east-1'), [TELEMETRY]);
   assert.equal(await streamsIn('eu-west-1'), []);
 });
 
@@ -85,7 +89,7 @@ test('--region overrides the spec explicitly, without a warning', async () => {
   const r = await run(['apply', '--yes', '--region', 'eu-west-1'], { AWS_REGION: 'us-east-1' });
   assert.is(r.code, 0, r.stderr);
   assert.not.match(r.stderr, /Warning: .*region/);
-  assert.equal(await streamsIn('eu-west-1'), ['telemetry']);
+  assert.equal(await streamsIn('eu-west-1'), [TELEMETRY]);
   assert.equal(await streamsIn('us-east-1'), []);
 });
 
@@ -111,7 +115,7 @@ test('the matching account proceeds', async () => {
   writeFileSync(project.specFile, spec('account: "123456789012"\n'));
   const r = await run(['apply', '--yes']);
   assert.is(r.code, 0, r.stderr);
-  assert.equal(await streamsIn('us-east-1'), ['telemetry']);
+  assert.equal(await streamsIn('us-east-1'), [TELEMETRY]);
 });
 
 test.run();

@@ -45,7 +45,7 @@ function invokeArtifact(artifact: string, event: unknown, env: Record<string, st
 test('the template is listed with its settings', () => {
   assert.ok(listTemplates().some((t) => t.name === 'ingest-rds'));
   const t = getTemplate('ingest-rds');
-  assert.equal([t.runtime, t.handler, t.entry], ['nodejs20.x', 'index.handler', 'handler.ts']);
+  assert.equal([t.runtime, t.handler, t.entry], ['nodejs22.x', 'index.handler', 'handler.ts']);
   assert.ok('DATABASE_URL' in t.environment);
   assert.equal(t.eventSource?.functionResponseTypes, ['ReportBatchItemFailures']);
   assert.throws(() => getTemplate('nope'), /Unknown function template "nope"/);
