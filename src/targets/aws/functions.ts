@@ -16,7 +16,7 @@ import type {
 import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
-import { arnOf, FUNCTION_ROLE_POLICY, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
+import { arnOf, FUNCTION_ROLE_POLICY, lambdaLogGroup, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
 import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
@@ -669,7 +669,7 @@ export class AwsFunctions implements FunctionsPort {
 
   async *logs(name: string, opts: { since?: number; limit?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<LogEvent> {
     const { client, sdk } = await this.aws.get('logs');
-    const logGroupName = `/aws/lambda/${this.names.function(name)}`;
+    const logGroupName = lambdaLogGroup(this.names.function(name));
     const limit = opts.limit ?? Infinity;
     let startTime = opts.since ?? 0;
     // FilterLogEvents' startTime is inclusive and events can land late at the same ms: re-read from the
@@ -858,7 +858,7 @@ class Arns {
     return value.startsWith('arn:') ? value : arnOf('sqs-queue', this.place, this.names.queue(value));
   }
   logGroup(functionName: string): string {
-    return arnOf('log-group', this.place, `/aws/lambda/${functionName}`);
+    return arnOf('log-group', this.place, lambdaLogGroup(functionName));
   }
 }
 

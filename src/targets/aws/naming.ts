@@ -300,21 +300,52 @@ export type StageNames = ReturnType<typeof stageNames>;
  * datastore's name inside it. `bucket` is the scoped bucket: the default stage may keep the bucket of a
  * deployment made before stage-scoped names (datalake.ts `lakeBucket`, it holds the data).
  */
-export function stageDatalakeNames(scope: Scope, place: { accountId: string; region: string }) {
+export function stageDatalakeNames(scope: Scope, place: { accountId: string; region: string; bucket?: string }) {
   const name = (kind: NameKind) => (logical: string) => physicalName(kind, scope, logical).name;
+  const stream = name('firehose-delivery-stream');
+  const fn = name('lambda-function');
+  const bucket = place.bucket ?? physicalName('s3-bucket', scope, 'lake', `${place.accountId}-${place.region}`).name;
   return {
     scope,
-    bucket: physicalName('s3-bucket', scope, 'lake', `${place.accountId}-${place.region}`).name,
+    bucket,
+    /** The bucket is the one a deployment before stage-scoped names made (the default stage keeps it). */
+    legacyBucket: bucket === datalakeNames(scope.project, place).bucket,
     database: lakeDatabase(scope),
-    stream: name('firehose-delivery-stream'),
-    function: name('lambda-function'),
+    stream,
+    function: fn,
     role: name('iam-role'),
     table: name('glue-table'),
     query: name('athena-named-query'),
     schedule: name('scheduler-schedule'),
     rolePath: iamPath(scope),
+    channelStream: (channel: string) => stream(datalakeLogical.channelStream(channel)),
+    pipelineStream: (pipeline: string) => stream(datalakeLogical.pipelineStream(pipeline)),
+    transformFunction: (pipeline: string) => fn(datalakeLogical.transformFunction(pipeline)),
   };
 }
+
+/** The logical names of the datalake's resources (what plans and `status` show); stageDatalakeNames makes them physical. */
+export const datalakeLogical = {
+  lake: 'lake',
+  channelStream: (channel: string) => `ch-${channel}`,
+  pipelineStream: (pipeline: string) => `pl-${pipeline}`,
+  transformFunction: (pipeline: string) => `transform-${pipeline}`,
+  streamRole: (stream: string) => `${stream}-firehose`,
+  functionRole: (fn: string) => `${fn}-lambda`,
+  scheduleRole: (dataset: string) => `${dataset}-scheduler`,
+};
+
+/** A Glue table's physical name in plans, `<database>.<table>`: moving it to another database is a rename. */
+export const qualifiedTable = (database: string, table: string) => `${database}.${table}`;
+export function splitQualifiedTable(physical: string): [database: string, table: string] {
+  const dot = physical.indexOf('.');
+  return [physical.slice(0, dot), physical.slice(dot + 1)];
+}
+
+/** The log group Lambda writes a function's logs to (AWS's convention). */
+export const lambdaLogGroup = (fn: string) => `/aws/lambda/${fn}`;
+/** The log group a Firehose delivery stream reports its errors to. */
+export const firehoseLogGroup = (stream: string) => `/aws/kinesisfirehose/${stream}`;
 export type StageDatalakeNames = ReturnType<typeof stageDatalakeNames>;
 /** The stage's Glue database: the datastores' tables, and the default database of `athena run`. */
 export const lakeDatabase = (scope: Scope) => physicalName('glue-database', scope, 'lake').name;

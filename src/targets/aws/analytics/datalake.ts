@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
-import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, type NameKind } from '../naming.js';
+import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import {
   BASE_COLUMNS,
@@ -105,9 +105,8 @@ export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { 
   const desired = desiredDatalake(spec, ctx);
   const actual = ours(await readClaims(aws, spec, ctx, desired), ownerOfSpec(spec), desired);
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => !(i.action === 'delete' && NEVER_PRUNED.has(i.kind)));
-  const legacyBucket = datalakeNames(spec.project, ctx).bucket;
-  for (const i of items)
-    if (i.kind === 'bucket' && (i.physical ?? i.name) === legacyBucket)
+  if (lakeNames(spec, ctx).legacyBucket)
+    for (const i of items.filter((i) => i.kind === 'bucket'))
       i.note = `the bucket made before stage-scoped names keeps the ${DEFAULT_STAGE} stage's data in place (a bucket cannot be renamed); the ${DEFAULT_STAGE} stage goes on using it, other stages have their own`;
   return sortItems(items);
 }
@@ -189,7 +188,7 @@ async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeCont
   const mayBeOurs = (kind: NameKind) => (physical: string) => ownershipByName(kind, physical, scope).verdict !== 'not-ours';
 
   const [bucket, database, roles, tables, functions, streams, queries, schedules] = await Promise.all([
-    readBucket(aws, n.bucket, n.bucket === datalakeNames(spec.project, ctx).bucket),
+    readBucket(aws, n.bucket, n.legacyBucket),
     readDatabase(aws, n.database),
     listRoles(aws, n.rolePath),
     readTables(aws, n.database),
@@ -203,7 +202,7 @@ async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeCont
     ...(database ? [claim('database', undefined, n.database, database)] : []),
     // Roles under the stage's path are also the functions' and rules' roles: the datalake's carry ANALYTICS_TAG.
     ...[...roles].filter(([, f]) => f.tags[ANALYTICS_TAG]).map(([name, f]) => claim('role', 'iam-role', name, f)),
-    ...[...tables].map(([name, f]) => ({ ...claim('table', undefined, `${n.database}.${name}`, f), name: byPhysical.get(`table\u0000${n.database}.${name}`) ?? name })),
+    ...[...tables].map(([name, f]) => ({ ...claim('table', undefined, qualifiedTable(n.database, name), f), name: byPhysical.get(`table\u0000${qualifiedTable(n.database, name)}`) ?? name })),
     ...[...functions].filter(([, f]) => f.tags[ANALYTICS_TAG]).map(([name, f]) => claim('function', 'lambda-function', name, f)),
     ...[...streams].map(([name, f]) => claim('stream', 'firehose-delivery-stream', name, f)),
     ...[...queries].map(([name, f]) => claim('query', 'athena-named-query', name, f)),
@@ -213,7 +212,7 @@ async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeCont
   const have = new Set(found.map((c) => `${c.kind}\u0000${c.name}`));
   // Listed once, and only when an old query is looked for.
   let legacyQueries: Promise<Map<string, Found & { id: string }>> | undefined;
-  const queriesOnce = () => (legacyQueries ??= readQueries(aws, spec.athena.workgroup, (name) => name.startsWith(`iotctl-${spec.project}-`), QUERY_DESCRIPTION));
+  const queriesOnce = () => (legacyQueries ??= readQueries(aws, spec.athena.workgroup, (name) => name.startsWith(datalakeNames(spec.project, ctx).prefix), QUERY_DESCRIPTION));
   const moved = await Promise.all(
     desired
       .filter((d) => d.legacy && d.legacy !== d.physical && !have.has(`${d.kind}\u0000${d.name}`))
@@ -234,7 +233,7 @@ async function readLegacy(aws: AwsClients, kind: DatalakeKind, physical: string,
       return role?.path === legacyRolePath(project) ? role.found : undefined;
     }
     case 'table': {
-      const [database, table] = splitTable(physical);
+      const [database, table] = splitQualifiedTable(physical);
       return (await describeTable(aws, database, table))?.[1];
     }
     case 'function': return describeFunction(aws, physical);
@@ -244,12 +243,6 @@ async function readLegacy(aws: AwsClients, kind: DatalakeKind, physical: string,
     default: return undefined;
   }
 }
-
-/** A table's physical name is `<database>.<table>`. */
-const splitTable = (physical: string): [string, string] => {
-  const dot = physical.indexOf('.');
-  return [physical.slice(0, dot), physical.slice(dot + 1)];
-};
 
 async function bucketExists(aws: AwsClients, bucket: string): Promise<boolean> {
   const { client, sdk } = await aws.get('s3');
@@ -634,7 +627,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
 
   table: (async (aws, physical, config: TableConfig, create) => {
     const { client, sdk } = await aws.get('glue');
-    const [database, name] = splitTable(physical);
+    const [database, name] = splitQualifiedTable(physical);
     // Columns the data added since (schema widening) stay; the base columns are (re)put in front.
     let learnt: { Name?: string; Type?: string }[] = [];
     if (!create) {
@@ -764,7 +757,7 @@ const DELETE: { [K in DatalakeKind]: (aws: AwsClients, name: string, spec: Datal
   // Dropping the table leaves its objects in S3: prune never deletes data.
   async table(aws, physical) {
     const { client, sdk } = await aws.get('glue');
-    const [DatabaseName, Name] = splitTable(physical);
+    const [DatabaseName, Name] = splitQualifiedTable(physical);
     await client.send(new sdk.DeleteTableCommand({ DatabaseName, Name }), aws.sendOptions);
   },
   async function(aws, name) {

@@ -3,7 +3,7 @@ import type { Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn as awsArn } from '../arn.js';
-import { arnOf, datalakeNames, datalakeRolePath, lifecycleRuleId, stageDatalakeNames } from '../naming.js';
+import { arnOf, datalakeLogical, datalakeNames, datalakeRolePath, firehoseLogGroup, lambdaLogGroup, lifecycleRuleId, qualifiedTable, stageDatalakeNames } from '../naming.js';
 import { DEFAULT_STAGE, TAG_PROJECT, TAG_STAGE } from '../ownership.js';
 import { datasetWindowProblem, schedulePeriod, windowedDatasetSql } from './dataset-sql.js';
 
@@ -102,26 +102,12 @@ export interface ScheduleConfig {
 export const PROJECT_PARAMETER = TAG_PROJECT;
 export const STAGE_PARAMETER = TAG_STAGE;
 
-/** The logical names of the datalake's resources (what plans and `status` show); naming.ts makes them physical per stage. */
-export const LAKE = 'lake';
-export const channelStream = (channel: string) => `ch-${channel}`;
-export const pipelineStream = (pipeline: string) => `pl-${pipeline}`;
-export const transformFunction = (pipeline: string) => `transform-${pipeline}`;
-export const streamRole = (stream: string) => `${stream}-firehose`;
-export const functionRole = (fn: string) => `${fn}-lambda`;
-export const scheduleRole = (dataset: string) => `${dataset}-scheduler`;
+const { channelStream, pipelineStream, transformFunction, streamRole, functionRole, scheduleRole } = datalakeLogical;
+export const LAKE = datalakeLogical.lake;
 
 /** The datalake's names in the spec's stage (the default stage when the spec names none). */
-export function lakeNames(spec: Pick<Spec, 'project'> & { stage?: string }, place: Pick<DatalakeContext, 'accountId' | 'region' | 'bucket'>) {
-  const n = stageDatalakeNames({ project: spec.project, stage: spec.stage ?? DEFAULT_STAGE }, place);
-  return {
-    ...n,
-    bucket: place.bucket ?? n.bucket,
-    channelStream: (channel: string) => n.stream(channelStream(channel)),
-    pipelineStream: (pipeline: string) => n.stream(pipelineStream(pipeline)),
-    transformFunction: (pipeline: string) => n.function(transformFunction(pipeline)),
-  };
-}
+export const lakeNames = (spec: Pick<Spec, 'project'> & { stage?: string }, place: Pick<DatalakeContext, 'accountId' | 'region' | 'bucket'>) =>
+  stageDatalakeNames({ project: spec.project, stage: spec.stage ?? DEFAULT_STAGE }, place);
 export type LakeNames = ReturnType<typeof lakeNames>;
 
 /** The delivery streams a rule's `iotAnalytics {channel}` action feeds on this engine: the raw stream and each pipeline reading it. */
@@ -171,7 +157,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   for (const ds of a.datastores) {
     const table = n.table(ds.name);
     const location = `s3://${n.bucket}/datastore/${ds.name}/`;
-    add('table', ds.name, `${database}.${table}`, {
+    add('table', ds.name, qualifiedTable(database, table), {
       location,
       format: ds.format,
       columns: BASE_COLUMNS,
@@ -190,14 +176,14 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         'projection.dt.interval.unit': 'DAYS',
         'storage.location.template': `${location}dt=\${dt}/`,
       },
-    } satisfies TableConfig, old && `${spec.athena.database}.${old.table(ds.name)}`);
+    } satisfies TableConfig, old && qualifiedTable(spec.athena.database, old.table(ds.name)));
   }
 
   for (const ch of a.channels) {
     const stream = channelStream(ch.name);
     const role = streamRole(stream);
     const physical = n.stream(stream);
-    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(`/aws/kinesisfirehose/${physical}`)] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
+    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(firehoseLogGroup(physical))] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
     add('stream', stream, physical, {
       role: roleArn(role),
       bucketArn,
@@ -228,7 +214,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       policy: {
         Version: '2012-10-17',
         Statement: [
-          logs(`/aws/lambda/${fn}`),
+          logs(lambdaLogGroup(fn)),
           // The transform widens its datastore's table as new attributes arrive.
           ...(ds?.format !== 'json' ? [statement(['glue:GetTable', 'glue:UpdateTable'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])] : []),
           ...(enrich ? [statement(['iot:DescribeThing'], [arn('iot', 'thing/*')])] : []),
@@ -263,7 +249,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
           ...(parquet
             ? [statement(['glue:GetTable', 'glue:GetTableVersion', 'glue:GetTableVersions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])]
             : []),
-          logs(`/aws/kinesisfirehose/${streamPhysical}`),
+          logs(firehoseLogGroup(streamPhysical)),
         ],
       },
     } satisfies RoleConfig, old?.streamRole(old.pipelineStream(p.name)));

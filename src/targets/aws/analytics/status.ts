@@ -1,3 +1,4 @@
+import { lambdaLogGroup } from '../naming.js';
 import type { MetricDataQuery } from '@aws-sdk/client-cloudwatch';
 import { PIPELINE_METRICS } from '../../../iot/pipeline/firehose.js';
 import { nextFireTime, parseSchedule } from '../../../iot/pipeline/schedule.js';
@@ -324,7 +325,7 @@ async function recentFailures(aws: AwsClients, fn: string, window: Window): Prom
       let page;
       try {
         page = await client.send(
-          new sdk.FilterLogEventsCommand({ logGroupName: `/aws/lambda/${fn}`, filterPattern: '"record failed"', startTime: start, endTime: end, nextToken }),
+          new sdk.FilterLogEventsCommand({ logGroupName: lambdaLogGroup(fn), filterPattern: '"record failed"', startTime: start, endTime: end, nextToken }),
           aws.sendOptions,
         );
       } catch (e) {
