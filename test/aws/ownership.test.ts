@@ -13,6 +13,7 @@ import { stageNames } from '../../src/targets/aws/naming.js';
 import { ownerOf } from '../../src/targets/aws/ownership.js';
 import { AwsStreams } from '../../src/targets/aws/stream.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
+import { createTeamResources, EMPTY_ZIP, LAMBDA_TRUST } from '../helpers/foreign-resources.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { cli, makeProject, NO_DB, type Project } from '../helpers/project.js';
 
@@ -25,7 +26,6 @@ let dir: string;
 let artifact: FunctionArtifact;
 
 const ACCOUNT = '123456789012';
-const TRUST = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
 
 // The device policy is scoped per project and stage on AWS (devices-stages.test.ts); each project still names its own.
 // moto has no DeleteNamedQuery: only fleet-staging, which is never pruned here, has a dataset.
@@ -75,19 +75,9 @@ test.before(async () => {
   artifact = { dir: join(dir, 'bundle'), entry: 'index.js', sha256: built.sha256, bytes: built.bytes };
 
   // Another team's resources, one of each type, made with the SDK as their own tooling would.
-  const team = { team: 'payments' };
-  const k = await aws.get('kinesis');
-  await k.client.send(new k.sdk.CreateStreamCommand({ StreamName: 'payments-team-orders', ShardCount: 1 }));
-  await k.client.send(new k.sdk.AddTagsToStreamCommand({ StreamName: 'payments-team-orders', Tags: team }));
-  const iam = await aws.get('iam');
-  const role = await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'payments-role', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
-  const lambda = await aws.get('lambda');
-  const zip = new Uint8Array(Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'));
-  await lambda.client.send(new lambda.sdk.CreateFunctionCommand({ FunctionName: 'payments-fn', Runtime: 'nodejs20.x', Role: role.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: zip }, Tags: team }));
-  const sqs = await aws.get('sqs');
-  await sqs.client.send(new sqs.sdk.CreateQueueCommand({ QueueName: 'payments-queue', tags: team }));
+  const { roleArn } = await createTeamResources(aws);
   const scheduler = await aws.get('scheduler');
-  const target = { Arn: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution', RoleArn: role.Role!.Arn!, Input: '{}' };
+  const target = { Arn: 'arn:aws:scheduler:::aws-sdk:athena:startQueryExecution', RoleArn: roleArn, Input: '{}' };
   await scheduler.client.send(new scheduler.sdk.CreateScheduleCommand({ Name: 'payments-nightly', ScheduleExpression: 'rate(1 day)', FlexibleTimeWindow: { Mode: 'OFF' }, Target: target }));
   // Under fleet's own name prefix, but another project's (the old prefix match took these).
   await scheduler.client.send(
@@ -101,7 +91,7 @@ test.before(async () => {
   const s3 = await aws.get('s3');
   await s3.client.send(new s3.sdk.CreateBucketCommand({ Bucket: 'payments-bucket' }));
   const firehose = await aws.get('firehose');
-  const destination = { RoleARN: role.Role!.Arn!, BucketARN: 'arn:aws:s3:::payments-bucket' };
+  const destination = { RoleARN: roleArn, BucketARN: 'arn:aws:s3:::payments-bucket' };
   await firehose.client.send(new firehose.sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: 'payments-firehose', DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags: [{ Key: 'team', Value: 'payments' }] }));
   // Project fleet-ch's raw channel: its name starts with project fleet's channel prefix `iotctl-fleet-ch-`.
   await firehose.client.send(
@@ -236,7 +226,7 @@ test("a resource of the spec's name that iotctl does not own is refused at plan 
   // A role in iotctl's namespace that someone else made: the rule needing it is refused at plan time, so the
   // stream before it in the same apply is not created either.
   const iam = await aws.get('iam');
-  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-fleet-default--rule-collide', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
+  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-fleet-default--rule-collide', AssumeRolePolicyDocument: LAMBDA_TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
   cases.push(["streams:\n  - { name: fresh }\nrules:\n  - name: collide\n    sql: SELECT * FROM 'x'\n    actions:\n      - kinesis: { stream: fresh }\n", 'role', /IAM role iotctl-fleet-default--rule-collide already exists.*no iotctl project/s]);
   for (const [yaml, kind, message] of cases) {
     writeFileSync(join(fleet.dir, 'iotctl.yaml'), `${FLEET_HEAD}${yaml}`);
@@ -279,7 +269,7 @@ test('functions and their roles: foreign ones are not listed and are refused by 
   assert.ok(await exists('role', STAGING.functionRole('stg-ingest')));
   // A role of the function's role name that someone else made is refused too.
   const iam = await aws.get('iam');
-  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: FLEET.functionRole('collide'), AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
+  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: FLEET.functionRole('collide'), AssumeRolePolicyDocument: LAMBDA_TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
   const err = await fns.deploy(deployment('collide')).then(() => undefined, (e: Error) => e);
   assert.match(String(err?.message), /IAM role iotctl-fleet-default--fn-collide already exists/);
   assert.not.ok(await exists('function', FLEET.function('collide')));
@@ -293,7 +283,7 @@ test('a deployment of an older iotctl (no project tags) is moved to the stage\'s
   const role = await iam.client.send(
     new iam.sdk.CreateRoleCommand({
       RoleName: 'iotctl-fn-legacy-ingest',
-      AssumeRolePolicyDocument: TRUST,
+      AssumeRolePolicyDocument: LAMBDA_TRUST,
       Tags: [
         { Key: 'iotctl:managed', Value: 'true' },
         { Key: 'iotctl:function', Value: 'legacy-ingest' },
@@ -301,8 +291,7 @@ test('a deployment of an older iotctl (no project tags) is moved to the stage\'s
     }),
   );
   const lambda = await aws.get('lambda');
-  const zip = new Uint8Array(Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'));
-  await lambda.client.send(new lambda.sdk.CreateFunctionCommand({ FunctionName: 'legacy-ingest', Runtime: 'nodejs20.x', Role: role.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: zip }, Tags: { 'iotctl:managed': 'true' } }));
+  await lambda.client.send(new lambda.sdk.CreateFunctionCommand({ FunctionName: 'legacy-ingest', Runtime: 'nodejs20.x', Role: role.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: EMPTY_ZIP }, Tags: { 'iotctl:managed': 'true' } }));
 
   writeFileSync(join(fleet.dir, 'iotctl.yaml'), FLEET_HEAD + 'streams:\n  - { name: legacy-telemetry, shards: 1 }\n');
   const plan = await run(fleet, 'apply', '--dry-run', '--prune');

@@ -13,12 +13,11 @@ import { stageNames } from '../../src/targets/aws/naming.js';
 import { ownerOf } from '../../src/targets/aws/ownership.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsStreams } from '../../src/targets/aws/stream.js';
+import { createTeamResources, EMPTY_ZIP, LAMBDA_TRUST } from '../helpers/foreign-resources.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { cli, makeProject, NO_DB, type Project } from '../helpers/project.js';
 
 const ACCOUNT = '123456789012';
-const TRUST = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
-const ZIP = new Uint8Array(Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'));
 /** Another team's resources beside the projects. */
 const FOREIGN = ['payments-team-orders', 'payments-fn', 'payments-role', 'payments-queue'];
 const OLD_TAGS = { 'iotctl:managed': 'true', 'iotctl:project': 'old', 'iotctl:stage': 'default' };
@@ -85,16 +84,8 @@ test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'iotctl-names-'));
 
   // Another team's stream, function, role and queue, made as their own tooling would.
-  const team = { team: 'payments' };
-  const k = await aws.get('kinesis');
-  await k.client.send(new k.sdk.CreateStreamCommand({ StreamName: 'payments-team-orders', ShardCount: 1 }));
-  await k.client.send(new k.sdk.AddTagsToStreamCommand({ StreamName: 'payments-team-orders', Tags: team }));
-  const iam = await aws.get('iam');
-  const role = await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'payments-role', AssumeRolePolicyDocument: TRUST, Tags: [{ Key: 'team', Value: 'payments' }] }));
-  const lambda = await aws.get('lambda');
-  await lambda.client.send(new lambda.sdk.CreateFunctionCommand({ FunctionName: 'payments-fn', Runtime: 'nodejs20.x', Role: role.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: ZIP }, Tags: team }));
-  const sqs = await aws.get('sqs');
-  await sqs.client.send(new sqs.sdk.CreateQueueCommand({ QueueName: 'payments-queue', tags: team }));
+  await createTeamResources(aws);
+  const [k, iam, lambda] = [await aws.get('kinesis'), await aws.get('iam'), await aws.get('lambda')];
 
   // A deployment of project `old` by an older iotctl: bare names, tagged as that version tagged them, the
   // role at path `/` tagged with its function, a mapping on the bare stream, and a record not yet read.
@@ -102,11 +93,11 @@ test.before(async () => {
   await k.client.send(new k.sdk.AddTagsToStreamCommand({ StreamName: 'telemetry', Tags: OLD_TAGS }));
   await k.client.send(new k.sdk.PutRecordCommand({ StreamName: 'telemetry', PartitionKey: 'd1', Data: Buffer.from('{"n":1}') }));
   const oldRole = await iam.client.send(
-    new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-fn-ingest', AssumeRolePolicyDocument: TRUST, Tags: [...Object.entries(OLD_TAGS).map(([Key, Value]) => ({ Key, Value })), { Key: 'iotctl:function', Value: 'ingest' }] }),
+    new iam.sdk.CreateRoleCommand({ RoleName: 'iotctl-fn-ingest', AssumeRolePolicyDocument: LAMBDA_TRUST, Tags: [...Object.entries(OLD_TAGS).map(([Key, Value]) => ({ Key, Value })), { Key: 'iotctl:function', Value: 'ingest' }] }),
   );
   await iam.client.send(new iam.sdk.PutRolePolicyCommand({ RoleName: 'iotctl-fn-ingest', PolicyName: 'iotctl-function', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kinesis:GetRecords'], Resource: '*' }] }) }));
   await lambda.client.send(
-    new lambda.sdk.CreateFunctionCommand({ FunctionName: 'ingest', Runtime: 'nodejs20.x', Role: oldRole.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: ZIP }, Tags: { ...OLD_TAGS, 'iotctl:template': 'pipeline-transform' } }),
+    new lambda.sdk.CreateFunctionCommand({ FunctionName: 'ingest', Runtime: 'nodejs20.x', Role: oldRole.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: EMPTY_ZIP }, Tags: { ...OLD_TAGS, 'iotctl:template': 'pipeline-transform' } }),
   );
   await lambda.client.send(new lambda.sdk.CreateEventSourceMappingCommand({ FunctionName: 'ingest', EventSourceArn: `arn:aws:kinesis:us-east-1:${ACCOUNT}:stream/telemetry`, StartingPosition: 'TRIM_HORIZON' }));
 });

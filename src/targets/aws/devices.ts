@@ -71,6 +71,18 @@ export class AwsDevices implements DeviceRegistryPort {
   }
 
   /** One IoT call, paced per API and retried while AWS throttles it. */
+  /** Every item of a token-paged IoT list call, each page paced like any other call. */
+  private async iotList<O extends { nextToken?: string }, T>(op: string, call: (s: Service<'iot'>, nextToken: string | undefined) => Promise<O>, items: (out: O) => T[] | undefined): Promise<T[]> {
+    const all: T[] = [];
+    let nextToken: string | undefined;
+    do {
+      const out: O = await this.iot(op, (s) => call(s, nextToken));
+      all.push(...(items(out) ?? []));
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return all;
+  }
+
   private async iot<T>(op: string, run: (s: Service<'iot'>) => Promise<T>): Promise<T> {
     const s = await this.aws.get('iot');
     return this.limiter.call(op, () => run(s), this.signal);
@@ -114,14 +126,8 @@ export class AwsDevices implements DeviceRegistryPort {
   private async policyTags(arn: string): Promise<Record<string, string> | undefined> {
     if (this.tagsUnreadable) return undefined;
     try {
-      const tags: Record<string, string> = {};
-      let nextToken: string | undefined;
-      do {
-        const out = await this.iot('ListTagsForResource', ({ client, sdk }) => client.send(new sdk.ListTagsForResourceCommand({ resourceArn: arn, nextToken }), this.aws.sendOptions));
-        for (const t of out.tags ?? []) tags[t.Key!] = t.Value ?? '';
-        nextToken = out.nextToken;
-      } while (nextToken);
-      return tags;
+      const tags = await this.iotList('ListTagsForResource', ({ client, sdk }, nextToken) => client.send(new sdk.ListTagsForResourceCommand({ resourceArn: arn, nextToken }), this.aws.sendOptions), (out) => out.tags);
+      return Object.fromEntries(tags.map((t) => [t.Key!, t.Value ?? '']));
     } catch (error) {
       if (error instanceof AwsCallError && !isAwsError(error, 'Cancelled', 'ThrottlingException')) {
         this.tagsUnreadable = true; // not asked again by this command
@@ -247,15 +253,8 @@ export class AwsDevices implements DeviceRegistryPort {
     await this.iot('DeletePolicy', ({ client, sdk }) => client.send(new sdk.DeletePolicyCommand({ policyName: physical }), opts));
   }
 
-  private async principalThings(principal: string): Promise<string[]> {
-    const things: string[] = [];
-    let nextToken: string | undefined;
-    do {
-      const out = await this.iot('ListPrincipalThings', ({ client, sdk }) => client.send(new sdk.ListPrincipalThingsCommand({ principal, nextToken }), this.aws.sendOptions));
-      things.push(...(out.things ?? []));
-      nextToken = out.nextToken;
-    } while (nextToken);
-    return things;
+  private principalThings(principal: string): Promise<string[]> {
+    return this.iotList('ListPrincipalThings', ({ client, sdk }, nextToken) => client.send(new sdk.ListPrincipalThingsCommand({ principal, nextToken }), this.aws.sendOptions), (out) => out.things);
   }
 
   // ------------------------------------------------------------------ the stage's thing group
@@ -300,14 +299,8 @@ export class AwsDevices implements DeviceRegistryPort {
 
   /** Whether a thing is this stage's: in its group, or (registered before stage groups) holding the legacy policy. */
   private async membership(thingName: string): Promise<'member' | 'legacy' | 'other'> {
-    const groups: string[] = [];
-    let nextToken: string | undefined;
-    do {
-      const out = await this.iot('ListThingGroupsForThing', ({ client, sdk }) => client.send(new sdk.ListThingGroupsForThingCommand({ thingName, nextToken }), this.aws.sendOptions));
-      groups.push(...(out.thingGroups ?? []).map((g) => g.groupName!));
-      nextToken = out.nextToken;
-    } while (nextToken);
-    if (groups.includes(this.group)) return 'member';
+    const groups = await this.iotList('ListThingGroupsForThing', ({ client, sdk }, nextToken) => client.send(new sdk.ListThingGroupsForThingCommand({ thingName, nextToken }), this.aws.sendOptions), (out) => out.thingGroups);
+    if (groups.some((g) => g.groupName === this.group)) return 'member';
     const legacy = await this.legacyPolicy(this.policyName);
     if (!legacy) return 'other';
     for (const arn of await this.principalsOf(thingName)) if ((await this.attachedPolicies(arn)).includes(legacy.physicalName)) return 'legacy';
@@ -455,13 +448,7 @@ export class AwsDevices implements DeviceRegistryPort {
   }
 
   private async principalsOf(thingName: string): Promise<string[]> {
-    const principals: string[] = [];
-    let nextToken: string | undefined;
-    do {
-      const out = await this.iot('ListThingPrincipals', ({ client, sdk }) => client.send(new sdk.ListThingPrincipalsCommand({ thingName, nextToken }), this.aws.sendOptions));
-      principals.push(...(out.principals ?? []));
-      nextToken = out.nextToken;
-    } while (nextToken);
+    const principals = await this.iotList('ListThingPrincipals', ({ client, sdk }, nextToken) => client.send(new sdk.ListThingPrincipalsCommand({ thingName, nextToken }), this.aws.sendOptions), (out) => out.principals);
     return principals.filter((p) => /:cert\/[0-9a-f]+$/i.test(p));
   }
 
@@ -503,21 +490,16 @@ export class AwsDevices implements DeviceRegistryPort {
 
   /** The things in the stage's group (none when the group does not exist yet). */
   private async groupThings(): Promise<string[]> {
-    const things: string[] = [];
-    let nextToken: string | undefined;
     try {
-      do {
-        const out = await this.iot('ListThingsInThingGroup', ({ client, sdk }) =>
-          client.send(new sdk.ListThingsInThingGroupCommand({ thingGroupName: this.group, maxResults: 250, nextToken }), this.aws.sendOptions),
-        );
-        things.push(...(out.things ?? []));
-        nextToken = out.nextToken;
-      } while (nextToken);
+      return await this.iotList(
+        'ListThingsInThingGroup',
+        ({ client, sdk }, nextToken) => client.send(new sdk.ListThingsInThingGroupCommand({ thingGroupName: this.group, maxResults: 250, nextToken }), this.aws.sendOptions),
+        (out) => out.things,
+      );
     } catch (error) {
       if (isAwsError(error, 'ResourceNotFoundException')) return [];
       throw error;
     }
-    return things;
   }
 
   /** The things whose certificates carry the legacy policy (none once the policy has moved). */
