@@ -252,6 +252,8 @@ export interface FunctionDeployment {
   roleArn?: string;
   /** Variables that may hold a secret in plain text (iotctl.yaml's allowPlaintextSecrets); any other secret is refused. */
   allowPlaintextSecrets?: string[];
+  /** aws: tags beyond the ownership ones (a section's functions, e.g. the database's, are told apart by them). */
+  tags?: Record<string, string>;
   artifact: FunctionArtifact;
 }
 
@@ -576,6 +578,29 @@ export interface AnalyticsMigration {
 
 // ---------------------------------------------------------------- the target: every port
 
+/**
+ * aws: the database operated in the account (src/targets/aws/database-ops.ts): `apply`'s database section, the
+ * maintenance and query functions the `--via lambda` commands invoke, and the maintenance run `status` shows.
+ */
+export interface DatabaseOpsPort {
+  plan(): Promise<PlanItem[]>;
+  apply(items: PlanItem[], progress?: (step: string) => void): Promise<void>;
+  /** The maintenance function's result ({} a run, {dryRun}, {migrate}); a function error is a UserError. */
+  invokeMaintenance(event: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** One page from the query function (templates/query-rds); its {error} is a UserError. */
+  invokeQuery(event: Record<string, unknown>): Promise<Record<string, unknown>>;
+  maintenanceStatus(): Promise<MaintenanceStatusInfo>;
+}
+
+export interface MaintenanceStatusInfo {
+  function: string;
+  schedule: string;
+  lastRun: { at: string; ok: boolean; action: string; dryRun: boolean; summary: string; error?: string } | null;
+  deadLetters: number | null;
+  errors24h: number | null;
+  failing: boolean;
+}
+
 export interface Target {
   name: 'local' | 'aws';
   devices: DeviceRegistryPort;
@@ -584,6 +609,8 @@ export interface Target {
   streams: StreamPort;
   functions: FunctionsPort;
   database: DatabasePort;
+  /** aws: what runs the database in the account (maintenance and query functions, schedule, role secrets). */
+  databaseOps?: DatabaseOpsPort;
   lake: LakeQueryPort;
   analytics: AnalyticsPort;
   /** Whether what is deployed runs now: the local platform is up (always true on AWS). */

@@ -114,6 +114,9 @@ export function listed(r: PhysicalIdentity & { name: string; adopt?: Record<stri
 }
 
 function databaseSection(target: Target): ApplySection {
+  // aws: role secrets, the maintenance and query functions, the schedule; the schema through the maintenance function.
+  const ops = target.databaseOps;
+  if (ops) return { name: 'database', plan: () => ops.plan(), apply: (items) => ops.apply(items) };
   return {
     name: 'database',
     async plan() {

@@ -133,7 +133,7 @@ function isOn(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes)$/i.test(value);
 }
 
-async function readSecretFromAws(secretId: string): Promise<string> {
+export async function readSecretFromAws(secretId: string): Promise<string> {
   const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
   const client = new SecretsManagerClient({});
   try {

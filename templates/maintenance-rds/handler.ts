@@ -12,8 +12,10 @@ import { Client } from '../../src/db/pg.js';
 import { parseDuration } from '../../src/db/duration.js';
 import { runMaintenance, timed } from '../../src/db/maintenance.js';
 import { migrate } from '../../src/db/migrations.js';
+import { setRoleLogin } from '../../src/db/roles.js';
+import type { Queryable } from '../../src/db/connection.js';
 import { UserError } from '../../src/ui/errors.js';
-import { resolveConnection } from '../ingest-rds/database.js';
+import { parseSecret, readSecretFromAws, resolveConnection } from '../ingest-rds/database.js';
 
 export interface MaintenanceEvent {
   dryRun?: boolean;
@@ -44,7 +46,8 @@ export async function handler(event: MaintenanceEvent | null = {}): Promise<Reco
       if (e.migrate) {
         const db = timed(client);
         const m = await migrate(db);
-        result = { action, ...m, ms: Math.round(performance.now() - started), dbMs: Math.round(db.ms()) };
+        const logins = await setRoleLogins(db);
+        result = { action, ...m, logins, ms: Math.round(performance.now() - started), dbMs: Math.round(db.ms()) };
       } else {
         const r = await runMaintenance(client, {
           keepMs,
@@ -74,4 +77,27 @@ function log(fields: Record<string, unknown>): void {
   const line = JSON.stringify({ message: 'iotctl maintenance', ...fields });
   if (fields.level === 'error') console.error(line);
   else console.log(line);
+}
+
+/**
+ * After a migration: lets the writer and reader roles log in. With WRITER_SECRET_ARN / READER_SECRET_ARN (the
+ * role secrets `apply` on aws creates), each role gets its secret's password, read here inside the VPC so it is
+ * never in an event or a log; rotating one is: change the secret, migrate again. With ROLE_LOGIN=iam (RDS IAM
+ * authentication) the roles get rds_iam instead. Returns what it did, by role name (never a password).
+ */
+async function setRoleLogins(client: Queryable): Promise<Record<string, string>> {
+  const done: Record<string, string> = {};
+  for (const role of ['writer', 'reader'] as const) {
+    const arn = process.env[`${role.toUpperCase()}_SECRET_ARN`];
+    if (arn) {
+      const secret = parseSecret(await readSecretFromAws(arn), arn);
+      await setRoleLogin(client, role, secret.password);
+      done[secret.username] = 'password from secret';
+    } else if (process.env.ROLE_LOGIN === 'iam') {
+      const name = role === 'writer' ? 'iotctl_writer' : 'iotctl_reader';
+      await client.query(`DO $do$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam') THEN EXECUTE 'GRANT rds_iam TO ${name}'; EXECUTE 'ALTER ROLE ${name} LOGIN'; END IF; END $do$`);
+      done[name] = 'rds_iam';
+    }
+  }
+  return done;
 }

@@ -19,7 +19,7 @@ import { UserError } from '../../src/ui/errors.js';
 import { resolveConnection } from '../ingest-rds/database.js';
 
 export type QueryEvent =
-  | { query: 'recent'; deviceId: string; limit: number; since?: string; topic?: string; cursor?: string | null; pageBytes?: number; chunkRows?: number }
+  | { query: 'recent'; deviceId: string; limit: number; since?: string; topic?: string; includeCanary?: boolean; cursor?: string | null; pageBytes?: number; chunkRows?: number }
   | { query: 'sql'; sql: string; timeoutMs?: number; maxRows?: number; cursor?: string | null; pageBytes?: number; chunkRows?: number };
 
 export type QueryResponse = Page<object> | { error: { message: string; hint?: string; code: string } };
@@ -84,7 +84,7 @@ export async function handler(event: QueryEvent): Promise<QueryResponse> {
       if (since && Number.isNaN(since.getTime())) throw new UserError(`"since" is not a time: ${event.since}.`, 'give an ISO time.', 'BAD_EVENT');
       const client = await getRecentClient(timeoutMs);
       try {
-        return await recentPage(client, { deviceId: event.deviceId, limit: event.limit, since, topicFilter: event.topic }, { cursor: event.cursor, pageBytes, chunkRows: event.chunkRows });
+        return await recentPage(client, { deviceId: event.deviceId, limit: event.limit, since, topicFilter: event.topic, includeCanary: event.includeCanary === true }, { cursor: event.cursor, pageBytes, chunkRows: event.chunkRows });
       } catch (error) {
         if (isConnectionError(error)) {
           // The connection died: the next invocation opens a new one.

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { missingSchemaError, specIfPresent, withDatabase } from '../../db/cli.js';
+import { VIA_OPTIONS, withVia } from '../../db/via.js';
 import { formatDuration, parseDuration } from '../../db/duration.js';
 import { runRetention, type RetentionResult } from '../../db/retention.js';
 import { printLine, printTable } from '../../ui/output.js';
@@ -13,16 +14,28 @@ export default class DbRetention extends BaseCommand<typeof DbRetention> {
   static override flags = {
     keep: Flags.string({ description: 'Keep this much recent data (default: database.retention in iotctl.yaml, else 24h).', env: 'IOTCTL_KEEP' }),
     'dry-run': Flags.boolean({ description: 'Report what would be dropped and deleted, and change nothing.', env: 'IOTCTL_DRY_RUN' }),
+    via: Flags.string({ description: 'How to reach the database: direct, lambda (aws: the maintenance function in its VPC, which also clusters closed days and creates the next partitions), or auto (direct when it answers within 2 s).', options: [...VIA_OPTIONS], default: 'auto', env: 'IOTCTL_VIA' }),
   };
 
   async run(): Promise<RetentionResult & { keep: string }> {
     const keep = this.flags.keep ?? specIfPresent(this.ctx)?.database.retention ?? '24h';
     const keepMs = parseDuration(keep, '--keep');
-    const result = await withDatabase(this.ctx, 'owner', (client, target) =>
-      runRetention(client, { keepMs, dryRun: this.flags['dry-run'] }).catch((error) => {
-        throw missingSchemaError(error, target);
-      }),
-    );
+    let fromFunction: RetentionResult | undefined;
+    if (specIfPresent(this.ctx)) {
+      fromFunction = await withVia(this.ctx, this.flags.via, 'owner', async (via, target) => {
+        if (via !== 'lambda') return undefined;
+        // The maintenance function's run: retention, then clustering and partitions ahead (a plan with --dry-run).
+        const out = await target.databaseOps!.invokeMaintenance({ dryRun: this.flags['dry-run'], keep });
+        return retentionOf(out);
+      });
+    }
+    const result =
+      fromFunction ??
+      (await withDatabase(this.ctx, 'owner', (client, target) =>
+        runRetention(client, { keepMs, dryRun: this.flags['dry-run'] }).catch((error) => {
+          throw missingSchemaError(error, target);
+        }),
+      ));
     if (!this.jsonEnabled()) {
       const verb = result.dryRun ? 'Would drop' : 'Dropped';
       const rows = [
@@ -43,4 +56,19 @@ export default class DbRetention extends BaseCommand<typeof DbRetention> {
     }
     return { keep, ...result };
   }
+}
+
+/** The maintenance function's JSON result as a RetentionResult (dates back to Dates), keeping its other fields. */
+function retentionOf(out: Record<string, unknown>): RetentionResult {
+  const r = out as unknown as RetentionResult & { dropped: Array<{ from?: string; to?: string }> };
+  const day = (partition: string) => /p(\d{4})(\d\d)(\d\d)$/.exec(partition);
+  return {
+    ...r,
+    cutoff: new Date(r.cutoff as unknown as string),
+    dropped: r.dropped.map((d) => {
+      const m = day((d as unknown as { partition: string }).partition);
+      const from = d.from ? new Date(d.from) : m ? new Date(`${m[1]}-${m[2]}-${m[3]}T00:00:00Z`) : new Date(0);
+      return { ...(d as object), from, to: d.to ? new Date(d.to) : new Date(from.getTime() + 86_400_000) } as RetentionResult['dropped'][number];
+    }),
+  };
 }

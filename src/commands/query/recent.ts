@@ -1,5 +1,6 @@
 import { BaseCommand, Flags } from '../../base-command.js';
-import { databaseTarget, missingSchemaError } from '../../db/cli.js';
+import { databaseTarget, missingSchemaError, specIfPresent } from '../../db/cli.js';
+import { VIA_OPTIONS, withVia } from '../../db/via.js';
 import { connect } from '../../db/connection.js';
 import { parseDuration } from '../../db/duration.js';
 import { recentMessages, validateTopicFilter, type MessageRecord } from '../../db/queries.js';
@@ -25,6 +26,7 @@ export default class QueryRecent extends BaseCommand<typeof QueryRecent> {
     format: Flags.string({ description: 'Output format (table: ink on a terminal, TSV when piped).', options: ['table', 'json', 'csv'], default: 'table', env: 'IOTCTL_FORMAT' }),
     'include-canary': Flags.boolean({ description: "Also show `iotctl check`'s canary messages (\"iotctl_check\": true), left out by default." }),
     watch: Flags.boolean({ char: 'w', description: 'Refresh every second on a terminal until Ctrl-C.', env: 'IOTCTL_WATCH' }),
+    via: Flags.string({ description: 'How to reach the database: direct, lambda (aws: the query function in its VPC), or auto (direct when it answers within 2 s).', options: [...VIA_OPTIONS], default: 'auto', env: 'IOTCTL_VIA' }),
   };
 
   async run(): Promise<MessageRecord[]> {
@@ -35,13 +37,39 @@ export default class QueryRecent extends BaseCommand<typeof QueryRecent> {
       throw new UserError('--watch needs a terminal and the table format.', 'run it in a terminal without --json/--format, or drop --watch to print once.');
     }
 
+    const since = () => (sinceMs === undefined ? undefined : new Date(Date.now() - sinceMs));
+    if (specIfPresent(this.ctx)) {
+      // Via the query function (aws, a database this machine cannot reach): the same query, in pages.
+      const viaLambda = await withVia(this.ctx, this.flags.via, 'reader', async (via, target) => {
+        if (via !== 'lambda') return undefined;
+        const { functionPages } = await import('../../db/lambda-pages.js');
+        const fetch = async () => {
+          const rows: MessageRecord[] = [];
+          const s = since();
+          for await (const page of functionPages(target.databaseOps!, { query: 'recent', deviceId: device, limit, ...(s ? { since: s.toISOString() } : {}), ...(topic ? { topic } : {}), includeCanary: this.flags['include-canary'] }))
+            for (const r of page.rows) rows.push(r as unknown as MessageRecord);
+          return rows;
+        };
+        return this.show(fetch, watch, format);
+      });
+      if (viaLambda) return viaLambda;
+    }
     const target = await databaseTarget(this.ctx, 'reader');
     const client = await connect(target);
     const fetch = () =>
-      recentMessages(client, { deviceId: device, limit, topicFilter: topic, includeCanary: this.flags['include-canary'], since: sinceMs === undefined ? undefined : new Date(Date.now() - sinceMs) }).catch((error) => {
+      recentMessages(client, { deviceId: device, limit, topicFilter: topic, includeCanary: this.flags['include-canary'], since: since() }).catch((error) => {
         throw missingSchemaError(error, target);
       });
     try {
+      return await this.show(fetch, watch, format);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private async show(fetch: () => Promise<MessageRecord[]>, watch: boolean, format: string): Promise<MessageRecord[]> {
+    const { device, topic } = this.flags;
+    {
       if (watch) {
         const { watchRecent } = await import('../../db/recent-watch.js');
         await watchRecent({ fetch, intervalMs: 1000, title: `${device}${topic ? ` ${topic}` : ''}${this.flags.since ? ` · last ${this.flags.since}` : ''}` });
@@ -54,8 +82,6 @@ export default class QueryRecent extends BaseCommand<typeof QueryRecent> {
       else if (isTTY()) await printTable(rows, terminalColumns(rows, process.stdout.columns || 120), { footer: `${rows.length} message${rows.length === 1 ? '' : 's'}, newest first` });
       else await printTable(rows, MESSAGE_COLUMNS);
       return rows;
-    } finally {
-      await client.end().catch(() => undefined);
     }
   }
 }

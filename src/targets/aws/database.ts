@@ -5,6 +5,8 @@ import type { DatabaseLocation, DatabasePort } from '../../ports.js';
 import { redactUrl } from '../../db/connection.js';
 import { UserError } from '../../ui/errors.js';
 import { isAwsError, type AwsClients } from './sdk.js';
+import { ROLE_NAMES, type DatabaseRole } from '../../db/roles.js';
+import { secretFromUrl, type RdsSecret } from './secrets.js';
 
 /**
  * Where PostgreSQL is on the aws target: DATABASE_URL, else `database.url`, else `database.rds`, an RDS
@@ -29,6 +31,8 @@ export interface AwsDatabaseSettings {
 
 export interface AwsDatabaseOptions {
   env?: NodeJS.ProcessEnv;
+  /** The Secrets Manager name of a least-privilege role's secret (database-ops.ts creates them at apply). */
+  roleSecretName?: (role: 'writer' | 'reader') => string;
   /** --ca-file: a PEM bundle to verify the server with instead of the RDS one. PGSSLROOTCERT does the same. */
   caFile?: string;
 }
@@ -45,9 +49,14 @@ export class AwsDatabase implements DatabasePort {
     private readonly opts: AwsDatabaseOptions = {},
   ) {}
 
-  async locate(): Promise<DatabaseLocation> {
+  async locate(role?: DatabaseRole): Promise<DatabaseLocation> {
     const env = this.opts.env ?? process.env;
     if (env.DATABASE_URL) return this.fromUrl(env.DATABASE_URL, 'DATABASE_URL');
+    // The query commands sign in as the reader role when apply made its secret (least privilege on the laptop too).
+    if (role && role !== 'owner' && !this.settings.rds?.iamAuth) {
+      const arn = await this.roleSecretArn(role);
+      if (arn) return this.fromRoleSecret(role, arn);
+    }
     if (this.settings.url) return this.fromUrl(this.settings.url, 'iotctl.yaml');
     if (this.settings.rds) return this.fromRds(this.settings.rds);
     throw noDatabase();
@@ -57,8 +66,18 @@ export class AwsDatabase implements DatabasePort {
    * What a function (the ingest template) needs to reach this database, without any password: a URL (which
    * the functions adapter moves into Secrets Manager), or the RDS endpoint with a secret ARN or IAM auth.
    */
-  async functionEnvironment(): Promise<Record<string, string>> {
+  async functionEnvironment(role: DatabaseRole = 'owner'): Promise<Record<string, string>> {
     const env = this.opts.env ?? process.env;
+    if (role !== 'owner') {
+      // The role's own secret (apply made it; the maintenance function's migrate set its password), or with
+      // IAM auth the role itself as the database user (migrate grants it rds_iam).
+      if (this.settings.rds?.iamAuth && !env.DATABASE_URL) {
+        const admin = await this.functionEnvironment('owner');
+        return { ...admin, DATABASE_USER: ROLE_NAMES[role] };
+      }
+      const arn = await this.roleSecretArn(role);
+      if (arn) return { DATABASE_SECRET_ARN: arn };
+    }
     const url = env.DATABASE_URL ?? this.settings.url;
     if (url) return { DATABASE_URL: url };
     const rds = this.settings.rds;
@@ -68,6 +87,52 @@ export class AwsDatabase implements DatabasePort {
     if (rds.iamAuth) return { ...endpoint, DATABASE_IAM_AUTH: '1', DATABASE_USER: rds.user };
     if (!secretArn) throw noCredentials(rds);
     return { ...endpoint, DATABASE_SECRET_ARN: secretArn };
+  }
+
+  /**
+   * Where the role secrets point: host, port and database (and sslmode) of the admin connection, no
+   * credentials. Undefined with IAM auth (the roles sign in with tokens, no secret).
+   */
+  async roleEndpoint(): Promise<{ host: string; port: number; dbname: string; sslmode?: string } | undefined> {
+    const env = this.opts.env ?? process.env;
+    const url = env.DATABASE_URL ?? this.settings.url;
+    if (url) {
+      const { host, port, dbname, sslmode } = secretFromUrl(url);
+      return { host, port, dbname, ...(sslmode ? { sslmode } : {}) };
+    }
+    const rds = this.settings.rds;
+    if (!rds) throw noDatabase();
+    if (rds.iamAuth) return undefined;
+    const { host, port } = await this.rdsEndpoint(rds);
+    return { host, port, dbname: rds.database };
+  }
+
+  /** The ARN of the role's secret, when apply made it. */
+  async roleSecretArn(role: 'writer' | 'reader'): Promise<string | undefined> {
+    if (!this.opts.roleSecretName) return undefined;
+    const { client, sdk } = await this.aws.get('secrets');
+    try {
+      return (await client.send(new sdk.DescribeSecretCommand({ SecretId: this.opts.roleSecretName(role) }), this.aws.sendOptions)).ARN;
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
+      throw error;
+    }
+  }
+
+  private async fromRoleSecret(role: 'writer' | 'reader', arn: string): Promise<DatabaseLocation> {
+    const { client, sdk } = await this.aws.get('secrets');
+    const out = await client.send(new sdk.GetSecretValueCommand({ SecretId: arn }), this.aws.sendOptions);
+    const s = JSON.parse(out.SecretString ?? '{}') as Partial<RdsSecret>;
+    if (!s.host || !s.username || typeof s.password !== 'string') throw new UserError(`Secret ${arn} is not a database secret.`, 'run `iotctl apply` to write it again.', 'DB_BAD_SECRET');
+    const port = Number(s.port ?? 5432);
+    const database = s.dbname ?? 'postgres';
+    const tls = s.sslmode === 'disable' ? false : s.sslmode && s.sslmode !== 'verify-full' ? { ...this.verifyFull(false), checkServerIdentity: () => undefined } : this.verifyFull(false);
+    return {
+      url: undefined,
+      display: displayUrl(s.username, s.host, port, database).replace(/\?sslmode=.*$/, s.sslmode ? `?sslmode=${s.sslmode}` : '?sslmode=verify-full'),
+      source: `${role} role secret ${arn}`,
+      clientConfig: { host: s.host, port, database, user: s.username, password: s.password, ssl: tls, connectionTimeoutMillis: 10_000, application_name: 'iotctl' },
+    };
   }
 
   /** A URL is used as given; an RDS host without TLS settings in it gets verify-full with the RDS CA. */

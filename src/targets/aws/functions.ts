@@ -1,4 +1,5 @@
-import { LAMBDA_RUNTIME } from '../../services/bundle.js';
+import { LAMBDA_RUNTIME, templateDatabaseRole } from '../../services/bundle.js';
+import type { DatabaseRole } from '../../db/roles.js';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, sep } from 'node:path';
@@ -17,7 +18,7 @@ import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { arnOf, FUNCTION_ROLE_POLICY, lambdaLogGroup, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
-import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
+import { ANALYTICS_TAG, assertClaimable, DATABASE_TAG, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
@@ -66,7 +67,7 @@ export interface AwsFunctionsOptions {
    * The database a function reaches, as variables without a password; filled in for functions whose
    * template declares DATABASE_URL (left empty by the template, as the local target injects it).
    */
-  databaseEnvironment?: () => Promise<Record<string, string>>;
+  databaseEnvironment?: (role: DatabaseRole) => Promise<Record<string, string>>;
 }
 
 export interface ZippedArtifact {
@@ -158,7 +159,8 @@ export class AwsFunctions implements FunctionsPort {
       const name = t.config.FunctionName!;
       const logical = declared.get(name);
       // The analytics engine's transform functions are its own section's business.
-      if (t.tags[ANALYTICS_TAG] && logical === undefined) continue;
+      // (And the database section's maintenance and query functions are that section's.)
+      if ((t.tags[ANALYTICS_TAG] || t.tags[DATABASE_TAG]) && logical === undefined) continue;
       if (logical !== undefined) {
         const claim = assertClaimable('Lambda function', name, t.tags, this.owner);
         mine.push({ ...t, logical, ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
@@ -237,7 +239,7 @@ export class AwsFunctions implements FunctionsPort {
 
     progress('zip the bundle');
     const { zip, codeSha256 } = await zipArtifact(d.artifact.dir);
-    const { environment, secretChanged, injected } = await this.functionEnvironment(d.environment, progress, d.allowPlaintextSecrets);
+    const { environment, secretChanged, injected } = await this.functionEnvironment(d.environment, progress, d.allowPlaintextSecrets, templateDatabaseRole(d.template));
 
     const streamArn = d.eventSource ? arns.stream(d.eventSource.stream) : undefined;
     const destination = d.eventSource?.onFailure ? arns.destination(d.eventSource.onFailure) : undefined;
@@ -266,7 +268,7 @@ export class AwsFunctions implements FunctionsPort {
       [TAG_ON_FAILURE]: queue ?? '',
       [TAG_STREAM]: d.eventSource && !d.eventSource.stream.startsWith('arn:') ? d.eventSource.stream : '',
     };
-    const tags: Record<string, string> = { ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
+    const tags: Record<string, string> = { ...(d.tags ?? {}), ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
     const staleTags = Object.keys(optionalTags).filter((k) => !(k in tags));
 
     let result: 'created' | 'updated' | 'unchanged';
@@ -327,9 +329,10 @@ export class AwsFunctions implements FunctionsPort {
     given: Record<string, string>,
     progress: (step: string) => void,
     allowed: readonly string[] = [],
+    role: DatabaseRole = 'writer',
   ): Promise<{ environment: Record<string, string>; secretChanged: boolean; injected: string[] }> {
     const wantsDatabase = given.DATABASE_URL === '' && !given.DATABASE_SECRET_ARN && !given.DATABASE_IAM_AUTH;
-    const database = wantsDatabase && this.opts.databaseEnvironment ? await this.opts.databaseEnvironment() : {};
+    const database = wantsDatabase && this.opts.databaseEnvironment ? await this.opts.databaseEnvironment(role) : {};
     const env = { ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== '')), ...database };
     // The spec check refuses these already; this guards every other caller (lambda deploy of a template, tests).
     const [leak] = plaintextSecrets(env, allowed);
@@ -891,7 +894,9 @@ function rolePolicy(arns: Arns, fn: string, d: FunctionDeployment, ctx: { stream
       Resource: '*',
     });
   }
-  if (ctx.environment.DATABASE_SECRET_ARN) Statement.push({ Sid: 'DatabaseSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: ctx.environment.DATABASE_SECRET_ARN });
+  // Its database secret, and the role secrets the maintenance function sets the roles' passwords from (*_SECRET_ARN).
+  const secrets = Object.entries(ctx.environment).filter(([k, v]) => /^([A-Z]+_)?SECRET_ARN$/.test(k) && v.startsWith('arn:')).map(([, v]) => v).sort();
+  if (secrets.length) Statement.push({ Sid: 'DatabaseSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: secrets.length === 1 ? secrets[0]! : secrets });
   if (/^(1|true|yes)$/i.test(ctx.environment.DATABASE_IAM_AUTH ?? '') && ctx.environment.DATABASE_USER) {
     // The instance's resource id is not known here; the database user bounds the grant.
     Statement.push({ Sid: 'DatabaseIamAuth', Effect: 'Allow', Action: ['rds-db:connect'], Resource: `arn:${partitionOf(arns.place.region)}:rds-db:${arns.place.region}:${arns.place.account}:dbuser:*/${ctx.environment.DATABASE_USER}` });

@@ -294,6 +294,36 @@ export function stageNames(scope: Scope, explicit: ExplicitNames = {}) {
 export type StageNames = ReturnType<typeof stageNames>;
 
 /**
+ * What runs the recent-data store in the account (src/targets/aws/database-ops.ts): the maintenance function
+ * and its schedule (with a dead-letter queue and the role Scheduler assumes), the query function, and one
+ * Secrets Manager secret per least-privilege database role. Logical names as plans show them.
+ */
+export const databaseOpsLogical = {
+  maintenanceFunction: 'db-maintenance',
+  queryFunction: 'db-query',
+  schedule: 'db-maintenance',
+  scheduleRole: 'db-maintenance-scheduler',
+  deadLetterQueue: 'db-maintenance-dlq',
+  roleSecret: (role: 'writer' | 'reader') => `database-${role}`,
+};
+
+export function databaseOpsNames(scope: Scope, explicit: ExplicitNames = {}) {
+  const names = stageNames(scope, explicit);
+  const name = (kind: NameKind, logical: string) => physicalName(kind, scope, logical).name;
+  const L = databaseOpsLogical;
+  return {
+    maintenanceFunction: names.function(L.maintenanceFunction),
+    queryFunction: names.function(L.queryFunction),
+    schedule: name('scheduler-schedule', L.schedule),
+    scheduleRole: name('iam-role', L.scheduleRole),
+    deadLetterQueue: names.queue(L.deadLetterQueue),
+    roleSecret: (role: 'writer' | 'reader') => name('secret', L.roleSecret(role)),
+    rolePath: names.rolePath,
+  };
+}
+export type DatabaseOpsNames = ReturnType<typeof databaseOpsNames>;
+
+/**
  * The datalake engine's physical names in a stage, from the logical names model.ts gives its resources
  * (`ch-<channel>`, `pl-<pipeline>`, `transform-<pipeline>`, roles `<that>-firehose` / `-lambda` /
  * `<dataset>-scheduler`, queries and schedules `<dataset>`). One Glue database per stage; tables keep the

@@ -17,6 +17,8 @@ export const TAG_MANAGED = 'iotctl:managed';
 
 /** On resources the analytics engine owns where other sections list the same type (transform functions). */
 export const ANALYTICS_TAG = 'iotctl:analytics';
+/** On the functions the database section runs (maintenance, query): not the `functions` section's to list or prune. */
+export const DATABASE_TAG = 'iotctl:database';
 
 export interface Owner {
   project: string;
