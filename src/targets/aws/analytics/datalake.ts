@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { planResources, type PlanItem, type Resource } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
-import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
+import { databaseOpsNames, datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import {
   BASE_COLUMNS,
@@ -195,7 +195,8 @@ async function readClaims(aws: AwsClients, spec: DatalakeSpec, ctx: DatalakeCont
     listFunctions(aws, mayBeOurs('lambda-function')),
     listStreams(aws, mayBeOurs('firehose-delivery-stream')),
     readQueries(aws, spec.athena.workgroup, mayBeOurs('athena-named-query'), QUERY_DESCRIPTION),
-    readSchedules(aws, listingPrefix('scheduler-schedule'), mayBeOurs('scheduler-schedule'), SCHEDULE_DESCRIPTION),
+    // The database section's maintenance schedule (database-ops.ts) shares the stage's names: not the datalake's.
+    readSchedules(aws, listingPrefix('scheduler-schedule'), (name) => name !== databaseOpsNames(scope).schedule && mayBeOurs('scheduler-schedule')(name), SCHEDULE_DESCRIPTION),
   ]);
   const found: Claimed[] = [
     ...(bucket ? [claim('bucket', undefined, n.bucket, bucket)] : []),
