@@ -44,7 +44,7 @@ try {
   // Asynchronously: the fake Invoke is served by this process's event loop.
   const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, join(ROOT, 'bin/run.js'), 'query', 'sql', sql, '--via', 'lambda', '--format', 'csv', '--out', out, '--max-rows', String(ROWS), '--timeout', '15m'], {
     cwd: project.dir,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...(process.env.BENCH_CLI_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CLI_NODE_OPTIONS } : {}) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
