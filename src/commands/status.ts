@@ -1,7 +1,8 @@
 import { BaseCommand } from '../base-command.js';
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
-import { printTable } from '../ui/output.js';
+import { info, printTable, warn } from '../ui/output.js';
+import type { MaintenanceStatusInfo } from '../ports.js';
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show what iotctl.yaml declares next to what exists on the target, per resource, with drift marked.';
@@ -10,9 +11,12 @@ export default class Status extends BaseCommand<typeof Status> {
     '`iotctl apply` replaces it); "not in spec" (on the target only: `iotctl apply --prune` deletes it). Exits 0 whatever the state.';
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --target aws --json'];
 
-  async run(): Promise<{ target: string; resources: ResourceStatus[] }> {
+  async run(): Promise<{ target: string; resources: ResourceStatus[]; maintenance?: MaintenanceStatusInfo }> {
     return withTarget(this.ctx, async (target) => {
       const resources = await resourceStatus(this.ctx, target);
+      // aws: the maintenance function's last run (its log line), undelivered schedule events and function errors.
+      const deployed = resources.some((r) => r.section === 'database' && r.kind === 'function' && r.state !== 'missing');
+      const maintenance = target.databaseOps && deployed ? await target.databaseOps.maintenanceStatus() : undefined;
       if (!this.jsonEnabled()) {
         const drifted = resources.filter((r) => r.state !== 'in sync').length;
         await printTable(
@@ -28,7 +32,14 @@ export default class Status extends BaseCommand<typeof Status> {
           { title: `Target ${target.name}`, footer: drifted ? `${drifted} resource(s) differ from iotctl.yaml: \`iotctl apply --dry-run\` shows the plan.` : 'Every resource matches iotctl.yaml.' },
         );
       }
-      return { target: target.name, resources };
+      if (maintenance && !this.jsonEnabled()) {
+        const last = maintenance.lastRun;
+        const line = `Maintenance (${maintenance.function}, schedule ${maintenance.schedule}): ${last ? `last run ${last.at} ${last.ok ? 'ok' : 'FAILED'}: ${last.summary}` : 'no run logged in the last 7 days'}` +
+          `${maintenance.errors24h ? `; ${maintenance.errors24h} function error(s) in 24 h` : ''}${maintenance.deadLetters ? `; ${maintenance.deadLetters} undelivered run(s) in the dead-letter queue` : ''}.`;
+        if (maintenance.failing) warn(line + ' `iotctl lambda logs db-maintenance` shows why.');
+        else info(line);
+      }
+      return { target: target.name, resources, ...(maintenance ? { maintenance } : {}) };
     });
   }
 }
