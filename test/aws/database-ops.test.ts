@@ -4,7 +4,9 @@ import pg from 'pg';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { startFakeInvoke, type FakeInvoke } from '../helpers/fake-lambda-invoke.js';
 import { freshDatabase, type TestDatabase } from '../helpers/pg.js';
-import { makeProject, type Project } from '../helpers/project.js';
+import { cli, makeProject, type Project } from '../helpers/project.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Context } from '../../src/context.js';
 import { openTarget } from '../../src/targets/index.js';
 import type { Target } from '../../src/ports.js';
@@ -187,6 +189,49 @@ test('retention --dry-run through the maintenance function returns the plan; sta
   assert.is(status.lastRun!.ok, false);
   assert.match(status.lastRun!.summary, /failed: "dryRun" must be true or false/);
   assert.is(status.failing, true);
+});
+
+// ---- the commands (dist/: npm run build first), with Invoke served by the fake in this process ----
+
+const run = (args: string[]) => cli([...args, '--target', 'aws'], { cwd: project.dir, env: { ...moto.env, AWS_ENDPOINT_URL: fake.url, LOG_LEVEL: 'silent' }, timeoutMs: 60_000 });
+
+test('query sql --via auto: says it goes through the function; --format csv --out writes every page', async () => {
+  const out = join(project.dir, 'rows.csv');
+  const r = await run(['query', 'sql', "SELECT message_id, payload->>'i' AS i FROM iot_messages ORDER BY ts, message_id", '--format', 'csv', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /does not answer from here within 2 s: going through the function in its VPC \(--via lambda\)/);
+  const lines = readFileSync(out, 'utf8').trim().split('\n');
+  assert.is(lines[0], 'message_id,i');
+  assert.is(lines.length, 701);
+  assert.is(new Set(lines.slice(1)).size, 700);
+});
+
+test('query recent --via lambda --json: the device's newest messages, newest first', async () => {
+  const r = await run(['query', 'recent', '--device', 'dev-1', '--limit', '5', '--via', 'lambda', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<{ message_id: string }>;
+  assert.equal(rows.map((m) => m.message_id), ['m1', 'm2', 'm3', 'm4', 'm5']);
+});
+
+test('db retention --via lambda --dry-run prints the plan; db migrate --via lambda; status shows the maintenance run', async () => {
+  const r = await run(['db', 'retention', '--via', 'lambda', '--dry-run', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const plan = JSON.parse(r.stdout) as { dryRun: boolean; keep: string; created: string[] };
+  assert.is(plan.dryRun, true);
+  assert.is(plan.keep, '24h');
+  const m = await run(['db', 'migrate', '--via', 'lambda', '--json']);
+  assert.is(m.code, 0, m.stderr);
+  assert.equal((JSON.parse(m.stdout) as { applied: unknown[] }).applied, []);
+  const s = await run(['status', '--json']);
+  const status = JSON.parse(s.stdout) as { maintenance?: { lastRun: { ok: boolean; action: string } } };
+  assert.is(status.maintenance?.lastRun.ok, true, s.stdout.slice(0, 2000) + s.stderr);
+  assert.is(status.maintenance?.lastRun.action, 'migrate');
+});
+
+test('--via lambda on the local target is refused with a way out', async () => {
+  const r = await cli(['query', 'sql', 'SELECT 1', '--via', 'lambda', '--target', 'local'], { cwd: project.dir, env: { DATABASE_URL: db.url } });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /--via lambda needs the aws target/);
 });
 
 test.run();
