@@ -206,7 +206,7 @@ test('query sql --via auto: says it goes through the function; --format csv --ou
   assert.is(new Set(lines.slice(1)).size, 700);
 });
 
-test('query recent --via lambda --json: the device's newest messages, newest first', async () => {
+test('query recent --via lambda --json: the newest messages of the device, newest first', async () => {
   const r = await run(['query', 'recent', '--device', 'dev-1', '--limit', '5', '--via', 'lambda', '--json']);
   assert.is(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<{ message_id: string }>;
