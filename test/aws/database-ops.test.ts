@@ -100,6 +100,9 @@ test('the functions run in the ingest VPC with least-privilege roles; the schedu
   const q = await lambda.client.send(new lambda.sdk.GetFunctionCommand({ FunctionName: NAMES.queryFunction }));
   const qenv = q.Configuration!.Environment!.Variables!;
   assert.is(qenv.DATABASE_SECRET_ARN, env.READER_SECRET_ARN, 'the query function signs in as the reader');
+  // The ingest function (template role: writer) gets the writer's secret, not the admin's.
+  const ingestEnv = await (target.database as unknown as { functionEnvironment(role: string): Promise<Record<string, string>> }).functionEnvironment('writer');
+  assert.equal(ingestEnv, { DATABASE_SECRET_ARN: env.WRITER_SECRET_ARN });
 
   const iam = await aws.get('iam');
   const policyOf = async (roleArn: string) => {
