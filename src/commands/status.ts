@@ -1,7 +1,9 @@
+import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
+import { certificateCounts, lifetimeMs, type CertificateCounts } from '../services/certificates.js';
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
-import { printTable } from '../ui/output.js';
+import { info, printTable } from '../ui/output.js';
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show what iotctl.yaml declares next to what exists on the target, per resource, with drift marked.';
@@ -9,10 +11,14 @@ export default class Status extends BaseCommand<typeof Status> {
     'States: "in sync"; "missing" (declared, not on the target: `iotctl apply` creates it); "drift" (both, with the fields that differ: ' +
     '`iotctl apply` replaces it); "not in spec" (on the target only: `iotctl apply --prune` deletes it). Exits 0 whatever the state.';
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --target aws --json'];
+  static override flags = {
+    expiring: Flags.string({ description: 'The window in which a device certificate counts as expiring (default 30d, as Device Defender).', default: '30d' }),
+  };
 
-  async run(): Promise<{ target: string; resources: ResourceStatus[] }> {
+  async run(): Promise<{ target: string; resources: ResourceStatus[]; certificates: CertificateCounts }> {
+    const windowMs = lifetimeMs(this.flags.expiring, '--expiring');
     return withTarget(this.ctx, async (target) => {
-      const resources = await resourceStatus(this.ctx, target);
+      const [resources, certificates] = await Promise.all([resourceStatus(this.ctx, target), certificateCounts(target.devices, windowMs)]);
       if (!this.jsonEnabled()) {
         const drifted = resources.filter((r) => r.state !== 'in sync').length;
         await printTable(
@@ -28,7 +34,14 @@ export default class Status extends BaseCommand<typeof Status> {
           { title: `Target ${target.name}`, footer: drifted ? `${drifted} resource(s) differ from iotctl.yaml: \`iotctl apply --dry-run\` shows the plan.` : 'Every resource matches iotctl.yaml.' },
         );
       }
-      return { target: target.name, resources };
+      if (!this.jsonEnabled()) {
+        const c = certificates;
+        info(
+          `Certificates: ${c.active} active, ${c.expiring} expiring within ${this.flags.expiring}, ${c.expired} expired, ${c.rotating} rotation(s) in progress` +
+            (c.expiring + c.expired ? ` (\`iotctl device list --expiring ${this.flags.expiring}\` lists them).` : '.'),
+        );
+      }
+      return { target: target.name, resources, certificates };
     });
   }
 }
