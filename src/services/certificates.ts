@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { X509Certificate, createHash } from 'node:crypto';
 import type { Spec } from '../spec/schema.js';
 import type { DeviceRegistryPort } from '../ports.js';
 import { daysLeft, DEFAULT_VALIDITY, expiryState, finishDecision, parseLifetime, pruneReason, type CertificateView, type ExpiryState, type PruneReason, type RotationState } from '../iot/certificates.js';
@@ -116,9 +115,12 @@ export function credentialsDirOf(thingName: string, outDir: string, stateDir?: s
 
 const CREDENTIAL_FILES = ['cert.pem', 'private.key', 'ca.pem', 'endpoint.json'];
 
-function certificateIdOfFile(file: string): string | undefined {
+/** next/ records the id the target gave its certificate (AWS's ids are not always the DER's hash: moto hashes the PEM). */
+const ID_FILE = 'certificate-id';
+
+function certificateIdIn(next: string): string | undefined {
   try {
-    return createHash('sha256').update(new X509Certificate(readFileSync(file)).raw).digest('hex');
+    return readFileSync(join(next, ID_FILE), 'utf8').trim() || undefined;
   } catch {
     return undefined;
   }
@@ -158,7 +160,7 @@ export async function rotateDevice(devices: DeviceRegistryPort, spec: Spec, thin
   }
   const next = join(dir, 'next');
   // Resume: a run that wrote next/ and stopped before recording the rotation left a certificate that is attached and ACTIVE.
-  const leftover = existsSync(join(next, 'cert.pem')) ? certificateIdOfFile(join(next, 'cert.pem')) : undefined;
+  const leftover = certificateIdIn(next);
   const resumed = leftover ? active.find((c) => c.certificateId === leftover) : undefined;
   const old = active.filter((c) => c.certificateId !== resumed?.certificateId).sort((a, b) => a.createdAt.localeCompare(b.createdAt)).at(-1);
   if (!old) throw new UserError(`${thingName} has no ACTIVE certificate besides the new one in ${next}.`, `Run \`iotctl device rotate --finish ${thingName}\` once it has connected.`, 'NO_ACTIVE_CERTIFICATE');
@@ -182,6 +184,7 @@ export async function rotateDevice(devices: DeviceRegistryPort, spec: Spec, thin
       if (issued.keyPem) staged.write({ name: 'private.key', data: issued.keyPem, mode: 0o600 });
       staged.write({ name: 'ca.pem', data: existsSync(join(dir, 'ca.pem')) ? readFileSync(join(dir, 'ca.pem'), 'utf8') : issued.caPem });
       staged.write({ name: 'endpoint.json', data: JSON.stringify(issued.endpoint, null, 2) + '\n' });
+      staged.write({ name: ID_FILE, data: issued.certificateId + '\n' });
       staged.commit();
     } catch (e) {
       staged.discard();
@@ -201,7 +204,7 @@ export async function rotateDevice(devices: DeviceRegistryPort, spec: Spec, thin
 function promoteCredentials(dir: string, newCertificateId: string): void {
   const next = join(dir, 'next');
   if (!existsSync(join(next, 'cert.pem'))) return; // promoted already, or the new key never was here (--csr)
-  const id = certificateIdOfFile(join(next, 'cert.pem'));
+  const id = certificateIdIn(next);
   if (id !== newCertificateId) {
     throw new UserError(`${join(next, 'cert.pem')} is not the rotation's new certificate ${newCertificateId.slice(0, 12)}….`, `Put the new certificate back in ${next}, or remove that folder and finish again.`, 'CREDENTIALS_MISMATCH');
   }
