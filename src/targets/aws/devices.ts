@@ -624,7 +624,12 @@ export class AwsDevices implements DeviceRegistryPort {
   async addCertificate(input: AddCertificateInput): Promise<RegisteredDevice & { notAfter: string | null }> {
     const { thingName } = input;
     if (input.csrPem !== undefined) await (await pki()).checkCsr(input.csrPem);
-    await this.requirePrincipals(thingName);
+    try {
+      await this.assertOurs(thingName);
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) throw new UserError(`No thing named "${thingName}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
+      throw error;
+    }
     const policyName = this.names.devicePolicy(input.policyName);
     const opts = this.aws.sendOptions;
     const local = input.csrPem === undefined ? (await pki()).newP256KeyAndCsr(thingName) : undefined;
