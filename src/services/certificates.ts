@@ -209,6 +209,8 @@ function promoteCredentials(dir: string, newCertificateId: string): void {
     throw new UserError(`${join(next, 'cert.pem')} is not the rotation's new certificate ${newCertificateId.slice(0, 12)}….`, `Put the new certificate back in ${next}, or remove that folder and finish again.`, 'CREDENTIALS_MISMATCH');
   }
   // The key first: a cert.pem already new beside an old key would be a pair that cannot connect.
+  // With --csr the new key is on the device only: the old key here belongs to the retired certificate and would pair with nothing.
+  if (!existsSync(join(next, 'private.key'))) rmSync(join(dir, 'private.key'), { force: true });
   for (const f of ['private.key', ...CREDENTIAL_FILES.filter((f) => f !== 'private.key')]) if (existsSync(join(next, f))) renameSync(join(next, f), join(dir, f));
   rmSync(next, { recursive: true, force: true });
 }

@@ -96,6 +96,7 @@ export class LocalDevices implements DeviceRegistryPort {
   }
 
   async certificates(opts: { thingName?: string; orphans?: boolean } = {}): Promise<CertificateView[]> {
+    if (opts.thingName) this.requireThing(opts.thingName);
     const certs = opts.thingName ? this.registry.certificatesOf(opts.thingName) : this.registry.listCertificates();
     return certs
       .filter((c) => opts.orphans || opts.thingName || c.thingName !== null)
