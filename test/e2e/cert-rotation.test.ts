@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { newP256KeyAndCsr } from '../../src/targets/local/ca.js';
 import { join } from 'node:path';
 import { cli, makeProject, rejects, waitFor, type Project } from '../helpers/project.js';
 import { LocalPlatform } from '../../src/targets/local/platform.js';
@@ -129,13 +130,28 @@ test('finish drops a connection still open with the old certificate', async () =
   client.end(true);
 });
 
+test('rotate --csr: the new key never leaves the device; finish leaves no stale key beside the new certificate', async () => {
+  await json('device', 'register', 'sensor-5');
+  const { keyPem, csrPem } = newP256KeyAndCsr('sensor-5');
+  writeFileSync(join(project.dir, 'sensor-5.csr'), csrPem);
+  const r = await json<{ action: string }>('device', 'rotate', 'sensor-5', '--csr', 'sensor-5.csr');
+  assert.is(r.action, 'started');
+  assert.not.ok(existsSync(join(devicesDir(), 'sensor-5', 'next', 'private.key')));
+  const next = { ...readCredentials(devicesDir(), 'sensor-5'), cert: readFileSync(join(devicesDir(), 'sensor-5', 'next', 'cert.pem'), 'utf8'), key: keyPem };
+  const client = await connect(next);
+  await client.endAsync();
+  await json('device', 'rotate', '--finish', 'sensor-5');
+  assert.not.ok(existsSync(join(devicesDir(), 'sensor-5', 'private.key')));
+  assert.is(readFileSync(join(devicesDir(), 'sensor-5', 'cert.pem'), 'utf8'), next.cert);
+});
+
 test('bulk --expiring rotates only the expiring device, and a rerun resumes instead of rotating again', async () => {
   await json('device', 'register', 'sensor-3', '--validity', '2h');
   type Bulk = { started: { thingName: string }[]; inGrace: { thingName: string }[]; skipped: number; failed: unknown[] };
   const first = await json<Bulk>('device', 'rotate', '--expiring', '3h', '--grace', '1h');
   assert.equal(first.started.map((r) => r.thingName), ['sensor-3']);
   assert.equal(first.failed, []);
-  assert.is(first.skipped, 2);
+  assert.is(first.skipped, 3);
   const rerun = await json<Bulk>('device', 'rotate', '--expiring', '3h', '--grace', '1h');
   assert.equal(rerun.started, []);
   assert.equal(rerun.inGrace.map((r) => r.thingName), ['sensor-3']);
