@@ -13,12 +13,13 @@ export default class Status extends BaseCommand<typeof Status> {
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --target aws --json'];
   static override flags = {
     expiring: Flags.string({ description: 'The window in which a device certificate counts as expiring (default 30d, as Device Defender).', default: '30d' }),
+    certificates: Flags.boolean({ description: 'Count the device certificates (aws: one DescribeCertificate per certificate, at 10 TPS); --no-certificates skips it.', default: true, allowNo: true }),
   };
 
-  async run(): Promise<{ target: string; resources: ResourceStatus[]; certificates: CertificateCounts }> {
+  async run(): Promise<{ target: string; resources: ResourceStatus[]; certificates?: CertificateCounts }> {
     const windowMs = lifetimeMs(this.flags.expiring, '--expiring');
     return withTarget(this.ctx, async (target) => {
-      const [resources, certificates] = await Promise.all([resourceStatus(this.ctx, target), certificateCounts(target.devices, windowMs)]);
+      const [resources, certificates] = await Promise.all([resourceStatus(this.ctx, target), this.flags.certificates ? certificateCounts(target.devices, windowMs) : undefined]);
       if (!this.jsonEnabled()) {
         const drifted = resources.filter((r) => r.state !== 'in sync').length;
         await printTable(
@@ -34,14 +35,14 @@ export default class Status extends BaseCommand<typeof Status> {
           { title: `Target ${target.name}`, footer: drifted ? `${drifted} resource(s) differ from iotctl.yaml: \`iotctl apply --dry-run\` shows the plan.` : 'Every resource matches iotctl.yaml.' },
         );
       }
-      if (!this.jsonEnabled()) {
+      if (!this.jsonEnabled() && certificates) {
         const c = certificates;
         info(
           `Certificates: ${c.active} active, ${c.expiring} expiring within ${this.flags.expiring}, ${c.expired} expired, ${c.rotating} rotation(s) in progress` +
             (c.expiring + c.expired ? ` (\`iotctl device list --expiring ${this.flags.expiring}\` lists them).` : '.'),
         );
       }
-      return { target: target.name, resources, certificates };
+      return { target: target.name, resources, ...(certificates ? { certificates } : {}) };
     });
   }
 }
