@@ -119,6 +119,15 @@ test('rotate: new certificate attached beside the old one, state in the thing, f
   assert.is.not(readFileSync(join(dir(), 'aws-2', 'cert.pem'), 'utf8'), oldCert);
 });
 
+test('a run that stopped after writing next/ but before recording the rotation is resumed, not rotated again', async () => {
+  await registerDevice(devices, spec, { thingName: 'aws-4' }, dir());
+  const first = await rotateDevice(devices, spec, 'aws-4', { graceMs: 7 * DAY, outDir: dir() });
+  await devices.setRotation('aws-4', undefined); // as if the process died before its last step
+  const again = await rotateDevice(devices, spec, 'aws-4', { graceMs: 7 * DAY, outDir: dir() });
+  assert.equal([again.action, again.oldCertificateId, again.newCertificateId], ['started', first.oldCertificateId, first.newCertificateId]);
+  assert.is((await thingPrincipals('aws-4')).length, 2, 'no third certificate');
+});
+
 test('with fleet indexing connectivity on, the thing connected since the rotation began lets finish through', async () => {
   await registerDevice(devices, spec, { thingName: 'aws-3' }, dir());
   const { client, sdk } = await iot();
