@@ -1,6 +1,7 @@
 import type { EventSourceSpec, RuleSpec } from './spec/schema.js';
 import type { PolicyDocument } from './iot/policy/index.js';
 import type { PlanItem } from './iot/plan/index.js';
+import type { CertificateView, RotationState } from './iot/certificates.js';
 
 /**
  * The ports commands and services program against. `targets/local` (the embedded platform) and
@@ -18,6 +19,24 @@ export interface RegisterDeviceInput {
   csrPem?: string;
   /** aws only: let AWS generate the key pair (CreateKeysAndCertificate) instead of a local CSR. */
   awsGeneratedKeys?: boolean;
+  /** Local CA only: the certificate's validity (aws: AWS signs with its own validity). */
+  validityMs?: number;
+}
+
+/** A further certificate for an existing thing (rotation): active, with the device policy and the thing attached. */
+export interface AddCertificateInput {
+  thingName: string;
+  policyName: string;
+  csrPem?: string;
+  validityMs?: number;
+}
+
+/** What the target knows of a certificate's connections since a moment. */
+export interface ConnectionEvidence {
+  /** False where the target cannot see connections (aws without fleet indexing connectivity). */
+  known: boolean;
+  connected: boolean;
+  evidence?: string;
 }
 
 export interface RegisteredDevice {
@@ -67,6 +86,19 @@ export interface DeviceRegistryPort {
   delete(thingName: string): Promise<{ deletedCertificates: string[] }>;
   /** Workers for bulk registration (aws: from its API rates). */
   bulkConcurrency(): Promise<number>;
+  /** The names of the stage's things (cheap: no per-thing calls). */
+  thingNames(): Promise<string[]>;
+  /** The stage's things' certificates (one thing's with `thingName`); `orphans` adds the stage's certificates attached to no thing. */
+  certificates(opts?: { thingName?: string; orphans?: boolean }): Promise<CertificateView[]>;
+  addCertificate(input: AddCertificateInput): Promise<RegisteredDevice & { notAfter: string | null }>;
+  /** Rotations in progress (one thing's with `thingName`). */
+  rotations(thingName?: string): Promise<RotationState[]>;
+  /** Records (or with undefined, clears) a thing's rotation in progress. */
+  setRotation(thingName: string, state: RotationState | undefined): Promise<void>;
+  /** Whether the certificate connected at or after `sinceMs`. */
+  connectedSince(certificateId: string, thingName: string, sinceMs: number): Promise<ConnectionEvidence>;
+  /** Deactivates a certificate, detaches its policies and things, and deletes it. */
+  retireCertificate(certificateId: string): Promise<void>;
   /** aws: the device policy and the stage's thing group as deployed, for the plan (the local target has getPolicy only). */
   deployed?(policyName: string): Promise<DeployedDevices>;
   /** aws: creates the stage's thing group (tagged) when it is missing. */

@@ -1,4 +1,6 @@
+import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
+import { certificateCounts, lifetimeMs, type CertificateCounts } from '../services/certificates.js';
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
 import { info, printTable, warn } from '../ui/output.js';
@@ -10,10 +12,15 @@ export default class Status extends BaseCommand<typeof Status> {
     'States: "in sync"; "missing" (declared, not on the target: `iotctl apply` creates it); "drift" (both, with the fields that differ: ' +
     '`iotctl apply` replaces it); "not in spec" (on the target only: `iotctl apply --prune` deletes it). Exits 0 whatever the state.';
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --target aws --json'];
+  static override flags = {
+    expiring: Flags.string({ description: 'The window in which a device certificate counts as expiring (default 30d, as Device Defender).', default: '30d' }),
+    certificates: Flags.boolean({ description: 'Count the device certificates (aws: one DescribeCertificate per certificate, at 10 TPS); --no-certificates skips it.', default: true, allowNo: true }),
+  };
 
-  async run(): Promise<{ target: string; resources: ResourceStatus[]; maintenance?: MaintenanceStatusInfo }> {
+  async run(): Promise<{ target: string; resources: ResourceStatus[]; maintenance?: MaintenanceStatusInfo; certificates?: CertificateCounts }> {
+    const windowMs = lifetimeMs(this.flags.expiring, '--expiring');
     return withTarget(this.ctx, async (target) => {
-      const resources = await resourceStatus(this.ctx, target);
+      const [resources, certificates] = await Promise.all([resourceStatus(this.ctx, target), this.flags.certificates ? certificateCounts(target.devices, windowMs) : undefined]);
       // aws: the maintenance function's last run (its log line), undelivered schedule events and function errors.
       const deployed = resources.some((r) => r.section === 'database' && r.kind === 'function' && r.state !== 'missing');
       const maintenance = target.databaseOps && deployed ? await target.databaseOps.maintenanceStatus() : undefined;
@@ -39,7 +46,14 @@ export default class Status extends BaseCommand<typeof Status> {
         if (maintenance.failing) warn(line + ' `iotctl lambda logs db-maintenance` shows why.');
         else info(line);
       }
-      return { target: target.name, resources, ...(maintenance ? { maintenance } : {}) };
+      if (!this.jsonEnabled() && certificates) {
+        const c = certificates;
+        info(
+          `Certificates: ${c.active} active, ${c.expiring} expiring within ${this.flags.expiring}, ${c.expired} expired, ${c.rotating} rotation(s) in progress` +
+            (c.expiring + c.expired ? ` (\`iotctl device list --expiring ${this.flags.expiring}\` lists them).` : '.'),
+        );
+      }
+      return { target: target.name, resources, ...(maintenance ? { maintenance } : {}), ...(certificates ? { certificates } : {}) };
     });
   }
 }

@@ -6,6 +6,7 @@ import type { Spec } from '../spec/schema.js';
 import type { DeviceRegistryPort, RegisteredDevice } from '../ports.js';
 import { defaultDevicePolicy } from '../iot/policy/index.js';
 import { UserError } from '../ui/errors.js';
+import { specValidityMs } from './certificates.js';
 
 export interface DeviceTopics {
   /** The topic the device publishes telemetry on. */
@@ -40,6 +41,8 @@ export interface RegisterRequest {
   caPem?: string;
   /** The state dir whose credentials index records where the files went (for `publish --device`). */
   credentialsIndex?: string;
+  /** Local CA: the certificate's validity (default: devices.certificateValidity, else a year). */
+  validityMs?: number;
 }
 
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
@@ -67,6 +70,8 @@ export async function registerDevice(devices: DeviceRegistryPort, spec: Spec, re
       policyName: spec.devices.policy.name,
       csrPem: req.csrPem,
       ...(req.awsGeneratedKeys ? { awsGeneratedKeys: true } : {}),
+      // The aws target ignores it: AWS signs with its own validity.
+      validityMs: req.validityMs ?? specValidityMs(spec),
     });
   } catch (e) {
     staged.discard();

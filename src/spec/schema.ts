@@ -50,6 +50,11 @@ const devices = z
         document: policyDocument.optional(),
       })
       .default({ name: 'iotctl-device' }),
+    /** Validity of device certificates the local CA issues (default 365d); AWS-signed certificates keep AWS's. */
+    certificateValidity: z
+      .string()
+      .regex(/^\d+(s|m|h|d|w|y)$/, 'a duration like 1h, 30d or 1y')
+      .optional(),
   })
   .default({
     thingType: 'sensor',

@@ -6,6 +6,7 @@ import { parseCaBundle } from '../../services/pem.js';
 import { openTarget, type Target } from '../../targets/index.js';
 import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult, type RegisterRequest } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
+import { lifetimeMs } from '../../services/certificates.js';
 import { info } from '../../ui/output.js';
 import { runSteps, stepsMode } from '../../ui/tasks.js';
 
@@ -27,6 +28,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     out: Flags.string({ description: 'Where credential folders are written (default: devices, and devices/@<stage> for a stage other than default).', env: 'IOTCTL_DEVICES_DIR' }),
     'from-file': Flags.string({ description: 'CSV of devices to register in bulk.', exclusive: ['csr'] }),
     'aws-generated-keys': Flags.boolean({ description: 'aws: let AWS generate the key pair (CreateKeysAndCertificate) instead of a local key and CSR.', exclusive: ['csr'], env: 'IOTCTL_AWS_GENERATED_KEYS' }),
+    validity: Flags.string({ description: "Local target: the certificate's validity (e.g. 1h, 30d, 1y; default devices.certificateValidity, else 1y). Refused on aws, where AWS signs with its own validity.", env: 'IOTCTL_CERT_VALIDITY' }),
     'ca-file': Flags.string({ description: 'PEM written as ca.pem instead of the target\'s CA (aws: the bundled Amazon Root CA 1).', env: 'IOTCTL_CA_FILE' }),
   };
 
@@ -38,6 +40,14 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     const thing = this.args.thing;
     if (!bulk && !thing) throw new UserError('Missing the thing name.', 'Run `iotctl device register <thing>`, or pass --from-file devices.csv.', 'USAGE');
     const csrPem = this.flags.csr ? readUserFile(this.flags.csr, 'Give --csr the PEM certificate signing request (openssl req -new ... -out device.csr).', 'the CSR ', { maxBytes: READ_LIMITS.csr }).toString('utf8') : undefined;
+    const validityMs = this.flags.validity === undefined ? undefined : lifetimeMs(this.flags.validity, '--validity');
+    if (validityMs !== undefined && this.ctx.targetName === 'aws') {
+      throw new UserError(
+        '--validity is not available on the aws target: AWS IoT signs the certificate from the CSR with its own validity, which a request cannot set.',
+        'Leave out --validity on aws (AWS-signed certificates keep their validity), or register on the local target, whose CA issues it.',
+        'VALIDITY_NOT_ON_AWS',
+      );
+    }
     const target = await openTarget(this.ctx);
     try {
       await ensureDevicePolicy(target.devices, spec);
@@ -54,9 +64,10 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     }
   }
 
-  private keyOptions(): { awsGeneratedKeys?: boolean; caPem?: string; credentialsIndex: string } {
+  private keyOptions(): { awsGeneratedKeys?: boolean; caPem?: string; credentialsIndex: string; validityMs?: number } {
     return {
       credentialsIndex: this.ctx.paths.stateDir,
+      ...(this.flags.validity !== undefined ? { validityMs: lifetimeMs(this.flags.validity, '--validity') } : {}),
       ...(this.flags['aws-generated-keys'] ? { awsGeneratedKeys: true } : {}),
       ...(this.flags['ca-file'] ? { caPem: this.readCaFile(this.flags['ca-file']) } : {}),
     };

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import type { DeployedDevices, DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { AddCertificateInput, ConnectionEvidence, DeployedDevices, DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { CertificateView, RotationState } from '../../iot/certificates.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import { AMAZON_ROOT_CA_1 } from './amazon-root-ca.js';
@@ -15,6 +16,29 @@ const pki = () => import('../local/ca.js');
 
 /** AWS IoT's thing name pattern and length; checked before any call so a bad name creates nothing. */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+/**
+ * The certificate lifecycle's calls (rotation, expiry, prune), paced at AWS IoT Core's documented per-account
+ * rates (TPS) like the registration calls; IOTCTL_AWS_TPS overrides them.
+ */
+export const IOT_CERTIFICATE_TPS: Record<string, number> = {
+  DescribeCertificate: 10,
+  UpdateCertificate: 10,
+  DeleteCertificate: 10,
+  ListThingPrincipals: 10,
+  ListPrincipalThings: 10,
+  ListAttachedPolicies: 10,
+  DetachPolicy: 15,
+  DetachThingPrincipal: 100,
+  UpdateThing: 100,
+  DescribeThing: 350,
+};
+
+/**
+ * A rotation in progress is kept in the account, as a thing attribute (things cannot be tagged):
+ * `<old certificate id>:<new certificate id>:<started, epoch s>:<grace until, epoch s>`.
+ */
+export const ROTATION_ATTRIBUTE = 'iotctl_rotation';
+
 /** AWS keeps at most 5 versions of a policy. */
 const MAX_POLICY_VERSIONS = 5;
 
@@ -50,15 +74,19 @@ export class AwsDevices implements DeviceRegistryPort {
   private readonly owner: Owner;
   private readonly names: StageNames;
   private readonly policyName: string;
+  /** Things thingNames() read from the stage's group: no membership check for them. */
+  private readonly members = new Set<string>();
+  private connectivityIndexed?: Promise<boolean>;
 
   constructor(
     private readonly aws: AwsClients,
     opts: AwsDevicesOptions,
   ) {
     ({ owner: this.owner, names: this.names, policyName: this.policyName } = opts);
-    const tps = opts.tps ?? tpsFromEnv(IOT_REGISTRATION_TPS);
+    const tps = opts.tps ?? tpsFromEnv({ ...IOT_CERTIFICATE_TPS, ...IOT_REGISTRATION_TPS });
     this.limiter = new ApiRateLimiter(tps);
-    this.workers = Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
+    // The fastest registration API sets the pace; the lifecycle's read calls (DescribeThing at 350 TPS) would ask for far too many workers.
+    this.workers = Math.max(4, Math.ceil(2 * Math.max(...Object.entries(tps).filter(([op]) => op in IOT_REGISTRATION_TPS || !(op in IOT_CERTIFICATE_TPS)).map(([, v]) => v))));
   }
 
   /** Twice the fastest API's rate: enough workers to keep each paced API busy. */
@@ -309,7 +337,7 @@ export class AwsDevices implements DeviceRegistryPort {
 
   /** Refuses a command on a thing that is not this stage's device (another stage's, another project's, or made by hand). */
   private async assertOurs(thingName: string): Promise<void> {
-    if ((await this.membership(thingName)) !== 'other') return;
+    if (this.members.has(thingName) || (await this.membership(thingName)) !== 'other') return;
     const { project, stage } = this.owner;
     throw new UserError(
       `Thing "${thingName}" is not a device of project ${project}, stage ${stage}: it is not in the stage's thing group ${this.group}.`,
@@ -432,9 +460,9 @@ export class AwsDevices implements DeviceRegistryPort {
   }
 
   /** Deactivates and deletes a certificate; policies are force-detached by DeleteCertificate. */
-  private async deleteCertificate(certificateId: string): Promise<void> {
+  private async deleteCertificate(certificateId: string, alreadyInactive?: 'INACTIVE'): Promise<void> {
     const opts = this.aws.sendOptions;
-    await this.iot('UpdateCertificate', ({ client, sdk }) => client.send(new sdk.UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }), opts));
+    if (!alreadyInactive) await this.iot('UpdateCertificate', ({ client, sdk }) => client.send(new sdk.UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }), opts));
     // Detaching a thing is eventually consistent on AWS: DeleteCertificate may still see it for a moment.
     for (let attempt = 0; ; attempt++) {
       try {
@@ -468,7 +496,7 @@ export class AwsDevices implements DeviceRegistryPort {
       return {
         thingName,
         thingType: thing.thingTypeName ?? '',
-        attributes: thing.attributes ?? {},
+        attributes: userAttributes(thing.attributes),
         certificateId: latest?.id ?? null,
         certificateStatus: latest?.status ?? null,
         // AWS keeps no creation time for a thing: its newest certificate's stands in.
@@ -532,7 +560,7 @@ export class AwsDevices implements DeviceRegistryPort {
     return {
       thingName,
       thingType: thing.thingTypeName ?? '',
-      attributes: thing.attributes ?? {},
+      attributes: userAttributes(thing.attributes),
       certificateId: cert?.certificateId ?? null,
       certificateStatus: cert?.status ?? null,
       createdAt: cert?.creationDate?.toISOString() ?? '',
@@ -545,6 +573,149 @@ export class AwsDevices implements DeviceRegistryPort {
   private async describeCertificate(certificateId: string) {
     const out = await this.iot('DescribeCertificate', ({ client, sdk }) => client.send(new sdk.DescribeCertificateCommand({ certificateId }), this.aws.sendOptions));
     return out.certificateDescription!;
+  }
+
+
+  // ------------------------------------------------------------------ certificate lifecycle
+
+  async thingNames(): Promise<string[]> {
+    const names = await this.groupThings();
+    for (const n of names) this.members.add(n);
+    return names;
+  }
+
+  private view(cert: Awaited<ReturnType<AwsDevices['describeCertificate']>>, things: string[]): CertificateView {
+    const notAfter = cert.validity?.notAfter ?? (cert.certificatePem ? new Date(new X509Certificate(cert.certificatePem).validTo) : undefined);
+    return { certificateId: cert.certificateId!, things, status: cert.status ?? 'UNKNOWN', notAfter: notAfter ? notAfter.toISOString() : null, createdAt: cert.creationDate?.toISOString() ?? '' };
+  }
+
+  /**
+   * The stage's things' certificates, each from DescribeCertificate (validity.notAfter). With `orphans`, also the
+   * certificates carrying the stage's device policy that are attached to no thing: certificates cannot be tagged,
+   * so one with neither the stage's thing nor its policy is not known to be this stage's, and is left out.
+   */
+  async certificates(opts: { thingName?: string; orphans?: boolean } = {}): Promise<CertificateView[]> {
+    const byCert = new Map<string, string[]>();
+    const things = opts.thingName ? [opts.thingName] : await this.thingNames();
+    await mapLimit(things, 8, async (thingName) => {
+      const principals = opts.thingName ? await this.requirePrincipals(thingName) : await this.principalsOf(thingName);
+      for (const arn of principals) byCert.set(arn, [...(byCert.get(arn) ?? []), thingName]);
+    });
+    if (opts.orphans && !opts.thingName) {
+      const policy = this.names.devicePolicy(this.policyName);
+      const targets = (await this.readPolicy(policy)) ? await this.policyTargets(policy) : [];
+      await mapLimit(targets.filter((arn) => !byCert.has(arn) && /:cert\/[0-9a-f]+$/i.test(arn)), 8, async (arn) => {
+        // Attached to a thing of another stage or project: not an orphan, and not ours to judge.
+        if ((await this.principalThings(arn)).length === 0) byCert.set(arn, []);
+      });
+    }
+    const views = await mapLimit([...byCert], 8, async ([arn, attached]) => {
+      try {
+        return this.view(await this.describeCertificate(certificateIdOfArn(arn)), attached);
+      } catch (error) {
+        if (isAwsError(error, 'ResourceNotFoundException')) return undefined; // deleted meanwhile
+        throw error;
+      }
+    });
+    return views.filter((v) => v !== undefined).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** CreateCertificateFromCsr (a local key's CSR, or the given one), AttachPolicy, AttachThingPrincipal; undone on failure. */
+  async addCertificate(input: AddCertificateInput): Promise<RegisteredDevice & { notAfter: string | null }> {
+    const { thingName } = input;
+    if (input.csrPem !== undefined) await (await pki()).checkCsr(input.csrPem);
+    try {
+      await this.assertOurs(thingName);
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) throw new UserError(`No thing named "${thingName}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
+      throw error;
+    }
+    const policyName = this.names.devicePolicy(input.policyName);
+    const opts = this.aws.sendOptions;
+    const local = input.csrPem === undefined ? (await pki()).newP256KeyAndCsr(thingName) : undefined;
+    const cert = await this.iot('CreateCertificateFromCsr', ({ client, sdk }) =>
+      client.send(new sdk.CreateCertificateFromCsrCommand({ certificateSigningRequest: local?.csrPem ?? input.csrPem!, setAsActive: true }), opts),
+    );
+    const certificateArn = cert.certificateArn!;
+    try {
+      await this.iot('AttachPolicy', ({ client, sdk }) => client.send(new sdk.AttachPolicyCommand({ policyName, target: certificateArn }), opts));
+      await this.iot('AttachThingPrincipal', ({ client, sdk }) => client.send(new sdk.AttachThingPrincipalCommand({ thingName, principal: certificateArn }), opts));
+    } catch (error) {
+      await this.retireCertificate(cert.certificateId!).catch(() => {});
+      if (isAwsError(error, 'ResourceNotFoundException')) {
+        throw new UserError(`Policy "${input.policyName}" (${policyName} on AWS) or thing ${thingName} does not exist.`, 'Run `iotctl apply` to create the device policy from iotctl.yaml.', 'POLICY_NOT_FOUND');
+      }
+      throw error;
+    }
+    const certPem = cert.certificatePem!;
+    return {
+      thingName,
+      certificateId: cert.certificateId!,
+      fingerprint: fingerprintOf(certPem),
+      certPem,
+      ...(local ? { keyPem: local.keyPem } : {}),
+      caPem: AMAZON_ROOT_CA_1,
+      endpoint: await this.endpoint(),
+      notAfter: new Date(new X509Certificate(certPem).validTo).toISOString(),
+    };
+  }
+
+  async rotations(thingName?: string): Promise<RotationState[]> {
+    const names = thingName ? [thingName] : await this.thingNames();
+    const found = await mapLimit(names, 8, async (name) => {
+      const thing = await this.describeThing(name);
+      return thing ? parseRotation(name, thing.attributes?.[ROTATION_ATTRIBUTE]) : undefined;
+    });
+    return found.filter((r) => r !== undefined);
+  }
+
+  /** Merged into the thing's attributes; an empty value removes the attribute (AWS's UpdateThing semantics). */
+  async setRotation(thingName: string, state: RotationState | undefined): Promise<void> {
+    const value = state ? [state.oldCertificateId, state.newCertificateId, Math.floor(Date.parse(state.startedAt) / 1000), Math.floor(Date.parse(state.graceUntil) / 1000)].join(':') : '';
+    await this.iot('UpdateThing', ({ client, sdk }) =>
+      client.send(new sdk.UpdateThingCommand({ thingName, attributePayload: { attributes: { [ROTATION_ATTRIBUTE]: value }, merge: true } }), this.aws.sendOptions),
+    );
+  }
+
+  /**
+   * AWS's control plane sees no connections, except through fleet indexing's thing connectivity: when it is on,
+   * a thing connected since the rotation began counts (per thing, not per certificate: the device connecting
+   * again with its old certificate would count too, which is why it is read only after the grace).
+   */
+  async connectedSince(_certificateId: string, thingName: string, sinceMs: number): Promise<ConnectionEvidence> {
+    this.connectivityIndexed ??= this.iot('GetIndexingConfiguration', ({ client, sdk }) => client.send(new sdk.GetIndexingConfigurationCommand({}), this.aws.sendOptions)).then(
+      (out) => out.thingIndexingConfiguration?.thingConnectivityIndexingMode === 'STATUS',
+      () => false,
+    );
+    if (!(await this.connectivityIndexed)) return { known: false, connected: false };
+    const out = await this.iot('SearchIndex', ({ client, sdk }) => client.send(new sdk.SearchIndexCommand({ indexName: 'AWS_Things', queryString: `thingName:${thingName}` }), this.aws.sendOptions));
+    const connectivity = out.things?.find((t) => t.thingName === thingName)?.connectivity;
+    // AWS answers epoch milliseconds; moto answers seconds.
+    const raw = connectivity?.timestamp ?? 0;
+    const at = raw < 1e12 ? raw * 1000 : raw;
+    const connected = Boolean(connectivity?.connected) && at >= sinceMs - 1000;
+    return { known: true, connected, ...(connected ? { evidence: `fleet indexing: ${thingName} connected at ${new Date(at).toISOString()}` } : {}) };
+  }
+
+  /** INACTIVE first (AWS drops its connections), then every thing and policy detached, then DeleteCertificate. */
+  async retireCertificate(certificateId: string): Promise<void> {
+    const opts = this.aws.sendOptions;
+    let cert;
+    try {
+      cert = await this.describeCertificate(certificateId);
+    } catch (error) {
+      if (isAwsError(error, 'ResourceNotFoundException')) return;
+      throw error;
+    }
+    const arn = cert.certificateArn!;
+    if (cert.status === 'ACTIVE') await this.iot('UpdateCertificate', ({ client, sdk }) => client.send(new sdk.UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }), opts));
+    for (const thingName of await this.principalThings(arn)) {
+      await this.iot('DetachThingPrincipal', ({ client, sdk }) => client.send(new sdk.DetachThingPrincipalCommand({ thingName, principal: arn }), opts));
+    }
+    for (const policyName of await this.attachedPolicies(arn)) {
+      await this.iot('DetachPolicy', ({ client, sdk }) => client.send(new sdk.DetachPolicyCommand({ policyName, target: arn }), opts));
+    }
+    await this.deleteCertificate(certificateId, 'INACTIVE');
   }
 
   /** INACTIVE (reversible) by default; REVOKED (permanent) when asked. */
@@ -595,6 +766,18 @@ export class AwsDevices implements DeviceRegistryPort {
  */
 function notOursHere(kind: string, name: string, tags: Record<string, string>, owner: Owner): UserError {
   return new UserError(notOurs(kind, name, tags, owner).message, `Remove or rename that ${kind}: iotctl creates ${name} for this project and stage itself, and never takes over one it did not create.`, 'RESOURCE_NOT_OURS');
+}
+
+/** The thing's own attributes, without the rotation record iotctl keeps among them. */
+function userAttributes(attributes: Record<string, string> | undefined): Record<string, string> {
+  const { [ROTATION_ATTRIBUTE]: _rotation, ...rest } = attributes ?? {};
+  return rest;
+}
+
+export function parseRotation(thingName: string, value: string | undefined): RotationState | undefined {
+  const m = /^([0-9a-f]{64}):([0-9a-f]{64}):(\d+):(\d+)$/.exec(value ?? '');
+  if (!m) return undefined;
+  return { thingName, oldCertificateId: m[1]!, newCertificateId: m[2]!, startedAt: new Date(Number(m[3]) * 1000).toISOString(), graceUntil: new Date(Number(m[4]) * 1000).toISOString() };
 }
 
 function certificateIdOfArn(arn: string): string {

@@ -113,6 +113,8 @@ export class Broker {
   /** MQTT 5 shared subscriptions by `<group>/<filter>`. */
   private readonly shareGroups = new Map<string, ShareGroup>();
   private readonly connects = new KeyedInterval(CONNECT_INTERVAL_MS);
+  /** When each certificate's connection was last written to the registry: at most one write a minute per certificate. */
+  private readonly connectionRecorded = new Map<string, number>();
   private readonly throttled: LogThrottle;
   private readonly maxConnections: number;
   private readonly handshakeTimeoutMs: number;
@@ -309,6 +311,19 @@ export class Broker {
     }
   }
 
+  /** Rotation finishes only once the new certificate has connected: the registry keeps each certificate's last connection. */
+  private recordConnection(certificateId: string): void {
+    const now = Date.now();
+    if (now - (this.connectionRecorded.get(certificateId) ?? -Infinity) < 60_000) return;
+    this.connectionRecorded.set(certificateId, now);
+    if (this.connectionRecorded.size > 100_000) this.connectionRecorded.clear();
+    try {
+      this.opts.registry.recordConnection(certificateId, now);
+    } catch (e) {
+      this.log(`could not record the connection of certificate ${certificateId.slice(0, 12)}: ${(e as Error).message}`);
+    }
+  }
+
   private authenticate(client: Client, cb: (error: AuthenticateError | null, success: boolean | null) => void): void {
     try {
       if (!(client.conn instanceof TLSSocket)) {
@@ -335,6 +350,7 @@ export class Broker {
         throw new AuthError('connectThrottled', `client id "${client.id}" connected less than ${CONNECT_INTERVAL_MS} ms ago (AWS IoT allows 1 CONNECT per second per client id)`, 3);
       }
       this.sessions.set(client, session);
+      this.recordConnection(certificateId);
       cb(null, true);
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError('internalError', (e as Error).message);

@@ -57,6 +57,8 @@ export interface IssueOptions {
   csrPem?: string;
   /** Validity from now; default 365 days. */
   validDays?: number;
+  /** Validity from now in milliseconds (whole seconds; overrides validDays): short ones make expiry testable. */
+  validityMs?: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -224,9 +226,15 @@ function randomSerial(): Buffer {
   return bytes;
 }
 
-function validity(days: number): { notBefore: Date; notAfter: Date } {
+function validity(ms: number): { notBefore: Date; notAfter: Date } {
   const now = Math.floor(Date.now() / 1000) * 1000; // certificates carry whole seconds
-  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + days * DAY_MS) };
+  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + Math.ceil(ms / 1000) * 1000) };
+}
+
+function checkValidityMs(ms: number): void {
+  if (!Number.isFinite(ms) || ms < 1000 || ms > MAX_VALID_DAYS * DAY_MS) {
+    throw new UserError(`Certificate validity must be from 1 second to ${MAX_VALID_DAYS} days (got ${ms} ms).`, 'Write it as a duration such as 1h, 30d or 1y.', 'VALIDITY_INVALID');
+  }
 }
 
 function checkDays(days: number): void {
@@ -339,7 +347,7 @@ export async function createCa(commonName = 'iotctl local CA'): Promise<CaMateri
 interface EndEntityRequest {
   commonName: string;
   spki: Buffer;
-  days: number;
+  validityMs: number;
   extensions: Buffer[];
 }
 
@@ -383,7 +391,7 @@ export class LocalCa {
 
   /** Assembles and signs an X.509 v3 end-entity certificate. */
   private build(request: EndEntityRequest): { pem: string; der: Buffer; notBefore: Date; notAfter: Date; subject: string } {
-    const { notBefore, notAfter } = validity(request.days);
+    const { notBefore, notAfter } = validity(request.validityMs);
     const subject = seq(tlv(0x31, seq(OID.commonName, tlv(0x0c, Buffer.from(request.commonName, 'utf8')))));
     const tbs = seq(
       explicit(0, tlv(0x02, Buffer.from([2]))), // v3
@@ -414,11 +422,15 @@ export class LocalCa {
    */
   async issue(opts: IssueOptions): Promise<IssuedCertificate> {
     if (!opts.thingName) throw new UserError('A device certificate needs a thing name.', undefined, 'THING_NAME_REQUIRED');
-    const days = opts.validDays ?? DEVICE_VALID_DAYS;
-    checkDays(days);
+    let validityMs = opts.validityMs;
+    if (validityMs === undefined) {
+      const days = opts.validDays ?? DEVICE_VALID_DAYS;
+      checkDays(days);
+      validityMs = days * DAY_MS;
+    } else checkValidityMs(validityMs);
     const generated = opts.csrPem === undefined ? newP256KeyPair() : undefined;
     const spki = generated?.spki ?? (await publicKeyOfCsr(opts.csrPem!));
-    const cert = this.build({ commonName: opts.thingName, spki, days, extensions: [END_ENTITY.digitalSignature, END_ENTITY.clientAuth] });
+    const cert = this.build({ commonName: opts.thingName, spki, validityMs, extensions: [END_ENTITY.digitalSignature, END_ENTITY.clientAuth] });
     return {
       certPem: cert.pem,
       ...(generated && { keyPem: generated.keyPem }),
@@ -438,7 +450,7 @@ export class LocalCa {
     const cert = this.build({
       commonName: hosts[0]!,
       spki,
-      days: validDays,
+      validityMs: validDays * DAY_MS,
       extensions: [END_ENTITY.digitalSignature, END_ENTITY.serverAuth, extension(OID.subjectAltName, false, new Uint8Array(names.value))],
     });
     return { certPem: cert.pem, keyPem };

@@ -1,4 +1,5 @@
-import type { DeviceRegistryPort, DeviceDetails, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { AddCertificateInput, ConnectionEvidence, DeviceRegistryPort, DeviceDetails, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { CertificateView, RotationState } from '../../iot/certificates.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import type { LocalCa } from './ca.js';
@@ -57,7 +58,7 @@ export class LocalDevices implements DeviceRegistryPort {
       throw new UserError(`Policy "${input.policyName}" does not exist.`, 'Run `iotctl apply` to create the device policy from iotctl.yaml.', 'POLICY_NOT_FOUND');
     }
     const { pki, ca } = await this.loadPki();
-    const issued = await ca.issue({ thingName: input.thingName, csrPem: input.csrPem });
+    const issued = await ca.issue({ thingName: input.thingName, csrPem: input.csrPem, ...(input.validityMs !== undefined ? { validityMs: input.validityMs } : {}) });
     this.registry.transaction(() => {
       this.registry.createThing({ name: input.thingName, thingType: input.thingType, attributes: input.attributes });
       this.registry.addCertificate({ id: issued.certificateId, thingName: input.thingName, pem: issued.certPem, fingerprint: issued.fingerprint, status: 'ACTIVE', notAfter: issued.notAfter.getTime() });
@@ -66,6 +67,77 @@ export class LocalDevices implements DeviceRegistryPort {
     return { thingName: input.thingName, certificateId: issued.certificateId, fingerprint: issued.fingerprint, certPem: issued.certPem, keyPem: issued.keyPem, caPem: pki.ca.certPem, endpoint: await this.endpoint() };
   }
 
+  /** A further certificate for a thing (rotation): issued, then certificate and policy attachment commit together. */
+  async addCertificate(input: AddCertificateInput): Promise<RegisteredDevice & { notAfter: string | null }> {
+    this.requireThing(input.thingName);
+    if (!this.registry.getPolicy(input.policyName)) {
+      throw new UserError(`Policy "${input.policyName}" does not exist.`, 'Run `iotctl apply` to create the device policy from iotctl.yaml.', 'POLICY_NOT_FOUND');
+    }
+    const { pki, ca } = await this.loadPki();
+    const issued = await ca.issue({ thingName: input.thingName, csrPem: input.csrPem, ...(input.validityMs !== undefined ? { validityMs: input.validityMs } : {}) });
+    this.registry.transaction(() => {
+      this.registry.addCertificate({ id: issued.certificateId, thingName: input.thingName, pem: issued.certPem, fingerprint: issued.fingerprint, status: 'ACTIVE', notAfter: issued.notAfter.getTime() });
+      this.registry.attachPolicy(input.policyName, issued.certificateId);
+    });
+    return {
+      thingName: input.thingName,
+      certificateId: issued.certificateId,
+      fingerprint: issued.fingerprint,
+      certPem: issued.certPem,
+      keyPem: issued.keyPem,
+      caPem: pki.ca.certPem,
+      endpoint: await this.endpoint(),
+      notAfter: issued.notAfter.toISOString(),
+    };
+  }
+
+  async thingNames(): Promise<string[]> {
+    return this.registry.listThings().map((t) => t.name);
+  }
+
+  async certificates(opts: { thingName?: string; orphans?: boolean } = {}): Promise<CertificateView[]> {
+    if (opts.thingName) this.requireThing(opts.thingName);
+    const certs = opts.thingName ? this.registry.certificatesOf(opts.thingName) : this.registry.listCertificates();
+    return certs
+      .filter((c) => opts.orphans || opts.thingName || c.thingName !== null)
+      .map((c) => ({
+        certificateId: c.id,
+        things: c.thingName ? [c.thingName] : [],
+        status: c.status,
+        notAfter: new Date(c.notAfter).toISOString(),
+        createdAt: new Date(c.createdAt).toISOString(),
+        lastConnectedAt: c.lastConnectedAt === null ? null : new Date(c.lastConnectedAt).toISOString(),
+      }));
+  }
+
+  async rotations(thingName?: string): Promise<RotationState[]> {
+    return this.registry
+      .rotations()
+      .filter((r) => !thingName || r.thingName === thingName)
+      .map((r) => ({ ...r, startedAt: new Date(r.startedAt).toISOString(), graceUntil: new Date(r.graceUntil).toISOString() }));
+  }
+
+  async setRotation(thingName: string, state: RotationState | undefined): Promise<void> {
+    this.registry.setRotation(thingName, state && { oldCertificateId: state.oldCertificateId, newCertificateId: state.newCertificateId, startedAt: Date.parse(state.startedAt), graceUntil: Date.parse(state.graceUntil) });
+  }
+
+  /** The broker records every accepted connection's certificate in the registry. */
+  async connectedSince(certificateId: string, _thingName: string, sinceMs: number): Promise<ConnectionEvidence> {
+    const at = this.registry.getCertificate(certificateId)?.lastConnectedAt ?? null;
+    // The broker writes a certificate's connection at most once a minute: a reconnect within that minute is not rewritten.
+    const connected = at !== null && at >= sinceMs - 60_000;
+    return { known: true, connected, ...(connected ? { evidence: `the broker accepted a connection with it at ${new Date(at).toISOString()}` } : {}) };
+  }
+
+  /** Revoked in the registry's sense first (the broker drops its connections), then detached and deleted in one transaction. */
+  async retireCertificate(certificateId: string): Promise<void> {
+    if (!this.registry.getCertificate(certificateId)) return;
+    this.registry.transaction(() => {
+      this.registry.setCertificateStatus(certificateId, 'INACTIVE');
+      this.registry.detachPolicies(certificateId);
+      this.registry.deleteCertificate(certificateId);
+    });
+  }
 
   async list(): Promise<DeviceSummary[]> {
     return this.registry.listThings().map((t) => summary(t, this.registry.certificatesOf(t.name).at(-1)));

@@ -22,6 +22,16 @@ export interface CertificateRecord {
   status: CertificateStatus;
   createdAt: number;
   notAfter: number;
+  /** When the broker last accepted a connection with it (ms), null if never. */
+  lastConnectedAt: number | null;
+}
+
+export interface RotationRecord {
+  thingName: string;
+  oldCertificateId: string;
+  newCertificateId: string;
+  startedAt: number;
+  graceUntil: number;
 }
 
 export interface Principal {
@@ -45,7 +55,13 @@ export class Registry {
         policy_name TEXT NOT NULL REFERENCES registry_policies(name) ON DELETE CASCADE,
         certificate_id TEXT NOT NULL REFERENCES registry_certificates(id) ON DELETE CASCADE,
         PRIMARY KEY (policy_name, certificate_id));
+      CREATE TABLE IF NOT EXISTS registry_rotations (
+        thing_name TEXT PRIMARY KEY, old_certificate_id TEXT NOT NULL, new_certificate_id TEXT NOT NULL,
+        started_at INTEGER NOT NULL, grace_until INTEGER NOT NULL);
     `);
+    // Added with certificate rotation: a state made before has no such column.
+    const columns = db.prepare('PRAGMA table_info(registry_certificates)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'last_connected_at')) db.exec('ALTER TABLE registry_certificates ADD COLUMN last_connected_at INTEGER');
   }
 
   transaction<T>(fn: () => T): T {
@@ -70,7 +86,7 @@ export class Registry {
     this.db.prepare('DELETE FROM registry_things WHERE name = ?').run(name);
   }
 
-  addCertificate(cert: Omit<CertificateRecord, 'createdAt'>, now = Date.now()): void {
+  addCertificate(cert: Omit<CertificateRecord, 'createdAt' | 'lastConnectedAt'>, now = Date.now()): void {
     this.db
       .prepare('INSERT INTO registry_certificates (id, thing_name, pem, fingerprint, status, created_at, not_after) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(cert.id, cert.thingName, cert.pem, cert.fingerprint, cert.status, now, cert.notAfter);
@@ -83,6 +99,36 @@ export class Registry {
 
   certificatesOf(thingName: string): CertificateRecord[] {
     return (this.db.prepare('SELECT * FROM registry_certificates WHERE thing_name = ? ORDER BY created_at').all(thingName) as CertRow[]).map(toCert);
+  }
+
+  listCertificates(): CertificateRecord[] {
+    return (this.db.prepare('SELECT * FROM registry_certificates ORDER BY created_at').all() as CertRow[]).map(toCert);
+  }
+
+  /** The broker records each accepted connection's certificate (rotation finishes only once the new one has connected). */
+  recordConnection(id: string, at = Date.now()): void {
+    this.db.prepare('UPDATE registry_certificates SET last_connected_at = ? WHERE id = ?').run(at, id);
+  }
+
+  rotations(): RotationRecord[] {
+    return (this.db.prepare('SELECT * FROM registry_rotations ORDER BY thing_name').all() as RotationRow[]).map(toRotation);
+  }
+
+  setRotation(thingName: string, rotation: Omit<RotationRecord, 'thingName'> | undefined): void {
+    if (!rotation) {
+      this.db.prepare('DELETE FROM registry_rotations WHERE thing_name = ?').run(thingName);
+      return;
+    }
+    this.db
+      .prepare(
+        'INSERT INTO registry_rotations (thing_name, old_certificate_id, new_certificate_id, started_at, grace_until) VALUES (?, ?, ?, ?, ?) ' +
+          'ON CONFLICT(thing_name) DO UPDATE SET old_certificate_id = excluded.old_certificate_id, new_certificate_id = excluded.new_certificate_id, started_at = excluded.started_at, grace_until = excluded.grace_until',
+      )
+      .run(thingName, rotation.oldCertificateId, rotation.newCertificateId, rotation.startedAt, rotation.graceUntil);
+  }
+
+  detachPolicies(certificateId: string): void {
+    this.db.prepare('DELETE FROM registry_policy_attachments WHERE certificate_id = ?').run(certificateId);
   }
 
   setCertificateStatus(id: string, status: CertificateStatus): void {
@@ -133,7 +179,9 @@ export class Registry {
 }
 
 interface ThingRow { name: string; thing_type: string; attributes: string; created_at: number }
-interface CertRow { id: string; thing_name: string | null; pem: string; fingerprint: string; status: CertificateStatus; created_at: number; not_after: number }
+interface CertRow { id: string; thing_name: string | null; pem: string; fingerprint: string; status: CertificateStatus; created_at: number; not_after: number; last_connected_at?: number | null }
+interface RotationRow { thing_name: string; old_certificate_id: string; new_certificate_id: string; started_at: number; grace_until: number }
+const toRotation = (r: RotationRow): RotationRecord => ({ thingName: r.thing_name, oldCertificateId: r.old_certificate_id, newCertificateId: r.new_certificate_id, startedAt: r.started_at, graceUntil: r.grace_until });
 
 const toThing = (r: ThingRow): Thing => ({ name: r.name, thingType: r.thing_type, attributes: JSON.parse(r.attributes), createdAt: r.created_at });
-const toCert = (r: CertRow): CertificateRecord => ({ id: r.id, thingName: r.thing_name, pem: r.pem, fingerprint: r.fingerprint, status: r.status, createdAt: r.created_at, notAfter: r.not_after });
+const toCert = (r: CertRow): CertificateRecord => ({ id: r.id, thingName: r.thing_name, pem: r.pem, fingerprint: r.fingerprint, status: r.status, createdAt: r.created_at, notAfter: r.not_after, lastConnectedAt: r.last_connected_at ?? null });
