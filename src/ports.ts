@@ -250,6 +250,8 @@ export interface FunctionDeployment {
   vpc?: VpcConfig;
   /** The execution role; aws creates a least-privilege one when absent. */
   roleArn?: string;
+  /** The Lambda runtime (default nodejs22.x); the artifact was bundled for it. */
+  runtime?: string;
   /** Variables that may hold a secret in plain text (iotctl.yaml's allowPlaintextSecrets); any other secret is refused. */
   allowPlaintextSecrets?: string[];
   artifact: FunctionArtifact;
@@ -266,6 +268,8 @@ export interface FunctionSummary extends PhysicalIdentity {
   /** Compared to decide whether a deploy changes anything. */
   sha256: string;
   eventSource: EventSourceSpec | null;
+  /** aws: the function's Lambda runtime. */
+  runtime?: string;
   /** ISO 8601 */
   updatedAt: string;
   state?: string;
