@@ -376,6 +376,8 @@ export interface QueryStats {
   elapsedMs: number;
   /** aws: Athena's query execution id. */
   queryId?: string;
+  /** aws: the rows were streamed from this result object (s3://...csv) rather than paged. */
+  resultObject?: string;
 }
 
 export interface QueryProgress {
@@ -403,7 +405,7 @@ export interface TableDescription {
 }
 
 export interface LakeQueryPort {
-  run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void }): Promise<LakeQuery>;
+  run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void; readAll?: boolean; onNotice?: (message: string) => void }): Promise<LakeQuery>;
   tables(): Promise<TableDescription[]>;
 }
 
