@@ -67,6 +67,8 @@ export interface DeviceRegistryPort {
   delete(thingName: string): Promise<{ deletedCertificates: string[] }>;
   /** Workers for bulk registration (aws: from its API rates). */
   bulkConcurrency(): Promise<number>;
+  /** aws: the per-API rates bulk registration paces at (the account's quotas), with where each comes from. */
+  apiRates?(): Promise<ApiRatesInfo>;
   /** aws: the device policy and the stage's thing group as deployed, for the plan (the local target has getPolicy only). */
   deployed?(policyName: string): Promise<DeployedDevices>;
   /** aws: creates the stage's thing group (tagged) when it is missing. */
@@ -387,6 +389,14 @@ export interface QueryProgress {
 }
 
 /** A running query: its columns, then every row streamed, then the final stats. */
+/** Per-API request rates (TPS) and the source of each ("applied quota", "documented default", ...). */
+export interface ApiRatesInfo {
+  rates: Record<string, number>;
+  sources: Record<string, string>;
+  /** Why some rates are not the account's (Service Quotas unreadable), in one line. */
+  note?: string;
+}
+
 export interface LakeQuery {
   columns: ColumnInfo[];
   rows: AsyncIterable<unknown[]>;

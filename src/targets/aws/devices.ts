@@ -8,6 +8,7 @@ import { mapLimit } from './concurrency.js';
 import { ownershipByName, type StageNames } from './naming.js';
 import { claimOf, markerTags, notOurs, ownerMarker, ownerTagList, TAG_PROJECT, type Owner } from './ownership.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
+import { iotApiRates, type ApiRates } from './quotas.js';
 import { AwsCallError, isAwsError, type AwsClients, type Service } from './sdk.js';
 
 /** The key and CSR helpers (and @peculiar/x509 under them) load only when a device is registered, not to list devices. */
@@ -23,7 +24,7 @@ export interface AwsDevicesOptions {
   names: StageNames;
   /** The spec's (logical) device policy name: an older iotctl's policy of this name marks the things registered before stage groups. */
   policyName: string;
-  /** Per-API rates (TPS); default: the documented ones, overridden by IOTCTL_AWS_TPS. */
+  /** Per-API rates (TPS), fixed; default: the account's quotas for bulk registration (quotas.ts), else the documented ones, overridden by IOTCTL_AWS_TPS. */
   tps?: Record<string, number>;
 }
 
@@ -41,7 +42,10 @@ type PolicyRead = { document: PolicyDocument; arn: string };
 export class AwsDevices implements DeviceRegistryPort {
   readonly limiter: ApiRateLimiter;
   /** Workers for bulk registration: enough to keep every paced API busy through ~2 s of latency per device. */
-  private readonly workers: number;
+  private workers: number;
+  /** Rates given to the constructor: used as they are, Service Quotas not asked. */
+  private readonly fixedTps?: Record<string, number>;
+  private ratesRead?: Promise<ApiRates>;
   private endpointCache?: Promise<Endpoint>;
   private readonly thingTypes = new Map<string, Promise<void>>();
 
@@ -57,12 +61,29 @@ export class AwsDevices implements DeviceRegistryPort {
   ) {
     ({ owner: this.owner, names: this.names, policyName: this.policyName } = opts);
     const tps = opts.tps ?? tpsFromEnv(IOT_REGISTRATION_TPS);
+    this.fixedTps = opts.tps;
     this.limiter = new ApiRateLimiter(tps);
-    this.workers = Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
+    this.workers = workersFor(tps);
+  }
+
+  /**
+   * The rates bulk registration uses: the account's applied quotas (Service Quotas, read once per account and
+   * region), else AWS's defaults, else the documented ones; IOTCTL_AWS_TPS overrides. The limiter takes them on.
+   */
+  apiRates(): Promise<ApiRates> {
+    return (this.ratesRead ??= (this.fixedTps
+      ? Promise.resolve({ rates: { ...this.fixedTps }, sources: Object.fromEntries(Object.keys(this.fixedTps).map((op) => [op, 'configured' as const])) })
+      : iotApiRates(this.aws, IOT_REGISTRATION_TPS)
+    ).then((r) => {
+      this.limiter.setRates(r.rates);
+      this.workers = workersFor(r.rates);
+      return r;
+    }));
   }
 
   /** Twice the fastest API's rate: enough workers to keep each paced API busy. */
   async bulkConcurrency(): Promise<number> {
+    await this.apiRates();
     return this.workers;
   }
 
@@ -617,4 +638,9 @@ function fingerprintOf(certPem: string): string {
 /** JSON with sorted keys: an unchanged document compares equal whatever order AWS returns its keys in. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v));
+}
+
+/** Twice the fastest API's rate (at least 4): enough workers to keep each paced API busy through ~2 s of latency. */
+function workersFor(tps: Record<string, number>): number {
+  return Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
 }
