@@ -41,7 +41,7 @@ type PolicyRead = { document: PolicyDocument; arn: string };
  */
 export class AwsDevices implements DeviceRegistryPort {
   readonly limiter: ApiRateLimiter;
-  /** Workers for bulk registration: enough to keep every paced API busy through ~2 s of latency per device. */
+  /** Workers for bulk registration (workersFor). */
   private workers: number;
   /** Rates given to the constructor: used as they are, Service Quotas not asked. */
   private readonly fixedTps?: Record<string, number>;
@@ -81,7 +81,7 @@ export class AwsDevices implements DeviceRegistryPort {
     }));
   }
 
-  /** Twice the fastest API's rate: enough workers to keep each paced API busy. */
+  /** Twice the slowest API's rate (workersFor). */
   async bulkConcurrency(): Promise<number> {
     await this.apiRates();
     return this.workers;
@@ -640,7 +640,11 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v));
 }
 
-/** Twice the fastest API's rate (at least 4): enough workers to keep each paced API busy through ~2 s of latency. */
+/**
+ * Workers for bulk registration: twice the slowest API's rate (at least 4). Each device goes through every paced
+ * API, so the slowest one sets the throughput; twice its rate keeps it busy through ~2 s of latency per device.
+ * More would only queue devices behind it, or, against a service slower than its quota, pile requests up there.
+ */
 function workersFor(tps: Record<string, number>): number {
-  return Math.max(4, Math.ceil(2 * Math.max(...Object.values(tps))));
+  return Math.max(4, Math.ceil(2 * Math.min(...Object.values(tps))));
 }
