@@ -7,7 +7,7 @@ export default class SpecValidate extends BaseCommand<typeof SpecValidate> {
   static override description = 'With --stage (or IOTCTL_STAGE) only that stage\'s effective spec is validated; without, the base spec and each stage under `stages:`, each merged and validated whole.';
   static override examples = ['<%= config.bin %> spec validate', '<%= config.bin %> spec validate --stage prod', '<%= config.bin %> spec validate --spec path/to/iotctl.yaml --json'];
 
-  async run(): Promise<{ valid: true; file: string; project: string; target: string; stages: string[]; warnings: SpecProblem[] }> {
+  async run(): Promise<{ valid: true; file: string; project: string; target: string; stages: string[]; warnings?: SpecProblem[] }> {
     const { flag, env } = this.ctx.options.stage ?? {};
     const base = await this.ctx.loadBaseSpec();
     const { resolveStage } = await import('../../spec/loader.js');
@@ -33,6 +33,6 @@ export default class SpecValidate extends BaseCommand<typeof SpecValidate> {
       for (const w of warnings.values()) info(`warning: ${formatProblem(w).trimStart()}`);
       info(`${base.file} is valid${stages.length > 1 || stages[0] !== 'default' ? ` (stages: ${stages.join(', ')})` : ''}${warnings.size ? `, with ${warnings.size} warning${warnings.size === 1 ? '' : 's'}` : ''}.`);
     }
-    return { valid: true, file: base.file, project: base.spec.project, target: this.ctx.spec.spec.target, stages, warnings: [...warnings.values()] };
+    return { valid: true, file: base.file, project: base.spec.project, target: this.ctx.spec.spec.target, stages, ...(warnings.size ? { warnings: [...warnings.values()] } : {}) };
   }
 }
