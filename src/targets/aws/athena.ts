@@ -189,8 +189,10 @@ export class AwsAthena implements LakeQueryPort {
       const out = await client.send(new sdk.GetObjectCommand(object), { abortSignal: signal });
       return { chunks: out.Body as unknown as AsyncIterable<Uint8Array> };
     } catch (error) {
-      // Named refusals only: a bucket policy or KMS key the caller lacks, or a result already expired by a lifecycle rule.
-      if (isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'Forbidden', 'KMS.AccessDeniedException', 'NoSuchKey', 'NoSuchBucket')) return { refused: (error as { awsCode: string }).awsCode };
+      // Named refusals only: a bucket policy or KMS key the caller lacks, a result already expired by a lifecycle
+      // rule, or an output bucket in another region than the client's.
+      if (isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'Forbidden', 'KMS.AccessDeniedException', 'NoSuchKey', 'NoSuchBucket', 'PermanentRedirect', 'AuthorizationHeaderMalformed'))
+        return { refused: (error as { awsCode: string }).awsCode };
       throw error;
     }
   }
