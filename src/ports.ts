@@ -99,6 +99,8 @@ export interface DeviceRegistryPort {
   connectedSince(certificateId: string, thingName: string, sinceMs: number): Promise<ConnectionEvidence>;
   /** Deactivates a certificate, detaches its policies and things, and deletes it. */
   retireCertificate(certificateId: string): Promise<void>;
+  /** aws: the per-API rates bulk registration paces at (the account's quotas), with where each comes from. */
+  apiRates?(): Promise<ApiRatesInfo>;
   /** aws: the device policy and the stage's thing group as deployed, for the plan (the local target has getPolicy only). */
   deployed?(policyName: string): Promise<DeployedDevices>;
   /** aws: creates the stage's thing group (tagged) when it is missing. */
@@ -282,6 +284,8 @@ export interface FunctionDeployment {
   vpc?: VpcConfig;
   /** The execution role; aws creates a least-privilege one when absent. */
   roleArn?: string;
+  /** The Lambda runtime (default nodejs22.x); the artifact was bundled for it. */
+  runtime?: string;
   /** Variables that may hold a secret in plain text (iotctl.yaml's allowPlaintextSecrets); any other secret is refused. */
   allowPlaintextSecrets?: string[];
   /** aws: tags beyond the ownership ones (a section's functions, e.g. the database's, are told apart by them). */
@@ -300,6 +304,8 @@ export interface FunctionSummary extends PhysicalIdentity {
   /** Compared to decide whether a deploy changes anything. */
   sha256: string;
   eventSource: EventSourceSpec | null;
+  /** aws: the function's Lambda runtime. */
+  runtime?: string;
   /** ISO 8601 */
   updatedAt: string;
   state?: string;
@@ -406,6 +412,8 @@ export interface QueryStats {
   elapsedMs: number;
   /** aws: Athena's query execution id. */
   queryId?: string;
+  /** aws: the rows were streamed from this result object (s3://...csv) rather than paged. */
+  resultObject?: string;
 }
 
 export interface QueryProgress {
@@ -415,6 +423,14 @@ export interface QueryProgress {
 }
 
 /** A running query: its columns, then every row streamed, then the final stats. */
+/** Per-API request rates (TPS) and the source of each ("applied quota", "documented default", ...). */
+export interface ApiRatesInfo {
+  rates: Record<string, number>;
+  sources: Record<string, string>;
+  /** Why some rates are not the account's (Service Quotas unreadable), in one line. */
+  note?: string;
+}
+
 export interface LakeQuery {
   columns: ColumnInfo[];
   rows: AsyncIterable<unknown[]>;
@@ -433,7 +449,7 @@ export interface TableDescription {
 }
 
 export interface LakeQueryPort {
-  run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void }): Promise<LakeQuery>;
+  run(sql: string, opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void; readAll?: boolean; onNotice?: (message: string) => void }): Promise<LakeQuery>;
   tables(): Promise<TableDescription[]>;
 }
 

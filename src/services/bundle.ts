@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'esbuild';
 import type { DatabaseRole } from '../db/roles.js';
 import { UserError } from '../ui/errors.js';
+import { DEFAULT_RUNTIME, esbuildTarget } from '../spec/runtimes.js';
 
 /**
  * Lambda templates (templates/<name>/template.json + handler.ts) and their one artifact: a single
@@ -107,19 +108,18 @@ function readTemplate(dir: string): TemplateInfo {
 }
 
 /**
- * The Lambda runtime every function gets: Node.js 20 reached end of life on 2026-04-30, after which Lambda
- * deprecates nodejs20.x and then blocks creating and updating functions on it. Node.js 22 is supported
- * until 2027-04-30; the bundle targets the same version.
+ * The Lambda runtime a function gets unless iotctl.yaml sets `runtime:` (spec/runtimes.ts keeps Lambda's
+ * deprecation dates): Node.js 20 reached end of life on 2026-04-30, after which Lambda deprecates nodejs20.x
+ * and then blocks creating and updating functions on it. The bundle targets the runtime's Node.js version.
  */
-export const LAMBDA_RUNTIME = 'nodejs22.x';
-const ESBUILD_TARGET = `node${/\d+/.exec(LAMBDA_RUNTIME)![0]}`;
+export const LAMBDA_RUNTIME = DEFAULT_RUNTIME;
 
 /**
- * Bundles a template with esbuild into `<outDir>/index.js` (CJS, for LAMBDA_RUNTIME, pg included; pg-native,
+ * Bundles a template with esbuild into `<outDir>/index.js` (CJS, for the runtime's Node.js version, pg included; pg-native,
  * which pg only loads on request, stays external). Paths in the output are relative to the package
  * root, so the same sources always give the same bytes and the same sha256.
  */
-export async function bundleTemplate(templateName: string, outDir: string): Promise<BundleResult> {
+export async function bundleTemplate(templateName: string, outDir: string, runtime: string = LAMBDA_RUNTIME): Promise<BundleResult> {
   const template = getTemplate(templateName);
   const { build } = await import('esbuild');
   mkdirSync(outDir, { recursive: true });
@@ -130,7 +130,7 @@ export async function bundleTemplate(templateName: string, outDir: string): Prom
     outfile: artifactPath,
     bundle: true,
     platform: 'node',
-    target: ESBUILD_TARGET,
+    target: esbuildTarget(runtime),
     format: 'cjs',
     external: ['pg-native'],
     plugins: [compiledSourcesFallback()],

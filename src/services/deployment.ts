@@ -2,6 +2,9 @@ import type { EventSourceSpec, FunctionSpec } from '../spec/schema.js';
 
 /** What `lambda deploy` and `apply` deploy for a template and name, from iotctl.yaml; pure, for every target. */
 
+/** A function of the spec (its runtime may be left to the default). */
+export type FunctionEntry = Omit<FunctionSpec, 'runtime'> & { runtime?: string };
+
 export interface TemplateDefaults {
   name: string;
   /** "index.handler" */
@@ -17,11 +20,11 @@ export interface TemplateDefaults {
  * the spec and the command disagree.
  */
 export function resolveDeployment(
-  spec: { functions: FunctionSpec[]; streams: Array<{ name: string }> },
+  spec: { functions: FunctionEntry[]; streams: Array<{ name: string }> },
   template: TemplateDefaults,
   name?: string,
-): { name: string; entry?: FunctionSpec; handler: string; timeoutSeconds: number; memoryMb: number; environment: Record<string, string>; eventSource?: EventSourceSpec } {
-  let entry: FunctionSpec | undefined;
+): { name: string; entry?: FunctionEntry; handler: string; timeoutSeconds: number; memoryMb: number; environment: Record<string, string>; eventSource?: EventSourceSpec } {
+  let entry: FunctionEntry | undefined;
   if (name) {
     entry = spec.functions.find((f) => f.name === name);
     if (entry && entry.template !== template.name)

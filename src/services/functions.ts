@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FunctionArtifact, FunctionDeployment, FunctionsPort, FunctionSummary } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { maskEnvironment } from '../spec/env-secrets.js';
-import { bundleTemplate, getTemplate } from './bundle.js';
+import { bundleTemplate, getTemplate, LAMBDA_RUNTIME } from './bundle.js';
 import { DeploymentError, resolveDeployment } from './deployment.js';
 import { UserError } from '../ui/errors.js';
 
@@ -22,10 +22,10 @@ export function planDeployment(spec: Spec, templateName: string, name?: string):
 }
 
 /** Bundles the template into a temporary directory, runs fn with the artifact, then removes it. */
-export async function withArtifact<T>(templateName: string, fn: (artifact: FunctionArtifact) => Promise<T>): Promise<T> {
+export async function withArtifact<T>(templateName: string, fn: (artifact: FunctionArtifact) => Promise<T>, runtime?: string): Promise<T> {
   const dir = mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'iotctl-bundle-'));
   try {
-    const built = await bundleTemplate(templateName, dir);
+    const built = await bundleTemplate(templateName, dir, runtime);
     return await fn({ dir, entry: 'index.js', sha256: built.sha256, bytes: built.bytes });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -38,7 +38,7 @@ export async function deployFunction(functions: FunctionsPort, plan: Deployment 
     const result = await functions.deploy(toDeployment(plan, artifact), progress);
     const deployed = await functions.get(plan.name);
     return { result, sha256: artifact.sha256, bytes: artifact.bytes, location: deployed?.location };
-  });
+  }, plan.entry?.runtime);
 }
 
 function toDeployment(plan: Deployment & { templateName: string }, artifact: FunctionArtifact): FunctionDeployment {
@@ -52,6 +52,7 @@ function toDeployment(plan: Deployment & { templateName: string }, artifact: Fun
     eventSource: plan.eventSource,
     vpc: plan.entry?.vpc,
     roleArn: plan.entry?.roleArn,
+    ...(plan.entry?.runtime ? { runtime: plan.entry.runtime } : {}),
     ...(plan.entry?.allowPlaintextSecrets?.length ? { allowPlaintextSecrets: plan.entry.allowPlaintextSecrets } : {}),
     artifact,
   };
@@ -60,12 +61,16 @@ function toDeployment(plan: Deployment & { templateName: string }, artifact: Fun
 /** What apply compares: the settings and the bundled code's hash (bundles are deterministic). */
 export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][number]) {
   const plan = planDeployment(spec, fn.template, fn.name);
-  return withArtifact(plan.templateName, async ({ sha256 }) => functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null }));
+  // The runtime is compared on aws only: the local runner has one Node.js, whatever the spec says.
+  const runtime = spec.target === 'aws' ? fn.runtime : undefined;
+  return withArtifact(plan.templateName, async ({ sha256 }) => functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null, runtime }), fn.runtime);
 }
 
 /** What apply compares and prints; secret-looking values are masked (a change still shows, as a different tag). */
-export function functionConfig(f: Pick<FunctionSummary, 'template' | 'sha256' | 'handler' | 'timeoutSeconds' | 'memoryMb' | 'environment' | 'eventSource'>) {
-  return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: maskedEnvironment(f.environment), eventSource: f.eventSource ?? null };
+export function functionConfig(f: Pick<FunctionSummary, 'template' | 'sha256' | 'handler' | 'timeoutSeconds' | 'memoryMb' | 'environment' | 'eventSource' | 'runtime'>) {
+  // The runtime shows only when it is not the default: plans of specs that never set one stay as they were.
+  const runtime = f.runtime && f.runtime !== LAMBDA_RUNTIME ? { runtime: f.runtime } : {};
+  return { template: f.template, sha256: f.sha256, handler: f.handler, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: maskedEnvironment(f.environment), eventSource: f.eventSource ?? null, ...runtime };
 }
 
 /** A function's variables as any output may show them (plans, `lambda list --json`). */

@@ -7,6 +7,8 @@ import { parseTemplateExpression } from '../iot/sql/parser.js';
 import { topicTemplateProblems, type TemplateLiteral } from '../iot/topics.js';
 import { environmentBytes, LAMBDA_ENVIRONMENT_BYTES, plaintextSecrets, SECRET_HINT } from './env-secrets.js';
 import { lakeQueryProblems } from '../targets/local/lake/sql-text.js';
+import { AWS_MEMBER_LIMITS, limitProblem, valuesAt } from './aws-limits.js';
+import { runtimeProblem } from './runtimes.js';
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -14,6 +16,8 @@ export interface CheckProblem {
   hint?: string;
   /** Offset inside the value at `path` (e.g. a SQL error column). */
   offset?: number;
+  /** A warning is shown (spec validate) but does not make the spec invalid. */
+  severity?: 'warning';
 }
 
 export type SpecCheck = (spec: Spec) => CheckProblem[];
@@ -132,18 +136,32 @@ export const checkAwsDatasetWindows: SpecCheck = (spec) => {
 };
 
 /**
- * Lambda takes the batching window in whole seconds (an integer member, 0-300): the local platform honours a
- * fraction, but on AWS it would be cut silently, so the aws target refuses it.
+ * On aws, every number iotctl sends as an AWS API member is checked against that member's type and range
+ * (aws-limits.ts, from AWS's API models) and the documented rules: the local platform honours a fractional
+ * batching window, but Lambda's member is an integer, so the aws target refuses it rather than round it.
  */
-export const checkAwsEventSources: SpecCheck = (spec) => {
+export const checkAwsLimits: SpecCheck = (spec) => {
   if (spec.target !== 'aws') return [];
-  return spec.functions.flatMap((fn, i) => {
-    const w = fn.eventSource?.maximumBatchingWindowSeconds;
-    return w === undefined || Number.isInteger(w)
-      ? []
-      : [{ path: ['functions', i, 'eventSource', 'maximumBatchingWindowSeconds'], message: `${w} is not a whole number of seconds: Lambda's MaximumBatchingWindowInSeconds is an integer from 0 to 300`, hint: `Use ${Math.round(w)} (0 sends each batch as soon as records arrive).` }];
-  });
+  const problems: CheckProblem[] = [];
+  for (const limit of AWS_MEMBER_LIMITS) {
+    if (limit.engine && limit.engine !== spec.analytics.engine) continue;
+    for (const { path, value } of valuesAt(spec, limit.path)) {
+      if (typeof value !== 'number') continue;
+      const p = limitProblem(limit, value);
+      if (p) problems.push({ path, ...p });
+    }
+  }
+  return problems;
 };
+/** The earlier name of checkAwsLimits (it checked the batching window only). */
+export const checkAwsEventSources = checkAwsLimits;
+
+/** Each function's Lambda runtime: refused once Lambda has deprecated it (with the date), warned about 90 days before. */
+export const checkRuntimes = (now: () => Date = () => new Date()): SpecCheck => (spec) =>
+  spec.functions.flatMap((fn, i) => {
+    const p = runtimeProblem(fn.runtime, now());
+    return p ? [{ path: ['functions', i, 'runtime'], message: `function "${fn.name}": ${p.message}`, hint: p.hint, ...(p.severity === 'warning' ? { severity: 'warning' as const } : {}) }] : [];
+  });
 
 /** No secret in a function's environment unless allowPlaintextSecrets names it; at most Lambda's 4 KB of variables. */
 export const checkFunctionEnvironments: SpecCheck = (spec) => {
@@ -175,4 +193,4 @@ export const checkDatasetSql: SpecCheck = (spec) =>
   ]);
 const LAKE_HINT = 'Read the lake through its tables (`iotctl athena tables` lists them); iotctl writes the content itself.';
 
-export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkAwsEventSources, checkFunctionEnvironments, checkDatasetSql];
+export const specChecks: SpecCheck[] = [checkRules, checkFunctionsAndStreams, analyticsSpecCheck, checkAthenaNames, checkAwsDatasetWindows, checkAwsLimits, checkRuntimes(), checkFunctionEnvironments, checkDatasetSql];

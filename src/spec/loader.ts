@@ -51,6 +51,8 @@ export interface LoadedSpec {
   raw?: Record<string, unknown>;
   /** Whether iotctl.yaml wrote the value at `path` of this stage's spec (in the base or the stage's override), rather than a default filling it. */
   written(path: readonly (string | number)[]): boolean;
+  /** What the checks warn about without refusing the spec (a runtime Lambda deprecates soon). */
+  warnings?: SpecProblem[];
 }
 
 export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
@@ -80,17 +82,18 @@ export function parseSpec(text: string, file = 'iotctl.yaml'): LoadedSpec {
   if (problems.length) throw new SpecError(problems);
 
   const raw = (limited(() => yamlDoc.toJS()) ?? {}) as Record<string, unknown>;
-  const spec = validateSpec(raw, shown, locate, (path) => [...path]);
+  const { spec, warnings } = validateSpec(raw, shown, locate, (path) => [...path]);
   const declaredStages = [...new Set([...(spec.stage ? [spec.stage] : []), ...Object.keys(spec.stages ?? {})])];
-  return { spec, file, text, locate, stage: DEFAULT_STAGE, declaredStages, raw, written: (path) => writtenAt(raw, path) };
+  return { spec, file, text, locate, stage: DEFAULT_STAGE, declaredStages, raw, written: (path) => writtenAt(raw, path), warnings };
 }
 
 /**
  * The zod schema, then every spec check, on the plain data of a spec. `sourcePath` maps a path of `raw` to the
  * document's (a stage's merged spec points into its override where the override wrote the value).
  */
-function validateSpec(raw: Record<string, unknown>, shown: string, locate: Locate, sourcePath: (path: readonly PropertyKey[]) => PropertyKey[]): Spec {
+function validateSpec(raw: Record<string, unknown>, shown: string, locate: Locate, sourcePath: (path: readonly PropertyKey[]) => PropertyKey[]): { spec: Spec; warnings: SpecProblem[] } {
   const problems: SpecProblem[] = [];
+  const warnings: SpecProblem[] = [];
   const at = (path: readonly PropertyKey[], offset?: number) => locate(sourcePath(path), offset);
   const parsed = specSchema.safeParse(raw);
   if (!parsed.success) {
@@ -111,11 +114,11 @@ function validateSpec(raw: Record<string, unknown>, shown: string, locate: Locat
   for (const check of specChecks) {
     for (const p of check(spec)) {
       const { line, col } = at(p.path, p.offset);
-      problems.push({ file: shown, line, col, path: formatPath(p.path), message: p.message, hint: p.hint });
+      (p.severity === 'warning' ? warnings : problems).push({ file: shown, line, col, path: formatPath(p.path), message: p.message, hint: p.hint });
     }
   }
   if (problems.length) throw new SpecError(problems);
-  return spec;
+  return { spec, warnings };
 }
 
 /**
@@ -132,9 +135,10 @@ export function resolveStage(loaded: LoadedSpec, stage: string): LoadedSpec {
   }
   const { stages: _stages, ...base } = raw;
   const merged = mergeStage(base, overrides[stage], ['stages', stage]);
-  const spec = validateSpec({ ...merged.value, stage }, shownName(loaded.file), loaded.locate, merged.sourcePath);
+  const { spec, warnings } = validateSpec({ ...merged.value, stage }, shownName(loaded.file), loaded.locate, merged.sourcePath);
   return {
     spec,
+    warnings,
     file: loaded.file,
     text: loaded.text,
     stage,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { projectNameProblem, stageNameProblem } from './names.js';
+import { DEFAULT_RUNTIME } from './runtimes.js';
 
 /** iotctl.yaml: the desired state of the platform. Every section but `project` has defaults. */
 
@@ -122,6 +123,8 @@ const fn = z.object({
   name: name('function name'),
   physicalName: physicalName(/^[a-zA-Z0-9_-]{1,64}$/, 'a Lambda function name: 1 to 64 letters, digits, _ and -'),
   template: z.string(),
+  /** The Lambda runtime (and the bundle's esbuild target); a deprecated one is refused by checks.ts. */
+  runtime: z.string().regex(/^nodejs\d+\.x$/, 'a Lambda Node.js runtime, e.g. nodejs22.x or nodejs24.x').default(DEFAULT_RUNTIME),
   timeoutSeconds: z.number().int().min(1).max(900).default(30),
   memoryMb: z.number().int().min(128).max(10240).default(256),
   environment: z.record(z.string(), z.string()).default({}),

@@ -5,7 +5,8 @@
  */
 export function lazyPort<P extends object, L extends P = P>(load: () => Promise<L>, iterables: (keyof P)[] = []): { port: P; loaded: () => Promise<L | undefined> } {
   let loaded: Promise<L> | undefined;
-  const method = (port: L, op: PropertyKey) => (port as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[op]!.bind(port);
+  // An optional method the adapter lacks (`devices.apiRates?.()` on local) answers undefined, as `?.` would.
+  const method = (port: L, op: PropertyKey) => (port as unknown as Record<PropertyKey, ((...a: unknown[]) => unknown) | undefined>)[op]?.bind(port) ?? (() => undefined);
   const port = new Proxy({} as P, {
     get: (_t, op) => {
       if (op === 'then') return undefined;

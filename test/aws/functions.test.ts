@@ -10,6 +10,7 @@ import { AwsFunctions, zipArtifact } from '../../src/targets/aws/functions.js';
 import { ensureDatabaseSecret } from '../../src/targets/aws/secrets.js';
 import { databaseSecretName, stageNames } from '../../src/targets/aws/naming.js';
 import { bundleTemplate } from '../../src/services/bundle.js';
+import { functionConfig } from '../../src/services/functions.js';
 import type { FunctionArtifact, FunctionDeployment } from '../../src/ports.js';
 
 /**
@@ -202,6 +203,22 @@ test('a configuration change updates the configuration only; a code change updat
 
   // Back to the spec's settings and bundle.
   assert.is(await fns.deploy(deployment()), 'updated');
+});
+
+test('a runtime set in the spec (nodejs24.x) updates the configuration, reads back, and shows in the plan', async () => {
+  calls.length = 0;
+  assert.is(await fns.deploy(deployment({ runtime: 'nodejs24.x' })), 'updated');
+  assert.equal(writes().filter((w) => w.startsWith('lambda:')), ['lambda:UpdateFunctionConfiguration']);
+  const { client, sdk } = await aws.get('lambda');
+  assert.is((await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: FN }))).Runtime, 'nodejs24.x');
+  const read = (await fns.get('ingest'))!;
+  assert.is(read.runtime, 'nodejs24.x');
+  assert.is(functionConfig(read).runtime, 'nodejs24.x', 'a runtime other than the default is compared by plans');
+  assert.is(await fns.deploy(deployment({ runtime: 'nodejs24.x' })), 'unchanged');
+  // Back to the default.
+  assert.is(await fns.deploy(deployment()), 'updated');
+  assert.is((await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: FN }))).Runtime, 'nodejs22.x');
+  assert.is(functionConfig((await fns.get('ingest'))!).runtime, undefined, 'the default runtime stays out of plans');
 });
 
 test('a mapping change updates the mapping only', async () => {

@@ -35,12 +35,19 @@ export interface RealismOptions {
   hang?: string[];
   /** Operations answered only after this many ms (on top of latency). */
   slow?: Record<string, number>;
+  /** Operations the caller is not allowed (`s3:GetObject`, `service-quotas:*`): answered with the service's AccessDenied. */
+  deny?: string[];
+  /**
+   * Service Quotas as an account reports them (moto serves only `vpc`): ListServiceQuotas (applied) and
+   * ListAWSDefaultServiceQuotas (`defaults`, else the same values) for these service codes.
+   */
+  serviceQuotas?: Record<string, { applied?: { QuotaCode: string; QuotaName: string; Value: number }[]; defaults?: { QuotaCode: string; QuotaName: string; Value: number }[] }>;
 }
 
 export interface CallRecord {
   key: string;
   status: number;
-  /** What the proxy answered itself instead of moto (`throttled`, `iam-propagation`, `creating`, `hang`). */
+  /** What the proxy answered itself instead of moto (`throttled`, `iam-propagation`, `creating`, `hang`, `denied`, `quotas`). */
   injected?: string;
   /** Time in the proxy (request read to answer written), and the part of it spent checking conformance, in ms. */
   ms?: number;
@@ -161,6 +168,21 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
 
   /** An answer the proxy gives instead of moto (a fault AWS would produce), or undefined to forward. */
   function inject(id: Identified, p: Record<string, unknown>, res: ServerResponse): string | undefined {
+    if (lookup(Object.fromEntries((opts.deny ?? []).map((k) => [k, true])), id)) {
+      const code = id.service === 's3' ? 'AccessDenied' : 'AccessDeniedException';
+      const action = `${id.signingName}:${id.operation}`;
+      awsError(res, id, 403, code, `User: arn:aws:iam::123456789012:user/test is not authorized to perform: ${action} because no identity-based policy allows the ${action} action`);
+      return 'denied';
+    }
+    if (opts.serviceQuotas && id.signingName === 'servicequotas' && (id.operation === 'ListServiceQuotas' || id.operation === 'ListAWSDefaultServiceQuotas')) {
+      const code = String(p.ServiceCode ?? '');
+      const table = opts.serviceQuotas[code];
+      if (!table) return awsError(res, id, 400, 'NoSuchResourceException', 'This service is not available in the current Region. Choose a different Region or a different service.'), 'quotas';
+      const list = id.operation === 'ListServiceQuotas' ? (table.applied ?? []) : (table.defaults ?? table.applied ?? []);
+      const body = JSON.stringify({ Quotas: list.map((q) => ({ ServiceCode: code, ServiceName: code, QuotaArn: `arn:aws:servicequotas:${id.region}:123456789012:${code}/${q.QuotaCode}`, Unit: 'None', Adjustable: true, GlobalQuota: false, ...q })) });
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': String(Buffer.byteLength(body)), 'x-amzn-requestid': 'realism-quotas' }).end(body);
+      return 'quotas';
+    }
     if (!takeToken(id)) {
       const { code, status } = throttlingError(id);
       awsError(res, id, status, code, 'Rate exceeded', id.service === 'lambda' ? { Type: 'User', Reason: 'CallerRateLimitExceeded' } : {});

@@ -6,7 +6,7 @@ import { checkDestination, readUserFile } from '../../services/files.js';
 import { withTarget } from '../../targets/index.js';
 import { athenaCostUsd, formatBytes } from '../../ui/format.js';
 import { CancelledError, UserError } from '../../ui/errors.js';
-import { info, printTable, type Column } from '../../ui/output.js';
+import { info, printTable, warn, type Column } from '../../ui/output.js';
 import { streamRows, writeRowsToFile } from '../../ui/stream-rows.js';
 import { runSteps, stepsMode } from '../../ui/tasks.js';
 
@@ -44,6 +44,8 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
     const sql = this.readSql();
     // Before the query runs (and costs): an --out that would be refused at the end is refused now.
     if (this.flags.out) checkDestination(resolve(this.flags.out), { force: this.flags.force, flag: '--out' });
+    // --out and --format csv|json read every row: on AWS they stream from the query's result object.
+    const readAll = !this.jsonEnabled() && (Boolean(this.flags.out) || this.flags.format !== 'table');
     return withTarget(this.ctx, async (target) => {
       const abort = new AbortController();
       const onSigint = () => abort.abort();
@@ -59,6 +61,8 @@ export default class AthenaRun extends BaseCommand<typeof AthenaRun> {
                 query = await target.lake.run(sql, {
                   params: this.flags.param ?? [],
                   signal: abort.signal,
+                  readAll,
+                  onNotice: (message) => warn(message),
                   onProgress: (p) => update(`${p.state} · ${formatBytes(p.bytesScanned)} scanned · ~$${athenaCostUsd(p.bytesScanned).toFixed(4)} · ${(p.elapsedMs / 1000).toFixed(1)} s`),
                 });
               },

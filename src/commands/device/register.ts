@@ -7,7 +7,7 @@ import { openTarget, type Target } from '../../targets/index.js';
 import { deviceTopics, ensureDevicePolicy, parseDevicesCsv, registerDevice, registerMany, type BulkResult, type RegisterRequest } from '../../services/devices.js';
 import { UserError } from '../../ui/errors.js';
 import { lifetimeMs } from '../../services/certificates.js';
-import { info } from '../../ui/output.js';
+import { info, warn } from '../../ui/output.js';
 import { runSteps, stepsMode } from '../../ui/tasks.js';
 
 export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
@@ -79,7 +79,13 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     return parseCaBundle(readUserFile(file, fix, 'the CA file ', { maxBytes: READ_LIMITS.caFile }), file, fix);
   }
 
-  private async bulk(target: Target, spec: Parameters<typeof registerMany>[1], requests: RegisterRequest[]): Promise<BulkResult> {
+  private async bulk(target: Target, spec: Parameters<typeof registerMany>[1], requests: RegisterRequest[]): Promise<BulkResult & { rates?: { api: string; tps: number; source: string }[] }> {
+    // aws: the pace comes from the account's quotas; say which before the run (and in --json).
+    const rates = await target.devices.apiRates?.();
+    if (rates) {
+      if (rates.note) warn(rates.note);
+      info(`IoT API rates: ${Object.entries(rates.rates).map(([op, tps]) => `${op} ${tps}/s (${rates.sources[op]})`).join(', ')}`);
+    }
     const started = Date.now();
     let result!: BulkResult;
     await runSteps(
@@ -95,7 +101,7 @@ export default class DeviceRegister extends BaseCommand<typeof DeviceRegister> {
     info(`Registered ${result.registered.length}, skipped ${result.skipped.length} already registered, failed ${result.failed.length} (${seconds.toFixed(1)} s).`);
     for (const f of result.failed) info(`  ${f.thingName}: ${f.error}`);
     if (result.failed.length) process.exitCode = 1;
-    return result;
+    return rates ? { ...result, rates: Object.entries(rates.rates).map(([api, tps]) => ({ api, tps, source: rates.sources[api]! })) } : result;
   }
 }
 

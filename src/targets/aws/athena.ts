@@ -3,14 +3,19 @@ import type { GetQueryResultsCommandOutput, QueryExecution, Row } from '@aws-sdk
 import type { Table } from '@aws-sdk/client-glue';
 import { NotFoundError, type ColumnInfo, type LakeQuery, type LakeQueryPort, type QueryProgress, type QueryStats, type TableDescription } from '../../ports.js';
 import { CancelledError, UserError } from '../../ui/errors.js';
+import { csvRecordBatches, type CsvRecord } from './csv-stream.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
 export { athenaCostUsd } from '../../ui/format.js';
 
 /**
  * `athena run` and `athena tables` on AWS: Athena for queries, the Glue Data Catalog for tables.
- * A query is started, polled with backoff (reporting state and data scanned), then its results are paged
- * lazily as the consumer iterates, so `--out` of millions of rows holds one page (1,000 rows) at a time.
+ * A query is started, polled with backoff (reporting state and data scanned), then its results are read
+ * lazily as the consumer iterates. A consumer that reads every row (`--out`, `--format csv|json`) gets them
+ * from the query's result object in S3 (`<id>.csv` in the output location), streamed and parsed as it
+ * arrives: one GetObject instead of one GetQueryResults call per 1,000 rows, as AWS SDK for pandas and
+ * PyAthena do. Interactive results (a table, --json with --max-rows) page GetQueryResults, and so does a
+ * reader the bucket refuses (AccessDenied), with a notice. Either way memory holds one page or chunk.
  */
 
 export interface AthenaSettings {
@@ -44,7 +49,16 @@ export class AwsAthena implements LakeQueryPort {
 
   async run(
     sql: string,
-    opts: { params?: readonly string[]; signal?: AbortSignal; onProgress?: (p: QueryProgress) => void; onStarted?: (queryId: string) => void } = {},
+    opts: {
+      params?: readonly string[];
+      signal?: AbortSignal;
+      onProgress?: (p: QueryProgress) => void;
+      onStarted?: (queryId: string) => void;
+      /** The consumer reads every row: stream them from the result object in S3. */
+      readAll?: boolean;
+      /** Said to the user on stderr (a fallback to paging). */
+      onNotice?: (message: string) => void;
+    } = {},
   ): Promise<LakeQuery> {
     const { client, sdk } = await this.aws.get('athena');
     const signal = opts.signal ?? this.aws.settings.signal;
@@ -102,24 +116,48 @@ export class AwsAthena implements LakeQueryPort {
     const bytesScanned = execution.Statistics?.DataScannedInBytes ?? 0;
     const elapsedMs = Date.now() - started;
     // The first page is read now: it carries the column metadata the caller needs before any row.
-    const fetchPage = async (nextToken?: string): Promise<GetQueryResultsCommandOutput> => {
+    const fetchPage = async (nextToken?: string, max = PAGE_SIZE): Promise<GetQueryResultsCommandOutput> => {
       if (signal?.aborted) throw new CancelledError(`Cancelled while reading the results of Athena query ${queryId}.`);
       try {
-        return await client.send(new sdk.GetQueryResultsCommand({ QueryExecutionId: queryId, MaxResults: PAGE_SIZE, ...(nextToken ? { NextToken: nextToken } : {}) }), send);
+        return await client.send(new sdk.GetQueryResultsCommand({ QueryExecutionId: queryId, MaxResults: max, ...(nextToken ? { NextToken: nextToken } : {}) }), send);
       } catch (error) {
         if (signal?.aborted) throw new CancelledError(`Cancelled while reading the results of Athena query ${queryId}.`);
         throw error;
       }
     };
-    let first: GetQueryResultsCommandOutput | undefined = await fetchPage();
+    const location = execution.ResultConfiguration?.OutputLocation;
+    const object = opts.readAll && execution.StatementType === 'DML' && location ? s3Location(location) : undefined;
+    // Streaming: the first page only for the columns' types (one row: the header), the object read meanwhile.
+    const [firstPage, body] = await Promise.all([fetchPage(undefined, object ? 1 : PAGE_SIZE), object ? this.openObject(object, signal) : undefined]);
+    let first: GetQueryResultsCommandOutput | undefined = firstPage;
     const athenaColumns = first.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
     const columns: ColumnInfo[] = athenaColumns.map((c) => ({ name: c.Name ?? c.Label ?? '', type: c.Type ?? 'varchar' }));
     const convert = athenaColumns.map((c) => converterFor(c.Type));
     // SELECT (DML) results repeat the column names as their first row; DDL and SHOW/DESCRIBE results do not.
     const hasHeader = execution.StatementType === 'DML' && isHeaderRow(first.ResultSet?.Rows?.[0], columns);
+    if (body && 'refused' in body) opts.onNotice?.(`Reading the result object ${location} was refused (${body.refused}); paging GetQueryResults instead (one call per 1,000 rows). Grant s3:GetObject on it to stream large results.`);
+    const stream = body && 'chunks' in body ? body.chunks : undefined;
 
     let rows = 0;
-    async function* iterate(): AsyncGenerator<unknown[]> {
+    async function* fromObject(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<unknown[]> {
+      let header = true;
+      try {
+        for await (const batch of csvRecordBatches(chunks)) {
+          for (const record of batch) {
+            if (header) {
+              header = false;
+              continue;
+            }
+            rows++;
+            yield convertRecord(record, convert);
+          }
+        }
+      } catch (error) {
+        if (signal?.aborted) throw new CancelledError(`Cancelled while reading the results of Athena query ${queryId}.`);
+        throw error;
+      }
+    }
+    async function* fromPages(): AsyncGenerator<unknown[]> {
       let page = first;
       first = undefined;
       let skip = hasHeader;
@@ -139,9 +177,24 @@ export class AwsAthena implements LakeQueryPort {
 
     return {
       columns,
-      rows: iterate(),
-      stats: (): QueryStats => ({ rows, bytesScanned, bytesExact: true, elapsedMs, queryId }),
+      rows: stream ? fromObject(stream) : fromPages(),
+      stats: (): QueryStats => ({ rows, bytesScanned, bytesExact: true, elapsedMs, queryId, ...(stream ? { resultObject: location } : {}) }),
     };
+  }
+
+  /** The result object's body as a stream, or why it cannot be read (the caller pages instead). */
+  private async openObject(object: { Bucket: string; Key: string }, signal: AbortSignal | undefined): Promise<{ chunks: AsyncIterable<Uint8Array> } | { refused: string }> {
+    const { client, sdk } = await this.aws.get('s3');
+    try {
+      const out = await client.send(new sdk.GetObjectCommand(object), { abortSignal: signal });
+      return { chunks: out.Body as unknown as AsyncIterable<Uint8Array> };
+    } catch (error) {
+      // Named refusals only: a bucket policy or KMS key the caller lacks, a result already expired by a lifecycle
+      // rule, or an output bucket in another region than the client's.
+      if (isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'Forbidden', 'KMS.AccessDeniedException', 'NoSuchKey', 'NoSuchBucket', 'PermanentRedirect', 'AuthorizationHeaderMalformed'))
+        return { refused: (error as { awsCode: string }).awsCode };
+      throw error;
+    }
   }
 
   async tables(): Promise<TableDescription[]> {
@@ -247,6 +300,21 @@ function convertRow(row: Row, convert: Converter[]): unknown[] {
     out[i] = text === undefined ? null : convert[i]!(text);
   }
   return out;
+}
+
+function convertRecord(record: CsvRecord, convert: Converter[]): unknown[] {
+  const out = new Array<unknown>(convert.length);
+  for (let i = 0; i < convert.length; i++) {
+    const text = record[i];
+    out[i] = text === null || text === undefined ? null : convert[i]!(text);
+  }
+  return out;
+}
+
+/** s3://bucket/key of a result file (`<id>.csv`: SELECT results; DDL's are `.txt`). */
+export function s3Location(uri: string): { Bucket: string; Key: string } | undefined {
+  const m = /^s3:\/\/([^/]+)\/(.+\.csv)$/.exec(uri);
+  return m ? { Bucket: m[1]!, Key: m[2]! } : undefined;
 }
 
 function isHeaderRow(row: Row | undefined, columns: ColumnInfo[]): boolean {

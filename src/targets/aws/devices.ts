@@ -9,6 +9,7 @@ import { mapLimit } from './concurrency.js';
 import { ownershipByName, type StageNames } from './naming.js';
 import { claimOf, markerTags, notOurs, ownerMarker, ownerTagList, TAG_PROJECT, type Owner } from './ownership.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
+import { iotApiRates, type ApiRates } from './quotas.js';
 import { AwsCallError, isAwsError, type AwsClients, type Service } from './sdk.js';
 
 /** The key and CSR helpers (and @peculiar/x509 under them) load only when a device is registered, not to list devices. */
@@ -47,7 +48,7 @@ export interface AwsDevicesOptions {
   names: StageNames;
   /** The spec's (logical) device policy name: an older iotctl's policy of this name marks the things registered before stage groups. */
   policyName: string;
-  /** Per-API rates (TPS); default: the documented ones, overridden by IOTCTL_AWS_TPS. */
+  /** Per-API rates (TPS), fixed; default: the account's quotas for bulk registration (quotas.ts), else the documented ones, overridden by IOTCTL_AWS_TPS. */
   tps?: Record<string, number>;
 }
 
@@ -64,8 +65,11 @@ type PolicyRead = { document: PolicyDocument; arn: string };
  */
 export class AwsDevices implements DeviceRegistryPort {
   readonly limiter: ApiRateLimiter;
-  /** Workers for bulk registration: enough to keep every paced API busy through ~2 s of latency per device. */
-  private readonly workers: number;
+  /** Workers for bulk registration (workersFor). */
+  private workers: number;
+  /** Rates given to the constructor: used as they are, Service Quotas not asked. */
+  private readonly fixedTps?: Record<string, number>;
+  private ratesRead?: Promise<ApiRates>;
   private endpointCache?: Promise<Endpoint>;
   private readonly thingTypes = new Map<string, Promise<void>>();
 
@@ -84,13 +88,30 @@ export class AwsDevices implements DeviceRegistryPort {
   ) {
     ({ owner: this.owner, names: this.names, policyName: this.policyName } = opts);
     const tps = opts.tps ?? tpsFromEnv({ ...IOT_CERTIFICATE_TPS, ...IOT_REGISTRATION_TPS });
+    this.fixedTps = opts.tps;
     this.limiter = new ApiRateLimiter(tps);
-    // The fastest registration API sets the pace; the lifecycle's read calls (DescribeThing at 350 TPS) would ask for far too many workers.
-    this.workers = Math.max(4, Math.ceil(2 * Math.max(...Object.entries(tps).filter(([op]) => op in IOT_REGISTRATION_TPS || !(op in IOT_CERTIFICATE_TPS)).map(([, v]) => v))));
+    // The registration APIs set the workers; the lifecycle's read calls are paced but do not add workers.
+    this.workers = workersFor(Object.fromEntries(Object.entries(tps).filter(([op]) => !(op in IOT_CERTIFICATE_TPS) || op in IOT_REGISTRATION_TPS)));
   }
 
-  /** Twice the fastest API's rate: enough workers to keep each paced API busy. */
+  /**
+   * The rates bulk registration uses: the account's applied quotas (Service Quotas, read once per account and
+   * region), else AWS's defaults, else the documented ones; IOTCTL_AWS_TPS overrides. The limiter takes them on.
+   */
+  apiRates(): Promise<ApiRates> {
+    return (this.ratesRead ??= (this.fixedTps
+      ? Promise.resolve({ rates: { ...this.fixedTps }, sources: Object.fromEntries(Object.keys(this.fixedTps).map((op) => [op, 'configured' as const])) })
+      : iotApiRates(this.aws, IOT_REGISTRATION_TPS)
+    ).then((r) => {
+      this.limiter.setRates(r.rates);
+      this.workers = workersFor(r.rates);
+      return r;
+    }));
+  }
+
+  /** Twice the slowest API's rate (workersFor). */
   async bulkConcurrency(): Promise<number> {
+    await this.apiRates();
     return this.workers;
   }
 
@@ -800,4 +821,13 @@ function fingerprintOf(certPem: string): string {
 /** JSON with sorted keys: an unchanged document compares equal whatever order AWS returns its keys in. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v));
+}
+
+/**
+ * Workers for bulk registration: twice the slowest API's rate (at least 4). Each device goes through every paced
+ * API, so the slowest one sets the throughput; twice its rate keeps it busy through ~2 s of latency per device.
+ * More would only queue devices behind it, or, against a service slower than its quota, pile requests up there.
+ */
+function workersFor(tps: Record<string, number>): number {
+  return Math.max(4, Math.ceil(2 * Math.min(...Object.values(tps))));
 }

@@ -95,7 +95,7 @@ function listFiles(dir: string, root = dir): string[] {
 
 /** What deploy wants the function to look like (the comparable part of its configuration). */
 interface DesiredConfig {
-  Runtime: typeof RUNTIME;
+  Runtime: import('@aws-sdk/client-lambda').Runtime;
   Handler: string;
   Role: string;
   MemorySize: number;
@@ -255,7 +255,7 @@ export class AwsFunctions implements FunctionsPort {
     }
 
     const want: DesiredConfig = {
-      Runtime: RUNTIME,
+      Runtime: (d.runtime ?? RUNTIME) as DesiredConfig['Runtime'],
       Handler: `${basename(d.artifact.entry, extname(d.artifact.entry))}.${d.handler}`,
       Role: roleArn,
       MemorySize: d.memoryMb,
@@ -795,6 +795,7 @@ function summary(c: FunctionConfiguration, tags: Record<string, string>, mapping
     environment: specEnvironment(c.Environment?.Variables ?? {}, tags[TAG_DATABASE_ENV]),
     sha256: tags[TAG_SHA] ?? c.CodeSha256 ?? '',
     eventSource: mappings[0] ? eventSourceOf(mappings[0], logical) : null,
+    ...(c.Runtime ? { runtime: c.Runtime } : {}),
     updatedAt: isoOf(c.LastModified),
     state: c.LastUpdateStatus && c.LastUpdateStatus !== 'Successful' ? `${c.State}/${c.LastUpdateStatus}` : (c.State ?? 'Active'),
   };

@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isAwsError } from './sdk.js';
 
 /**
- * Client-side pacing for AWS control-plane APIs whose quotas are per account and per API (AWS IoT:
- * about 15 TPS for CreateThing, CreateCertificateFromCsr, AttachPolicy and AttachThingPrincipal).
+ * Client-side pacing for AWS control-plane APIs whose quotas are per account and per API (AWS IoT: the
+ * account's applied values come from Service Quotas, quotas.ts; the documented defaults are below).
  *
  * Each API gets a pacer with no burst (calls spaced 1/rate apart), so a bulk run stays under the
  * quota instead of bursting into it. A throttle halves that API's rate and pushes its next slot out;
@@ -11,14 +11,19 @@ import { isAwsError } from './sdk.js';
  * sharing the account) is found and followed. Throttled calls are retried, never failed.
  */
 
-/** Documented AWS IoT Core control-plane rates (TPS) for the calls on the registration path. */
+/**
+ * AWS IoT Core's default control-plane rates (TPS) for the calls on the registration path, used when Service
+ * Quotas cannot be read. CreateThing, AttachThingPrincipal and AddThingToThingGroup: 100, AttachPolicy: 15
+ * (AWS General Reference, "AWS IoT Core endpoints and quotas", and ListAWSDefaultServiceQuotas for iotcore);
+ * CreateCertificateFromCsr and CreateKeysAndCertificate keep the older table's 15.
+ */
 export const IOT_REGISTRATION_TPS: Record<string, number> = {
-  CreateThing: 15,
+  CreateThing: 100,
   CreateCertificateFromCsr: 15,
   CreateKeysAndCertificate: 15,
   AttachPolicy: 15,
-  AttachThingPrincipal: 15,
-  AddThingToThingGroup: 15,
+  AttachThingPrincipal: 100,
+  AddThingToThingGroup: 100,
 };
 
 /**
@@ -110,6 +115,15 @@ export class ApiRateLimiter {
   private succeeded(op: string): void {
     const p = this.pacers.get(op);
     if (p && p.rate < p.max) p.rate = Math.min(p.max, p.rate + p.max / 50);
+  }
+
+  /** New rates (the account's quotas, once read): each API's pace restarts at its new maximum. */
+  setRates(tps: Record<string, number>): void {
+    for (const [op, rate] of Object.entries(tps)) {
+      const p = this.pacers.get(op);
+      if (p) Object.assign(p, { max: rate, rate });
+      else this.pacers.set(op, { max: rate, rate, tat: -Infinity, hold: 0, queue: Promise.resolve() });
+    }
   }
 
   /** Runs one call in its API's pace, retrying it whenever AWS throttles it. */

@@ -19,5 +19,6 @@ export const SDK_PACKAGES = {
   scheduler: '@aws-sdk/client-scheduler',
   iotanalytics: '@aws-sdk/client-iotanalytics',
   cloudwatch: '@aws-sdk/client-cloudwatch',
+  servicequotas: '@aws-sdk/client-service-quotas',
   http: '@smithy/node-http-handler',
 } as const;

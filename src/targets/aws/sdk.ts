@@ -42,6 +42,7 @@ type Modules = {
   scheduler: typeof import('@aws-sdk/client-scheduler');
   iotanalytics: typeof import('@aws-sdk/client-iotanalytics');
   cloudwatch: typeof import('@aws-sdk/client-cloudwatch');
+  servicequotas: typeof import('@aws-sdk/client-service-quotas');
 };
 export type ServiceName = keyof Modules;
 
@@ -62,6 +63,7 @@ type Clients = {
   scheduler: import('@aws-sdk/client-scheduler').SchedulerClient;
   iotanalytics: import('@aws-sdk/client-iotanalytics').IoTAnalyticsClient;
   cloudwatch: import('@aws-sdk/client-cloudwatch').CloudWatchClient;
+  servicequotas: import('@aws-sdk/client-service-quotas').ServiceQuotasClient;
 };
 
 const VENDOR = join(dirname(fileURLToPath(import.meta.url)), '../../vendor/aws-sdk');
@@ -90,6 +92,7 @@ const CLIENT_CLASS: Record<ServiceName, string> = {
   scheduler: 'SchedulerClient',
   iotanalytics: 'IoTAnalyticsClient',
   cloudwatch: 'CloudWatchClient',
+  servicequotas: 'ServiceQuotasClient',
 };
 
 /** The IAM action prefix of each service, to name the denied action in AccessDenied errors. */
@@ -110,6 +113,7 @@ const IAM_PREFIX: Record<ServiceName, string> = {
   scheduler: 'scheduler',
   iotanalytics: 'iotanalytics',
   cloudwatch: 'cloudwatch',
+  servicequotas: 'servicequotas',
 };
 
 type SdkClient = { destroy(): void; middlewareStack: { add(mw: unknown, opts: unknown): void } };
@@ -166,7 +170,8 @@ export class AwsClients {
       ...(profile ? { profile } : {}),
       ...(endpointUrl ? { endpoint: endpointUrl } : {}),
       retryMode: 'adaptive',
-      maxAttempts: Number(process.env.AWS_MAX_ATTEMPTS ?? 6),
+      // Service Quotas only tunes pacing (quotas.ts falls back to the documented rates): fail fast rather than wait out retries.
+      maxAttempts: service === 'servicequotas' ? 2 : Number(process.env.AWS_MAX_ATTEMPTS ?? 6),
       // Bounded waits: an endpoint that accepts and never answers fails each attempt after the read timeout
       // (the handler only warns at it unless told to throw), and the retries stop at the attempts above.
       requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: readTimeoutMs(), throwOnRequestTimeout: true }),

@@ -656,7 +656,7 @@ export function functionResourceConfig(f: Pick<FunctionSpec, 'template' | 'timeo
   return { template: f.template, timeoutSeconds: f.timeoutSeconds, memoryMb: f.memoryMb, environment: f.environment, eventSource: f.eventSource ?? null };
 }
 
-export function desiredFunctionResources(spec: Pick<Spec, 'functions'>): Resource[] {
+export function desiredFunctionResources(spec: { functions: (Omit<Spec['functions'][number], 'runtime'> & { runtime?: string })[] }): Resource[] {
   return spec.functions.map((f) => ({ kind: 'function', name: f.name, config: functionResourceConfig(f) }));
 }
 
