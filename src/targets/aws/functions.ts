@@ -19,6 +19,7 @@ import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { arnOf, FUNCTION_ROLE_POLICY, lambdaLogGroup, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
 import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
+import { abortableSleep, anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from './retry.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
 
@@ -118,7 +119,7 @@ export class AwsFunctions implements FunctionsPort {
     this.pollMs = opts.pollMs ?? 1_000;
     this.waitTimeoutMs = opts.waitTimeoutMs ?? 300_000;
     this.followMs = opts.followMs ?? 2_000;
-    this.sleep = opts.sleep ?? sleep;
+    this.sleep = opts.sleep ?? ((ms, signal) => abortableSleep(ms, signal, 'logs', 'FilterLogEvents'));
     this.owner = opts.owner ?? ownerOf(opts.project, opts.stage);
     this.names = opts.names ?? stageNames({ project: this.owner.project, stage: this.owner.stage });
   }
@@ -273,11 +274,15 @@ export class AwsFunctions implements FunctionsPort {
     if (!existing) {
       progress('create the function');
       try {
-        await this.retryWhileRoleIsNew(() =>
-          client.send(
-            new sdk.CreateFunctionCommand({ FunctionName: fn, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
-            this.aws.sendOptions,
-          ),
+        await this.retry(
+          'CreateFunction',
+          `Lambda to be able to assume the role ${roleArn}`,
+          () =>
+            client.send(
+              new sdk.CreateFunctionCommand({ FunctionName: fn, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
+              this.aws.sendOptions,
+            ),
+          rolePropagating.lambda,
         );
       } catch (error) {
         // Leave nothing half-created: the role made for this function goes with the failed create.
@@ -301,7 +306,7 @@ export class AwsFunctions implements FunctionsPort {
       }
       if (configChanged) {
         progress('update the configuration');
-        await this.retryWhileRoleIsNew(() => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: fn, ...want }), this.aws.sendOptions));
+        await this.retry('UpdateFunctionConfiguration', `Lambda to be able to assume the role ${roleArn}`, () => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: fn, ...want }), this.aws.sendOptions), rolePropagating.lambda);
         await this.waitReady(fn);
       }
       if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
@@ -314,6 +319,7 @@ export class AwsFunctions implements FunctionsPort {
     if (queue) progress('on-failure queue');
     const queued = queue ? await this.ensureQueue(queue, true) : 'unchanged';
     progress('event source mapping');
+    // The role's policy may have just been put: the mapping's checks of it see the new one after IAM propagates.
     const mapping = await this.ensureMapping(fn, d.eventSource, streamArn, destination);
     if (result === 'unchanged' && (mapping !== 'unchanged' || queued !== 'unchanged')) result = 'updated';
     return result;
@@ -361,38 +367,35 @@ export class AwsFunctions implements FunctionsPort {
   /** Polls until the function is Active and its last update Successful; a Failed state is an error. */
   private async waitReady(name: string): Promise<void> {
     const { client, sdk } = await this.aws.get('lambda');
-    const deadline = Date.now() + this.waitTimeoutMs;
-    let delay = this.pollMs;
-    for (;;) {
-      const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), this.aws.sendOptions);
-      if (c.State === 'Failed') throw new UserError(`Lambda could not make function ${name} ready: ${c.StateReasonCode ?? ''} ${c.StateReason ?? ''}`.trim(), 'Fix the cause it names (role, VPC subnets, code), then deploy again.', 'LAMBDA_FAILED');
-      if (c.LastUpdateStatus === 'Failed')
-        throw new UserError(`The last update of function ${name} failed: ${c.LastUpdateStatusReasonCode ?? ''} ${c.LastUpdateStatusReason ?? ''}`.trim(), 'Fix the cause it names, then deploy again.', 'LAMBDA_UPDATE_FAILED');
-      if (c.State === 'Active' && (c.LastUpdateStatus === undefined || c.LastUpdateStatus === 'Successful')) return;
-      // Inactive functions wake up on the next invocation or update; waiting here would never end.
-      if (c.State === 'Inactive' && c.LastUpdateStatus !== 'InProgress') return;
-      if (Date.now() > deadline) throw new UserError(`Function ${name} is still ${c.State}/${c.LastUpdateStatus ?? '-'} after ${Math.round(this.waitTimeoutMs / 1000)} s.`, 'Check it in the Lambda console, then deploy again.', 'LAMBDA_TIMEOUT');
-      await this.sleep(delay, this.aws.settings.signal);
-      delay = Math.min(delay * 2, 5_000);
-    }
+    await waitUntil(
+      () => client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), this.aws.sendOptions),
+      (c) => {
+        if (c.State === 'Failed') throw new UserError(`Lambda could not make function ${name} ready: ${c.StateReasonCode ?? ''} ${c.StateReason ?? ''}`.trim(), 'Fix the cause it names (role, VPC subnets, code), then deploy again.', 'LAMBDA_FAILED');
+        if (c.LastUpdateStatus === 'Failed')
+          throw new UserError(`The last update of function ${name} failed: ${c.LastUpdateStatusReasonCode ?? ''} ${c.LastUpdateStatusReason ?? ''}`.trim(), 'Fix the cause it names, then deploy again.', 'LAMBDA_UPDATE_FAILED');
+        if (c.State === 'Active' && (c.LastUpdateStatus === undefined || c.LastUpdateStatus === 'Successful')) return true;
+        // Inactive functions wake up on the next invocation or update; waiting here would never end.
+        return c.State === 'Inactive' && c.LastUpdateStatus !== 'InProgress';
+      },
+      {
+        ...this.waits('GetFunctionConfiguration', `function ${name} to be Active`),
+        state: (c) => `${c.State}/${c.LastUpdateStatus ?? '-'}`,
+        onTimeout: (c, s) => new UserError(`Function ${name} is still ${c.State}/${c.LastUpdateStatus ?? '-'} after ${Math.round(s)} s.`, 'Check it in the Lambda console, then deploy again.', 'LAMBDA_TIMEOUT'),
+      },
+    );
+  }
+
+  /** The bounds of every wait of this adapter (waitTimeoutMs, pollMs, the test's sleep), for retryWhen and waitUntil. */
+  private waits(operation: string, what: string): WaitOptions {
+    return { service: 'lambda', operation, what, signal: this.aws.settings.signal, timeoutMs: this.waitTimeoutMs, delayMs: this.pollMs, maxDelayMs: 5_000, ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}) };
   }
 
   /**
-   * IAM is eventually consistent: for a few seconds after CreateRole (or PutRolePolicy) Lambda may answer
-   * "The role defined for the function cannot be assumed by Lambda". Retry that one error, bounded.
+   * A write that may be refused for a while after this function's role was created or its policy put (IAM
+   * propagation) or while another update of the function is in progress: retried on those errors only.
    */
-  private async retryWhileRoleIsNew<T>(call: () => Promise<T>): Promise<T> {
-    let delay = 1_000;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await call();
-      } catch (error) {
-        const roleNotReady = isAwsError(error, 'InvalidParameterValueException') && /cannot be assumed|role.*(not|isn't) (authorized|valid)/i.test(error.message);
-        if (!roleNotReady || attempt >= 8) throw error;
-        await this.sleep(delay, this.aws.settings.signal);
-        delay = Math.min(delay * 2, 10_000);
-      }
-    }
+  private retry<T>(operation: string, what: string, call: () => Promise<T>, propagating: (e: unknown) => boolean): Promise<T> {
+    return retryWhen(call, anyOf(propagating, lambdaBusy), { ...this.waits(operation, what), delayMs: Math.max(this.pollMs, 1_000), maxDelayMs: 10_000 });
   }
 
   // ------------------------------------------------------------ role
@@ -569,17 +572,24 @@ export class AwsFunctions implements FunctionsPort {
       DestinationConfig: { OnFailure: destination ? { Destination: destination } : {} },
     };
     const mine = current.find((m) => m.EventSourceArn === streamArn);
+    const what = `the execution role of ${functionName} to reach Lambda with its permissions on ${streamArn}`;
     if (!mine) {
-      await client.send(
-        new sdk.CreateEventSourceMappingCommand({
-          FunctionName: functionName,
-          EventSourceArn: streamArn,
-          Enabled: true,
-          StartingPosition: es.startingPosition,
-          ...(es.startingPosition === 'AT_TIMESTAMP' && es.startingPositionTimestamp ? { StartingPositionTimestamp: new Date(es.startingPositionTimestamp) } : {}),
-          ...settings,
-        }),
-        this.aws.sendOptions,
+      await this.retry(
+        'CreateEventSourceMapping',
+        what,
+        () =>
+          client.send(
+            new sdk.CreateEventSourceMappingCommand({
+              FunctionName: functionName,
+              EventSourceArn: streamArn,
+              Enabled: true,
+              StartingPosition: es.startingPosition,
+              ...(es.startingPosition === 'AT_TIMESTAMP' && es.startingPositionTimestamp ? { StartingPositionTimestamp: new Date(es.startingPositionTimestamp) } : {}),
+              ...settings,
+            }),
+            this.aws.sendOptions,
+          ),
+        rolePropagating.eventSourceMapping,
       );
       return 'created';
     }
@@ -594,20 +604,22 @@ export class AwsFunctions implements FunctionsPort {
       (mine.DestinationConfig?.OnFailure?.Destination || undefined) !== destination;
     if (!differs) return result;
     await this.waitMappingSettled(mine.UUID!);
-    await client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions);
+    await this.retry('UpdateEventSourceMapping', what, () => client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions), rolePropagating.eventSourceMapping);
     return 'updated';
   }
 
   /** A mapping that is Creating or Updating refuses updates (ResourceInUseException). */
   private async waitMappingSettled(uuid: string): Promise<void> {
     const { client, sdk } = await this.aws.get('lambda');
-    const deadline = Date.now() + this.waitTimeoutMs;
-    for (;;) {
-      const m = await client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions);
-      if (!/^(Creating|Updating|Enabling|Disabling)$/.test(m.State ?? '')) return;
-      if (Date.now() > deadline) throw new UserError(`Event source mapping ${uuid} is still ${m.State}.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT');
-      await this.sleep(this.pollMs, this.aws.settings.signal);
-    }
+    await waitUntil(
+      () => client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions),
+      (m) => !/^(Creating|Updating|Enabling|Disabling)$/.test(m.State ?? ''),
+      {
+        ...this.waits('GetEventSourceMapping', `event source mapping ${uuid} to settle`),
+        state: (m) => m.State ?? 'unknown',
+        onTimeout: (m) => new UserError(`Event source mapping ${uuid} is still ${m.State}.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT'),
+      },
+    );
   }
 
   // ------------------------------------------------------------ remove
@@ -958,19 +970,4 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
     }),
   );
   return out;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -6,6 +6,7 @@ import { arnOf, ownershipByName, partitionOf, physicalName, rulePermissionId, ru
 import { mapLimit } from './concurrency.js';
 import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
+import { lambdaBusy, permissionExists, retryWhen, rolePropagating } from './retry.js';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
 export const SQL_VERSION = '2016-03-23';
@@ -377,21 +378,20 @@ export class AwsRules implements RulesPort {
     const existing = await this.read(physical, rule.name);
     if (existing) assertClaimable('topic rule', physical, existing.owner, this.owner);
     const roleClaim = policy ? await this.roleClaim(rule.name) : 'missing';
-    const createdRole = policy ? await this.ensureRole(rule.name, policy, s, roleClaim) : false;
+    if (policy) await this.ensureRole(rule.name, policy, s, roleClaim);
     const { client, sdk } = await this.aws.get('iot');
     const topicRulePayload = toPayload(rule, s, this.owner);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (existing) await client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions);
-        else await client.send(new sdk.CreateTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions);
-        break;
-      } catch (error) {
-        // A new IAM role takes a few seconds before IoT may assume it.
-        const propagating = createdRole && isAwsError(error, 'InvalidRequestException') && /role|assume/i.test(error.message);
-        if (!propagating || attempt >= 8) throw error;
-        await new Promise((r) => setTimeout(r, 2000));
-      }
-    }
+    // A role just created, or whose policy was just put, takes a few seconds before IoT may assume it ("If the
+    // role was just created or updated, please try again in a few seconds"); a given roleArn may be new too.
+    const operation = existing ? 'ReplaceTopicRule' : 'CreateTopicRule';
+    await retryWhen(
+      () =>
+        existing
+          ? client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions)
+          : client.send(new sdk.CreateTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions),
+      rolePropagating.iot,
+      { service: 'iot', operation, what: `AWS IoT to be able to assume the role of rule ${physical}`, signal: this.aws.settings.signal, delayMs: 1_000, maxDelayMs: 5_000 },
+    );
     await this.allowLambdaInvoke(rule, physical, s);
     if (!policy) await this.deleteRole(this.names.ruleRole(rule.name), rule.name);
   }
@@ -525,19 +525,25 @@ export class AwsRules implements RulesPort {
     for (const fn of new Set(fns)) {
       const FunctionName = s.names.fn.physical(fn);
       try {
-        await client.send(
-          new sdk.AddPermissionCommand({
-            FunctionName,
-            StatementId: rulePermissionStatement(physical),
-            Action: 'lambda:InvokeFunction',
-            Principal: 'iot.amazonaws.com',
-            SourceAccount: s.account,
-            SourceArn: arnOf('iot-topic-rule', s, physical),
-          }),
-          this.aws.sendOptions,
+        // ResourceConflictException is also "another operation on the function is in progress": waited out.
+        await retryWhen(
+          () =>
+            client.send(
+              new sdk.AddPermissionCommand({
+                FunctionName,
+                StatementId: rulePermissionStatement(physical),
+                Action: 'lambda:InvokeFunction',
+                Principal: 'iot.amazonaws.com',
+                SourceAccount: s.account,
+                SourceArn: arnOf('iot-topic-rule', s, physical),
+              }),
+              this.aws.sendOptions,
+            ),
+          lambdaBusy,
+          { service: 'lambda', operation: 'AddPermission', what: `function ${FunctionName} to finish its update in progress`, signal: this.aws.settings.signal },
         );
       } catch (error) {
-        if (isAwsError(error, 'ResourceConflictException')) continue; // already allowed
+        if (permissionExists(error)) continue; // already allowed
         if (isAwsError(error, 'ResourceNotFoundException')) {
           const named = FunctionName === fn ? `"${fn}"` : `"${fn}" (${FunctionName} on AWS)`;
           throw new UserError(`Rule ${rule.name} invokes function ${named}, which does not exist.`, 'Deploy it first (`iotctl lambda deploy`), or fix the rule\'s lambda action.', 'FUNCTION_NOT_FOUND');

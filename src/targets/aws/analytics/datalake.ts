@@ -5,7 +5,9 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
 import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
-import { isAwsError, type AwsClients } from '../sdk.js';
+import { isAwsError, type AwsClients, type ServiceName } from '../sdk.js';
+import { anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from '../retry.js';
+import { UserError } from '../../../ui/errors.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,
@@ -659,7 +661,12 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
     const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform' };
     if (create) {
-      await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
+      // Its role was usually created a moment ago: Lambda refuses it until IAM has propagated it.
+      await retryWhen(
+        () => client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions),
+        rolePropagating.lambda,
+        roleWait(aws, 'lambda', 'CreateFunction', `Lambda to be able to assume the role ${config.role}`),
+      );
       return;
     }
     const { FunctionArn } = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions);
@@ -667,7 +674,11 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     // Code first, then configuration: Lambda refuses a second update while the first is in progress.
     await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: name, ZipFile: zip }), aws.sendOptions);
     await waitForUpdate(aws, name);
-    await client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: name, ...settings }), aws.sendOptions);
+    await retryWhen(
+      () => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: name, ...settings }), aws.sendOptions),
+      anyOf(rolePropagating.lambda, lambdaBusy),
+      roleWait(aws, 'lambda', 'UpdateFunctionConfiguration', `Lambda to be able to assume the role ${config.role}`),
+    );
     await waitForUpdate(aws, name);
   }) as Upsert<FunctionConfig>,
 
@@ -699,21 +710,32 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
         : { Enabled: false },
     };
     const Tags = ownerTagList(ownerOfSpec(spec));
+    // The stream's role was usually created or changed a moment ago: Firehose refuses it until IAM has propagated it.
+    const wait = roleWait(aws, 'firehose', create ? 'CreateDeliveryStream' : 'UpdateDestination', `Firehose to be able to assume the role ${config.role}`);
     if (create) {
-      await client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions);
+      await retryWhen(
+        () => client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions),
+        rolePropagating.firehose,
+        wait,
+      );
       return;
     }
+    // A stream still CREATING (or UPDATING) refuses changes: wait for ACTIVE first.
+    const d = await waitForDeliveryStream(aws, name);
     await client.send(new sdk.TagDeliveryStreamCommand({ DeliveryStreamName: name, Tags }), aws.sendOptions);
-    const described = await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions);
-    const d = described.DeliveryStreamDescription!;
-    await client.send(
-      new sdk.UpdateDestinationCommand({
-        DeliveryStreamName: name,
-        CurrentDeliveryStreamVersionId: d.VersionId!,
-        DestinationId: d.Destinations![0]!.DestinationId!,
-        ExtendedS3DestinationUpdate: destination,
-      }),
-      aws.sendOptions,
+    await retryWhen(
+      () =>
+        client.send(
+          new sdk.UpdateDestinationCommand({
+            DeliveryStreamName: name,
+            CurrentDeliveryStreamVersionId: d.VersionId!,
+            DestinationId: d.Destinations![0]!.DestinationId!,
+            ExtendedS3DestinationUpdate: destination,
+          }),
+          aws.sendOptions,
+        ),
+      rolePropagating.firehose,
+      wait,
     );
   }) as Upsert<StreamConfig>,
 
@@ -738,8 +760,12 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
       State: 'ENABLED' as const,
       Target: { Arn: config.target, RoleArn: config.role, Input: JSON.stringify(config.input) },
     };
-    if (create) await client.send(new sdk.CreateScheduleCommand(input), aws.sendOptions);
-    else await client.send(new sdk.UpdateScheduleCommand(input), aws.sendOptions);
+    // The schedule's role was usually created or changed a moment ago: Scheduler refuses it until IAM has propagated it.
+    await retryWhen(
+      () => (create ? client.send(new sdk.CreateScheduleCommand(input), aws.sendOptions) : client.send(new sdk.UpdateScheduleCommand(input), aws.sendOptions)),
+      rolePropagating.scheduler,
+      roleWait(aws, 'scheduler', create ? 'CreateSchedule' : 'UpdateSchedule', `EventBridge Scheduler to be able to assume the role ${config.role}`),
+    );
   }) as Upsert<ScheduleConfig>,
 };
 
@@ -786,18 +812,49 @@ export async function namedQuery(aws: AwsClients, workgroup: string, name: strin
 
 async function namedQueryId(aws: AwsClients, workgroup: string, name: string): Promise<string> {
   const found = await namedQuery(aws, workgroup, name);
-  if (!found) throw new Error(`Athena named query ${name} disappeared while applying`);
+  if (!found)
+    throw new UserError(
+      `The Athena named query ${name} (workgroup ${workgroup}) was in the plan but no longer exists: something else deleted it meanwhile.`,
+      'Run `iotctl analytics apply` again: the new plan creates it.',
+      'RESOURCE_GONE',
+    );
   return found.id;
 }
 
-/** Lambda accepts one update at a time: wait until the last one finished (LastUpdateStatus Successful). */
+/** Bounds of the datalake's waits on IAM propagation: the command's Ctrl-C and the default budget. */
+function roleWait(aws: AwsClients, service: ServiceName, operation: string, what: string): WaitOptions {
+  return { service, operation, what, signal: aws.settings.signal, delayMs: 1_000, maxDelayMs: 5_000 };
+}
+
+/** Lambda accepts one update at a time, and none while Pending: wait until the last one finished. */
 async function waitForUpdate(aws: AwsClients, name: string): Promise<void> {
   const { client, sdk } = await aws.get('lambda');
-  for (let i = 0; i < 120; i++) {
-    const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions);
-    if (c.LastUpdateStatus === 'Failed') throw new Error(`updating Lambda function ${name} failed: ${c.LastUpdateStatusReason}`);
-    if (c.LastUpdateStatus !== 'InProgress' && c.State !== 'Pending') return;
-    await new Promise((r) => setTimeout(r, Math.min(250 * (i + 1), 2_000)));
-  }
-  throw new Error(`Lambda function ${name} is still updating after 2 minutes`);
+  await waitUntil(
+    () => client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions),
+    (c) => {
+      if (c.State === 'Failed' || c.LastUpdateStatus === 'Failed')
+        throw new UserError(
+          `Lambda could not make the transform function ${name} ready: ${c.LastUpdateStatusReasonCode ?? c.StateReasonCode ?? ''} ${c.LastUpdateStatusReason ?? c.StateReason ?? ''}`.trim(),
+          'Fix the cause it names, then run `iotctl analytics apply` again.',
+          'LAMBDA_FAILED',
+        );
+      return c.LastUpdateStatus !== 'InProgress' && c.State !== 'Pending';
+    },
+    { service: 'lambda', operation: 'GetFunctionConfiguration', what: `the transform function ${name} to be ready`, signal: aws.settings.signal, delayMs: 250, maxDelayMs: 2_000, state: (c) => `${c.State}/${c.LastUpdateStatus ?? '-'}` },
+  );
+}
+
+/** A delivery stream accepts changes only when ACTIVE. */
+async function waitForDeliveryStream(aws: AwsClients, name: string) {
+  const { client, sdk } = await aws.get('firehose');
+  const d = await waitUntil(
+    async () => (await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions)).DeliveryStreamDescription!,
+    (d) => {
+      if (/FAILED/.test(d.DeliveryStreamStatus ?? ''))
+        throw new UserError(`Firehose delivery stream ${name} is ${d.DeliveryStreamStatus}: ${d.FailureDescription?.Details ?? 'no reason given'}.`, 'Fix the cause it names (often the role or the bucket), delete the stream, then apply again.', 'FIREHOSE_FAILED');
+      return d.DeliveryStreamStatus === 'ACTIVE';
+    },
+    { service: 'firehose', operation: 'DescribeDeliveryStream', what: `Firehose delivery stream ${name} to be ACTIVE`, signal: aws.settings.signal, delayMs: 500, maxDelayMs: 5_000, state: (d) => d.DeliveryStreamStatus ?? 'unknown' },
+  );
+  return d;
 }

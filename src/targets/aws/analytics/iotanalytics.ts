@@ -8,6 +8,7 @@ import { arn } from '../arn.js';
 import { iotAnalyticsNames } from '../naming.js';
 import { DEFAULT_STAGE, ownerOf, ownerTagList, TAG_STAGE } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
+import { waitUntil } from '../retry.js';
 import {
   desiredIotAnalytics,
   IOTA_KIND_ORDER,
@@ -382,29 +383,38 @@ export interface PollOptions {
 /** `dataset run`: CreateDatasetContent, then GetDatasetContent with backoff until SUCCEEDED or FAILED (bounded). */
 export async function runIotAnalyticsDataset(aws: AwsClients, name: string, opts: PollOptions = {}): Promise<DatasetRunResult> {
   warnIotAnalyticsEnded();
-  const { delayMs = 1_000, maxDelayMs = 15_000, timeoutMs = 15 * 60_000, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) } = opts;
+  const { delayMs = 1_000, maxDelayMs = 15_000, timeoutMs = 15 * 60_000, sleep } = opts;
   const created = await iota<{ versionId?: string }>(aws, (s) => new s.CreateDatasetContentCommand({ datasetName: name })).catch((e) => {
     if (isAwsError(e, 'ResourceNotFoundException')) throw new UserError(`Dataset ${name} does not exist on IoT Analytics.`, 'Add it to iotctl.yaml and run `iotctl analytics apply`.', 'NOT_FOUND');
     throw e;
   });
   const versionId = created.versionId!;
-  const started = Date.now();
-  let delay = delayMs;
-  for (let polls = 1; ; polls++) {
-    const out = await iota<{ status?: { state?: DatasetContentState; reason?: string }; entries?: { entryName?: string; dataURI?: string }[] }>(aws, (s) =>
-      new s.GetDatasetContentCommand({ datasetName: name, versionId }),
-    );
-    const state = out.status?.state;
-    if (state === 'SUCCEEDED' || state === 'FAILED') return { dataset: name, versionId, state, reason: out.status?.reason, entries: out.entries ?? [], polls };
-    if (Date.now() - started + delay > timeoutMs)
-      throw new UserError(
-        `Dataset ${name} version ${versionId} is still ${state ?? 'CREATING'} after ${Math.round((Date.now() - started) / 1000)} s.`,
-        `It keeps running on AWS; read it later with \`iotctl analytics dataset content ${name} --version ${versionId}\`.`,
-        'TIMEOUT',
-      );
-    await sleep(delay);
-    delay = Math.min(delay * 2, maxDelayMs);
-  }
+  let polls = 0;
+  const out = await waitUntil(
+    () => {
+      polls++;
+      return iota<{ status?: { state?: DatasetContentState; reason?: string }; entries?: { entryName?: string; dataURI?: string }[] }>(aws, (s) => new s.GetDatasetContentCommand({ datasetName: name, versionId }));
+    },
+    (out) => out.status?.state === 'SUCCEEDED' || out.status?.state === 'FAILED',
+    {
+      service: 'iotanalytics',
+      operation: 'GetDatasetContent',
+      what: `dataset ${name} version ${versionId}`,
+      signal: aws.settings.signal,
+      delayMs,
+      maxDelayMs,
+      timeoutMs,
+      ...(sleep ? { sleep: (ms: number) => sleep(ms) } : {}),
+      state: (out) => out.status?.state ?? 'CREATING',
+      onTimeout: (out, s) =>
+        new UserError(
+          `Dataset ${name} version ${versionId} is still ${out.status?.state ?? 'CREATING'} after ${Math.round(s)} s.`,
+          `It keeps running on AWS; read it later with \`iotctl analytics dataset content ${name} --version ${versionId}\`.`,
+          'TIMEOUT',
+        ),
+    },
+  );
+  return { dataset: name, versionId, state: out.status!.state as 'SUCCEEDED' | 'FAILED', reason: out.status?.reason, entries: out.entries ?? [], polls };
 }
 
 /** `dataset content`: the entries (dataURI: a pre-signed S3 URL of the CSV) of a version, $LATEST_SUCCEEDED by default. */
