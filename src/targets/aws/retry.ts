@@ -141,8 +141,9 @@ function refused(error: unknown, ...codes: string[]): string | undefined {
  * service words it its own way (the messages below are AWS's).
  */
 export const rolePropagating = {
-  /** CreateFunction / UpdateFunctionConfiguration. */
-  lambda: (e: unknown) => /cannot be assumed by Lambda|role.*(not|isn't) (authorized|valid)/i.test(refused(e, 'InvalidParameterValueException') ?? ''),
+  /** CreateFunction / UpdateFunctionConfiguration (in a VPC: the role's EC2 network-interface permissions). */
+  lambda: (e: unknown) =>
+    /cannot be assumed by Lambda|role.*(not|isn't) (authorized|valid)|does not have permissions to call (CreateNetworkInterface|DescribeNetworkInterfaces)/i.test(refused(e, 'InvalidParameterValueException') ?? ''),
   /**
    * Create/UpdateEventSourceMapping right after the function role's policy was put: Kinesis ("Cannot access
    * stream ... ensure the role can perform"), SQS ("execution role does not have permissions to call
