@@ -459,7 +459,7 @@ export class AwsDevices implements DeviceRegistryPort {
     const inGroup = new Set(members);
     const names = [...members, ...[...legacy].filter((t) => !inGroup.has(t))];
     const rows = await mapLimit(names, 8, async (thingName): Promise<DeviceSummary | undefined> => {
-      const [thing, principals] = await Promise.all([this.describeThing(thingName), this.principalsOf(thingName).catch(() => [])]);
+      const [thing, principals] = await Promise.all([this.describeThing(thingName), this.principalsOf(thingName).catch((e) => (isAwsError(e, 'ResourceNotFoundException') ? [] : Promise.reject(e)))]);
       if (!thing) return undefined; // deleted meanwhile
       const latest = latestCertificate(principals, certs);
       return {
