@@ -17,8 +17,9 @@ import type { EventSourceSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { arnOf, FUNCTION_ROLE_POLICY, lambdaLogGroup, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
-import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
+import { ANALYTICS_TAG, assertClaimable, claimOf, notOurs, ownerOf, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
+import { deleteServiceRole, ensureServiceRole, trustPolicy } from './iam.js';
 import { abortableSleep, anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from './retry.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
@@ -421,50 +422,19 @@ export class AwsFunctions implements FunctionsPort {
     }
   }
 
-  /** The function's own role, created with a trust for Lambda and one inline least-privilege policy. */
+  /** The function's own role (iam.ts), with a trust for Lambda and one inline least-privilege policy. */
   private async ensureRole(logical: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
-    const { client, sdk } = await this.aws.get('iam');
-    const RoleName = this.names.functionRole(logical);
+    const [region, account] = await Promise.all([this.aws.region(), this.aws.accountId()]);
     const fn = this.names.function(logical);
-    const document = JSON.stringify(policy);
-    let arn: string | undefined;
-    try {
-      arn = (await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions)).Role!.Arn;
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
-    if (!arn) {
-      const created = await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          Description: `Execution role of the iotctl function ${fn}`,
-          AssumeRolePolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-          }),
-          Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: fn }],
-        }),
-        this.aws.sendOptions,
-      );
-      await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
-      return { arn: created.Role!.Arn!, result: 'created' };
-    }
-    let tagged = false;
-    if ((await this.roleClaim(logical)) === 'legacy') {
-      await client.send(new sdk.TagRoleCommand({ RoleName, Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: fn }] }), this.aws.sendOptions);
-      tagged = true;
-    }
-    let current: string | undefined;
-    try {
-      current = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
-    // IAM returns the document URL-encoded.
-    if (current !== undefined && sameJson(decodeURIComponent(current), document)) return { arn, result: tagged ? 'updated' : 'unchanged' };
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
-    return { arn, result: 'updated' };
+    return ensureServiceRole(this.aws, {
+      name: this.names.functionRole(logical),
+      path: this.names.rolePath,
+      description: `Execution role of the iotctl function ${fn}`,
+      trust: trustPolicy('lambda', { account, region }),
+      policyName: FUNCTION_ROLE_POLICY,
+      policy,
+      tags: { ...ownerTags(this.owner), [TAG_ROLE_FOR]: fn },
+    });
   }
 
   /**
@@ -472,22 +442,8 @@ export class AwsFunctions implements FunctionsPort {
    * the `iotctl-fn-<name>` role an older iotctl made for a function under its bare name.
    */
   private async removeRole(roleArn: string, functionName: string): Promise<void> {
-    const { client, sdk } = await this.aws.get('iam');
     const RoleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
-    let tags;
-    try {
-      tags = (await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags ?? [];
-    } catch (error) {
-      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return;
-      throw error;
-    }
-    const byKey = tagMap(tags);
-    if (byKey[TAG_ROLE_FOR] !== functionName || claimOf(byKey, this.owner, true) === 'foreign') return;
-    const inline = (await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).PolicyNames ?? [];
-    for (const PolicyName of inline) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
-    const attached = (await client.send(new sdk.ListAttachedRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).AttachedPolicies ?? [];
-    for (const p of attached) await client.send(new sdk.DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn! }), this.aws.sendOptions);
-    await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
+    await deleteServiceRole(this.aws, RoleName, (tags) => tags[TAG_ROLE_FOR] === functionName && claimOf(tags, this.owner, true) !== 'foreign');
   }
 
   // ------------------------------------------------------------ on-failure queue

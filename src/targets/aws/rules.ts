@@ -4,9 +4,10 @@ import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { arnOf, ownershipByName, partitionOf, physicalName, rulePermissionId, rulePermissionStatement, ruleRoleName, stageNames, type StageNames } from './naming.js';
 import { mapLimit } from './concurrency.js';
-import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
+import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTags, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { lambdaBusy, permissionExists, retryWhen, rolePropagating } from './retry.js';
+import { deleteServiceRole, ensureServiceRole, roleTags, trustPolicy } from './iam.js';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
 export const SQL_VERSION = '2016-03-23';
@@ -128,20 +129,6 @@ export function managedRolePolicy(rule: RuleSpec, s: ArnScope): { Version: strin
 }
 
 /** Only IoT, and only on behalf of this rule (its physical name) in this account, may assume the managed role. */
-function trustPolicy(physicalRule: string, s: ArnScope) {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Principal: { Service: 'iot.amazonaws.com' },
-        Action: 'sts:AssumeRole',
-        Condition: { StringEquals: { 'aws:SourceAccount': s.account }, ArnLike: { 'aws:SourceArn': arnOf('iot-topic-rule', s, physicalRule) } },
-      },
-    ],
-  };
-}
-
 /** The spec's action as AWS's action shape, with ARNs, the physical names of the stage's resources, and the role (given, or the managed one). */
 export function toAwsAction(action: RuleAction, s: ArnScope, managedRole: string): Action {
   const role = roleOf(action) ?? managedRole;
@@ -377,8 +364,8 @@ export class AwsRules implements RulesPort {
     // Ownership of the rule and of its role first: nothing is written for a rule that is refused.
     const existing = await this.read(physical, rule.name);
     if (existing) assertClaimable('topic rule', physical, existing.owner, this.owner);
-    const roleClaim = policy ? await this.roleClaim(rule.name) : 'missing';
-    if (policy) await this.ensureRole(rule.name, policy, s, roleClaim);
+    if (policy) await this.roleClaim(rule.name);
+    if (policy) await this.ensureRole(rule.name, policy, s);
     const { client, sdk } = await this.aws.get('iot');
     const topicRulePayload = toPayload(rule, s, this.owner);
     // A role just created, or whose policy was just put, takes a few seconds before IoT may assume it ("If the
@@ -460,14 +447,8 @@ export class AwsRules implements RulesPort {
     return tags && tags['iotctl:rule'] === logical && claimOf(tags, this.owner, true) !== 'foreign' ? 'legacy' : 'foreign';
   }
 
-  private async roleTags(RoleName: string): Promise<Record<string, string> | undefined> {
-    const { client, sdk } = await this.aws.get('iam');
-    try {
-      return tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-    } catch (error) {
-      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
-      throw error;
-    }
+  private roleTags(RoleName: string): Promise<Record<string, string> | undefined> {
+    return roleTags(this.aws, RoleName);
   }
 
   /**
@@ -483,38 +464,22 @@ export class AwsRules implements RulesPort {
     return 'owned';
   }
 
-  /** Creates the managed role when missing and (re)writes its inline policy. True when the role is new. */
-  private async ensureRole(ruleName: string, policy: object, s: ArnScope, claim: 'missing' | 'owned'): Promise<boolean> {
-    const { client, sdk } = await this.aws.get('iam');
-    const RoleName = this.names.ruleRole(ruleName);
-    if (claim === 'missing') {
-      await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          AssumeRolePolicyDocument: JSON.stringify(trustPolicy(this.names.rule(ruleName), s)),
-          Description: `iotctl: the actions of topic rule ${this.names.rule(ruleName)}`,
-          Tags: [...ownerTagList(this.owner), { Key: 'iotctl:rule', Value: ruleName }],
-        }),
-        this.aws.sendOptions,
-      );
-    }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: 'rule-actions', PolicyDocument: JSON.stringify(policy) }), this.aws.sendOptions);
-    return claim === 'missing';
+  /** The rule's managed role (iam.ts): created when missing; trust, policy and tags rewritten only where they drifted. */
+  private async ensureRole(ruleName: string, policy: object, s: ArnScope): Promise<void> {
+    await ensureServiceRole(this.aws, {
+      name: this.names.ruleRole(ruleName),
+      path: this.names.rolePath,
+      description: `iotctl: the actions of topic rule ${this.names.rule(ruleName)}`,
+      trust: trustPolicy('iot', s, { arn: arnOf('iot-topic-rule', s, this.names.rule(ruleName)) }),
+      policyName: 'rule-actions',
+      policy,
+      tags: { ...ownerTags(this.owner), 'iotctl:rule': ruleName },
+    });
   }
 
   /** Only a role made for this rule by this project and stage (`legacy`: or by an iotctl before the tags): never anyone else's. */
   private async deleteRole(RoleName: string, ruleName: string, legacy = false): Promise<void> {
-    const { client, sdk } = await this.aws.get('iam');
-    try {
-      const tags = await this.roleTags(RoleName);
-      if (!tags || tags['iotctl:rule'] !== ruleName || claimOf(tags, this.owner, legacy) === 'foreign') return;
-      const { PolicyNames = [] } = await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions);
-      for (const PolicyName of PolicyNames) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
-      await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
+    await deleteServiceRole(this.aws, RoleName, (tags) => tags['iotctl:rule'] === ruleName && claimOf(tags, this.owner, legacy) !== 'foreign');
   }
 
   /** IoT invokes a function only when the function's resource policy allows this rule (its physical name). */

@@ -8,6 +8,7 @@ import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, q
 import { isAwsError, type AwsClients, type ServiceName } from '../sdk.js';
 import { anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from '../retry.js';
 import { UserError } from '../../../ui/errors.js';
+import { deleteServiceRole, ensureServiceRole, SERVICE_PRINCIPAL, trustPolicy, type TrustedService } from '../iam.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,
@@ -613,18 +614,18 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     else await client.send(new sdk.UpdateDatabaseCommand({ Name: name, DatabaseInput: input }), aws.sendOptions);
   }) as Upsert<{ description: string }>,
 
-  role: (async (aws, name, config: RoleConfig, create, spec, ctx) => {
-    const { client, sdk } = await aws.get('iam');
-    const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-    // ANALYTICS_TAG tells the datalake's roles from the functions' and rules' under the same stage path.
-    const Tags = [...ownerTagList(ownerOfSpec(spec)), { Key: ANALYTICS_TAG, Value: 'datalake' }];
-    const path = lakeNames(spec, ctx).rolePath;
-    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} ${stageOf(spec)} analytics`, Tags }), aws.sendOptions);
-    else {
-      await client.send(new sdk.TagRoleCommand({ RoleName: name, Tags }), aws.sendOptions);
-      await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
-    }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
+  role: (async (aws, name, config: RoleConfig, _create, spec, ctx) => {
+    // iam.ts: the trust with the service's confused-deputy conditions; only what drifted is rewritten.
+    await ensureServiceRole(aws, {
+      name,
+      path: lakeNames(spec, ctx).rolePath,
+      description: `iotctl ${spec.project} ${stageOf(spec)} analytics`,
+      trust: trustPolicy(trustedService(config.service), { account: ctx.accountId, region: ctx.region }),
+      policyName: 'iotctl',
+      policy: config.policy,
+      // ANALYTICS_TAG tells the datalake's roles from the functions' and rules' under the same stage path.
+      tags: { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'datalake' },
+    });
   }) as Upsert<RoleConfig>,
 
   table: (async (aws, physical, config: TableConfig, create) => {
@@ -773,12 +774,9 @@ const DELETE: { [K in DatalakeKind]: (aws: AwsClients, name: string, spec: Datal
   // Never pruned (planDatalake filters them out): the bucket holds the data.
   bucket: async () => undefined,
   database: async () => undefined,
-  async role(aws, name) {
-    const { client, sdk } = await aws.get('iam');
-    await client.send(new sdk.DeleteRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
-      if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    });
-    await client.send(new sdk.DeleteRoleCommand({ RoleName: name }), aws.sendOptions);
+  async role(aws, name, spec) {
+    // The plan deletes only roles of this stage (or an older iotctl's under its path): the same rule, checked again.
+    await deleteServiceRole(aws, name, (tags) => claimOf(tags, ownerOfSpec(spec), true) !== 'foreign');
   },
   // Dropping the table leaves its objects in S3: prune never deletes data.
   async table(aws, physical) {
@@ -857,4 +855,11 @@ async function waitForDeliveryStream(aws: AwsClients, name: string) {
     { service: 'firehose', operation: 'DescribeDeliveryStream', what: `Firehose delivery stream ${name} to be ACTIVE`, signal: aws.settings.signal, delayMs: 500, maxDelayMs: 5_000, state: (d) => d.DeliveryStreamStatus ?? 'unknown' },
   );
   return d;
+}
+
+/** The service of a role's configuration (its principal) as iam.ts names it. */
+function trustedService(principal: string): TrustedService {
+  const found = (Object.keys(SERVICE_PRINCIPAL) as TrustedService[]).find((k) => SERVICE_PRINCIPAL[k] === principal);
+  if (!found) throw new Error(`no trust policy for service principal ${principal}`);
+  return found;
 }

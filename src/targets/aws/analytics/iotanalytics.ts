@@ -6,8 +6,9 @@ import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
 import { arn } from '../arn.js';
 import { iotAnalyticsNames } from '../naming.js';
-import { DEFAULT_STAGE, ownerOf, ownerTagList, TAG_STAGE } from '../ownership.js';
+import { claimOf, DEFAULT_STAGE, ownerOf, ownerTags, TAG_STAGE } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
+import { deleteServiceRole, ensureServiceRole, trustPolicy } from '../iam.js';
 import { waitUntil } from '../retry.js';
 import {
   desiredIotAnalytics,
@@ -282,19 +283,19 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
     switch (`${item.action === 'delete' ? 'delete' : 'upsert'} ${item.kind}`) {
       case 'upsert role': {
         const config = item.desired as EnrichRoleConfig;
-        const { client, sdk } = await aws.get('iam');
-        const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotAnalyticsNames(spec.project).rolePath, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project, spec.stage)) }), aws.sendOptions);
-        else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
-        await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
+        await ensureServiceRole(aws, {
+          name,
+          path: iotAnalyticsNames(spec.project).rolePath,
+          description: `iotctl ${spec.project} IoT Analytics enrichment`,
+          trust: trustPolicy('iotanalytics', { account: await aws.accountId(), region: await aws.region() }),
+          policyName: 'iotctl',
+          policy: config.policy,
+          tags: ownerTags(ownerOf(spec.project, spec.stage)),
+        });
         break;
       }
       case 'delete role': {
-        const { client, sdk } = await aws.get('iam');
-        await client.send(new sdk.DeleteRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
-          if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-        });
-        await client.send(new sdk.DeleteRoleCommand({ RoleName: name }), aws.sendOptions);
+        await deleteServiceRole(aws, name, (tags) => claimOf(tags, ownerOf(spec.project, spec.stage), true) !== 'foreign');
         break;
       }
       case 'upsert channel': {
