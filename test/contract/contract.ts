@@ -281,6 +281,10 @@ export function runContract(name: TargetName, opts: { realism?: Omit<RealismOpti
 
   if (opts.realism)
     contract('every request conformed to the AWS API models', () => {
+      const calls = moto!.realism!.calls();
+      const injected: Record<string, number> = {};
+      for (const c of calls) if (c.injected) injected[`${c.key} ${c.injected}`] = (injected[`${c.key} ${c.injected}`] ?? 0) + 1;
+      process.stderr.write(`\n[realism] ${calls.length} calls, refused for AWS's eventual consistency: ${JSON.stringify(injected)}\n`);
       const found = moto!.realism!.distinctViolations();
       assert.equal(found.length, 0, formatViolations(found));
     });
