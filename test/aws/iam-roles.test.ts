@@ -13,6 +13,8 @@ import { applyDatalake, datalakeContext, planDatalake } from '../../src/targets/
 import { stageNames } from '../../src/targets/aws/naming.js';
 import { ownerOf, ownerTags } from '../../src/targets/aws/ownership.js';
 import { specSchema } from '../../src/spec/schema.js';
+import { parseSpec } from '../../src/spec/loader.js';
+import { applyRulePlan, planRules } from '../../src/services/rules.js';
 
 const ACCOUNT = '123456789012';
 const PLACE = { account: ACCOUNT, region: 'us-east-1' };
@@ -108,6 +110,38 @@ test('the roles rules and the datalake make carry their service\'s conditions', 
   sent.length = 0;
   await applyDatalake(aws, spec, await planDatalake(aws, spec, { context: ctx }), { context: ctx });
   assert.equal(sent.filter((c) => !/^(Get|List)/.test(c)), []);
+});
+
+test('rule roles are plan items: created with the rule, a no-op once applied, a drifted trust shown and fixed alone', async () => {
+  const { spec } = parseSpec(`project: iamplan
+streams:
+  - name: s
+rules:
+  - name: r
+    sql: SELECT * FROM 'dt/#'
+    actions:
+      - kinesis: { stream: s }
+`);
+  const names = stageNames({ project: 'iamplan', stage: 'default' });
+  const rules = new AwsRules(aws, { owner: ownerOf('iamplan'), names, declared: { rules: ['r'], streams: ['s'] } });
+  const plan = () => planRules(rules, spec, {}, names.rule);
+  const summary = (items: Awaited<ReturnType<typeof plan>>) => items.map((i) => `${i.action} ${i.kind} ${i.name}`);
+  const first = await plan();
+  assert.equal(summary(first), ['create rule role r', 'create rule r']);
+  assert.is(first[0]!.physical, names.ruleRole('r'));
+  await applyRulePlan(rules, first);
+  assert.equal(summary(await plan()), ['noop rule role r', 'noop rule r']);
+
+  // Someone dropped the confused-deputy conditions: only the role changes, and only the role is written.
+  const { client, sdk } = await aws.get('iam');
+  await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: names.ruleRole('r'), PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'iot.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+  const drifted = await plan();
+  assert.equal(summary(drifted), ['replace rule role r', 'noop rule r']);
+  assert.ok(drifted[0]!.changes.some((c) => c.path.startsWith('trust')), JSON.stringify(drifted[0]!.changes));
+  sent.length = 0;
+  await applyRulePlan(rules, drifted);
+  assert.equal(sent.filter((c) => !/^(Get|List)/.test(c)), ['UpdateAssumeRolePolicy']);
+  assert.equal(summary(await plan()), ['noop rule role r', 'noop rule r']);
 });
 
 test.run();

@@ -7,7 +7,11 @@ import { mapLimit } from './concurrency.js';
 import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTags, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { lambdaBusy, permissionExists, retryWhen, rolePropagating } from './retry.js';
-import { deleteServiceRole, ensureServiceRole, roleTags, trustPolicy } from './iam.js';
+import { deleteServiceRole, ensureServiceRole, policyJson, roleTags, trustPolicy } from './iam.js';
+import type { Resource } from '../../iot/plan/index.js';
+
+/** The inline policy of a rule's managed role. */
+const RULE_ROLE_POLICY = 'rule-actions';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
 export const SQL_VERSION = '2016-03-23';
@@ -470,11 +474,50 @@ export class AwsRules implements RulesPort {
       name: this.names.ruleRole(ruleName),
       path: this.names.rolePath,
       description: `iotctl: the actions of topic rule ${this.names.rule(ruleName)}`,
-      trust: trustPolicy('iot', s, { arn: arnOf('iot-topic-rule', s, this.names.rule(ruleName)) }),
-      policyName: 'rule-actions',
+      trust: this.roleTrust(ruleName, s),
+      policyName: RULE_ROLE_POLICY,
       policy,
       tags: { ...ownerTags(this.owner), 'iotctl:rule': ruleName },
     });
+  }
+
+  private roleTrust(ruleName: string, s: ArnScope) {
+    return trustPolicy('iot', s, { arn: arnOf('iot-topic-rule', s, this.names.rule(ruleName)) });
+  }
+
+  /**
+   * The managed roles of these rules as plan resources (kind `rule role`, under the rule's logical name):
+   * wanted (the trust with its conditions, the least-privilege policy) and as IAM holds them. A rule whose
+   * actions all name a roleArn wants none (its put deletes the old one).
+   */
+  async roles(rules: RuleSpec[]): Promise<{ desired: Resource[]; actual: Resource[] }> {
+    const s = await this.scope();
+    const desired: Resource[] = [];
+    for (const rule of rules) {
+      const policy = managedRolePolicy(rule, s);
+      if (policy) desired.push({ kind: 'rule role', name: rule.name, physical: this.names.ruleRole(rule.name), config: { trust: this.roleTrust(rule.name, s), policy } });
+    }
+    const { client, sdk } = await this.aws.get('iam');
+    const actual = await mapLimit(desired, 4, async (d): Promise<Resource | undefined> => {
+      const RoleName = d.physical!;
+      try {
+        const [role, inline] = await Promise.all([
+          client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions),
+          client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: RULE_ROLE_POLICY }), this.aws.sendOptions).catch((e) => (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException') ? undefined : Promise.reject(e))),
+        ]);
+        return { ...d, config: { trust: policyJson(role.Role?.AssumeRolePolicyDocument), policy: policyJson(inline?.PolicyDocument) } };
+      } catch (e) {
+        if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+        throw e;
+      }
+    });
+    return { desired, actual: actual.filter((r): r is Resource => !!r) };
+  }
+
+  /** A planned `rule role` change applied on its own (its rule unchanged): the planned policy, the rule's trust. */
+  async putRole(ruleName: string, config: unknown): Promise<void> {
+    await this.roleClaim(ruleName);
+    await this.ensureRole(ruleName, (config as { policy: object }).policy, await this.scope());
   }
 
   /** Only a role made for this rule by this project and stage (`legacy`: or by an iotctl before the tags): never anyone else's. */
