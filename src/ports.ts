@@ -1,6 +1,6 @@
 import type { EventSourceSpec, RuleSpec } from './spec/schema.js';
 import type { PolicyDocument } from './iot/policy/index.js';
-import type { PlanItem } from './iot/plan/index.js';
+import type { PlanItem, Resource } from './iot/plan/index.js';
 import type { CertificateView, RotationState } from './iot/certificates.js';
 
 /**
@@ -145,6 +145,12 @@ export interface RulesPort {
   put(rule: RuleSpec): Promise<void>;
   /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */
   delete(name: string, physical?: string): Promise<void>;
+  /**
+   * aws: the IAM roles iotctl manages for these rules (kind `rule role`, config: trust and inline policy), as
+   * wanted and as they are, so the plan shows them; `putRole` applies a planned role when its rule is unchanged.
+   */
+  roles?(rules: RuleSpec[]): Promise<{ desired: Resource[]; actual: Resource[] }>;
+  putRole?(ruleName: string, config: unknown): Promise<void>;
 }
 
 /** AWS's error action payload: what a failing rule action sends to the errorAction. */

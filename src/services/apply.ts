@@ -124,7 +124,9 @@ function databaseSection(target: Target): ApplySection {
       try {
         location = await target.database.locate();
       } catch (e) {
-        if (!isUserError(e)) throw e;
+        // No database configured yet is a state to report; AWS failing (AccessDenied, expired credentials,
+        // throttling: an AwsCallError, code AWS_*) is not, and must not turn into "nothing to plan".
+        if (!isUserError(e) || e.code.startsWith('AWS_')) throw e;
         warn(target.name === 'local' ? 'No PostgreSQL server yet: the local platform migrates its database when it starts (`iotctl local up`).' : `${(e as Error).message} The database schema is not planned.`);
         return [];
       }

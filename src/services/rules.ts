@@ -26,12 +26,23 @@ export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: bo
     const p = physical(r.name);
     return { ...ruleResource(r), ...(p ? { physical: p } : {}) };
   });
-  return planResources(desired, ruleResources(await rules.list({ desired: spec.rules.map((r) => r.name) })), opts);
+  const [listed, roles] = await Promise.all([rules.list({ desired: spec.rules.map((r) => r.name) }), rules.roles?.(spec.rules)]);
+  // The managed roles (aws) are planned beside their rules: a drifted trust or policy shows, and is fixed.
+  return [...(roles ? planResources(roles.desired, roles.actual, opts) : []), ...planResources(desired, ruleResources(listed), opts)];
 }
+
+/** The plan kind of a rule's managed IAM role (aws). */
+export const RULE_ROLE_KIND = 'rule role';
 
 /** Converge: create and replace, delete only what the plan (with --prune, or a rename) says. */
 export async function applyRulePlan(rules: RulesPort, items: PlanItem[]): Promise<void> {
+  // A rule's put and delete write and delete its role too: a role item acts alone only when its rule does not change.
+  const ruleChanges = new Set(items.filter((i) => i.kind !== RULE_ROLE_KIND && i.action !== 'noop').map((i) => i.name));
   for (const item of items) {
+    if (item.kind === RULE_ROLE_KIND) {
+      if ((item.action === 'create' || item.action === 'replace') && !ruleChanges.has(item.name)) await rules.putRole?.(item.name, item.desired);
+      continue;
+    }
     if (item.action === 'create' || item.action === 'replace') await rules.put(item.desired as RuleSpec);
     else if (item.action === 'delete') await rules.delete(item.name, item.physical);
   }

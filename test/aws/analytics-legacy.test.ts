@@ -196,7 +196,9 @@ test('dataset run polls with backoff until SUCCEEDED; content gives the dataURI'
   const run = await runIotAnalyticsDataset(aws, 'daily', { delayMs: 100, maxDelayMs: 300, sleep: async (ms) => void sleeps.push(ms) });
   assert.is(run.state, 'SUCCEEDED');
   assert.is(run.polls, 3, 'the fake settles on the third poll');
-  assert.equal(sleeps, [100, 200]);
+  // Doubling from delayMs, each with ±25 % jitter (retry.ts).
+  assert.is(sleeps.length, 2);
+  sleeps.forEach((ms, i) => assert.ok(ms >= 75 * 2 ** i && ms <= 125 * 2 ** i, `sleep ${i}: ${ms}`));
   assert.match(run.entries[0]!.dataURI!, new RegExp(`results/${run.versionId}\\.csv`));
 
   const content = await iotAnalyticsDatasetContent(aws, 'daily');

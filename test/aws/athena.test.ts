@@ -3,7 +3,7 @@ import { BatchCreatePartitionCommand, CreateDatabaseCommand, CreateTableCommand 
 import { mockClient } from 'aws-sdk-client-mock';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NotFoundError, type QueryProgress } from '../../src/ports.js';
+import { type QueryProgress } from '../../src/ports.js';
 import { athenaCostUsd, athenaParameter, AwsAthena, tableFormat } from '../../src/targets/aws/athena.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { CancelledError, UserError } from '../../src/ui/errors.js';
@@ -181,8 +181,11 @@ test('moto: athena tables reads the Glue Data Catalog (columns with partition ke
   ]);
 
   const missing = await new AwsAthena(aws, { ...settings, database: 'nope' }).tables().then(() => undefined, (e: unknown) => e);
-  assert.instance(missing, NotFoundError);
-  assert.match((missing as Error).message, /Glue database "nope"/);
+  // A user-facing state with its fix, not a plain error printed as a bug.
+  assert.instance(missing, UserError);
+  assert.is((missing as UserError).code, 'DATABASE_NOT_FOUND');
+  assert.match((missing as Error).message, /Glue database "nope" does not exist/);
+  assert.match((missing as UserError).hint!, /iotctl analytics apply/);
   aws.destroy();
 });
 

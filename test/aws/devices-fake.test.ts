@@ -100,4 +100,21 @@ test('AccessDenied on CreateCertificateFromCsr: names the IAM action, and the th
   }
 });
 
+test('list: AccessDenied on a thing\'s principals is an error, not a device without a certificate', async () => {
+  const fake = await new FakeIot({ failOn: { ListThingPrincipals: 'AccessDeniedException' } }).install();
+  const aws = new AwsClients({});
+  try {
+    const devices = awsDevicesOf(aws, spec);
+    await devices.ensureGroup();
+    fake.things.set('d1', { attributes: {} });
+    fake.groups.get('iotctl-fake-default--devices')!.things.add('d1');
+    const error = await devices.list().then(() => undefined, (e: unknown) => e);
+    assert.instance(error, UserError);
+    assert.match((error as UserError).message, /Access denied: iot:ListThingPrincipals\b/);
+  } finally {
+    aws.destroy();
+    fake.restore();
+  }
+});
+
 test.run();

@@ -100,8 +100,8 @@ test('deploy waits while a new function stays Pending, then returns once it is A
     .resolves(config({ State: 'Active', LastUpdateStatus: 'Successful' }));
   assert.is(await fns.deploy(deployment()), 'created');
   assert.is(lambda.commandCalls(GetFunctionConfigurationCommand).length, 4);
-  // Backoff doubles from pollMs.
-  assert.equal(slept, [100, 200, 400]);
+  // Backoff doubles from pollMs, each with ±25 % jitter (retry.ts).
+  assertBackoff(slept, [100, 200, 400]);
   const create = lambda.commandCalls(CreateFunctionCommand)[0]!.args[0].input;
   assert.is(create.Handler, 'index.handler');
   assert.is(create.Runtime, 'nodejs22.x');
@@ -149,7 +149,7 @@ test('CreateFunction is retried while IAM has not propagated a new role, and onl
   lambda.on(GetFunctionConfigurationCommand).resolves(config({ State: 'Active' }));
   assert.is(await fns.deploy(deployment()), 'created');
   assert.is(lambda.commandCalls(CreateFunctionCommand).length, 3);
-  assert.equal(slept, [1000, 2000]);
+  assertBackoff(slept, [1000, 2000]);
 
   // Any other invalid parameter fails at once.
   lambda.reset();
@@ -240,3 +240,9 @@ test('invoke: a cut 4 KB tail drops its partial first line; a non-JSON payload s
 });
 
 test.run();
+
+/** Waits of a doubling backoff with ±25 % jitter. */
+function assertBackoff(slept: number[], nominal: number[]): void {
+  assert.is(slept.length, nominal.length, `waits: ${slept}`);
+  slept.forEach((ms, i) => assert.ok(ms >= nominal[i]! * 0.75 && ms <= nominal[i]! * 1.25, `wait ${i}: ${ms} vs ${nominal[i]}`));
+}

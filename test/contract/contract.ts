@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { cli, makeProject, type Project } from '../helpers/project.js';
 import { freshDatabase, type TestDatabase } from '../helpers/pg.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
+import { formatViolations, type RealismOptions } from '../helpers/aws-realism.js';
 import { initSpec } from '../../src/spec/init-template.js';
 import { Context } from '../../src/context.js';
 import { openTarget } from '../../src/targets/index.js';
@@ -26,7 +27,7 @@ interface Env {
 
 let moto: Moto | undefined;
 
-async function setUp(name: TargetName): Promise<Env> {
+async function setUp(name: TargetName, realism?: Omit<RealismOptions, 'target'>): Promise<Env> {
   const db: TestDatabase = await freshDatabase();
   // The seed architecture, as `iotctl init` writes it for each target.
   const project = makeProject(initSpec('contract', name).replace('mqttPort: 8883', 'mqttPort: 0'));
@@ -50,7 +51,7 @@ async function setUp(name: TargetName): Promise<Env> {
       },
     };
   }
-  moto ??= await startMoto();
+  moto ??= await startMoto(realism ? { realism } : {});
   await moto.reset();
   const env = { ...moto.env, DATABASE_URL: db.url };
   return {
@@ -117,8 +118,11 @@ async function tailAll(target: Target, stream: string, expected: number): Promis
   return seen;
 }
 
-/** The contract's scenarios against one target (each target's file runs them, so both run in parallel). */
-export function runContract(name: TargetName): void {
+/**
+ * The contract's scenarios against one target (each target's file runs them, so both run in parallel). `realism`:
+ * on aws, the realism proxy between the CLI and moto with these faults (aws-realism.ts), and no AWS model violation.
+ */
+export function runContract(name: TargetName, opts: { realism?: Omit<RealismOptions, 'target'> } = {}): void {
   const contract = suite(`contract [${name}]`);
   let e: Env;
   const run = (...args: string[]) => cli(args, { cwd: e.project.dir, env: e.env, timeoutMs: 120_000 });
@@ -129,7 +133,7 @@ export function runContract(name: TargetName): void {
   };
 
   contract.before(async () => {
-    e = await setUp(name);
+    e = await setUp(name, opts.realism);
   });
   contract.after(async () => {
     await e?.close();
@@ -274,6 +278,16 @@ export function runContract(name: TargetName): void {
     assert.ok(Array.isArray(tables));
     if (name === 'aws') assert.ok(tables.some((t: { table: string }) => /telemetry_store/.test(t.table)), JSON.stringify(tables));
   });
+
+  if (opts.realism)
+    contract('every request conformed to the AWS API models', () => {
+      const calls = moto!.realism!.calls();
+      const injected: Record<string, number> = {};
+      for (const c of calls) if (c.injected) injected[`${c.key} ${c.injected}`] = (injected[`${c.key} ${c.injected}`] ?? 0) + 1;
+      process.stderr.write(`\n[realism] ${calls.length} calls, refused for AWS's eventual consistency: ${JSON.stringify(injected)}\n`);
+      const found = moto!.realism!.distinctViolations();
+      assert.equal(found.length, 0, formatViolations(found));
+    });
 
   contract.after(async () => {
     await moto?.stop();

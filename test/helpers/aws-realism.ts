@@ -141,6 +141,7 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
   const deliveryStreams = new Map<string, number>();
   const functions = new Map<string, number>();
   const functionUpdates = new Map<string, number>();
+  const mappings = new Map<string, { functionName: string; source: string }>(); // event source mapping UUID -> its function and source
   const buckets = new Map<string, { tokens: number; at: number }>();
   const sockets = new Set<Socket>();
   const hanging = new Set<ServerResponse>();
@@ -191,15 +192,20 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
     const op = `${id.service}:${id.operation}`;
     if (opts.iamPropagationSeconds && (!opts.iamPropagationOps || opts.iamPropagationOps.includes(op))) {
       if (op === 'lambda:CreateFunction' || op === 'lambda:UpdateFunctionConfiguration') {
+        const role = typeof p.Role === 'string' ? p.Role : functionRoles.get(functionName(String(p.FunctionName ?? '')));
+        const vpc = ((p.VpcConfig as { SubnetIds?: string[] } | undefined)?.SubnetIds ?? []).length > 0;
+        // In a VPC, Lambda checks the role's EC2 network-interface permissions too, with its own message.
+        if (role && young(role) && vpc) return awsError(res, id, 400, 'InvalidParameterValueException', 'The provided execution role does not have permissions to call CreateNetworkInterface on EC2', { Type: 'User' }), 'iam-propagation';
         if (typeof p.Role === 'string' && young(p.Role)) return awsError(res, id, 400, 'InvalidParameterValueException', 'The role defined for the function cannot be assumed by Lambda.', { Type: 'User' }), 'iam-propagation';
-      } else if (op === 'lambda:CreateEventSourceMapping') {
-        const role = functionRoles.get(functionName(String(p.FunctionName ?? '')));
-        const source = String(p.EventSourceArn ?? '');
+      } else if (op === 'lambda:CreateEventSourceMapping' || op === 'lambda:UpdateEventSourceMapping') {
+        const mapping = mappings.get(String(p.UUID ?? ''));
+        const role = functionRoles.get(functionName(String(p.FunctionName ?? mapping?.functionName ?? '')));
+        const source = String(p.EventSourceArn ?? mapping?.source ?? '');
         if (role && young(role)) {
           const message = source.startsWith('arn:aws:sqs') || source.includes(':sqs:') ? 'The provided execution role does not have permissions to call ReceiveMessage on SQS' : `Cannot access stream ${source}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM.`;
           return awsError(res, id, 400, 'InvalidParameterValueException', message, { Type: 'User' }), 'iam-propagation';
         }
-      } else if (op === 'firehose:CreateDeliveryStream') {
+      } else if (op === 'firehose:CreateDeliveryStream' || op === 'firehose:UpdateDestination') {
         const role = findRoles(p).find(young);
         if (role) return awsError(res, id, 400, 'InvalidArgumentException', `Firehose is unable to assume role ${role}. Please check the role provided.`), 'iam-propagation';
       } else if (op === 'iot:CreateTopicRule' || op === 'iot:ReplaceTopicRule') {
@@ -225,7 +231,8 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
       const name = p.DeliveryStreamName as string | undefined;
       if (within(deliveryStreams, name, c.firehoseMs)) return notActive(`Firehose ${name}`);
     }
-    if (id.service === 'lambda' && /^(Invoke|InvokeAsync|UpdateFunctionCode|UpdateFunctionConfiguration|PublishVersion)$/.test(id.operation)) {
+    // AddPermission/RemovePermission too: AWS answers ResourceConflictException ("another operation is in progress").
+    if (id.service === 'lambda' && /^(Invoke|InvokeAsync|UpdateFunctionCode|UpdateFunctionConfiguration|PublishVersion|AddPermission|RemovePermission)$/.test(id.operation)) {
       const name = functionName(String(p.FunctionName ?? ''));
       if (within(functions, name, c.lambdaMs)) return awsError(res, id, 409, 'ResourceConflictException', 'The operation cannot be performed at this time. The function is currently in the following state: Pending', { Type: 'User' }), 'creating';
       if (id.operation !== 'Invoke' && within(functionUpdates, name, c.lambdaUpdateMs)) return awsError(res, id, 409, 'ResourceConflictException', `The operation cannot be performed at this time. An update is in progress for resource: arn:aws:lambda:${id.region}:123456789012:function:${name}`, { Type: 'User' }), 'creating';
@@ -233,10 +240,15 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
     return undefined;
   }
 
-  /** Track what AWS would still be working on, from successful calls. */
-  function track(id: Identified, p: Record<string, unknown>): void {
+  /** Track what AWS would still be working on, from successful calls (and their answers). */
+  function track(id: Identified, p: Record<string, unknown>, answer: Buffer): void {
     const now = Date.now();
     switch (`${id.service}:${id.operation}`) {
+      case 'lambda:CreateEventSourceMapping': {
+        const uuid = (JSON.parse(answer.toString('utf8')) as { UUID?: string }).UUID;
+        if (uuid) mappings.set(uuid, { functionName: functionName(String(p.FunctionName ?? '')), source: String(p.EventSourceArn ?? '') });
+        break;
+      }
       case 'iam:CreateRole':
       case 'iam:PutRolePolicy':
       case 'iam:AttachRolePolicy':
@@ -371,7 +383,11 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
     }
     const status = await forward(req, body, res, (s, b) => {
       if (s >= 200 && s < 300) {
-        track(id, params);
+        try {
+          track(id, params, b);
+        } catch {
+          /* an answer we could not read: nothing tracked */
+        }
         return rewrite(id, params, b);
       }
       return undefined;
@@ -415,7 +431,7 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
     },
     calls: () => [...log],
     forget() {
-      for (const m of [roles, functionRoles, streams, deliveryStreams, functions, functionUpdates, buckets]) m.clear();
+      for (const m of [roles, functionRoles, streams, deliveryStreams, functions, functionUpdates, mappings, buckets]) m.clear();
     },
     async close() {
       for (const r of hanging) r.destroy();

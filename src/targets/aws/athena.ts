@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GetQueryResultsCommandOutput, QueryExecution, Row } from '@aws-sdk/client-athena';
 import type { Table } from '@aws-sdk/client-glue';
-import { NotFoundError, type ColumnInfo, type LakeQuery, type LakeQueryPort, type QueryProgress, type QueryStats, type TableDescription } from '../../ports.js';
+import { type ColumnInfo, type LakeQuery, type LakeQueryPort, type QueryProgress, type QueryStats, type TableDescription } from '../../ports.js';
 import { CancelledError, UserError } from '../../ui/errors.js';
 import { csvRecordBatches, type CsvRecord } from './csv-stream.js';
 import { isAwsError, type AwsClients } from './sdk.js';
@@ -207,7 +207,13 @@ export class AwsAthena implements LakeQueryPort {
         tables.push(...(page.TableList ?? []));
         token = page.NextToken;
       } catch (error) {
-        if (isAwsError(error, 'EntityNotFoundException')) throw new NotFoundError('Glue database', this.settings.database);
+        // A state the user can fix, not a bug: the datalake's database is made by `analytics apply`.
+        if (isAwsError(error, 'EntityNotFoundException'))
+          throw new UserError(
+            `The Glue database "${this.settings.database}" does not exist in this account and region, so there are no tables to list.`,
+            'Create it with `iotctl analytics apply` (it makes the database and the datastores\' tables), or check athena.database, --region and --profile.',
+            'DATABASE_NOT_FOUND',
+          );
         throw error;
       }
     } while (token);

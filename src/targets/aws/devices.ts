@@ -11,6 +11,7 @@ import { claimOf, markerTags, notOurs, ownerMarker, ownerTagList, TAG_PROJECT, t
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
 import { iotApiRates, type ApiRates } from './quotas.js';
 import { AwsCallError, isAwsError, type AwsClients, type Service } from './sdk.js';
+import { retryWhen } from './retry.js';
 
 /** The key and CSR helpers (and @peculiar/x509 under them) load only when a device is registered, not to list devices. */
 const pki = () => import('../local/ca.js');
@@ -485,15 +486,11 @@ export class AwsDevices implements DeviceRegistryPort {
     const opts = this.aws.sendOptions;
     if (!alreadyInactive) await this.iot('UpdateCertificate', ({ client, sdk }) => client.send(new sdk.UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }), opts));
     // Detaching a thing is eventually consistent on AWS: DeleteCertificate may still see it for a moment.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.iot('DeleteCertificate', ({ client, sdk }) => client.send(new sdk.DeleteCertificateCommand({ certificateId, forceDelete: true }), opts));
-        return;
-      } catch (error) {
-        if (!isAwsError(error, 'DeleteConflictException') || attempt >= 5) throw error;
-        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-      }
-    }
+    await retryWhen(
+      () => this.iot('DeleteCertificate', ({ client, sdk }) => client.send(new sdk.DeleteCertificateCommand({ certificateId, forceDelete: true }), opts)),
+      (e) => isAwsError(e, 'DeleteConflictException'),
+      { service: 'iot', operation: 'DeleteCertificate', what: `certificate ${certificateId} to be detached from its thing`, signal: this.aws.settings.signal, delayMs: 250, maxDelayMs: 4_000, timeoutMs: 30_000 },
+    );
   }
 
   private async principalsOf(thingName: string): Promise<string[]> {
@@ -511,7 +508,7 @@ export class AwsDevices implements DeviceRegistryPort {
     const inGroup = new Set(members);
     const names = [...members, ...[...legacy].filter((t) => !inGroup.has(t))];
     const rows = await mapLimit(names, 8, async (thingName): Promise<DeviceSummary | undefined> => {
-      const [thing, principals] = await Promise.all([this.describeThing(thingName), this.principalsOf(thingName).catch(() => [])]);
+      const [thing, principals] = await Promise.all([this.describeThing(thingName), this.principalsOf(thingName).catch((e) => (isAwsError(e, 'ResourceNotFoundException') ? [] : Promise.reject(e)))]);
       if (!thing) return undefined; // deleted meanwhile
       const latest = latestCertificate(principals, certs);
       return {

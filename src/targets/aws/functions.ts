@@ -20,6 +20,8 @@ import { decodeLogTail, parseLogLine, parseReport } from './lambda-logs.js';
 import { arnOf, FUNCTION_ROLE_POLICY, lambdaLogGroup, ownershipByName, partitionOf, stageNames, type ArnPlace, type StageNames } from './naming.js';
 import { ANALYTICS_TAG, assertClaimable, DATABASE_TAG, claimOf, notOurs, ownerOf, ownerTagList, ownerTags, TAG_MANAGED, tagMap, type Owner } from './ownership.js';
 import { type AwsClients, isAwsError } from './sdk.js';
+import { deleteServiceRole, ensureServiceRole, trustPolicy } from './iam.js';
+import { abortableSleep, anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from './retry.js';
 import { ensureDatabaseSecret } from './secrets.js';
 import { plaintextSecrets, SECRET_HINT } from '../../spec/env-secrets.js';
 
@@ -119,7 +121,7 @@ export class AwsFunctions implements FunctionsPort {
     this.pollMs = opts.pollMs ?? 1_000;
     this.waitTimeoutMs = opts.waitTimeoutMs ?? 300_000;
     this.followMs = opts.followMs ?? 2_000;
-    this.sleep = opts.sleep ?? sleep;
+    this.sleep = opts.sleep ?? ((ms, signal) => abortableSleep(ms, signal, 'logs', 'FilterLogEvents'));
     this.owner = opts.owner ?? ownerOf(opts.project, opts.stage);
     this.names = opts.names ?? stageNames({ project: this.owner.project, stage: this.owner.stage });
   }
@@ -275,11 +277,15 @@ export class AwsFunctions implements FunctionsPort {
     if (!existing) {
       progress('create the function');
       try {
-        await this.retryWhileRoleIsNew(() =>
-          client.send(
-            new sdk.CreateFunctionCommand({ FunctionName: fn, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
-            this.aws.sendOptions,
-          ),
+        await this.retry(
+          'CreateFunction',
+          `Lambda to be able to assume the role ${roleArn}`,
+          () =>
+            client.send(
+              new sdk.CreateFunctionCommand({ FunctionName: fn, ...want, Code: { ZipFile: zip }, PackageType: 'Zip', Tags: tags, Description: `iotctl ${d.template}` }),
+              this.aws.sendOptions,
+            ),
+          rolePropagating.lambda,
         );
       } catch (error) {
         // Leave nothing half-created: the role made for this function goes with the failed create.
@@ -303,7 +309,7 @@ export class AwsFunctions implements FunctionsPort {
       }
       if (configChanged) {
         progress('update the configuration');
-        await this.retryWhileRoleIsNew(() => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: fn, ...want }), this.aws.sendOptions));
+        await this.retry('UpdateFunctionConfiguration', `Lambda to be able to assume the role ${roleArn}`, () => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: fn, ...want }), this.aws.sendOptions), rolePropagating.lambda);
         await this.waitReady(fn);
       }
       if (tagsChanged) await client.send(new sdk.TagResourceCommand({ Resource: existing.config.FunctionArn!, Tags: tags }), this.aws.sendOptions);
@@ -316,6 +322,7 @@ export class AwsFunctions implements FunctionsPort {
     if (queue) progress('on-failure queue');
     const queued = queue ? await this.ensureQueue(queue, true) : 'unchanged';
     progress('event source mapping');
+    // The role's policy may have just been put: the mapping's checks of it see the new one after IAM propagates.
     const mapping = await this.ensureMapping(fn, d.eventSource, streamArn, destination);
     if (result === 'unchanged' && (mapping !== 'unchanged' || queued !== 'unchanged')) result = 'updated';
     return result;
@@ -364,38 +371,35 @@ export class AwsFunctions implements FunctionsPort {
   /** Polls until the function is Active and its last update Successful; a Failed state is an error. */
   private async waitReady(name: string): Promise<void> {
     const { client, sdk } = await this.aws.get('lambda');
-    const deadline = Date.now() + this.waitTimeoutMs;
-    let delay = this.pollMs;
-    for (;;) {
-      const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), this.aws.sendOptions);
-      if (c.State === 'Failed') throw new UserError(`Lambda could not make function ${name} ready: ${c.StateReasonCode ?? ''} ${c.StateReason ?? ''}`.trim(), 'Fix the cause it names (role, VPC subnets, code), then deploy again.', 'LAMBDA_FAILED');
-      if (c.LastUpdateStatus === 'Failed')
-        throw new UserError(`The last update of function ${name} failed: ${c.LastUpdateStatusReasonCode ?? ''} ${c.LastUpdateStatusReason ?? ''}`.trim(), 'Fix the cause it names, then deploy again.', 'LAMBDA_UPDATE_FAILED');
-      if (c.State === 'Active' && (c.LastUpdateStatus === undefined || c.LastUpdateStatus === 'Successful')) return;
-      // Inactive functions wake up on the next invocation or update; waiting here would never end.
-      if (c.State === 'Inactive' && c.LastUpdateStatus !== 'InProgress') return;
-      if (Date.now() > deadline) throw new UserError(`Function ${name} is still ${c.State}/${c.LastUpdateStatus ?? '-'} after ${Math.round(this.waitTimeoutMs / 1000)} s.`, 'Check it in the Lambda console, then deploy again.', 'LAMBDA_TIMEOUT');
-      await this.sleep(delay, this.aws.settings.signal);
-      delay = Math.min(delay * 2, 5_000);
-    }
+    await waitUntil(
+      () => client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), this.aws.sendOptions),
+      (c) => {
+        if (c.State === 'Failed') throw new UserError(`Lambda could not make function ${name} ready: ${c.StateReasonCode ?? ''} ${c.StateReason ?? ''}`.trim(), 'Fix the cause it names (role, VPC subnets, code), then deploy again.', 'LAMBDA_FAILED');
+        if (c.LastUpdateStatus === 'Failed')
+          throw new UserError(`The last update of function ${name} failed: ${c.LastUpdateStatusReasonCode ?? ''} ${c.LastUpdateStatusReason ?? ''}`.trim(), 'Fix the cause it names, then deploy again.', 'LAMBDA_UPDATE_FAILED');
+        if (c.State === 'Active' && (c.LastUpdateStatus === undefined || c.LastUpdateStatus === 'Successful')) return true;
+        // Inactive functions wake up on the next invocation or update; waiting here would never end.
+        return c.State === 'Inactive' && c.LastUpdateStatus !== 'InProgress';
+      },
+      {
+        ...this.waits('GetFunctionConfiguration', `function ${name} to be Active`),
+        state: (c) => `${c.State}/${c.LastUpdateStatus ?? '-'}`,
+        onTimeout: (c, s) => new UserError(`Function ${name} is still ${c.State}/${c.LastUpdateStatus ?? '-'} after ${Math.round(s)} s.`, 'Check it in the Lambda console, then deploy again.', 'LAMBDA_TIMEOUT'),
+      },
+    );
+  }
+
+  /** The bounds of every wait of this adapter (waitTimeoutMs, pollMs, the test's sleep), for retryWhen and waitUntil. */
+  private waits(operation: string, what: string): WaitOptions {
+    return { service: 'lambda', operation, what, signal: this.aws.settings.signal, timeoutMs: this.waitTimeoutMs, delayMs: this.pollMs, maxDelayMs: 5_000, ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}) };
   }
 
   /**
-   * IAM is eventually consistent: for a few seconds after CreateRole (or PutRolePolicy) Lambda may answer
-   * "The role defined for the function cannot be assumed by Lambda". Retry that one error, bounded.
+   * A write that may be refused for a while after this function's role was created or its policy put (IAM
+   * propagation) or while another update of the function is in progress: retried on those errors only.
    */
-  private async retryWhileRoleIsNew<T>(call: () => Promise<T>): Promise<T> {
-    let delay = 1_000;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await call();
-      } catch (error) {
-        const roleNotReady = isAwsError(error, 'InvalidParameterValueException') && /cannot be assumed|role.*(not|isn't) (authorized|valid)/i.test(error.message);
-        if (!roleNotReady || attempt >= 8) throw error;
-        await this.sleep(delay, this.aws.settings.signal);
-        delay = Math.min(delay * 2, 10_000);
-      }
-    }
+  private retry<T>(operation: string, what: string, call: () => Promise<T>, propagating: (e: unknown) => boolean): Promise<T> {
+    return retryWhen(call, anyOf(propagating, lambdaBusy), { ...this.waits(operation, what), delayMs: Math.max(this.pollMs, 1_000), maxDelayMs: 10_000 });
   }
 
   // ------------------------------------------------------------ role
@@ -421,50 +425,19 @@ export class AwsFunctions implements FunctionsPort {
     }
   }
 
-  /** The function's own role, created with a trust for Lambda and one inline least-privilege policy. */
+  /** The function's own role (iam.ts), with a trust for Lambda and one inline least-privilege policy. */
   private async ensureRole(logical: string, policy: PolicyDocument): Promise<{ arn: string; result: 'created' | 'updated' | 'unchanged' }> {
-    const { client, sdk } = await this.aws.get('iam');
-    const RoleName = this.names.functionRole(logical);
+    const [region, account] = await Promise.all([this.aws.region(), this.aws.accountId()]);
     const fn = this.names.function(logical);
-    const document = JSON.stringify(policy);
-    let arn: string | undefined;
-    try {
-      arn = (await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions)).Role!.Arn;
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
-    if (!arn) {
-      const created = await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          Description: `Execution role of the iotctl function ${fn}`,
-          AssumeRolePolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-          }),
-          Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: fn }],
-        }),
-        this.aws.sendOptions,
-      );
-      await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
-      return { arn: created.Role!.Arn!, result: 'created' };
-    }
-    let tagged = false;
-    if ((await this.roleClaim(logical)) === 'legacy') {
-      await client.send(new sdk.TagRoleCommand({ RoleName, Tags: [...ownerTagList(this.owner), { Key: TAG_ROLE_FOR, Value: fn }] }), this.aws.sendOptions);
-      tagged = true;
-    }
-    let current: string | undefined;
-    try {
-      current = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
-    // IAM returns the document URL-encoded.
-    if (current !== undefined && sameJson(decodeURIComponent(current), document)) return { arn, result: tagged ? 'updated' : 'unchanged' };
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: FUNCTION_ROLE_POLICY, PolicyDocument: document }), this.aws.sendOptions);
-    return { arn, result: 'updated' };
+    return ensureServiceRole(this.aws, {
+      name: this.names.functionRole(logical),
+      path: this.names.rolePath,
+      description: `Execution role of the iotctl function ${fn}`,
+      trust: trustPolicy('lambda', { account, region }),
+      policyName: FUNCTION_ROLE_POLICY,
+      policy,
+      tags: { ...ownerTags(this.owner), [TAG_ROLE_FOR]: fn },
+    });
   }
 
   /**
@@ -472,22 +445,8 @@ export class AwsFunctions implements FunctionsPort {
    * the `iotctl-fn-<name>` role an older iotctl made for a function under its bare name.
    */
   private async removeRole(roleArn: string, functionName: string): Promise<void> {
-    const { client, sdk } = await this.aws.get('iam');
     const RoleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
-    let tags;
-    try {
-      tags = (await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags ?? [];
-    } catch (error) {
-      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return;
-      throw error;
-    }
-    const byKey = tagMap(tags);
-    if (byKey[TAG_ROLE_FOR] !== functionName || claimOf(byKey, this.owner, true) === 'foreign') return;
-    const inline = (await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).PolicyNames ?? [];
-    for (const PolicyName of inline) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
-    const attached = (await client.send(new sdk.ListAttachedRolePoliciesCommand({ RoleName }), this.aws.sendOptions)).AttachedPolicies ?? [];
-    for (const p of attached) await client.send(new sdk.DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn! }), this.aws.sendOptions);
-    await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
+    await deleteServiceRole(this.aws, RoleName, (tags) => tags[TAG_ROLE_FOR] === functionName && claimOf(tags, this.owner, true) !== 'foreign');
   }
 
   // ------------------------------------------------------------ on-failure queue
@@ -572,17 +531,24 @@ export class AwsFunctions implements FunctionsPort {
       DestinationConfig: { OnFailure: destination ? { Destination: destination } : {} },
     };
     const mine = current.find((m) => m.EventSourceArn === streamArn);
+    const what = `the execution role of ${functionName} to reach Lambda with its permissions on ${streamArn}`;
     if (!mine) {
-      await client.send(
-        new sdk.CreateEventSourceMappingCommand({
-          FunctionName: functionName,
-          EventSourceArn: streamArn,
-          Enabled: true,
-          StartingPosition: es.startingPosition,
-          ...(es.startingPosition === 'AT_TIMESTAMP' && es.startingPositionTimestamp ? { StartingPositionTimestamp: new Date(es.startingPositionTimestamp) } : {}),
-          ...settings,
-        }),
-        this.aws.sendOptions,
+      await this.retry(
+        'CreateEventSourceMapping',
+        what,
+        () =>
+          client.send(
+            new sdk.CreateEventSourceMappingCommand({
+              FunctionName: functionName,
+              EventSourceArn: streamArn,
+              Enabled: true,
+              StartingPosition: es.startingPosition,
+              ...(es.startingPosition === 'AT_TIMESTAMP' && es.startingPositionTimestamp ? { StartingPositionTimestamp: new Date(es.startingPositionTimestamp) } : {}),
+              ...settings,
+            }),
+            this.aws.sendOptions,
+          ),
+        rolePropagating.eventSourceMapping,
       );
       return 'created';
     }
@@ -597,20 +563,22 @@ export class AwsFunctions implements FunctionsPort {
       (mine.DestinationConfig?.OnFailure?.Destination || undefined) !== destination;
     if (!differs) return result;
     await this.waitMappingSettled(mine.UUID!);
-    await client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions);
+    await this.retry('UpdateEventSourceMapping', what, () => client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions), rolePropagating.eventSourceMapping);
     return 'updated';
   }
 
   /** A mapping that is Creating or Updating refuses updates (ResourceInUseException). */
   private async waitMappingSettled(uuid: string): Promise<void> {
     const { client, sdk } = await this.aws.get('lambda');
-    const deadline = Date.now() + this.waitTimeoutMs;
-    for (;;) {
-      const m = await client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions);
-      if (!/^(Creating|Updating|Enabling|Disabling)$/.test(m.State ?? '')) return;
-      if (Date.now() > deadline) throw new UserError(`Event source mapping ${uuid} is still ${m.State}.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT');
-      await this.sleep(this.pollMs, this.aws.settings.signal);
-    }
+    await waitUntil(
+      () => client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions),
+      (m) => !/^(Creating|Updating|Enabling|Disabling)$/.test(m.State ?? ''),
+      {
+        ...this.waits('GetEventSourceMapping', `event source mapping ${uuid} to settle`),
+        state: (m) => m.State ?? 'unknown',
+        onTimeout: (m) => new UserError(`Event source mapping ${uuid} is still ${m.State}.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT'),
+      },
+    );
   }
 
   // ------------------------------------------------------------ remove
@@ -964,19 +932,4 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
     }),
   );
   return out;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -4,8 +4,14 @@ import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { arnOf, ownershipByName, partitionOf, physicalName, rulePermissionId, rulePermissionStatement, ruleRoleName, stageNames, type StageNames } from './naming.js';
 import { mapLimit } from './concurrency.js';
-import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTagList, tagMap, withMarker, type Owner } from './ownership.js';
+import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTags, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
+import { lambdaBusy, permissionExists, retryWhen, rolePropagating } from './retry.js';
+import { deleteServiceRole, ensureServiceRole, policyJson, roleTags, trustPolicy } from './iam.js';
+import type { Resource } from '../../iot/plan/index.js';
+
+/** The inline policy of a rule's managed role. */
+const RULE_ROLE_POLICY = 'rule-actions';
 
 /** IoT SQL version for every rule: AWS's default (2015-10-08) lacks the functions and semantics local implements. */
 export const SQL_VERSION = '2016-03-23';
@@ -127,20 +133,6 @@ export function managedRolePolicy(rule: RuleSpec, s: ArnScope): { Version: strin
 }
 
 /** Only IoT, and only on behalf of this rule (its physical name) in this account, may assume the managed role. */
-function trustPolicy(physicalRule: string, s: ArnScope) {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Principal: { Service: 'iot.amazonaws.com' },
-        Action: 'sts:AssumeRole',
-        Condition: { StringEquals: { 'aws:SourceAccount': s.account }, ArnLike: { 'aws:SourceArn': arnOf('iot-topic-rule', s, physicalRule) } },
-      },
-    ],
-  };
-}
-
 /** The spec's action as AWS's action shape, with ARNs, the physical names of the stage's resources, and the role (given, or the managed one). */
 export function toAwsAction(action: RuleAction, s: ArnScope, managedRole: string): Action {
   const role = roleOf(action) ?? managedRole;
@@ -376,22 +368,21 @@ export class AwsRules implements RulesPort {
     // Ownership of the rule and of its role first: nothing is written for a rule that is refused.
     const existing = await this.read(physical, rule.name);
     if (existing) assertClaimable('topic rule', physical, existing.owner, this.owner);
-    const roleClaim = policy ? await this.roleClaim(rule.name) : 'missing';
-    const createdRole = policy ? await this.ensureRole(rule.name, policy, s, roleClaim) : false;
+    if (policy) await this.roleClaim(rule.name);
+    if (policy) await this.ensureRole(rule.name, policy, s);
     const { client, sdk } = await this.aws.get('iot');
     const topicRulePayload = toPayload(rule, s, this.owner);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (existing) await client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions);
-        else await client.send(new sdk.CreateTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions);
-        break;
-      } catch (error) {
-        // A new IAM role takes a few seconds before IoT may assume it.
-        const propagating = createdRole && isAwsError(error, 'InvalidRequestException') && /role|assume/i.test(error.message);
-        if (!propagating || attempt >= 8) throw error;
-        await new Promise((r) => setTimeout(r, 2000));
-      }
-    }
+    // A role just created, or whose policy was just put, takes a few seconds before IoT may assume it ("If the
+    // role was just created or updated, please try again in a few seconds"); a given roleArn may be new too.
+    const operation = existing ? 'ReplaceTopicRule' : 'CreateTopicRule';
+    await retryWhen(
+      () =>
+        existing
+          ? client.send(new sdk.ReplaceTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions)
+          : client.send(new sdk.CreateTopicRuleCommand({ ruleName: physical, topicRulePayload }), this.aws.sendOptions),
+      rolePropagating.iot,
+      { service: 'iot', operation, what: `AWS IoT to be able to assume the role of rule ${physical}`, signal: this.aws.settings.signal, delayMs: 1_000, maxDelayMs: 5_000 },
+    );
     await this.allowLambdaInvoke(rule, physical, s);
     if (!policy) await this.deleteRole(this.names.ruleRole(rule.name), rule.name);
   }
@@ -460,14 +451,8 @@ export class AwsRules implements RulesPort {
     return tags && tags['iotctl:rule'] === logical && claimOf(tags, this.owner, true) !== 'foreign' ? 'legacy' : 'foreign';
   }
 
-  private async roleTags(RoleName: string): Promise<Record<string, string> | undefined> {
-    const { client, sdk } = await this.aws.get('iam');
-    try {
-      return tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-    } catch (error) {
-      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
-      throw error;
-    }
+  private roleTags(RoleName: string): Promise<Record<string, string> | undefined> {
+    return roleTags(this.aws, RoleName);
   }
 
   /**
@@ -483,38 +468,61 @@ export class AwsRules implements RulesPort {
     return 'owned';
   }
 
-  /** Creates the managed role when missing and (re)writes its inline policy. True when the role is new. */
-  private async ensureRole(ruleName: string, policy: object, s: ArnScope, claim: 'missing' | 'owned'): Promise<boolean> {
-    const { client, sdk } = await this.aws.get('iam');
-    const RoleName = this.names.ruleRole(ruleName);
-    if (claim === 'missing') {
-      await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          AssumeRolePolicyDocument: JSON.stringify(trustPolicy(this.names.rule(ruleName), s)),
-          Description: `iotctl: the actions of topic rule ${this.names.rule(ruleName)}`,
-          Tags: [...ownerTagList(this.owner), { Key: 'iotctl:rule', Value: ruleName }],
-        }),
-        this.aws.sendOptions,
-      );
+  /** The rule's managed role (iam.ts): created when missing; trust, policy and tags rewritten only where they drifted. */
+  private async ensureRole(ruleName: string, policy: object, s: ArnScope): Promise<void> {
+    await ensureServiceRole(this.aws, {
+      name: this.names.ruleRole(ruleName),
+      path: this.names.rolePath,
+      description: `iotctl: the actions of topic rule ${this.names.rule(ruleName)}`,
+      trust: this.roleTrust(ruleName, s),
+      policyName: RULE_ROLE_POLICY,
+      policy,
+      tags: { ...ownerTags(this.owner), 'iotctl:rule': ruleName },
+    });
+  }
+
+  private roleTrust(ruleName: string, s: ArnScope) {
+    return trustPolicy('iot', s, { arn: arnOf('iot-topic-rule', s, this.names.rule(ruleName)) });
+  }
+
+  /**
+   * The managed roles of these rules as plan resources (kind `rule role`, under the rule's logical name):
+   * wanted (the trust with its conditions, the least-privilege policy) and as IAM holds them. A rule whose
+   * actions all name a roleArn wants none (its put deletes the old one).
+   */
+  async roles(rules: RuleSpec[]): Promise<{ desired: Resource[]; actual: Resource[] }> {
+    const s = await this.scope();
+    const desired: Resource[] = [];
+    for (const rule of rules) {
+      const policy = managedRolePolicy(rule, s);
+      if (policy) desired.push({ kind: 'rule role', name: rule.name, physical: this.names.ruleRole(rule.name), config: { trust: this.roleTrust(rule.name, s), policy } });
     }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: 'rule-actions', PolicyDocument: JSON.stringify(policy) }), this.aws.sendOptions);
-    return claim === 'missing';
+    const { client, sdk } = await this.aws.get('iam');
+    const actual = await mapLimit(desired, 4, async (d): Promise<Resource | undefined> => {
+      const RoleName = d.physical!;
+      try {
+        const [role, inline] = await Promise.all([
+          client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions),
+          client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: RULE_ROLE_POLICY }), this.aws.sendOptions).catch((e) => (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException') ? undefined : Promise.reject(e))),
+        ]);
+        return { ...d, config: { trust: policyJson(role.Role?.AssumeRolePolicyDocument), policy: policyJson(inline?.PolicyDocument) } };
+      } catch (e) {
+        if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+        throw e;
+      }
+    });
+    return { desired, actual: actual.filter((r): r is Resource => !!r) };
+  }
+
+  /** A planned `rule role` change applied on its own (its rule unchanged): the planned policy, the rule's trust. */
+  async putRole(ruleName: string, config: unknown): Promise<void> {
+    await this.roleClaim(ruleName);
+    await this.ensureRole(ruleName, (config as { policy: object }).policy, await this.scope());
   }
 
   /** Only a role made for this rule by this project and stage (`legacy`: or by an iotctl before the tags): never anyone else's. */
   private async deleteRole(RoleName: string, ruleName: string, legacy = false): Promise<void> {
-    const { client, sdk } = await this.aws.get('iam');
-    try {
-      const tags = await this.roleTags(RoleName);
-      if (!tags || tags['iotctl:rule'] !== ruleName || claimOf(tags, this.owner, legacy) === 'foreign') return;
-      const { PolicyNames = [] } = await client.send(new sdk.ListRolePoliciesCommand({ RoleName }), this.aws.sendOptions);
-      for (const PolicyName of PolicyNames) await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName }), this.aws.sendOptions);
-      await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
+    await deleteServiceRole(this.aws, RoleName, (tags) => tags['iotctl:rule'] === ruleName && claimOf(tags, this.owner, legacy) !== 'foreign');
   }
 
   /** IoT invokes a function only when the function's resource policy allows this rule (its physical name). */
@@ -525,19 +533,25 @@ export class AwsRules implements RulesPort {
     for (const fn of new Set(fns)) {
       const FunctionName = s.names.fn.physical(fn);
       try {
-        await client.send(
-          new sdk.AddPermissionCommand({
-            FunctionName,
-            StatementId: rulePermissionStatement(physical),
-            Action: 'lambda:InvokeFunction',
-            Principal: 'iot.amazonaws.com',
-            SourceAccount: s.account,
-            SourceArn: arnOf('iot-topic-rule', s, physical),
-          }),
-          this.aws.sendOptions,
+        // ResourceConflictException is also "another operation on the function is in progress": waited out.
+        await retryWhen(
+          () =>
+            client.send(
+              new sdk.AddPermissionCommand({
+                FunctionName,
+                StatementId: rulePermissionStatement(physical),
+                Action: 'lambda:InvokeFunction',
+                Principal: 'iot.amazonaws.com',
+                SourceAccount: s.account,
+                SourceArn: arnOf('iot-topic-rule', s, physical),
+              }),
+              this.aws.sendOptions,
+            ),
+          lambdaBusy,
+          { service: 'lambda', operation: 'AddPermission', what: `function ${FunctionName} to finish its update in progress`, signal: this.aws.settings.signal },
         );
       } catch (error) {
-        if (isAwsError(error, 'ResourceConflictException')) continue; // already allowed
+        if (permissionExists(error)) continue; // already allowed
         if (isAwsError(error, 'ResourceNotFoundException')) {
           const named = FunctionName === fn ? `"${fn}"` : `"${fn}" (${FunctionName} on AWS)`;
           throw new UserError(`Rule ${rule.name} invokes function ${named}, which does not exist.`, 'Deploy it first (`iotctl lambda deploy`), or fix the rule\'s lambda action.', 'FUNCTION_NOT_FOUND');

@@ -6,6 +6,7 @@ import { decodePayload, matchesFilter } from '../local/stream/tail.js';
 import { ownershipByName } from './naming.js';
 import { assertClaimable, claimOf, DEFAULT_STAGE, ownerTags, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
+import { waitUntil, type WaitOptions } from './retry.js';
 import { pause } from '../pause.js';
 
 /**
@@ -261,31 +262,28 @@ export class AwsStreams implements StreamPort {
 
   /** Polls DescribeStreamSummary with a growing delay until ACTIVE, within waitTimeoutMs. */
   private async waitActive(name: string): Promise<Kinesis.StreamDescriptionSummary> {
-    const deadline = Date.now() + this.opts.waitTimeoutMs;
-    let delay = this.opts.waitPollMs / 4;
-    for (;;) {
-      const s = await this.summary(name);
-      if (s.StreamStatus === 'ACTIVE') return s;
-      if (s.StreamStatus === 'DELETING') throw new NotFoundError('stream', name);
-      if (Date.now() + delay > deadline) throw stillBusy(name, s.StreamStatus, this.opts.waitTimeoutMs);
-      await pause(delay, this.aws.settings.signal);
-      delay = Math.min(delay * 2, this.opts.waitPollMs * 4);
-    }
+    return waitUntil(
+      () => this.summary(name),
+      (s) => {
+        if (s.StreamStatus === 'DELETING') throw new NotFoundError('stream', name);
+        return s.StreamStatus === 'ACTIVE';
+      },
+      { ...this.waits(`stream ${name} to be ACTIVE`), delayMs: this.opts.waitPollMs / 4, state: (s) => s.StreamStatus ?? 'not ACTIVE', onTimeout: (s) => stillBusy(name, s.StreamStatus, this.opts.waitTimeoutMs) },
+    );
   }
 
   /** A stream being deleted cannot be created again until it is gone. */
   private async waitGone(name: string): Promise<undefined> {
-    const deadline = Date.now() + this.opts.waitTimeoutMs;
-    for (;;) {
-      try {
-        const s = await this.summary(name);
-        if (Date.now() > deadline) throw stillBusy(name, s.StreamStatus, this.opts.waitTimeoutMs);
-      } catch (e) {
-        if (e instanceof NotFoundError) return undefined;
-        throw e;
-      }
-      await pause(this.opts.waitPollMs, this.aws.settings.signal);
-    }
+    await waitUntil(
+      () => this.summary(name).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e))),
+      (s) => s === undefined,
+      { ...this.waits(`stream ${name} to be deleted`), delayMs: this.opts.waitPollMs, state: (s) => s?.StreamStatus ?? 'gone', onTimeout: (s) => stillBusy(name, s?.StreamStatus, this.opts.waitTimeoutMs) },
+    );
+    return undefined;
+  }
+
+  private waits(what: string): WaitOptions {
+    return { service: 'kinesis', operation: 'DescribeStreamSummary', what, signal: this.aws.settings.signal, timeoutMs: this.opts.waitTimeoutMs, maxDelayMs: this.opts.waitPollMs * 4 };
   }
 
   private async listShards(name: string, signal?: AbortSignal): Promise<Kinesis.Shard[]> {

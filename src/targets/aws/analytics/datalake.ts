@@ -5,7 +5,10 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
 import { databaseOpsNames, datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
-import { isAwsError, type AwsClients } from '../sdk.js';
+import { isAwsError, type AwsClients, type ServiceName } from '../sdk.js';
+import { anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from '../retry.js';
+import { UserError } from '../../../ui/errors.js';
+import { deleteServiceRole, ensureServiceRole, SERVICE_PRINCIPAL, trustPolicy, type TrustedService } from '../iam.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,
@@ -612,18 +615,18 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     else await client.send(new sdk.UpdateDatabaseCommand({ Name: name, DatabaseInput: input }), aws.sendOptions);
   }) as Upsert<{ description: string }>,
 
-  role: (async (aws, name, config: RoleConfig, create, spec, ctx) => {
-    const { client, sdk } = await aws.get('iam');
-    const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-    // ANALYTICS_TAG tells the datalake's roles from the functions' and rules' under the same stage path.
-    const Tags = [...ownerTagList(ownerOfSpec(spec)), { Key: ANALYTICS_TAG, Value: 'datalake' }];
-    const path = lakeNames(spec, ctx).rolePath;
-    if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} ${stageOf(spec)} analytics`, Tags }), aws.sendOptions);
-    else {
-      await client.send(new sdk.TagRoleCommand({ RoleName: name, Tags }), aws.sendOptions);
-      await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
-    }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
+  role: (async (aws, name, config: RoleConfig, _create, spec, ctx) => {
+    // iam.ts: the trust with the service's confused-deputy conditions; only what drifted is rewritten.
+    await ensureServiceRole(aws, {
+      name,
+      path: lakeNames(spec, ctx).rolePath,
+      description: `iotctl ${spec.project} ${stageOf(spec)} analytics`,
+      trust: trustPolicy(trustedService(config.service), { account: ctx.accountId, region: ctx.region }),
+      policyName: 'iotctl',
+      policy: config.policy,
+      // ANALYTICS_TAG tells the datalake's roles from the functions' and rules' under the same stage path.
+      tags: { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'datalake' },
+    });
   }) as Upsert<RoleConfig>,
 
   table: (async (aws, physical, config: TableConfig, create) => {
@@ -660,7 +663,12 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
     const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform' };
     if (create) {
-      await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
+      // Its role was usually created a moment ago: Lambda refuses it until IAM has propagated it.
+      await retryWhen(
+        () => client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions),
+        rolePropagating.lambda,
+        roleWait(aws, 'lambda', 'CreateFunction', `Lambda to be able to assume the role ${config.role}`),
+      );
       return;
     }
     const { FunctionArn } = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions);
@@ -668,7 +676,11 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     // Code first, then configuration: Lambda refuses a second update while the first is in progress.
     await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: name, ZipFile: zip }), aws.sendOptions);
     await waitForUpdate(aws, name);
-    await client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: name, ...settings }), aws.sendOptions);
+    await retryWhen(
+      () => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: name, ...settings }), aws.sendOptions),
+      anyOf(rolePropagating.lambda, lambdaBusy),
+      roleWait(aws, 'lambda', 'UpdateFunctionConfiguration', `Lambda to be able to assume the role ${config.role}`),
+    );
     await waitForUpdate(aws, name);
   }) as Upsert<FunctionConfig>,
 
@@ -700,21 +712,32 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
         : { Enabled: false },
     };
     const Tags = ownerTagList(ownerOfSpec(spec));
+    // The stream's role was usually created or changed a moment ago: Firehose refuses it until IAM has propagated it.
+    const wait = roleWait(aws, 'firehose', create ? 'CreateDeliveryStream' : 'UpdateDestination', `Firehose to be able to assume the role ${config.role}`);
     if (create) {
-      await client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions);
+      await retryWhen(
+        () => client.send(new sdk.CreateDeliveryStreamCommand({ DeliveryStreamName: name, DeliveryStreamType: 'DirectPut', ExtendedS3DestinationConfiguration: destination, Tags }), aws.sendOptions),
+        rolePropagating.firehose,
+        wait,
+      );
       return;
     }
+    // A stream still CREATING (or UPDATING) refuses changes: wait for ACTIVE first.
+    const d = await waitForDeliveryStream(aws, name);
     await client.send(new sdk.TagDeliveryStreamCommand({ DeliveryStreamName: name, Tags }), aws.sendOptions);
-    const described = await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions);
-    const d = described.DeliveryStreamDescription!;
-    await client.send(
-      new sdk.UpdateDestinationCommand({
-        DeliveryStreamName: name,
-        CurrentDeliveryStreamVersionId: d.VersionId!,
-        DestinationId: d.Destinations![0]!.DestinationId!,
-        ExtendedS3DestinationUpdate: destination,
-      }),
-      aws.sendOptions,
+    await retryWhen(
+      () =>
+        client.send(
+          new sdk.UpdateDestinationCommand({
+            DeliveryStreamName: name,
+            CurrentDeliveryStreamVersionId: d.VersionId!,
+            DestinationId: d.Destinations![0]!.DestinationId!,
+            ExtendedS3DestinationUpdate: destination,
+          }),
+          aws.sendOptions,
+        ),
+      rolePropagating.firehose,
+      wait,
     );
   }) as Upsert<StreamConfig>,
 
@@ -739,8 +762,12 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
       State: 'ENABLED' as const,
       Target: { Arn: config.target, RoleArn: config.role, Input: JSON.stringify(config.input) },
     };
-    if (create) await client.send(new sdk.CreateScheduleCommand(input), aws.sendOptions);
-    else await client.send(new sdk.UpdateScheduleCommand(input), aws.sendOptions);
+    // The schedule's role was usually created or changed a moment ago: Scheduler refuses it until IAM has propagated it.
+    await retryWhen(
+      () => (create ? client.send(new sdk.CreateScheduleCommand(input), aws.sendOptions) : client.send(new sdk.UpdateScheduleCommand(input), aws.sendOptions)),
+      rolePropagating.scheduler,
+      roleWait(aws, 'scheduler', create ? 'CreateSchedule' : 'UpdateSchedule', `EventBridge Scheduler to be able to assume the role ${config.role}`),
+    );
   }) as Upsert<ScheduleConfig>,
 };
 
@@ -748,12 +775,9 @@ const DELETE: { [K in DatalakeKind]: (aws: AwsClients, name: string, spec: Datal
   // Never pruned (planDatalake filters them out): the bucket holds the data.
   bucket: async () => undefined,
   database: async () => undefined,
-  async role(aws, name) {
-    const { client, sdk } = await aws.get('iam');
-    await client.send(new sdk.DeleteRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
-      if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    });
-    await client.send(new sdk.DeleteRoleCommand({ RoleName: name }), aws.sendOptions);
+  async role(aws, name, spec) {
+    // The plan deletes only roles of this stage (or an older iotctl's under its path): the same rule, checked again.
+    await deleteServiceRole(aws, name, (tags) => claimOf(tags, ownerOfSpec(spec), true) !== 'foreign');
   },
   // Dropping the table leaves its objects in S3: prune never deletes data.
   async table(aws, physical) {
@@ -787,18 +811,56 @@ export async function namedQuery(aws: AwsClients, workgroup: string, name: strin
 
 async function namedQueryId(aws: AwsClients, workgroup: string, name: string): Promise<string> {
   const found = await namedQuery(aws, workgroup, name);
-  if (!found) throw new Error(`Athena named query ${name} disappeared while applying`);
+  if (!found)
+    throw new UserError(
+      `The Athena named query ${name} (workgroup ${workgroup}) was in the plan but no longer exists: something else deleted it meanwhile.`,
+      'Run `iotctl analytics apply` again: the new plan creates it.',
+      'RESOURCE_GONE',
+    );
   return found.id;
 }
 
-/** Lambda accepts one update at a time: wait until the last one finished (LastUpdateStatus Successful). */
+/** Bounds of the datalake's waits on IAM propagation: the command's Ctrl-C and the default budget. */
+function roleWait(aws: AwsClients, service: ServiceName, operation: string, what: string): WaitOptions {
+  return { service, operation, what, signal: aws.settings.signal, delayMs: 1_000, maxDelayMs: 5_000 };
+}
+
+/** Lambda accepts one update at a time, and none while Pending: wait until the last one finished. */
 async function waitForUpdate(aws: AwsClients, name: string): Promise<void> {
   const { client, sdk } = await aws.get('lambda');
-  for (let i = 0; i < 120; i++) {
-    const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions);
-    if (c.LastUpdateStatus === 'Failed') throw new Error(`updating Lambda function ${name} failed: ${c.LastUpdateStatusReason}`);
-    if (c.LastUpdateStatus !== 'InProgress' && c.State !== 'Pending') return;
-    await new Promise((r) => setTimeout(r, Math.min(250 * (i + 1), 2_000)));
-  }
-  throw new Error(`Lambda function ${name} is still updating after 2 minutes`);
+  await waitUntil(
+    () => client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), aws.sendOptions),
+    (c) => {
+      if (c.State === 'Failed' || c.LastUpdateStatus === 'Failed')
+        throw new UserError(
+          `Lambda could not make the transform function ${name} ready: ${c.LastUpdateStatusReasonCode ?? c.StateReasonCode ?? ''} ${c.LastUpdateStatusReason ?? c.StateReason ?? ''}`.trim(),
+          'Fix the cause it names, then run `iotctl analytics apply` again.',
+          'LAMBDA_FAILED',
+        );
+      return c.LastUpdateStatus !== 'InProgress' && c.State !== 'Pending';
+    },
+    { service: 'lambda', operation: 'GetFunctionConfiguration', what: `the transform function ${name} to be ready`, signal: aws.settings.signal, delayMs: 250, maxDelayMs: 2_000, state: (c) => `${c.State}/${c.LastUpdateStatus ?? '-'}` },
+  );
+}
+
+/** A delivery stream accepts changes only when ACTIVE. */
+async function waitForDeliveryStream(aws: AwsClients, name: string) {
+  const { client, sdk } = await aws.get('firehose');
+  const d = await waitUntil(
+    async () => (await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions)).DeliveryStreamDescription!,
+    (d) => {
+      if (/FAILED/.test(d.DeliveryStreamStatus ?? ''))
+        throw new UserError(`Firehose delivery stream ${name} is ${d.DeliveryStreamStatus}: ${d.FailureDescription?.Details ?? 'no reason given'}.`, 'Fix the cause it names (often the role or the bucket), delete the stream, then apply again.', 'FIREHOSE_FAILED');
+      return d.DeliveryStreamStatus === 'ACTIVE';
+    },
+    { service: 'firehose', operation: 'DescribeDeliveryStream', what: `Firehose delivery stream ${name} to be ACTIVE`, signal: aws.settings.signal, delayMs: 500, maxDelayMs: 5_000, state: (d) => d.DeliveryStreamStatus ?? 'unknown' },
+  );
+  return d;
+}
+
+/** The service of a role's configuration (its principal) as iam.ts names it. */
+function trustedService(principal: string): TrustedService {
+  const found = (Object.keys(SERVICE_PRINCIPAL) as TrustedService[]).find((k) => SERVICE_PRINCIPAL[k] === principal);
+  if (!found) throw new Error(`no trust policy for service principal ${principal}`);
+  return found;
 }

@@ -6,8 +6,10 @@ import { UserError } from '../../../ui/errors.js';
 import { warn } from '../../../ui/output.js';
 import { arn } from '../arn.js';
 import { iotAnalyticsNames } from '../naming.js';
-import { DEFAULT_STAGE, ownerOf, ownerTagList, TAG_STAGE } from '../ownership.js';
+import { claimOf, DEFAULT_STAGE, ownerOf, ownerTags, TAG_STAGE } from '../ownership.js';
 import { AwsCallError, isAwsError, type AwsClients } from '../sdk.js';
+import { deleteServiceRole, ensureServiceRole, trustPolicy } from '../iam.js';
+import { waitUntil } from '../retry.js';
 import {
   desiredIotAnalytics,
   IOTA_KIND_ORDER,
@@ -281,19 +283,19 @@ export async function applyIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec,
     switch (`${item.action === 'delete' ? 'delete' : 'upsert'} ${item.kind}`) {
       case 'upsert role': {
         const config = item.desired as EnrichRoleConfig;
-        const { client, sdk } = await aws.get('iam');
-        const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: config.service }, Action: 'sts:AssumeRole' }] });
-        if (create) await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: iotAnalyticsNames(spec.project).rolePath, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project} IoT Analytics enrichment`, Tags: ownerTagList(ownerOf(spec.project, spec.stage)) }), aws.sendOptions);
-        else await client.send(new sdk.UpdateAssumeRolePolicyCommand({ RoleName: name, PolicyDocument: trust }), aws.sendOptions);
-        await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(config.policy) }), aws.sendOptions);
+        await ensureServiceRole(aws, {
+          name,
+          path: iotAnalyticsNames(spec.project).rolePath,
+          description: `iotctl ${spec.project} IoT Analytics enrichment`,
+          trust: trustPolicy('iotanalytics', { account: await aws.accountId(), region: await aws.region() }),
+          policyName: 'iotctl',
+          policy: config.policy,
+          tags: ownerTags(ownerOf(spec.project, spec.stage)),
+        });
         break;
       }
       case 'delete role': {
-        const { client, sdk } = await aws.get('iam');
-        await client.send(new sdk.DeleteRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
-          if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-        });
-        await client.send(new sdk.DeleteRoleCommand({ RoleName: name }), aws.sendOptions);
+        await deleteServiceRole(aws, name, (tags) => claimOf(tags, ownerOf(spec.project, spec.stage), true) !== 'foreign');
         break;
       }
       case 'upsert channel': {
@@ -382,29 +384,38 @@ export interface PollOptions {
 /** `dataset run`: CreateDatasetContent, then GetDatasetContent with backoff until SUCCEEDED or FAILED (bounded). */
 export async function runIotAnalyticsDataset(aws: AwsClients, name: string, opts: PollOptions = {}): Promise<DatasetRunResult> {
   warnIotAnalyticsEnded();
-  const { delayMs = 1_000, maxDelayMs = 15_000, timeoutMs = 15 * 60_000, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) } = opts;
+  const { delayMs = 1_000, maxDelayMs = 15_000, timeoutMs = 15 * 60_000, sleep } = opts;
   const created = await iota<{ versionId?: string }>(aws, (s) => new s.CreateDatasetContentCommand({ datasetName: name })).catch((e) => {
     if (isAwsError(e, 'ResourceNotFoundException')) throw new UserError(`Dataset ${name} does not exist on IoT Analytics.`, 'Add it to iotctl.yaml and run `iotctl analytics apply`.', 'NOT_FOUND');
     throw e;
   });
   const versionId = created.versionId!;
-  const started = Date.now();
-  let delay = delayMs;
-  for (let polls = 1; ; polls++) {
-    const out = await iota<{ status?: { state?: DatasetContentState; reason?: string }; entries?: { entryName?: string; dataURI?: string }[] }>(aws, (s) =>
-      new s.GetDatasetContentCommand({ datasetName: name, versionId }),
-    );
-    const state = out.status?.state;
-    if (state === 'SUCCEEDED' || state === 'FAILED') return { dataset: name, versionId, state, reason: out.status?.reason, entries: out.entries ?? [], polls };
-    if (Date.now() - started + delay > timeoutMs)
-      throw new UserError(
-        `Dataset ${name} version ${versionId} is still ${state ?? 'CREATING'} after ${Math.round((Date.now() - started) / 1000)} s.`,
-        `It keeps running on AWS; read it later with \`iotctl analytics dataset content ${name} --version ${versionId}\`.`,
-        'TIMEOUT',
-      );
-    await sleep(delay);
-    delay = Math.min(delay * 2, maxDelayMs);
-  }
+  let polls = 0;
+  const out = await waitUntil(
+    () => {
+      polls++;
+      return iota<{ status?: { state?: DatasetContentState; reason?: string }; entries?: { entryName?: string; dataURI?: string }[] }>(aws, (s) => new s.GetDatasetContentCommand({ datasetName: name, versionId }));
+    },
+    (out) => out.status?.state === 'SUCCEEDED' || out.status?.state === 'FAILED',
+    {
+      service: 'iotanalytics',
+      operation: 'GetDatasetContent',
+      what: `dataset ${name} version ${versionId}`,
+      signal: aws.settings.signal,
+      delayMs,
+      maxDelayMs,
+      timeoutMs,
+      ...(sleep ? { sleep: (ms: number) => sleep(ms) } : {}),
+      state: (out) => out.status?.state ?? 'CREATING',
+      onTimeout: (out, s) =>
+        new UserError(
+          `Dataset ${name} version ${versionId} is still ${out.status?.state ?? 'CREATING'} after ${Math.round(s)} s.`,
+          `It keeps running on AWS; read it later with \`iotctl analytics dataset content ${name} --version ${versionId}\`.`,
+          'TIMEOUT',
+        ),
+    },
+  );
+  return { dataset: name, versionId, state: out.status!.state as 'SUCCEEDED' | 'FAILED', reason: out.status?.reason, entries: out.entries ?? [], polls };
 }
 
 /** `dataset content`: the entries (dataURI: a pre-signed S3 URL of the CSV) of a version, $LATEST_SUCCEEDED by default. */

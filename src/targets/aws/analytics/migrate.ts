@@ -4,8 +4,9 @@ import { parseSpec } from '../../../spec/loader.js';
 import type { AnalyticsSpec, Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { arn } from '../arn.js';
-import { ownerOf, ownerTagList } from '../ownership.js';
+import { ownerOf, ownerTags } from '../ownership.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
+import { ensureServiceRole, trustPolicy } from '../iam.js';
 import { applyDatalake, datalakeContext, planDatalake } from './datalake.js';
 import { pipelineFromActivities, PROJECT_TAG } from './iotanalytics-model.js';
 import { iotAnalyticsNames } from '../naming.js';
@@ -193,16 +194,8 @@ function writeSection(doc: Document, before: AnalyticsSpec, after: AnalyticsSpec
 // -------------------------------------------------------------------------------------------- exporting
 
 async function ensureExportRole(aws: AwsClients, spec: Spec, bucket: string, accountId: string): Promise<string> {
-  const { client, sdk } = await aws.get('iam');
   const { exportRole: name, rolePath } = iotAnalyticsNames(spec.project);
   const region = await aws.region();
-  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'iotanalytics.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
-  try {
-    await client.send(new sdk.GetRoleCommand({ RoleName: name }), aws.sendOptions);
-  } catch (e) {
-    if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    await client.send(new sdk.CreateRoleCommand({ RoleName: name, Path: rolePath, AssumeRolePolicyDocument: trust, Description: `iotctl ${spec.project}: IoT Analytics export to the datalake`, Tags: ownerTagList(ownerOf(spec.project)) }), aws.sendOptions);
-  }
   // IoT Analytics may write the exports under datastore/<name>/migrated/ only.
   const policy = {
     Version: '2012-10-17',
@@ -211,7 +204,16 @@ async function ensureExportRole(aws: AwsClients, spec: Spec, bucket: string, acc
       { Effect: 'Allow', Action: ['s3:GetBucketLocation'], Resource: [arn(region, 's3', '', '', bucket)] },
     ],
   };
-  await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: 'iotctl', PolicyDocument: JSON.stringify(policy) }), aws.sendOptions);
+  // iam.ts: the one way roles are made (trust with IoT Analytics' confused-deputy conditions, drift-checked).
+  await ensureServiceRole(aws, {
+    name,
+    path: rolePath,
+    description: `iotctl ${spec.project}: IoT Analytics export to the datalake`,
+    trust: trustPolicy('iotanalytics', { account: accountId, region }),
+    policyName: 'iotctl',
+    policy,
+    tags: ownerTags(ownerOf(spec.project)),
+  });
   return arn(region, 'iam', '', accountId, `role${rolePath}${name}`);
 }
 
