@@ -20,6 +20,7 @@ const MODEL: Record<NameKind, [service: string, operation: string, member: strin
   'iot-topic-rule': ['iot', 'CreateTopicRule', 'ruleName'],
   'iot-policy': ['iot', 'CreatePolicy', 'policyName'],
   'iot-thing-group': ['iot', 'CreateThingGroup', 'thingGroupName'],
+  'iot-provisioning-template': ['iot', 'CreateProvisioningTemplate', 'templateName'],
   'scheduler-schedule': ['scheduler', 'CreateSchedule', 'Name'],
   'scheduler-schedule-group': ['scheduler', 'CreateScheduleGroup', 'Name'],
   'glue-database': ['glue', 'CreateDatabase', 'DatabaseInput.Name'],
