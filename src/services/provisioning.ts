@@ -1,4 +1,6 @@
-import type { ProvisioningTemplateInput, Target } from '../ports.js';
+import { resolve } from 'node:path';
+import type { ClaimCertificate, ProvisioningTemplateInput, Target } from '../ports.js';
+import { stageFolder } from './files.js';
 import type { Spec } from '../spec/schema.js';
 import { planResources, type PlanItem } from '../iot/plan/index.js';
 import { UserError } from '../ui/errors.js';
@@ -59,4 +61,33 @@ export async function applyProvisioning(spec: Spec, target: Target, items: PlanI
     if (i.action === 'delete') await target.devices.deleteTemplate(i.name, i.physical);
     if ((i.action === 'create' || i.action === 'replace') && input) await target.devices.putTemplate(input);
   }
+}
+
+/**
+ * Issues a claim certificate and writes cert.pem, private.key (0600), ca.pem and endpoint.json to `dir`.
+ * Another one can be issued at any time (rotation: flash the new one, then revoke the old with
+ * `device revoke --certificate`). A folder that cannot be written leaves no usable certificate behind.
+ */
+export async function issueClaimCertificate(spec: Spec, target: Target, dir: string): Promise<ClaimCertificate & { dir: string }> {
+  const input = requireProvisioning(spec);
+  const staged = stageFolder(resolve(dir), { flag: '--out' });
+  let claim: ClaimCertificate;
+  try {
+    claim = await target.devices.issueClaimCertificate(input);
+  } catch (e) {
+    staged.discard();
+    throw e;
+  }
+  try {
+    staged.write({ name: 'cert.pem', data: claim.certPem });
+    if (claim.keyPem) staged.write({ name: 'private.key', data: claim.keyPem, mode: 0o600 });
+    staged.write({ name: 'ca.pem', data: claim.caPem });
+    staged.write({ name: 'endpoint.json', data: JSON.stringify(claim.endpoint, null, 2) + '\n' });
+    staged.commit();
+  } catch (e) {
+    staged.discard();
+    await target.devices.revokeCertificate(claim.certificateId, { revoked: true }).catch(() => {});
+    throw e;
+  }
+  return { ...claim, dir: staged.dest };
 }
