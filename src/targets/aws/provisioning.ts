@@ -182,9 +182,11 @@ export class AwsProvisioning {
 
   async delete(name: string, physical = this.names.provisioningTemplate(name)): Promise<void> {
     const iot = await this.aws.get('iot');
-    await iot.client.send(new iot.sdk.DeleteProvisioningTemplateCommand({ templateName: physical }), this.aws.sendOptions).catch((error) => {
+    try {
+      await iot.client.send(new iot.sdk.DeleteProvisioningTemplateCommand({ templateName: physical }), this.aws.sendOptions);
+    } catch (error) {
       if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
-    });
+    }
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = this.names.provisioningRole(name);
     try {

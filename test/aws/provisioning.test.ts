@@ -1,0 +1,162 @@
+// Fleet provisioning on the aws target. The claim certificate (CreateKeysAndCertificate, the claim policy,
+// AttachPolicy, UpdateCertificate) and the provisioning role (IAM) run against moto_server. moto 5.2 serves no
+// provisioning templates, so those IoT calls alone go to a stateful fake at the SDK boundary; every other call
+// still reaches moto.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mockClient } from 'aws-sdk-client-mock';
+import * as iotSdk from '@aws-sdk/client-iot';
+import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
+import { AwsClients, isAwsError } from '../../src/targets/aws/sdk.js';
+import { awsDevicesOf } from '../helpers/devices.js';
+import { parseSpec } from '../../src/spec/loader.js';
+import { ensureDevicePolicy } from '../../src/services/devices.js';
+import { applyProvisioning, issueClaimCertificate, planProvisioning } from '../../src/services/provisioning.js';
+import type { Target } from '../../src/ports.js';
+import { stageNames } from '../../src/targets/aws/naming.js';
+import { ownerOf, ownerTagList } from '../../src/targets/aws/ownership.js';
+
+const yaml = `project: awsprov
+target: aws
+devices:
+  provisioning:
+    template: factory
+    thingName: "sensor-{{SerialNumber}}"
+`;
+const spec = parseSpec(yaml).spec;
+const names = stageNames({ project: 'awsprov', stage: 'default' });
+let moto: Moto;
+let restore: () => void;
+let aws: AwsClients;
+let out: string;
+
+test.before(async () => {
+  moto = await startMoto();
+  restore = useEnv(moto.env);
+  out = mkdtempSync(join(tmpdir(), 'iotctl-aws-prov-'));
+});
+test.after(async () => {
+  aws?.destroy();
+  restore();
+  await moto.stop();
+  rmSync(out, { recursive: true, force: true });
+});
+test.before.each(async () => {
+  await moto.reset();
+  aws?.destroy();
+  aws = new AwsClients({});
+});
+
+const target = (): Target => {
+  const devices = awsDevicesOf(aws, spec);
+  return { name: 'aws', devices, physicalName: (kind: string, n: string) => (kind === 'provisioning template' ? names.provisioningTemplate(n) : n) } as unknown as Target;
+};
+
+test('claim-certificate: AWS-made keys, the claim policy on the template\'s topics only, then revoked', async () => {
+  const t = target();
+  const claim = await issueClaimCertificate(spec, t, join(out, 'claim'));
+  assert.is(statSync(join(claim.dir, 'private.key')).mode & 0o777, 0o600);
+  const { client, sdk } = await aws.get('iot');
+  const policies = await client.send(new sdk.ListAttachedPoliciesCommand({ target: `arn:aws:iot:us-east-1:123456789012:cert/${claim.certificateId}` }));
+  assert.equal(policies.policies?.map((p) => p.policyName), [names.claimPolicy('factory')]);
+  const doc = JSON.parse((await client.send(new sdk.GetPolicyCommand({ policyName: names.claimPolicy('factory') }))).policyDocument!);
+  const topics = doc.Statement.flatMap((s: { Resource: string | string[] }) => [s.Resource].flat());
+  assert.ok(topics.includes(`arn:aws:iot:*:*:topic/$aws/provisioning-templates/${names.provisioningTemplate('factory')}/provision/*`), JSON.stringify(topics));
+  assert.ok(topics.includes('arn:aws:iot:*:*:topic/$aws/certificates/create-from-csr/*'));
+  assert.ok(!topics.some((r: string) => r.includes('topic/dt/')), 'no telemetry topics');
+  assert.is((await client.send(new sdk.DescribeCertificateCommand({ certificateId: claim.certificateId }))).certificateDescription?.status, 'ACTIVE');
+  await t.devices.revokeCertificate(claim.certificateId, { revoked: true });
+  assert.is((await client.send(new sdk.DescribeCertificateCommand({ certificateId: claim.certificateId }))).certificateDescription?.status, 'REVOKED');
+});
+
+test('apply creates the template with its role, changes nothing the second time, updates, and deletes it on removal', async () => {
+  const t = target();
+  await ensureDevicePolicy(t.devices, spec);
+  const templates = new Map<string, { body: string; description: string; enabled: boolean; roleArn: string; tags: unknown[]; versions: number }>();
+  const calls: string[] = [];
+  const realSend = iotSdk.IoTClient.prototype.send;
+  const mock = mockClient(iotSdk.IoTClient);
+  try {
+    const arn = (n: string) => `arn:aws:iot:us-east-1:123456789012:provisioningtemplate/${n}`;
+    mock.on(iotSdk.CreateProvisioningTemplateCommand).callsFake((i) => {
+      calls.push('Create');
+      templates.set(i.templateName, { body: i.templateBody, description: i.description, enabled: i.enabled, roleArn: i.provisioningRoleArn, tags: i.tags, versions: 1 });
+      return { templateArn: arn(i.templateName), templateName: i.templateName, defaultVersionId: 1 };
+    });
+    mock.on(iotSdk.ListProvisioningTemplatesCommand).callsFake(() => ({ templates: [...templates.keys()].map((n) => ({ templateName: n, templateArn: arn(n) })) }));
+    mock.on(iotSdk.DescribeProvisioningTemplateCommand).callsFake((i) => {
+      const x = templates.get(i.templateName)!;
+      return { templateName: i.templateName, templateBody: x.body, description: x.description, enabled: x.enabled, provisioningRoleArn: x.roleArn };
+    });
+    mock.on(iotSdk.ListProvisioningTemplateVersionsCommand).callsFake((i) => ({ versions: Array.from({ length: templates.get(i.templateName)!.versions }, (_, k) => ({ versionId: k + 1, isDefaultVersion: k + 1 === templates.get(i.templateName)!.versions })) }));
+    mock.on(iotSdk.CreateProvisioningTemplateVersionCommand).callsFake((i) => {
+      calls.push('CreateVersion');
+      const x = templates.get(i.templateName)!;
+      Object.assign(x, { body: i.templateBody, versions: x.versions + 1 });
+      return {};
+    });
+    mock.on(iotSdk.UpdateProvisioningTemplateCommand).callsFake((i) => {
+      calls.push('Update');
+      Object.assign(templates.get(i.templateName)!, { description: i.description, enabled: i.enabled, roleArn: i.provisioningRoleArn });
+      return {};
+    });
+    mock.on(iotSdk.DeleteProvisioningTemplateCommand).callsFake((i) => {
+      calls.push('Delete');
+      templates.delete(i.templateName);
+      return {};
+    });
+    mock.on(iotSdk.ListTagsForResourceCommand).callsFake((i, getClient) =>
+      i.resourceArn.includes(':provisioningtemplate/') ? { tags: templates.get(i.resourceArn.split('/').pop())!.tags } : realSend.call(getClient(), new iotSdk.ListTagsForResourceCommand(i)),
+    );
+    // Everything else the section calls goes to moto.
+    for (const C of [iotSdk.DescribeThingGroupCommand, iotSdk.CreateThingGroupCommand, iotSdk.DescribeThingTypeCommand, iotSdk.CreateThingTypeCommand, iotSdk.GetPolicyCommand]) {
+      mock.on(C as never).callsFake((i: never, getClient: () => iotSdk.IoTClient) => realSend.call(getClient(), new (C as new (x: unknown) => iotSdk.DescribeThingGroupCommand)(i)));
+    }
+
+    const first = await planProvisioning(spec, t);
+    assert.equal(first.map((i) => `${i.action} ${i.name} ${i.physical}`), [`create factory ${names.provisioningTemplate('factory')}`]);
+    await applyProvisioning(spec, t, first);
+    const stored = templates.get(names.provisioningTemplate('factory'))!;
+    assert.equal(stored.tags, [...ownerTagList(ownerOf('awsprov')), { Key: 'iotctl:template', Value: 'factory' }]);
+    const body = JSON.parse(stored.body);
+    assert.equal(body.Resources.policy.Properties.PolicyName, names.devicePolicy('iotctl-device'));
+    assert.equal(body.Resources.thing.Properties.ThingGroups, [names.deviceGroup]);
+
+    // The role: on moto, with the confused-deputy conditions and the least-privilege inline policy.
+    const iam = await aws.get('iam');
+    const role = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: names.provisioningRole('factory') }));
+    assert.is(role.Role!.Arn, stored.roleArn);
+    const trust = JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!));
+    assert.equal(trust.Statement[0].Principal, { Service: 'iot.amazonaws.com' });
+    assert.equal(trust.Statement[0].Condition, { StringEquals: { 'aws:SourceAccount': '123456789012' }, ArnLike: { 'aws:SourceArn': `arn:aws:iot:us-east-1:123456789012:provisioningtemplate/${names.provisioningTemplate('factory')}` } });
+    const inline = JSON.parse(decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: names.provisioningRole('factory'), PolicyName: 'fleet-provisioning' }))).PolicyDocument!));
+    assert.ok(!JSON.stringify(inline).includes('"*"'), 'no resource is *');
+
+    const again = await planProvisioning(spec, t);
+    assert.equal(again.map((i) => i.action), ['noop']);
+
+    const changed = parseSpec(yaml.replace('sensor-{{SerialNumber}}', 'meter-{{SerialNumber}}')).spec;
+    const update = await planProvisioning(changed, t);
+    assert.equal(update.map((i) => i.action), ['replace']);
+    await applyProvisioning(changed, t, update);
+    assert.match(templates.get(names.provisioningTemplate('factory'))!.body, /meter-/);
+
+    const removed = parseSpec('project: awsprov\ntarget: aws\n').spec;
+    const deletion = await planProvisioning(removed, t);
+    assert.equal(deletion.map((i) => i.action), ['delete']);
+    await applyProvisioning(removed, t, deletion);
+    assert.is(templates.size, 0);
+    assert.equal(calls, ['Create', 'CreateVersion', 'Update', 'Delete']);
+    await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: names.provisioningRole('factory') })).then(
+      () => assert.unreachable('the role is deleted with its template'),
+      (e: Error) => assert.ok(isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException'), String(e)),
+    );
+  } finally {
+    mock.restore();
+  }
+});
+
+test.run();
