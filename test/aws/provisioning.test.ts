@@ -77,7 +77,8 @@ test('apply creates the template with its role, changes nothing the second time,
   await ensureDevicePolicy(t.devices, spec);
   const templates = new Map<string, { body: string; description: string; enabled: boolean; roleArn: string; tags: unknown[]; versions: number }>();
   const calls: string[] = [];
-  const realSend = iotSdk.IoTClient.prototype.send;
+  const send = iotSdk.IoTClient.prototype.send as unknown as (this: unknown, command: unknown) => Promise<unknown>;
+  const realSend = { call: (client: unknown, command: unknown) => send.call(client, command) };
   const mock = mockClient(iotSdk.IoTClient);
   try {
     const arn = (n: string) => `arn:aws:iot:us-east-1:123456789012:provisioningtemplate/${n}`;
@@ -113,7 +114,7 @@ test('apply creates the template with its role, changes nothing the second time,
     );
     // Everything else the section calls goes to moto.
     for (const C of [iotSdk.DescribeThingGroupCommand, iotSdk.CreateThingGroupCommand, iotSdk.DescribeThingTypeCommand, iotSdk.CreateThingTypeCommand, iotSdk.GetPolicyCommand]) {
-      mock.on(C as never).callsFake((i: never, getClient: () => iotSdk.IoTClient) => realSend.call(getClient(), new (C as new (x: unknown) => iotSdk.DescribeThingGroupCommand)(i)));
+      mock.on(C as never).callsFake((i: unknown, getClient: () => unknown) => realSend.call(getClient(), new (C as new (x: unknown) => unknown)(i)));
     }
 
     const first = await planProvisioning(spec, t);

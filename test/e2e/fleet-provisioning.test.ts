@@ -153,7 +153,7 @@ test('the claim certificate reaches nothing but the provisioning API of its temp
   await rejects(device.subscribeAsync('$aws/provisioning-templates/other/provision/json/accepted', { qos: 1 }), /Unspecified error/);
   await device.subscribeAsync('$aws/provisioning-templates/factory/provision/json/accepted', { qos: 1 });
   // Publishing elsewhere is denied: AWS IoT closes an MQTT 3.1.1 connection for it.
-  const closed = new Promise((resolve) => device.once('close', resolve));
+  const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
   device.publish('dt/demo/sensor-0001/telemetry', '{}', { qos: 1 });
   await closed;
   device.end(true);
@@ -161,7 +161,7 @@ test('the claim certificate reaches nothing but the provisioning API of its temp
 
 test('a claim certificate used after it is revoked is refused', async () => {
   const open = await connect(claim, 'factory-line-5');
-  const dropped = new Promise((resolve) => open.once('close', resolve));
+  const dropped = new Promise<void>((resolve) => open.once('close', () => resolve()));
   await withTarget((t) => t.devices.revokeCertificate(claim.certificateId));
   await dropped; // the open connection is dropped at once
   open.end(true);
