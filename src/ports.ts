@@ -122,8 +122,8 @@ export interface ClaimCertificate {
 /** Fleet provisioning by claim (devices.provisioning), on both targets. */
 export interface ProvisioningPort {
   templateConfig(input: ProvisioningTemplateInput): Promise<ProvisioningTemplateConfig>;
-  /** The templates this project and stage own (logical names). */
-  listTemplates(): Promise<DeployedProvisioningTemplate[]>;
+  /** The templates this project and stage own (logical names); `declared`: whether the spec names one. */
+  listTemplates(declared?: boolean): Promise<DeployedProvisioningTemplate[]>;
   putTemplate(input: ProvisioningTemplateInput): Promise<void>;
   deleteTemplate(name: string, physical?: string): Promise<void>;
   /** Issues a claim certificate with the template's claim policy (created or updated first). */

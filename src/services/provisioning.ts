@@ -37,7 +37,7 @@ export async function planProvisioning(spec: Spec, target: Target): Promise<Plan
   const desired = input ? [{ kind: 'provisioning template', name: input.name, config: (await target.devices.templateConfig(input)) as unknown as Record<string, unknown>, ...physical(target, input.name) }] : [];
   let listed;
   try {
-    listed = await target.devices.listTemplates();
+    listed = await target.devices.listTemplates(Boolean(input));
   } catch (e) {
     // With nothing declared, an endpoint without the provisioning API (moto) or no iot:ListProvisioningTemplates
     // must not stop the other sections: said, not planned (as the database section does).

@@ -573,8 +573,8 @@ export class AwsDevices implements DeviceRegistryPort {
     return (await this.provisioning()).templateConfig(input);
   }
 
-  async listTemplates(): Promise<DeployedProvisioningTemplate[]> {
-    return (await this.provisioning()).list();
+  async listTemplates(declared?: boolean): Promise<DeployedProvisioningTemplate[]> {
+    return (await this.provisioning()).list(declared);
   }
 
   /** The things it provisions join the stage's group, and their thing type must exist before a device calls. */

@@ -65,7 +65,13 @@ export class AwsProvisioning {
     };
   }
 
-  async list(): Promise<DeployedProvisioningTemplate[]> {
+  /**
+   * `declared`: the spec names a template. When it names none, templates are looked for only if a provisioning
+   * role of this stage exists (put() makes it before its template, delete() removes it after): one IAM call, and
+   * none to an IoT API an endpoint may lack (moto serves no provisioning templates).
+   */
+  async list(declared = true): Promise<DeployedProvisioningTemplate[]> {
+    if (!declared && !(await this.anyRole())) return [];
     const { client, sdk } = await this.aws.get('iot');
     const all: { templateName?: string; templateArn?: string }[] = [];
     let nextToken: string | undefined;
@@ -96,6 +102,17 @@ export class AwsProvisioning {
       });
     }
     return found;
+  }
+
+  private async anyRole(): Promise<boolean> {
+    const { client, sdk } = await this.aws.get('iam');
+    let Marker: string | undefined;
+    do {
+      const out = await client.send(new sdk.ListRolesCommand({ PathPrefix: this.names.rolePath, Marker }), this.aws.sendOptions);
+      if ((out.Roles ?? []).some((r) => r.RoleName?.includes('--prov-'))) return true;
+      Marker = out.IsTruncated ? out.Marker : undefined;
+    } while (Marker);
+    return false;
   }
 
   private async tags(arn: string): Promise<Record<string, string> | undefined> {
