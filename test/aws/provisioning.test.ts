@@ -18,6 +18,18 @@ import { applyProvisioning, issueClaimCertificate, planProvisioning } from '../.
 import type { Target } from '../../src/ports.js';
 import { stageNames } from '../../src/targets/aws/naming.js';
 import { ownerOf, ownerTagList } from '../../src/targets/aws/ownership.js';
+import { validate } from '../helpers/aws-conformance.js';
+import { botocoreMissing, serviceModel } from '../helpers/aws-models.js';
+
+/** The faked calls' inputs, checked against AWS's own model of the IoT API (what moto cannot check for them). */
+const checked: string[] = [];
+function conforms(operation: string, input: Record<string, unknown>): void {
+  if (botocoreMissing()) return;
+  const model = serviceModel('iot');
+  const violations = validate({ service: 'iot', operation, model, op: model.operations[operation]! }, input);
+  assert.equal(violations, [], `${operation}: ${JSON.stringify(violations)}`);
+  checked.push(operation);
+}
 
 const yaml = `project: awsprov
 target: aws
@@ -55,6 +67,14 @@ const target = (): Target => {
   return { name: 'aws', devices, physicalName: (kind: string, n: string) => (kind === 'provisioning template' ? names.provisioningTemplate(n) : n) } as unknown as Target;
 };
 
+test('with no template declared and none deployed, the plan is empty and asks no IoT provisioning API (moto has none)', async () => {
+  const none = parseSpec('project: awsprov\ntarget: aws\n').spec;
+  const t = target();
+  assert.equal(await planProvisioning(none, t), []);
+  // Directly: without a provisioning role, no ListProvisioningTemplates (which moto answers with an error page).
+  assert.equal(await t.devices.listTemplates(false), []);
+});
+
 test('claim-certificate: AWS-made keys, the claim policy on the template\'s topics only, then revoked', async () => {
   const t = target();
   const claim = await issueClaimCertificate(spec, t, join(out, 'claim'));
@@ -83,6 +103,7 @@ test('apply creates the template with its role, changes nothing the second time,
   try {
     const arn = (n: string) => `arn:aws:iot:us-east-1:123456789012:provisioningtemplate/${n}`;
     mock.on(iotSdk.CreateProvisioningTemplateCommand).callsFake((i) => {
+      conforms('CreateProvisioningTemplate', i);
       calls.push('Create');
       templates.set(i.templateName, { body: i.templateBody, description: i.description, enabled: i.enabled, roleArn: i.provisioningRoleArn, tags: i.tags, versions: 1 });
       return { templateArn: arn(i.templateName), templateName: i.templateName, defaultVersionId: 1 };
@@ -94,17 +115,20 @@ test('apply creates the template with its role, changes nothing the second time,
     });
     mock.on(iotSdk.ListProvisioningTemplateVersionsCommand).callsFake((i) => ({ versions: Array.from({ length: templates.get(i.templateName)!.versions }, (_, k) => ({ versionId: k + 1, isDefaultVersion: k + 1 === templates.get(i.templateName)!.versions })) }));
     mock.on(iotSdk.CreateProvisioningTemplateVersionCommand).callsFake((i) => {
+      conforms('CreateProvisioningTemplateVersion', i);
       calls.push('CreateVersion');
       const x = templates.get(i.templateName)!;
       Object.assign(x, { body: i.templateBody, versions: x.versions + 1 });
       return {};
     });
     mock.on(iotSdk.UpdateProvisioningTemplateCommand).callsFake((i) => {
+      conforms('UpdateProvisioningTemplate', i);
       calls.push('Update');
       Object.assign(templates.get(i.templateName)!, { description: i.description, enabled: i.enabled, roleArn: i.provisioningRoleArn });
       return {};
     });
     mock.on(iotSdk.DeleteProvisioningTemplateCommand).callsFake((i) => {
+      conforms('DeleteProvisioningTemplate', i);
       calls.push('Delete');
       templates.delete(i.templateName);
       return {};
@@ -151,6 +175,7 @@ test('apply creates the template with its role, changes nothing the second time,
     await applyProvisioning(removed, t, deletion);
     assert.is(templates.size, 0);
     assert.equal(calls, ['Create', 'CreateVersion', 'Update', 'Delete']);
+    if (!botocoreMissing()) assert.ok(checked.length >= 4);
     await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: names.provisioningRole('factory') })).then(
       () => assert.unreachable('the role is deleted with its template'),
       (e: Error) => assert.ok(isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException'), String(e)),
