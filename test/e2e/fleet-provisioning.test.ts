@@ -16,6 +16,9 @@ import { ensureDevicePolicy } from '../../src/services/devices.js';
 import { issueClaimCertificate, planProvisioning, applyProvisioning } from '../../src/services/provisioning.js';
 import { newP256KeyAndCsr } from '../../src/targets/local/ca.js';
 import { Registry } from '../../src/targets/local/registry.js';
+import { LocalFunctions } from '../../src/targets/local/functions.js';
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 
 const SPEC = `project: demo
 target: local
@@ -30,6 +33,7 @@ devices:
 let project: Project;
 let platform: LocalPlatform;
 let claim: { cert: string; key: string; ca: string; certificateId: string };
+let functions: LocalFunctions;
 
 const ctx = () => new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
 
@@ -66,6 +70,11 @@ async function call(client: MqttClient, topic: string, payload: unknown): Promis
 test.before(async () => {
   project = makeProject(SPEC);
   platform = new LocalPlatform({ stateDir: project.stateDir, spec: project.spec, mqttPort: 0 });
+  // The function runner, with a pre-provisioning hook deployed (the full platform plugs it in as a component).
+  functions = new LocalFunctions(platform.db, { region: 'us-east-1' });
+  const artifactPath = resolve(import.meta.dirname, '../fixtures/lambda/provisioning-hook.cjs');
+  functions.register({ name: 'vet', template: 'provisioning-hook', artifactPath, sha256: createHash('sha256').update(readFileSync(artifactPath)).digest('hex'), handler: 'handler', timeoutSeconds: 5, memoryMb: 128, environment: {} });
+  platform.sinks.functions = functions;
   await platform.start();
   await withTarget(async (target) => {
     await ensureDevicePolicy(target.devices, project.spec);
@@ -77,6 +86,7 @@ test.before(async () => {
 
 test.after(async () => {
   await platform.stop();
+  await functions.stop();
   project.cleanup();
 });
 
@@ -168,5 +178,29 @@ test('a claim certificate used after it is revoked is refused', async () => {
   await rejects(connect(claim, 'factory-line-6'));
   assert.ok((platform.status().connectionsRefused.byReason.certificateRevoked ?? 0) >= 1, JSON.stringify(platform.status().connectionsRefused));
 });
+
+test('a pre-provisioning hook runs in the function runner: it refuses a device, or rewrites its parameters', async () => {
+  const vetted = { name: 'vetted', description: '', thingName: 'meter-{{SerialNumber}}', attributes: { seen: '{{Seen}}' }, enabled: true, policyName: 'iotctl-device', thingType: 'meter', preProvisioningHook: 'vet' };
+  const issued = await withTarget(async (t) => {
+    await t.devices.putTemplate(vetted);
+    return issueClaim(t, vetted);
+  });
+  const device = await connect(issued, 'line-7');
+  const refused = await call(device, '$aws/certificates/create/json', {});
+  const no = await call(device, '$aws/provisioning-templates/vetted/provision/json', { certificateOwnershipToken: refused.body.certificateOwnershipToken, parameters: { SerialNumber: 'x1' } });
+  assert.equal(no.body, { statusCode: 403, errorCode: 'AccessDenied', errorMessage: 'The pre-provisioning hook did not allow provisioning' });
+  assert.is(new Registry(platform.db).getThing('meter-x1'), undefined);
+  const created = await call(device, '$aws/certificates/create/json', {});
+  const yes = await call(device, '$aws/provisioning-templates/vetted/provision/json', { certificateOwnershipToken: created.body.certificateOwnershipToken, parameters: { SerialNumber: '7' } });
+  assert.equal(yes.body, { deviceConfiguration: {}, thingName: 'meter-0007' });
+  await device.endAsync();
+  const thing = new Registry(platform.db).getThing('meter-0007')!;
+  assert.equal([thing.thingType, thing.attributes.seen], ['meter', 'line-7,64,64,provisioningtemplate/vetted,true']);
+});
+
+async function issueClaim(t: Awaited<ReturnType<typeof openTarget>>, input: Parameters<Awaited<ReturnType<typeof openTarget>>['devices']['issueClaimCertificate']>[0]) {
+  const c = await t.devices.issueClaimCertificate(input);
+  return { cert: c.certPem, key: c.keyPem!, ca: c.caPem };
+}
 
 test.run();
