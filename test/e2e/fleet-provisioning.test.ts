@@ -5,10 +5,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { makeProject, rejects, type Project } from '../helpers/project.js';
+import { cli, makeProject, rejects, type Project } from '../helpers/project.js';
 import { LocalPlatform } from '../../src/targets/local/platform.js';
 import { Context } from '../../src/context.js';
 import { openTarget } from '../../src/targets/index.js';
@@ -196,6 +196,30 @@ test('a pre-provisioning hook runs in the function runner: it refuses a device, 
   await device.endAsync();
   const thing = new Registry(platform.db).getThing('meter-0007')!;
   assert.equal([thing.thingType, thing.attributes.seen], ['meter', 'line-7,64,64,provisioningtemplate/vetted,true']);
+});
+
+test('cli: apply, claim-certificate --json, revoke --certificate, and the template deleted when the spec drops it', async () => {
+  const p = makeProject(SPEC);
+  try {
+    const apply = await cli(['apply', '--yes'], { cwd: p.dir });
+    assert.is(apply.code, 0, apply.stderr);
+    assert.match(apply.stderr, /\+ provisioning template factory/);
+    const issued = await cli(['device', 'claim-certificate', '--json', '--out', 'claim'], { cwd: p.dir });
+    assert.is(issued.code, 0, issued.stderr);
+    const out = JSON.parse(issued.stdout);
+    assert.equal([out.template, out.policyName, out.credentials], ['factory', 'factory-claim', join(p.dir, 'claim')]);
+    assert.is(statSync(join(p.dir, 'claim', 'private.key')).mode & 0o777, 0o600);
+    const revoked = await cli(['device', 'revoke', '--certificate', out.certificateId, '--json'], { cwd: p.dir });
+    assert.equal(JSON.parse(revoked.stdout), { revoked: [out.certificateId] });
+    writeFileSync(p.specFile, 'project: demo\ntarget: local\nlocal: { mqttPort: 0 }\n');
+    const removed = await cli(['apply', '--yes'], { cwd: p.dir });
+    assert.match(removed.stderr, /- provisioning template factory/);
+    const none = await cli(['device', 'claim-certificate'], { cwd: p.dir });
+    assert.is(none.code, 1);
+    assert.match(none.stderr, /declares no provisioning template/);
+  } finally {
+    p.cleanup();
+  }
 });
 
 async function issueClaim(t: Awaited<ReturnType<typeof openTarget>>, input: Parameters<Awaited<ReturnType<typeof openTarget>>['devices']['issueClaimCertificate']>[0]) {
