@@ -185,4 +185,39 @@ test('apply creates the template with its role, changes nothing the second time,
   }
 });
 
+test('a pre-provisioning hook: the template names the function, which lets this template (only) invoke it', async () => {
+  const hooked = parseSpec(yaml + '    preProvisioningHook: vet\nfunctions:\n  - name: vet\n    template: ingest-rds\n').spec;
+  const t = target();
+  await ensureDevicePolicy(t.devices, hooked);
+  const iam = await aws.get('iam');
+  const role = await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName: 'fn-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+  const lambda = await aws.get('lambda');
+  // An empty zip archive: moto stores the code without running it.
+  const zip = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]);
+  await lambda.client.send(new lambda.sdk.CreateFunctionCommand({ FunctionName: names.function('vet'), Runtime: 'nodejs22.x', Role: role.Role!.Arn!, Handler: 'index.handler', Code: { ZipFile: zip } }));
+  const created: Record<string, unknown>[] = [];
+  const send = iotSdk.IoTClient.prototype.send as unknown as (this: unknown, command: unknown) => Promise<unknown>;
+  const mock = mockClient(iotSdk.IoTClient);
+  try {
+    mock.on(iotSdk.CreateProvisioningTemplateCommand).callsFake((i) => {
+      conforms('CreateProvisioningTemplate', i);
+      created.push(i);
+      return {};
+    });
+    mock.on(iotSdk.ListProvisioningTemplatesCommand).resolves({ templates: [] });
+    for (const C of [iotSdk.DescribeThingGroupCommand, iotSdk.CreateThingGroupCommand, iotSdk.DescribeThingTypeCommand, iotSdk.CreateThingTypeCommand, iotSdk.GetPolicyCommand, iotSdk.ListTagsForResourceCommand]) {
+      mock.on(C as never).callsFake((i: unknown, getClient: () => unknown) => send.call(getClient(), new (C as new (x: unknown) => unknown)(i)));
+    }
+    await applyProvisioning(hooked, t, await planProvisioning(hooked, t));
+  } finally {
+    mock.restore();
+  }
+  assert.equal(created[0]!.preProvisioningHook, { targetArn: `arn:aws:lambda:us-east-1:123456789012:function:${names.function('vet')}`, payloadVersion: '2020-04-01' });
+  const policy = JSON.parse((await lambda.client.send(new lambda.sdk.GetPolicyCommand({ FunctionName: names.function('vet') }))).Policy!);
+  const statement = policy.Statement.find((s: { Sid: string }) => s.Sid === `iotctl-provisioning-${names.provisioningTemplate('factory')}`);
+  assert.ok(statement, JSON.stringify(policy));
+  assert.equal(statement.Principal, { Service: 'iot.amazonaws.com' });
+  assert.match(JSON.stringify(statement.Condition), /provisioningtemplate\/iotctl-awsprov-default--factory/);
+});
+
 test.run();

@@ -3,6 +3,7 @@ import { provisioningTemplateBody } from '../../iot/provisioning.js';
 import { arnOf, ownershipByName, partitionOf, type StageNames } from './naming.js';
 import { claimOf, ownerTagList, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
+import { UserError } from '../../ui/errors.js';
 
 /**
  * The provisioning role's permissions: what RegisterThing does with iotctl's template (thing in the stage's group,
@@ -130,6 +131,7 @@ export class AwsProvisioning {
     const place = await this.place();
     const physical = this.names.provisioningTemplate(input.name);
     await this.ensureRole(input, place, physical);
+    if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, physical);
     const { client, sdk } = await this.aws.get('iot');
     const hook = config.preProvisioningHook ? { targetArn: config.preProvisioningHook, payloadVersion: '2020-04-01' } : undefined;
     if (!current) {
@@ -162,6 +164,30 @@ export class AwsProvisioning {
       }),
       this.aws.sendOptions,
     );
+  }
+
+  /** IoT invokes the hook only when the function's resource policy allows this template (its ARN, this account). */
+  private async allowHookInvoke(fn: string, place: { region: string; account: string }, physicalTemplate: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('lambda');
+    try {
+      await client.send(
+        new sdk.AddPermissionCommand({
+          FunctionName: this.names.function(fn),
+          StatementId: `iotctl-provisioning-${physicalTemplate}`,
+          Action: 'lambda:InvokeFunction',
+          Principal: 'iot.amazonaws.com',
+          SourceAccount: place.account,
+          SourceArn: arnOf('iot-provisioning-template', place, physicalTemplate),
+        }),
+        this.aws.sendOptions,
+      );
+    } catch (error) {
+      if (isAwsError(error, 'ResourceConflictException')) return; // already allowed
+      if (isAwsError(error, 'ResourceNotFoundException')) {
+        throw new UserError(`The pre-provisioning hook "${fn}" (${this.names.function(fn)} on AWS) does not exist.`, 'Deploy it first (`iotctl apply` deploys functions before the template), or fix devices.provisioning.preProvisioningHook.', 'FUNCTION_NOT_FOUND');
+      }
+      throw error;
+    }
   }
 
   /** AWS keeps at most 5 versions of a template: the oldest non-default one goes first. */
