@@ -333,6 +333,7 @@ test('ARNs carry the partition of the region', () => {
     [['iot-topic-rule', cn, 'r'], 'arn:aws-cn:iot:cn-northwest-1:123456789012:rule/r'],
     [['iot-policy', cn, 'p'], 'arn:aws-cn:iot:cn-northwest-1:123456789012:policy/p'],
     [['iot-thing-group', cn, 'g'], 'arn:aws-cn:iot:cn-northwest-1:123456789012:thinggroup/g'],
+    [['iot-provisioning-template', cn, 't'], 'arn:aws-cn:iot:cn-northwest-1:123456789012:provisioningtemplate/t'],
     [['scheduler-schedule', gov, 's', { group: 'g' }], 'arn:aws-us-gov:scheduler:us-gov-west-1:123456789012:schedule/g/s'],
     [['scheduler-schedule-group', gov, 'g'], 'arn:aws-us-gov:scheduler:us-gov-west-1:123456789012:schedule-group/g'],
     [['glue-database', cn, 'd'], 'arn:aws-cn:glue:cn-northwest-1:123456789012:database/d'],
