@@ -6,6 +6,11 @@ import type { Registry } from './registry.js';
 /** AWS: "the certificateOwnershipToken returned by CreateCertificateFromCsr expires after one hour". */
 export const OWNERSHIP_TOKEN_TTL_MS = 3_600_000;
 const MAX_CSR_CHARS = 16_384;
+/**
+ * Certificates one claim certificate may have waiting for RegisterThing: a claim is shared by a whole factory, and
+ * a leaked one must not fill the registry with keys (AWS throttles these APIs per account instead).
+ */
+export const MAX_PENDING_PER_CLAIM = 1000;
 
 /** A pre-provisioning hook's answer (AWS's Lambda contract). */
 export interface HookAnswer {
@@ -35,12 +40,15 @@ export class FleetProvisioning {
 
   async handle(request: ProvisioningRequest, payload: Buffer, caller: ProvisioningCaller): Promise<Record<string, unknown>> {
     const body = parsePayload(payload);
-    if (request.api === 'CreateCertificateFromCsr') return this.createFromCsr(body);
-    if (request.api === 'CreateKeysAndCertificate') return this.createKeys();
+    if (request.api !== 'RegisterThing' && this.registry.pendingOf(caller.certificateId, this.clock()) >= MAX_PENDING_PER_CLAIM) {
+      throw new ProvisioningError(429, 'Throttling', `Too many certificates are waiting for RegisterThing (${MAX_PENDING_PER_CLAIM} per claim certificate); register them, or wait until their ownership tokens expire`);
+    }
+    if (request.api === 'CreateCertificateFromCsr') return this.createFromCsr(body, caller);
+    if (request.api === 'CreateKeysAndCertificate') return this.createKeys(caller);
     return this.registerThing(request.template, body, caller);
   }
 
-  private async createFromCsr(body: Record<string, unknown>) {
+  private async createFromCsr(body: Record<string, unknown>, caller: ProvisioningCaller) {
     const csr = body.certificateSigningRequest;
     if (typeof csr !== 'string' || !csr.trim()) throw new ProvisioningError(400, 'InvalidPayload', 'certificateSigningRequest is required');
     if (csr.length > MAX_CSR_CHARS || !csr.includes('-----BEGIN CERTIFICATE REQUEST-----')) throw new ProvisioningError(400, 'InvalidCsr', 'certificateSigningRequest is not a PEM certificate signing request');
@@ -50,22 +58,22 @@ export class FleetProvisioning {
     } catch (e) {
       throw new ProvisioningError(400, 'InvalidCsr', `The certificate signing request is not valid: ${(e as Error).message}`);
     }
-    return { certificateId: issued.certificateId, certificatePem: issued.certPem, certificateOwnershipToken: this.pending(issued) };
+    return { certificateId: issued.certificateId, certificatePem: issued.certPem, certificateOwnershipToken: this.pending(issued, caller) };
   }
 
-  private async createKeys() {
+  private async createKeys(caller: ProvisioningCaller) {
     const issued = await (await this.ca()).issue({ thingName: 'provisioned' });
-    return { certificateId: issued.certificateId, certificatePem: issued.certPem, privateKey: issued.keyPem!, certificateOwnershipToken: this.pending(issued) };
+    return { certificateId: issued.certificateId, certificatePem: issued.certPem, privateKey: issued.keyPem!, certificateOwnershipToken: this.pending(issued, caller) };
   }
 
   /** The new certificate, PENDING_ACTIVATION with no thing or policy, and its ownership token. */
-  private pending(issued: { certificateId: string; certPem: string; fingerprint: string; notAfter: Date }): string {
+  private pending(issued: { certificateId: string; certPem: string; fingerprint: string; notAfter: Date }, caller: ProvisioningCaller): string {
     const now = this.clock();
     const token = randomBytes(32).toString('base64url');
     this.registry.expireOwnershipTokens(now);
     this.registry.transaction(() => {
       this.registry.addCertificate({ id: issued.certificateId, thingName: null, pem: issued.certPem, fingerprint: issued.fingerprint, status: 'PENDING_ACTIVATION', notAfter: issued.notAfter.getTime() }, now);
-      this.registry.addOwnershipToken(token, issued.certificateId, now + OWNERSHIP_TOKEN_TTL_MS);
+      this.registry.addOwnershipToken(token, issued.certificateId, caller.certificateId, now + OWNERSHIP_TOKEN_TTL_MS);
     });
     return token;
   }

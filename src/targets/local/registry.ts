@@ -49,7 +49,8 @@ export class Registry {
       CREATE TABLE IF NOT EXISTS registry_provisioning_templates (
         name TEXT PRIMARY KEY, body TEXT NOT NULL, description TEXT NOT NULL, enabled INTEGER NOT NULL, hook TEXT, updated_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS registry_provisioning_tokens (
-        token TEXT PRIMARY KEY, certificate_id TEXT NOT NULL REFERENCES registry_certificates(id) ON DELETE CASCADE, expires_at INTEGER NOT NULL);
+        token TEXT PRIMARY KEY, certificate_id TEXT NOT NULL REFERENCES registry_certificates(id) ON DELETE CASCADE,
+        claim_certificate_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
     `);
   }
 
@@ -147,8 +148,13 @@ export class Registry {
     this.db.prepare('DELETE FROM registry_provisioning_templates WHERE name = ?').run(name);
   }
 
-  addOwnershipToken(token: string, certificateId: string, expiresAt: number): void {
-    this.db.prepare('INSERT INTO registry_provisioning_tokens (token, certificate_id, expires_at) VALUES (?, ?, ?)').run(token, certificateId, expiresAt);
+  addOwnershipToken(token: string, certificateId: string, claimCertificateId: string, expiresAt: number): void {
+    this.db.prepare('INSERT INTO registry_provisioning_tokens (token, certificate_id, claim_certificate_id, expires_at) VALUES (?, ?, ?, ?)').run(token, certificateId, claimCertificateId, expiresAt);
+  }
+
+  /** Live ownership tokens (certificates waiting for RegisterThing) a claim certificate has asked for. */
+  pendingOf(claimCertificateId: string, now = Date.now()): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM registry_provisioning_tokens WHERE claim_certificate_id = ? AND expires_at > ?').get(claimCertificateId, now) as { n: number }).n;
   }
 
   /** The certificate a live ownership token stands for. */
