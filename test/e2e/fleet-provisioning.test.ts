@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { cli, makeProject, rejects, type Project } from '../helpers/project.js';
@@ -126,6 +127,22 @@ test('a device with the claim certificate gets its own certificate and thing ove
   assert.is(reused.outcome, 'rejected');
   assert.is(reused.body.errorCode, 'InvalidCertificateOwnershipToken');
   await again.endAsync();
+});
+
+test("AWS's own device SDK (IotIdentityClientv2) provisions a device against the local broker", async () => {
+  const { keyPem, csrPem } = newP256KeyAndCsr('sdk');
+  const input = JSON.stringify({ host: '127.0.0.1', port: platform.mqttPort, clientId: 'factory-sdk', cert: claim.cert, key: claim.key, ca: claim.ca, template: 'factory', csr: csrPem, serial: 'sdk1' });
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../helpers/sdk-v2-provisioning.ts'), input], { timeout: 30_000 }, (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout))),
+  );
+  const r = JSON.parse(out.trim().split('\n').pop()!);
+  assert.is(r.error, undefined, JSON.stringify(r.error));
+  assert.ok(r.created.certificateOwnershipToken && r.created.certificatePem && r.created.certificateId);
+  assert.equal(r.registered, { deviceConfiguration: {}, thingName: 'sensor-sdk1' });
+  // The SDK reads the rejected payload as AWS's modeled ErrorResponse.
+  assert.equal(r.spent.modeledError, { statusCode: 400, errorCode: 'InvalidCertificateOwnershipToken', errorMessage: 'Certificate ownership token is invalid or expired.' });
+  const own = await connect({ cert: r.created.certificatePem, key: keyPem, ca: claim.ca }, 'sensor-sdk1');
+  await own.endAsync();
 });
 
 test('CreateKeysAndCertificate: AWS-made keys, then RegisterThing', async () => {
