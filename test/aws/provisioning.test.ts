@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { mockClient } from 'aws-sdk-client-mock';
 import * as iotSdk from '@aws-sdk/client-iot';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
-import { AwsClients, isAwsError } from '../../src/targets/aws/sdk.js';
+import { AwsClients, isAwsError, translateError } from '../../src/targets/aws/sdk.js';
 import { awsDevicesOf } from '../helpers/devices.js';
 import { parseSpec } from '../../src/spec/loader.js';
 import { ensureDevicePolicy } from '../../src/services/devices.js';
@@ -39,6 +39,8 @@ devices:
     thingName: "sensor-{{SerialNumber}}"
 `;
 const spec = parseSpec(yaml).spec;
+// The provisioning module reads it when first loaded (lazily, by the first template call).
+process.env.IOTCTL_ROLE_RETRY_MS = '50';
 const names = stageNames({ project: 'awsprov', stage: 'default' });
 let moto: Moto;
 let restore: () => void;
@@ -102,8 +104,15 @@ test('apply creates the template with its role, changes nothing the second time,
   const mock = mockClient(iotSdk.IoTClient);
   try {
     const arn = (n: string) => `arn:aws:iot:us-east-1:123456789012:provisioningtemplate/${n}`;
+    let propagated = false;
     mock.on(iotSdk.CreateProvisioningTemplateCommand).callsFake((i) => {
       conforms('CreateProvisioningTemplate', i);
+      if (!propagated) {
+        // AWS, a moment after CreateRole: IoT cannot pass the new role yet.
+        propagated = true;
+        calls.push('CreateRefused');
+        throw translateError(Object.assign(new Error('The provisioning role cannot be assumed by AWS IoT.'), { name: 'InvalidRequestException', $metadata: { httpStatusCode: 400 } }), 'iot', 'CreateProvisioningTemplate', i, {});
+      }
       calls.push('Create');
       templates.set(i.templateName, { body: i.templateBody, description: i.description, enabled: i.enabled, roleArn: i.provisioningRoleArn, tags: i.tags, versions: 1 });
       return { templateArn: arn(i.templateName), templateName: i.templateName, defaultVersionId: 1 };
@@ -174,7 +183,7 @@ test('apply creates the template with its role, changes nothing the second time,
     assert.equal(deletion.map((i) => i.action), ['delete']);
     await applyProvisioning(removed, t, deletion);
     assert.is(templates.size, 0);
-    assert.equal(calls, ['Create', 'CreateVersion', 'Update', 'Delete']);
+    assert.equal(calls, ['CreateRefused', 'Create', 'CreateVersion', 'Update', 'Delete']);
     if (!botocoreMissing()) assert.ok(checked.length >= 4);
     await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: names.provisioningRole('factory') })).then(
       () => assert.unreachable('the role is deleted with its template'),

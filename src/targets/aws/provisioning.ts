@@ -23,6 +23,9 @@ export function provisioningRolePolicy(place: { region: string; account: string 
   };
 }
 
+/** Between attempts while a new role propagates (IOTCTL_ROLE_RETRY_MS: tests shorten it). */
+const ROLE_RETRY_MS = Number(process.env.IOTCTL_ROLE_RETRY_MS ?? 2000);
+
 /** IoT assumes the role for this template only (confused deputy: source account and template ARN). */
 export function provisioningTrustPolicy(place: { region: string; account: string }, physicalTemplate: string) {
   return {
@@ -130,12 +133,12 @@ export class AwsProvisioning {
   async put(input: ProvisioningTemplateInput, config: ProvisioningTemplateConfig, current?: ProvisioningTemplateConfig): Promise<void> {
     const place = await this.place();
     const physical = this.names.provisioningTemplate(input.name);
-    await this.ensureRole(input, place, physical);
+    const createdRole = await this.ensureRole(input, place, physical);
     if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, physical);
     const { client, sdk } = await this.aws.get('iot');
     const hook = config.preProvisioningHook ? { targetArn: config.preProvisioningHook, payloadVersion: '2020-04-01' } : undefined;
     if (!current) {
-      await client.send(
+      await this.whileRolePropagates(createdRole, () => client.send(
         new sdk.CreateProvisioningTemplateCommand({
           templateName: physical,
           description: config.description,
@@ -147,14 +150,14 @@ export class AwsProvisioning {
           tags: [...ownerTagList(this.owner), { Key: 'iotctl:template', Value: input.name }],
         }),
         this.aws.sendOptions,
-      );
+      ));
       return;
     }
     if (JSON.stringify(current.templateBody) !== JSON.stringify(config.templateBody)) {
       await this.pruneVersions(physical);
       await client.send(new sdk.CreateProvisioningTemplateVersionCommand({ templateName: physical, templateBody: JSON.stringify(config.templateBody), setAsDefault: true }), this.aws.sendOptions);
     }
-    await client.send(
+    await this.whileRolePropagates(createdRole, () => client.send(
       new sdk.UpdateProvisioningTemplateCommand({
         templateName: physical,
         description: config.description,
@@ -163,7 +166,21 @@ export class AwsProvisioning {
         ...(hook ? { preProvisioningHook: hook } : { removePreProvisioningHook: Boolean(current.preProvisioningHook) }),
       }),
       this.aws.sendOptions,
-    );
+    ));
+  }
+
+  /** A new IAM role takes a few seconds before IoT may pass it: the call is retried meanwhile (as for topic rules). */
+  private async whileRolePropagates(createdRole: boolean, call: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await call();
+        return;
+      } catch (error) {
+        const propagating = createdRole && isAwsError(error, 'InvalidRequestException') && /role|assume/i.test(error.message);
+        if (!propagating || attempt >= 8) throw error;
+        await new Promise((r) => setTimeout(r, ROLE_RETRY_MS));
+      }
+    }
   }
 
   /** IoT invokes the hook only when the function's resource policy allows this template (its ARN, this account). */
@@ -200,7 +217,9 @@ export class AwsProvisioning {
     if (oldest) await client.send(new sdk.DeleteProvisioningTemplateVersionCommand({ templateName: physical, versionId: oldest.versionId! }), this.aws.sendOptions);
   }
 
-  private async ensureRole(input: ProvisioningTemplateInput, place: { region: string; account: string }, physical: string): Promise<void> {
+  /** True when the role is new. */
+  private async ensureRole(input: ProvisioningTemplateInput, place: { region: string; account: string }, physical: string): Promise<boolean> {
+    let created = true;
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = this.names.provisioningRole(input.name);
     try {
@@ -216,11 +235,13 @@ export class AwsProvisioning {
       );
     } catch (error) {
       if (!isAwsError(error, 'EntityAlreadyExists', 'EntityAlreadyExistsException')) throw error;
+      created = false;
       const role = await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions);
       const tags = Object.fromEntries((role.Role?.Tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
       if (claimOf(tags, this.owner) !== 'owned' || tags['iotctl:template'] !== input.name) throw new Error(`IAM role ${RoleName} exists and is not this stage's provisioning role`);
     }
     await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: 'fleet-provisioning', PolicyDocument: JSON.stringify(provisioningRolePolicy(place, this.names, input.policyName)) }), this.aws.sendOptions);
+    return created;
   }
 
   async delete(name: string, physical = this.names.provisioningTemplate(name)): Promise<void> {
