@@ -142,9 +142,13 @@ test('apply creates the template with its role, changes nothing the second time,
       templates.delete(i.templateName);
       return {};
     });
-    mock.on(iotSdk.ListTagsForResourceCommand).callsFake((i, getClient) =>
-      i.resourceArn.includes(':provisioningtemplate/') ? { tags: templates.get(i.resourceArn.split('/').pop())!.tags } : realSend.call(getClient(), new iotSdk.ListTagsForResourceCommand(i)),
-    );
+    templates.set('iotctl-someone-else--factory', { body: '{}', description: '', enabled: true, roleArn: 'arn:aws:iam::123456789012:role/x', tags: [{ Key: 'iotctl:project', Value: 'someone' }, { Key: 'iotctl:stage', Value: 'else' }], versions: 1 });
+    mock.on(iotSdk.ListTagsForResourceCommand).callsFake((i, getClient) => {
+      if (!i.resourceArn.includes(':provisioningtemplate/')) return realSend.call(getClient(), new iotSdk.ListTagsForResourceCommand(i));
+      const found = templates.get(i.resourceArn.split('/').pop());
+      if (!found) throw translateError(Object.assign(new Error('not found'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } }), 'iot', 'ListTagsForResource', i, {});
+      return { tags: found.tags };
+    });
     // Everything else the section calls goes to moto.
     for (const C of [iotSdk.DescribeThingGroupCommand, iotSdk.CreateThingGroupCommand, iotSdk.DescribeThingTypeCommand, iotSdk.CreateThingTypeCommand, iotSdk.GetPolicyCommand]) {
       mock.on(C as never).callsFake((i: unknown, getClient: () => unknown) => realSend.call(getClient(), new (C as new (x: unknown) => unknown)(i)));
@@ -182,7 +186,8 @@ test('apply creates the template with its role, changes nothing the second time,
     const deletion = await planProvisioning(removed, t);
     assert.equal(deletion.map((i) => i.action), ['delete']);
     await applyProvisioning(removed, t, deletion);
-    assert.is(templates.size, 0);
+    // Another project's template is listed by AWS but never planned, changed or deleted.
+    assert.equal([...templates.keys()], ['iotctl-someone-else--factory']);
     assert.equal(calls, ['CreateRefused', 'Create', 'CreateVersion', 'Update', 'Delete']);
     if (!botocoreMissing()) assert.ok(checked.length >= 4);
     await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: names.provisioningRole('factory') })).then(
@@ -192,6 +197,29 @@ test('apply creates the template with its role, changes nothing the second time,
   } finally {
     mock.restore();
   }
+});
+
+test("a template of this stage's name that another stage owns is refused, and no role is made for it", async () => {
+  const t = target();
+  const physical = names.provisioningTemplate('factory');
+  const send = iotSdk.IoTClient.prototype.send as unknown as (this: unknown, command: unknown) => Promise<unknown>;
+  const mock = mockClient(iotSdk.IoTClient);
+  try {
+    mock.on(iotSdk.ListProvisioningTemplatesCommand).resolves({ templates: [{ templateName: physical, templateArn: `arn:aws:iot:us-east-1:123456789012:provisioningtemplate/${physical}` }] });
+    mock.on(iotSdk.ListTagsForResourceCommand).resolves({ tags: [{ Key: 'iotctl:project', Value: 'awsprov' }, { Key: 'iotctl:stage', Value: 'prod' }] });
+    mock.on(iotSdk.CreateProvisioningTemplateCommand).rejects(new Error('must not be called'));
+    for (const C of [iotSdk.DescribeThingGroupCommand, iotSdk.CreateThingGroupCommand, iotSdk.DescribeThingTypeCommand, iotSdk.CreateThingTypeCommand]) {
+      mock.on(C as never).callsFake((i: unknown, getClient: () => unknown) => send.call(getClient(), new (C as new (x: unknown) => unknown)(i)));
+    }
+    const items = await planProvisioning(spec, t);
+    assert.equal(items.map((i) => i.action), ['create']);
+    const error = await applyProvisioning(spec, t, items).then(() => undefined, (e: { code?: string }) => e);
+    assert.is(error?.code, 'RESOURCE_NOT_OURS');
+  } finally {
+    mock.restore();
+  }
+  const iam = await aws.get('iam');
+  assert.equal((await iam.client.send(new iam.sdk.ListRolesCommand({}))).Roles?.filter((r) => r.RoleName?.includes('--prov-')), []);
 });
 
 test('a pre-provisioning hook: the template names the function, which lets this template (only) invoke it', async () => {

@@ -1,7 +1,7 @@
 import type { DeployedProvisioningTemplate, ProvisioningTemplateConfig, ProvisioningTemplateInput } from '../../ports.js';
 import { provisioningTemplateBody } from '../../iot/provisioning.js';
 import { arnOf, ownershipByName, partitionOf, type StageNames } from './naming.js';
-import { claimOf, ownerTagList, type Owner } from './ownership.js';
+import { claimOf, notOurs, ownerTagList, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { UserError } from '../../ui/errors.js';
 
@@ -133,6 +133,11 @@ export class AwsProvisioning {
   async put(input: ProvisioningTemplateInput, config: ProvisioningTemplateConfig, current?: ProvisioningTemplateConfig): Promise<void> {
     const place = await this.place();
     const physical = this.names.provisioningTemplate(input.name);
+    if (!current) {
+      // list() leaves out a template of this name that another project or stage owns: refused, never taken over.
+      const foreign = await this.tags(arnOf('iot-provisioning-template', place, physical));
+      if (foreign && Object.keys(foreign).length) throw notOurs('provisioning template', physical, foreign, this.owner);
+    }
     const createdRole = await this.ensureRole(input, place, physical);
     if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, physical);
     const { client, sdk } = await this.aws.get('iot');
@@ -150,7 +155,10 @@ export class AwsProvisioning {
           tags: [...ownerTagList(this.owner), { Key: 'iotctl:template', Value: input.name }],
         }),
         this.aws.sendOptions,
-      ));
+      )).catch((error) => {
+        if (isAwsError(error, 'ResourceAlreadyExistsException')) throw notOurs('provisioning template', physical, {}, this.owner);
+        throw error;
+      });
       return;
     }
     if (JSON.stringify(current.templateBody) !== JSON.stringify(config.templateBody)) {
