@@ -164,12 +164,12 @@ export function claimPolicy(template: string): PolicyDocument {
   };
 }
 
-/** The provisioning MQTT API request a topic is, if any (JSON payloads only). */
-export type ProvisioningRequest = { api: 'CreateCertificateFromCsr' } | { api: 'CreateKeysAndCertificate' } | { api: 'RegisterThing'; template: string };
+/** The provisioning MQTT API request a topic is, if any, with its payload format (`json` or `cbor`). */
+export type ProvisioningRequest = ({ api: 'CreateCertificateFromCsr' } | { api: 'CreateKeysAndCertificate' } | { api: 'RegisterThing'; template: string }) & { format: 'json' | 'cbor' };
 
 export function provisioningRequest(topic: string): ProvisioningRequest | undefined {
-  if (topic === '$aws/certificates/create-from-csr/json') return { api: 'CreateCertificateFromCsr' };
-  if (topic === '$aws/certificates/create/json') return { api: 'CreateKeysAndCertificate' };
-  const m = /^\$aws\/provisioning-templates\/([0-9A-Za-z_-]{1,36})\/provision\/json$/.exec(topic);
-  return m ? { api: 'RegisterThing', template: m[1]! } : undefined;
+  let m = /^\$aws\/certificates\/(create-from-csr|create)\/(json|cbor)$/.exec(topic);
+  if (m) return { api: m[1] === 'create' ? 'CreateKeysAndCertificate' : 'CreateCertificateFromCsr', format: m[2] as 'json' | 'cbor' };
+  m = /^\$aws\/provisioning-templates\/([0-9A-Za-z_-]{1,36})\/provision\/(json|cbor)$/.exec(topic);
+  return m ? { api: 'RegisterThing', template: m[1]!, format: m[2] as 'json' | 'cbor' } : undefined;
 }

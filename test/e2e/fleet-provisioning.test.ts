@@ -17,6 +17,7 @@ import { ensureDevicePolicy } from '../../src/services/devices.js';
 import { issueClaimCertificate, planProvisioning, applyProvisioning } from '../../src/services/provisioning.js';
 import { newP256KeyAndCsr } from '../../src/targets/local/ca.js';
 import { Registry } from '../../src/targets/local/registry.js';
+import { decodeCbor, encodeCbor } from '../../src/iot/cbor.js';
 import { LocalFunctions } from '../../src/targets/local/functions.js';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -60,11 +61,11 @@ async function call(client: MqttClient, topic: string, payload: unknown): Promis
       if (t !== `${topic}/accepted` && t !== `${topic}/rejected`) return;
       clearTimeout(timer);
       client.off('message', onMessage);
-      resolve({ outcome: t.endsWith('/accepted') ? 'accepted' : 'rejected', body: JSON.parse(message.toString()) });
+      resolve({ outcome: t.endsWith('/accepted') ? 'accepted' : 'rejected', body: (topic.endsWith('/cbor') ? decodeCbor(message) : JSON.parse(message.toString())) as Record<string, unknown> });
     };
     client.on('message', onMessage);
   });
-  await client.publishAsync(topic, typeof payload === 'string' ? payload : JSON.stringify(payload), { qos: 1 });
+  await client.publishAsync(topic, typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload), { qos: 1 });
   return answer;
 }
 
@@ -155,6 +156,32 @@ test('CreateKeysAndCertificate: AWS-made keys, then RegisterThing', async () => 
   await device.endAsync();
   const own = await connect({ cert: created.body.certificatePem as string, key: created.body.privateKey as string, ca: claim.ca }, 'sensor-0002');
   await own.endAsync();
+});
+
+test('the cbor payload format: requests and answers in CBOR', async () => {
+  const device = await connect(claim, 'factory-line-cbor');
+  const created = await call(device, '$aws/certificates/create/cbor', encodeCbor({}));
+  assert.is(created.outcome, 'accepted');
+  assert.ok(typeof created.body.privateKey === 'string' && typeof created.body.certificateOwnershipToken === 'string');
+  const registered = await call(device, '$aws/provisioning-templates/factory/provision/cbor', encodeCbor({ certificateOwnershipToken: created.body.certificateOwnershipToken, parameters: { SerialNumber: 'c1' } }));
+  assert.equal(registered.body, { deviceConfiguration: {}, thingName: 'sensor-c1' });
+  const bad = await call(device, '$aws/provisioning-templates/factory/provision/cbor', Buffer.from('{"json": "is not cbor"}'));
+  assert.equal([bad.outcome, bad.body.statusCode, bad.body.errorCode], ['rejected', 400, 'InvalidPayload']);
+  await device.endAsync();
+});
+
+test('a device certificate with the device policy cannot call the provisioning API', async () => {
+  const claimDevice = await connect(claim, 'factory-line-8');
+  const created = await call(claimDevice, '$aws/certificates/create/json', {});
+  await call(claimDevice, '$aws/provisioning-templates/factory/provision/json', { certificateOwnershipToken: created.body.certificateOwnershipToken, parameters: { SerialNumber: '0008' } });
+  await claimDevice.endAsync();
+  const own = await connect({ cert: created.body.certificatePem as string, key: created.body.privateKey as string, ca: claim.ca }, 'sensor-0008');
+  const before = platform.status().publishesDenied.byReason.policyDenied ?? 0;
+  const closed = new Promise<void>((resolve) => own.once('close', () => resolve()));
+  own.publish('$aws/certificates/create/json', '{}', { qos: 1 });
+  await closed; // AWS IoT closes an MQTT 3.1.1 connection for a publish its policy denies
+  own.end(true);
+  assert.is((platform.status().publishesDenied.byReason.policyDenied ?? 0) - before, 1);
 });
 
 test('bad requests get the documented rejected payloads', async () => {

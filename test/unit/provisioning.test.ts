@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { specProblems } from '../helpers/project.js';
 import { claimPolicy, evaluateTemplate, provisioningRequest, provisioningTemplateBody, ProvisioningError, templateValue } from '../../src/iot/provisioning.js';
 import { evaluatePolicies, iotArn } from '../../src/iot/policy/index.js';
+import { CborError, decodeCbor, encodeCbor } from '../../src/iot/cbor.js';
 
 const spec = (provisioning: string, extra = '') => `project: demo\n${extra}devices:\n  provisioning:\n${provisioning}`;
 
@@ -49,12 +50,39 @@ test("the generated body is AWS's template shape, and evaluates as RegisterThing
   assert.equal(evaluateTemplate(withDefault, { Sn: '1' }, 'abc').attributes.site, 'hq');
 });
 
-test('request topics: JSON payloads of the three APIs only', () => {
-  assert.equal(provisioningRequest('$aws/certificates/create-from-csr/json'), { api: 'CreateCertificateFromCsr' });
-  assert.equal(provisioningRequest('$aws/certificates/create/json'), { api: 'CreateKeysAndCertificate' });
-  assert.equal(provisioningRequest('$aws/provisioning-templates/factory/provision/json'), { api: 'RegisterThing', template: 'factory' });
+test('request topics: the three APIs, in JSON or CBOR', () => {
+  assert.equal(provisioningRequest('$aws/certificates/create-from-csr/json'), { api: 'CreateCertificateFromCsr', format: 'json' });
+  assert.equal(provisioningRequest('$aws/certificates/create/cbor'), { api: 'CreateKeysAndCertificate', format: 'cbor' });
+  assert.equal(provisioningRequest('$aws/provisioning-templates/factory/provision/json'), { api: 'RegisterThing', template: 'factory', format: 'json' });
+  assert.equal(provisioningRequest('$aws/provisioning-templates/factory/provision/cbor'), { api: 'RegisterThing', template: 'factory', format: 'cbor' });
   assert.is(provisioningRequest('$aws/certificates/create/json/accepted'), undefined);
-  assert.is(provisioningRequest('$aws/provisioning-templates/factory/provision/cbor'), undefined);
+  assert.is(provisioningRequest('$aws/certificates/create/xml'), undefined);
+});
+
+test('CBOR: RFC 8949 appendix A vectors, and what the provisioning payloads hold', () => {
+  const hex = (v: unknown) => encodeCbor(v).toString('hex');
+  // RFC 8949 Appendix A.
+  assert.is(hex(0), '00');
+  assert.is(hex(23), '17');
+  assert.is(hex(24), '1818');
+  assert.is(hex(1000), '1903e8');
+  assert.is(hex(1000000), '1a000f4240');
+  assert.is(hex(-1), '20');
+  assert.is(hex(-1000), '3903e7');
+  assert.is(hex('IETF'), '6449455446');
+  assert.is(hex('\u00fc'), '62c3bc');
+  assert.is(hex([1, [2, 3], [4, 5]]), '8301820203820405');
+  assert.is(hex({ a: 1, b: [2, 3] }), 'a26161016162820203');
+  assert.is(hex(true), 'f5');
+  assert.is(hex(null), 'f6');
+  assert.equal(decodeCbor(Buffer.from('a26161016162820203', 'hex')), { a: 1, b: [2, 3] });
+  assert.equal(decodeCbor(Buffer.from('3903e7', 'hex')), -1000);
+  assert.equal(decodeCbor(Buffer.from('1b001fffffffffffff', 'hex')), Number.MAX_SAFE_INTEGER);
+  const payload = { statusCode: 400, errorCode: 'InvalidPayload', errorMessage: 'x'.repeat(300), parameters: { SerialNumber: '1' }, ok: false };
+  assert.equal(decodeCbor(encodeCbor(payload)), payload);
+  for (const bad of ['a1', '7f', 'f97c00', 'a10102', '0000', 'c2']) assert.throws(() => decodeCbor(Buffer.from(bad, 'hex')), (e: unknown) => e instanceof CborError, bad);
+  // A huge declared length is refused at once, not allocated.
+  assert.throws(() => decodeCbor(Buffer.from('9b00000000ffffffff', 'hex')), (e: unknown) => e instanceof CborError);
 });
 
 test('the claim policy allows the provisioning API of its template and nothing else', () => {

@@ -12,6 +12,7 @@ import type { MqttProperties } from './ingress.js';
 import mqttPacket from 'mqtt-packet';
 import { ProvisioningError, provisioningRequest, type ProvisioningRequest } from '../../iot/provisioning.js';
 import type { FleetProvisioning } from './provisioning.js';
+import { encodeCbor } from '../../iot/cbor.js';
 
 /** AWS IoT Core refuses payloads over 128 KB. */
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -506,17 +507,17 @@ export class Broker {
       )
       .then(({ outcome, body }) => {
         this.log(`provisioning ${request.api} for ${client.id}: ${outcome}${outcome === 'rejected' ? ` (${String(body.errorCode)})` : ''}`);
-        this.respond(client, session, `${topic}/${outcome}`, body);
+        this.respond(client, session, `${topic}/${outcome}`, request.format === 'cbor' ? encodeCbor(body) : Buffer.from(JSON.stringify(body)));
       });
   }
 
-  private respond(client: Client, session: Session, topic: string, body: Record<string, unknown>): void {
+  private respond(client: Client, session: Session, topic: string, payload: Buffer): void {
     if (client.closed) return;
     const subscriptions = (client as AedesClient).subscriptions as Record<string, { qos: number }>;
     const qos = Object.entries(subscriptions).filter(([filter]) => compileTopicMatcher(filter)(topic)).map(([, s]) => Math.min(s.qos, 1));
     if (!qos.length) return;
     if (!this.allowed(client, session, 'iot:Receive', 'topic', topic)) return void count(this.stats.deliveriesDenied, 'policyDenied');
-    const packet = { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: Math.max(...qos), retain: false, dup: false } as PublishPacket;
+    const packet = { cmd: 'publish', topic, payload, qos: Math.max(...qos), retain: false, dup: false } as PublishPacket;
     client.publish(packet, (err) => err && this.log(`provisioning response to ${client.id} failed: ${err.message}`));
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { evaluateTemplate, ProvisioningError, type ProvisioningRequest } from '../../iot/provisioning.js';
 import type { LocalCa } from './ca.js';
+import { decodeCbor } from '../../iot/cbor.js';
 import type { Registry } from './registry.js';
 
 /** AWS: "the certificateOwnershipToken returned by CreateCertificateFromCsr expires after one hour". */
@@ -39,7 +40,7 @@ export class FleetProvisioning {
   ) {}
 
   async handle(request: ProvisioningRequest, payload: Buffer, caller: ProvisioningCaller): Promise<Record<string, unknown>> {
-    const body = parsePayload(payload);
+    const body = parsePayload(payload, request.format);
     if (request.api !== 'RegisterThing' && this.registry.pendingOf(caller.certificateId, this.clock()) >= MAX_PENDING_PER_CLAIM) {
       throw new ProvisioningError(429, 'Throttling', `Too many certificates are waiting for RegisterThing (${MAX_PENDING_PER_CLAIM} per claim certificate); register them, or wait until their ownership tokens expire`);
     }
@@ -128,14 +129,14 @@ export class FleetProvisioning {
   }
 }
 
-function parsePayload(payload: Buffer): Record<string, unknown> {
+function parsePayload(payload: Buffer, format: 'json' | 'cbor'): Record<string, unknown> {
   if (!payload.length) return {};
   let body: unknown;
   try {
-    body = JSON.parse(payload.toString('utf8'));
+    body = format === 'cbor' ? decodeCbor(payload) : JSON.parse(payload.toString('utf8'));
   } catch {
-    throw new ProvisioningError(400, 'InvalidPayload', 'The request payload is not valid JSON');
+    throw new ProvisioningError(400, 'InvalidPayload', `The request payload is not valid ${format === 'cbor' ? 'CBOR' : 'JSON'}`);
   }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ProvisioningError(400, 'InvalidPayload', 'The request payload must be a JSON object');
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ProvisioningError(400, 'InvalidPayload', `The request payload must be a ${format === 'cbor' ? 'CBOR map' : 'JSON object'}`);
   return body as Record<string, unknown>;
 }

@@ -18,8 +18,8 @@ const ca = LocalCa.load(await createCa('test CA'));
 const service = new FleetProvisioning(registry, () => ca, undefined, () => now);
 const caller = { certificateId: 'claim-1', clientId: 'line' };
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
-const create = () => service.handle({ api: 'CreateKeysAndCertificate' }, json({}), caller);
-const register = (token: unknown) => service.handle({ api: 'RegisterThing', template: 'factory' }, json({ certificateOwnershipToken: token, parameters: { Sn: '1' } }), caller);
+const create = () => service.handle({ api: 'CreateKeysAndCertificate', format: 'json' }, json({}), caller);
+const register = (token: unknown) => service.handle({ api: 'RegisterThing', template: 'factory', format: 'json' }, json({ certificateOwnershipToken: token, parameters: { Sn: '1' } }), caller);
 async function rejection(p: Promise<unknown>) {
   try {
     await p;
@@ -66,7 +66,7 @@ test('one claim certificate may keep at most so many certificates waiting', asyn
   });
   assert.is((await rejection(create())).statusCode, 429);
   // Another claim certificate is not held back by this one.
-  const other = await service.handle({ api: 'CreateKeysAndCertificate' }, json({}), { certificateId: 'claim-2', clientId: 'x' });
+  const other = await service.handle({ api: 'CreateKeysAndCertificate', format: 'json' }, json({}), { certificateId: 'claim-2', clientId: 'x' });
   assert.ok(other.certificateOwnershipToken);
 });
 
