@@ -178,6 +178,9 @@ export class Broker {
           return;
         }
         this.certificateIds.set(socket, cert.fingerprint256.replace(/:/g, '').toLowerCase());
+        // No Nagle: a request/response exchange (the provisioning MQTT API, a PUBACK awaited) otherwise waits on the
+        // peer's delayed ACK, ~40 ms a turn; writes of one tick are coalesced already (coalesceWrites).
+        socket.setNoDelay(true);
         this.accept(socket);
       },
     );
