@@ -509,9 +509,13 @@ export class Broker {
         },
       )
       .then(({ outcome, body }) => {
-        this.log(`provisioning ${request.api} for ${client.id}: ${outcome}${outcome === 'rejected' ? ` (${String(body.errorCode)})` : ''}`);
+        // Refusals are peer-driven: a flood of them is summed up, as other refusals are.
+        if (outcome === 'accepted') this.log(`provisioning ${request.api} for ${client.id}: accepted`);
+        else this.throttled.log('provisioningRejected', `provisioning ${request.api} for ${client.id}: rejected (${String(body.errorCode)})`);
         this.respond(client, session, `${topic}/${outcome}`, request.format === 'cbor' ? encodeCbor(body) : Buffer.from(JSON.stringify(body)));
-      });
+      })
+      // Never an unhandled rejection in the daemon.
+      .catch((e: Error) => this.log(`provisioning response to ${client.id} failed: ${e.message}`));
   }
 
   private respond(client: Client, session: Session, topic: string, payload: Buffer): void {
