@@ -72,7 +72,7 @@ export interface DeviceDetails extends DeviceSummary {
   policies: string[];
 }
 
-export interface DeviceRegistryPort {
+export interface DeviceRegistryPort extends ProvisioningPort {
   endpoint(): Promise<Endpoint>;
   caPem(): Promise<string>;
   putPolicy(name: string, document: PolicyDocument): Promise<void>;
@@ -112,6 +112,60 @@ export interface DeviceRegistryPort {
   deletePolicy?(name: string, physical?: string): Promise<void>;
 }
 
+/** `devices.provisioning` as the ports take it: logical names; each target renders its template body. */
+export interface ProvisioningTemplateInput {
+  name: string;
+  description: string;
+  thingName: string;
+  attributes: Record<string, string>;
+  enabled: boolean;
+  /** The device policy (logical name). */
+  policyName: string;
+  thingType: string;
+  /** A function of the spec (logical name). */
+  preProvisioningHook?: string;
+}
+
+/** What a plan compares of a provisioning template: as the target holds it. */
+export interface ProvisioningTemplateConfig {
+  templateBody: Record<string, unknown>;
+  description: string;
+  enabled: boolean;
+  /** local: the function's name; aws: its ARN. */
+  preProvisioningHook?: string;
+  /** aws: the provisioning role the template runs as. */
+  provisioningRole?: string;
+}
+
+export interface DeployedProvisioningTemplate extends PhysicalIdentity {
+  name: string;
+  config: ProvisioningTemplateConfig;
+}
+
+/** The shared claim certificate a factory flashes into every device. */
+export interface ClaimCertificate {
+  template: string;
+  certificateId: string;
+  certPem: string;
+  keyPem?: string;
+  caPem: string;
+  policyName: string;
+  endpoint: Endpoint;
+}
+
+/** Fleet provisioning by claim (devices.provisioning), on both targets. */
+export interface ProvisioningPort {
+  templateConfig(input: ProvisioningTemplateInput): Promise<ProvisioningTemplateConfig>;
+  /** The templates this project and stage own (logical names); `declared`: whether the spec names one. */
+  listTemplates(declared?: boolean): Promise<DeployedProvisioningTemplate[]>;
+  putTemplate(input: ProvisioningTemplateInput): Promise<void>;
+  deleteTemplate(name: string, physical?: string): Promise<void>;
+  /** Issues a claim certificate with the template's claim policy (created or updated first). */
+  issueClaimCertificate(input: ProvisioningTemplateInput): Promise<ClaimCertificate>;
+  /** One certificate by id (a claim certificate has no thing): INACTIVE, or REVOKED when asked (local: REVOKED). */
+  revokeCertificate(certificateId: string, opts?: { revoked?: boolean }): Promise<void>;
+}
+
 /** What the aws target has of the devices section (names are physical). */
 export interface DeployedDevices {
   policy?: { document: PolicyDocument; physicalName: string };
@@ -134,7 +188,7 @@ export interface PhysicalIdentity {
 }
 
 /** The resource kinds commands name by their logical names; Target.physicalName maps them. */
-export type LogicalKind = 'stream' | 'function' | 'rule' | 'policy';
+export type LogicalKind = 'stream' | 'function' | 'rule' | 'policy' | 'provisioning template';
 
 // ---------------------------------------------------------------- rules
 

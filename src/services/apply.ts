@@ -10,6 +10,7 @@ import { warn } from '../ui/output.js';
 import { desiredDevicePolicy } from './devices.js';
 import { deployFunction, desiredFunctionConfig, functionConfig, planDeployment } from './functions.js';
 import { applyRulePlan, planRules } from './rules.js';
+import { applyProvisioning, planProvisioning } from './provisioning.js';
 
 /** One section of iotctl.yaml that `iotctl apply` converges. */
 export interface ApplySection {
@@ -24,7 +25,7 @@ export interface ApplySection {
  */
 export function sections(ctx: Context, target: Target): ApplySection[] {
   const { spec } = ctx.spec;
-  return [devicesSection(spec, target), streamsSection(spec, target), databaseSection(target), functionsSection(spec, target), analyticsSection(target), rulesSection(spec, target)];
+  return [devicesSection(spec, target), streamsSection(spec, target), databaseSection(target), functionsSection(spec, target), provisioningSection(spec, target), analyticsSection(target), rulesSection(spec, target)];
 }
 
 /**
@@ -166,6 +167,11 @@ function functionsSection(spec: Spec, target: Target): ApplySection {
       }
     },
   };
+}
+
+/** devices.provisioning: after functions, since its pre-provisioning hook is one. */
+function provisioningSection(spec: Spec, target: Target): ApplySection {
+  return { name: 'provisioning', plan: () => planProvisioning(spec, target), apply: (items) => applyProvisioning(spec, target, items) };
 }
 
 /** Channels, datastores, pipelines and datasets; planning validates pipelines and dataset SQL. */

@@ -102,6 +102,9 @@ export const checkFunctionsAndStreams: SpecCheck = (spec) => {
   };
   dup(spec.streams, 'streams');
   dup(spec.functions, 'functions');
+  const hook = spec.devices.provisioning?.preProvisioningHook;
+  if (hook && !spec.functions.some((f) => f.name === hook))
+    problems.push({ path: ['devices', 'provisioning', 'preProvisioningHook'], message: `function "${hook}" is not declared`, hint: 'Declare it under functions (its template answers { allowProvisioning, parameterOverrides }).' });
   spec.functions.forEach((fn, i) => {
     if (fn.eventSource && !streams.has(fn.eventSource.stream)) {
       problems.push({ path: ['functions', i, 'eventSource', 'stream'], message: `stream "${fn.eventSource.stream}" is not declared`, hint: 'Declare it under streams.' });

@@ -32,6 +32,30 @@ export const policyDocument = z.object({
 });
 export type PolicyDocument = z.infer<typeof policyDocument>;
 
+/** `{{Name}}` in a provisioning value: a template parameter the device sends (AWS's `{"Ref": "Name"}`). */
+export const PROVISIONING_PARAMETER = /\{\{([A-Za-z0-9_]+)\}\}/g;
+const withParameters = (what: string) =>
+  z.string().min(1).superRefine((value, ctx) => {
+    const rest = value.replace(PROVISIONING_PARAMETER, '');
+    if (/\{\{|\}\}/.test(rest)) ctx.addIssue({ code: 'custom', message: `${what}: a parameter is written {{Name}}, with letters, digits and _ only` });
+  });
+
+const provisioning = z
+  .object({
+    /** The provisioning template's name (on aws, scoped by project and stage; AWS allows 36 characters). */
+    template: z.string().regex(/^[0-9A-Za-z_-]{1,36}$/, 'a provisioning template name: 1 to 36 letters, digits, _ and -'),
+    description: z.string().max(500).default(''),
+    /** The thing each device becomes, from the parameters it sends: `sensor-{{SerialNumber}}`. */
+    thingName: withParameters('thingName'),
+    /** Thing attributes, with parameters: `serial: "{{SerialNumber}}"`. */
+    attributes: z.record(z.string(), withParameters('an attribute')).default({}),
+    /** A function of this spec run before each device is provisioned (AWS's pre-provisioning hook). */
+    preProvisioningHook: z.string().optional(),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+export type ProvisioningSpec = z.infer<typeof provisioning>;
+
 const devices = z
   .object({
     thingType: name('thingType').default('sensor'),
@@ -56,6 +80,8 @@ const devices = z
       .string()
       .regex(/^\d+(s|m|h|d|w|y)$/, 'a duration like 1h, 30d or 1y')
       .optional(),
+    /** Fleet provisioning by claim (see README): a template devices call over MQTT with the claim certificate. */
+    provisioning: provisioning.optional(),
   })
   .default({
     thingType: 'sensor',

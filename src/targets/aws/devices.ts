@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
-import type { AddCertificateInput, ConnectionEvidence, DeployedDevices, DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { AddCertificateInput, ClaimCertificate, ConnectionEvidence, DeployedDevices, DeployedProvisioningTemplate, DeviceDetails, DeviceRegistryPort, DeviceSummary, Endpoint, ProvisioningTemplateConfig, ProvisioningTemplateInput, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
 import type { CertificateView, RotationState } from '../../iot/certificates.js';
+import { claimPolicy } from '../../iot/provisioning.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import { AMAZON_ROOT_CA_1 } from './amazon-root-ca.js';
@@ -748,6 +749,54 @@ export class AwsDevices implements DeviceRegistryPort {
       changed.push(cert.certificateId!);
     }
     return { revoked: changed };
+  }
+
+  // ------------------------------------------------------------------ fleet provisioning (./provisioning.ts)
+
+  private provisioningAdapter?: Promise<import('./provisioning.js').AwsProvisioning>;
+  private provisioning() {
+    return (this.provisioningAdapter ??= import('./provisioning.js').then((m) => new m.AwsProvisioning(this.aws, this.names, this.owner)));
+  }
+
+  async templateConfig(input: ProvisioningTemplateInput): Promise<ProvisioningTemplateConfig> {
+    return (await this.provisioning()).templateConfig(input);
+  }
+
+  async listTemplates(declared?: boolean): Promise<DeployedProvisioningTemplate[]> {
+    return (await this.provisioning()).list(declared);
+  }
+
+  /** The things it provisions join the stage's group, and their thing type must exist before a device calls. */
+  async putTemplate(input: ProvisioningTemplateInput): Promise<void> {
+    await this.ensureGroup();
+    await this.ensureThingType(input.thingType);
+    const p = await this.provisioning();
+    const current = (await p.list()).find((t) => t.name === input.name);
+    await p.put(input, await p.templateConfig(input), current?.config);
+  }
+
+  async deleteTemplate(name: string, physical?: string): Promise<void> {
+    await (await this.provisioning()).delete(name, physical);
+  }
+
+  /** CreateKeysAndCertificate (AWS keeps no key) and the template's claim policy, made or updated first. */
+  async issueClaimCertificate(input: ProvisioningTemplateInput): Promise<ClaimCertificate> {
+    const logicalPolicy = `${input.name}-claim`;
+    await this.putPolicy(logicalPolicy, claimPolicy(this.names.provisioningTemplate(input.name)));
+    const policyName = this.names.devicePolicy(logicalPolicy);
+    const out = await this.iot('CreateKeysAndCertificate', ({ client, sdk }) => client.send(new sdk.CreateKeysAndCertificateCommand({ setAsActive: true }), this.aws.sendOptions));
+    try {
+      await this.iot('AttachPolicy', ({ client, sdk }) => client.send(new sdk.AttachPolicyCommand({ policyName, target: out.certificateArn! }), this.aws.sendOptions));
+    } catch (error) {
+      await this.deleteCertificate(out.certificateId!).catch(() => {});
+      throw error;
+    }
+    return { template: input.name, certificateId: out.certificateId!, certPem: out.certificatePem!, keyPem: out.keyPair?.PrivateKey, caPem: AMAZON_ROOT_CA_1, policyName, endpoint: await this.endpoint() };
+  }
+
+  async revokeCertificate(certificateId: string, opts: { revoked?: boolean } = {}): Promise<void> {
+    await this.describeCertificate(certificateId);
+    await this.iot('UpdateCertificate', ({ client, sdk }) => client.send(new sdk.UpdateCertificateCommand({ certificateId, newStatus: opts.revoked ? 'REVOKED' : 'INACTIVE' }), this.aws.sendOptions));
   }
 
   /** Detaches every certificate (and its policies), deactivates and deletes it, then deletes the thing. */

@@ -62,6 +62,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     stream: names.stream,
     function: names.function,
     policy: names.devicePolicy,
+    'provisioning template': names.provisioningTemplate,
   };
   // The analytics engines and Athena name their resources by the command's stage.
   const stageSpec = { ...spec, stage: ctx.stage };

@@ -43,6 +43,7 @@ export type NameKind =
   | 'iot-topic-rule'
   | 'iot-policy'
   | 'iot-thing-group'
+  | 'iot-provisioning-template'
   | 'scheduler-schedule'
   | 'scheduler-schedule-group'
   | 'glue-database'
@@ -100,6 +101,7 @@ export const NAME_RULES: Readonly<Record<NameKind, NameRule>> = {
   'iot-topic-rule': { max: 128, allowed: /[a-zA-Z0-9_]/, replacement: '_', lowercase: false, style: UNDERSCORE, source: 'iot CreateTopicRule.ruleName' },
   'iot-policy': { max: 128, allowed: /[a-zA-Z0-9_+=,.@-]/, replacement: '-', lowercase: false, style: DASH, source: 'iot CreatePolicy.policyName' },
   'iot-thing-group': { max: 128, allowed: /[a-zA-Z0-9_:-]/, replacement: '-', lowercase: false, style: DASH, source: 'iot CreateThingGroup.thingGroupName' },
+  'iot-provisioning-template': { max: 36, allowed: /[a-zA-Z0-9_-]/, replacement: '-', lowercase: false, style: DASH, source: 'iot CreateProvisioningTemplate.templateName' },
   'scheduler-schedule': { max: 64, allowed: /[a-zA-Z0-9_.-]/, replacement: '-', lowercase: false, style: DASH, source: 'scheduler CreateSchedule.Name' },
   'scheduler-schedule-group': { max: 64, allowed: /[a-zA-Z0-9_.-]/, replacement: '-', lowercase: false, style: DASH, source: 'scheduler CreateScheduleGroup.Name' },
   // Glue accepts almost anything up to 255; Athena needs lowercase, digits and `_` unquoted (src/spec/names.ts).
@@ -288,6 +290,9 @@ export function stageNames(scope: Scope, explicit: ExplicitNames = {}) {
     ruleRole: (logical: string) => name('iam-role', `rule-${logical}`),
     devicePolicy: (logical: string) => name('iot-policy', logical),
     deviceGroup: name('iot-thing-group', 'devices'),
+    provisioningTemplate: (logical: string) => name('iot-provisioning-template', logical),
+    provisioningRole: (logical: string) => name('iam-role', `prov-${logical}`),
+    claimPolicy: (logical: string) => name('iot-policy', `${logical}-claim`),
     rolePath: iamPath(scope),
   };
 }
@@ -508,6 +513,7 @@ export function arnOf(kind: ArnKind, place: ArnPlace, name: string, extra: ArnEx
     case 'iot-topic-rule': return at('iot', `rule/${name}`);
     case 'iot-policy': return at('iot', `policy/${name}`);
     case 'iot-thing-group': return at('iot', `thinggroup/${name}`);
+    case 'iot-provisioning-template': return at('iot', `provisioningtemplate/${name}`);
     case 'scheduler-schedule': return at('scheduler', `schedule/${need(extra.group, 'schedule group')}/${name}`);
     case 'scheduler-schedule-group': return at('scheduler', `schedule-group/${name}`);
     case 'glue-database': return at('glue', `database/${name}`);

@@ -10,6 +10,9 @@ import { compileTopicMatcher } from '../../iot/sql/topics.js';
 import { MAX_SESSION_EXPIRY_S, MAX_USER_PROPERTIES_BYTES, TOPIC_ALIAS_MAXIMUM, userPropertiesBytes } from '../../iot/mqtt5.js';
 import type { MqttProperties } from './ingress.js';
 import mqttPacket from 'mqtt-packet';
+import { ProvisioningError, provisioningRequest, type ProvisioningRequest } from '../../iot/provisioning.js';
+import type { FleetProvisioning } from './provisioning.js';
+import { encodeCbor } from '../../iot/cbor.js';
 
 /** AWS IoT Core refuses payloads over 128 KB. */
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -41,6 +44,8 @@ export interface BrokerOptions {
   /** TLS handshake, then CONNECT, each within this time (local.handshakeTimeoutMs). */
   handshakeTimeoutMs?: number;
   log?: (line: string) => void;
+  /** Serves the device provisioning MQTT API (fleet provisioning by claim) when set. */
+  provisioning?: FleetProvisioning;
 }
 
 interface Session {
@@ -175,6 +180,9 @@ export class Broker {
           return;
         }
         this.certificateIds.set(socket, cert.fingerprint256.replace(/:/g, '').toLowerCase());
+        // No Nagle: a request/response exchange (the provisioning MQTT API, a PUBACK awaited) otherwise waits on the
+        // peer's delayed ACK, ~40 ms a turn; writes of one tick are coalesced already (coalesceWrites).
+        socket.setNoDelay(true);
         this.accept(socket);
       },
     );
@@ -378,6 +386,16 @@ export class Broker {
     const topicProblem = publishTopicProblem(packet.topic);
     if (topicProblem) return deny(topicProblem.reason, topicProblem.message);
     const basicIngest = isBasicIngest(packet.topic);
+    const provisioning = session && this.opts.provisioning ? provisioningRequest(packet.topic) : undefined;
+    if (provisioning) {
+      if (!this.allowed(client, session!, 'iot:Publish', 'topic', packet.topic)) return deny('policyDenied', 'policy does not allow iot:Publish');
+      if (packet.qos === 2) return deny('qos2NotSupported', 'AWS IoT Core does not support QoS 2', REASON.qosNotSupported);
+      // A request to the service, not a message: never logged for the rules engine, never delivered (authorizeForward).
+      count(this.stats.publishesAccepted, 'provisioning');
+      cb(null);
+      this.provision(client, session!, provisioning, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), packet.topic);
+      return;
+    }
     if (packet.topic.startsWith('$') && !basicIngest) return deny('reservedTopic', 'topics starting with $ are reserved');
     if (basicIngest && !/^\$aws\/rules\/[^/]+/.test(packet.topic)) return deny('invalidTopic', 'a Basic Ingest topic names its rule: $aws/rules/<ruleName>/<topic>');
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
@@ -490,8 +508,44 @@ export class Broker {
     return undefined;
   }
 
+  /**
+   * One device provisioning MQTT API request: its answer goes to `<topic>/accepted` or `<topic>/rejected`, on this
+   * connection only ("through the same MQTT connection used to publish the API request"), and only when the
+   * client subscribed to it first, as AWS documents it.
+   */
+  private provision(client: Client, session: Session, request: ProvisioningRequest, payload: Buffer, topic: string): void {
+    this.opts
+      .provisioning!.handle(request, payload, { certificateId: session.certificateId, clientId: client.id })
+      .then(
+        (body) => ({ outcome: 'accepted', body }),
+        (e: Error) => {
+          if (!(e instanceof ProvisioningError)) this.log(`provisioning ${request.api} failed for ${client.id}: ${e.message}`);
+          const error = e instanceof ProvisioningError ? e : new ProvisioningError(500, 'InternalFailure', 'An internal error occurred');
+          return { outcome: 'rejected', body: error.payload() as Record<string, unknown> };
+        },
+      )
+      .then(({ outcome, body }) => {
+        // Refusals are peer-driven: a flood of them is summed up, as other refusals are.
+        if (outcome === 'accepted') this.log(`provisioning ${request.api} for ${client.id}: accepted`);
+        else this.throttled.log('provisioningRejected', `provisioning ${request.api} for ${client.id}: rejected (${String(body.errorCode)})`);
+        this.respond(client, session, `${topic}/${outcome}`, request.format === 'cbor' ? encodeCbor(body) : Buffer.from(JSON.stringify(body)));
+      })
+      // Never an unhandled rejection in the daemon.
+      .catch((e: Error) => this.log(`provisioning response to ${client.id} failed: ${e.message}`));
+  }
+
+  private respond(client: Client, session: Session, topic: string, payload: Buffer): void {
+    if (client.closed) return;
+    const subscriptions = (client as AedesClient).subscriptions as Record<string, { qos: number }>;
+    const qos = Object.entries(subscriptions).filter(([filter]) => compileTopicMatcher(filter)(topic)).map(([, s]) => Math.min(s.qos, 1));
+    if (!qos.length) return;
+    if (!this.allowed(client, session, 'iot:Receive', 'topic', topic)) return void count(this.stats.deliveriesDenied, 'policyDenied');
+    const packet = { cmd: 'publish', topic, payload, qos: Math.max(...qos), retain: false, dup: false } as PublishPacket;
+    client.publish(packet, (err) => err && this.log(`provisioning response to ${client.id} failed: ${err.message}`));
+  }
+
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
-    if (isBasicIngest(packet.topic)) return null;
+    if (isBasicIngest(packet.topic) || (this.opts.provisioning && provisioningRequest(packet.topic))) return null;
     const session = this.sessions.get(client);
     if (!session || packet.topic.startsWith('$SYS')) return session ? null : packet;
     if (session.shares && !this.sharedTurn(session.shares, client, packet)) return null;

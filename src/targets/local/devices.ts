@@ -1,5 +1,6 @@
-import type { AddCertificateInput, ConnectionEvidence, DeviceRegistryPort, DeviceDetails, DeviceSummary, Endpoint, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
+import type { AddCertificateInput, ClaimCertificate, ConnectionEvidence, DeployedProvisioningTemplate, DeviceRegistryPort, DeviceDetails, DeviceSummary, Endpoint, ProvisioningTemplateConfig, ProvisioningTemplateInput, RegisterDeviceInput, RegisteredDevice } from '../../ports.js';
 import type { CertificateView, RotationState } from '../../iot/certificates.js';
+import { claimPolicy, provisioningTemplateBody } from '../../iot/provisioning.js';
 import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import type { LocalCa } from './ca.js';
@@ -172,6 +173,48 @@ export class LocalDevices implements DeviceRegistryPort {
     return { deletedCertificates: certs.map((c) => c.id) };
   }
 
+  // ------------------------------------------------------------------ fleet provisioning
+
+  async templateConfig(input: ProvisioningTemplateInput): Promise<ProvisioningTemplateConfig> {
+    const templateBody = provisioningTemplateBody({ template: input.name, thingName: input.thingName, attributes: input.attributes }, { policy: input.policyName, thingType: input.thingType });
+    return { templateBody, description: input.description, enabled: input.enabled, ...(input.preProvisioningHook ? { preProvisioningHook: input.preProvisioningHook } : {}) };
+  }
+
+  async listTemplates(): Promise<DeployedProvisioningTemplate[]> {
+    return this.registry.listProvisioningTemplates().map((t) => ({
+      name: t.name,
+      config: { templateBody: t.body, description: t.description, enabled: t.enabled, ...(t.preProvisioningHook ? { preProvisioningHook: t.preProvisioningHook } : {}) },
+    }));
+  }
+
+  /** The broker reads templates from the registry at each RegisterThing: a running platform learns it at once. */
+  async putTemplate(input: ProvisioningTemplateInput): Promise<void> {
+    const config = await this.templateConfig(input);
+    this.registry.putProvisioningTemplate({ name: input.name, body: config.templateBody, description: config.description, enabled: config.enabled, preProvisioningHook: config.preProvisioningHook });
+  }
+
+  async deleteTemplate(name: string): Promise<void> {
+    this.registry.deleteProvisioningTemplate(name);
+  }
+
+  async issueClaimCertificate(input: ProvisioningTemplateInput): Promise<ClaimCertificate> {
+    const policyName = claimPolicyName(input.name);
+    const { pki, ca } = await this.loadPki();
+    const issued = await ca.issue({ thingName: policyName });
+    this.registry.transaction(() => {
+      this.registry.putPolicy(policyName, claimPolicy(input.name));
+      // No thing: a claim certificate stands for the factory, not for one device.
+      this.registry.addCertificate({ id: issued.certificateId, thingName: null, pem: issued.certPem, fingerprint: issued.fingerprint, status: 'ACTIVE', notAfter: issued.notAfter.getTime() });
+      this.registry.attachPolicy(policyName, issued.certificateId);
+    });
+    return { template: input.name, certificateId: issued.certificateId, certPem: issued.certPem, keyPem: issued.keyPem, caPem: pki.ca.certPem, policyName, endpoint: await this.endpoint() };
+  }
+
+  async revokeCertificate(certificateId: string): Promise<void> {
+    if (!this.registry.getCertificate(certificateId)) throw new UserError(`No certificate ${certificateId}.`, 'Give the certificate id `device claim-certificate` printed (64 hex characters).', 'CERTIFICATE_NOT_FOUND');
+    this.registry.setCertificateStatus(certificateId, 'REVOKED');
+  }
+
   private requireThing(thingName: string): void {
     if (!this.registry.getThing(thingName)) throw new UserError(`No thing named "${thingName}".`, 'List the registered devices with `iotctl device list`.', 'THING_NOT_FOUND');
   }
@@ -179,4 +222,9 @@ export class LocalDevices implements DeviceRegistryPort {
 
 function summary(t: { name: string; thingType: string; attributes: Record<string, string>; createdAt: number }, cert?: CertificateRecord): DeviceSummary {
   return { thingName: t.name, thingType: t.thingType, attributes: t.attributes, certificateId: cert?.id ?? null, certificateStatus: cert?.status ?? null, createdAt: new Date(t.createdAt).toISOString() };
+}
+
+/** The claim certificate's policy: one per template. */
+export function claimPolicyName(template: string): string {
+  return `${template}-claim`;
 }

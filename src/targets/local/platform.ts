@@ -7,6 +7,7 @@ import { IngressLog } from './ingress.js';
 import { LocalObjects } from './objects.js';
 import { ensurePki } from './pki.js';
 import { Registry } from './registry.js';
+import { FleetProvisioning } from './provisioning.js';
 import { RulesRuntime, type RulesRuntimeDeps } from './rules-runtime.js';
 import { RulesStore } from './rules-store.js';
 import { openStore, watchDataVersion, type Db } from './store.js';
@@ -117,6 +118,7 @@ export class LocalPlatform {
         maxConnections: spec.local.maxConnections,
         handshakeTimeoutMs: spec.local.handshakeTimeoutMs,
         log: this.log,
+        provisioning: this.fleetProvisioning(pki.ca),
       });
       const ports = await this.broker.start().catch((e: NodeJS.ErrnoException) => {
         const port = this.opts.mqttPort ?? spec.local.mqttPort;
@@ -158,6 +160,19 @@ export class LocalPlatform {
     this.maintenanceTimer.unref();
     this.log(`local platform up: mqtts://${spec.local.host}:${this.mqttPort}`);
     if (this.opts.publishInfo) this.publishInfo();
+  }
+
+  /** The provisioning MQTT API: certificates from the local CA (loaded on first use), hooks run by the function runner. */
+  private fleetProvisioning(caMaterial: { certPem: string; keyPem: string }): FleetProvisioning {
+    let ca: Promise<import('./ca.js').LocalCa> | undefined;
+    const loadCa = () => (ca ??= import('./ca.js').then((m) => m.LocalCa.load(caMaterial)));
+    return new FleetProvisioning(this.registry, loadCa, async (fn, event) => {
+      const runner = this.sinks.functions as { invoke?: (name: string, event: unknown) => Promise<{ functionError?: string; payload: unknown }> } | undefined;
+      if (!runner?.invoke) throw new Error('the function runner is not part of this platform');
+      const result = await runner.invoke(fn, event);
+      if (result.functionError) throw new Error(String((result.payload as { errorMessage?: string })?.errorMessage ?? 'function error'));
+      return result.payload;
+    });
   }
 
   /** Bounded storage: consumed ingress entries and old rule errors are deleted after their retention. */

@@ -12,7 +12,8 @@ export interface Thing {
   createdAt: number;
 }
 
-export type CertificateStatus = 'ACTIVE' | 'REVOKED' | 'INACTIVE';
+/** PENDING_ACTIVATION: made by the provisioning MQTT API, until RegisterThing activates it. */
+export type CertificateStatus = 'ACTIVE' | 'REVOKED' | 'INACTIVE' | 'PENDING_ACTIVATION';
 
 export interface CertificateRecord {
   id: string;
@@ -58,6 +59,11 @@ export class Registry {
       CREATE TABLE IF NOT EXISTS registry_rotations (
         thing_name TEXT PRIMARY KEY, old_certificate_id TEXT NOT NULL, new_certificate_id TEXT NOT NULL,
         started_at INTEGER NOT NULL, grace_until INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS registry_provisioning_templates (
+        name TEXT PRIMARY KEY, body TEXT NOT NULL, description TEXT NOT NULL, enabled INTEGER NOT NULL, hook TEXT, updated_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS registry_provisioning_tokens (
+        token TEXT PRIMARY KEY, certificate_id TEXT NOT NULL REFERENCES registry_certificates(id) ON DELETE CASCADE,
+        claim_certificate_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
     `);
     // Added with certificate rotation: a state made before has no such column.
     const columns = db.prepare('PRAGMA table_info(registry_certificates)').all() as { name: string }[];
@@ -166,6 +172,67 @@ export class Registry {
     ).map((r) => ({ name: r.name, document: JSON.parse(r.document) }));
   }
 
+  putProvisioningTemplate(t: ProvisioningTemplateRecord, now = Date.now()): void {
+    this.db
+      .prepare(
+        `INSERT INTO registry_provisioning_templates (name, body, description, enabled, hook, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET body = excluded.body, description = excluded.description, enabled = excluded.enabled, hook = excluded.hook, updated_at = excluded.updated_at`,
+      )
+      .run(t.name, JSON.stringify(t.body), t.description, t.enabled ? 1 : 0, t.preProvisioningHook ?? null, now);
+  }
+
+  getProvisioningTemplate(name: string): ProvisioningTemplateRecord | undefined {
+    return this.listProvisioningTemplates().find((t) => t.name === name);
+  }
+
+  listProvisioningTemplates(): ProvisioningTemplateRecord[] {
+    const rows = this.db.prepare('SELECT * FROM registry_provisioning_templates ORDER BY name').all() as { name: string; body: string; description: string; enabled: number; hook: string | null }[];
+    return rows.map((r) => ({ name: r.name, body: JSON.parse(r.body), description: r.description, enabled: r.enabled === 1, ...(r.hook ? { preProvisioningHook: r.hook } : {}) }));
+  }
+
+  deleteProvisioningTemplate(name: string): void {
+    this.db.prepare('DELETE FROM registry_provisioning_templates WHERE name = ?').run(name);
+  }
+
+  addOwnershipToken(token: string, certificateId: string, claimCertificateId: string, expiresAt: number): void {
+    this.db.prepare('INSERT INTO registry_provisioning_tokens (token, certificate_id, claim_certificate_id, expires_at) VALUES (?, ?, ?, ?)').run(token, certificateId, claimCertificateId, expiresAt);
+  }
+
+  /** Live ownership tokens (certificates waiting for RegisterThing) a claim certificate has asked for. */
+  pendingOf(claimCertificateId: string, now = Date.now()): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM registry_provisioning_tokens WHERE claim_certificate_id = ? AND expires_at > ?').get(claimCertificateId, now) as { n: number }).n;
+  }
+
+  /** The certificate a live ownership token stands for. */
+  ownershipToken(token: string, now = Date.now()): string | undefined {
+    const row = this.db.prepare('SELECT certificate_id FROM registry_provisioning_tokens WHERE token = ? AND expires_at > ?').get(token, now) as { certificate_id: string } | undefined;
+    return row?.certificate_id;
+  }
+
+  deleteOwnershipToken(token: string): void {
+    this.db.prepare('DELETE FROM registry_provisioning_tokens WHERE token = ?').run(token);
+  }
+
+  /**
+   * AWS deletes a certificate the provisioning API made when its token expires before RegisterThing activated it:
+   * expired tokens go, with their certificates still pending.
+   */
+  expireOwnershipTokens(now = Date.now()): number {
+    return this.transaction(() => {
+      const pending = this.db.prepare("DELETE FROM registry_certificates WHERE status = 'PENDING_ACTIVATION' AND id IN (SELECT certificate_id FROM registry_provisioning_tokens WHERE expires_at <= ?)").run(now).changes;
+      this.db.prepare('DELETE FROM registry_provisioning_tokens WHERE expires_at <= ?').run(now);
+      return pending;
+    });
+  }
+
+  setCertificateThing(id: string, thingName: string): void {
+    this.db.prepare('UPDATE registry_certificates SET thing_name = ? WHERE id = ?').run(thingName, id);
+  }
+
+  updateThingAttributes(name: string, attributes: Record<string, string>, thingType: string): void {
+    this.db.prepare('UPDATE registry_things SET attributes = ?, thing_type = ? WHERE name = ?').run(JSON.stringify(attributes), thingType, name);
+  }
+
   /** Everything the broker needs to authorize a connection presenting this certificate. */
   principal(certificateId: string): Principal | undefined {
     const certificate = this.getCertificate(certificateId);
@@ -176,6 +243,16 @@ export class Registry {
       policies: this.policiesOf(certificateId),
     };
   }
+}
+
+/** A provisioning template the broker's RegisterThing runs: AWS's template body. */
+export interface ProvisioningTemplateRecord {
+  name: string;
+  body: Record<string, unknown>;
+  description: string;
+  enabled: boolean;
+  /** A local function run before each device is provisioned. */
+  preProvisioningHook?: string;
 }
 
 interface ThingRow { name: string; thing_type: string; attributes: string; created_at: number }

@@ -1,0 +1,271 @@
+import type { DeployedProvisioningTemplate, ProvisioningTemplateConfig, ProvisioningTemplateInput } from '../../ports.js';
+import { provisioningTemplateBody } from '../../iot/provisioning.js';
+import { arnOf, ownershipByName, partitionOf, type StageNames } from './naming.js';
+import { claimOf, notOurs, ownerTagList, type Owner } from './ownership.js';
+import { isAwsError, type AwsClients } from './sdk.js';
+import { UserError } from '../../ui/errors.js';
+
+/**
+ * The provisioning role's permissions: what RegisterThing does with iotctl's template (thing in the stage's group,
+ * certificate activated, device policy attached), on those resources only. AWS's managed AWSIoTThingsRegistration
+ * allows these and more on every resource.
+ */
+export function provisioningRolePolicy(place: { region: string; account: string }, names: StageNames, policyName: string) {
+  const iot = (resource: string) => `arn:${partitionOf(place.region)}:iot:${place.region}:${place.account}:${resource}`;
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Action: ['iot:CreateThing', 'iot:DescribeThing', 'iot:UpdateThing', 'iot:AttachThingPrincipal', 'iot:ListThingPrincipals', 'iot:AddThingToThingGroup'], Resource: [iot('thing/*'), iot(`thinggroup/${names.deviceGroup}`)] },
+      { Effect: 'Allow', Action: ['iot:DescribeCertificate', 'iot:UpdateCertificate', 'iot:ListAttachedPolicies'], Resource: [iot('cert/*')] },
+      { Effect: 'Allow', Action: ['iot:GetPolicy', 'iot:AttachPolicy'], Resource: [iot(`policy/${names.devicePolicy(policyName)}`), iot('cert/*')] },
+      { Effect: 'Allow', Action: ['iot:DescribeThingType'], Resource: [iot('thingtype/*')] },
+    ],
+  };
+}
+
+/** Between attempts while a new role propagates (IOTCTL_ROLE_RETRY_MS: tests shorten it). */
+const ROLE_RETRY_MS = Number(process.env.IOTCTL_ROLE_RETRY_MS ?? 2000);
+
+/** IoT assumes the role for this template only (confused deputy: source account and template ARN). */
+export function provisioningTrustPolicy(place: { region: string; account: string }, physicalTemplate: string) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Service: 'iot.amazonaws.com' },
+        Action: 'sts:AssumeRole',
+        Condition: { StringEquals: { 'aws:SourceAccount': place.account }, ArnLike: { 'aws:SourceArn': arnOf('iot-provisioning-template', place, physicalTemplate) } },
+      },
+    ],
+  };
+}
+
+/** Provisioning templates on AWS IoT, with their roles: stage-scoped names, owned through tags. */
+export class AwsProvisioning {
+  constructor(
+    private readonly aws: AwsClients,
+    private readonly names: StageNames,
+    private readonly owner: Owner,
+  ) {}
+
+  private async place() {
+    return { region: await this.aws.region(), account: await this.aws.accountId() };
+  }
+
+  async templateConfig(input: ProvisioningTemplateInput): Promise<ProvisioningTemplateConfig> {
+    const place = await this.place();
+    const physical = this.names.provisioningTemplate(input.name);
+    const templateBody = provisioningTemplateBody(
+      { template: physical, thingName: input.thingName, attributes: input.attributes },
+      { policy: this.names.devicePolicy(input.policyName), thingType: input.thingType, thingGroups: [this.names.deviceGroup] },
+    );
+    return {
+      templateBody,
+      description: input.description,
+      enabled: input.enabled,
+      ...(input.preProvisioningHook ? { preProvisioningHook: arnOf('lambda-function', place, this.names.function(input.preProvisioningHook)) } : {}),
+      provisioningRole: arnOf('iam-role', place, this.names.provisioningRole(input.name), { path: this.names.rolePath }),
+    };
+  }
+
+  /**
+   * `declared`: the spec names a template. When it names none, templates are looked for only if a provisioning
+   * role of this stage exists (put() makes it before its template, delete() removes it after): one IAM call, and
+   * none to an IoT API an endpoint may lack (moto serves no provisioning templates).
+   */
+  async list(declared = true): Promise<DeployedProvisioningTemplate[]> {
+    if (!declared && !(await this.anyRole())) return [];
+    const { client, sdk } = await this.aws.get('iot');
+    const all: { templateName?: string; templateArn?: string }[] = [];
+    let nextToken: string | undefined;
+    do {
+      const out = await client.send(new sdk.ListProvisioningTemplatesCommand({ nextToken }), this.aws.sendOptions);
+      all.push(...(out.templates ?? []));
+      nextToken = out.nextToken;
+    } while (nextToken);
+    const found: DeployedProvisioningTemplate[] = [];
+    for (const t of all) {
+      const byName = ownershipByName('iot-provisioning-template', t.templateName!, this.names.scope);
+      if (byName.verdict === 'not-ours') continue;
+      const tags = await this.tags(t.templateArn!);
+      if (tags ? claimOf(tags, this.owner) !== 'owned' : byName.verdict !== 'ours') continue;
+      const logical = tags?.['iotctl:template'] ?? (byName.verdict === 'ours' ? byName.logical : undefined);
+      if (!logical) continue;
+      const d = await client.send(new sdk.DescribeProvisioningTemplateCommand({ templateName: t.templateName! }), this.aws.sendOptions);
+      found.push({
+        name: logical,
+        physicalName: t.templateName!,
+        config: {
+          templateBody: JSON.parse(d.templateBody ?? '{}'),
+          description: d.description ?? '',
+          enabled: d.enabled ?? false,
+          ...(d.preProvisioningHook?.targetArn ? { preProvisioningHook: d.preProvisioningHook.targetArn } : {}),
+          ...(d.provisioningRoleArn ? { provisioningRole: d.provisioningRoleArn } : {}),
+        },
+      });
+    }
+    return found;
+  }
+
+  private async anyRole(): Promise<boolean> {
+    const { client, sdk } = await this.aws.get('iam');
+    let Marker: string | undefined;
+    do {
+      const out = await client.send(new sdk.ListRolesCommand({ PathPrefix: this.names.rolePath, Marker }), this.aws.sendOptions);
+      if ((out.Roles ?? []).some((r) => r.RoleName?.includes('--prov-'))) return true;
+      Marker = out.IsTruncated ? out.Marker : undefined;
+    } while (Marker);
+    return false;
+  }
+
+  private async tags(arn: string): Promise<Record<string, string> | undefined> {
+    const { client, sdk } = await this.aws.get('iot');
+    try {
+      const out = await client.send(new sdk.ListTagsForResourceCommand({ resourceArn: arn }), this.aws.sendOptions);
+      return Object.fromEntries((out.tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The role first (IoT checks it can pass it), then the template: created, or its body as a new default version. */
+  async put(input: ProvisioningTemplateInput, config: ProvisioningTemplateConfig, current?: ProvisioningTemplateConfig): Promise<void> {
+    const place = await this.place();
+    const physical = this.names.provisioningTemplate(input.name);
+    if (!current) {
+      // list() leaves out a template of this name that another project or stage owns: refused, never taken over.
+      const foreign = await this.tags(arnOf('iot-provisioning-template', place, physical));
+      if (foreign && Object.keys(foreign).length) throw notOurs('provisioning template', physical, foreign, this.owner);
+    }
+    const createdRole = await this.ensureRole(input, place, physical);
+    if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, physical);
+    const { client, sdk } = await this.aws.get('iot');
+    const hook = config.preProvisioningHook ? { targetArn: config.preProvisioningHook, payloadVersion: '2020-04-01' } : undefined;
+    if (!current) {
+      await this.whileRolePropagates(createdRole, () => client.send(
+        new sdk.CreateProvisioningTemplateCommand({
+          templateName: physical,
+          description: config.description,
+          templateBody: JSON.stringify(config.templateBody),
+          enabled: config.enabled,
+          provisioningRoleArn: config.provisioningRole,
+          ...(hook ? { preProvisioningHook: hook } : {}),
+          type: 'FLEET_PROVISIONING',
+          tags: [...ownerTagList(this.owner), { Key: 'iotctl:template', Value: input.name }],
+        }),
+        this.aws.sendOptions,
+      )).catch((error) => {
+        if (isAwsError(error, 'ResourceAlreadyExistsException')) throw notOurs('provisioning template', physical, {}, this.owner);
+        throw error;
+      });
+      return;
+    }
+    if (JSON.stringify(current.templateBody) !== JSON.stringify(config.templateBody)) {
+      await this.pruneVersions(physical);
+      await client.send(new sdk.CreateProvisioningTemplateVersionCommand({ templateName: physical, templateBody: JSON.stringify(config.templateBody), setAsDefault: true }), this.aws.sendOptions);
+    }
+    await this.whileRolePropagates(createdRole, () => client.send(
+      new sdk.UpdateProvisioningTemplateCommand({
+        templateName: physical,
+        description: config.description,
+        enabled: config.enabled,
+        provisioningRoleArn: config.provisioningRole,
+        ...(hook ? { preProvisioningHook: hook } : { removePreProvisioningHook: Boolean(current.preProvisioningHook) }),
+      }),
+      this.aws.sendOptions,
+    ));
+  }
+
+  /** A new IAM role takes a few seconds before IoT may pass it: the call is retried meanwhile (as for topic rules). */
+  private async whileRolePropagates(createdRole: boolean, call: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await call();
+        return;
+      } catch (error) {
+        const propagating = createdRole && isAwsError(error, 'InvalidRequestException') && /role|assume/i.test(error.message);
+        if (!propagating || attempt >= 8) throw error;
+        await new Promise((r) => setTimeout(r, ROLE_RETRY_MS));
+      }
+    }
+  }
+
+  /** IoT invokes the hook only when the function's resource policy allows this template (its ARN, this account). */
+  private async allowHookInvoke(fn: string, place: { region: string; account: string }, physicalTemplate: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('lambda');
+    try {
+      await client.send(
+        new sdk.AddPermissionCommand({
+          FunctionName: this.names.function(fn),
+          StatementId: `iotctl-provisioning-${physicalTemplate}`,
+          Action: 'lambda:InvokeFunction',
+          Principal: 'iot.amazonaws.com',
+          SourceAccount: place.account,
+          SourceArn: arnOf('iot-provisioning-template', place, physicalTemplate),
+        }),
+        this.aws.sendOptions,
+      );
+    } catch (error) {
+      if (isAwsError(error, 'ResourceConflictException')) return; // already allowed
+      if (isAwsError(error, 'ResourceNotFoundException')) {
+        throw new UserError(`The pre-provisioning hook "${fn}" (${this.names.function(fn)} on AWS) does not exist.`, 'Deploy it first (`iotctl apply` deploys functions before the template), or fix devices.provisioning.preProvisioningHook.', 'FUNCTION_NOT_FOUND');
+      }
+      throw error;
+    }
+  }
+
+  /** AWS keeps at most 5 versions of a template: the oldest non-default one goes first. */
+  private async pruneVersions(physical: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('iot');
+    const out = await client.send(new sdk.ListProvisioningTemplateVersionsCommand({ templateName: physical }), this.aws.sendOptions);
+    const versions = out.versions ?? [];
+    if (versions.length < 5) return;
+    const oldest = versions.filter((v) => !v.isDefaultVersion).sort((a, b) => (a.versionId ?? 0) - (b.versionId ?? 0))[0];
+    if (oldest) await client.send(new sdk.DeleteProvisioningTemplateVersionCommand({ templateName: physical, versionId: oldest.versionId! }), this.aws.sendOptions);
+  }
+
+  /** True when the role is new. */
+  private async ensureRole(input: ProvisioningTemplateInput, place: { region: string; account: string }, physical: string): Promise<boolean> {
+    let created = true;
+    const { client, sdk } = await this.aws.get('iam');
+    const RoleName = this.names.provisioningRole(input.name);
+    try {
+      await client.send(
+        new sdk.CreateRoleCommand({
+          RoleName,
+          Path: this.names.rolePath,
+          AssumeRolePolicyDocument: JSON.stringify(provisioningTrustPolicy(place, physical)),
+          Description: `iotctl: fleet provisioning template ${physical}`,
+          Tags: [...ownerTagList(this.owner), { Key: 'iotctl:template', Value: input.name }],
+        }),
+        this.aws.sendOptions,
+      );
+    } catch (error) {
+      if (!isAwsError(error, 'EntityAlreadyExists', 'EntityAlreadyExistsException')) throw error;
+      created = false;
+      const role = await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions);
+      const tags = Object.fromEntries((role.Role?.Tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
+      if (claimOf(tags, this.owner) !== 'owned' || tags['iotctl:template'] !== input.name) throw new Error(`IAM role ${RoleName} exists and is not this stage's provisioning role`);
+    }
+    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: 'fleet-provisioning', PolicyDocument: JSON.stringify(provisioningRolePolicy(place, this.names, input.policyName)) }), this.aws.sendOptions);
+    return created;
+  }
+
+  async delete(name: string, physical = this.names.provisioningTemplate(name)): Promise<void> {
+    const iot = await this.aws.get('iot');
+    try {
+      await iot.client.send(new iot.sdk.DeleteProvisioningTemplateCommand({ templateName: physical }), this.aws.sendOptions);
+    } catch (error) {
+      if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
+    }
+    const { client, sdk } = await this.aws.get('iam');
+    const RoleName = this.names.provisioningRole(name);
+    try {
+      await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName: 'fleet-provisioning' }), this.aws.sendOptions);
+      await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
+    } catch (error) {
+      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+    }
+  }
+}
