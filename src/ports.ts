@@ -123,8 +123,11 @@ export interface RuleErrorRecord {
 }
 
 export interface RuleErrorsPort {
-  /** Newest first. On AWS: the errorAction's CloudWatch Logs group, when the rule has one. */
-  list(opts: { rule?: string; limit?: number }): Promise<RuleErrorRecord[]>;
+  /**
+   * Newest first. On AWS: the errorAction's CloudWatch Logs group, when the rule has one. `since` (epoch ms):
+   * nothing older is needed (aws reads only from then on; the local store may return older ones too).
+   */
+  list(opts: { rule?: string; limit?: number; since?: number }): Promise<RuleErrorRecord[]>;
 }
 
 // ---------------------------------------------------------------- stream
@@ -550,6 +553,11 @@ export interface AnalyticsPort {
    * the deadline. Optional: a target without it reports the lake stage as skipped.
    */
   trace?(find: { field: string; value: string }, opts: { since: number; deadline: number; signal?: AbortSignal }): Promise<LakeTrace | undefined>;
+  /**
+   * `iotctl check`: how long the lake stage may take for a message on `channel`, and why (aws: Firehose's buffer
+   * interval, read from the delivery streams, plus `graceMs` to deliver). Absent or undefined: the check's --timeout.
+   */
+  traceTimeout?(channel: string, opts?: { graceMs?: number }): Promise<{ ms: number; reason: string } | undefined>;
   /** aws only: move the analytics section off IoT Analytics to the datalake engine (see AnalyticsMigration). */
   migrate(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration>;
 }

@@ -8,11 +8,11 @@ import type { Spec } from '../spec/schema.js';
  * the per-stage percentiles of `--watch`.
  */
 
-export type StageKind = 'broker' | 'rule' | 'stream' | 'function' | 'lake';
-export const STAGE_KINDS: readonly StageKind[] = ['broker', 'rule', 'stream', 'function', 'lake'];
+export type StageKind = 'broker' | 'rule' | 'stream' | 'function' | 'lake' | 'athena';
+export const STAGE_KINDS: readonly StageKind[] = ['broker', 'rule', 'stream', 'function', 'lake', 'athena'];
 
 export interface StagePlan {
-  /** `broker`, `rule <name>`, `stream <name>`, `function <name>`, `lake <channel>`. */
+  /** `broker`, `rule <name>`, `stream <name>`, `function <name>`, `lake <channel>`, `athena <datastore>`. */
   id: string;
   kind: StageKind;
   name: string;
@@ -24,6 +24,8 @@ export interface StagePlan {
   /** function: the stream its event source reads. lake: the pipelines reading the channel, with their datastores. */
   stream?: string;
   pipelines?: { pipeline: string; datastore: string }[];
+  /** athena: the channel whose lake stage stores the row in this datastore. */
+  channel?: string;
 }
 
 export interface CheckPlan {
@@ -32,7 +34,7 @@ export interface CheckPlan {
 }
 
 /** The stage graph of a message on `topic`, in the order the stages are reported. */
-export function planCheck(spec: Spec, topic: string): CheckPlan {
+export function planCheck(spec: Spec, topic: string, opts: { athena?: boolean } = {}): CheckPlan {
   const stages: StagePlan[] = [{ id: 'broker', kind: 'broker', name: 'broker', after: [] }];
   const rules = spec.rules.filter((r) => {
     try {
@@ -60,6 +62,11 @@ export function planCheck(spec: Spec, topic: string): CheckPlan {
     const pipelines = spec.analytics.pipelines.filter((p) => p.channel === channel).map((p) => ({ pipeline: p.name, datastore: p.datastore }));
     stages.push({ id: `lake ${channel}`, kind: 'lake', name: channel, after: unique(after), pipelines });
   }
+  // --athena: each datastore's table, queried once the lake stage saw the row in its files.
+  if (opts.athena)
+    for (const lake of stages.filter((s) => s.kind === 'lake'))
+      for (const datastore of unique((lake.pipelines ?? []).map((p) => p.datastore)))
+        if (!stages.some((s) => s.id === `athena ${datastore}`)) stages.push({ id: `athena ${datastore}`, kind: 'athena', name: datastore, after: [lake.id], channel: lake.name });
   return { topic, stages };
 }
 
