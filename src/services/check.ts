@@ -463,7 +463,8 @@ async function observeAthena(target: Target, s: StagePlan, checkId: string, o: {
   try {
     const tables = await target.lake.tables();
     // Locally the catalog marks datastores; Athena's Glue tables are plain tables of the stage's database.
-    const named = tables.filter((t) => t.kind !== 'channel' && (t.table === s.name || t.table === athenaName(s.name)));
+    const bare = (t: string) => t.slice(t.lastIndexOf('.') + 1);
+    const named = tables.filter((t) => t.kind !== 'channel' && [s.name, athenaName(s.name)].includes(bare(t.table)));
     const table = named.find((t) => t.kind === 'datastore') ?? named[0];
     if (!table) return fail(`no table of datastore ${s.name} in the lake's catalog (${tables.map((t) => t.table).join(', ') || 'none'})`);
     // Only the days since the publish, where the table is partitioned by day: Athena bills the bytes it scans.

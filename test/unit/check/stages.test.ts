@@ -28,6 +28,15 @@ analytics:
   'iotctl.yaml',
 ).spec;
 
+test('--athena: one table stage per datastore, after the lake stage of the channel that fills it; none without the flag', () => {
+  const plan = planCheck(seed, TOPIC, { athena: true });
+  assert.equal(plan.stages.at(-1), { id: 'athena telemetry_store', kind: 'athena', name: 'telemetry_store', after: ['lake telemetry_raw'], channel: 'telemetry_raw' });
+  assert.not.ok(planCheck(seed, TOPIC).stages.some((s) => s.kind === 'athena'));
+  // The lake failing leaves the table "not reached".
+  const results = settle(plan, new Map<string, Observation>([['lake telemetry_raw', { status: 'failed', ms: null, detail: 'not flushed' }], ['broker', { status: 'passed', ms: 1, detail: '' }], ['rule telemetry_to_lake', { status: 'passed', ms: 1, detail: '' }]]), new Set(), 1000);
+  assert.equal(results.at(-1), { stage: 'athena telemetry_store', status: 'not reached', ms: null, detail: 'lake telemetry_raw did not pass' });
+});
+
 test('the seed spec: broker, both rules, the stream, the ingest function, the lake channel with its datastore', () => {
   const plan = planCheck(seed, TOPIC);
   assert.equal(
