@@ -70,6 +70,27 @@ export function planCheck(spec: Spec, topic: string, opts: { athena?: boolean } 
   return { topic, stages };
 }
 
+/** The canary message: a unique check_id and the marker datasets and `query recent` leave out. */
+export function canaryPayload(checkId: string, now = Date.now()): Record<string, unknown> {
+  return { check_id: checkId, iotctl_check: true, sent_at: now };
+}
+
+/** CloudWatch metrics of one check (`iotctl check --schedule`): per stage latency and success, and the check's own success. */
+export function checkMetrics(results: readonly StageResult[], ok: boolean, scope: { project: string; stage: string }, at: Date): { MetricName: string; Dimensions: { Name: string; Value: string }[]; Value: number; Unit: 'Milliseconds' | 'Count'; Timestamp: Date }[] {
+  const dims = (step: string) => [
+    { Name: 'Project', Value: scope.project },
+    { Name: 'Stage', Value: scope.stage },
+    { Name: 'Step', Value: step },
+  ];
+  const out: ReturnType<typeof checkMetrics> = [{ MetricName: 'Success', Dimensions: dims('all'), Value: ok ? 1 : 0, Unit: 'Count', Timestamp: at }];
+  for (const r of results) {
+    if (r.status === 'skipped') continue;
+    out.push({ MetricName: 'Success', Dimensions: dims(r.stage), Value: r.status === 'passed' ? 1 : 0, Unit: 'Count', Timestamp: at });
+    if (r.status === 'passed' && r.ms !== null) out.push({ MetricName: 'Latency', Dimensions: dims(r.stage), Value: r.ms, Unit: 'Milliseconds', Timestamp: at });
+  }
+  return out;
+}
+
 export type StageStatus = 'passed' | 'failed' | 'skipped' | 'not reached';
 
 export interface StageResult {

@@ -7,7 +7,7 @@ import type { Spec } from '../spec/schema.js';
 import { evaluatePolicies, iotArn } from '../iot/policy/index.js';
 import { athenaName } from '../spec/names.js';
 import { UserError } from '../ui/errors.js';
-import { blocked, checkPassed, formatMs, planCheck, settle, type CheckPlan, type Observation, type StageKind, type StagePlan, type StageResult } from './check-stages.js';
+import { blocked, canaryPayload, checkPassed, formatMs, planCheck, settle, type CheckPlan, type Observation, type StageKind, type StagePlan, type StageResult } from './check-stages.js';
 import { deviceTopics, ensureDevicePolicy, registerDevice } from './devices.js';
 import { connectDevice, disconnect, readCredentials, type DeviceCredentials } from './publish.js';
 
@@ -83,9 +83,7 @@ export async function ensureCanary(target: Target, spec: Spec, stage: string, st
   return readCredentials(dir, name);
 }
 
-export function canaryPayload(checkId: string, now = Date.now()): Record<string, unknown> {
-  return { check_id: checkId, iotctl_check: true, sent_at: now };
-}
+export { canaryPayload };
 
 /** How often observers look: the local platform is in this process's reach; AWS calls cost a round trip and count against quotas. */
 interface Cadence {
