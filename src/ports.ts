@@ -582,6 +582,43 @@ export interface AnalyticsMigration {
   deleteCommands: string[];
 }
 
+// ---------------------------------------------------------------- the scheduled check (aws)
+
+/** `iotctl check --schedule`: what the check function follows (stages as check-stages.ts plans them). */
+export interface ScheduledCheckDeployment {
+  /** EventBridge Scheduler expression, e.g. rate(5 minutes). */
+  expression: string;
+  /** The canary's telemetry topic (the function may publish there only). */
+  topic: string;
+  timeoutMs: number;
+  /** The planned stages; a stream stage carries its name on the target (`physical`). */
+  stages: { id: string; kind: string; name: string; after: string[]; streams?: string[]; channels?: string[]; stream?: string; physical?: string }[];
+  /** The database's network, when the function must run in it (the ingest function's). */
+  vpc?: VpcConfig;
+}
+
+export interface ScheduledCheckChange {
+  resource: 'function' | 'role' | 'schedule';
+  name: string;
+  result: 'created' | 'updated' | 'unchanged' | 'deleted';
+}
+
+export interface ScheduledCheckLast {
+  schedule: string;
+  function: string;
+  /** The CloudWatch namespace of its metrics. */
+  namespace: string;
+  /** The last run's result, when one ran in the last day. */
+  last?: { at: string; checkId: string; ok: boolean; totalMs: number; stages: { stage: string; status: string; ms: number | null; detail: string }[] };
+}
+
+export interface ScheduledCheckPort {
+  apply(d: ScheduledCheckDeployment, progress?: (step: string) => void): Promise<ScheduledCheckChange[]>;
+  remove(): Promise<ScheduledCheckChange[]>;
+  /** Undefined when no scheduled check is deployed. */
+  last(): Promise<ScheduledCheckLast | undefined>;
+}
+
 // ---------------------------------------------------------------- the target: every port
 
 export interface Target {
@@ -594,6 +631,8 @@ export interface Target {
   database: DatabasePort;
   lake: LakeQueryPort;
   analytics: AnalyticsPort;
+  /** aws only: the check as a scheduled function in the account (`iotctl check --schedule`). */
+  scheduledCheck?: ScheduledCheckPort;
   /** Whether what is deployed runs now: the local platform is up (always true on AWS). */
   running(): boolean;
   /** The name a logical resource has on the target (aws: scoped by project and stage); absent: the logical name. */

@@ -2,11 +2,15 @@ import { BaseCommand, Flags } from '../base-command.js';
 import { parseDuration } from '../db/duration.js';
 import { formatMs, STAGE_KINDS, summarizeRounds, type StageKind, type StageResult, type StageSummary } from '../services/check-stages.js';
 import type { CheckReport } from '../services/check.js';
+import type { ScheduledCheckChange } from '../ports.js';
 import { withTarget } from '../targets/index.js';
 import { info, printTable } from '../ui/output.js';
 import { liveStages, stepsMode } from '../ui/tasks.js';
 
-type CheckResult = { stages: StageResult[]; ok: boolean; checkId: string; canary: string; totalMs: number; overheadMs: number } | { rounds: number; ok: boolean; summary: StageSummary[] };
+type CheckResult =
+  | { stages: StageResult[]; ok: boolean; checkId: string; canary: string; totalMs: number; overheadMs: number }
+  | { rounds: number; ok: boolean; summary: StageSummary[] }
+  | { schedule: string; changes: ScheduledCheckChange[] };
 
 export default class Check extends BaseCommand<typeof Check> {
   static override summary = 'Publish one canary message and follow it through every stage of the pipeline, with the time of each hop.';
@@ -20,12 +24,17 @@ export default class Check extends BaseCommand<typeof Check> {
     '<%= config.bin %> check --skip lake --timeout 30s --json',
     '<%= config.bin %> check --watch 5m',
     '<%= config.bin %> check --target aws --athena',
+    "<%= config.bin %> check --target aws --schedule 'rate(5 minutes)'",
+    '<%= config.bin %> check --target aws --schedule off',
   ];
   static override flags = {
     timeout: Flags.string({ description: 'How long to wait for every stage.', default: '2m' }),
     skip: Flags.string({ description: 'Stages not to check (repeatable).', options: STAGE_KINDS.filter((k) => k !== 'broker'), multiple: true }),
     watch: Flags.string({ description: 'Repeat the check at this interval (e.g. 5m), one line per round, then p50/p95 per stage; Ctrl-C stops.' }),
     rounds: Flags.integer({ description: 'With --watch: stop after this many rounds.', min: 1 }),
+    schedule: Flags.string({
+      description: "aws: deploy the check as a function in the account on this EventBridge Scheduler expression (e.g. 'rate(5 minutes)'), with its per-stage latency and success as CloudWatch metrics (namespace iotctl/check); `off` removes it. `iotctl status` shows its last result.",
+    }),
     athena: Flags.boolean({ description: "Also query each datastore's table for the row (Athena on aws, DuckDB locally).", default: false }),
   };
 
@@ -33,7 +42,20 @@ export default class Check extends BaseCommand<typeof Check> {
     const timeoutMs = parseDuration(this.flags.timeout, '--timeout');
     const skip = new Set((this.flags.skip ?? []) as StageKind[]);
     const ctx = { spec: this.ctx.spec.spec, stage: this.ctx.stage, stateDir: this.ctx.paths.stateDir };
-    const { runCheck } = await import('../services/check.js');
+    const { runCheck, scheduleCheck } = await import('../services/check.js');
+    if (this.flags.schedule !== undefined) {
+      const expression = this.flags.schedule;
+      const out = await withTarget(this.ctx, (target) => scheduleCheck(target, ctx, { expression, timeoutMs: Math.min(timeoutMs, 840_000), progress: (step) => info(`${step}...`) }));
+      if (!this.jsonEnabled()) {
+        await printTable(out.changes, [
+          { header: 'resource', get: (c) => c.resource },
+          { header: 'name', get: (c) => c.name },
+          { header: 'result', get: (c) => c.result },
+        ]);
+        info(expression === 'off' ? (out.changes.length ? 'The scheduled check is removed.' : 'No scheduled check was deployed.') : `The check runs on ${expression}; \`iotctl status\` shows its last result, CloudWatch namespace iotctl/check its metrics.`);
+      }
+      return out;
+    }
     const common = { timeoutMs, skip, athena: this.flags.athena, onNote: (text: string) => info(text) };
     if (this.flags.watch !== undefined) return this.watch(parseDuration(this.flags.watch, '--watch'), (target) => runCheck(target, ctx, common));
 

@@ -1,7 +1,8 @@
 import { BaseCommand } from '../base-command.js';
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
-import { printTable } from '../ui/output.js';
+import { info, printTable } from '../ui/output.js';
+import type { ScheduledCheckLast } from '../ports.js';
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show what iotctl.yaml declares next to what exists on the target, per resource, with drift marked.';
@@ -10,9 +11,9 @@ export default class Status extends BaseCommand<typeof Status> {
     '`iotctl apply` replaces it); "not in spec" (on the target only: `iotctl apply --prune` deletes it). Exits 0 whatever the state.';
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --target aws --json'];
 
-  async run(): Promise<{ target: string; resources: ResourceStatus[] }> {
+  async run(): Promise<{ target: string; resources: ResourceStatus[]; scheduledCheck?: ScheduledCheckLast }> {
     return withTarget(this.ctx, async (target) => {
-      const resources = await resourceStatus(this.ctx, target);
+      const [resources, scheduledCheck] = await Promise.all([resourceStatus(this.ctx, target), target.scheduledCheck?.last()]);
       if (!this.jsonEnabled()) {
         const drifted = resources.filter((r) => r.state !== 'in sync').length;
         await printTable(
@@ -28,7 +29,8 @@ export default class Status extends BaseCommand<typeof Status> {
           { title: `Target ${target.name}`, footer: drifted ? `${drifted} resource(s) differ from iotctl.yaml: \`iotctl apply --dry-run\` shows the plan.` : 'Every resource matches iotctl.yaml.' },
         );
       }
-      return { target: target.name, resources };
+      if (scheduledCheck && !this.jsonEnabled()) info(scheduledCheckLine(scheduledCheck));
+      return { target: target.name, resources, ...(scheduledCheck ? { scheduledCheck } : {}) };
     });
   }
 }
@@ -36,4 +38,12 @@ export default class Status extends BaseCommand<typeof Status> {
 function short(v: unknown): string {
   const s = v === undefined ? '(unset)' : JSON.stringify(v);
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+/** `iotctl check --schedule`'s last run, on one line. */
+function scheduledCheckLine(c: ScheduledCheckLast): string {
+  const head = `Scheduled check (${c.schedule}, function ${c.function}, metrics ${c.namespace})`;
+  if (!c.last) return `${head}: no run in the last day.`;
+  const stages = c.last.stages.map((s) => `${s.stage} ${s.status === 'passed' && s.ms !== null ? `${s.ms} ms` : s.status}`).join(' · ');
+  return `${head}: last run ${c.last.at} ${c.last.ok ? 'passed' : 'FAILED'}: ${stages}`;
 }

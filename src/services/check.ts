@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import type { Endpoint, EventSourceMappingInfo, Target } from '../ports.js';
+import type { Endpoint, EventSourceMappingInfo, ScheduledCheckChange, Target } from '../ports.js';
+import { parseSchedule } from '../iot/pipeline/schedule.js';
 import type { Spec } from '../spec/schema.js';
 import { evaluatePolicies, iotArn } from '../iot/policy/index.js';
 import { athenaName } from '../spec/names.js';
@@ -501,4 +502,37 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * `iotctl check --schedule <expression>` (aws): the check as a scheduled function in the account, following the
+ * stages the spec plans for the canary's topic (the lake left out). `off` removes it.
+ */
+export async function scheduleCheck(
+  target: Target,
+  ctx: { spec: Spec; stage: string; stateDir: string },
+  opts: { expression: string; timeoutMs: number; progress?: (step: string) => void },
+): Promise<{ schedule: string; changes: ScheduledCheckChange[] }> {
+  if (!target.scheduledCheck)
+    throw new UserError(
+      `--schedule deploys the check as a function in the AWS account; the ${target.name} target has no scheduler for it.`,
+      'Run it on aws (--target aws), or repeat the check here with --watch 5m.',
+      'TARGET_UNAVAILABLE',
+    );
+  if (opts.expression === 'off') return { schedule: 'off', changes: await target.scheduledCheck.remove() };
+  try {
+    parseSchedule(opts.expression);
+  } catch (e) {
+    throw new UserError(`--schedule ${opts.expression}: ${(e as Error).message}`, "Give an EventBridge Scheduler expression such as 'rate(5 minutes)' or 'cron(0/10 * * * ? *)', or off to remove the scheduled check.", 'BAD_FLAG');
+  }
+  const { spec } = ctx;
+  // The canary thing is registered as for an interactive check: rules and enrichment see a real device.
+  const creds = await ensureCanary(target, spec, ctx.stage, ctx.stateDir);
+  const topic = deviceTopics(spec, creds.thingName).telemetry;
+  const plan = planCheck(spec, topic);
+  const stages = plan.stages.map((s) => (s.kind === 'stream' ? { ...s, physical: target.physicalName?.('stream', s.name) ?? s.name } : s));
+  // The check reads the database from where the functions that write it run.
+  const vpc = spec.functions.find((f) => plan.stages.some((s) => s.kind === 'function' && s.name === f.name) && f.vpc)?.vpc;
+  const changes = await target.scheduledCheck.apply({ expression: opts.expression, topic, timeoutMs: opts.timeoutMs, stages, ...(vpc ? { vpc } : {}) }, opts.progress);
+  return { schedule: opts.expression, changes };
 }

@@ -158,7 +158,8 @@ export class AwsFunctions implements FunctionsPort {
       const name = t.config.FunctionName!;
       const logical = declared.get(name);
       // The analytics engine's transform functions are its own section's business.
-      if (t.tags[ANALYTICS_TAG] && logical === undefined) continue;
+      // So is the scheduled check's function (check-schedule.ts).
+      if ((t.tags[ANALYTICS_TAG] || t.tags['iotctl:check']) && logical === undefined) continue;
       if (logical !== undefined) {
         const claim = assertClaimable('Lambda function', name, t.tags, this.owner);
         mine.push({ ...t, logical, ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });
