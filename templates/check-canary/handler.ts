@@ -34,11 +34,13 @@ export async function handler(): Promise<ScheduledCheckResult> {
   const deadline = () => Date.now() >= t0 + timeoutMs;
   let t0 = Date.now();
 
-  const [{ KinesisClient, ListShardsCommand, GetShardIteratorCommand, GetRecordsCommand }, { IoTDataPlaneClient, PublishCommand }] = await Promise.all([
+  const [{ KinesisClient, ListShardsCommand, GetShardIteratorCommand, GetRecordsCommand }, { IoTDataPlaneClient, PublishCommand }, { NodeHttpHandler }] = await Promise.all([
     import('@aws-sdk/client-kinesis'),
     import('@aws-sdk/client-iot-data-plane'),
+    import('@smithy/node-http-handler'),
   ]);
-  const kinesis = new KinesisClient({});
+  // HTTP/1.1: the Kinesis client's HTTP/2 is for SubscribeToShard only, and breaks on endpoints without it.
+  const kinesis = new KinesisClient({ requestHandler: new NodeHttpHandler() });
   // Every open shard's iterator, taken before the publish: the record cannot slip past.
   const streams = stages.filter((s) => s.kind === 'stream');
   const iterators = new Map<string, { shardId: string; iterator: string }[]>();

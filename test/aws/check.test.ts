@@ -18,7 +18,8 @@ import { Context } from '../../src/context.js';
 import { openTarget } from '../../src/targets/index.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { stageNames, stageDatalakeNames } from '../../src/targets/aws/naming.js';
-import { runCheck, type CanaryConnector, type CheckReport, type CheckOptions } from '../../src/services/check.js';
+import { runCheck, scheduleCheck, type CanaryConnector, type CheckReport, type CheckOptions } from '../../src/services/check.js';
+import { checkNames } from '../../src/targets/aws/check-schedule.js';
 
 const ACCOUNT = '123456789012';
 const REGION = 'us-east-1';
@@ -323,6 +324,135 @@ test('the lake has not flushed within its time-out (the buffer interval read bac
   assert.is(statuses(r)['lake telemetry_raw'], 'failed', explain(r));
   assert.match(detail(r, 'lake telemetry_raw'), /has not flushed it to channel telemetry_raw within its time-out of 1\.5 s \(delivery stream .* buffers 1 s \(DescribeDeliveryStream\)/);
   assert.is(statuses(r)['rule telemetry_to_lake'], 'passed', 'no rule error: the rule itself did its part');
+});
+
+test('--schedule on aws: the check function, its role, a schedule and its role; applied again, nothing changes', async () => {
+  const ctx = new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir });
+  const target = await openTarget(ctx);
+  const checkCtx = { spec: project.spec, stage: 'default', stateDir: join(project.stateDir, 'stages', 'default') };
+  try {
+    const first = await scheduleCheck(target, checkCtx, { expression: 'rate(5 minutes)', timeoutMs: 60_000 });
+    assert.equal(first.changes.map((c) => `${c.resource} ${c.result}`), ['role created', 'function created', 'role created', 'schedule created']);
+    const n = checkNames({ project: 'ck', stage: 'default' });
+    assert.is(n.function, 'iotctl-ck-default--iotctl-check');
+
+    const lambda = await aws.get('lambda');
+    const fn = await lambda.client.send(new lambda.sdk.GetFunctionCommand({ FunctionName: n.function }));
+    const vars = fn.Configuration!.Environment!.Variables!;
+    assert.is(vars.CANARY_TOPIC, 'dt/ck/ck-default-canary/telemetry');
+    assert.is(vars.METRIC_NAMESPACE, 'iotctl/check');
+    assert.match(vars.DATABASE_SECRET_ARN!, /^arn:aws:secretsmanager:us-east-1:123456789012:secret:iotctl\/ck\/database/);
+    assert.not.ok('DATABASE_URL' in vars, 'no database URL in the environment');
+    assert.equal((JSON.parse(vars.CHECK_PLAN!) as { id: string; physical?: string }[]).find((s) => s.id === 'stream telemetry')?.physical, STREAM);
+    assert.equal({ check: fn.Tags!['iotctl:check'], project: fn.Tags!['iotctl:project'], stage: fn.Tags!['iotctl:stage'] }, { check: 'true', project: 'ck', stage: 'default' });
+
+    // Least privilege: publish on the canary's topic only, metrics only in iotctl/check, read the stream, the database secret.
+    const iam = await aws.get('iam');
+    const doc = JSON.parse(decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: n.functionRole, PolicyName: 'iotctl-check' }))).PolicyDocument!)) as { Statement: { Sid: string; Action: string[]; Resource: string | string[]; Condition?: unknown }[] };
+    const by = Object.fromEntries(doc.Statement.map((x) => [x.Sid, x]));
+    assert.equal(by.PublishCanary!.Resource, `arn:aws:iot:${REGION}:${ACCOUNT}:topic/dt/ck/ck-default-canary/telemetry`);
+    assert.equal(by.Metrics!.Condition, { StringEquals: { 'cloudwatch:namespace': 'iotctl/check' } });
+    assert.equal(by.ReadStreams!.Resource, [`arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/${STREAM}`]);
+    assert.is(by.DatabaseSecret!.Resource, vars.DATABASE_SECRET_ARN);
+    const role = (await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName: n.functionRole }))).Role!;
+    assert.is(role.Path, '/iotctl/ck/default/');
+
+    const sched = await aws.get('scheduler');
+    const s = await sched.client.send(new sched.sdk.GetScheduleCommand({ Name: n.schedule }));
+    assert.is(s.ScheduleExpression, 'rate(5 minutes)');
+    assert.is(s.Target!.Arn, fn.Configuration!.FunctionArn);
+    assert.match(s.Description!, /\[iotctl:project=ck stage=default\]$/);
+    const schedDoc = JSON.parse(decodeURIComponent((await iam.client.send(new iam.sdk.GetRolePolicyCommand({ RoleName: n.scheduleRole, PolicyName: 'iotctl-check' }))).PolicyDocument!)) as { Statement: { Action: string[] }[] };
+    assert.equal(schedDoc.Statement.map((x) => x.Action), [['lambda:InvokeFunction']]);
+
+    // The spec's functions do not include it (apply --prune leaves it alone).
+    assert.not.ok((await target.functions.list({ desired: ['ingest'] })).some((f) => f.physicalName === n.function));
+
+    const again = await scheduleCheck(target, checkCtx, { expression: 'rate(5 minutes)', timeoutMs: 60_000 });
+    assert.equal(again.changes.map((c) => c.result), ['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    const changed = await scheduleCheck(target, checkCtx, { expression: 'rate(10 minutes)', timeoutMs: 60_000 });
+    assert.equal(changed.changes.map((c) => `${c.resource} ${c.result}`), ['role unchanged', 'function unchanged', 'role unchanged', 'schedule updated']);
+    const bad = await scheduleCheck(target, checkCtx, { expression: 'every 5 minutes', timeoutMs: 60_000 }).catch((e: Error) => e);
+    assert.match(String(bad), /--schedule every 5 minutes/);
+  } finally {
+    await target.close();
+  }
+});
+
+test('the scheduled check function: publishes through the IoT data plane, follows stream and row, writes CloudWatch metrics; status reads its last line', async () => {
+  const n = checkNames({ project: 'ck', stage: 'default' });
+  const lambda = await aws.get('lambda');
+  const vars = (await lambda.client.send(new lambda.sdk.GetFunctionConfigurationCommand({ FunctionName: n.function }))).Environment!.Variables!;
+  // The IoT data plane is faked at the SDK boundary: its Publish runs the rules as IoT Core would.
+  const { mockClient } = await import('aws-sdk-client-mock');
+  const { IoTDataPlaneClient, PublishCommand } = await import('@aws-sdk/client-iot-data-plane');
+  const iotData = mockClient(IoTDataPlaneClient);
+  iotData.on(PublishCommand).callsFake(async (input: { topic: string; payload: Uint8Array }) => {
+    const payload = JSON.parse(Buffer.from(input.payload).toString('utf8')) as Record<string, unknown>;
+    published.push({ topic: input.topic, payload });
+    world.noLake = true;
+    setTimeout(() => void rules({ ...payload, device_id: input.topic.split('/')[2], topic: input.topic, message_id: `trace-${payload.check_id}`, ts: Date.now() }).catch((e) => console.error(e)), 20);
+    return {};
+  });
+  // The Lambda environment, with the test's database URL in place of the secret (whose host the test cannot reach over TLS).
+  const saved = { ...process.env };
+  Object.assign(process.env, { ...vars, CHECK_TIMEOUT_MS: '8000', DATABASE_URL: env.DATABASE_URL });
+  delete process.env.DATABASE_SECRET_ARN;
+  const logs: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => logs.push(line);
+  let result;
+  try {
+    const { handler } = await import('../../templates/check-canary/handler.js');
+    result = (await handler()).iotctl_check_result;
+  } finally {
+    console.log = log;
+    process.env = saved;
+    iotData.restore();
+  }
+  assert.ok(result.ok, JSON.stringify(result.stages, null, 1));
+  assert.equal(Object.fromEntries(result.stages.map((s) => [s.stage, s.status])), {
+    broker: 'passed',
+    'rule telemetry_to_stream': 'passed',
+    'rule telemetry_to_lake': 'skipped',
+    'stream telemetry': 'passed',
+    'function ingest': 'passed',
+    'lake telemetry_raw': 'skipped',
+  });
+  assert.is(published.at(-1)!.topic, 'dt/ck/ck-default-canary/telemetry');
+  // Per-stage latency and success in CloudWatch (moto's), namespace iotctl/check.
+  const cw = await aws.get('cloudwatch');
+  const metrics = (await cw.client.send(new cw.sdk.ListMetricsCommand({ Namespace: 'iotctl/check' }))).Metrics ?? [];
+  const keys = metrics.map((m) => `${m.MetricName} ${m.Dimensions!.find((d) => d.Name === 'Step')!.Value}`).sort();
+  for (const k of ['Latency stream telemetry', 'Latency function ingest', 'Success all', 'Success broker', 'Success function ingest']) assert.ok(keys.includes(k), keys.join(', '));
+  // Lambda writes the function's output to its log group: `iotctl status` reads the last result from there.
+  assert.is(logs.length, 1);
+  const group = `/aws/lambda/${n.function}`;
+  const cwl = await aws.get('logs');
+  await cwl.client.send(new cwl.sdk.CreateLogGroupCommand({ logGroupName: group }));
+  await cwl.client.send(new cwl.sdk.CreateLogStreamCommand({ logGroupName: group, logStreamName: 'run-1' }));
+  await cwl.client.send(new cwl.sdk.PutLogEventsCommand({ logGroupName: group, logStreamName: 'run-1', logEvents: [{ timestamp: Date.now(), message: `2026-12-07T03:00:00.000Z\tr-1\tINFO\t${logs[0]}` }] }));
+  const target = await openTarget(new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir }));
+  try {
+    const last = await target.scheduledCheck!.last();
+    assert.is(last?.schedule, 'rate(10 minutes)');
+    assert.is(last?.last?.checkId, result.checkId);
+    assert.is(last?.last?.ok, true);
+  } finally {
+    await target.close();
+  }
+});
+
+test('--schedule off removes the function, the schedule and both roles; status then shows none', async () => {
+  const target = await openTarget(new Context({ specFile: project.specFile, projectDir: project.dir, stateDir: project.stateDir }));
+  try {
+    const off = await scheduleCheck(target, { spec: project.spec, stage: 'default', stateDir: project.stateDir }, { expression: 'off', timeoutMs: 60_000 });
+    assert.equal(off.changes.map((c) => `${c.resource} ${c.result}`), ['schedule deleted', 'function deleted', 'role deleted', 'role deleted']);
+    assert.is(await target.scheduledCheck!.last(), undefined);
+    assert.equal((await scheduleCheck(target, { spec: project.spec, stage: 'default', stateDir: project.stateDir }, { expression: 'off', timeoutMs: 60_000 })).changes, []);
+  } finally {
+    await target.close();
+  }
 });
 
 test.run();
