@@ -29,7 +29,20 @@ export default class Status extends BaseCommand<typeof Status> {
           { title: `Target ${target.name}`, footer: drifted ? `${drifted} resource(s) differ from iotctl.yaml: \`iotctl apply --dry-run\` shows the plan.` : 'Every resource matches iotctl.yaml.' },
         );
       }
-      if (scheduledCheck && !this.jsonEnabled()) info(scheduledCheckLine(scheduledCheck));
+      if (scheduledCheck && !this.jsonEnabled()) {
+        if (scheduledCheck.last)
+          await printTable(
+            scheduledCheck.last.stages,
+            [
+              { header: 'Stage', get: (r) => r.stage },
+              { header: 'Status', get: (r) => r.status },
+              { header: 'ms', get: (r) => r.ms ?? '' },
+              { header: 'Detail', get: (r) => r.detail },
+            ],
+            { title: scheduledCheckLine(scheduledCheck) },
+          );
+        else info(scheduledCheckLine(scheduledCheck));
+      }
       return { target: target.name, resources, ...(scheduledCheck ? { scheduledCheck } : {}) };
     });
   }
@@ -44,6 +57,5 @@ function short(v: unknown): string {
 function scheduledCheckLine(c: ScheduledCheckLast): string {
   const head = `Scheduled check (${c.schedule}, function ${c.function}, metrics ${c.namespace})`;
   if (!c.last) return `${head}: no run in the last day.`;
-  const stages = c.last.stages.map((s) => `${s.stage} ${s.status === 'passed' && s.ms !== null ? `${s.ms} ms` : s.status}`).join(' · ');
-  return `${head}: last run ${c.last.at} ${c.last.ok ? 'passed' : 'FAILED'}: ${stages}`;
+  return `${head}: last run ${c.last.at} ${c.last.ok ? 'passed' : 'FAILED'} (check ${c.last.checkId})`;
 }

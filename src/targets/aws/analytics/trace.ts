@@ -19,7 +19,7 @@ import { listObjects } from './s3-objects.js';
 
 type TraceSpec = Pick<Spec, 'project' | 'analytics'> & { stage?: string };
 
-const POLL_MS = 2_000;
+const POLL_MS = 1_000;
 /** What Firehose takes to deliver after its buffer fills or its interval ends (S3 writes, the transform's retries). */
 const DELIVERY_GRACE_MS = 15_000;
 
