@@ -217,8 +217,11 @@ export interface RuleErrorRecord {
 }
 
 export interface RuleErrorsPort {
-  /** Newest first. On AWS: the errorAction's CloudWatch Logs group, when the rule has one. */
-  list(opts: { rule?: string; limit?: number }): Promise<RuleErrorRecord[]>;
+  /**
+   * Newest first. On AWS: the errorAction's CloudWatch Logs group, when the rule has one. `since` (epoch ms):
+   * nothing older is needed (aws reads only from then on; the local store may return older ones too).
+   */
+  list(opts: { rule?: string; limit?: number; since?: number }): Promise<RuleErrorRecord[]>;
 }
 
 // ---------------------------------------------------------------- stream
@@ -660,6 +663,11 @@ export interface AnalyticsPort {
    * the deadline. Optional: a target without it reports the lake stage as skipped.
    */
   trace?(find: { field: string; value: string }, opts: { since: number; deadline: number; signal?: AbortSignal }): Promise<LakeTrace | undefined>;
+  /**
+   * `iotctl check`: how long the lake stage may take for a message on `channel`, and why (aws: Firehose's buffer
+   * interval, read from the delivery streams, plus `graceMs` to deliver). Absent or undefined: the check's --timeout.
+   */
+  traceTimeout?(channel: string, opts?: { graceMs?: number }): Promise<{ ms: number; reason: string } | undefined>;
   /** aws only: move the analytics section off IoT Analytics to the datalake engine (see AnalyticsMigration). */
   migrate(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration>;
 }
@@ -682,6 +690,43 @@ export interface AnalyticsMigration {
   exports: { datastore: string; dataset: string; versionId?: string; state: 'SUCCEEDED' | 'FAILED' | 'SKIPPED'; s3Uri?: string; reason?: string }[];
   warnings: string[];
   deleteCommands: string[];
+}
+
+// ---------------------------------------------------------------- the scheduled check (aws)
+
+/** `iotctl check --schedule`: what the check function follows (stages as check-stages.ts plans them). */
+export interface ScheduledCheckDeployment {
+  /** EventBridge Scheduler expression, e.g. rate(5 minutes). */
+  expression: string;
+  /** The canary's telemetry topic (the function may publish there only). */
+  topic: string;
+  timeoutMs: number;
+  /** The planned stages; a stream stage carries its name on the target (`physical`). */
+  stages: { id: string; kind: string; name: string; after: string[]; streams?: string[]; channels?: string[]; stream?: string; physical?: string }[];
+  /** The database's network, when the function must run in it (the ingest function's). */
+  vpc?: VpcConfig;
+}
+
+export interface ScheduledCheckChange {
+  resource: 'function' | 'role' | 'schedule';
+  name: string;
+  result: 'created' | 'updated' | 'unchanged' | 'deleted';
+}
+
+export interface ScheduledCheckLast {
+  schedule: string;
+  function: string;
+  /** The CloudWatch namespace of its metrics. */
+  namespace: string;
+  /** The last run's result, when one ran in the last day. */
+  last?: { at: string; checkId: string; ok: boolean; totalMs: number; stages: { stage: string; status: string; ms: number | null; detail: string }[] };
+}
+
+export interface ScheduledCheckPort {
+  apply(d: ScheduledCheckDeployment, progress?: (step: string) => void): Promise<ScheduledCheckChange[]>;
+  remove(): Promise<ScheduledCheckChange[]>;
+  /** Undefined when no scheduled check is deployed. */
+  last(): Promise<ScheduledCheckLast | undefined>;
 }
 
 // ---------------------------------------------------------------- the target: every port
@@ -721,6 +766,8 @@ export interface Target {
   databaseOps?: DatabaseOpsPort;
   lake: LakeQueryPort;
   analytics: AnalyticsPort;
+  /** aws only: the check as a scheduled function in the account (`iotctl check --schedule`). */
+  scheduledCheck?: ScheduledCheckPort;
   /** Whether what is deployed runs now: the local platform is up (always true on AWS). */
   running(): boolean;
   /** The name a logical resource has on the target (aws: scoped by project and stage); absent: the logical name. */

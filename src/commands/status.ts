@@ -4,7 +4,7 @@ import { certificateCounts, lifetimeMs, type CertificateCounts } from '../servic
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
 import { info, printTable, warn } from '../ui/output.js';
-import type { MaintenanceStatusInfo } from '../ports.js';
+import type { MaintenanceStatusInfo, ScheduledCheckLast } from '../ports.js';
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show what iotctl.yaml declares next to what exists on the target, per resource, with drift marked.';
@@ -17,10 +17,14 @@ export default class Status extends BaseCommand<typeof Status> {
     certificates: Flags.boolean({ description: 'Count the device certificates (aws: one DescribeCertificate per certificate, at 10 TPS); --no-certificates skips it.', default: true, allowNo: true }),
   };
 
-  async run(): Promise<{ target: string; resources: ResourceStatus[]; maintenance?: MaintenanceStatusInfo; certificates?: CertificateCounts }> {
+  async run(): Promise<{ target: string; resources: ResourceStatus[]; maintenance?: MaintenanceStatusInfo; certificates?: CertificateCounts; scheduledCheck?: ScheduledCheckLast }> {
     const windowMs = lifetimeMs(this.flags.expiring, '--expiring');
     return withTarget(this.ctx, async (target) => {
-      const [resources, certificates] = await Promise.all([resourceStatus(this.ctx, target), this.flags.certificates ? certificateCounts(target.devices, windowMs) : undefined]);
+      const [resources, certificates, scheduledCheck] = await Promise.all([
+        resourceStatus(this.ctx, target),
+        this.flags.certificates ? certificateCounts(target.devices, windowMs) : undefined,
+        target.scheduledCheck?.last(),
+      ]);
       // aws: the maintenance function's last run (its log line), undelivered schedule events and function errors.
       const deployed = resources.some((r) => r.section === 'database' && r.kind === 'function' && r.state !== 'missing');
       const maintenance = target.databaseOps && deployed ? await target.databaseOps.maintenanceStatus() : undefined;
@@ -53,7 +57,21 @@ export default class Status extends BaseCommand<typeof Status> {
             (c.expiring + c.expired ? ` (\`iotctl device list --expiring ${this.flags.expiring}\` lists them).` : '.'),
         );
       }
-      return { target: target.name, resources, ...(maintenance ? { maintenance } : {}), ...(certificates ? { certificates } : {}) };
+      if (scheduledCheck && !this.jsonEnabled()) {
+        if (scheduledCheck.last)
+          await printTable(
+            scheduledCheck.last.stages,
+            [
+              { header: 'Stage', get: (r) => r.stage },
+              { header: 'Status', get: (r) => r.status },
+              { header: 'ms', get: (r) => r.ms ?? '' },
+              { header: 'Detail', get: (r) => r.detail },
+            ],
+            { title: scheduledCheckLine(scheduledCheck) },
+          );
+        else info(scheduledCheckLine(scheduledCheck));
+      }
+      return { target: target.name, resources, ...(maintenance ? { maintenance } : {}), ...(certificates ? { certificates } : {}), ...(scheduledCheck ? { scheduledCheck } : {}) };
     });
   }
 }
@@ -61,4 +79,11 @@ export default class Status extends BaseCommand<typeof Status> {
 function short(v: unknown): string {
   const s = v === undefined ? '(unset)' : JSON.stringify(v);
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+/** `iotctl check --schedule`'s last run, on one line. */
+function scheduledCheckLine(c: ScheduledCheckLast): string {
+  const head = `Scheduled check (${c.schedule}, function ${c.function}, metrics ${c.namespace})`;
+  if (!c.last) return `${head}: no run in the last day.`;
+  return `${head}: last run ${c.last.at} ${c.last.ok ? 'passed' : 'FAILED'} (check ${c.last.checkId})`;
 }

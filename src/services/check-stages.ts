@@ -8,11 +8,11 @@ import type { Spec } from '../spec/schema.js';
  * the per-stage percentiles of `--watch`.
  */
 
-export type StageKind = 'broker' | 'rule' | 'stream' | 'function' | 'lake';
-export const STAGE_KINDS: readonly StageKind[] = ['broker', 'rule', 'stream', 'function', 'lake'];
+export type StageKind = 'broker' | 'rule' | 'stream' | 'function' | 'lake' | 'athena';
+export const STAGE_KINDS: readonly StageKind[] = ['broker', 'rule', 'stream', 'function', 'lake', 'athena'];
 
 export interface StagePlan {
-  /** `broker`, `rule <name>`, `stream <name>`, `function <name>`, `lake <channel>`. */
+  /** `broker`, `rule <name>`, `stream <name>`, `function <name>`, `lake <channel>`, `athena <datastore>`. */
   id: string;
   kind: StageKind;
   name: string;
@@ -24,6 +24,8 @@ export interface StagePlan {
   /** function: the stream its event source reads. lake: the pipelines reading the channel, with their datastores. */
   stream?: string;
   pipelines?: { pipeline: string; datastore: string }[];
+  /** athena: the channel whose lake stage stores the row in this datastore. */
+  channel?: string;
 }
 
 export interface CheckPlan {
@@ -32,7 +34,7 @@ export interface CheckPlan {
 }
 
 /** The stage graph of a message on `topic`, in the order the stages are reported. */
-export function planCheck(spec: Spec, topic: string): CheckPlan {
+export function planCheck(spec: Spec, topic: string, opts: { athena?: boolean } = {}): CheckPlan {
   const stages: StagePlan[] = [{ id: 'broker', kind: 'broker', name: 'broker', after: [] }];
   const rules = spec.rules.filter((r) => {
     try {
@@ -60,7 +62,33 @@ export function planCheck(spec: Spec, topic: string): CheckPlan {
     const pipelines = spec.analytics.pipelines.filter((p) => p.channel === channel).map((p) => ({ pipeline: p.name, datastore: p.datastore }));
     stages.push({ id: `lake ${channel}`, kind: 'lake', name: channel, after: unique(after), pipelines });
   }
+  // --athena: each datastore's table, queried once the lake stage saw the row in its files.
+  if (opts.athena)
+    for (const lake of stages.filter((s) => s.kind === 'lake'))
+      for (const datastore of unique((lake.pipelines ?? []).map((p) => p.datastore)))
+        if (!stages.some((s) => s.id === `athena ${datastore}`)) stages.push({ id: `athena ${datastore}`, kind: 'athena', name: datastore, after: [lake.id], channel: lake.name });
   return { topic, stages };
+}
+
+/** The canary message: a unique check_id and the marker datasets and `query recent` leave out. */
+export function canaryPayload(checkId: string, now = Date.now()): Record<string, unknown> {
+  return { check_id: checkId, iotctl_check: true, sent_at: now };
+}
+
+/** CloudWatch metrics of one check (`iotctl check --schedule`): per stage latency and success, and the check's own success. */
+export function checkMetrics(results: readonly StageResult[], ok: boolean, scope: { project: string; stage: string }, at: Date): { MetricName: string; Dimensions: { Name: string; Value: string }[]; Value: number; Unit: 'Milliseconds' | 'Count'; Timestamp: Date }[] {
+  const dims = (step: string) => [
+    { Name: 'Project', Value: scope.project },
+    { Name: 'Stage', Value: scope.stage },
+    { Name: 'Step', Value: step },
+  ];
+  const out: ReturnType<typeof checkMetrics> = [{ MetricName: 'Success', Dimensions: dims('all'), Value: ok ? 1 : 0, Unit: 'Count', Timestamp: at }];
+  for (const r of results) {
+    if (r.status === 'skipped') continue;
+    out.push({ MetricName: 'Success', Dimensions: dims(r.stage), Value: r.status === 'passed' ? 1 : 0, Unit: 'Count', Timestamp: at });
+    if (r.status === 'passed' && r.ms !== null) out.push({ MetricName: 'Latency', Dimensions: dims(r.stage), Value: r.ms, Unit: 'Milliseconds', Timestamp: at });
+  }
+  return out;
 }
 
 export type StageStatus = 'passed' | 'failed' | 'skipped' | 'not reached';

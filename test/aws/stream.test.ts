@@ -251,6 +251,29 @@ test('tail from latest sees only records put after it started; from a timestamp,
   }
 });
 
+test('tail from latest calls onStarted once every open shard has its LATEST iterator, so a record put then is seen (iotctl check)', async () => {
+  await streams.ensure({ name: 'started', shards: 3, retentionHours: 24 });
+  const { client } = await aws.get('kinesis');
+  const c = client as unknown as { send: (cmd: { constructor: { name: string } }, o?: unknown) => Promise<unknown> };
+  const send = c.send.bind(c);
+  let iterators = 0;
+  c.send = (cmd, o) => (cmd.constructor.name === 'GetShardIteratorCommand' ? send(cmd, o).then((r) => (iterators++, r)) : send(cmd, o));
+  let atStart = -1;
+  let started!: () => void;
+  const ready = new Promise<void>((r) => (started = r));
+  const t = follow('started', { from: { kind: 'latest' }, onStarted: () => ((atStart = iterators), started()) });
+  try {
+    const first = t.take(1, 5000);
+    await Promise.race([ready, new Promise((_, reject) => setTimeout(() => reject(new Error('onStarted was never called')), 5000))]);
+    assert.is(atStart, 3, 'every shard had its iterator before onStarted');
+    await put('started', [{ key: 'canary', data: { n: 42 } }]);
+    assert.equal(ids(await first), [42]);
+  } finally {
+    c.send = send;
+    await t.close();
+  }
+});
+
 test('tail stops promptly when the signal aborts, also while its readers wait between polls', async () => {
   await streams.ensure({ name: 'abort', shards: 2, retentionHours: 24 });
   const slow = new AwsStreams(aws, { idlePollMs: 10_000 });

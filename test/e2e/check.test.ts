@@ -81,6 +81,12 @@ test('a healthy platform passes every stage, in order, with times; the canary ke
   assert.match(piped.stdout, /^lake telemetry_raw\tskipped\t\t--skip lake$/m);
 });
 
+test('--athena: the datastore table returns the row through the lake query port (DuckDB locally)', async () => {
+  const rep = report(await check(undefined, '--athena', '--skip', 'function'), 0);
+  assert.is(statuses(rep)['athena telemetry_store'], 'passed', JSON.stringify(rep.stages, null, 1));
+  assert.match(detail(rep, 'athena telemetry_store'), /table ck.telemetry_store returns the row \(DuckDB/);
+});
+
 test('the stream rule disabled: that rule fails, the stream and the function are not reached, the lake branch passes', async () => {
   assert.is((await run(['rules', 'disable', 'telemetry_to_stream'])).code, 0);
   try {

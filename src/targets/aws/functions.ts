@@ -161,8 +161,8 @@ export class AwsFunctions implements FunctionsPort {
       const name = t.config.FunctionName!;
       const logical = declared.get(name);
       // The analytics engine's transform functions are its own section's business.
-      // (And the database section's maintenance and query functions are that section's.)
-      if ((t.tags[ANALYTICS_TAG] || t.tags[DATABASE_TAG]) && logical === undefined) continue;
+      // So are the database section's maintenance and query functions, and the scheduled check's (check-schedule.ts).
+      if ((t.tags[ANALYTICS_TAG] || t.tags[DATABASE_TAG] || t.tags['iotctl:check']) && logical === undefined) continue;
       if (logical !== undefined) {
         const claim = assertClaimable('Lambda function', name, t.tags, this.owner);
         mine.push({ ...t, logical, ...(claim === 'legacy' ? { adopt: ownerTags(this.owner) } : {}) });

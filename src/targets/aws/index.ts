@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Context } from '../../context.js';
 import type { Target } from '../../ports.js';
 import { UserError } from '../../ui/errors.js';
-import type { AnalyticsPort, DatabaseOpsPort, LogicalKind, DatabasePort, FunctionsPort, LakeQueryPort, RuleErrorsPort, RulesPort, StreamPort } from '../../ports.js';
+import type { AnalyticsPort, DatabaseOpsPort, LogicalKind, DatabasePort, FunctionsPort, LakeQueryPort, RuleErrorsPort, RulesPort, ScheduledCheckPort, StreamPort } from '../../ports.js';
 import { lazyPort } from '../lazy-port.js';
 import { channelDeliveryStreams } from './analytics/model.js';
 import { AwsDevices } from './devices.js';
@@ -100,6 +100,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     ).port,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, { ...spec.athena, database: lakeDatabase(names.scope) }))).port,
     analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, stageSpec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,
+    scheduledCheck: lazyPort<ScheduledCheckPort>(() => import('./check-schedule.js').then((m) => new m.AwsScheduledCheck(clients, owner, () => database.functionEnvironment()))).port,
     running: () => true,
     physicalName: (kind, logical) => physicalNames[kind]?.(logical) ?? logical,
     async close() {

@@ -20,7 +20,7 @@ export class AwsRuleErrors implements RuleErrorsPort {
     private readonly now = () => Date.now(),
   ) {}
 
-  async list(opts: { rule?: string; limit?: number }): Promise<RuleErrorRecord[]> {
+  async list(opts: { rule?: string; limit?: number; since?: number }): Promise<RuleErrorRecord[]> {
     const limit = opts.limit ?? 50;
     const rules = opts.rule ? [await this.rules.get(opts.rule)].filter((r) => r !== undefined) : await this.rules.list();
     const logGroup = ruleNames(this.names).logGroup;
@@ -28,7 +28,8 @@ export class AwsRuleErrors implements RuleErrorsPort {
     if (!groups.length) return [];
     const logical = new Map(rules.map((r) => [this.names.rule(r.name), r.name]));
     let records: RuleErrorRecord[] = [];
-    for (const window of WINDOWS) {
+    // `iotctl check` asks from its publish on: one read of a short window, each poll.
+    for (const window of opts.since !== undefined ? [Math.max(0, this.now() - opts.since)] : WINDOWS) {
       const since = window === Infinity ? undefined : this.now() - window;
       records = (await Promise.all(groups.map((g) => this.read(g, since))))
         .flat()

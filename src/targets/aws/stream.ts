@@ -330,6 +330,12 @@ export class AwsStreams implements StreamPort {
     // From `latest`, shards already closed are behind the start: as good as read.
     const done = new Set(opts.from.kind === 'latest' ? shards.filter((s) => s.SequenceNumberRange?.EndingSequenceNumber).map((s) => s.ShardId!) : []);
     const readers = new Set<Promise<void>>();
+    // `iotctl check` publishes once every shard open now has its LATEST iterator (taken before the publish).
+    let unready = initial.length;
+    const ready = () => {
+      if (--unready === 0) opts.onStarted?.();
+    };
+    if (!unready) opts.onStarted?.();
 
     // A child waits until every parent is read to its end, so a key's records come out in order across a
     // reshard. A parent missing from ListShards has expired (nothing left to read); one listed but not yet
@@ -343,7 +349,8 @@ export class AwsStreams implements StreamPort {
     const start = (shardId: string) => {
       if (started.has(shardId) || signal.aborted) return;
       started.add(shardId);
-      const reader = this.readShard(name, shardId, startOf(shardId), opts, out, signal)
+      const first = initial.includes(shardId) ? ready : undefined;
+      const reader = this.readShard(name, shardId, startOf(shardId), opts, out, signal, first)
         .then((children) => afterShard(shardId, children))
         .catch((e) => (signal.aborted ? undefined : out.fail(e)));
       readers.add(reader);
@@ -420,14 +427,18 @@ export class AwsStreams implements StreamPort {
   }
 
   /** One shard's read loop until it closes (returns its children) or the signal aborts. */
-  private async readShard(name: string, shardId: string, startAt: Position, opts: TailOptions, out: Channel<TailRecord>, signal: AbortSignal): Promise<Child[]> {
+  private async readShard(name: string, shardId: string, startAt: Position, opts: TailOptions, out: Channel<TailRecord>, signal: AbortSignal, onIterator?: () => void): Promise<Child[]> {
     const { client, sdk } = await this.aws.get('kinesis');
     let iterator: string | undefined;
     let last: string | undefined;
     let throttled = 0;
     let nextCallAt = 0;
     try {
-      iterator = await this.iterator(name, shardId, startAt, signal);
+      try {
+        iterator = await this.iterator(name, shardId, startAt, signal);
+      } finally {
+        onIterator?.();
+      }
       while (!signal.aborted) {
         await pause(nextCallAt - Date.now(), signal);
         if (signal.aborted) break;

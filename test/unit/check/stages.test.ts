@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSpec } from '../../../src/spec/loader.js';
 import { initSpec } from '../../../src/spec/init-template.js';
-import { blocked, checkPassed, percentile, planCheck, settle, summarizeRounds, type Observation, type StageKind } from '../../../src/services/check-stages.js';
+import { blocked, checkMetrics, checkPassed, percentile, planCheck, settle, summarizeRounds, type Observation, type StageKind } from '../../../src/services/check-stages.js';
 
 const seed = parseSpec(initSpec('demo'), 'iotctl.yaml').spec;
 const TOPIC = 'dt/demo/demo-default-canary/telemetry';
@@ -27,6 +27,34 @@ analytics:
 `,
   'iotctl.yaml',
 ).spec;
+
+test('--athena: one table stage per datastore, after the lake stage of the channel that fills it; none without the flag', () => {
+  const plan = planCheck(seed, TOPIC, { athena: true });
+  assert.equal(plan.stages.at(-1), { id: 'athena telemetry_store', kind: 'athena', name: 'telemetry_store', after: ['lake telemetry_raw'], channel: 'telemetry_raw' });
+  assert.not.ok(planCheck(seed, TOPIC).stages.some((s) => s.kind === 'athena'));
+  // The lake failing leaves the table "not reached".
+  const results = settle(plan, new Map<string, Observation>([['lake telemetry_raw', { status: 'failed', ms: null, detail: 'not flushed' }], ['broker', { status: 'passed', ms: 1, detail: '' }], ['rule telemetry_to_lake', { status: 'passed', ms: 1, detail: '' }]]), new Set(), 1000);
+  assert.equal(results.at(-1), { stage: 'athena telemetry_store', status: 'not reached', ms: null, detail: 'lake telemetry_raw did not pass' });
+});
+
+test('checkMetrics: Success per step and for the whole check, Latency only for stages that passed with a time, nothing for skipped ones', () => {
+  const at = new Date('2026-12-07T03:00:00Z');
+  const m = checkMetrics(
+    [
+      { stage: 'broker', status: 'passed', ms: 12, detail: '' },
+      { stage: 'stream telemetry', status: 'failed', ms: null, detail: '' },
+      { stage: 'function ingest', status: 'not reached', ms: null, detail: '' },
+      { stage: 'lake telemetry_raw', status: 'skipped', ms: null, detail: '' },
+    ],
+    false,
+    { project: 'demo', stage: 'prod' },
+    at,
+  );
+  const step = (x: (typeof m)[number]) => x.Dimensions.find((d) => d.Name === 'Step')!.Value;
+  assert.equal(m.map((x) => `${x.MetricName} ${step(x)} ${x.Value} ${x.Unit}`), ['Success all 0 Count', 'Success broker 1 Count', 'Latency broker 12 Milliseconds', 'Success stream telemetry 0 Count', 'Success function ingest 0 Count']);
+  assert.equal(m[0]!.Dimensions.slice(0, 2), [{ Name: 'Project', Value: 'demo' }, { Name: 'Stage', Value: 'prod' }]);
+  assert.ok(m.every((x) => x.Timestamp === at));
+});
 
 test('the seed spec: broker, both rules, the stream, the ingest function, the lake channel with its datastore', () => {
   const plan = planCheck(seed, TOPIC);

@@ -1,4 +1,4 @@
-import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus, DatasetRunResult, DatasetVersion, ReprocessResult } from '../../../ports.js';
+import type { AnalyticsMigration, AnalyticsPort, AnalyticsResource, AnalyticsStatus, DatasetRunResult, DatasetVersion, LakeTrace, ReprocessResult } from '../../../ports.js';
 import type { PlanItem } from '../../../iot/plan/index.js';
 import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
@@ -82,6 +82,20 @@ export class AwsAnalytics implements AnalyticsPort {
     const id = await startIotAnalyticsReprocessing(this.aws, pipeline, opts);
     opts.progress?.(`IoT Analytics started reprocessing ${pipeline} (${id}); it runs on AWS and appends its output, so reprocessing a window twice duplicates its rows.`);
     return { id, pipeline, status: 'RUNNING' };
+  }
+
+  /** `iotctl check`: the message in the channel's and datastores' S3 objects (trace.ts); datalake engine only. */
+  async trace(find: { field: string; value: string }, opts: { since: number; deadline: number; signal?: AbortSignal }): Promise<LakeTrace | undefined> {
+    if (this.legacy) throw new UserError('`iotctl check` cannot trace IoT Analytics channels (AWS ended the service).', 'Move to the datalake engine (`iotctl analytics migrate`), or run the check with --skip lake.', 'ENGINE_UNSUPPORTED');
+    const { traceDatalake } = await import('./trace.js');
+    return traceDatalake(this.aws, this.spec, find, opts);
+  }
+
+  /** The lake stage's time-out: the channel's delivery streams' buffer interval (DescribeDeliveryStream). */
+  async traceTimeout(channel: string, opts: { graceMs?: number } = {}): Promise<{ ms: number; reason: string } | undefined> {
+    if (this.legacy) return undefined;
+    const { traceTimeout } = await import('./trace.js');
+    return traceTimeout(this.aws, this.spec, channel, opts.graceMs);
   }
 
   async migrate(opts: { specText: string; file: string; dryRun?: boolean; export?: boolean }): Promise<AnalyticsMigration> {
