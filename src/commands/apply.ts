@@ -3,6 +3,7 @@ import { BaseCommand } from '../base-command.js';
 import { formatPlan, planHasChanges } from '../iot/plan/index.js';
 import { applySteps, planSteps, sections, type SectionPlan } from '../services/apply.js';
 import { openTarget } from '../targets/index.js';
+import { assertApplicable } from '../services/refusals.js';
 import { info } from '../ui/output.js';
 import { confirm } from '../ui/prompt.js';
 import { runSteps, stepsMode } from '../ui/tasks.js';
@@ -28,6 +29,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
       await runSteps(planSteps(all, { prune: this.flags.prune }, plan), mode);
       const items = plan.flatMap((p) => p.items);
       info(formatPlan(items));
+      assertApplicable(items);
       if (!planHasChanges(items) || this.flags['dry-run']) return { plan, applied: false };
       await confirm('Apply this plan?', this.flags.yes);
       await runSteps(applySteps(all, plan), mode);

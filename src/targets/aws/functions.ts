@@ -568,7 +568,15 @@ export class AwsFunctions implements FunctionsPort {
       FunctionResponseTypes: es.reportBatchItemFailures ? ['ReportBatchItemFailures' as const] : [],
       DestinationConfig: { OnFailure: destination ? { Destination: destination } : {} },
     };
-    const mine = current.find((m) => m.EventSourceArn === streamArn);
+    let mine = current.find((m) => m.EventSourceArn === streamArn);
+    // Where a mapping starts reading is fixed when it is created: a new position replaces the mapping (the plan says so).
+    if (mine && !sameStart(mine, es)) {
+      await this.waitMappingSettled(mine.UUID!);
+      await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: mine.UUID! }), this.aws.sendOptions);
+      await this.waitMappingDeleted(mine.UUID!);
+      mine = undefined;
+      result = 'updated';
+    }
     if (!mine) {
       await client.send(
         new sdk.CreateEventSourceMappingCommand({
@@ -581,9 +589,8 @@ export class AwsFunctions implements FunctionsPort {
         }),
         this.aws.sendOptions,
       );
-      return 'created';
+      return result === 'updated' ? 'updated' : 'created';
     }
-    // The starting position applies only when a mapping is created; AWS cannot change it afterwards.
     const differs =
       mine.BatchSize !== settings.BatchSize ||
       (mine.MaximumBatchingWindowInSeconds ?? 0) !== settings.MaximumBatchingWindowInSeconds ||
@@ -596,6 +603,22 @@ export class AwsFunctions implements FunctionsPort {
     await this.waitMappingSettled(mine.UUID!);
     await client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions);
     return 'updated';
+  }
+
+  /** A deleted mapping stays Deleting for a while; a new one on the same stream waits until it is gone. */
+  private async waitMappingDeleted(uuid: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const deadline = Date.now() + this.waitTimeoutMs;
+    for (;;) {
+      try {
+        await client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions);
+      } catch (error) {
+        if (isAwsError(error, 'ResourceNotFoundException')) return;
+        throw error;
+      }
+      if (Date.now() > deadline) throw new UserError(`Event source mapping ${uuid} is still being deleted.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT');
+      await this.sleep(this.pollMs, this.aws.settings.signal);
+    }
   }
 
   /** A mapping that is Creating or Updating refuses updates (ResourceInUseException). */
@@ -823,6 +846,14 @@ function eventSourceOf(m: EventSourceMappingConfiguration, logical: { stream?: s
     reportBatchItemFailures: (m.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
     ...(destination ? { onFailure: destination } : {}),
   };
+}
+
+/** Whether the mapping starts where the spec says (AWS cannot change this after creating the mapping). */
+function sameStart(m: EventSourceMappingConfiguration, es: EventSourceSpec): boolean {
+  if ((m.StartingPosition ?? 'TRIM_HORIZON') !== es.startingPosition) return false;
+  if (es.startingPosition !== 'AT_TIMESTAMP') return true;
+  const at = m.StartingPositionTimestamp ? new Date(m.StartingPositionTimestamp).getTime() : undefined;
+  return at === (es.startingPositionTimestamp ? new Date(es.startingPositionTimestamp).getTime() : undefined);
 }
 
 function configDiffers(c: FunctionConfiguration, want: DesiredConfig): boolean {

@@ -105,10 +105,32 @@ export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { 
   const desired = desiredDatalake(spec, ctx);
   const actual = ours(await readClaims(aws, spec, ctx, desired), ownerOfSpec(spec), desired);
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => !(i.action === 'delete' && NEVER_PRUNED.has(i.kind)));
+  await refuseFormatChanges(aws, items, lakeNames(spec, ctx).bucket);
   if (lakeNames(spec, ctx).legacyBucket)
     for (const i of items.filter((i) => i.kind === 'bucket'))
       i.note = `the bucket made before stage-scoped names keeps the ${DEFAULT_STAGE} stage's data in place (a bucket cannot be renamed); the ${DEFAULT_STAGE} stage goes on using it, other stages have their own`;
   return sortItems(items);
+}
+
+/**
+ * A datastore's files keep the format they were written in, and Athena reads one format per table: a datastore
+ * that holds files cannot change its format (as on the local target). Refused at plan time, before anything is asked.
+ */
+async function refuseFormatChanges(aws: AwsClients, items: PlanItem[], bucket: string): Promise<void> {
+  const changed = items.filter((i) => i.kind === 'table' && i.action === 'replace' && i.changes.some((c) => c.path === 'format'));
+  for (const i of changed) {
+    const { client, sdk } = await aws.get('s3');
+    const prefix = `datastore/${i.name}/`;
+    const out = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }), aws.sendOptions);
+    if (!out.KeyCount && !out.Contents?.length) continue;
+    const [before, after] = [(i.actual as TableConfig).format, (i.desired as TableConfig).format];
+    i.refused = [
+      {
+        reason: `datastore ${i.name} holds ${before} files (s3://${bucket}/${prefix}); its format cannot change to ${after}`,
+        hint: `Keep format: ${before} for ${i.name} in iotctl.yaml, or use a new datastore name (its old files stay in S3 until you delete them).`,
+      },
+    ];
+  }
 }
 
 function sortItems(items: PlanItem[]): PlanItem[] {
