@@ -26,7 +26,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
       const all = sections(this.ctx, target);
       const mode = stepsMode(this.jsonEnabled());
       const plan: SectionPlan[] = [];
-      await runSteps(planSteps(all, { prune: this.flags.prune }, plan), mode);
+      await runSteps(planSteps(all, { prune: this.flags.prune }, plan), mode, { concurrent: true });
       const items = plan.flatMap((p) => p.items);
       info(formatPlan(items));
       assertApplicable(items);

@@ -1,5 +1,5 @@
 import type { Context } from '../context.js';
-import type { Step } from '../ui/tasks.js';
+import { runSteps, type Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
 import { applyOrder, diffFields, planResources, type FieldRule, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
@@ -198,19 +198,22 @@ function rulesSection(spec: Spec, target: Target): ApplySection {
 
 export type SectionPlan = SectionItems;
 
-/** Read each section's state from the target and plan it: one step per section (see ui/tasks). */
+/**
+ * Read each section's state from the target and plan it: one step per section (see ui/tasks). The sections
+ * only read, so they run at once (`runSteps(..., { concurrent: true })`); `out` keeps the sections' order.
+ */
 export function planSteps(all: ApplySection[], opts: { prune?: boolean }, out: SectionPlan[]): Step[] {
-  return all.map((s) => ({
+  return all.map((s, i) => ({
     title: `Read ${s.name}`,
     run: async () => {
-      out.push({ section: s.name, items: await s.plan(opts) });
+      out[i] = { section: s.name, items: await s.plan(opts) };
     },
   }));
 }
 
 export async function planAll(all: ApplySection[], opts: { prune?: boolean }): Promise<SectionPlan[]> {
   const out: SectionPlan[] = [];
-  for (const step of planSteps(all, opts, out)) await step.run(() => undefined);
+  await runSteps(planSteps(all, opts, out), 'quiet', { concurrent: true });
   return out;
 }
 

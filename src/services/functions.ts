@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FunctionArtifact, FunctionDeployment, FunctionsPort, FunctionSummary } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { maskEnvironment } from '../spec/env-secrets.js';
-import { bundleTemplate, getTemplate } from './bundle.js';
+import { bundleDigest, bundleTemplate, getTemplate } from './bundle.js';
 import { DeploymentError, resolveDeployment } from './deployment.js';
 import { UserError } from '../ui/errors.js';
 
@@ -60,7 +60,9 @@ function toDeployment(plan: Deployment & { templateName: string }, artifact: Fun
 /** What apply compares: the settings and the bundled code's hash (bundles are deterministic). */
 export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][number]) {
   const plan = planDeployment(spec, fn.template, fn.name);
-  return withArtifact(plan.templateName, async ({ sha256 }) => functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null }));
+  // The bundle's hash, without bundling when its inputs are unchanged since the last bundle (bundle.ts).
+  const { sha256 } = await bundleDigest(plan.templateName);
+  return functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null });
 }
 
 /** What apply compares and prints; secret-looking values are masked (a change still shows, as a different tag). */

@@ -153,9 +153,22 @@ export class AwsClients {
 
   constructor(readonly settings: AwsSettings) {}
 
+  /** Reads run concurrently: the first caller of a service makes its client, the others wait for that one. */
+  private readonly making = new Map<ServiceName, Promise<Service<ServiceName>>>();
+
   async get<K extends ServiceName>(service: K): Promise<Service<K>> {
     const existing = this.made.get(service);
     if (existing) return existing as unknown as Service<K>;
+    let making = this.making.get(service);
+    if (!making) {
+      making = this.make(service) as unknown as Promise<Service<ServiceName>>;
+      this.making.set(service, making);
+      making.catch(() => this.making.delete(service));
+    }
+    return (await making) as unknown as Service<K>;
+  }
+
+  private async make<K extends ServiceName>(service: K): Promise<Service<K>> {
     // Start the account check now, so its round trip overlaps loading this service's module (the call awaits it).
     if (this.settings.account && service !== 'sts') this.checkAccount(this.settings.account).catch(() => undefined);
     const [sdk, { NodeHttpHandler }] = await Promise.all([loadSdk<Modules[K]>(service), loadSdk<typeof import('@smithy/node-http-handler')>('http')]);
@@ -222,6 +235,7 @@ export class AwsClients {
   destroy(): void {
     for (const { client } of this.made.values()) (client as unknown as SdkClient).destroy();
     this.made.clear();
+    this.making.clear();
   }
 }
 
