@@ -147,8 +147,14 @@ export class AwsFunctions implements FunctionsPort {
     const legacy = new Map(desired.filter((l) => this.names.function(l) !== l).map((l) => [l, l]));
     const present = new Set(configs.map((c) => c.FunctionName!));
     const candidates = configs.filter((c) => declared.has(c.FunctionName!) || legacy.has(c.FunctionName!) || ownershipByName('lambda-function', c.FunctionName!, this.owner).verdict !== 'not-ours');
-    // ListFunctions carries no tags: read them for the candidates only.
-    const tagged = await mapLimit(candidates, 5, async (c) => {
+    // Independent reads at once: the mappings, the roles' claims (at plan time: a role of the function's role
+    // name of anyone else is refused before apply writes anything), and the candidates' tags (ListFunctions
+    // carries none: read for the candidates only).
+    const mappingsRead = this.listMappings();
+    const rolesChecked = mapLimit(desired, 5, (name) => this.roleClaim(name));
+    mappingsRead.catch(() => undefined);
+    rolesChecked.catch(() => undefined);
+    const tagged = await mapLimit(candidates, 10, async (c) => {
       const out = await client.send(new sdk.ListTagsCommand({ Resource: c.FunctionArn! }), this.aws.sendOptions);
       return { config: c, tags: out.Tags ?? {} };
     });
@@ -175,9 +181,8 @@ export class AwsFunctions implements FunctionsPort {
       // A shortened name hides its logical name: it shows under its physical name.
       mine.push({ ...t, logical: byName.verdict === 'ours' ? byName.logical : name });
     }
-    // Their roles too, at plan time: a role of the function's role name of anyone else is refused before apply writes anything.
-    await mapLimit(desired, 5, (name) => this.roleClaim(name));
-    const mappings = await this.listMappings();
+    await rolesChecked;
+    const mappings = await mappingsRead;
     return mine.map(({ config, tags, logical, adopt, retired }) => ({
       ...this.summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config)), logical),
       ...(adopt ? { adopt } : {}),

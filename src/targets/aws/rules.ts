@@ -347,8 +347,11 @@ export class AwsRules implements RulesPort {
    * A name of `scope.desired` held by anyone else's rule is refused.
    */
   async list(scope: ListScope = {}): Promise<Listed[]> {
-    const existing = new Set(await this.ruleNamesOnAws());
     const desired = new Set(scope.desired ?? []);
+    // Their roles too, at plan time (read meanwhile): anyone else's role of the name is refused before apply writes anything.
+    const rolesChecked = mapLimit([...desired], 10, (name) => this.roleClaim(name));
+    rolesChecked.catch(() => undefined);
+    const existing = new Set(await this.ruleNamesOnAws());
     // The spec's names first (a `physicalName:` is not in the stage's shape), then any other of the stage's.
     const byPhysical = new Map([...(this.opts.declared?.rules ?? []), ...desired].map((l) => [this.names.rule(l), l]));
     const candidates: { physical: string; logical: string; bare?: true }[] = [];
@@ -358,7 +361,7 @@ export class AwsRules implements RulesPort {
     }
     for (const l of desired) if (existing.has(l) && this.names.rule(l) !== l && !byPhysical.has(l)) candidates.push({ physical: l, logical: l, bare: true });
 
-    const read = await mapLimit(candidates, 4, async (c) => ({ ...c, found: await this.read(c.physical, c.logical) }));
+    const read = await mapLimit(candidates, 10, async (c) => ({ ...c, found: await this.read(c.physical, c.logical) }));
     const byLogical = new Map<string, { current?: Listed; old: Listed[] }>();
     const entry = (l: string) => byLogical.get(l) ?? byLogical.set(l, { old: [] }).get(l)!;
     for (const { physical, logical, bare, found } of read) {
@@ -376,8 +379,7 @@ export class AwsRules implements RulesPort {
       if (current) entry(logical).current = { ...found.spec, physicalName: physical, compare };
       else entry(logical).old.push({ ...found.spec, physicalName: physical, compare });
     }
-    // Their roles too, at plan time: anyone else's role of the name is refused before apply writes anything.
-    await mapLimit([...desired], 4, (name) => this.roleClaim(name));
+    await rolesChecked;
     const listed = [...byLogical.values()].flatMap(({ current, old }) => {
       // Without the new one, the first old one is what the plan moves; any other is deleted as retired.
       const [moved, ...rest] = current ? [current, ...old] : old;

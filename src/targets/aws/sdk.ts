@@ -239,6 +239,25 @@ export class AwsClients {
   }
 }
 
+/**
+ * For a call that has a fallback (a batch read, optional tags): an endpoint that does not serve the operation
+ * (moto has no BatchGetNamedQuery nor IoT tagging) answers a 5xx HTML page, which the SDK would retry as a
+ * server error, six times with backoff. Such an answer fails this command at once instead, for its fallback.
+ */
+export function failFastWhenUnserved<C extends { middlewareStack: { add(mw: never, opts: never): void } }>(command: C): C {
+  const middleware = (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      const res = (error as { $response?: { statusCode?: number; headers?: Record<string, string> } }).$response;
+      if (res && (res.statusCode ?? 0) >= 500 && !/json|xml/i.test(res.headers?.['content-type'] ?? '')) throw Object.assign(new Error(`the endpoint does not serve this operation (HTTP ${res.statusCode})`), { name: 'UnservedOperation' });
+      throw error;
+    }
+  };
+  command.middlewareStack.add(middleware as never, { step: 'deserialize', name: 'iotctlUnserved', priority: 'high' } as never);
+  return command;
+}
+
 /** The wrong-profile accident: the credentials in use belong to another account than the spec pins. */
 export function wrongAccount(pinned: string, actual: string, settings: AwsSettings, env: NodeJS.ProcessEnv = process.env): UserError {
   const profile = settings.profile || env.AWS_PROFILE;

@@ -5,7 +5,7 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
 import { datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
-import { isAwsError, type AwsClients } from '../sdk.js';
+import { failFastWhenUnserved, isAwsError, type AwsClients } from '../sdk.js';
 import { mapLimit } from '../concurrency.js';
 import {
   BASE_COLUMNS,
@@ -551,7 +551,7 @@ async function readQueries(aws: AwsClients, workgroup: string, wanted: (name: st
   const batches = Array.from({ length: Math.ceil(ids.length / 50) }, (_, i) => ids.slice(i * 50, i * 50 + 50));
   const pages = await mapLimit(batches, READS, async (NamedQueryIds) => {
     try {
-      return (await client.send(notRetriedWhenUnknown(new sdk.BatchGetNamedQueryCommand({ NamedQueryIds })), aws.sendOptions)).NamedQueries ?? [];
+      return (await client.send(failFastWhenUnserved(new sdk.BatchGetNamedQueryCommand({ NamedQueryIds })), aws.sendOptions)).NamedQueries ?? [];
     } catch (error) {
       if (aws.settings.signal?.aborted) throw error;
       // An endpoint without the batch call (moto, emulators) or a policy that allows only athena:GetNamedQuery:
@@ -570,26 +570,6 @@ async function readQueries(aws: AwsClients, workgroup: string, wanted: (name: st
       });
   }
   return out;
-}
-
-/**
- * An endpoint that does not know an operation (moto has no BatchGetNamedQuery) answers a 5xx HTML page, which
- * the SDK would retry as a server error, six times with backoff: such an answer fails at once instead.
- */
-function notRetriedWhenUnknown<C extends { middlewareStack: { add(mw: unknown, opts: unknown): void } }>(command: C): C {
-  command.middlewareStack.add(
-    (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
-      try {
-        return await next(args);
-      } catch (error) {
-        const res = (error as { $response?: { statusCode?: number; headers?: Record<string, string> } }).$response;
-        if (res && (res.statusCode ?? 0) >= 500 && !/json/i.test(res.headers?.['content-type'] ?? '')) throw Object.assign(new Error(`the endpoint does not serve this operation (HTTP ${res.statusCode})`), { name: 'UnknownOperation' });
-        throw error;
-      }
-    },
-    { step: 'deserialize', name: 'iotctlUnknownOperation', priority: 'high' },
-  );
-  return command;
 }
 
 /**
