@@ -1,8 +1,8 @@
 // Plans computed in AWS's own shape, against moto_server: a rule that feeds a channel's delivery streams
 // changes when a pipeline of the channel is added; a new starting position replaces the event source mapping
-// (shown as such in the plan) and the plan settles; a datastore holding files cannot change its format, refused
+// (shown as such in the plan) and the plan settles; code changed outside iotctl reads back as changed; a datastore holding files cannot change its format, refused
 // at plan time with how to fix it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -13,7 +13,7 @@ import { parseSpec } from '../../src/spec/loader.js';
 import { specSchema, type Spec, type SpecInput } from '../../src/spec/schema.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsRules } from '../../src/targets/aws/rules.js';
-import { AwsFunctions } from '../../src/targets/aws/functions.js';
+import { AwsFunctions, zipArtifact } from '../../src/targets/aws/functions.js';
 import { explicitNames, stageNames } from '../../src/targets/aws/naming.js';
 import { ownerOf } from '../../src/targets/aws/ownership.js';
 import { channelDeliveryStreams } from '../../src/targets/aws/analytics/model.js';
@@ -132,6 +132,16 @@ test('a new starting position replaces the event source mapping, the plan says s
       assert.is.not(after[0]!.UUID, before!.UUID, 'by a new mapping');
       assert.equal(changed(planResources(desired(eventSource('LATEST')), await listed())), [], 'the plan settles');
       assert.is(await fns.deploy(deployment(eventSource('LATEST'))), 'unchanged');
+
+      // Code changed outside iotctl (its bundle tag still names iotctl's bundle): read back as changed, redeployed.
+      mkdirSync(join(dir, 'other'));
+      writeFileSync(join(dir, 'other', 'index.js'), 'exports.handler = async () => "not iotctl";\n');
+      await lambda.client.send(new lambda.sdk.UpdateFunctionCodeCommand({ FunctionName: names.function('ingest'), ZipFile: (await zipArtifact(join(dir, 'other'))).zip }));
+      const drift = changed(planResources(desired(eventSource('LATEST')), await listed())).flatMap((i) => i.changes);
+      assert.equal(drift.map((c) => c.path), ['sha256']);
+      assert.match(String(drift[0]!.before), /code changed outside iotctl/);
+      assert.is(await fns.deploy(deployment(eventSource('LATEST'))), 'updated');
+      assert.equal(changed(planResources(desired(eventSource('LATEST')), await listed())), []);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -35,6 +35,11 @@ export const RUNTIME = LAMBDA_RUNTIME;
 const TAG_TEMPLATE = 'iotctl:template';
 const TAG_SHA = 'iotctl:sha256';
 /**
+ * The zip's CodeSha256 when iotctl deployed that bundle: code changed since by anyone else no longer matches,
+ * and the function reads back as changed (its bundle tag alone would still say iotctl's bundle).
+ */
+const TAG_CODE = 'iotctl:code-sha256';
+/**
  * What the spec said where AWS stores something else, so list()/get() report the function as the spec
  * wrote it and an unchanged function plans as a no-op: the variables iotctl put in place of the template's
  * empty DATABASE_URL, and a bare on-failure queue name (AWS keeps its ARN).
@@ -271,7 +276,7 @@ export class AwsFunctions implements FunctionsPort {
       [TAG_ON_FAILURE]: queue ?? '',
       [TAG_STREAM]: d.eventSource && !d.eventSource.stream.startsWith('arn:') ? d.eventSource.stream : '',
     };
-    const tags: Record<string, string> = { ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
+    const tags: Record<string, string> = { ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, [TAG_CODE]: codeSha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
     const staleTags = Object.keys(optionalTags).filter((k) => !(k in tags));
 
     let result: 'created' | 'updated' | 'unchanged';
@@ -818,7 +823,7 @@ function summary(c: FunctionConfiguration, tags: Record<string, string>, mapping
     timeoutSeconds: c.Timeout ?? 3,
     memoryMb: c.MemorySize ?? 128,
     environment: specEnvironment(c.Environment?.Variables ?? {}, tags[TAG_DATABASE_ENV]),
-    sha256: tags[TAG_SHA] ?? c.CodeSha256 ?? '',
+    sha256: tags[TAG_CODE] && c.CodeSha256 && tags[TAG_CODE] !== c.CodeSha256 ? `code changed outside iotctl (CodeSha256 ${c.CodeSha256})` : (tags[TAG_SHA] ?? c.CodeSha256 ?? ''),
     eventSource: mappings[0] ? eventSourceOf(mappings[0], logical) : null,
     updatedAt: isoOf(c.LastModified),
     state: c.LastUpdateStatus && c.LastUpdateStatus !== 'Successful' ? `${c.State}/${c.LastUpdateStatus}` : (c.State ?? 'Active'),
