@@ -163,7 +163,7 @@ test('a datastore cannot change format in place: refused at plan time, and apply
   const plan = await planIotAnalytics(aws, spec);
   assert.equal(changed(plan), ['replace channel raw', 'replace datastore auditlog']);
   // Refused in the plan already, so apply refuses before asking (assertApplicable).
-  assert.match(plan.find((i) => i.kind === 'datastore')!.refused?.[0]?.reason ?? '', /cannot change datastore auditlog's file format/);
+  assert.match(plan.find((i) => i.kind === 'datastore' && i.name === 'auditlog')!.refused?.[0]?.reason ?? '', /cannot change datastore auditlog's file format/);
   assert.match(formatPlan(plan), /! cannot apply/);
   const before = fake.mutations().length;
   const err = await applyIotAnalytics(aws, spec, plan).catch((e) => e);
