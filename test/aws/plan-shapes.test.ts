@@ -159,6 +159,20 @@ test('a datastore that holds files cannot change its format: refused at plan tim
   const ctx = await datalakeContext(aws, specOf('parquet'));
   await applyDatalake(aws, specOf('parquet'), await planDatalake(aws, specOf('parquet'), { context: ctx }), { context: ctx });
 
+  // The transform's code changed outside iotctl: its bundle hash alone would hide it; it reads back as changed.
+  const fn = changed(await planDatalake(aws, specOf('parquet'), { context: ctx }));
+  assert.equal(fn, [], formatPlan(fn));
+  const transform = stageNames({ project: 'formats', stage: 'default' }).function('transform-main');
+  const dir = mkdtempSync(join(tmpdir(), 'iotctl-shapes-'));
+  writeFileSync(join(dir, 'index.js'), 'exports.handler = async () => ({ records: [] });\n');
+  const lambda = await aws.get('lambda');
+  await lambda.client.send(new lambda.sdk.UpdateFunctionCodeCommand({ FunctionName: transform, ZipFile: (await zipArtifact(dir)).zip }));
+  rmSync(dir, { recursive: true, force: true });
+  const drift = changed(await planDatalake(aws, specOf('parquet'), { context: ctx }));
+  assert.equal(drift.map((i) => [i.kind, i.changes.map((c) => c.path)]), [['function', ['environment.IOTCTL_BUNDLE_SHA256']]], formatPlan(drift));
+  await applyDatalake(aws, specOf('parquet'), drift, { context: ctx });
+  assert.equal(changed(await planDatalake(aws, specOf('parquet'), { context: ctx })), []);
+
   // Empty: the format may change (the table and the delivery stream are updated in place).
   const empty = await planDatalake(aws, specOf('json'), { context: ctx });
   assert.ok(changed(empty).some((i) => i.kind === 'table' && i.changes.some((c) => c.path === 'format')), formatPlan(empty));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -437,12 +438,19 @@ async function describeTable(aws: AwsClients, database: string, name: string): P
   }
 }
 
-async function functionFound(aws: AwsClients, f: { FunctionName?: string; FunctionArn?: string; Role?: string; Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, string> } }): Promise<Found> {
+/** The zip's CodeSha256 when iotctl wrote the transform's code: code changed since by anyone else no longer matches. */
+const TAG_CODE = 'iotctl:code-sha256';
+
+async function functionFound(aws: AwsClients, f: { FunctionName?: string; FunctionArn?: string; Role?: string; Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; CodeSha256?: string; Environment?: { Variables?: Record<string, string> } }): Promise<Found> {
   const { client, sdk } = await aws.get('lambda');
+  const tags = (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {};
+  const environment = { ...(f.Environment?.Variables ?? {}) };
+  // The bundle's hash in the environment says which code iotctl wrote, not which code runs: other code reads back as changed.
+  if (tags[TAG_CODE] && f.CodeSha256 && tags[TAG_CODE] !== f.CodeSha256) environment.IOTCTL_BUNDLE_SHA256 = `code changed outside iotctl (CodeSha256 ${f.CodeSha256})`;
   return {
-    tags: (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {},
+    tags,
     legacy: true,
-    config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment: f.Environment?.Variables ?? {} } satisfies Partial<FunctionConfig>,
+    config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment } satisfies Partial<FunctionConfig>,
   };
 }
 
@@ -708,7 +716,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { zip } = await transformArtifact();
     const settings = { Role: config.role, Handler: config.handler, Runtime: config.runtime as never, Timeout: config.timeout, MemorySize: config.memory, Environment: { Variables: config.environment } };
     // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
-    const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform' };
+    const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform', [TAG_CODE]: createHash('sha256').update(zip).digest('base64') };
     if (create) {
       await client.send(new sdk.CreateFunctionCommand({ FunctionName: name, Code: { ZipFile: zip }, Description: 'iotctl analytics pipeline transform (Firehose)', Tags, ...settings }), aws.sendOptions);
       return;
