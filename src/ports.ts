@@ -194,7 +194,10 @@ export type LogicalKind = 'stream' | 'function' | 'rule' | 'policy' | 'provision
 
 export interface RulesPort {
   /** `adopt`: the owner a rule of the spec gets (aws: its description's marker), as for streams. */
-  list(scope?: ListScope): Promise<(RuleSpec & PhysicalIdentity & { adopt?: Record<string, string> })[]>;
+  /** `compare`: the rule in the target's own shape, where the spec's shape reads it back lossily (aws). */
+  list(scope?: ListScope): Promise<(RuleSpec & PhysicalIdentity & { adopt?: Record<string, string>; compare?: unknown })[]>;
+  /** A rule of the spec in the shape list() gives as `compare` (aws): plans compare those. */
+  targetShape?(rule: RuleSpec): Promise<unknown>;
   get(name: string): Promise<RuleSpec | undefined>;
   put(rule: RuleSpec): Promise<void>;
   /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */

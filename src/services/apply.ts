@@ -1,8 +1,8 @@
 import type { Context } from '../context.js';
-import type { Step } from '../ui/tasks.js';
+import { runSteps, type Step } from '../ui/tasks.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
-import { applyOrder, diffFields, planResources, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
+import { applyOrder, diffFields, planResources, type FieldRule, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
 import type { LogicalKind, PhysicalIdentity, StreamSummary, Target } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { isUserError } from '../ui/errors.js';
@@ -148,12 +148,24 @@ function databaseSection(target: Target): ApplySection {
   };
 }
 
+/**
+ * What Lambda fixes when it creates an event source mapping (UpdateEventSourceMapping takes neither): a change
+ * deletes the mapping and creates it again, which the plan shows before it is confirmed.
+ */
+const replacesMapping = (why: string): FieldRule => ({ replaces: `the event source mapping (${why})` });
+export const LAMBDA_MAPPING_FIXED: Record<string, FieldRule> = {
+  'eventSource.stream': replacesMapping('the new one reads the new stream from its starting position'),
+  'eventSource.startingPosition': replacesMapping('the new one starts reading at the new position: records may be read again, or skipped'),
+  'eventSource.startingPositionTimestamp': replacesMapping('the new one starts reading at the new time: records may be read again, or skipped'),
+};
+
 function functionsSection(spec: Spec, target: Target): ApplySection {
   return {
     name: 'functions',
     async plan(opts) {
       const desired = [];
-      for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn), ...physicalOf(target, 'function', fn.name) });
+      const immutable = target.name === 'aws' ? { immutable: LAMBDA_MAPPING_FIXED } : {};
+      for (const fn of spec.functions) desired.push({ kind: 'function', name: fn.name, config: await desiredFunctionConfig(spec, fn), ...physicalOf(target, 'function', fn.name), ...immutable });
       const actual = (await target.functions.list({ desired: spec.functions.map((f) => f.name) })).map((f) => ({ kind: 'function', name: f.name, config: functionConfig(f), ...listed(f) }));
       return planResources(desired, actual, opts);
     },
@@ -197,19 +209,22 @@ function rulesSection(spec: Spec, target: Target): ApplySection {
 
 export type SectionPlan = SectionItems;
 
-/** Read each section's state from the target and plan it: one step per section (see ui/tasks). */
+/**
+ * Read each section's state from the target and plan it: one step per section (see ui/tasks). The sections
+ * only read, so they run at once (`runSteps(..., { concurrent: true })`); `out` keeps the sections' order.
+ */
 export function planSteps(all: ApplySection[], opts: { prune?: boolean }, out: SectionPlan[]): Step[] {
-  return all.map((s) => ({
+  return all.map((s, i) => ({
     title: `Read ${s.name}`,
     run: async () => {
-      out.push({ section: s.name, items: await s.plan(opts) });
+      out[i] = { section: s.name, items: await s.plan(opts) };
     },
   }));
 }
 
 export async function planAll(all: ApplySection[], opts: { prune?: boolean }): Promise<SectionPlan[]> {
   const out: SectionPlan[] = [];
-  for (const step of planSteps(all, opts, out)) await step.run(() => undefined);
+  await runSteps(planSteps(all, opts, out), 'quiet', { concurrent: true });
   return out;
 }
 

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'esbuild';
@@ -124,25 +126,115 @@ export async function bundleTemplate(templateName: string, outDir: string, runti
   const { build } = await import('esbuild');
   mkdirSync(outDir, { recursive: true });
   const artifactPath = resolve(outDir, 'index.js');
-  await build({
-    absWorkingDir: packageRoot(),
-    entryPoints: [join(template.dir, template.entry)],
+  const result = await build({
+    ...bundleOptions(template, runtime),
     outfile: artifactPath,
-    bundle: true,
-    platform: 'node',
-    target: esbuildTarget(runtime),
-    format: 'cjs',
-    external: ['pg-native'],
     plugins: [compiledSourcesFallback()],
-    keepNames: true,
-    legalComments: 'none',
-    logLevel: 'silent',
+    metafile: true,
   }).catch((error: { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> }) => {
     const first = error.errors?.[0];
     throw new Error(`Bundling template "${templateName}" failed: ${first ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}` : String(error)}`);
   });
   const bytes = readFileSync(artifactPath);
-  return { artifactPath, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  const built = { artifactPath, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  rememberBundle(template, runtime, Object.keys(result.metafile?.inputs ?? {}), built);
+  return built;
+}
+
+/** esbuild's options for a template, but for the output file and the plugin; part of the bundle cache's key. */
+function bundleOptions(template: TemplateInfo, runtime: string) {
+  return {
+    absWorkingDir: packageRoot(),
+    entryPoints: [join(template.dir, template.entry)],
+    bundle: true,
+    platform: 'node' as const,
+    target: esbuildTarget(runtime),
+    format: 'cjs' as const,
+    external: ['pg-native'],
+    keepNames: true,
+    legalComments: 'none' as const,
+    logLevel: 'silent' as const,
+  };
+}
+
+// ------------------------------------------------------------------------------------------ bundle cache
+
+/**
+ * A plan compares a function's bundle hash with the deployed one; bundling (esbuild in its own process) costs
+ * a few hundred ms per template. Each bundle is remembered with the sha256 of every input file esbuild read
+ * (its metafile), keyed by the template, esbuild's version and the options: when no input changed, the bundle's
+ * hash is known without bundling. `IOTCTL_CACHE_DIR` (else $XDG_CACHE_HOME/iotctl, else ~/.cache/iotctl) holds it.
+ */
+interface CachedBundle {
+  inputs: Record<string, string>;
+  sha256: string;
+  bytes: number;
+}
+
+function cacheFile(): string {
+  const dir = process.env.IOTCTL_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'iotctl');
+  return join(dir, 'bundles.json');
+}
+
+function cacheKey(template: TemplateInfo, runtime: string): string {
+  let esbuild = '';
+  try {
+    esbuild = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')).version;
+  } catch {
+    // No esbuild version, no reuse across versions: the key still names the template and options.
+  }
+  return createHash('sha256').update(JSON.stringify({ template: template.name, esbuild, options: bundleOptions(template, runtime) })).digest('hex');
+}
+
+function readCache(): Record<string, CachedBundle> {
+  try {
+    return JSON.parse(readFileSync(cacheFile(), 'utf8')) as Record<string, CachedBundle>;
+  } catch {
+    return {};
+  }
+}
+
+const fileHash = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** Best effort: a cache that cannot be written only means the next plan bundles again. */
+function rememberBundle(template: TemplateInfo, runtime: string, inputs: string[], built: BundleResult): void {
+  try {
+    const root = packageRoot();
+    const entry: CachedBundle = { inputs: Object.fromEntries(inputs.map((i) => [i, fileHash(resolve(root, i))])), sha256: built.sha256, bytes: built.bytes };
+    const file = cacheFile();
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...readCache(), [cacheKey(template, runtime)]: entry }));
+    renameSync(tmp, file);
+  } catch {
+    /* not cached */
+  }
+}
+
+/** The bundle's hash when every input file esbuild read last time is unchanged; undefined otherwise. */
+function cachedBundle(template: TemplateInfo, runtime: string): CachedBundle | undefined {
+  const entry = readCache()[cacheKey(template, runtime)];
+  if (!entry || !Object.keys(entry.inputs).length) return undefined;
+  const root = packageRoot();
+  try {
+    for (const [input, hash] of Object.entries(entry.inputs)) if (fileHash(resolve(root, input)) !== hash) return undefined;
+  } catch {
+    return undefined;
+  }
+  return entry;
+}
+
+/** sha256 and size of a template's bundle: from the cache when its inputs are unchanged, else by bundling it. */
+export async function bundleDigest(templateName: string, runtime: string = LAMBDA_RUNTIME): Promise<{ sha256: string; bytes: number }> {
+  const cached = cachedBundle(getTemplate(templateName), runtime);
+  if (cached) return { sha256: cached.sha256, bytes: cached.bytes };
+  const dir = mkdtempSync(join(tmpdir(), 'iotctl-bundle-'));
+  try {
+    const { sha256, bytes } = await bundleTemplate(templateName, dir, runtime);
+    return { sha256, bytes };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

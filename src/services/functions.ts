@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FunctionArtifact, FunctionDeployment, FunctionsPort, FunctionSummary } from '../ports.js';
 import type { Spec } from '../spec/schema.js';
 import { maskEnvironment } from '../spec/env-secrets.js';
-import { bundleTemplate, getTemplate, LAMBDA_RUNTIME } from './bundle.js';
+import { bundleDigest, bundleTemplate, getTemplate, LAMBDA_RUNTIME } from './bundle.js';
 import { DeploymentError, resolveDeployment } from './deployment.js';
 import { UserError } from '../ui/errors.js';
 
@@ -63,7 +63,9 @@ export async function desiredFunctionConfig(spec: Spec, fn: Spec['functions'][nu
   const plan = planDeployment(spec, fn.template, fn.name);
   // The runtime is compared on aws only: the local runner has one Node.js, whatever the spec says.
   const runtime = spec.target === 'aws' ? fn.runtime : undefined;
-  return withArtifact(plan.templateName, async ({ sha256 }) => functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null, runtime }), fn.runtime);
+  // The bundle's hash, without bundling when its inputs are unchanged since the last bundle (bundle.ts).
+  const { sha256 } = await bundleDigest(plan.templateName, fn.runtime);
+  return functionConfig({ ...plan, template: plan.templateName, sha256, eventSource: plan.eventSource ?? null, runtime });
 }
 
 /** What apply compares and prints; secret-looking values are masked (a change still shows, as a different tag). */

@@ -7,13 +7,14 @@ import { DEFAULT_ACCOUNT } from '../iot/policy/actions.js';
 import { UserError } from '../ui/errors.js';
 import { readUserFile } from './files.js';
 
-type ListedRule = RuleSpec & PhysicalIdentity & { adopt?: Record<string, string> };
+type ListedRule = RuleSpec & PhysicalIdentity & { adopt?: Record<string, string>; compare?: unknown };
 
 /** A rule as the plan compares it: the spec's fields; where the target says so, its physical name, older copies, the owner it gets. */
-export const ruleResource = ({ physicalName, retired, adopt, ...r }: ListedRule): Resource => ({
+export const ruleResource = ({ physicalName, retired, adopt, compare, ...r }: ListedRule): Resource => ({
   kind: 'rule',
   name: r.name,
   config: r,
+  ...(compare !== undefined ? { compare } : {}),
   ...(physicalName ? { physical: physicalName } : {}),
   ...(retired ? { retired } : {}),
   ...(adopt ? { adopt } : {}),
@@ -22,10 +23,14 @@ export const ruleResources = (rules: ListedRule[]) => rules.map(ruleResource);
 
 /** `physical`: the target's name of a declared rule (Target.physicalName), so plans show it and see renames. */
 export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: boolean } = {}, physical: (name: string) => string | undefined = () => undefined): Promise<PlanItem[]> {
-  const desired = spec.rules.map((r) => {
-    const p = physical(r.name);
-    return { ...ruleResource(r), ...(p ? { physical: p } : {}) };
-  });
+  // On aws the rules compare in AWS's shape (targetShape), which the spec's shape reads back lossily.
+  const desired = await Promise.all(
+    spec.rules.map(async (r) => {
+      const p = physical(r.name);
+      const compare = rules.targetShape ? await rules.targetShape(r) : undefined;
+      return { ...ruleResource({ ...r, ...(compare !== undefined ? { compare } : {}) }), ...(p ? { physical: p } : {}) };
+    }),
+  );
   const [listed, roles] = await Promise.all([rules.list({ desired: spec.rules.map((r) => r.name) }), rules.roles?.(spec.rules)]);
   // The managed roles (aws) are planned beside their rules: a drifted trust or policy shows, and is fixed.
   return [...(roles ? planResources(roles.desired, roles.actual, opts) : []), ...planResources(desired, ruleResources(listed), opts)];

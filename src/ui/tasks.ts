@@ -18,8 +18,26 @@ export function stepsMode(json: boolean): StepsMode {
   return process.stderr.isTTY && !process.env.CI ? 'tty' : 'plain';
 }
 
-export async function runSteps(steps: Step[], mode: StepsMode): Promise<void> {
-  if (mode === 'tty') return runWithListr(steps);
+/** `concurrent`: the steps are independent (reads), run at once; the first failure is thrown once all have settled. */
+export async function runSteps(steps: Step[], mode: StepsMode, opts: { concurrent?: boolean } = {}): Promise<void> {
+  if (mode === 'tty') return runWithListr(steps, opts.concurrent);
+  if (opts.concurrent) {
+    const settled = await Promise.allSettled(
+      steps.map(async (step) => {
+        const started = Date.now();
+        try {
+          await step.run((detail) => void detail);
+        } catch (error) {
+          if (mode === 'plain') info(`x ${step.title} failed after ${seconds(started)}`);
+          throw error;
+        }
+        if (mode === 'plain') info(`✓ ${step.title} (${seconds(started)})`);
+      }),
+    );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return;
+  }
   for (const step of steps) {
     const started = Date.now();
     try {
@@ -32,7 +50,7 @@ export async function runSteps(steps: Step[], mode: StepsMode): Promise<void> {
   }
 }
 
-async function runWithListr(steps: Step[]): Promise<void> {
+async function runWithListr(steps: Step[], concurrent = false): Promise<void> {
   const { Listr, ListrLogger, PRESET_TIMER, ProcessOutput } = await import('listr2');
   // Progress belongs on stderr: stdout carries only results.
   const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
@@ -44,7 +62,7 @@ async function runWithListr(steps: Step[]): Promise<void> {
       },
     })),
     {
-      concurrent: false,
+      concurrent,
       exitOnError: true,
       // The command handles Ctrl-C itself (cancel in-flight calls, exit 2).
       registerSignalListeners: false,

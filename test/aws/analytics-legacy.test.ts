@@ -155,13 +155,16 @@ test('changing a pipeline activity replaces that pipeline only, in place', async
   Object.assign(analytics, a);
 });
 
-test('a datastore cannot change format in place: apply refuses before changing anything', async () => {
+test('a datastore cannot change format in place: refused at plan time, and apply refuses before changing anything', async () => {
   const a = structuredClone(analytics);
   a.datastores![1] = { name: 'auditlog', format: 'parquet' };
   a.channels![0] = { name: 'raw', retentionDays: 90 };
   const spec = specOf(a);
   const plan = await planIotAnalytics(aws, spec);
   assert.equal(changed(plan), ['replace channel raw', 'replace datastore auditlog']);
+  // Refused in the plan already, so apply refuses before asking (assertApplicable).
+  assert.match(plan.find((i) => i.kind === 'datastore' && i.name === 'auditlog')!.refused?.[0]?.reason ?? '', /cannot change datastore auditlog's file format/);
+  assert.match(formatPlan(plan), /! cannot apply/);
   const before = fake.mutations().length;
   const err = await applyIotAnalytics(aws, spec, plan).catch((e) => e);
   assert.instance(err, UserError);

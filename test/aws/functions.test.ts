@@ -116,7 +116,7 @@ test('deploy creates the function, its least-privilege role, the secret and the 
   assert.is(c.FunctionName, 'iotctl-demo-default--ingest');
   assert.is(c.Role, ROLE_ARN);
   assert.is(c.CodeSha256, (await zipArtifact(artifact.dir)).codeSha256);
-  assert.equal(fn.Tags, { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': artifact.sha256, 'iotctl:stream': 'telemetry' });
+  assert.equal(fn.Tags, { 'iotctl:managed': 'true', 'iotctl:project': 'demo', 'iotctl:stage': 'default', 'iotctl:template': 'ingest-rds', 'iotctl:sha256': artifact.sha256, 'iotctl:code-sha256': c.CodeSha256, 'iotctl:stream': 'telemetry' });
   // The URL went into Secrets Manager; the empty placeholder was dropped; no password anywhere.
   const vars = c.Environment!.Variables!;
   assert.equal(Object.keys(vars).sort(), ['AUTO_MIGRATE', 'DATABASE_SECRET_ARN']);

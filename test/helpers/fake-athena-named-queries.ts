@@ -1,7 +1,7 @@
 /**
  * A stateful fake of Athena's named queries at the SDK boundary (aws-sdk-client-mock): moto serves
- * CreateNamedQuery, GetNamedQuery and ListNamedQueries but has no UpdateNamedQuery or DeleteNamedQuery,
- * which a dataset's SQL change and its prune need. It holds the five calls as Athena does:
+ * CreateNamedQuery, GetNamedQuery and ListNamedQueries but has no BatchGetNamedQuery, UpdateNamedQuery or DeleteNamedQuery,
+ * which a dataset's SQL change and its prune need. It holds these calls as Athena does:
  *  - ids are UUIDs; names need not be unique; a query belongs to one workgroup (default `primary`);
  *  - ListNamedQueries pages by `pageSize` with NextToken and lists only the given workgroup;
  *  - Get/Update/Delete of an unknown id fail with InvalidRequestException;
@@ -72,6 +72,15 @@ export class FakeAthenaNamedQueries {
       return { NamedQueryId: q.NamedQueryId };
     },
     GetNamedQuery: (i) => ({ NamedQuery: { ...this.find(i.NamedQueryId) } }),
+    // As Athena: at most 50 ids; an unknown one is listed as unprocessed, not an error.
+    BatchGetNamedQuery: (i) => {
+      if (i.NamedQueryIds.length > 50) throw new athena.InvalidRequestException({ message: 'at most 50 NamedQueryIds', $metadata: { httpStatusCode: 400 } });
+      const ids = i.NamedQueryIds as string[];
+      return {
+        NamedQueries: ids.filter((id) => this.queries.has(id)).map((id) => ({ ...this.queries.get(id)! })),
+        UnprocessedNamedQueryIds: ids.filter((id) => !this.queries.has(id)).map((NamedQueryId) => ({ NamedQueryId, ErrorCode: 'INVALID_INPUT', ErrorMessage: 'not found' })),
+      };
+    },
     ListNamedQueries: (i) => {
       const ids = [...this.queries.values()].filter((q) => q.WorkGroup === (i.WorkGroup ?? 'primary')).map((q) => q.NamedQueryId);
       const start = i.NextToken ? Number(i.NextToken) : 0;

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { formatPlan, planHasChanges, type PlanItem } from '../../iot/plan/index.js';
 import { withTarget } from '../../targets/index.js';
+import { assertApplicable } from '../../services/refusals.js';
 import { info, warn } from '../../ui/output.js';
 import { confirm } from '../../ui/prompt.js';
 
@@ -24,6 +25,7 @@ export default class AnalyticsApply extends BaseCommand<typeof AnalyticsApply> {
       const { items, warnings } = await target.analytics.plan({ prune: this.flags.prune });
       for (const w of warnings) warn(w);
       info(formatPlan(items));
+      assertApplicable(items);
       if (!planHasChanges(items) || this.flags['dry-run']) return { plan: items, applied: false, warnings };
       const deletes = items.filter((i) => i.action === 'delete');
       await confirm(deletes.length ? `Apply these changes? ${deletes.length} resource(s) and their data will be deleted.` : 'Apply these analytics changes?', this.flags.yes);

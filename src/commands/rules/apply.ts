@@ -3,6 +3,7 @@ import { BaseCommand } from '../../base-command.js';
 import { formatPlan, planHasChanges, type PlanItem } from '../../iot/plan/index.js';
 import { applyRulePlan, planRules } from '../../services/rules.js';
 import { openTarget } from '../../targets/index.js';
+import { assertApplicable } from '../../services/refusals.js';
 import { info } from '../../ui/output.js';
 import { confirm } from '../../ui/prompt.js';
 
@@ -21,6 +22,7 @@ export default class RulesApply extends BaseCommand<typeof RulesApply> {
     try {
       const plan = await planRules(target.rules, this.ctx.spec.spec, { prune: this.flags.prune }, (name) => target.physicalName?.('rule', name));
       info(formatPlan(plan));
+      assertApplicable(plan);
       if (!planHasChanges(plan) || this.flags['dry-run']) return { plan, applied: false };
       await confirm('Apply these rule changes?', this.flags.yes);
       await applyRulePlan(target.rules, plan);

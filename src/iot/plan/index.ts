@@ -23,12 +23,36 @@ export interface Resource {
   keepsData?: boolean;
   /** On an actual resource: an older incarnation under a previous physical name, whose replacement exists. */
   retired?: boolean;
+  /**
+   * The resource in the target's own shape (what the target stores, as the same function computes it for the
+   * desired and the read resource), where `config` (the spec's shape) is a lossy reading of it: when given on
+   * either side, this decides whether the resource changes. Its differences show under `target:` paths when
+   * the spec's shape shows none.
+   */
+  compare?: unknown;
+  /** On a desired resource: fields (by path; a path covers the fields below it) the target cannot update in place. */
+  immutable?: Record<string, FieldRule>;
+}
+
+/** What a change to a field the target cannot update in place does. */
+export interface FieldRule {
+  /** Applying it replaces this (deleted, then created again), e.g. "the event source mapping": shown in the plan. */
+  replaces?: string;
+  /** It cannot be applied: apply refuses the whole plan before asking, with why and how to fix it. */
+  refuse?: Refusal;
+}
+
+export interface Refusal {
+  reason: string;
+  hint: string;
 }
 
 export interface FieldChange {
   path: string;
   before: unknown;
   after: unknown;
+  /** The field cannot be updated in place: applying the change replaces this. */
+  replaces?: string;
 }
 
 export interface PlanItem {
@@ -45,6 +69,8 @@ export interface PlanItem {
   physical?: string;
   /** What the plan line alone does not say (a rename, an old copy kept with its data). */
   note?: string;
+  /** Changes the target cannot make (an immutable field): apply refuses the plan before asking (assertApplicable). */
+  refused?: Refusal[];
 }
 
 /**
@@ -67,11 +93,12 @@ export function planResources(desired: Resource[], actual: Resource[], opts: { p
       items.push({ action: 'create', kind: d.kind, name: d.name, changes: diffFields(undefined, d.config), desired: d.config, ...physical(d) });
       continue;
     }
-    const changes = diffFields(a.config, d.config);
+    const changes = resourceChanges(d, a);
     const moved = d.physical !== undefined && a.physical !== undefined && d.physical !== a.physical;
     if (moved) changes.unshift({ path: 'physicalName', before: a.physical, after: d.physical });
     if (a.adopt) changes.push({ path: 'tags', before: undefined, after: a.adopt });
     const item: PlanItem = { action: changes.length ? 'replace' : 'noop', kind: d.kind, name: d.name, changes, desired: d.config, actual: a.config, ...physical(d) };
+    markImmutable(item, d.immutable);
     items.push(item);
     if (!moved) continue;
     if (d.keepsData || a.keepsData) item.note = `a new ${d.kind} ${d.physical} is created; the old ${a.physical} keeps its data and stays until \`iotctl apply --prune\` in a later apply, once its data has been read`;
@@ -86,6 +113,37 @@ export function planResources(desired: Resource[], actual: Resource[], opts: { p
   return items;
 }
 
+/**
+ * What differs: in the target's shape when either side has one (the spec's fields shown when they differ
+ * too, else the target's under `target:`), else in the spec's.
+ */
+function resourceChanges(d: Resource, a: Resource): FieldChange[] {
+  const spec = diffFields(a.config, d.config);
+  if (d.compare === undefined && a.compare === undefined) return spec;
+  const target = diffFields(a.compare, d.compare);
+  if (!target.length) return [];
+  return spec.length ? spec : target.map((c) => ({ ...c, path: c.path ? `target:${c.path}` : 'target' }));
+}
+
+/** Marks changes of immutable fields with what they replace, and collects the ones that cannot be applied. */
+function markImmutable(item: PlanItem, rules: Record<string, FieldRule> | undefined): void {
+  if (!rules) return;
+  const covers = (rule: string, path: string) => path === rule || path.startsWith(`${rule}.`) || path.startsWith(`${rule}[`);
+  for (const c of item.changes) {
+    const path = c.path.replace(/^target:/, '');
+    const key = Object.keys(rules).filter((r) => covers(r, path)).sort((x, y) => y.length - x.length)[0];
+    if (key === undefined) continue;
+    const rule = rules[key]!;
+    if (rule.replaces) c.replaces = rule.replaces;
+    if (rule.refuse && !item.refused?.some((r) => r.reason === rule.refuse!.reason)) (item.refused ??= []).push(rule.refuse);
+  }
+}
+
+/** Every change of the plan that cannot be applied, by resource. */
+export function planRefusals(items: PlanItem[]): { kind: string; name: string; refusal: Refusal }[] {
+  return items.flatMap((i) => (i.refused ?? []).map((refusal) => ({ kind: i.kind, name: i.name, refusal })));
+}
+
 /** Field-level differences between two JSON values, with dotted/indexed paths. */
 export function diffFields(before: unknown, after: unknown, path = ''): FieldChange[] {
   if (deepEqual(before, after)) return [];
@@ -96,6 +154,12 @@ export function diffFields(before: unknown, after: unknown, path = ''): FieldCha
   }
   if (Array.isArray(before) && Array.isArray(after) && before.length === after.length) {
     return before.flatMap((b, i) => diffFields(b, after[i], `${path}[${i}]`));
+  }
+  // Items added or removed at the end (a pipeline's delivery stream) show one by one.
+  if (Array.isArray(before) && Array.isArray(after) && before.length && after.length) {
+    const common = Math.min(before.length, after.length);
+    if (before.slice(0, common).every((b, i) => deepEqual(b, after[i])))
+      return Array.from({ length: Math.max(before.length, after.length) - common }, (_, k) => ({ path: `${path}[${common + k}]`, before: before[common + k], after: after[common + k] }));
   }
   return [{ path, before, after }];
 }
@@ -138,11 +202,13 @@ export function formatPlan(items: PlanItem[]): string {
   const lines: string[] = [];
   for (const i of changed) {
     lines.push(`${SYMBOL[i.action]} ${i.kind} ${i.name}${i.physical && i.physical !== i.name ? ` (${i.physical})` : ''}`);
-    if (i.action === 'replace') for (const c of i.changes) lines.push(`    ${c.path || '(value)'}: ${short(c.before)} -> ${short(c.after)}`);
+    if (i.action === 'replace') for (const c of i.changes) lines.push(`    ${c.path || '(value)'}: ${short(c.before)} -> ${short(c.after)}${c.replaces ? `  (cannot change in place: replaces ${c.replaces})` : ''}`);
     if (i.note) lines.push(`    note: ${i.note}`);
+    for (const r of i.refused ?? []) lines.push(`    ! cannot apply: ${r.reason}`, `      fix: ${r.hint}`);
   }
   const count = (a: PlanAction) => changed.filter((i) => i.action === a).length;
-  lines.push(`Plan: ${count('create')} to create, ${count('replace')} to replace, ${count('delete')} to delete.`);
+  const refused = changed.filter((i) => i.refused?.length).length;
+  lines.push(`Plan: ${count('create')} to create, ${count('replace')} to replace, ${count('delete')} to delete.${refused ? ` ${refused} cannot be applied (see "cannot apply").` : ''}`);
   return lines.join('\n');
 }
 

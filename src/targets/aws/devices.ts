@@ -11,7 +11,7 @@ import { ownershipByName, type StageNames } from './naming.js';
 import { claimOf, markerTags, notOurs, ownerMarker, ownerTagList, TAG_PROJECT, type Owner } from './ownership.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';
 import { iotApiRates, type ApiRates } from './quotas.js';
-import { AwsCallError, isAwsError, type AwsClients, type Service } from './sdk.js';
+import { AwsCallError, failFastWhenUnserved, isAwsError, type AwsClients, type Service } from './sdk.js';
 import { retryWhen } from './retry.js';
 
 /** The key and CSR helpers (and @peculiar/x509 under them) load only when a device is registered, not to list devices. */
@@ -177,7 +177,7 @@ export class AwsDevices implements DeviceRegistryPort {
   private async policyTags(arn: string): Promise<Record<string, string> | undefined> {
     if (this.tagsUnreadable) return undefined;
     try {
-      const tags = await this.iotList('ListTagsForResource', ({ client, sdk }, nextToken) => client.send(new sdk.ListTagsForResourceCommand({ resourceArn: arn, nextToken }), this.aws.sendOptions), (out) => out.tags);
+      const tags = await this.iotList('ListTagsForResource', ({ client, sdk }, nextToken) => client.send(failFastWhenUnserved(new sdk.ListTagsForResourceCommand({ resourceArn: arn, nextToken })), this.aws.sendOptions), (out) => out.tags);
       return Object.fromEntries(tags.map((t) => [t.Key!, t.Value ?? '']));
     } catch (error) {
       if (error instanceof AwsCallError && !isAwsError(error, 'Cancelled', 'ThrottlingException')) {

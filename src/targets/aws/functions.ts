@@ -38,6 +38,11 @@ export const RUNTIME = LAMBDA_RUNTIME;
 const TAG_TEMPLATE = 'iotctl:template';
 const TAG_SHA = 'iotctl:sha256';
 /**
+ * The zip's CodeSha256 when iotctl deployed that bundle: code changed since by anyone else no longer matches,
+ * and the function reads back as changed (its bundle tag alone would still say iotctl's bundle).
+ */
+const TAG_CODE = 'iotctl:code-sha256';
+/**
  * What the spec said where AWS stores something else, so list()/get() report the function as the spec
  * wrote it and an unchanged function plans as a no-op: the variables iotctl put in place of the template's
  * empty DATABASE_URL, and a bare on-failure queue name (AWS keeps its ARN).
@@ -150,8 +155,14 @@ export class AwsFunctions implements FunctionsPort {
     const legacy = new Map(desired.filter((l) => this.names.function(l) !== l).map((l) => [l, l]));
     const present = new Set(configs.map((c) => c.FunctionName!));
     const candidates = configs.filter((c) => declared.has(c.FunctionName!) || legacy.has(c.FunctionName!) || ownershipByName('lambda-function', c.FunctionName!, this.owner).verdict !== 'not-ours');
-    // ListFunctions carries no tags: read them for the candidates only.
-    const tagged = await mapLimit(candidates, 5, async (c) => {
+    // Independent reads at once: the mappings, the roles' claims (at plan time: a role of the function's role
+    // name of anyone else is refused before apply writes anything), and the candidates' tags (ListFunctions
+    // carries none: read for the candidates only).
+    const mappingsRead = this.listMappings();
+    const rolesChecked = mapLimit(desired, 5, (name) => this.roleClaim(name));
+    mappingsRead.catch(() => undefined);
+    rolesChecked.catch(() => undefined);
+    const tagged = await mapLimit(candidates, 10, async (c) => {
       const out = await client.send(new sdk.ListTagsCommand({ Resource: c.FunctionArn! }), this.aws.sendOptions);
       return { config: c, tags: out.Tags ?? {} };
     });
@@ -179,9 +190,8 @@ export class AwsFunctions implements FunctionsPort {
       // A shortened name hides its logical name: it shows under its physical name.
       mine.push({ ...t, logical: byName.verdict === 'ours' ? byName.logical : name });
     }
-    // Their roles too, at plan time: a role of the function's role name of anyone else is refused before apply writes anything.
-    await mapLimit(desired, 5, (name) => this.roleClaim(name));
-    const mappings = await this.listMappings();
+    await rolesChecked;
+    const mappings = await mappingsRead;
     return mine.map(({ config, tags, logical, adopt, retired }) => ({
       ...this.summary(config, tags, mappings.filter((m) => sameFunction(m.FunctionArn, config)), logical),
       ...(adopt ? { adopt } : {}),
@@ -270,7 +280,7 @@ export class AwsFunctions implements FunctionsPort {
       [TAG_ON_FAILURE]: queue ?? '',
       [TAG_STREAM]: d.eventSource && !d.eventSource.stream.startsWith('arn:') ? d.eventSource.stream : '',
     };
-    const tags: Record<string, string> = { ...(d.tags ?? {}), ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
+    const tags: Record<string, string> = { ...(d.tags ?? {}), ...ownerTags(this.owner), [TAG_TEMPLATE]: d.template, [TAG_SHA]: d.artifact.sha256, [TAG_CODE]: codeSha256, ...Object.fromEntries(Object.entries(optionalTags).filter(([, v]) => v)) };
     const staleTags = Object.keys(optionalTags).filter((k) => !(k in tags));
 
     let result: 'created' | 'updated' | 'unchanged';
@@ -530,7 +540,15 @@ export class AwsFunctions implements FunctionsPort {
       FunctionResponseTypes: es.reportBatchItemFailures ? ['ReportBatchItemFailures' as const] : [],
       DestinationConfig: { OnFailure: destination ? { Destination: destination } : {} },
     };
-    const mine = current.find((m) => m.EventSourceArn === streamArn);
+    let mine = current.find((m) => m.EventSourceArn === streamArn);
+    // Where a mapping starts reading is fixed when it is created: a new position replaces the mapping (the plan says so).
+    if (mine && !sameStart(mine, es)) {
+      await this.waitMappingSettled(mine.UUID!);
+      await client.send(new sdk.DeleteEventSourceMappingCommand({ UUID: mine.UUID! }), this.aws.sendOptions);
+      await this.waitMappingDeleted(mine.UUID!);
+      mine = undefined;
+      result = 'updated';
+    }
     const what = `the execution role of ${functionName} to reach Lambda with its permissions on ${streamArn}`;
     if (!mine) {
       await this.retry(
@@ -550,9 +568,8 @@ export class AwsFunctions implements FunctionsPort {
           ),
         rolePropagating.eventSourceMapping,
       );
-      return 'created';
+      return result === 'updated' ? 'updated' : 'created';
     }
-    // The starting position applies only when a mapping is created; AWS cannot change it afterwards.
     const differs =
       mine.BatchSize !== settings.BatchSize ||
       (mine.MaximumBatchingWindowInSeconds ?? 0) !== settings.MaximumBatchingWindowInSeconds ||
@@ -565,6 +582,24 @@ export class AwsFunctions implements FunctionsPort {
     await this.waitMappingSettled(mine.UUID!);
     await this.retry('UpdateEventSourceMapping', what, () => client.send(new sdk.UpdateEventSourceMappingCommand({ UUID: mine.UUID!, ...settings }), this.aws.sendOptions), rolePropagating.eventSourceMapping);
     return 'updated';
+  }
+
+  /** A deleted mapping stays Deleting for a while; a new one on the same stream waits until it is gone. */
+  private async waitMappingDeleted(uuid: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('lambda');
+    const present = () =>
+      client.send(new sdk.GetEventSourceMappingCommand({ UUID: uuid }), this.aws.sendOptions).then(
+        () => true,
+        (error) => {
+          if (isAwsError(error, 'ResourceNotFoundException')) return false;
+          throw error;
+        },
+      );
+    await waitUntil(present, (stillThere) => !stillThere, {
+      ...this.waits('GetEventSourceMapping', `event source mapping ${uuid} to be deleted`),
+      state: () => 'Deleting',
+      onTimeout: () => new UserError(`Event source mapping ${uuid} is still being deleted.`, 'Retry the deploy in a minute.', 'LAMBDA_TIMEOUT'),
+    });
   }
 
   /** A mapping that is Creating or Updating refuses updates (ResourceInUseException). */
@@ -761,7 +796,7 @@ function summary(c: FunctionConfiguration, tags: Record<string, string>, mapping
     timeoutSeconds: c.Timeout ?? 3,
     memoryMb: c.MemorySize ?? 128,
     environment: specEnvironment(c.Environment?.Variables ?? {}, tags[TAG_DATABASE_ENV]),
-    sha256: tags[TAG_SHA] ?? c.CodeSha256 ?? '',
+    sha256: tags[TAG_CODE] && c.CodeSha256 && tags[TAG_CODE] !== c.CodeSha256 ? `code changed outside iotctl (CodeSha256 ${c.CodeSha256})` : (tags[TAG_SHA] ?? c.CodeSha256 ?? ''),
     eventSource: mappings[0] ? eventSourceOf(mappings[0], logical) : null,
     ...(c.Runtime ? { runtime: c.Runtime } : {}),
     updatedAt: isoOf(c.LastModified),
@@ -795,6 +830,14 @@ function eventSourceOf(m: EventSourceMappingConfiguration, logical: { stream?: s
     reportBatchItemFailures: (m.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
     ...(destination ? { onFailure: destination } : {}),
   };
+}
+
+/** Whether the mapping starts where the spec says (AWS cannot change this after creating the mapping). */
+function sameStart(m: EventSourceMappingConfiguration, es: EventSourceSpec): boolean {
+  if ((m.StartingPosition ?? 'TRIM_HORIZON') !== es.startingPosition) return false;
+  if (es.startingPosition !== 'AT_TIMESTAMP') return true;
+  const at = m.StartingPositionTimestamp ? new Date(m.StartingPositionTimestamp).getTime() : undefined;
+  return at === (es.startingPositionTimestamp ? new Date(es.startingPositionTimestamp).getTime() : undefined);
 }
 
 function configDiffers(c: FunctionConfiguration, want: DesiredConfig): boolean {

@@ -216,6 +216,38 @@ export function toPayload(rule: RuleSpec, s: ArnScope, owner?: Owner): TopicRule
 }
 
 /**
+ * A rule as the plan compares it: in AWS's own shape (the payload's fields, each action's target by its name on
+ * AWS), computed by this one function from toPayload's output and from GetTopicRule alike. The spec's shape is a
+ * lossy reading of it: a channel's delivery streams read back as one `iotAnalytics` action, so a new pipeline
+ * of the channel would not show as a change. The role an older iotctl made for the rule counts as the managed one.
+ */
+export function ruleShape(rule: TopicRule | TopicRulePayload, name: string, s: ArnScope): unknown {
+  const managed = roleArnOf(s, name);
+  const role = (arn: string | undefined) => (arn === legacyRoleArnOf(s, name) ? managed : arn);
+  const action = (a: Action | undefined): unknown => {
+    if (!a) return undefined;
+    if (a.kinesis) return { kinesis: { roleArn: role(a.kinesis.roleArn), streamName: a.kinesis.streamName, partitionKey: a.kinesis.partitionKey } };
+    if (a.iotAnalytics) return { iotAnalytics: { roleArn: role(a.iotAnalytics.roleArn), channelName: a.iotAnalytics.channelName ?? a.iotAnalytics.channelArn?.split('/').pop() } };
+    if (a.republish) return { republish: { roleArn: role(a.republish.roleArn), topic: a.republish.topic, qos: a.republish.qos ?? 0 } };
+    if (a.s3) return { s3: { roleArn: role(a.s3.roleArn), bucketName: a.s3.bucketName, key: a.s3.key } };
+    if (a.firehose) return { firehose: { roleArn: role(a.firehose.roleArn), deliveryStreamName: a.firehose.deliveryStreamName, separator: a.firehose.separator ?? undefined } };
+    if (a.lambda) return { lambda: { functionArn: a.lambda.functionArn } };
+    if (a.cloudwatchLogs) return { cloudwatchLogs: { roleArn: role(a.cloudwatchLogs.roleArn), logGroupName: a.cloudwatchLogs.logGroupName } };
+    // A kind iotctl does not write stays as AWS has it, so a rule that carries one differs from the spec.
+    return JSON.parse(JSON.stringify(a));
+  };
+  const errorAction = rule.errorAction && Object.keys(rule.errorAction).length ? action(rule.errorAction) : undefined;
+  return {
+    sql: rule.sql ?? '',
+    description: withoutMarker(rule.description ?? ''),
+    ruleDisabled: !!rule.ruleDisabled,
+    awsIotSqlVersion: rule.awsIotSqlVersion,
+    actions: (rule.actions ?? []).map(action),
+    ...(errorAction ? { errorAction } : {}),
+  };
+}
+
+/**
  * `name`: the rule's logical name. `channels`: the spec's channels, to fold the datalake engine's firehose
  * actions back into `iotAnalytics`.
  */
@@ -263,7 +295,7 @@ interface Found {
   raw: TopicRule;
 }
 
-type Listed = RuleSpec & PhysicalIdentity & { adopt?: Record<string, string> };
+type Listed = RuleSpec & PhysicalIdentity & { adopt?: Record<string, string>; compare?: unknown };
 
 /**
  * The aws target's topic rules, named `iotctl_<project>_<stage>__<rule>` (naming.ts): ListTopicRules and
@@ -307,8 +339,11 @@ export class AwsRules implements RulesPort {
    * A name of `scope.desired` held by anyone else's rule is refused.
    */
   async list(scope: ListScope = {}): Promise<Listed[]> {
-    const existing = new Set(await this.ruleNamesOnAws());
     const desired = new Set(scope.desired ?? []);
+    // Their roles too, at plan time (read meanwhile): anyone else's role of the name is refused before apply writes anything.
+    const rolesChecked = mapLimit([...desired], 10, (name) => this.roleClaim(name));
+    rolesChecked.catch(() => undefined);
+    const existing = new Set(await this.ruleNamesOnAws());
     // The spec's names first (a `physicalName:` is not in the stage's shape), then any other of the stage's.
     const byPhysical = new Map([...(this.opts.declared?.rules ?? []), ...desired].map((l) => [this.names.rule(l), l]));
     const candidates: { physical: string; logical: string; bare?: true }[] = [];
@@ -318,7 +353,7 @@ export class AwsRules implements RulesPort {
     }
     for (const l of desired) if (existing.has(l) && this.names.rule(l) !== l && !byPhysical.has(l)) candidates.push({ physical: l, logical: l, bare: true });
 
-    const read = await mapLimit(candidates, 4, async (c) => ({ ...c, found: await this.read(c.physical, c.logical) }));
+    const read = await mapLimit(candidates, 10, async (c) => ({ ...c, found: await this.read(c.physical, c.logical) }));
     const byLogical = new Map<string, { current?: Listed; old: Listed[] }>();
     const entry = (l: string) => byLogical.get(l) ?? byLogical.set(l, { old: [] }).get(l)!;
     for (const { physical, logical, bare, found } of read) {
@@ -328,21 +363,26 @@ export class AwsRules implements RulesPort {
       if (current && desired.has(logical) && claim === 'foreign') {
         // Refused here, at plan time, unless `--adopt` takes over a rule no iotctl deployment owns.
         assertClaimable('topic rule', physical, found.owner, this.owner);
-        entry(logical).current = { ...found.spec, physicalName: physical, adopt: markerTags(ownerMarker(this.owner)) };
+        entry(logical).current = { ...found.spec, physicalName: physical, adopt: markerTags(ownerMarker(this.owner)), compare: ruleShape(found.raw, logical, await this.scope()) };
         continue;
       }
       if (claim === 'foreign') continue;
-      if (current) entry(logical).current = { ...found.spec, physicalName: physical };
-      else entry(logical).old.push({ ...found.spec, physicalName: physical });
+      const compare = ruleShape(found.raw, logical, await this.scope());
+      if (current) entry(logical).current = { ...found.spec, physicalName: physical, compare };
+      else entry(logical).old.push({ ...found.spec, physicalName: physical, compare });
     }
-    // Their roles too, at plan time: anyone else's role of the name is refused before apply writes anything.
-    await mapLimit([...desired], 4, (name) => this.roleClaim(name));
+    await rolesChecked;
     const listed = [...byLogical.values()].flatMap(({ current, old }) => {
       // Without the new one, the first old one is what the plan moves; any other is deleted as retired.
       const [moved, ...rest] = current ? [current, ...old] : old;
       return [moved!, ...rest.map((r) => ({ ...r, retired: true as const }))];
     });
     return listed.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The rule as put() would write it, in the shape list() reads it back in (`compare`): what plans compare. */
+  async targetShape(rule: RuleSpec): Promise<unknown> {
+    return ruleShape(toPayload(rule, await this.scope(), this.owner), rule.name, await this.scope());
   }
 
   /** The rule under its logical name; one an older iotctl wrote under the bare name is moved by `apply` first. */

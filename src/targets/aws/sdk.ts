@@ -157,9 +157,22 @@ export class AwsClients {
 
   constructor(readonly settings: AwsSettings) {}
 
+  /** Reads run concurrently: the first caller of a service makes its client, the others wait for that one. */
+  private readonly making = new Map<ServiceName, Promise<Service<ServiceName>>>();
+
   async get<K extends ServiceName>(service: K): Promise<Service<K>> {
     const existing = this.made.get(service);
     if (existing) return existing as unknown as Service<K>;
+    let making = this.making.get(service);
+    if (!making) {
+      making = this.make(service) as unknown as Promise<Service<ServiceName>>;
+      this.making.set(service, making);
+      making.catch(() => this.making.delete(service));
+    }
+    return (await making) as unknown as Service<K>;
+  }
+
+  private async make<K extends ServiceName>(service: K): Promise<Service<K>> {
     // Start the account check now, so its round trip overlaps loading this service's module (the call awaits it).
     if (this.settings.account && service !== 'sts') this.checkAccount(this.settings.account).catch(() => undefined);
     const [sdk, { NodeHttpHandler }] = await Promise.all([loadSdk<Modules[K]>(service), loadSdk<typeof import('@smithy/node-http-handler')>('http')]);
@@ -227,7 +240,27 @@ export class AwsClients {
   destroy(): void {
     for (const { client } of this.made.values()) (client as unknown as SdkClient).destroy();
     this.made.clear();
+    this.making.clear();
   }
+}
+
+/**
+ * For a call that has a fallback (a batch read, optional tags): an endpoint that does not serve the operation
+ * (moto has no BatchGetNamedQuery nor IoT tagging) answers a 5xx HTML page, which the SDK would retry as a
+ * server error, six times with backoff. Such an answer fails this command at once instead, for its fallback.
+ */
+export function failFastWhenUnserved<C extends { middlewareStack: { add(mw: never, opts: never): void } }>(command: C): C {
+  const middleware = (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      const res = (error as { $response?: { statusCode?: number; headers?: Record<string, string> } }).$response;
+      if (res && (res.statusCode ?? 0) >= 500 && !/json|xml/i.test(res.headers?.['content-type'] ?? '')) throw Object.assign(new Error(`the endpoint does not serve this operation (HTTP ${res.statusCode})`), { name: 'UnservedOperation' });
+      throw error;
+    }
+  };
+  command.middlewareStack.add(middleware as never, { step: 'deserialize', name: 'iotctlUnserved', priority: 'high' } as never);
+  return command;
 }
 
 /** The wrong-profile accident: the credentials in use belong to another account than the spec pins. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,10 +6,11 @@ import { planResources, type PlanItem, type Resource } from '../../../iot/plan/i
 import type { Spec } from '../../../spec/schema.js';
 import { ANALYTICS_TAG, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerOf, ownerTagList, ownerTags, stripMarker, TAG_PROJECT, tagMap, withMarker, type Owner } from '../ownership.js';
 import { databaseOpsNames, datalakeNames, LIFECYCLE_RULE_PREFIX, listingPrefix, ownershipByName, qualifiedTable, splitQualifiedTable, type NameKind } from '../naming.js';
-import { isAwsError, type AwsClients, type ServiceName } from '../sdk.js';
+import { failFastWhenUnserved, isAwsError, type AwsClients, type ServiceName } from '../sdk.js';
 import { anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from '../retry.js';
 import { UserError } from '../../../ui/errors.js';
 import { deleteServiceRole, ensureServiceRole, SERVICE_PRINCIPAL, trustPolicy, type TrustedService } from '../iam.js';
+import { mapLimit } from '../concurrency.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,
@@ -95,12 +97,17 @@ export async function lakePlace(aws: AwsClients, spec: Pick<Spec, 'project'> & {
 }
 
 export async function datalakeContext(aws: AwsClients, spec: Pick<Spec, 'project'> & { stage?: string }): Promise<DatalakeContext> {
-  const [accountId, region, artifact] = await Promise.all([aws.accountId(), aws.region(), transformArtifact()]);
-  return { accountId, region, bucket: await lakeBucket(aws, spec, { accountId, region }), transformSha256: artifact.sha256 };
+  // A plan needs the bundle's hash only (cached by its inputs): the zip is made when a function is written.
+  const digest = import('../../../services/bundle.js').then((m) => m.bundleDigest('pipeline-transform'));
+  const [accountId, region, { sha256 }] = await Promise.all([aws.accountId(), aws.region(), digest]);
+  return { accountId, region, bucket: await lakeBucket(aws, spec, { accountId, region }), transformSha256: sha256 };
 }
 
 const stageOf = (spec: DatalakeSpec) => spec.stage ?? DEFAULT_STAGE;
 const ownerOfSpec = (spec: DatalakeSpec) => ownerOf(spec.project, stageOf(spec));
+
+/** Reads in flight at once per listing (as Terraform runs 10 operations at once). */
+const READS = 10;
 
 /** The plan: desired vs actual. `prune` adds deletes for what the spec dropped, never for the bucket or the database. */
 export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { prune?: boolean; context?: DatalakeContext } = {}): Promise<PlanItem[]> {
@@ -108,10 +115,32 @@ export async function planDatalake(aws: AwsClients, spec: DatalakeSpec, opts: { 
   const desired = desiredDatalake(spec, ctx);
   const actual = ours(await readClaims(aws, spec, ctx, desired), ownerOfSpec(spec), desired);
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => !(i.action === 'delete' && NEVER_PRUNED.has(i.kind)));
+  await refuseFormatChanges(aws, items, lakeNames(spec, ctx).bucket);
   if (lakeNames(spec, ctx).legacyBucket)
     for (const i of items.filter((i) => i.kind === 'bucket'))
       i.note = `the bucket made before stage-scoped names keeps the ${DEFAULT_STAGE} stage's data in place (a bucket cannot be renamed); the ${DEFAULT_STAGE} stage goes on using it, other stages have their own`;
   return sortItems(items);
+}
+
+/**
+ * A datastore's files keep the format they were written in, and Athena reads one format per table: a datastore
+ * that holds files cannot change its format (as on the local target). Refused at plan time, before anything is asked.
+ */
+async function refuseFormatChanges(aws: AwsClients, items: PlanItem[], bucket: string): Promise<void> {
+  const changed = items.filter((i) => i.kind === 'table' && i.action === 'replace' && i.changes.some((c) => c.path === 'format'));
+  for (const i of changed) {
+    const { client, sdk } = await aws.get('s3');
+    const prefix = `datastore/${i.name}/`;
+    const out = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }), aws.sendOptions);
+    if (!out.KeyCount && !out.Contents?.length) continue;
+    const [before, after] = [(i.actual as TableConfig).format, (i.desired as TableConfig).format];
+    i.refused = [
+      {
+        reason: `datastore ${i.name} holds ${before} files (s3://${bucket}/${prefix}); its format cannot change to ${after}`,
+        hint: `Keep format: ${before} for ${i.name} in iotctl.yaml, or use a new datastore name (its old files stay in S3 until you delete them).`,
+      },
+    ];
+  }
 }
 
 function sortItems(items: PlanItem[]): PlanItem[] {
@@ -262,23 +291,27 @@ async function bucketExists(aws: AwsClients, bucket: string): Promise<boolean> {
 async function readBucket(aws: AwsClients, bucket: string, legacyName: boolean): Promise<Found | undefined> {
   const { client, sdk } = await aws.get('s3');
   if (!(await bucketExists(aws, bucket))) return undefined;
-  const enc = await client.send(new sdk.GetBucketEncryptionCommand({ Bucket: bucket }), aws.sendOptions).catch((e) => {
-    if (isAwsError(e, 'ServerSideEncryptionConfigurationNotFoundError')) return undefined;
-    throw e;
-  });
-  const pab = await client.send(new sdk.GetPublicAccessBlockCommand({ Bucket: bucket }), aws.sendOptions).catch((e) => {
-    if (isAwsError(e, 'NoSuchPublicAccessBlockConfiguration')) return undefined;
-    throw e;
-  });
+  // Independent reads, at once.
+  const [enc, pab, rules, tags] = await Promise.all([
+    client.send(new sdk.GetBucketEncryptionCommand({ Bucket: bucket }), aws.sendOptions).catch((e) => {
+      if (isAwsError(e, 'ServerSideEncryptionConfigurationNotFoundError')) return undefined;
+      throw e;
+    }),
+    client.send(new sdk.GetPublicAccessBlockCommand({ Bucket: bucket }), aws.sendOptions).catch((e) => {
+      if (isAwsError(e, 'NoSuchPublicAccessBlockConfiguration')) return undefined;
+      throw e;
+    }),
+    bucketLifecycle(aws, bucket),
+    bucketTags(aws, bucket),
+  ]);
   const algo = enc?.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm;
   const b = pab?.PublicAccessBlockConfiguration;
   const blocked = !!(b?.BlockPublicAcls && b.BlockPublicPolicy && b.IgnorePublicAcls && b.RestrictPublicBuckets);
-  const lifecycle = (await bucketLifecycle(aws, bucket))
+  const lifecycle = rules
     .filter((r) => r.ID?.startsWith(LIFECYCLE_RULE_PREFIX))
     .map((r) => ({ id: r.ID!, prefix: r.Filter?.Prefix ?? r.Prefix ?? '', days: r.Expiration?.Days ?? 0 }))
     .sort((x, y) => x.id.localeCompare(y.id));
   // The name before stage-scoped names holds the project, the account and the region: without iotctl's tags it is an older iotctl's.
-  const tags = await bucketTags(aws, bucket);
   return { config: { encryption: algo, blockPublicAccess: blocked, lifecycle }, tags, legacy: legacyName };
 }
 
@@ -321,11 +354,14 @@ const policyJson = (doc: string | undefined) => (doc ? JSON.parse(doc.startsWith
 async function roleFound(aws: AwsClients, role: { RoleName?: string; AssumeRolePolicyDocument?: string }): Promise<Found> {
   const { client, sdk } = await aws.get('iam');
   const trust = policyJson(role.AssumeRolePolicyDocument) as { Statement?: { Principal?: { Service?: string } }[] } | undefined;
-  const policy = await client.send(new sdk.GetRolePolicyCommand({ RoleName: role.RoleName!, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
-    if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
-    throw e;
-  });
-  const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions)).Tags);
+  const [policy, tagList] = await Promise.all([
+    client.send(new sdk.GetRolePolicyCommand({ RoleName: role.RoleName!, PolicyName: 'iotctl' }), aws.sendOptions).catch((e) => {
+      if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+      throw e;
+    }),
+    client.send(new sdk.ListRoleTagsCommand({ RoleName: role.RoleName! }), aws.sendOptions),
+  ]);
+  const tags = tagMap(tagList.Tags);
   // Under iotctl's role path, a role without iotctl's tags is an older iotctl's.
   return { config: { service: trust?.Statement?.[0]?.Principal?.Service, policy: policyJson(policy?.PolicyDocument) }, tags, legacy: true };
 }
@@ -333,14 +369,14 @@ async function roleFound(aws: AwsClients, role: { RoleName?: string; AssumeRoleP
 /** The roles under exactly `path` (a prefix listing also returns the paths below it: other stages'). */
 async function listRoles(aws: AwsClients, path: string): Promise<Map<string, Found>> {
   const { client, sdk } = await aws.get('iam');
-  const out = new Map<string, Found>();
+  const roles: { RoleName?: string; AssumeRolePolicyDocument?: string }[] = [];
   let Marker: string | undefined;
   do {
     const page = await client.send(new sdk.ListRolesCommand({ PathPrefix: path, Marker }), aws.sendOptions);
-    for (const role of page.Roles ?? []) if (role.Path === path) out.set(role.RoleName!, await roleFound(aws, role));
+    roles.push(...(page.Roles ?? []).filter((role) => role.Path === path));
     Marker = page.IsTruncated ? page.Marker : undefined;
   } while (Marker);
-  return out;
+  return new Map(await mapLimit(roles, READS, async (role) => [role.RoleName!, await roleFound(aws, role)] as const));
 }
 
 async function describeRole(aws: AwsClients, name: string): Promise<{ path: string; found: Found } | undefined> {
@@ -406,26 +442,34 @@ async function describeTable(aws: AwsClients, database: string, name: string): P
   }
 }
 
-async function functionFound(aws: AwsClients, f: { FunctionArn?: string; Role?: string; Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, string> } }): Promise<Found> {
+/** The zip's CodeSha256 when iotctl wrote the transform's code: code changed since by anyone else no longer matches. */
+const TAG_CODE = 'iotctl:code-sha256';
+
+async function functionFound(aws: AwsClients, f: { FunctionName?: string; FunctionArn?: string; Role?: string; Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; CodeSha256?: string; Environment?: { Variables?: Record<string, string> } }): Promise<Found> {
   const { client, sdk } = await aws.get('lambda');
+  const tags = (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {};
+  const environment = { ...(f.Environment?.Variables ?? {}) };
+  // The bundle's hash in the environment says which code iotctl wrote, not which code runs: other code reads back as changed.
+  if (tags[TAG_CODE] && f.CodeSha256 && tags[TAG_CODE] !== f.CodeSha256) environment.IOTCTL_BUNDLE_SHA256 = `code changed outside iotctl (CodeSha256 ${f.CodeSha256})`;
   return {
-    tags: (await client.send(new sdk.ListTagsCommand({ Resource: f.FunctionArn! }), aws.sendOptions)).Tags ?? {},
+    tags,
     legacy: true,
-    config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment: f.Environment?.Variables ?? {} } satisfies Partial<FunctionConfig>,
+    config: { role: f.Role, handler: f.Handler, runtime: f.Runtime, timeout: f.Timeout, memory: f.MemorySize, environment } satisfies Partial<FunctionConfig>,
   };
 }
 
 /** Functions whose names may be this stage's (tags are read only for those). */
 async function listFunctions(aws: AwsClients, mayBeOurs: (name: string) => boolean): Promise<Map<string, Found>> {
   const { client, sdk } = await aws.get('lambda');
-  const out = new Map<string, Found>();
+  const candidates: Parameters<typeof functionFound>[1][] = [];
   let Marker: string | undefined;
   do {
     const page = await client.send(new sdk.ListFunctionsCommand({ Marker }), aws.sendOptions);
-    for (const f of page.Functions ?? []) if (f.FunctionName && mayBeOurs(f.FunctionName)) out.set(f.FunctionName, await functionFound(aws, f));
+    // Tags (one call per function) only for the names that may be this stage's.
+    candidates.push(...(page.Functions ?? []).filter((f) => f.FunctionName && mayBeOurs(f.FunctionName)));
     Marker = page.NextMarker;
   } while (Marker);
-  return out;
+  return new Map(await mapLimit(candidates, READS, async (f) => [(f as { FunctionName: string }).FunctionName, await functionFound(aws, f)] as const));
 }
 
 async function describeFunction(aws: AwsClients, name: string): Promise<Found | undefined> {
@@ -450,13 +494,16 @@ async function listStreams(aws: AwsClients, mayBeOurs: (name: string) => boolean
     if (!page.HasMoreDeliveryStreams || !got.length) break;
     ExclusiveStartDeliveryStreamName = got[got.length - 1];
   }
-  const found = await Promise.all(streamNames.map(async (name) => [name, await describeStream(aws, name)] as const));
+  const found = await mapLimit(streamNames, READS, async (name) => [name, await describeStream(aws, name)] as const);
   return new Map(found.filter((f): f is [string, Found] => !!f[1]));
 }
 
 async function describeStream(aws: AwsClients, name: string): Promise<Found | undefined> {
   const { client, sdk } = await aws.get('firehose');
   let out;
+  // The tags at the same time (a stream that does not exist fails both alike).
+  const tags = deliveryStreamTags(aws, name);
+  tags.catch(() => undefined);
   try {
     out = await client.send(new sdk.DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), aws.sendOptions);
   } catch (e) {
@@ -468,7 +515,7 @@ async function describeStream(aws: AwsClients, name: string): Promise<Found | un
   for (const p of d?.ProcessingConfiguration?.Processors ?? []) processors[p.Type!] = Object.fromEntries((p.Parameters ?? []).map((x) => [x.ParameterName!, x.ParameterValue!]));
   const schema = d?.DataFormatConversionConfiguration?.Enabled ? d.DataFormatConversionConfiguration.SchemaConfiguration : undefined;
   return {
-    tags: await deliveryStreamTags(aws, name),
+    tags: await tags,
     legacy: true,
     config: {
       role: d?.RoleARN,
@@ -506,21 +553,34 @@ async function readQueries(aws: AwsClients, workgroup: string, wanted: (name: st
   const { client, sdk } = await aws.get('athena');
   const out = new Map<string, Found & { id: string }>();
   let NextToken: string | undefined;
+  const ids: string[] = [];
   do {
     const page = await client.send(new sdk.ListNamedQueriesCommand({ WorkGroup: workgroup, NextToken }), aws.sendOptions);
-    for (const id of page.NamedQueryIds ?? []) {
-      const q = (await client.send(new sdk.GetNamedQueryCommand({ NamedQueryId: id }), aws.sendOptions)).NamedQuery;
-      if (q?.Name && wanted(q.Name))
-        out.set(q.Name, {
-          config: { database: q.Database, workgroup: q.WorkGroup ?? workgroup, sql: q.QueryString },
-          id,
-          tags: markerTags(q.Description),
-          // Older versions wrote this exact description, without a marker.
-          legacy: legacyDescription !== undefined && q.Description === legacyDescription,
-        });
-    }
+    ids.push(...(page.NamedQueryIds ?? []));
     NextToken = page.NextToken;
   } while (NextToken);
+  // BatchGetNamedQuery reads up to 50 at once (one GetNamedQuery each would be a call per query on every read).
+  const batches = Array.from({ length: Math.ceil(ids.length / 50) }, (_, i) => ids.slice(i * 50, i * 50 + 50));
+  const pages = await mapLimit(batches, READS, async (NamedQueryIds) => {
+    try {
+      return (await client.send(failFastWhenUnserved(new sdk.BatchGetNamedQueryCommand({ NamedQueryIds })), aws.sendOptions)).NamedQueries ?? [];
+    } catch (error) {
+      if (aws.settings.signal?.aborted) throw error;
+      // An endpoint without the batch call (moto, emulators) or a policy that allows only athena:GetNamedQuery:
+      // one call per query, whose own error (if any) is the one to report.
+      return mapLimit(NamedQueryIds, READS, async (NamedQueryId) => (await client.send(new sdk.GetNamedQueryCommand({ NamedQueryId }), aws.sendOptions)).NamedQuery!);
+    }
+  });
+  for (const q of pages.flat()) {
+    if (q.Name && q.NamedQueryId && wanted(q.Name))
+      out.set(q.Name, {
+        config: { database: q.Database, workgroup: q.WorkGroup ?? workgroup, sql: q.QueryString },
+        id: q.NamedQueryId,
+        tags: markerTags(q.Description),
+        // Older versions wrote this exact description, without a marker.
+        legacy: legacyDescription !== undefined && q.Description === legacyDescription,
+      });
+  }
   return out;
 }
 
@@ -532,15 +592,14 @@ async function readSchedules(aws: AwsClients, prefix: string, mayBeOurs: (name: 
   const { client, sdk } = await aws.get('scheduler');
   const out = new Map<string, Found>();
   let NextToken: string | undefined;
+  const listed: { Name?: string; GroupName?: string }[] = [];
   do {
     const page = await client.send(new sdk.ListSchedulesCommand({ NamePrefix: prefix, NextToken }), aws.sendOptions);
-    for (const s of page.Schedules ?? []) {
-      if (!s.Name || !mayBeOurs(s.Name)) continue;
-      const found = await describeSchedule(aws, s.Name, legacyDescription, s.GroupName);
-      if (found) out.set(s.Name, found);
-    }
+    listed.push(...(page.Schedules ?? []).filter((s) => s.Name && mayBeOurs(s.Name)));
     NextToken = page.NextToken;
   } while (NextToken);
+  const found = await mapLimit(listed, READS, async (s) => [s.Name!, await describeSchedule(aws, s.Name!, legacyDescription, s.GroupName)] as const);
+  for (const [name, f] of found) if (f) out.set(name, f);
   return out;
 }
 
@@ -661,7 +720,7 @@ const UPSERT: { [K in DatalakeKind]: Upsert<never> } = {
     const { zip } = await transformArtifact();
     const settings = { Role: config.role, Handler: config.handler, Runtime: config.runtime as never, Timeout: config.timeout, MemorySize: config.memory, Environment: { Variables: config.environment } };
     // Marked as analytics' own, so the functions section (AwsFunctions) leaves it to this engine.
-    const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform' };
+    const Tags = { ...ownerTags(ownerOfSpec(spec)), [ANALYTICS_TAG]: 'pipeline-transform', [TAG_CODE]: createHash('sha256').update(zip).digest('base64') };
     if (create) {
       // Its role was usually created a moment ago: Lambda refuses it until IAM has propagated it.
       await retryWhen(

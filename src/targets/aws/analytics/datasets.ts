@@ -8,7 +8,8 @@ import type { Spec } from '../../../spec/schema.js';
 import { UserError } from '../../../ui/errors.js';
 import { formatBytes } from '../../../ui/format.js';
 import { AwsAthena } from '../athena.js';
-import { isAwsError, type AwsClients } from '../sdk.js';
+import { failFastWhenUnserved, isAwsError, type AwsClients } from '../sdk.js';
+import { mapLimit } from '../concurrency.js';
 import { lakePlace, namedQuery } from './datalake.js';
 import { listObjects } from './s3-objects.js';
 import { schedulePeriod } from './dataset-sql.js';
@@ -25,8 +26,13 @@ import { datasetOutput, datasetPrefix, type QueryConfig } from './model.js';
 
 type DatasetSpec = Spec['analytics']['datasets'][number];
 
-/** Recent executions of the workgroup scanned for a dataset's failed and running runs (one ListQueryExecutions page). */
-const HISTORY = 50;
+/**
+ * The workgroup's executions scanned for a dataset's failed and running runs, newest first: page after page
+ * (50 ids each, detailed 50 at a time) back to HISTORY_DAYS ago, at most HISTORY_MAX executions. One page of 50
+ * missed a run as soon as the workgroup ran 50 other queries since.
+ */
+const HISTORY_DAYS = 7;
+const HISTORY_MAX = 1000;
 
 interface ContentObject {
   id: string;
@@ -240,16 +246,36 @@ export class AwsDatasets {
   private recentExecutions(): Promise<QueryExecution[]> {
     return (this.history ??= (async () => {
       const { client, sdk } = await this.aws.get('athena');
-      const page = await client.send(new sdk.ListQueryExecutionsCommand({ WorkGroup: this.spec.athena.workgroup, MaxResults: HISTORY }), this.aws.sendOptions);
-      const ids = page.QueryExecutionIds ?? [];
+      const since = Date.now() - HISTORY_DAYS * 86_400_000;
       const executions: QueryExecution[] = [];
-      // Eight at a time: GetQueryExecution is cheap, and its rate quota allows bursts of 20.
-      for (let i = 0; i < ids.length; i += 8)
-        executions.push(
-          ...(await Promise.all(ids.slice(i, i + 8).map(async (id) => (await client.send(new sdk.GetQueryExecutionCommand({ QueryExecutionId: id }), this.aws.sendOptions)).QueryExecution ?? {}))),
-        );
+      let NextToken: string | undefined;
+      do {
+        const page = await client.send(new sdk.ListQueryExecutionsCommand({ WorkGroup: this.spec.athena.workgroup, MaxResults: 50, NextToken }), this.aws.sendOptions);
+        const ids = page.QueryExecutionIds ?? [];
+        // 50 per BatchGetQueryExecution (an endpoint may list more on one page: moto lists all).
+        const detailed = (await mapLimit(Array.from({ length: Math.ceil(ids.length / 50) }, (_, i) => ids.slice(i * 50, i * 50 + 50)), 4, (chunk) => this.executions(chunk))).flat();
+        executions.push(...detailed);
+        NextToken = page.NextToken;
+        // Newest first: a page that reaches past the window ends the scan.
+        if (detailed.some((x) => (x.Status?.SubmissionDateTime?.getTime() ?? Infinity) < since)) break;
+      } while (NextToken && executions.length < HISTORY_MAX);
       return executions;
     })());
+  }
+
+  /** The executions of these ids (at most 50), in one BatchGetQueryExecution; one GetQueryExecution each where the endpoint lacks it. */
+  private async executions(ids: string[]): Promise<QueryExecution[]> {
+    if (!ids.length) return [];
+    const { client, sdk } = await this.aws.get('athena');
+    try {
+      const out = await client.send(failFastWhenUnserved(new sdk.BatchGetQueryExecutionCommand({ QueryExecutionIds: ids })), this.aws.sendOptions);
+      const byId = new Map((out.QueryExecutions ?? []).map((x) => [x.QueryExecutionId, x]));
+      return ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : []));
+    } catch (error) {
+      if (this.aws.settings.signal?.aborted) throw error;
+      // Eight at a time: GetQueryExecution is cheap, and its rate quota allows bursts of 20.
+      return mapLimit(ids, 8, async (id) => (await client.send(new sdk.GetQueryExecutionCommand({ QueryExecutionId: id }), this.aws.sendOptions)).QueryExecution ?? {});
+    }
   }
 
   /** Downloads a content CSV once (it never changes) and counts its rows. */

@@ -252,6 +252,17 @@ export async function planIotAnalytics(aws: AwsClients, spec: IotAnalyticsSpec, 
   const roleArn = needsRole(spec) ? await enrichRoleArn(aws, spec) : arn(await aws.region(), 'iam', '', '000000000000', 'role/unused');
   const desired = desiredIotAnalytics(spec, roleArn);
   const actual = await readIotAnalytics(aws, spec, opts.prune ? 'project' : 'spec');
+  // IoT Analytics cannot change a datastore's file format in place: refused at plan time, before anything is asked.
+  for (const d of desired)
+    if (d.kind === 'datastore')
+      d.immutable = {
+        format: {
+          refuse: {
+            reason: `IoT Analytics cannot change datastore ${d.name}'s file format in place (to ${(d.config as DatastoreConfig).format})`,
+            hint: `Keep the datastore's format in iotctl.yaml, or move to the datalake engine: ${MIGRATE_COMMAND}.`,
+          },
+        },
+      };
   const items = planResources(desired, actual, { prune: opts.prune }).filter((i) => i.action !== 'delete' || opts.deleteData || (i.kind !== 'channel' && i.kind !== 'datastore'));
   return sortItems(items);
 }
