@@ -32,7 +32,8 @@ export default class Apply extends BaseCommand<typeof Apply> {
       assertApplicable(items);
       if (!planHasChanges(items) || this.flags['dry-run']) return { plan, applied: false };
       await confirm('Apply this plan?', this.flags.yes);
-      await runSteps(applySteps(all, plan), mode);
+      // Independent sections at once (bounded: each makes its own calls, paced by the SDK clients).
+      await runSteps(applySteps(all, plan, target.name), mode, { graph: { limit: 4 } });
       info('Applied.');
       return { plan, applied: true };
     } finally {

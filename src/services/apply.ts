@@ -229,15 +229,45 @@ export async function planAll(all: ApplySection[], opts: { prune?: boolean }): P
 }
 
 /**
- * Two phases (applyOrder): creates and updates section by section in dependency order, then deletes in
- * reverse order, so a stream outlives the rule that writes to it. A failure stops before the later steps.
+ * What each section's creates and updates wait for on aws: what its resources name must exist first. A rule
+ * names streams, delivery streams and functions; provisioning's hook is a function and its template names the
+ * device policy. Functions do not wait for the streams section: the event source mapping itself waits for its
+ * stream to be ACTIVE (targets/aws/functions.ts), so the function's role and Pending state overlap the stream's
+ * CREATING. The database and analytics sections make their own roles, functions and streams.
  */
-export function applySteps(all: ApplySection[], plans: SectionPlan[]): Step[] {
+export const AWS_NEEDS: Record<string, string[]> = {
+  devices: [],
+  streams: [],
+  database: [],
+  functions: [],
+  analytics: [],
+  provisioning: ['devices', 'functions'],
+  rules: ['streams', 'functions', 'analytics'],
+};
+
+/**
+ * Two phases (applyOrder): creates and updates, then deletes in reverse order, so a stream outlives the rule that
+ * writes to it. On aws the creates run as a graph (AWS_NEEDS): a section starts once what it needs is applied,
+ * independent ones at once; elsewhere one after another in dependency order. Deletes run one by one after every
+ * create. A failure starts nothing more (runSteps with `graph`).
+ */
+export function applySteps(all: ApplySection[], plans: SectionPlan[], target: 'local' | 'aws' = 'local'): Step[] {
   const ordered = all.map((s) => ({ section: s.name, items: plans.find((p) => p.section === s.name)?.items ?? [] }));
-  return applyOrder(ordered).map(({ section, items }) => {
+  const phases = applyOrder(ordered);
+  const creates = phases.filter((p) => p.items[0]!.action !== 'delete').map((p) => p.section);
+  const steps: Step[] = [];
+  let previous: string | undefined;
+  for (const { section, items } of phases) {
     const s = all.find((x) => x.name === section)!;
     const deletes = items[0]!.action === 'delete';
     const n = `${items.length} ${deletes ? 'deletion' : 'change'}${items.length === 1 ? '' : 's'}`;
-    return { title: `${deletes ? 'Prune' : 'Apply'} ${s.name} (${n})`, run: () => s.apply(items) };
-  });
+    const id = `${deletes ? 'delete' : 'apply'}:${section}`;
+    let after: string[];
+    if (deletes) after = previous?.startsWith('delete:') ? [previous] : creates.map((c) => `apply:${c}`);
+    else if (target === 'aws') after = (AWS_NEEDS[section] ?? creates.slice(0, creates.indexOf(section))).filter((x) => creates.includes(x)).map((x) => `apply:${x}`);
+    else after = previous ? [previous] : [];
+    steps.push({ id, after, title: `${deletes ? 'Prune' : 'Apply'} ${s.name} (${n})`, run: () => s.apply(items) });
+    previous = id;
+  }
+  return steps;
 }

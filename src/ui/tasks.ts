@@ -1,4 +1,5 @@
 import { info } from './output.js';
+import { runGraph, type GraphEvent } from '../services/graph.js';
 
 /**
  * Multi-step progress (apply, lambda deploy, bulk registration, athena run, local up) on stderr:
@@ -9,6 +10,9 @@ export interface Step {
   title: string;
   /** `update` replaces the step's detail line (e.g. "RUNNING · 1.2 GB scanned"). */
   run(update: (detail: string) => void): Promise<unknown> | unknown;
+  /** With `graph`: this step's id, and the ids of the steps it waits for (it starts once they succeeded). */
+  id?: string;
+  after?: string[];
 }
 
 export type StepsMode = 'tty' | 'plain' | 'quiet';
@@ -18,8 +22,13 @@ export function stepsMode(json: boolean): StepsMode {
   return process.stderr.isTTY && !process.env.CI ? 'tty' : 'plain';
 }
 
-/** `concurrent`: the steps are independent (reads), run at once; the first failure is thrown once all have settled. */
-export async function runSteps(steps: Step[], mode: StepsMode, opts: { concurrent?: boolean } = {}): Promise<void> {
+/**
+ * `concurrent`: the steps are independent (reads), run at once; the first failure is thrown once all have settled.
+ * `graph`: each step starts once the steps it names in `after` have succeeded (services/graph.ts); after a failure
+ * no new step starts, the running ones finish, then the first error is thrown.
+ */
+export async function runSteps(steps: Step[], mode: StepsMode, opts: { concurrent?: boolean; graph?: { limit?: number } } = {}): Promise<void> {
+  if (opts.graph) return runStepGraph(steps, mode, opts.graph.limit);
   if (mode === 'tty') return runWithListr(steps, opts.concurrent);
   if (opts.concurrent) {
     const settled = await Promise.allSettled(
@@ -71,6 +80,69 @@ async function runWithListr(steps: Step[], concurrent = false): Promise<void> {
     },
   );
   await list.run();
+}
+
+async function runStepGraph(steps: Step[], mode: StepsMode, limit?: number): Promise<void> {
+  const idOf = (s: Step, i: number) => s.id ?? String(i);
+  const titles = new Map(steps.map((s, i) => [idOf(s, i), s.title]));
+  // Per step: settles when the graph starts it (true) or skips it (false); and the detail setter of its row.
+  type Gate = { open: (started: boolean) => void; opened: Promise<boolean>; finish: (error?: unknown) => void; finished: Promise<void>; update: (d: string) => void };
+  const gate = new Map<string, Gate>();
+  for (const [id] of titles) {
+    let open!: Gate['open'];
+    let finish!: Gate['finish'];
+    const opened = new Promise<boolean>((r) => (open = r));
+    const finished = new Promise<void>((resolve, reject) => (finish = (error) => (error === undefined ? resolve() : reject(error))));
+    finished.catch(() => undefined); // read by the row only on a terminal
+    gate.set(id, { open, opened, finish, finished, update: () => undefined });
+  }
+  const startedAt = new Map<string, number>();
+  const on = (e: GraphEvent) => {
+    const title = titles.get(e.id)!;
+    if (e.state === 'started') startedAt.set(e.id, Date.now()), gate.get(e.id)!.open(true);
+    if (e.state === 'skipped') gate.get(e.id)!.open(false);
+    if (e.state === 'done') gate.get(e.id)!.finish();
+    if (e.state === 'failed') gate.get(e.id)!.finish(e.error ?? new Error('failed'));
+    if (mode !== 'plain') return;
+    if (e.state === 'done') info(`✓ ${title} (${seconds(startedAt.get(e.id)!)})`);
+    if (e.state === 'failed') info(`x ${title} failed after ${seconds(startedAt.get(e.id)!)}`);
+    if (e.state === 'skipped') info(`- ${title}: not started (an earlier step failed)`);
+  };
+  const graph = runGraph(
+    steps.map((s, i) => {
+      const id = idOf(s, i);
+      return { id, after: s.after ?? [], run: () => s.run((d) => gate.get(id)!.update(d)) };
+    }),
+    { limit, on },
+  );
+  if (mode !== 'tty') return graph;
+  const { Listr, ListrLogger, PRESET_TIMER, ProcessOutput } = await import('listr2');
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
+  const settled = graph.then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
+  const list = new Listr(
+    steps.map((s, i) => {
+      const id = idOf(s, i);
+      return {
+        title: s.title,
+        task: async (_ctx: unknown, task: { output: string; skip(message?: string): void }) => {
+          const g = gate.get(id)!;
+          if (s.after?.length) task.output = `waiting for ${s.after.map((a) => titles.get(a)).join(', ')}`;
+          g.update = (d) => (task.output = d);
+          if (!(await g.opened)) return task.skip(`${s.title}: not started (an earlier step failed)`);
+          task.output = '';
+          await g.finished;
+        },
+      };
+    }),
+    { concurrent: true, exitOnError: false, registerSignalListeners: false, collectErrors: false, rendererOptions: { timer: PRESET_TIMER, collapseErrors: false, collapseSkips: false, logger } },
+  );
+  const rendered = list.run().catch(() => undefined);
+  const outcome = await settled;
+  await rendered;
+  if (outcome) throw outcome.error;
 }
 
 function seconds(since: number): string {

@@ -519,6 +519,19 @@ export class AwsFunctions implements FunctionsPort {
     return all;
   }
 
+  private async waitStreamActive(streamArn: string): Promise<void> {
+    const { client, sdk } = await this.aws.get('kinesis');
+    await waitUntil(
+      () =>
+        client.send(new sdk.DescribeStreamSummaryCommand({ StreamARN: streamArn }), this.aws.sendOptions).then(
+          (r) => r.StreamDescriptionSummary?.StreamStatus ?? 'UNKNOWN',
+          (e: unknown) => (isAwsError(e, 'ResourceNotFoundException') ? 'not created yet' : Promise.reject(e)),
+        ),
+      (status) => status === 'ACTIVE' || status === 'UPDATING',
+      { ...this.waits('DescribeStreamSummary', `the stream ${streamArn} to be ACTIVE`), service: 'kinesis', state: (s) => s },
+    );
+  }
+
   /** Create, update or delete the function's mapping so it matches the spec's eventSource. */
   private async ensureMapping(functionName: string, es: EventSourceSpec | undefined, streamArn: string | undefined, destination: string | undefined): Promise<'created' | 'updated' | 'deleted' | 'unchanged'> {
     const { client, sdk } = await this.aws.get('lambda');
@@ -551,6 +564,9 @@ export class AwsFunctions implements FunctionsPort {
     }
     const what = `the execution role of ${functionName} to reach Lambda with its permissions on ${streamArn}`;
     if (!mine) {
+      // apply creates the stream in parallel with the function (services/apply.ts): Lambda takes a mapping
+      // only from an ACTIVE stream, so wait for it (missing counts as not yet: its CreateStream is in flight).
+      await this.waitStreamActive(streamArn);
       await this.retry(
         'CreateEventSourceMapping',
         what,
