@@ -66,6 +66,8 @@ try {
   const again = await run(['apply', '--dry-run']);
   if (!/No changes/.test(again.stderr)) throw new Error(`the init spec does not plan as a no-op after apply:\n${again.stderr}`);
 
+  // The steps as apply printed them (plain mode: each with its own time).
+  for (const line of applied.stderr.split('\n')) if (/^[✓x-] (Apply|Prune)/.test(line)) console.log(`  ${line}`);
   const byInjected = new Map<string, number>();
   for (const c of moto.realism!.calls()) if (c.injected) byInjected.set(c.injected, (byInjected.get(c.injected) ?? 0) + 1);
   const ratio = elapsed / chain;
