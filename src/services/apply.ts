@@ -203,7 +203,8 @@ function rulesSection(spec: Spec, target: Target): ApplySection {
   return {
     name: 'rules',
     plan: (opts) => planRules(target.rules, spec, opts, (name) => target.physicalName?.('rule', name)),
-    apply: (items) => applyRulePlan(target.rules, items),
+    // On aws each rule waits for its own role to propagate: several at once. The local rules share one state file.
+    apply: (items) => applyRulePlan(target.rules, items, { concurrency: target.name === 'aws' ? 4 : 1 }),
   };
 }
 

@@ -1,3 +1,4 @@
+import { runGraph } from './graph.js';
 import { randomUUID } from 'node:crypto';
 import type { PhysicalIdentity, RulesPort } from '../ports.js';
 import type { RuleSpec, Spec } from '../spec/schema.js';
@@ -40,17 +41,23 @@ export async function planRules(rules: RulesPort, spec: Spec, opts: { prune?: bo
 export const RULE_ROLE_KIND = 'rule role';
 
 /** Converge: create and replace, delete only what the plan (with --prune, or a rename) says. */
-export async function applyRulePlan(rules: RulesPort, items: PlanItem[]): Promise<void> {
+export async function applyRulePlan(rules: RulesPort, items: PlanItem[], opts: { concurrency?: number } = {}): Promise<void> {
   // A rule's put and delete write and delete its role too: a role item acts alone only when its rule does not change.
   const ruleChanges = new Set(items.filter((i) => i.kind !== RULE_ROLE_KIND && i.action !== 'noop').map((i) => i.name));
+  const writes: (() => Promise<unknown>)[] = [];
+  const deletes: PlanItem[] = [];
   for (const item of items) {
     if (item.kind === RULE_ROLE_KIND) {
-      if ((item.action === 'create' || item.action === 'replace') && !ruleChanges.has(item.name)) await rules.putRole?.(item.name, item.desired);
+      if ((item.action === 'create' || item.action === 'replace') && !ruleChanges.has(item.name)) writes.push(async () => rules.putRole?.(item.name, item.desired));
       continue;
     }
-    if (item.action === 'create' || item.action === 'replace') await rules.put(item.desired as RuleSpec);
-    else if (item.action === 'delete') await rules.delete(item.name, item.physical);
+    if (item.action === 'create' || item.action === 'replace') writes.push(() => rules.put(item.desired as RuleSpec));
+    else if (item.action === 'delete') deletes.push(item);
   }
+  // Each rule and its role are independent of the others (on aws each waits for its own role to propagate):
+  // `concurrency` at once; after a failure none more starts (runGraph). Deletes follow, one by one.
+  await runGraph(writes.map((run, i) => ({ id: String(i), after: [], run })), { limit: opts.concurrency ?? 1 });
+  for (const item of deletes) await rules.delete(item.name, item.physical);
 }
 
 export interface TestMessage {

@@ -1,3 +1,4 @@
+import { runGraph, type GraphStep } from '../../services/graph.js';
 import { randomBytes } from 'node:crypto';
 import { MIGRATIONS } from '../../db/migrations.js';
 import { planResources, type PlanItem, type Resource } from '../../iot/plan/index.js';
@@ -132,10 +133,15 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
       }
     }
     if (todo('queue')) await this.ensureQueue();
-    if (todo('function', L.maintenanceFunction)) await this.deployFunction('maintenance', progress);
-    if (todo('function', L.queryFunction)) await this.deployFunction('query', progress);
-    if (todo('role')) await this.ensureRole(place);
-    if (todo('schedule')) await this.ensureSchedule(place);
+    // The two functions and the scheduler's role are independent (each waits for its own role to propagate and
+    // its function to leave Pending): at once. The schedule targets the maintenance function, with that role.
+    const steps: GraphStep[] = [
+      ...(todo('function', L.maintenanceFunction) ? [{ id: 'maintenance', after: [], run: () => this.deployFunction('maintenance', progress) }] : []),
+      ...(todo('function', L.queryFunction) ? [{ id: 'query', after: [], run: () => this.deployFunction('query', progress) }] : []),
+      ...(todo('role') ? [{ id: 'role', after: [], run: () => this.ensureRole(place) }] : []),
+    ];
+    if (todo('schedule')) steps.push({ id: 'schedule', after: steps.filter((x) => x.id !== 'query').map((x) => x.id), run: () => this.ensureSchedule(place) });
+    await runGraph(steps);
     // New role secrets get their passwords set by the migrate run.
     if (todo('database schema') || secretsChanged) {
       progress('migrate');
