@@ -315,7 +315,8 @@ export interface StreamPort {
   /** Throws NotFoundError when the stream does not exist. */
   describe(name: string): Promise<StreamDescription>;
   /** Create, or change retention/shard count in place. */
-  ensure(config: StreamConfig): Promise<'created' | 'updated' | 'unchanged'>;
+  /** `onExists`: called once the stream exists, before it is ready (aws: CREATING → ACTIVE). */
+  ensure(config: StreamConfig, opts?: { onExists?: () => void }): Promise<'created' | 'updated' | 'unchanged'>;
   /** `physical`: the name to delete when it is not the current one (an old name the plan retires). */
   delete(name: string, physical?: string): Promise<boolean>;
   /** Every open shard at once, following child shards after a reshard, until the signal aborts. */

@@ -10,7 +10,7 @@ import { runSteps, stepsMode } from '../ui/tasks.js';
 
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Apply every section of iotctl.yaml in dependency order, with one combined plan.';
-  static override description = 'Order: device policy, streams, database, functions, analytics, rules; with --prune, deletes run after every create and update, in reverse order. Applying twice prints "No changes".';
+  static override description = 'Order: device policy, streams, database, functions, analytics, rules (on aws, sections that do not need each other run at once, and rules wait only for what they name to exist); with --prune, deletes run after every create and update, in reverse order. Applying twice prints "No changes".';
   static override examples = ['<%= config.bin %> apply --dry-run', '<%= config.bin %> apply --yes'];
   static override flags = {
     'dry-run': Flags.boolean({ description: 'Show the plan only.' }),
@@ -32,8 +32,8 @@ export default class Apply extends BaseCommand<typeof Apply> {
       assertApplicable(items);
       if (!planHasChanges(items) || this.flags['dry-run']) return { plan, applied: false };
       await confirm('Apply this plan?', this.flags.yes);
-      // Independent sections at once (bounded: each makes its own calls, paced by the SDK clients).
-      await runSteps(applySteps(all, plan, target.name), mode, { graph: { limit: 4 } });
+      // Independent sections at once (a handful; each bounds its own concurrency).
+      await runSteps(applySteps(all, plan, target.name), mode, { graph: {} });
       info('Applied.');
       return { plan, applied: true };
     } finally {

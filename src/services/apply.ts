@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
 import { runSteps, type Step } from '../ui/tasks.js';
+import { runGraph } from './graph.js';
 import { withClient } from '../db/connection.js';
 import { migrate, MIGRATIONS } from '../db/migrations.js';
 import { applyOrder, diffFields, planResources, type FieldRule, type PlanItem, type Resource, type SectionItems } from '../iot/plan/index.js';
@@ -16,7 +17,8 @@ import { applyProvisioning, planProvisioning } from './provisioning.js';
 export interface ApplySection {
   name: string;
   plan(opts: { prune?: boolean }): Promise<PlanItem[]>;
-  apply(items: PlanItem[]): Promise<void>;
+  /** `hooks.exists`: the section may say when what it creates exists, before it is ready (a stream CREATING). */
+  apply(items: PlanItem[], hooks?: { exists?: () => void }): Promise<void>;
 }
 
 /**
@@ -81,14 +83,25 @@ function streamsSection(spec: Spec, target: Target): ApplySection {
         for (const i of items) if (i.action === 'replace' && i.changes.some((c) => c.path === 'shards')) warn(`stream ${i.name}: changing the shard count recreates the local stream and discards its records.`);
       return items;
     },
-    async apply(items) {
-      for (const i of items) {
-        if (i.action === 'delete') await target.streams.delete(i.name, i.physical);
-        if (i.action === 'create' || i.action === 'replace') {
+    async apply(items, hooks = {}) {
+      for (const i of items) if (i.action === 'delete') await target.streams.delete(i.name, i.physical);
+      const writes = items.filter((i) => i.action === 'create' || i.action === 'replace');
+      // `exists` once every new stream exists (aws: CREATING), while each still waits to be ACTIVE.
+      let missing = writes.filter((i) => i.action === 'create').length;
+      if (!missing) hooks.exists?.();
+      const existed = () => --missing === 0 && hooks.exists?.();
+      const steps = writes.map((i) => ({
+        id: i.name,
+        after: [],
+        run: () => {
           const s = spec.streams.find((x) => x.name === i.name)!;
-          await target.streams.ensure({ name: s.name, shards: s.shards, retentionHours: s.retentionHours, mode: s.mode });
-        }
-      }
+          let once = i.action === 'create' ? existed : undefined;
+          const onExists = () => (once?.(), (once = undefined));
+          return target.streams.ensure({ name: s.name, shards: s.shards, retentionHours: s.retentionHours, mode: s.mode }, { onExists });
+        },
+      }));
+      // On aws each stream waits for its own CREATING: several at once. The local streams are one broker's.
+      await runGraph(steps, { limit: target.name === 'aws' ? 4 : 1 });
     },
   };
 }
@@ -230,32 +243,49 @@ export async function planAll(all: ApplySection[], opts: { prune?: boolean }): P
 }
 
 /**
- * What each section's creates and updates wait for on aws: what its resources name must exist first. A rule
- * names streams, delivery streams and functions; provisioning's hook is a function and its template names the
- * device policy. Functions do not wait for the streams section: the event source mapping itself waits for its
- * stream to be ACTIVE (targets/aws/functions.ts), so the function's role and Pending state overlap the stream's
- * CREATING. The database and analytics sections make their own roles, functions and streams.
+ * What each section's creates and updates wait for on aws: what its resources name must exist first. `after`:
+ * the sections applied; `exists`: sections whose new resources need only exist (a topic rule names a Kinesis
+ * stream, which may still be CREATING: IoT needs it only when the rule runs). A rule waits for the functions
+ * section only when it invokes a function (the invoke permission is added to the function); provisioning's hook
+ * is a function and its template names the device policy. Functions do not wait for the streams section: the
+ * event source mapping itself waits for its stream to be ACTIVE (targets/aws/functions.ts), so the function's
+ * role and Pending state overlap the stream's CREATING. Database and analytics make their own resources.
  */
-export const AWS_NEEDS: Record<string, string[]> = {
-  devices: [],
-  streams: [],
-  database: [],
-  functions: [],
-  analytics: [],
-  provisioning: ['devices', 'functions'],
-  rules: ['streams', 'functions', 'analytics'],
+export const AWS_NEEDS: Record<string, { after: string[]; exists?: string[] }> = {
+  devices: { after: [] },
+  streams: { after: [] },
+  database: { after: [] },
+  functions: { after: [] },
+  analytics: { after: [] },
+  provisioning: { after: ['devices', 'functions'] },
+  rules: { after: ['analytics', 'functions'], exists: ['streams'] },
 };
+
+const invokesFunction = (items: PlanItem[]) =>
+  items.some((i) => {
+    const r = i.desired as { actions?: object[]; errorAction?: object } | undefined;
+    return [...(r?.actions ?? []), ...(r?.errorAction ? [r.errorAction] : [])].some((a) => 'lambda' in a);
+  });
 
 /**
  * Two phases (applyOrder): creates and updates, then deletes in reverse order, so a stream outlives the rule that
- * writes to it. On aws the creates run as a graph (AWS_NEEDS): a section starts once what it needs is applied,
- * independent ones at once; elsewhere one after another in dependency order. Deletes run one by one after every
- * create. A failure starts nothing more (runSteps with `graph`).
+ * writes to it. On aws the creates run as a graph (AWS_NEEDS): a section starts once what it needs is applied
+ * (or exists), independent ones at once; elsewhere one after another in dependency order. Deletes run one by one
+ * after every create. A failure starts nothing more (runSteps with `graph`).
  */
 export function applySteps(all: ApplySection[], plans: SectionPlan[], target: 'local' | 'aws' = 'local'): Step[] {
   const ordered = all.map((s) => ({ section: s.name, items: plans.find((p) => p.section === s.name)?.items ?? [] }));
   const phases = applyOrder(ordered);
   const creates = phases.filter((p) => p.items[0]!.action !== 'delete').map((p) => p.section);
+  // Per create step: settles when its section says its resources exist, or when it ends (rejects if it fails).
+  const exists = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+  for (const c of creates) {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined); // awaited only by the steps that need it
+    exists.set(c, { promise, resolve, reject });
+  }
   const steps: Step[] = [];
   let previous: string | undefined;
   for (const { section, items } of phases) {
@@ -263,11 +293,39 @@ export function applySteps(all: ApplySection[], plans: SectionPlan[], target: 'l
     const deletes = items[0]!.action === 'delete';
     const n = `${items.length} ${deletes ? 'deletion' : 'change'}${items.length === 1 ? '' : 's'}`;
     const id = `${deletes ? 'delete' : 'apply'}:${section}`;
+    const title = `${deletes ? 'Prune' : 'Apply'} ${s.name} (${n})`;
+    if (deletes) {
+      steps.push({ id, title, after: previous?.startsWith('delete:') ? [previous] : creates.map((c) => `apply:${c}`), run: () => s.apply(items) });
+      previous = id;
+      continue;
+    }
+    const needs = AWS_NEEDS[section] ?? { after: creates.slice(0, creates.indexOf(section)) };
     let after: string[];
-    if (deletes) after = previous?.startsWith('delete:') ? [previous] : creates.map((c) => `apply:${c}`);
-    else if (target === 'aws') after = (AWS_NEEDS[section] ?? creates.slice(0, creates.indexOf(section))).filter((x) => creates.includes(x)).map((x) => `apply:${x}`);
-    else after = previous ? [previous] : [];
-    steps.push({ id, after, title: `${deletes ? 'Prune' : 'Apply'} ${s.name} (${n})`, run: () => s.apply(items) });
+    let waitsFor: string[] = [];
+    if (target === 'aws') {
+      after = needs.after.filter((x) => creates.includes(x) && (section !== 'rules' || x !== 'functions' || invokesFunction(items)));
+      waitsFor = (needs.exists ?? []).filter((x) => creates.includes(x) && !after.includes(x));
+    } else after = previous ? [previous] : [];
+    const mine = exists.get(section)!;
+    steps.push({
+      id,
+      title,
+      after: after.map((x) => `apply:${x}`),
+      // A step waiting for this one to exist must not wait forever.
+      onSkip: () => mine.reject(new Error(`${section} was not applied: an earlier step failed`)),
+      run: async (update) => {
+        if (waitsFor.length) update(`waiting for ${waitsFor.join(', ')} to exist`);
+        for (const w of waitsFor) await exists.get(w)!.promise;
+        if (waitsFor.length) update('');
+        try {
+          await s.apply(items, { exists: mine.resolve });
+          mine.resolve();
+        } catch (e) {
+          mine.reject(e);
+          throw e;
+        }
+      },
+    });
     previous = id;
   }
   return steps;

@@ -13,6 +13,8 @@ export interface Step {
   /** With `graph`: this step's id, and the ids of the steps it waits for (it starts once they succeeded). */
   id?: string;
   after?: string[];
+  /** With `graph`: called when the step will not start (an earlier one failed). */
+  onSkip?: () => void;
 }
 
 export type StepsMode = 'tty' | 'plain' | 'quiet';
@@ -100,7 +102,7 @@ async function runStepGraph(steps: Step[], mode: StepsMode, limit?: number): Pro
   const on = (e: GraphEvent) => {
     const title = titles.get(e.id)!;
     if (e.state === 'started') startedAt.set(e.id, Date.now()), gate.get(e.id)!.open(true);
-    if (e.state === 'skipped') gate.get(e.id)!.open(false);
+    if (e.state === 'skipped') gate.get(e.id)!.open(false), steps.find((s, i) => idOf(s, i) === e.id)?.onSkip?.();
     if (e.state === 'done') gate.get(e.id)!.finish();
     if (e.state === 'failed') gate.get(e.id)!.finish(e.error ?? new Error('failed'));
     if (mode !== 'plain') return;

@@ -135,7 +135,7 @@ export class AwsStreams implements StreamPort {
     return { ...summary, name: logical, ...(this.scoped ? { physicalName: name } : {}), shardList: shards.map(toShardInfo) };
   }
 
-  async ensure(config: StreamConfig): Promise<'created' | 'updated' | 'unchanged'> {
+  async ensure(config: StreamConfig, opts: { onExists?: () => void } = {}): Promise<'created' | 'updated' | 'unchanged'> {
     const { client, sdk } = await this.aws.get('kinesis');
     const send = this.aws.sendOptions;
     const mode = config.mode ?? 'provisioned';
@@ -161,6 +161,8 @@ export class AwsStreams implements StreamPort {
         ),
         send,
       );
+      // It exists (CREATING): what only names it (a rule's action) may go ahead while it becomes ACTIVE.
+      opts.onExists?.();
       const created = await this.waitActive(name);
       // Not every Kinesis implementation takes Tags at create (moto ignores them): check, and add them.
       tags = await this.tags(name);
