@@ -305,7 +305,7 @@ export function applySteps(all: ApplySection[], plans: SectionPlan[], target: 'l
     if (target === 'aws') {
       after = needs.after.filter((x) => creates.includes(x) && (section !== 'rules' || x !== 'functions' || invokesFunction(items)));
       waitsFor = (needs.exists ?? []).filter((x) => creates.includes(x) && !after.includes(x));
-    } else after = previous ? [previous] : [];
+    } else after = previous ? [previous.slice('apply:'.length)] : []; // creates come first: previous is one
     const mine = exists.get(section)!;
     steps.push({
       id,

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runGraph, type GraphEvent } from '../../../src/services/graph.js';
 import { applySteps, type ApplySection } from '../../../src/services/apply.js';
+import { runSteps } from '../../../src/ui/tasks.js';
 import type { PlanItem } from '../../../src/iot/plan/index.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,17 +64,62 @@ const item = (action: PlanItem['action'], kind = 'x'): PlanItem => ({ action, ki
 const section = (name: string): ApplySection => ({ name, plan: async () => [], apply: async () => undefined });
 const NAMES = ['devices', 'streams', 'database', 'functions', 'provisioning', 'analytics', 'rules'];
 
-test('aws apply steps: rules wait for streams, functions and analytics; the rest starts at once; deletes after every create, in reverse', () => {
+test('aws apply steps: rules wait for analytics (and functions only when they invoke one); the rest starts at once; deletes after every create, in reverse', () => {
   const all = NAMES.map(section);
   const plans = NAMES.map((s) => ({ section: s, items: s === 'streams' ? [item('create'), item('delete')] : s === 'rules' ? [item('create'), item('delete')] : [item('create')] }));
-  const steps = applySteps(all, plans, 'aws');
-  const by = Object.fromEntries(steps.map((s) => [s.id!, s.after!]));
-  assert.equal(by['apply:rules']!.sort(), ['apply:analytics', 'apply:functions', 'apply:streams']);
+  const by = Object.fromEntries(applySteps(all, plans, 'aws').map((s) => [s.id!, s.after!]));
+  assert.equal(by['apply:rules'], ['apply:analytics']);
   for (const s of ['devices', 'streams', 'database', 'functions', 'analytics']) assert.equal(by[`apply:${s}`], [], s);
   assert.equal(by['apply:provisioning']!.sort(), ['apply:devices', 'apply:functions']);
   // The rule goes before the stream it writes to.
   assert.equal(by['delete:rules']!.length, NAMES.length);
   assert.equal(by['delete:streams'], ['delete:rules']);
+  const invoking = plans.map((p) => (p.section === 'rules' ? { ...p, items: [{ ...item('create', 'rule'), desired: { actions: [{ kinesis: {} }], errorAction: { lambda: { function: 'f' } } } } as PlanItem] } : p));
+  const by2 = Object.fromEntries(applySteps(all, invoking, 'aws').map((s) => [s.id!, s.after!]));
+  assert.equal(by2['apply:rules']!.sort(), ['apply:analytics', 'apply:functions']);
+});
+
+/** Sections that log, for the exists-before-ready tests: streams says its stream exists, then takes 60 ms. */
+function timedSections(streamsFails: boolean) {
+  const log: string[] = [];
+  const mk = (name: string, body: (hooks: { exists?: () => void }) => Promise<void>): ApplySection => ({
+    name,
+    plan: async () => [],
+    apply: async (_items, hooks = {}) => {
+      log.push(`start ${name}`);
+      await body(hooks);
+      log.push(`end ${name}`);
+    },
+  });
+  const all = [
+    mk('streams', async (hooks) => {
+      if (streamsFails) {
+        await tick(10);
+        throw new Error('CreateStream refused');
+      }
+      await tick(5);
+      hooks.exists?.();
+      await tick(60);
+    }),
+    mk('analytics', () => tick(10)),
+    mk('rules', () => tick(1)),
+  ];
+  const plans = all.map((s) => ({ section: s.name, items: [item('create')] }));
+  return { log, steps: applySteps(all, plans, 'aws') };
+}
+
+test('rules start once the streams exist, before they are ready', async () => {
+  const { log, steps } = timedSections(false);
+  await runSteps(steps, 'quiet', { graph: {} });
+  assert.ok(log.indexOf('start rules') < log.indexOf('end streams'), log.join(', '));
+  assert.ok(log.indexOf('start rules') > log.indexOf('end analytics'), log.join(', '));
+});
+
+test('a stream that fails before it exists: rules never apply, the stream\'s error is thrown', async () => {
+  const { log, steps } = timedSections(true);
+  const err = await runSteps(steps, 'quiet', { graph: {} }).then(() => undefined, (e: Error) => e);
+  assert.is(err?.message, 'CreateStream refused');
+  assert.not.ok(log.includes('start rules'), log.join(', '));
 });
 
 test('local apply steps stay one after another in dependency order', () => {
