@@ -5,7 +5,7 @@ import { applySteps, type ApplySection } from '../../../src/services/apply.js';
 import { runSteps } from '../../../src/ui/tasks.js';
 import type { PlanItem } from '../../../src/iot/plan/index.js';
 
-const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tick = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Steps that record when they start and end (in order), each taking `ms`. */
 function recorder() {
