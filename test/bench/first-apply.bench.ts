@@ -43,8 +43,9 @@ function chains(items: Item[]): { path: string; ms: number }[] {
   if (has('stream', /^(?!ch-|pl-)/)) out.push({ path: `kinesis stream CREATING ${K / 1000} s → event source mapping`, ms: K });
   // A function: its role propagates, then CreateFunction, then Pending; its mapping or the schema (invoked) after.
   if (has('function')) out.push({ path: `function role propagation ${I / 1000} s → function Pending ${L / 1000} s → mapping / schema migration (invoke)`, ms: I + L });
-  // A delivery stream: its role propagates, then CreateDeliveryStream, then CREATING; the rule that targets it after.
-  if (has('stream', /^(ch|pl)-/)) out.push({ path: `firehose role propagation ${I / 1000} s → delivery stream CREATING ${F / 1000} s → rule targeting it`, ms: I + F });
+  // A delivery stream: its role propagates, then CreateDeliveryStream. A rule that targets it needs it to exist, not
+  // ACTIVE (IoT delivers only when the rule runs), so its CREATING ends no chain (shown below for reference).
+  if (has('stream', /^(ch|pl)-/)) out.push({ path: `firehose role propagation ${I / 1000} s → CreateDeliveryStream → rule targeting it (rule role propagating meanwhile)`, ms: I });
   // A schedule or rule: its role propagates.
   if (has('schedule') || has('rule role')) out.push({ path: `scheduler / rule role propagation ${I / 1000} s → schedule / rule`, ms: I });
   return out.sort((a, b) => b.ms - a.ms);
@@ -58,6 +59,7 @@ try {
   const chain = all[0]!.ms;
   console.log(`plan: ${items.filter((i) => i.action !== 'noop').length} changes; waits: IAM propagation ${I / 1000} s, Kinesis/Firehose CREATING ${K / 1000}/${F / 1000} s, Lambda Pending ${L / 1000} s (scale ${SCALE})`);
   for (const c of all) console.log(`  chain ${(c.ms / 1000).toFixed(1)} s: ${c.path}`);
+  const strictest = items.some((i) => i.kind === 'stream' && /^(ch|pl)-/.test(i.name) && i.action === 'create') ? I + F : 0;
 
   const t = performance.now();
   const applied = await run(['apply', '--yes']);
@@ -73,6 +75,7 @@ try {
   const ratio = elapsed / chain;
   console.log(`first apply ${(elapsed / 1000).toFixed(1)} s, longest chain of dependent waits ${(chain / 1000).toFixed(1)} s: ${ratio.toFixed(2)}x (target <= ${TARGET}x)`);
   console.log(`  answered by the realism layer meanwhile: ${[...byInjected].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}; load average ${loadavg()[0]!.toFixed(1)}`);
+  if (strictest > chain) console.log(`  (were each rule to wait for its delivery stream ACTIVE, the chain would be ${(strictest / 1000).toFixed(1)} s: ${(elapsed / strictest).toFixed(2)}x)`);
   console.log(ratio <= TARGET ? 'PASS' : 'FAIL');
 } finally {
   await moto.stop();
