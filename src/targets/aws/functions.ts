@@ -528,7 +528,7 @@ export class AwsFunctions implements FunctionsPort {
           (e: unknown) => (isAwsError(e, 'ResourceNotFoundException') ? 'not created yet' : Promise.reject(e)),
         ),
       (status) => status === 'ACTIVE' || status === 'UPDATING',
-      { ...this.waits('DescribeStreamSummary', `the stream ${streamArn} to be ACTIVE`), service: 'kinesis', state: (s) => s },
+      { ...this.waits('DescribeStreamSummary', `the stream ${streamArn} to be ACTIVE`), service: 'kinesis', maxDelayMs: Math.max(this.pollMs, 2_000), state: (s) => s },
     );
   }
 

@@ -270,7 +270,8 @@ export class AwsStreams implements StreamPort {
         if (s.StreamStatus === 'DELETING') throw new NotFoundError('stream', name);
         return s.StreamStatus === 'ACTIVE';
       },
-      { ...this.waits(`stream ${name} to be ACTIVE`), delayMs: this.opts.waitPollMs / 4, state: (s) => s.StreamStatus ?? 'not ACTIVE', onTimeout: (s) => stillBusy(name, s.StreamStatus, this.opts.waitTimeoutMs) },
+      // Polled every 2 s at most (DescribeStreamSummary allows 20 per second): what waits on it starts soon after.
+      { ...this.waits(`stream ${name} to be ACTIVE`), delayMs: this.opts.waitPollMs / 4, maxDelayMs: Math.max(this.opts.waitPollMs / 4, 2_000), state: (s) => s.StreamStatus ?? 'not ACTIVE', onTimeout: (s) => stillBusy(name, s.StreamStatus, this.opts.waitTimeoutMs) },
     );
   }
 
