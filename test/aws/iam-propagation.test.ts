@@ -13,7 +13,7 @@ import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsFunctions } from '../../src/targets/aws/functions.js';
 import { AwsRules } from '../../src/targets/aws/rules.js';
-import { applyDatalake, datalakeContext, planDatalake } from '../../src/targets/aws/analytics/datalake.js';
+import { applyDatalake, datalakeContext, planDatalake, transformArtifact } from '../../src/targets/aws/analytics/datalake.js';
 import { stageNames } from '../../src/targets/aws/naming.js';
 import { ownerOf } from '../../src/targets/aws/ownership.js';
 import { specSchema, type RuleSpec } from '../../src/spec/schema.js';
@@ -149,6 +149,8 @@ test('datalake: the transform function, the delivery streams and the schedule ar
     { analytics: { ...a, datasets: [] }, op: 'lambda:CreateFunction' },
     { analytics: a, op: 'scheduler:CreateSchedule' },
   ];
+  // Bundled before the roles are made: a bundle slower than the propagation time (a loaded machine) would let them age first.
+  await transformArtifact();
   for (const step of steps) {
     const partial = specSchema.parse({ ...spec, analytics: step.analytics });
     const refused = propagation(ops);
