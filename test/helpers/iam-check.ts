@@ -25,43 +25,56 @@ export type Policy = { Version?: string; Statement: Statement | Statement[] };
 const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /**
- * Whether two ARN patterns can name one same ARN: `*` (and policy variables `${...}`) in the policy's
- * resource, and the SAR format's `${Var}` placeholders, each stand for any string; `?` for one character.
+ * Whether a policy's resource pattern and a SAR ARN format can name one same ARN. In the pattern `*` (and a
+ * policy variable `${...}`) stands for any string, `?` for one character; in the format each `${Var}` stands
+ * for a string without ':' (the last one: any string), and `${BucketName}` never holds a '/'.
  */
-export function patternsIntersect(a: string, b: string): boolean {
-  const tok = (s: string) => {
-    const out: string[] = [];
+export function patternsIntersect(pattern: string, format: string): boolean {
+  // A token: a literal character, or a wildcard with the characters it may not hold.
+  type Tok = { c: string } | { star: string };
+  const tok = (s: string, isFormat: boolean): Tok[] => {
+    const out: Tok[] = [];
     for (let i = 0; i < s.length; i++) {
-      if (s[i] === '$' && s[i + 1] === '{') {
+      if (s[i] === '$' && s[i + 1] === '{' && s.indexOf('}', i) > 0) {
         const end = s.indexOf('}', i);
-        if (end > 0) {
-          out.push('*');
-          i = end;
-          continue;
-        }
-      }
-      out.push(s[i]!);
+        const name = s.slice(i + 2, end);
+        const last = end === s.length - 1;
+        out.push({ star: !isFormat ? '' : name === 'BucketName' ? ':/' : last ? '' : ':' });
+        i = end;
+      } else if (!isFormat && s[i] === '*') out.push({ star: '' });
+      else out.push({ c: s[i]! });
     }
     return out;
   };
-  const x = tok(a);
-  const y = tok(b);
+  const x = tok(pattern, false);
+  const y = tok(format, true);
   const memo = new Map<number, boolean>();
+  const fits = (c: string, star: string) => c === '?' || !star.includes(c);
   const go = (i: number, j: number): boolean => {
     const key = i * (y.length + 1) + j;
     const hit = memo.get(key);
     if (hit !== undefined) return hit;
+    const a = x[i];
+    const b = y[j];
     let r: boolean;
-    if (i === x.length && j === y.length) r = true;
-    else if (x[i] === '*') r = go(i + 1, j) || (j < y.length && (y[j] === '*' ? go(i, j + 1) : go(i, j + 1)));
-    else if (y[j] === '*') r = go(i, j + 1) || (i < x.length && go(i + 1, j));
-    else if (i === x.length || j === y.length) r = false;
-    else r = (x[i] === y[j] || x[i] === '?' || y[j] === '?') && go(i + 1, j + 1);
+    if (!a && !b) r = true;
+    else if (a && 'star' in a && b && 'star' in b) r = go(i + 1, j) || go(i, j + 1);
+    else if (a && 'star' in a) r = go(i + 1, j) || (!!b && fits((b as { c: string }).c, a.star) && go(i, j + 1));
+    else if (b && 'star' in b) r = go(i, j + 1) || (!!a && fits(a.c, b.star) && go(i + 1, j));
+    else if (!a || !b) r = false;
+    else r = (a.c === b.c || a.c === '?' || b.c === '?') && go(i + 1, j + 1);
     memo.set(key, r);
     return r;
   };
   return go(0, 0);
 }
+
+/**
+ * IoT Core policy variables usable in an IoT policy's conditions: IoT Core's own, not IAM condition keys, so
+ * the SAR does not list them (docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html,
+ * basic-policy-variables.html).
+ */
+const IOT_CORE_POLICY_KEYS = [/^iot:Connection\.Thing\.(ThingName|ThingTypeName|IsAttached)$/, /^iot:Connection\.Thing\.Attributes\[[^\]]+\]$/, /^iot:(ClientId|Certificate\.[A-Za-z.]+)$/];
 
 async function actionsOf(action: string): Promise<{ service: string; names: string[] } | string> {
   const [service, name] = action.split(':');
@@ -73,7 +86,8 @@ async function actionsOf(action: string): Promise<{ service: string; names: stri
   return names.length ? { service, names } : `${action} matches no action of ${service}`;
 }
 
-async function conditionKeyProblem(key: string, service: string, actionKeys: Set<string>): Promise<Violation['problem'] | undefined> {
+async function conditionKeyProblem(key: string, service: string, actionKeys: Set<string>, kind: PolicyKind): Promise<Violation['problem'] | undefined> {
+  if (kind === 'iot' && IOT_CORE_POLICY_KEYS.some((re) => re.test(key))) return undefined;
   const lower = key.toLowerCase();
   if (lower.startsWith('aws:')) {
     const slash = key.indexOf('/');
@@ -132,7 +146,7 @@ export async function checkPolicy(policy: Policy, kind: PolicyKind = 'identity')
         }
         for (const op of Object.values(s.Condition ?? {}))
           for (const key of Object.keys(op)) {
-            const problem = await conditionKeyProblem(key, found.service, actionKeys);
+            const problem = await conditionKeyProblem(key, found.service, actionKeys, kind);
             if (problem) out.push({ statement: id, problem, detail: `${key} ${problem === 'unknown-condition-key' ? 'is no condition key' : `does not apply to ${found.service}:${name}`}` });
           }
       }

@@ -25,9 +25,15 @@ test('a wrong action name is reported', async () => {
 });
 
 test('a resource of the wrong type is reported', async () => {
-  // GetSecretValue on a stream ARN; PutObject on the bucket (not its objects).
-  const v = await problems(doc({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: `arn:aws:kinesis:us-east-1:${A}:stream/s` }, { Effect: 'Allow', Action: 's3:PutObject', Resource: 'arn:aws:s3:::bucket' }));
-  assert.is(v.length, 2, v.join('\n'));
+  // GetSecretValue on a stream ARN; PutObject on the bucket (not its objects); ListBucket on objects.
+  const v = await problems(
+    doc(
+      { Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: `arn:aws:kinesis:us-east-1:${A}:stream/s` },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: 'arn:aws:s3:::bucket' },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: 'arn:aws:s3:::bucket/raw/*' },
+    ),
+  );
+  assert.is(v.length, 3, v.join('\n'));
   assert.ok(v.every((x) => x.startsWith('resource-type')), v.join('\n'));
 });
 
@@ -56,6 +62,10 @@ test('trust policies: a service principal, no Resource; IoT policies: client/top
     { Effect: 'Allow', Action: 'iot:Publish', Resource: `arn:aws:iot:us-east-1:${A}:topic/dt/p/\${iot:Connection.Thing.ThingName}/telemetry` },
   );
   assert.equal(await problems(iot, 'iot'), []);
+  // IoT Core's thing variables are condition keys of IoT policies only.
+  const attached = doc({ Effect: 'Allow', Action: 'iot:Connect', Resource: `arn:aws:iot:us-east-1:${A}:client/x`, Condition: { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } } });
+  assert.equal(await problems(attached, 'iot'), []);
+  assert.is((await problems(attached, 'identity')).length, 1);
   // Subscribe takes a topicfilter, not a topic.
   const sub = await problems(doc({ Effect: 'Allow', Action: 'iot:Subscribe', Resource: `arn:aws:iot:us-east-1:${A}:topic/cmd/x` }), 'iot');
   assert.is(sub.length, 1, sub.join('\n'));
@@ -65,6 +75,10 @@ test('patternsIntersect: wildcards on either side', () => {
   assert.ok(patternsIntersect('arn:aws:logs:r:1:log-group:/aws/lambda/f:*', 'arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:log-stream:${LogStreamName}'));
   assert.not.ok(patternsIntersect('arn:aws:s3:::bucket', 'arn:${Partition}:s3:::${BucketName}/${ObjectName}'));
   assert.ok(patternsIntersect('arn:aws:s3:::bucket/*', 'arn:${Partition}:s3:::${BucketName}/${ObjectName}'));
+  // A bucket name holds no '/': an object ARN is no bucket.
+  assert.not.ok(patternsIntersect('arn:aws:s3:::bucket/raw/*', 'arn:${Partition}:s3:::${BucketName}'));
+  assert.ok(patternsIntersect('arn:aws:s3:::*', 'arn:${Partition}:s3:::${BucketName}'));
+  assert.not.ok(patternsIntersect('arn:aws:kinesis:us-east-1:1:stream/s', 'arn:${Partition}:kinesis:${Region}:${Account}:${ConsumerType}/${StreamName}/consumer/${ConsumerName}:${ConsumerCreationTimpstamp}'));
 });
 
 test('simulate: allowed on the granted resource, implicitly denied elsewhere; trust by service principal', async () => {
