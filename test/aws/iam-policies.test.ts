@@ -234,7 +234,12 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
       ['glue:GetTable', them.table, false],
       ['lambda:InvokeFunction', `arn:aws:lambda:us-east-1:${ACCOUNT}:function:iotctl-fleet-${other}--transform-telemetry_pipeline`, false],
     ]);
+    const lambdaLogs = (s: string) => `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/lambda/iotctl-fleet-${s}--transform-telemetry_pipeline`;
     await expectDecisions(roleOf(stage, '--transform-telemetry_pipeline-lambda'), [
+      ['logs:CreateLogGroup', lambdaLogs(stage), true],
+      ['logs:PutLogEvents', `${lambdaLogs(stage)}:log-stream:2030/01/01/x`, true],
+      ['logs:CreateLogGroup', lambdaLogs(other), false],
+      ['logs:PutLogEvents', `${lambdaLogs(other)}:log-stream:2030/01/01/x`, false],
       ['glue:UpdateTable', me.table, true],
       ['glue:UpdateTable', them.table, false],
       ['glue:DeleteTable', me.table, false],

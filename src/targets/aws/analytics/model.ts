@@ -150,7 +150,8 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   add('bucket', LAKE, n.bucket, { encryption: 'AES256', blockPublicAccess: true, lifecycle: lifecycleRules(a) } satisfies BucketConfig);
   add('database', LAKE, database, { description: `iotctl ${spec.project} ${stage} analytics datastores` });
 
-  const logs = (group: string) => statement(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]);
+  // CreateLogGroup is authorized on the group's ARN, which `group:*` (its streams) does not match.
+  const logs = (group: string) => [statement(['logs:CreateLogGroup'], [arn('logs', `log-group:${group}`)]), statement(['logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)])];
   // Bucket actions on the bucket, object actions on the prefixes: each action only on ARNs of its resource type.
   const writeBucket = (prefixes: string[]) => [
     statement(['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'], [bucketArn]),
@@ -186,7 +187,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
     const stream = channelStream(ch.name);
     const role = streamRole(stream);
     const physical = n.stream(stream);
-    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [...writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(firehoseLogGroup(physical))] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
+    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [...writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), ...logs(firehoseLogGroup(physical))] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
     add('stream', stream, physical, {
       role: roleArn(role),
       bucketArn,
@@ -217,7 +218,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       policy: {
         Version: '2012-10-17',
         Statement: [
-          logs(lambdaLogGroup(fn)),
+          ...logs(lambdaLogGroup(fn)),
           // The transform widens its datastore's table as new attributes arrive.
           ...(ds?.format !== 'json' ? [statement(['glue:GetTable', 'glue:UpdateTable'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])] : []),
           ...(enrich ? [statement(['iot:DescribeThing'], [arn('iot', 'thing/*')])] : []),
@@ -252,7 +253,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
           ...(parquet
             ? [statement(['glue:GetTable', 'glue:GetTableVersion', 'glue:GetTableVersions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])]
             : []),
-          logs(firehoseLogGroup(streamPhysical)),
+          ...logs(firehoseLogGroup(streamPhysical)),
         ],
       },
     } satisfies RoleConfig, old?.streamRole(old.pipelineStream(p.name)));
