@@ -195,6 +195,8 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
     await expectDecisions(roleOf(stage, '--rule-telemetry_to_stream'), [
       ['kinesis:PutRecord', me.stream, true],
       ['logs:PutLogEvents', errors(stage), true],
+      ['logs:DescribeLogStreams', `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/iotctl/fleet/${stage}/rule-errors`, true],
+      ['logs:DescribeLogStreams', `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/iotctl/fleet/${other}/rule-errors`, false],
       ['kinesis:PutRecord', them.stream, false],
       ['kinesis:PutRecord', `arn:aws:kinesis:us-east-1:${ACCOUNT}:stream/iotctl-other-${stage}--telemetry`, false],
       ['kinesis:GetRecords', me.stream, false],

@@ -150,8 +150,11 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   add('bucket', LAKE, n.bucket, { encryption: 'AES256', blockPublicAccess: true, lifecycle: lifecycleRules(a) } satisfies BucketConfig);
   add('database', LAKE, database, { description: `iotctl ${spec.project} ${stage} analytics datastores` });
 
-  // CreateLogGroup is authorized on the group's ARN, which `group:*` (its streams) does not match.
-  const logs = (group: string) => [statement(['logs:CreateLogGroup'], [arn('logs', `log-group:${group}`)]), statement(['logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)])];
+  // CreateLogGroup is authorized on the group's ARN (with or without `:*`): `group:*` alone does not match the former.
+  const logs = (group: string) => [
+    statement(['logs:CreateLogGroup'], [arn('logs', `log-group:${group}`), arn('logs', `log-group:${group}:*`)]),
+    statement(['logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]),
+  ];
   // Bucket actions on the bucket, object actions on the prefixes: each action only on ARNs of its resource type.
   const writeBucket = (prefixes: string[]) => [
     statement(['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'], [bucketArn]),
