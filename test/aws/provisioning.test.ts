@@ -39,8 +39,6 @@ devices:
     thingName: "sensor-{{SerialNumber}}"
 `;
 const spec = parseSpec(yaml).spec;
-// The provisioning module reads it when first loaded (lazily, by the first template call).
-process.env.IOTCTL_ROLE_RETRY_MS = '50';
 const names = stageNames({ project: 'awsprov', stage: 'default' });
 let moto: Moto;
 let restore: () => void;
