@@ -154,8 +154,6 @@ test('datalake: the transform function, the delivery streams and the schedule ar
     { analytics: { ...a, datasets: [] }, op: 'lambda:CreateFunction' },
     { analytics: a, op: 'scheduler:CreateSchedule' },
   ];
-  // Bundled before the roles are made: a bundle slower than the propagation time (a loaded machine) would let them age first.
-  await transformArtifact();
   for (const step of steps) {
     const partial = specSchema.parse({ ...spec, analytics: step.analytics });
     const refused = propagation(ops);
