@@ -13,8 +13,11 @@ import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { AwsFunctions } from '../../src/targets/aws/functions.js';
 import { AwsRules } from '../../src/targets/aws/rules.js';
-import { applyDatalake, datalakeContext, planDatalake } from '../../src/targets/aws/analytics/datalake.js';
-import { stageNames } from '../../src/targets/aws/naming.js';
+import { applyDatalake, datalakeContext, planDatalake, transformArtifact } from '../../src/targets/aws/analytics/datalake.js';
+import { checkNames, AwsScheduledCheck } from '../../src/targets/aws/check-schedule.js';
+import { AwsDatabaseOps } from '../../src/targets/aws/database-ops.js';
+import { databaseOpsLogical, databaseOpsNames, stageNames } from '../../src/targets/aws/naming.js';
+import type { PlanItem } from '../../src/iot/plan/index.js';
 import { ownerOf } from '../../src/targets/aws/ownership.js';
 import { specSchema, type RuleSpec } from '../../src/spec/schema.js';
 import type { FunctionDeployment } from '../../src/ports.js';
@@ -141,6 +144,8 @@ test('datalake: the transform function, the delivery streams and the schedule ar
   });
   const ops = ['lambda:CreateFunction', 'firehose:CreateDeliveryStream', 'firehose:UpdateDestination', 'scheduler:CreateSchedule', 'scheduler:UpdateSchedule'];
   const ctx = await datalakeContext(aws, spec);
+  // Bundled beforehand: on a busy machine the first bundling alone outlasts the propagation window.
+  await transformArtifact();
   // In three steps, so that each consumer meets roles younger than the propagation time: the channel (Firehose),
   // the pipeline (its transform function), the dataset (its schedule).
   const a = spec.analytics!;
@@ -183,6 +188,65 @@ test('datalake: the transform function, the delivery streams and the schedule ar
     assert.ok(refused().includes(op), `${op} refused first: ${refused()}`);
     assert.equal((await planDatalake(aws, s, { context: ctx })).filter((i) => i.action !== 'noop'), []);
   }
+});
+
+/** A role's trust policy as IAM stores it. */
+async function trustOf(RoleName: string) {
+  const iam = await aws.get('iam');
+  return JSON.parse(decodeURIComponent((await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName }))).Role!.AssumeRolePolicyDocument!)) as { Statement: { Principal: unknown; Condition?: unknown }[] };
+}
+const SCHEDULER_CONDITION = { StringEquals: { 'aws:SourceAccount': ACCOUNT }, ArnLike: { 'aws:SourceArn': `arn:aws:scheduler:us-east-1:${ACCOUNT}:schedule-group/default` } };
+
+test('database: the maintenance schedule is created (and updated) once its new role has propagated; Scheduler may assume the role for this account\'s schedule group only', async () => {
+  const owner = ownerOf('propdb');
+  const names = databaseOpsNames(owner);
+  const L = databaseOpsLogical;
+  const ops = (retentionSchedule: string) =>
+    new AwsDatabaseOps(aws, { database: { retentionSchedule }, functions: [] } as never, {
+      owner,
+      scope: owner,
+      functions: {} as never,
+      // No role secrets to write: the role and the schedule alone are applied here.
+      database: { roleEndpoint: async () => undefined } as never,
+    });
+  const items = (action: PlanItem['action']) => [{ kind: 'role', name: L.scheduleRole, action, changes: [] }, { kind: 'schedule', name: L.schedule, action, changes: [] }] as PlanItem[];
+  const refused = propagation(['scheduler:CreateSchedule', 'scheduler:UpdateSchedule']);
+  await ops('rate(30 minutes)').apply(items('create'));
+  assert.ok(refused().includes('scheduler:CreateSchedule'), `refused first: ${refused()}`);
+  const sched = await aws.get('scheduler');
+  const s = await sched.client.send(new sched.sdk.GetScheduleCommand({ Name: names.schedule }));
+  assert.is(s.ScheduleExpression, 'rate(30 minutes)');
+  assert.match(s.Target!.RoleArn!, new RegExp(`:role/iotctl/propdb/default/${names.scheduleRole}$`));
+  const trust = await trustOf(names.scheduleRole);
+  assert.equal(trust.Statement[0]!.Principal, { Service: 'scheduler.amazonaws.com' });
+  assert.equal(trust.Statement[0]!.Condition, SCHEDULER_CONDITION);
+
+  // The role's policy drifted (put again by hand): rewritten, so the update meets a role "just updated".
+  const iam = await aws.get('iam');
+  await iam.client.send(new iam.sdk.PutRolePolicyCommand({ RoleName: names.scheduleRole, PolicyName: 'iotctl', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sqs:SendMessage', Resource: '*' }] }) }));
+  const again = propagation(['scheduler:CreateSchedule', 'scheduler:UpdateSchedule']);
+  await ops('rate(1 hour)').apply(items('replace'));
+  assert.ok(again().includes('scheduler:UpdateSchedule'), `refused first: ${again()}`);
+  assert.is((await sched.client.send(new sched.sdk.GetScheduleCommand({ Name: names.schedule }))).ScheduleExpression, 'rate(1 hour)');
+});
+
+test('check --schedule: the check function and its schedule are created once their new roles have propagated; both roles carry their trust conditions', async () => {
+  const owner = ownerOf('propcheck');
+  const n = checkNames(owner);
+  const check = new AwsScheduledCheck(aws, owner, async () => ({}), { pollMs: 50 });
+  const refused = propagation(['lambda:CreateFunction', 'scheduler:CreateSchedule']);
+  const changes = await check.apply({ expression: 'rate(5 minutes)', topic: 'dt/propcheck/canary/telemetry', timeoutMs: 10_000, stages: [] });
+  assert.equal(changes.map((c) => `${c.resource} ${c.result}`), ['role created', 'function created', 'role created', 'schedule created']);
+  assert.ok(refused().includes('lambda:CreateFunction'), `CreateFunction refused first: ${refused()}`);
+  assert.ok(refused().includes('scheduler:CreateSchedule'), `CreateSchedule refused first: ${refused()}`);
+  assert.equal((await trustOf(n.scheduleRole)).Statement[0]!.Condition, SCHEDULER_CONDITION);
+  assert.equal((await trustOf(n.functionRole)).Statement[0]!.Principal, { Service: 'lambda.amazonaws.com' });
+
+  // Applied again: nothing written, so nothing to wait for.
+  moto.realism!.set({ iamPropagationSeconds: 0 });
+  const again = await check.apply({ expression: 'rate(5 minutes)', topic: 'dt/propcheck/canary/telemetry', timeoutMs: 10_000, stages: [] });
+  assert.equal(again.map((c) => c.result), ['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+  assert.equal((await check.remove()).map((c) => `${c.resource} ${c.result}`), ['schedule deleted', 'function deleted', 'role deleted', 'role deleted']);
 });
 
 test('a role that never propagates ends in a bounded error naming the service, the operation and the wait', async () => {

@@ -17,6 +17,7 @@ import { ensureDevicePolicy } from '../../src/services/devices.js';
 import { applyProvisioning, issueClaimCertificate, planProvisioning } from '../../src/services/provisioning.js';
 import type { Target } from '../../src/ports.js';
 import { stageNames } from '../../src/targets/aws/naming.js';
+import { AwsProvisioning } from '../../src/targets/aws/provisioning.js';
 import { ownerOf, ownerTagList } from '../../src/targets/aws/ownership.js';
 import { validate } from '../helpers/aws-conformance.js';
 import { botocoreMissing, serviceModel } from '../helpers/aws-models.js';
@@ -39,8 +40,6 @@ devices:
     thingName: "sensor-{{SerialNumber}}"
 `;
 const spec = parseSpec(yaml).spec;
-// The provisioning module reads it when first loaded (lazily, by the first template call).
-process.env.IOTCTL_ROLE_RETRY_MS = '50';
 const names = stageNames({ project: 'awsprov', stage: 'default' });
 let moto: Moto;
 let restore: () => void;
@@ -220,6 +219,31 @@ test("a template of this stage's name that another stage owns is refused, and no
   }
   const iam = await aws.get('iam');
   assert.equal((await iam.client.send(new iam.sdk.ListRolesCommand({}))).Roles?.filter((r) => r.RoleName?.includes('--prov-')), []);
+});
+
+test("a provisioning role of this stage's name that another stage owns is refused by put and left by delete", async () => {
+  const iam = await aws.get('iam');
+  const RoleName = names.provisioningRole('lathe');
+  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'iot.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
+  await iam.client.send(new iam.sdk.CreateRoleCommand({ RoleName, Path: names.rolePath, AssumeRolePolicyDocument: trust, Tags: ownerTagList(ownerOf('awsprov', 'prod')) }));
+  const mock = mockClient(iotSdk.IoTClient);
+  try {
+    mock.on(iotSdk.ListTagsForResourceCommand).rejects(Object.assign(new Error('not found'), { name: 'ResourceNotFoundException' }));
+    mock.on(iotSdk.DeleteProvisioningTemplateCommand).callsFake((i) => {
+      throw translateError(Object.assign(new Error('not found'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } }), 'iot', 'DeleteProvisioningTemplate', i, {});
+    });
+    mock.on(iotSdk.CreateProvisioningTemplateCommand).rejects(new Error('must not be called'));
+    const p = new AwsProvisioning(new AwsClients({}), names, ownerOf('awsprov'));
+    const input = { name: 'lathe', thingName: 'x-{{SerialNumber}}', attributes: {}, policyName: 'iotctl-device', thingType: '', description: '', enabled: true };
+    const error = await p.put(input, await p.templateConfig(input)).then(() => undefined, (e: { code?: string }) => e);
+    assert.is(error?.code, 'RESOURCE_NOT_OURS');
+    await p.delete('lathe');
+  } finally {
+    mock.restore();
+  }
+  const role = await iam.client.send(new iam.sdk.GetRoleCommand({ RoleName }));
+  assert.equal(JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!)), JSON.parse(trust), 'untouched');
+  await iam.client.send(new iam.sdk.DeleteRoleCommand({ RoleName }));
 });
 
 test('a pre-provisioning hook: the template names the function, which lets this template (only) invoke it', async () => {

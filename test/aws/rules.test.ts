@@ -125,6 +125,8 @@ test('every action kind maps to AWS and back to the same spec (pure); what actio
     'arn:aws:iotanalytics:eu-west-1:111122223333:channel/ch',
     'arn:aws:kinesis:eu-west-1:111122223333:stream/iotctl-awsrules-dev--k',
     'arn:aws:kinesis:eu-west-1:111122223333:stream/their-stream',
+    'arn:aws:logs:eu-west-1:111122223333:log-group:/iotctl/awsrules/dev/rule-errors',
+    'arn:aws:logs:eu-west-1:111122223333:log-group:/iotctl/awsrules/dev/rule-errors:*',
     'arn:aws:logs:eu-west-1:111122223333:log-group:/iotctl/awsrules/dev/rule-errors:*',
   ]);
   assert.not.ok(JSON.stringify(policy).includes('s3:'), 'the s3 action has its own role');
@@ -156,7 +158,8 @@ test('create: read back equal (plan is a no-op), SQL version 2016-03-23, a least
   assert.is(r!.trust.Statement[0].Condition.ArnLike['aws:SourceArn'], 'arn:aws:iot:us-east-1:123456789012:rule/iotctl_awsrules_default__telemetry_to_stream');
   assert.equal(r!.policy.Statement, [
     { Effect: 'Allow', Action: ['kinesis:PutRecord'], Resource: ['arn:aws:kinesis:us-east-1:123456789012:stream/iotctl-awsrules-default--telemetry'] },
-    { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'], Resource: ['arn:aws:logs:us-east-1:123456789012:log-group:/iotctl/awsrules/default/rule-errors:*'] },
+    { Effect: 'Allow', Action: ['logs:DescribeLogStreams'], Resource: ['arn:aws:logs:us-east-1:123456789012:log-group:/iotctl/awsrules/default/rule-errors', 'arn:aws:logs:us-east-1:123456789012:log-group:/iotctl/awsrules/default/rule-errors:*'] },
+    { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: ['arn:aws:logs:us-east-1:123456789012:log-group:/iotctl/awsrules/default/rule-errors:*'] },
   ]);
   assert.is(await rules.get('missing'), undefined);
 });

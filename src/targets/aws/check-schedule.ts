@@ -6,7 +6,9 @@ import { LAMBDA_RUNTIME } from '../../services/bundle.js';
 import { UserError } from '../../ui/errors.js';
 import { zipArtifact } from './functions.js';
 import { arnOf, iamPath, lambdaLogGroup, partitionOf, physicalName, type Scope } from './naming.js';
-import { claimOf, markerTags, ownerTagList, ownerTags, tagMap, withMarker, type Owner } from './ownership.js';
+import { deleteServiceRole, ensureServiceRole, roleTags, trustPolicy, type RolePlace, type TrustedService } from './iam.js';
+import { claimOf, markerTags, ownerTags, withMarker, type Owner } from './ownership.js';
+import { anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from './retry.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { ensureDatabaseSecret } from './secrets.js';
 
@@ -94,7 +96,7 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
 
     const changes: ScheduledCheckChange[] = [];
     progress('function role');
-    const fnRole = await this.ensureRole(n.functionRole, 'lambda.amazonaws.com', policy(statements), `Role of the iotctl check function ${n.function}`);
+    const fnRole = await this.ensureRole(place, n.functionRole, 'lambda', policy(statements), `Role of the iotctl check function ${n.function}`);
     changes.push({ resource: 'role', name: n.functionRole, result: fnRole.result });
 
     const environment = {
@@ -120,7 +122,11 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
     const { client: lambda, sdk: L } = await this.aws.get('lambda');
     progress('check function');
     if (!existing) {
-      await this.retryWhileRoleIsNew(() => lambda.send(new L.CreateFunctionCommand({ FunctionName: n.function, ...want, Code: { ZipFile: zip.zip }, PackageType: 'Zip', Tags: { ...ownerTags(this.owner), [CHECK_TAG]: 'true' }, Description: 'iotctl check --schedule' }), this.aws.sendOptions));
+      await retryWhen(
+        () => lambda.send(new L.CreateFunctionCommand({ FunctionName: n.function, ...want, Code: { ZipFile: zip.zip }, PackageType: 'Zip', Tags: { ...ownerTags(this.owner), [CHECK_TAG]: 'true' }, Description: 'iotctl check --schedule' }), this.aws.sendOptions),
+        rolePropagating.lambda,
+        this.roleWait('lambda', 'CreateFunction', `Lambda to be able to assume the role ${fnRole.arn}`),
+      );
       await this.waitReady();
       changes.push({ resource: 'function', name: n.function, result: 'created' });
     } else {
@@ -137,14 +143,18 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
       }
       if (configChanged) {
         await this.waitReady();
-        await this.retryWhileRoleIsNew(() => lambda.send(new L.UpdateFunctionConfigurationCommand({ FunctionName: n.function, ...want }), this.aws.sendOptions));
+        await retryWhen(
+          () => lambda.send(new L.UpdateFunctionConfigurationCommand({ FunctionName: n.function, ...want }), this.aws.sendOptions),
+          anyOf(rolePropagating.lambda, lambdaBusy),
+          this.roleWait('lambda', 'UpdateFunctionConfiguration', `Lambda to be able to assume the role ${fnRole.arn}`),
+        );
       }
       if (codeChanged || configChanged) await this.waitReady();
       changes.push({ resource: 'function', name: n.function, result: codeChanged || configChanged ? 'updated' : 'unchanged' });
     }
 
     progress('schedule role');
-    const schedRole = await this.ensureRole(n.scheduleRole, 'scheduler.amazonaws.com', policy([{ Sid: 'InvokeCheck', Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [fnArn, `${fnArn}:*`] }]), `Role EventBridge Scheduler runs the iotctl check ${n.function} with`);
+    const schedRole = await this.ensureRole(place, n.scheduleRole, 'scheduler', policy([{ Sid: 'InvokeCheck', Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [fnArn, `${fnArn}:*`] }]), `Role EventBridge Scheduler runs the iotctl check ${n.function} with`);
     changes.push({ resource: 'role', name: n.scheduleRole, result: schedRole.result });
 
     progress('schedule');
@@ -159,12 +169,19 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
     };
     const current = await this.getSchedule();
     if (current && claimOf(markerTags(current.Description), this.owner) !== 'owned') throw this.notOurs('EventBridge Scheduler schedule', n.schedule, markerTags(current.Description));
+    // The schedule's role was usually created or changed a moment ago: Scheduler refuses it until IAM has propagated it.
+    const write = (operation: 'CreateSchedule' | 'UpdateSchedule') =>
+      retryWhen(
+        () => sched.send(operation === 'CreateSchedule' ? new S.CreateScheduleCommand(input) : new S.UpdateScheduleCommand(input), this.aws.sendOptions),
+        rolePropagating.scheduler,
+        this.roleWait('scheduler', operation, `EventBridge Scheduler to be able to assume the role ${schedRole.arn}`),
+      );
     if (!current) {
-      await sched.send(new S.CreateScheduleCommand(input), this.aws.sendOptions);
+      await write('CreateSchedule');
       changes.push({ resource: 'schedule', name: n.schedule, result: 'created' });
     } else {
       const same = current.ScheduleExpression === input.ScheduleExpression && current.State === 'ENABLED' && current.Target?.Arn === fnArn && current.Target?.RoleArn === schedRole.arn && (current.Target?.Input ?? '{}') === '{}' && current.Description === input.Description;
-      if (!same) await sched.send(new S.UpdateScheduleCommand(input), this.aws.sendOptions);
+      if (!same) await write('UpdateSchedule');
       changes.push({ resource: 'schedule', name: n.schedule, result: same ? 'unchanged' : 'updated' });
     }
     return changes;
@@ -238,82 +255,60 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
     }
   }
 
-  /** A role of the stage's path trusted by `service`, with one inline policy; anyone else's role of the name is refused. */
-  private async ensureRole(RoleName: string, service: string, document: ReturnType<typeof policy>, description: string): Promise<{ arn: string; result: ScheduledCheckChange['result'] }> {
-    const { client, sdk } = await this.aws.get('iam');
-    const PolicyDocument = JSON.stringify(document);
-    let arn: string | undefined;
-    try {
-      arn = (await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions)).Role!.Arn;
-    } catch (e) {
-      if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    }
-    if (!arn) {
-      const created = await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          Description: description,
-          AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: service }, Action: 'sts:AssumeRole' }] }),
-          Tags: [...ownerTagList(this.owner), { Key: CHECK_TAG, Value: 'true' }],
-        }),
-        this.aws.sendOptions,
-      );
-      await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument }), this.aws.sendOptions);
-      return { arn: created.Role!.Arn!, result: 'created' };
-    }
-    const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-    if (claimOf(tags, this.owner) !== 'owned' || tags[CHECK_TAG] !== 'true') throw this.notOurs('IAM role', RoleName, tags);
-    let current: string | undefined;
-    try {
-      current = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
-    } catch (e) {
-      if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    }
-    // IAM returns the document URL-encoded.
-    if (current !== undefined && JSON.stringify(sortedDeep(JSON.parse(decodeURIComponent(current)))) === JSON.stringify(sortedDeep(document))) return { arn, result: 'unchanged' };
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument }), this.aws.sendOptions);
-    return { arn, result: 'updated' };
+  /**
+   * A role of the stage's path trusted by `service` (iam.ts: its confused-deputy conditions, only what drifted
+   * rewritten), with one inline policy; anyone else's role of the name is refused.
+   */
+  private async ensureRole(place: RolePlace, RoleName: string, service: TrustedService, document: object, description: string): Promise<{ arn: string; result: ScheduledCheckChange['result'] }> {
+    const tags = await roleTags(this.aws, RoleName);
+    if (tags && !this.isOurs(tags)) throw this.notOurs('IAM role', RoleName, tags);
+    const { arn, result } = await ensureServiceRole(this.aws, {
+      name: RoleName,
+      path: this.names.rolePath,
+      description,
+      trust: trustPolicy(service, place),
+      policyName: ROLE_POLICY,
+      policy: document,
+      tags: { ...ownerTags(this.owner), [CHECK_TAG]: 'true' },
+    });
+    return { arn, result };
   }
 
-  private async removeRole(RoleName: string): Promise<boolean> {
-    const { client, sdk } = await this.aws.get('iam');
-    let tags: Record<string, string>;
-    try {
-      tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-    } catch (e) {
-      if (isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) return false;
-      throw e;
-    }
-    if (claimOf(tags, this.owner) !== 'owned' || tags[CHECK_TAG] !== 'true') return false;
-    await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions).catch((e) => {
-      if (!isAwsError(e, 'NoSuchEntity', 'NoSuchEntityException')) throw e;
-    });
-    await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
-    return true;
+  private isOurs(tags: Record<string, string>): boolean {
+    return claimOf(tags, this.owner) === 'owned' && tags[CHECK_TAG] === 'true';
+  }
+
+  private removeRole(RoleName: string): Promise<boolean> {
+    return deleteServiceRole(this.aws, RoleName, (tags) => this.isOurs(tags));
   }
 
   private async waitReady(): Promise<void> {
     const { client, sdk } = await this.aws.get('lambda');
-    for (let i = 0; i < 300; i++) {
-      const c = await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: this.names.function }), this.aws.sendOptions);
-      if (c.State === 'Failed' || c.LastUpdateStatus === 'Failed') throw new UserError(`Lambda could not make the check function ${this.names.function} ready: ${c.StateReason ?? c.LastUpdateStatusReason ?? ''}`, 'Fix the cause it names, then run `iotctl check --schedule` again.', 'LAMBDA_FAILED');
-      if (c.State !== 'Pending' && c.LastUpdateStatus !== 'InProgress') return;
-      await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 1_000));
-    }
-    throw new UserError(`The check function ${this.names.function} is still not ready.`, 'Look at it in the Lambda console, then run the command again.', 'LAMBDA_TIMEOUT');
+    const name = this.names.function;
+    await waitUntil(
+      () => client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: name }), this.aws.sendOptions),
+      (c) => {
+        if (c.State === 'Failed' || c.LastUpdateStatus === 'Failed') throw new UserError(`Lambda could not make the check function ${name} ready: ${c.StateReason ?? c.LastUpdateStatusReason ?? ''}`, 'Fix the cause it names, then run `iotctl check --schedule` again.', 'LAMBDA_FAILED');
+        return c.State !== 'Pending' && c.LastUpdateStatus !== 'InProgress';
+      },
+      {
+        service: 'lambda',
+        operation: 'GetFunctionConfiguration',
+        what: `the check function ${name} to be ready`,
+        signal: this.aws.settings.signal,
+        // A function in a VPC may take minutes (its network interfaces).
+        timeoutMs: 300_000,
+        delayMs: this.opts.pollMs ?? 1_000,
+        maxDelayMs: Math.max(this.opts.pollMs ?? 1_000, 5_000),
+        state: (c) => `${c.State}/${c.LastUpdateStatus ?? '-'}`,
+        onTimeout: (c, s) => new UserError(`The check function ${name} is still ${c.State}/${c.LastUpdateStatus ?? '-'} after ${Math.round(s)} s.`, 'Look at it in the Lambda console, then run the command again.', 'LAMBDA_TIMEOUT'),
+      },
+    );
   }
 
-  /** A role just made may not be assumable by Lambda for a few seconds (IAM is eventually consistent). */
-  private async retryWhileRoleIsNew<T>(call: () => Promise<T>): Promise<T> {
-    for (let attempt = 1, delay = 1_000; ; attempt++, delay = Math.min(delay * 2, 10_000)) {
-      try {
-        return await call();
-      } catch (e) {
-        if (!(isAwsError(e, 'InvalidParameterValueException') && /cannot be assumed/i.test(e.message)) || attempt >= 8) throw e;
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+  /** A role just made may not be assumable for a few seconds (IAM is eventually consistent): bounded, abortable. */
+  private roleWait(service: 'lambda' | 'scheduler', operation: string, what: string): WaitOptions {
+    return { service, operation, what, signal: this.aws.settings.signal, delayMs: 1_000, maxDelayMs: 10_000 };
   }
 
   private notOurs(kind: string, name: string, tags: Record<string, string>): UserError {
@@ -326,8 +321,3 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
 }
 
 const sorted = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-function sortedDeep(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortedDeep);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortedDeep(x)]));
-  return v;
-}

@@ -11,7 +11,9 @@ import { warn } from '../../ui/output.js';
 import type { AwsDatabase } from './database.js';
 import { parseLogLine } from './lambda-logs.js';
 import { arnOf, databaseOpsLogical as L, databaseOpsNames, lambdaLogGroup, type DatabaseOpsNames, type ExplicitNames, type Scope } from './naming.js';
+import { ensureServiceRole, policyJson, roleTags, samePolicy, trustPolicy } from './iam.js';
 import { assertClaimable, DATABASE_TAG, markerTags, ownerTagList, ownerTags, tagMap, withMarker, type Owner } from './ownership.js';
+import { retryWhen, rolePropagating } from './retry.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 
 /**
@@ -103,8 +105,8 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
       const have = await this.opts.functions.get(logical);
       add('function', logical, physical, want, have && { ...functionConfig(have), vpc: await this.functionVpc(physical) });
     }
-    const role = await this.readRole();
-    add('role', L.scheduleRole, this.names.scheduleRole, this.schedulerPolicy(place), role?.policy);
+    const role = await this.readRole(place);
+    add('role', L.scheduleRole, this.names.scheduleRole, { trust: trustPolicy('scheduler', place), policy: this.schedulerPolicy(place) }, role);
     const schedule = await this.readSchedule();
     add('schedule', L.schedule, this.names.schedule, this.scheduleConfig(place), schedule);
     const latest = Math.max(...MIGRATIONS.map((m) => m.version));
@@ -336,41 +338,45 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
     return { expression: this.spec.database.retentionSchedule, target: a.fn, role: a.role, input: {}, deadLetterQueue: a.queue, maximumRetryAttempts: 2 };
   }
 
-  private async readRole(): Promise<{ policy: unknown } | undefined> {
+  /** The role as the plan compares it: its trust and its inline policy (each as wanted when only key order differs). */
+  private async readRole(place: { region: string; account: string }): Promise<{ trust: unknown; policy: unknown } | undefined> {
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = this.names.scheduleRole;
+    const tags = await roleTags(this.aws, RoleName);
+    if (!tags) return undefined;
+    assertClaimable('IAM role', RoleName, tags, this.opts.owner);
+    const as = (have: unknown, want: unknown) => (samePolicy(have, want) ? want : (have ?? null));
     try {
-      const tags = tagMap((await client.send(new sdk.ListRoleTagsCommand({ RoleName }), this.aws.sendOptions)).Tags);
-      assertClaimable('IAM role', RoleName, tags, this.opts.owner);
-      const doc = (await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument;
-      return { policy: doc ? JSON.parse(decodeURIComponent(doc)) : null };
+      const trust = policyJson((await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions)).Role?.AssumeRolePolicyDocument);
+      let policy: unknown;
+      try {
+        policy = policyJson((await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument);
+      } catch (error) {
+        if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+      }
+      return { trust: as(trust, trustPolicy('scheduler', place)), policy: as(policy, this.schedulerPolicy(place)) };
     } catch (error) {
       if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
       throw error;
     }
   }
 
+  /**
+   * The schedule's role (iam.ts): Scheduler may assume it only for this account's default schedule group
+   * (aws:SourceAccount, aws:SourceArn); trust, policy and tags rewritten only where they drifted.
+   */
   private async ensureRole(place: { region: string; account: string }): Promise<void> {
-    const { client, sdk } = await this.aws.get('iam');
     const RoleName = this.names.scheduleRole;
-    const exists = await this.readRole();
-    if (!exists) {
-      await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          Description: `EventBridge Scheduler invokes the iotctl maintenance function ${this.names.maintenanceFunction}`,
-          // Only schedules of this account may assume it (the confused-deputy guard Scheduler documents).
-          AssumeRolePolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': place.account } } }],
-          }),
-          Tags: [...ownerTagList(this.opts.owner), { Key: DATABASE_TAG, Value: 'schedule' }],
-        }),
-        this.aws.sendOptions,
-      );
-    }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY, PolicyDocument: JSON.stringify(this.schedulerPolicy(place)) }), this.aws.sendOptions);
+    await this.readRole(place); // refuses anyone else's role of the name
+    await ensureServiceRole(this.aws, {
+      name: RoleName,
+      path: this.names.rolePath,
+      description: `EventBridge Scheduler invokes the iotctl maintenance function ${this.names.maintenanceFunction}`,
+      trust: trustPolicy('scheduler', place),
+      policyName: ROLE_POLICY,
+      policy: this.schedulerPolicy(place),
+      tags: { ...ownerTags(this.opts.owner), [DATABASE_TAG]: 'schedule' },
+    });
   }
 
   private async readSchedule(): Promise<ReturnType<AwsDatabaseOps['scheduleConfig']> | undefined> {
@@ -406,16 +412,13 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
       Target: { Arn: c.target, RoleArn: c.role, Input: JSON.stringify(c.input), DeadLetterConfig: { Arn: c.deadLetterQueue }, RetryPolicy: { MaximumRetryAttempts: c.maximumRetryAttempts, MaximumEventAgeInSeconds: 3600 } },
     };
     const exists = (await this.readSchedule()) !== undefined;
-    // A role just created may not be assumable by Scheduler yet (IAM propagation): retry that, bounded.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.send(exists ? new sdk.UpdateScheduleCommand(input) : new sdk.CreateScheduleCommand(input), this.aws.sendOptions);
-        return;
-      } catch (error) {
-        if (!isAwsError(error, 'ValidationException') || !/role|assume/i.test((error as Error).message) || attempt >= 6) throw error;
-        await new Promise((r) => setTimeout(r, 1000 * attempt));
-      }
-    }
+    // A role just created or changed may not be assumable by Scheduler yet (IAM propagation): retried, bounded, abortable.
+    const operation = exists ? 'UpdateSchedule' : 'CreateSchedule';
+    await retryWhen(
+      () => client.send(exists ? new sdk.UpdateScheduleCommand(input) : new sdk.CreateScheduleCommand(input), this.aws.sendOptions),
+      rolePropagating.scheduler,
+      { service: 'scheduler', operation, what: `EventBridge Scheduler to be able to assume the role ${c.role}`, signal: this.aws.settings.signal, delayMs: 1_000, maxDelayMs: 5_000 },
+    );
   }
 
   // ------------------------------------------------------------ schema

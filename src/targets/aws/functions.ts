@@ -914,13 +914,19 @@ function rolePolicy(arns: Arns, fn: string, d: FunctionDeployment, ctx: { stream
     Statement.push({ Sid: 'ListStreams', Effect: 'Allow', Action: ['kinesis:ListStreams'], Resource: '*' });
   }
   if (d.vpc) {
-    // Lambda's ENI actions do not support resource-level restriction (as in AWSLambdaVPCAccessExecutionRole).
+    // Only the two Describe actions are "*"-only; Lambda's ENIs are the account's network interfaces in the region
+    // (as Lambda's guide scopes DeleteNetworkInterface), made in the function's own subnets and security groups.
+    const { region, account } = arns.place;
+    const ec2 = (resource: string) => `arn:${partitionOf(region)}:ec2:${region}:${account}:${resource}`;
+    const sorted = (ids: string[]) => [...ids].sort();
+    Statement.push({ Sid: 'VpcDescribe', Effect: 'Allow', Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], Resource: '*' });
     Statement.push({
-      Sid: 'VpcNetworkInterfaces',
+      Sid: 'VpcCreateNetworkInterface',
       Effect: 'Allow',
-      Action: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
-      Resource: '*',
+      Action: ['ec2:CreateNetworkInterface'],
+      Resource: [ec2('network-interface/*'), ...sorted(d.vpc.subnetIds).map((id) => ec2(`subnet/${id}`)), ...sorted(d.vpc.securityGroupIds).map((id) => ec2(`security-group/${id}`))],
     });
+    Statement.push({ Sid: 'VpcNetworkInterfaces', Effect: 'Allow', Action: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'], Resource: ec2('network-interface/*') });
   }
   // Its database secret, and the role secrets the maintenance function sets the roles' passwords from (*_SECRET_ARN).
   const secrets = Object.entries(ctx.environment).filter(([k, v]) => /^([A-Z]+_)?SECRET_ARN$/.test(k) && v.startsWith('arn:')).map(([, v]) => v).sort();

@@ -4,7 +4,9 @@ import { isAwsError, type AwsClients } from './sdk.js';
 
 /**
  * The one IAM module of the aws target: every service role iotctl makes (rules, functions, the datalake's
- * Firehose, transform and Scheduler roles, the legacy engine's and migrate's IoT Analytics roles) is written,
+ * Firehose, transform and Scheduler roles, the legacy engine's and migrate's IoT Analytics roles, the scheduled
+ * check's function and Scheduler roles, the database maintenance schedule's role, the fleet provisioning
+ * templates' roles) is written,
  * checked for drift and deleted here, the same way:
  * - its trust policy names the one service that assumes it, with the confused-deputy conditions that service
  *   supports (trustPolicy);
@@ -37,7 +39,7 @@ export interface RolePlace {
 /**
  * Who may assume the role: the service, and only on behalf of this account (and, where the service says which
  * of its resources calls, only that one), as each service's confused-deputy guidance says:
- * - IoT rules: aws:SourceAccount and aws:SourceArn (the rule's ARN);
+ * - IoT: aws:SourceAccount and aws:SourceArn (the rule's ARN; a provisioning template's for its role);
  * - EventBridge Scheduler: aws:SourceAccount and aws:SourceArn (the schedule group, `default` here);
  * - IoT Analytics: aws:SourceAccount and aws:SourceArn (any of the account's IoT Analytics resources);
  * - Firehose: sts:ExternalId, which Firehose sets to the account id when it assumes a delivery stream's role;

@@ -1,7 +1,9 @@
 import type { DeployedProvisioningTemplate, ProvisioningTemplateConfig, ProvisioningTemplateInput } from '../../ports.js';
 import { provisioningTemplateBody } from '../../iot/provisioning.js';
 import { arnOf, ownershipByName, partitionOf, type StageNames } from './naming.js';
-import { claimOf, notOurs, ownerTagList, type Owner } from './ownership.js';
+import { deleteServiceRole, ensureServiceRole, roleTags, trustPolicy } from './iam.js';
+import { claimOf, notOurs, ownerTagList, ownerTags, type Owner } from './ownership.js';
+import { retryWhen, rolePropagating } from './retry.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { UserError } from '../../ui/errors.js';
 
@@ -23,22 +25,9 @@ export function provisioningRolePolicy(place: { region: string; account: string 
   };
 }
 
-/** Between attempts while a new role propagates (IOTCTL_ROLE_RETRY_MS: tests shorten it). */
-const ROLE_RETRY_MS = Number(process.env.IOTCTL_ROLE_RETRY_MS ?? 2000);
-
 /** IoT assumes the role for this template only (confused deputy: source account and template ARN). */
 export function provisioningTrustPolicy(place: { region: string; account: string }, physicalTemplate: string) {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Principal: { Service: 'iot.amazonaws.com' },
-        Action: 'sts:AssumeRole',
-        Condition: { StringEquals: { 'aws:SourceAccount': place.account }, ArnLike: { 'aws:SourceArn': arnOf('iot-provisioning-template', place, physicalTemplate) } },
-      },
-    ],
-  };
+  return trustPolicy('iot', place, { arn: arnOf('iot-provisioning-template', place, physicalTemplate) });
 }
 
 /** Provisioning templates on AWS IoT, with their roles: stage-scoped names, owned through tags. */
@@ -138,12 +127,12 @@ export class AwsProvisioning {
       const foreign = await this.tags(arnOf('iot-provisioning-template', place, physical));
       if (foreign && Object.keys(foreign).length) throw notOurs('provisioning template', physical, foreign, this.owner);
     }
-    const createdRole = await this.ensureRole(input, place, physical);
+    const roleWritten = await this.ensureRole(input, place, physical);
     if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, physical);
     const { client, sdk } = await this.aws.get('iot');
     const hook = config.preProvisioningHook ? { targetArn: config.preProvisioningHook, payloadVersion: '2020-04-01' } : undefined;
     if (!current) {
-      await this.whileRolePropagates(createdRole, () => client.send(
+      await this.whileRolePropagates(roleWritten, 'CreateProvisioningTemplate', config.provisioningRole, () => client.send(
         new sdk.CreateProvisioningTemplateCommand({
           templateName: physical,
           description: config.description,
@@ -165,7 +154,7 @@ export class AwsProvisioning {
       await this.pruneVersions(physical);
       await client.send(new sdk.CreateProvisioningTemplateVersionCommand({ templateName: physical, templateBody: JSON.stringify(config.templateBody), setAsDefault: true }), this.aws.sendOptions);
     }
-    await this.whileRolePropagates(createdRole, () => client.send(
+    await this.whileRolePropagates(roleWritten, 'UpdateProvisioningTemplate', config.provisioningRole, () => client.send(
       new sdk.UpdateProvisioningTemplateCommand({
         templateName: physical,
         description: config.description,
@@ -177,18 +166,19 @@ export class AwsProvisioning {
     ));
   }
 
-  /** A new IAM role takes a few seconds before IoT may pass it: the call is retried meanwhile (as for topic rules). */
-  private async whileRolePropagates(createdRole: boolean, call: () => Promise<unknown>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await call();
-        return;
-      } catch (error) {
-        const propagating = createdRole && isAwsError(error, 'InvalidRequestException') && /role|assume/i.test(error.message);
-        if (!propagating || attempt >= 8) throw error;
-        await new Promise((r) => setTimeout(r, ROLE_RETRY_MS));
-      }
-    }
+  /**
+   * A role just created or changed takes a few seconds before IoT may pass it: the call is retried meanwhile
+   * (bounded, abortable, as for topic rules). An unchanged role refused is a real error, not a wait.
+   */
+  private async whileRolePropagates(roleWritten: boolean, operation: string, role: string | undefined, call: () => Promise<unknown>): Promise<void> {
+    await retryWhen(call, (e) => roleWritten && rolePropagating.iotProvisioning(e), {
+      service: 'iot',
+      operation,
+      what: `AWS IoT to be able to assume the provisioning role ${role ?? ''}`.trim(),
+      signal: this.aws.settings.signal,
+      delayMs: 1_000,
+      maxDelayMs: 5_000,
+    });
   }
 
   /** IoT invokes the hook only when the function's resource policy allows this template (its ARN, this account). */
@@ -225,31 +215,26 @@ export class AwsProvisioning {
     if (oldest) await client.send(new sdk.DeleteProvisioningTemplateVersionCommand({ templateName: physical, versionId: oldest.versionId! }), this.aws.sendOptions);
   }
 
-  /** True when the role is new. */
+  /** The template's role (iam.ts); true when it was created or rewritten (then IoT may not see it yet). */
   private async ensureRole(input: ProvisioningTemplateInput, place: { region: string; account: string }, physical: string): Promise<boolean> {
-    let created = true;
-    const { client, sdk } = await this.aws.get('iam');
     const RoleName = this.names.provisioningRole(input.name);
-    try {
-      await client.send(
-        new sdk.CreateRoleCommand({
-          RoleName,
-          Path: this.names.rolePath,
-          AssumeRolePolicyDocument: JSON.stringify(provisioningTrustPolicy(place, physical)),
-          Description: `iotctl: fleet provisioning template ${physical}`,
-          Tags: [...ownerTagList(this.owner), { Key: 'iotctl:template', Value: input.name }],
-        }),
-        this.aws.sendOptions,
-      );
-    } catch (error) {
-      if (!isAwsError(error, 'EntityAlreadyExists', 'EntityAlreadyExistsException')) throw error;
-      created = false;
-      const role = await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions);
-      const tags = Object.fromEntries((role.Role?.Tags ?? []).map((t) => [t.Key!, t.Value ?? '']));
-      if (claimOf(tags, this.owner) !== 'owned' || tags['iotctl:template'] !== input.name) throw new Error(`IAM role ${RoleName} exists and is not this stage's provisioning role`);
-    }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName, PolicyName: 'fleet-provisioning', PolicyDocument: JSON.stringify(provisioningRolePolicy(place, this.names, input.policyName)) }), this.aws.sendOptions);
-    return created;
+    const tags = await roleTags(this.aws, RoleName);
+    if (tags && !this.isRoleOf(tags, input.name)) throw notOurs('IAM role', RoleName, tags, this.owner);
+    const { result } = await ensureServiceRole(this.aws, {
+      name: RoleName,
+      path: this.names.rolePath,
+      description: `iotctl: fleet provisioning template ${physical}`,
+      trust: provisioningTrustPolicy(place, physical),
+      policyName: 'fleet-provisioning',
+      policy: provisioningRolePolicy(place, this.names, input.policyName),
+      tags: { ...ownerTags(this.owner), 'iotctl:template': input.name },
+    });
+    return result !== 'unchanged';
+  }
+
+  /** This stage's role for the template `name`. */
+  private isRoleOf(tags: Record<string, string>, name: string): boolean {
+    return claimOf(tags, this.owner) === 'owned' && tags['iotctl:template'] === name;
   }
 
   async delete(name: string, physical = this.names.provisioningTemplate(name)): Promise<void> {
@@ -259,13 +244,7 @@ export class AwsProvisioning {
     } catch (error) {
       if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
     }
-    const { client, sdk } = await this.aws.get('iam');
-    const RoleName = this.names.provisioningRole(name);
-    try {
-      await client.send(new sdk.DeleteRolePolicyCommand({ RoleName, PolicyName: 'fleet-provisioning' }), this.aws.sendOptions);
-      await client.send(new sdk.DeleteRoleCommand({ RoleName }), this.aws.sendOptions);
-    } catch (error) {
-      if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-    }
+    // Only this stage's role for the template: anyone else's of the name stays.
+    await deleteServiceRole(this.aws, this.names.provisioningRole(name), (tags) => this.isRoleOf(tags, name));
   }
 }

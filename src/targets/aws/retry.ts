@@ -157,6 +157,8 @@ export const rolePropagating = {
   scheduler: (e: unknown) => /execution role .*must allow .*to assume|assume the role/i.test(refused(e, 'ValidationException') ?? ''),
   /** CreateTopicRule / ReplaceTopicRule: "unable to assume role ... If the role was just created or updated". */
   iot: (e: unknown) => /unable to assume role|just created or updated/i.test(refused(e, 'InvalidRequestException') ?? ''),
+  /** Create/UpdateProvisioningTemplate: "The provisioning role cannot be assumed by AWS IoT", or the rules' wording. */
+  iotProvisioning: (e: unknown) => /cannot be assumed|unable to assume role|just created or updated/i.test(refused(e, 'InvalidRequestException') ?? ''),
 };
 
 /**

@@ -122,7 +122,10 @@ export function managedRolePolicy(rule: RuleSpec, s: ArnScope): { Version: strin
     else if ('s3' in action) add(['s3:PutObject'], [`${arnOf('s3-bucket', s, wildcardTemplates(action.s3.bucket))}/*`]);
     else if ('firehose' in action) add(['firehose:PutRecord', 'firehose:PutRecordBatch'], [arnOf('firehose-delivery-stream', s, action.firehose.deliveryStream)]);
     else if ('cloudwatchLogs' in action) {
-      add(['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'], [`${arnOf('log-group', s, s.names.logGroup.physical(action.cloudwatchLogs.logGroup))}:*`]);
+      // DescribeLogStreams is authorized on the group (its ARN, with or without `:*`), the writes on its streams.
+      const group = arnOf('log-group', s, s.names.logGroup.physical(action.cloudwatchLogs.logGroup));
+      add(['logs:DescribeLogStreams'], [group, `${group}:*`]);
+      add(['logs:CreateLogStream', 'logs:PutLogEvents'], [`${group}:*`]);
     }
   }
   if (!byKind.size) return undefined;

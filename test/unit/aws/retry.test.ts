@@ -121,6 +121,8 @@ test('predicates: each service\'s propagation error, and Lambda\'s two ResourceC
   assert.ok(rolePropagating.scheduler(err('ValidationException', 'The execution role you provide must allow AWS EventBridge Scheduler to assume the role.', 'scheduler')));
   assert.ok(rolePropagating.iot(err('InvalidRequestException', 'AWS IoT (iot.amazonaws.com) is unable to assume role (sts:AssumeRole) on resource: arn. If the role was just created or updated, please try again in a few seconds.', 'iot')));
   assert.not.ok(rolePropagating.iot(err('InvalidRequestException', 'sql is invalid', 'iot')));
+  assert.ok(rolePropagating.iotProvisioning(err('InvalidRequestException', 'The provisioning role cannot be assumed by AWS IoT.', 'iot')));
+  assert.not.ok(rolePropagating.iotProvisioning(err('InvalidRequestException', 'The template body is not valid JSON.', 'iot')));
 
   const exists = err('ResourceConflictException', 'The statement id (iotctl-rule) provided already exists. Please provide a new statement id, or remove the existing statement.');
   const busy = err('ResourceConflictException', 'The operation cannot be performed at this time. An update is in progress for resource: arn:aws:lambda:us-east-1:1:function:f');

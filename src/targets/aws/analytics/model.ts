@@ -150,9 +150,16 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
   add('bucket', LAKE, n.bucket, { encryption: 'AES256', blockPublicAccess: true, lifecycle: lifecycleRules(a) } satisfies BucketConfig);
   add('database', LAKE, database, { description: `iotctl ${spec.project} ${stage} analytics datastores` });
 
-  const logs = (group: string) => statement(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]);
-  const writeBucket = (prefixes: string[]) =>
-    statement(['s3:AbortMultipartUpload', 's3:GetBucketLocation', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'], [bucketArn, ...prefixes.map((p) => `${bucketArn}/${p}*`)]);
+  // CreateLogGroup is authorized on the group's ARN (with or without `:*`): `group:*` alone does not match the former.
+  const logs = (group: string) => [
+    statement(['logs:CreateLogGroup'], [arn('logs', `log-group:${group}`), arn('logs', `log-group:${group}:*`)]),
+    statement(['logs:CreateLogStream', 'logs:PutLogEvents'], [arn('logs', `log-group:${group}:*`)]),
+  ];
+  // Bucket actions on the bucket, object actions on the prefixes: each action only on ARNs of its resource type.
+  const writeBucket = (prefixes: string[]) => [
+    statement(['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'], [bucketArn]),
+    statement(['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'], prefixes.map((p) => `${bucketArn}/${p}*`)),
+  ];
 
   for (const ds of a.datastores) {
     const table = n.table(ds.name);
@@ -183,7 +190,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
     const stream = channelStream(ch.name);
     const role = streamRole(stream);
     const physical = n.stream(stream);
-    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), logs(firehoseLogGroup(physical))] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
+    add('role', role, n.role(role), { service: 'firehose.amazonaws.com', policy: { Version: '2012-10-17', Statement: [...writeBucket([`raw/${ch.name}/`, `errors/${ch.name}/`]), ...logs(firehoseLogGroup(physical))] } } satisfies RoleConfig, old?.streamRole(old.channelStream(ch.name)));
     add('stream', stream, physical, {
       role: roleArn(role),
       bucketArn,
@@ -214,7 +221,7 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       policy: {
         Version: '2012-10-17',
         Statement: [
-          logs(lambdaLogGroup(fn)),
+          ...logs(lambdaLogGroup(fn)),
           // The transform widens its datastore's table as new attributes arrive.
           ...(ds?.format !== 'json' ? [statement(['glue:GetTable', 'glue:UpdateTable'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])] : []),
           ...(enrich ? [statement(['iot:DescribeThing'], [arn('iot', 'thing/*')])] : []),
@@ -244,12 +251,12 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
       policy: {
         Version: '2012-10-17',
         Statement: [
-          writeBucket([`datastore/${p.datastore}/`, `errors/${p.name}/`]),
+          ...writeBucket([`datastore/${p.datastore}/`, `errors/${p.name}/`]),
           statement(['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration'], [arn('lambda', `function:${fn}`), arn('lambda', `function:${fn}:*`)]),
           ...(parquet
             ? [statement(['glue:GetTable', 'glue:GetTableVersion', 'glue:GetTableVersions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/${table}`)])]
             : []),
-          logs(firehoseLogGroup(streamPhysical)),
+          ...logs(firehoseLogGroup(streamPhysical)),
         ],
       },
     } satisfies RoleConfig, old?.streamRole(old.pipelineStream(p.name)));
@@ -280,8 +287,10 @@ export function desiredDatalake(spec: Pick<Spec, 'project' | 'analytics' | 'athe
         Version: '2012-10-17',
         Statement: [
           statement(['athena:StartQueryExecution', 'athena:GetQueryExecution'], [arn('athena', `workgroup/${workgroup}`)]),
-          statement(['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartitions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/*`)]),
-          statement(['s3:GetObject', 's3:ListBucket', 's3:GetBucketLocation'], [bucketArn, `${bucketArn}/datastore/*`]),
+          statement(['glue:GetDatabase'], [arn('glue', 'catalog'), arn('glue', `database/${database}`)]),
+          statement(['glue:GetTable', 'glue:GetTables', 'glue:GetPartitions'], [arn('glue', 'catalog'), arn('glue', `database/${database}`), arn('glue', `table/${database}/*`)]),
+          statement(['s3:ListBucket', 's3:GetBucketLocation'], [bucketArn]),
+          statement(['s3:GetObject'], [`${bucketArn}/datastore/*`]),
           statement(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'], [`${bucketArn}/datasets/${d.name}/*`]),
         ],
       },

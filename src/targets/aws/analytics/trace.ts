@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { LakeTrace } from '../../../ports.js';
 import type { Spec } from '../../../spec/schema.js';
+import { abortableSleep } from '../retry.js';
 import { isAwsError, type AwsClients } from '../sdk.js';
 import { lakePlace } from './datalake.js';
 import { channelDeliveryStreams } from './model.js';
@@ -66,10 +67,9 @@ export async function traceDatalake(aws: AwsClients, spec: TraceSpec, find: { fi
     return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
   };
   const holds = (text: string) => ndjson(text).some((r) => r[find.field] === find.value);
-  const wait = () => new Promise<void>((r) => {
-    const t = setTimeout(r, POLL_MS);
-    opts.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-  });
+  // A poll until a deadline whose end is a result (not found yet), not an error: retry.ts's sleep alone, never
+  // past the deadline; Ctrl-C ends the wait and the loop returns what it found.
+  const wait = () => abortableSleep(Math.max(0, Math.min(POLL_MS, opts.deadline - Date.now())), opts.signal, 's3', 'ListObjectsV2').catch(() => undefined);
 
   let found: { channel: string; receivedAt: number } | undefined;
   while (!found) {
