@@ -117,7 +117,7 @@ test('the functions run in the ingest VPC with least-privilege roles; the schedu
   const qp = await policyOf(q.Configuration!.Role!);
   assert.equal(qp.Statement.find((s) => s.Sid === 'DatabaseSecret')!.Resource, qenv.DATABASE_SECRET_ARN, 'the query role reads only the reader secret');
   // Logs, its one secret and the VPC's network interfaces: nothing else.
-  assert.equal(qp.Statement.map((s) => s.Sid).sort(), ['DatabaseSecret', 'LogEvents', 'LogGroup', 'VpcNetworkInterfaces']);
+  assert.equal(qp.Statement.map((s) => s.Sid).sort(), ['DatabaseSecret', 'LogEvents', 'LogGroup', 'VpcCreateNetworkInterface', 'VpcDescribe', 'VpcNetworkInterfaces']);
 
   const scheduler = await aws.get('scheduler');
   const s = await scheduler.client.send(new scheduler.sdk.GetScheduleCommand({ Name: NAMES.schedule }));
