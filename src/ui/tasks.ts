@@ -33,32 +33,24 @@ export async function runSteps(steps: Step[], mode: StepsMode, opts: { concurren
   if (opts.graph) return runStepGraph(steps, mode, opts.graph.limit);
   if (mode === 'tty') return runWithListr(steps, opts.concurrent);
   if (opts.concurrent) {
-    const settled = await Promise.allSettled(
-      steps.map(async (step) => {
-        const started = Date.now();
-        try {
-          await step.run((detail) => void detail);
-        } catch (error) {
-          if (mode === 'plain') info(`x ${step.title} failed after ${seconds(started)}`);
-          throw error;
-        }
-        if (mode === 'plain') info(`✓ ${step.title} (${seconds(started)})`);
-      }),
-    );
+    const settled = await Promise.allSettled(steps.map((step) => runQuietStep(step, mode)));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     return;
   }
-  for (const step of steps) {
-    const started = Date.now();
-    try {
-      await step.run((detail) => void detail);
-    } catch (error) {
-      if (mode === 'plain') info(`x ${step.title} failed after ${seconds(started)}`);
-      throw error;
-    }
-    if (mode === 'plain') info(`✓ ${step.title} (${seconds(started)})`);
+  for (const step of steps) await runQuietStep(step, mode);
+}
+
+/** One step without listr2: plain mode prints its outcome and time, quiet mode nothing. */
+async function runQuietStep(step: Step, mode: StepsMode): Promise<void> {
+  const started = Date.now();
+  try {
+    await step.run((detail) => void detail);
+  } catch (error) {
+    if (mode === 'plain') info(`x ${step.title} failed after ${seconds(started)}`);
+    throw error;
   }
+  if (mode === 'plain') info(`✓ ${step.title} (${seconds(started)})`);
 }
 
 async function runWithListr(steps: Step[], concurrent = false): Promise<void> {
