@@ -176,6 +176,7 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
   test(`${stage}: the ingest function's role reads its stream and its secret, writes its queue, nothing of ${other} or another project`, async () => {
     const me = stages[stage]!;
     const them = stages[other]!;
+    assert.is(me.secret, me.secrets.writer, `the ${stage} ingest function signs in as the writer`);
     const role = roles.find((r) => r.arn === me.ingestRole)!;
     assert.ok(role, `the function's role ${me.ingestRole} is under /iotctl/`);
     await expectDecisions(role, [
@@ -183,6 +184,9 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
       ['kinesis:GetShardIterator', me.stream, true],
       ['kinesis:DescribeStream', me.stream, true],
       ['secretsmanager:GetSecretValue', me.secret, true],
+      // It writes as the least-privilege writer: the owner's and reader's secrets are not its to read.
+      ['secretsmanager:GetSecretValue', me.secrets.owner, false],
+      ['secretsmanager:GetSecretValue', me.secrets.reader, false],
       ['sqs:SendMessage', me.queue, true],
       ['logs:PutLogEvents', `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/lambda/iotctl-fleet-${stage}--ingest:log-stream:2030/01/01/[$LATEST]abc`, true],
       ['ec2:CreateNetworkInterface', `arn:aws:ec2:us-east-1:${ACCOUNT}:network-interface/*`, true],
