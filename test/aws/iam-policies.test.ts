@@ -50,6 +50,9 @@ async function setUp(): Promise<void> {
     const d = await run(stage, 'device', 'register', `sensor-${stage}`);
     assert.is(d.code, 0, `device register --stage ${stage}: ${d.stderr}`);
   }
+  // The scheduled check's function and Scheduler roles, for dev.
+  const c = await run('dev', 'check', '--schedule', 'rate(5 minutes)', '--target', 'aws');
+  assert.is(c.code, 0, `check --schedule: ${c.stderr}`);
   // Read back every role under /iotctl and every IoT policy.
   const restore2 = useEnv(moto.env);
   const aws2 = new AwsClients({});
