@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initSpec } from '../../src/spec/init-template.js';
+import { stageNames } from '../../src/targets/aws/naming.js';
+import { provisioningRolePolicy, provisioningTrustPolicy } from '../../src/targets/aws/provisioning.js';
 import { AwsClients } from '../../src/targets/aws/sdk.js';
 import { checkPolicy, simulate, type Decision, type Policy, type Violation } from '../helpers/iam-check.js';
 import { startMoto, useEnv, type Moto } from '../helpers/moto.js';
@@ -160,7 +162,7 @@ const report = (where: string, v: Violation[]) => v.map((x) => `${where} [${x.st
 
 test('iotctl made the roles and IoT policies of both stages', () => {
   for (const stage of ['dev', 'prod']) {
-    for (const suffix of ['--fn-ingest', '--rule-telemetry_to_stream', '--rule-telemetry_to_lake', '--ch-telemetry_raw-firehose', '--pl-telemetry_pipeline-firehose', '--transform-telemetry_pipeline-lambda', '--daily_device_summary-scheduler', '--fn-db-maintenance', '--fn-db-query', '--db-maintenance-scheduler']) roleOf(stage, suffix);
+    for (const suffix of ['--fn-ingest', '--rule-telemetry_to_stream', '--rule-telemetry_to_lake', '--ch-telemetry_raw-firehose', '--pl-telemetry_pipeline-firehose', '--transform-telemetry_pipeline-lambda', '--daily_device_summary-scheduler', '--fn-db-maintenance', '--fn-db-query', '--db-maintenance-scheduler', ...(stage === 'dev' ? ['--check-fn', '--check-scheduler'] : [])]) roleOf(stage, suffix);
     assert.ok(iotPolicies.some((p) => p.name.includes(`-${stage}--`)), `the ${stage} device policy`);
   }
 });
@@ -328,6 +330,33 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
     ]);
   });
 
+  if (stage === 'dev')
+    test('dev: the scheduled check reads its stream and the reader secret, publishes only its canary; its schedule invokes only the check', async () => {
+      const me = stages.dev!;
+      const them = stages.prod!;
+      const checkFn = `arn:aws:lambda:us-east-1:${ACCOUNT}:function:iotctl-fleet-dev--iotctl-check`;
+      await expectDecisions(roleOf('dev', '--check-fn'), [
+        ['kinesis:GetRecords', me.stream, true],
+        ['secretsmanager:GetSecretValue', me.secrets.reader, true],
+        ['iot:Publish', `arn:aws:iot:us-east-1:${ACCOUNT}:topic/dt/fleet/fleet-dev-canary/telemetry`, true],
+        ['ec2:CreateNetworkInterface', `arn:aws:ec2:us-east-1:${ACCOUNT}:subnet/subnet-0123456789abcdef0`, true],
+        ['ec2:CreateNetworkInterface', `arn:aws:ec2:us-east-1:${ACCOUNT}:subnet/subnet-elsewhere`, false],
+        ['ec2:DeleteNetworkInterface', `arn:aws:ec2:us-east-1:${ACCOUNT}:network-interface/eni-1`, true],
+        ['ec2:TerminateInstances', `arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-1`, false],
+        ['secretsmanager:GetSecretValue', me.secrets.owner, false],
+        ['secretsmanager:GetSecretValue', me.secrets.writer, false],
+        ['secretsmanager:GetSecretValue', them.secrets.reader, false],
+        ['kinesis:GetRecords', them.stream, false],
+        ['kinesis:PutRecord', me.stream, false],
+        ['iot:Publish', `arn:aws:iot:us-east-1:${ACCOUNT}:topic/cmd/fleet/sensor-dev/reboot`, false],
+      ]);
+      await expectDecisions(roleOf('dev', '--check-scheduler'), [
+        ['lambda:InvokeFunction', checkFn, true],
+        ['lambda:InvokeFunction', me.maintenanceFn, false],
+        ['lambda:InvokeFunction', `arn:aws:lambda:us-east-1:${ACCOUNT}:function:iotctl-fleet-prod--iotctl-check`, false],
+      ]);
+    });
+
   test(`${stage}: each trust policy lets its own service assume the role, and no other; a rule role only for ${stage}'s rules`, async () => {
     const me = stages[stage]!;
     const them = stages[other]!;
@@ -345,6 +374,7 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
       '--rule-telemetry_to_stream': 'iot', '--rule-telemetry_to_lake': 'iot',
       '--ch-telemetry_raw-firehose': 'firehose', '--pl-telemetry_pipeline-firehose': 'firehose',
       '--daily_device_summary-scheduler': 'scheduler', '--db-maintenance-scheduler': 'scheduler',
+      ...(stage === 'dev' ? { '--check-fn': 'lambda' as const, '--check-scheduler': 'scheduler' as const } : {}),
     };
     const wrong: string[] = [];
     for (const [suffix, svc] of Object.entries(service)) {
@@ -397,5 +427,34 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
     assert.is.not(await dev('iot:UpdateThingShadow', `thing/${thing}`), 'Allowed');
   });
 }
+
+// moto serves no provisioning templates: the provisioning role's documents are checked as iotctl writes them.
+test('the fleet provisioning role: fits the SAR, registers things with the stage\'s policy only, assumable only for its template', async () => {
+  const place = { region: 'us-east-1', account: ACCOUNT };
+  const names = stageNames({ project: 'fleet', stage: 'dev' });
+  const template = names.provisioningTemplate('factory');
+  const policy = provisioningRolePolicy(place, names, 'device') as Policy;
+  const trust = provisioningTrustPolicy(place, template) as unknown as Policy;
+  const found = [...report('provisioning policy', await checkPolicy(policy, 'identity')), ...report('provisioning trust', await checkPolicy(trust, 'trust'))];
+  assert.equal(found, [], found.join('\n'));
+  const role: Role = { name: 'provisioning', arn: `arn:aws:iam::${ACCOUNT}:role/iotctl/fleet/dev/provisioning`, path: '/iotctl/fleet/dev/', trust, policies: { p: policy } };
+  const iot = (r: string) => `arn:aws:iot:us-east-1:${ACCOUNT}:${r}`;
+  await expectDecisions(role, [
+    ['iot:CreateThing', iot('thing/sensor-1'), true],
+    ['iot:AttachPolicy', iot(`policy/${names.devicePolicy('device')}`), true],
+    ['iot:AddThingToThingGroup', iot(`thinggroup/${names.deviceGroup}`), true],
+    ['iot:AttachPolicy', iot(`policy/${stageNames({ project: 'fleet', stage: 'prod' }).devicePolicy('device')}`), false],
+    ['iot:AttachPolicy', iot('policy/admin'), false],
+    ['iot:DeleteThing', iot('thing/sensor-1'), false],
+    ['iot:CreatePolicy', iot('policy/x'), false],
+    ['iam:PassRole', `arn:aws:iam::${ACCOUNT}:role/admin`, false],
+  ]);
+  const templateArn = (account: string, t = template) => `arn:aws:iot:us-east-1:${account}:provisioningtemplate/${t}`;
+  const assume = (context: Record<string, string>) => simulate({ principal: 'iot.amazonaws.com', action: 'sts:AssumeRole', resource: role.arn, account: ACCOUNT, context }, { trust });
+  assert.is(await assume({ 'aws:SourceAccount': ACCOUNT, 'aws:SourceArn': templateArn(ACCOUNT) }), 'Allowed');
+  assert.is.not(await assume({ 'aws:SourceAccount': '999999999999', 'aws:SourceArn': templateArn('999999999999') }), 'Allowed', 'another account');
+  assert.is.not(await assume({ 'aws:SourceAccount': ACCOUNT, 'aws:SourceArn': templateArn(ACCOUNT, names.provisioningTemplate('other')) }), 'Allowed', 'another template');
+  assert.is.not(await assume({}), 'Allowed', 'no source');
+});
 
 test.run();
