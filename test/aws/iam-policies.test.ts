@@ -429,7 +429,7 @@ for (const [stage, other] of [['dev', 'prod'], ['prod', 'dev']] as const) {
 }
 
 // moto serves no provisioning templates: the provisioning role's documents are checked as iotctl writes them.
-test('the fleet provisioning role: fits the SAR, registers things with the stage\'s policy only, assumable only for its template', async () => {
+test('the fleet provisioning role: fits the SAR, registers things in the stage group only, assumable only for its template', async () => {
   const place = { region: 'us-east-1', account: ACCOUNT };
   const names = stageNames({ project: 'fleet', stage: 'dev' });
   const template = names.provisioningTemplate('factory');
@@ -441,10 +441,15 @@ test('the fleet provisioning role: fits the SAR, registers things with the stage
   const iot = (r: string) => `arn:aws:iot:us-east-1:${ACCOUNT}:${r}`;
   await expectDecisions(role, [
     ['iot:CreateThing', iot('thing/sensor-1'), true],
-    ['iot:AttachPolicy', iot(`policy/${names.devicePolicy('device')}`), true],
     ['iot:AddThingToThingGroup', iot(`thinggroup/${names.deviceGroup}`), true],
-    ['iot:AttachPolicy', iot(`policy/${stageNames({ project: 'fleet', stage: 'prod' }).devicePolicy('device')}`), false],
-    ['iot:AttachPolicy', iot('policy/admin'), false],
+    ['iot:AttachThingPrincipal', iot('cert/abc'), true],
+    ['iot:UpdateCertificate', iot('cert/abc'), true],
+    ['iot:AttachPolicy', iot('cert/abc'), true],
+    ['iot:ListAttachedPolicies', '*', true],
+    ['iot:GetPolicy', iot(`policy/${names.devicePolicy('device')}`), true],
+    ['iot:GetPolicy', iot(`policy/${stageNames({ project: 'fleet', stage: 'prod' }).devicePolicy('device')}`), false],
+    ['iot:AddThingToThingGroup', iot(`thinggroup/${stageNames({ project: 'fleet', stage: 'prod' }).deviceGroup}`), false],
+    ['iot:DeleteCertificate', iot('cert/abc'), false],
     ['iot:DeleteThing', iot('thing/sensor-1'), false],
     ['iot:CreatePolicy', iot('policy/x'), false],
     ['iam:PassRole', `arn:aws:iam::${ACCOUNT}:role/admin`, false],
