@@ -341,7 +341,8 @@ test('--schedule on aws: the check function, its role, a schedule and its role; 
     const vars = fn.Configuration!.Environment!.Variables!;
     assert.is(vars.CANARY_TOPIC, 'dt/ck/ck-default-canary/telemetry');
     assert.is(vars.METRIC_NAMESPACE, 'iotctl/check');
-    assert.match(vars.DATABASE_SECRET_ARN!, /^arn:aws:secretsmanager:us-east-1:123456789012:secret:iotctl\/ck\/database/);
+    // The canary only reads: it signs in as the reader role.
+    assert.match(vars.DATABASE_SECRET_ARN!, /^arn:aws:secretsmanager:us-east-1:123456789012:secret:iotctl\/ck\/default\/database-reader-/);
     assert.not.ok('DATABASE_URL' in vars, 'no database URL in the environment');
     assert.equal((JSON.parse(vars.CHECK_PLAN!) as { id: string; physical?: string }[]).find((s) => s.id === 'stream telemetry')?.physical, STREAM);
     assert.equal({ check: fn.Tags!['iotctl:check'], project: fn.Tags!['iotctl:project'], stage: fn.Tags!['iotctl:stage'] }, { check: 'true', project: 'ck', stage: 'default' });

@@ -137,7 +137,8 @@ export async function checkPolicy(policy: Policy, kind: PolicyKind = 'identity')
         }
         for (const r of resources) {
           if (r === '*') {
-            if (formats.length) out.push({ statement: id, problem: 'wildcard-resource', detail: `${found.service}:${name} on "*" though it supports resource types ${details.resourceTypes.map((t) => t.name).join(', ')}` });
+            // "*" is right when every resource type is optional (cloudwatch:PutMetricData's dataset).
+            if (details.resourceTypes.some((t) => t.required)) out.push({ statement: id, problem: 'wildcard-resource', detail: `${found.service}:${name} on "*" though it supports resource types ${details.resourceTypes.map((t) => t.name).join(', ')}` });
           } else if (!formats.length) {
             out.push({ statement: id, problem: 'resource-type', detail: `${found.service}:${name} supports no resource type: only "*" matches it, not ${r}` });
           } else if (!formats.some((f) => patternsIntersect(r, f))) {

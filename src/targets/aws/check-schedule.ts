@@ -91,8 +91,18 @@ export class AwsScheduledCheck implements ScheduledCheckPort {
     if (database.DATABASE_SECRET_ARN) statements.push({ Sid: 'DatabaseSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: database.DATABASE_SECRET_ARN });
     if (/^(1|true)$/i.test(database.DATABASE_IAM_AUTH ?? '') && database.DATABASE_USER)
       statements.push({ Sid: 'DatabaseIamAuth', Effect: 'Allow', Action: ['rds-db:connect'], Resource: `arn:${partitionOf(region)}:rds-db:${region}:${account}:dbuser:*/${database.DATABASE_USER}` });
-    if (d.vpc)
-      statements.push({ Sid: 'VpcNetworkInterfaces', Effect: 'Allow', Action: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'], Resource: '*' });
+    if (d.vpc) {
+      // As the functions adapter scopes them: only the Describe actions are "*"-only; ENIs in the check's own subnets and groups.
+      const ec2 = (resource: string) => `arn:${partitionOf(region)}:ec2:${region}:${account}:${resource}`;
+      statements.push({ Sid: 'VpcDescribe', Effect: 'Allow', Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], Resource: '*' });
+      statements.push({
+        Sid: 'VpcCreateNetworkInterface',
+        Effect: 'Allow',
+        Action: ['ec2:CreateNetworkInterface'],
+        Resource: [ec2('network-interface/*'), ...[...d.vpc.subnetIds].sort().map((id) => ec2(`subnet/${id}`)), ...[...d.vpc.securityGroupIds].sort().map((id) => ec2(`security-group/${id}`))],
+      });
+      statements.push({ Sid: 'VpcNetworkInterfaces', Effect: 'Allow', Action: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'], Resource: ec2('network-interface/*') });
+    }
 
     const changes: ScheduledCheckChange[] = [];
     progress('function role');

@@ -100,7 +100,7 @@ export async function openAwsTarget(ctx: Context): Promise<Target> {
     ).port,
     lake: lazyPort<LakeQueryPort>(() => import('./athena.js').then((m) => new m.AwsAthena(clients, { ...spec.athena, database: lakeDatabase(names.scope) }))).port,
     analytics: lazyPort<AnalyticsPort>(() => import('./analytics/index.js').then((m) => new m.AwsAnalytics(clients, stageSpec, { contentDir: join(ctx.paths.stateDir, 'aws', 'datasets') }))).port,
-    scheduledCheck: lazyPort<ScheduledCheckPort>(() => import('./check-schedule.js').then((m) => new m.AwsScheduledCheck(clients, owner, () => database.functionEnvironment()))).port,
+    scheduledCheck: lazyPort<ScheduledCheckPort>(() => import('./check-schedule.js').then((m) => new m.AwsScheduledCheck(clients, owner, () => database.functionEnvironment('reader')))).port,
     running: () => true,
     physicalName: (kind, logical) => physicalNames[kind]?.(logical) ?? logical,
     async close() {

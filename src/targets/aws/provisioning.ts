@@ -16,10 +16,15 @@ export function provisioningRolePolicy(place: { region: string; account: string 
   const iot = (resource: string) => `arn:${partitionOf(place.region)}:iot:${place.region}:${place.account}:${resource}`;
   return {
     Version: '2012-10-17',
+    // One statement per resource type, so every Resource fits each of its actions (Service Authorization Reference).
     Statement: [
-      { Effect: 'Allow', Action: ['iot:CreateThing', 'iot:DescribeThing', 'iot:UpdateThing', 'iot:AttachThingPrincipal', 'iot:ListThingPrincipals', 'iot:AddThingToThingGroup'], Resource: [iot('thing/*'), iot(`thinggroup/${names.deviceGroup}`)] },
-      { Effect: 'Allow', Action: ['iot:DescribeCertificate', 'iot:UpdateCertificate', 'iot:ListAttachedPolicies'], Resource: [iot('cert/*')] },
-      { Effect: 'Allow', Action: ['iot:GetPolicy', 'iot:AttachPolicy'], Resource: [iot(`policy/${names.devicePolicy(policyName)}`), iot('cert/*')] },
+      { Effect: 'Allow', Action: ['iot:CreateThing', 'iot:DescribeThing', 'iot:UpdateThing', 'iot:ListThingPrincipals'], Resource: [iot('thing/*')] },
+      { Effect: 'Allow', Action: ['iot:AddThingToThingGroup'], Resource: [iot('thing/*'), iot(`thinggroup/${names.deviceGroup}`)] },
+      // AttachPolicy's resource is the certificate: which policy it attaches is the template's, not the role's, to bound.
+      { Effect: 'Allow', Action: ['iot:AttachThingPrincipal', 'iot:DescribeCertificate', 'iot:UpdateCertificate', 'iot:AttachPolicy'], Resource: [iot('cert/*')] },
+      { Effect: 'Allow', Action: ['iot:GetPolicy'], Resource: [iot(`policy/${names.devicePolicy(policyName)}`)] },
+      // ListAttachedPolicies has no resource type: "*" is its only Resource.
+      { Effect: 'Allow', Action: ['iot:ListAttachedPolicies'], Resource: ['*'] },
       { Effect: 'Allow', Action: ['iot:DescribeThingType'], Resource: [iot('thingtype/*')] },
     ],
   };
