@@ -459,50 +459,57 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
    * function's errors over the last 24 h: what `status` shows, so a failing run is visible.
    */
   async maintenanceStatus(now = Date.now()): Promise<MaintenanceStatus> {
-    const { client, sdk } = await this.aws.get('logs');
-    let last: MaintenanceStatus['lastRun'] = null;
-    try {
-      let nextToken: string | undefined;
-      do {
-        const page = await client.send(
-          new sdk.FilterLogEventsCommand({ logGroupName: lambdaLogGroup(this.names.maintenanceFunction), filterPattern: '"iotctl maintenance"', startTime: now - 7 * 86_400_000, nextToken }),
-          this.aws.sendOptions,
-        );
-        for (const e of page.events ?? []) {
-          const run = maintenanceRun(e.message ?? '', e.timestamp ?? 0);
-          if (run && (!last || run.at >= last.at)) last = run;
-        }
-        nextToken = page.nextToken;
-      } while (nextToken);
-    } catch (error) {
-      if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
-    }
-    let deadLetters: number | null = null;
-    const url = await this.queueUrl();
-    if (url) {
+    // Three independent reads: at once.
+    const lastRun = async () => {
+      const { client, sdk } = await this.aws.get('logs');
+      let last: MaintenanceStatus['lastRun'] = null;
+      try {
+        let nextToken: string | undefined;
+        do {
+          const page = await client.send(
+            new sdk.FilterLogEventsCommand({ logGroupName: lambdaLogGroup(this.names.maintenanceFunction), filterPattern: '"iotctl maintenance"', startTime: now - 7 * 86_400_000, nextToken }),
+            this.aws.sendOptions,
+          );
+          for (const e of page.events ?? []) {
+            const run = maintenanceRun(e.message ?? '', e.timestamp ?? 0);
+            if (run && (!last || run.at >= last.at)) last = run;
+          }
+          nextToken = page.nextToken;
+        } while (nextToken);
+      } catch (error) {
+        if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
+      }
+      return last as MaintenanceStatus['lastRun'];
+    };
+    const undelivered = async () => {
+      const url = await this.queueUrl();
+      if (!url) return null;
       const sqs = await this.aws.get('sqs');
       const attrs = await sqs.client.send(new sqs.sdk.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages'] }), this.aws.sendOptions);
-      deadLetters = Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
-    }
-    let errors24h: number | null = null;
-    try {
-      const cw = await this.aws.get('cloudwatch');
-      const out = await cw.client.send(
-        new cw.sdk.GetMetricStatisticsCommand({
-          Namespace: 'AWS/Lambda',
-          MetricName: 'Errors',
-          Dimensions: [{ Name: 'FunctionName', Value: this.names.maintenanceFunction }],
-          StartTime: new Date(now - 86_400_000),
-          EndTime: new Date(now),
-          Period: 86_400,
-          Statistics: ['Sum'],
-        }),
-        this.aws.sendOptions,
-      );
-      errors24h = (out.Datapoints ?? []).reduce((s, d) => s + (d.Sum ?? 0), 0);
-    } catch (error) {
-      if (!isAwsError(error, 'AccessDenied', 'AccessDeniedException')) throw error;
-    }
+      return Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
+    };
+    const errors = async () => {
+      try {
+        const cw = await this.aws.get('cloudwatch');
+        const out = await cw.client.send(
+          new cw.sdk.GetMetricStatisticsCommand({
+            Namespace: 'AWS/Lambda',
+            MetricName: 'Errors',
+            Dimensions: [{ Name: 'FunctionName', Value: this.names.maintenanceFunction }],
+            StartTime: new Date(now - 86_400_000),
+            EndTime: new Date(now),
+            Period: 86_400,
+            Statistics: ['Sum'],
+          }),
+          this.aws.sendOptions,
+        );
+        return (out.Datapoints ?? []).reduce((s, d) => s + (d.Sum ?? 0), 0);
+      } catch (error) {
+        if (!isAwsError(error, 'AccessDenied', 'AccessDeniedException')) throw error;
+        return null;
+      }
+    };
+    const [last, deadLetters, errors24h] = await Promise.all([lastRun(), undelivered(), errors()]);
     const failing = last?.ok === false || (deadLetters ?? 0) > 0 || (errors24h ?? 0) > 0;
     return { function: this.names.maintenanceFunction, schedule: this.names.schedule, lastRun: last, deadLetters, errors24h, failing };
   }
