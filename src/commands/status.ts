@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../base-command.js';
+import { BaseCommand, Flags } from '../base-command.js';
 import { certificateCounts, lifetimeMs, type CertificateCounts } from '../services/certificates.js';
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
