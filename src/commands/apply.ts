@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../base-command.js';
+import { BaseCommand, Flags } from '../base-command.js';
 import { formatPlan, planHasChanges } from '../iot/plan/index.js';
 import { applySteps, planSteps, sections, type SectionPlan } from '../services/apply.js';
 import { openTarget } from '../targets/index.js';

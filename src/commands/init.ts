@@ -1,8 +1,7 @@
-import { Flags } from '@oclif/core';
 import { existsSync } from 'node:fs';
 import { writeNewFile } from '../services/files.js';
 import { basename } from 'node:path';
-import { BaseCommand } from '../base-command.js';
+import { BaseCommand, Flags } from '../base-command.js';
 import { initSpec } from '../spec/init-template.js';
 import { parseSpec } from '../spec/loader.js';
 import { UserError } from '../ui/errors.js';

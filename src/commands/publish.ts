@@ -1,6 +1,5 @@
-import { Flags } from '@oclif/core';
 import { stageDevicesDir } from '../spec/stages.js';
-import { BaseCommand } from '../base-command.js';
+import { BaseCommand, Flags } from '../base-command.js';
 import { inlineOrFile } from '../services/files.js';
 import { connectDevice, disconnect, publishMessages, publishProperties, readCredentials, type PublishResult } from '../services/publish.js';
 import { deviceTopics } from '../services/devices.js';

@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../base-command.js';
+import { BaseCommand, Flags } from '../base-command.js';
 import { certificateCounts, lifetimeMs, type CertificateCounts } from '../services/certificates.js';
 import { resourceStatus, type ResourceStatus } from '../services/status.js';
 import { withTarget } from '../targets/index.js';
@@ -20,6 +19,12 @@ export default class Status extends BaseCommand<typeof Status> {
   async run(): Promise<{ target: string; resources: ResourceStatus[]; maintenance?: MaintenanceStatusInfo; certificates?: CertificateCounts; scheduledCheck?: ScheduledCheckLast }> {
     const windowMs = lifetimeMs(this.flags.expiring, '--expiring');
     return withTarget(this.ctx, async (target) => {
+      // Read alongside the plan (it does not depend on it); its result, or its error, counts only once the plan
+      // shows the maintenance function deployed.
+      const maintenanceRead = target.databaseOps?.maintenanceStatus().then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
       const [resources, certificates, scheduledCheck] = await Promise.all([
         resourceStatus(this.ctx, target),
         this.flags.certificates ? certificateCounts(target.devices, windowMs) : undefined,
@@ -27,7 +32,12 @@ export default class Status extends BaseCommand<typeof Status> {
       ]);
       // aws: the maintenance function's last run (its log line), undelivered schedule events and function errors.
       const deployed = resources.some((r) => r.section === 'database' && r.kind === 'function' && r.state !== 'missing');
-      const maintenance = target.databaseOps && deployed ? await target.databaseOps.maintenanceStatus() : undefined;
+      let maintenance: MaintenanceStatusInfo | undefined;
+      if (maintenanceRead && deployed) {
+        const read = await maintenanceRead;
+        if ('error' in read) throw read.error;
+        maintenance = read.value;
+      }
       if (!this.jsonEnabled()) {
         const drifted = resources.filter((r) => r.state !== 'in sync').length;
         await printTable(

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -176,25 +176,53 @@ function cacheFile(): string {
   return join(dir, 'bundles.json');
 }
 
+let esbuildVersion: string | undefined;
+
 function cacheKey(template: TemplateInfo, runtime: string): string {
-  let esbuild = '';
-  try {
-    esbuild = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')).version;
-  } catch {
-    // No esbuild version, no reuse across versions: the key still names the template and options.
+  if (esbuildVersion === undefined) {
+    esbuildVersion = '';
+    try {
+      esbuildVersion = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')).version as string;
+    } catch {
+      // No esbuild version, no reuse across versions: the key still names the template and options.
+    }
   }
-  return createHash('sha256').update(JSON.stringify({ template: template.name, esbuild, options: bundleOptions(template, runtime) })).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ template: template.name, esbuild: esbuildVersion, options: bundleOptions(template, runtime) })).digest('hex');
 }
 
+/** A file's identity for the memos below: read again only once it changed (size, mtime or inode). */
+function stamp(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return `${st.ino}:${st.size}:${st.mtimeNs}`;
+}
+
+// The cache file is read once per process while unchanged (a plan asks it for each template; it holds many).
+let cacheMemo: { file: string; stamp: string; entries: Record<string, CachedBundle> } | undefined;
+
 function readCache(): Record<string, CachedBundle> {
+  const file = cacheFile();
   try {
-    return JSON.parse(readFileSync(cacheFile(), 'utf8')) as Record<string, CachedBundle>;
+    const now = stamp(file);
+    if (cacheMemo?.file === file && cacheMemo.stamp === now) return cacheMemo.entries;
+    const entries = JSON.parse(readFileSync(file, 'utf8')) as Record<string, CachedBundle>;
+    cacheMemo = { file, stamp: now, entries };
+    return entries;
   } catch {
     return {};
   }
 }
 
-const fileHash = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+// Templates share most inputs (pg and its dependencies): each file is hashed once per process while unchanged.
+const hashMemo = new Map<string, { stamp: string; hash: string }>();
+
+function fileHash(path: string): string {
+  const now = stamp(path);
+  const memo = hashMemo.get(path);
+  if (memo?.stamp === now) return memo.hash;
+  const hash = createHash('sha256').update(readFileSync(path)).digest('hex');
+  hashMemo.set(path, { stamp: now, hash });
+  return hash;
+}
 
 /** Best effort: a cache that cannot be written only means the next plan bundles again. */
 function rememberBundle(template: TemplateInfo, runtime: string, inputs: string[], built: BundleResult): void {

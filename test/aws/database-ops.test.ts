@@ -34,7 +34,8 @@ let aws: AwsClients;
 const NAMES = databaseOpsNames({ project: 'dbops', stage: 'default' });
 
 test.before(async () => {
-  moto = await startMoto();
+  // Through the realism proxy (no latency, no checks but for the test that sets them), to see when calls overlap.
+  moto = await startMoto({ realism: { latencyMs: 0, conformance: false } });
   fake = await startFakeInvoke(moto.url, { network: { DATABASE_PORT: '5432' } });
   db = await freshDatabase();
   const unreachable = new URL(db.url);
@@ -86,6 +87,22 @@ test('apply creates the secrets, functions, schedule, queue and role, migrates t
   }
   const second = await ops.plan();
   assert.equal(second.filter((i) => i.action !== 'noop').map((i) => `${i.action} ${i.kind}:${i.name}`), []);
+});
+
+test('a plan reads its parts at once: secrets, queue, functions, role and schedule overlap instead of one after another', async () => {
+  const realism = moto.realism!;
+  realism.set({ latencyMs: 60 });
+  try {
+    const before = realism.calls().length;
+    const plan = await target.databaseOps!.plan();
+    assert.equal(plan.filter((i) => i.action !== 'noop').map((i) => `${i.action} ${i.kind}:${i.name}`), []);
+    const calls = realism.calls().slice(before).filter((c) => c.start !== undefined && c.ms !== undefined);
+    // The most calls in flight at one moment (one after another: 1).
+    const inFlight = Math.max(...calls.map((c) => calls.filter((o) => o.start! <= c.start! && c.start! < o.start! + o.ms!).length));
+    assert.ok(inFlight >= 5, `at most ${inFlight} call(s) in flight: ${calls.map((c) => c.key).join(', ')}`);
+  } finally {
+    realism.set({ latencyMs: 0 });
+  }
 });
 
 test('the functions run in the ingest VPC with least-privilege roles; the schedule invokes the maintenance function with a dead-letter queue', async () => {

@@ -52,6 +52,8 @@ export interface CallRecord {
   /** Time in the proxy (request read to answer written), and the part of it spent checking conformance, in ms. */
   ms?: number;
   checkMs?: number;
+  /** When the request arrived (performance.timeOrigin-based epoch ms), to see which calls wait on which. */
+  start?: number;
 }
 
 export interface Realism {
@@ -392,7 +394,7 @@ export async function startRealism(options: RealismOptions): Promise<Realism> {
       }
       return undefined;
     });
-    log.push({ key, status, ms: performance.now() - t0, checkMs });
+    log.push({ key, status, ms: performance.now() - t0, checkMs, start: performance.timeOrigin + t0 });
   }
 
   const server = createServer((req, res) => {

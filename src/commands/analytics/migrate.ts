@@ -1,7 +1,6 @@
 import { realpathSync, statSync } from 'node:fs';
 import { writeNewFile } from '../../services/files.js';
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { formatPlan } from '../../iot/plan/index.js';
 import { UserError } from '../../ui/errors.js';
 import { info, warn } from '../../ui/output.js';

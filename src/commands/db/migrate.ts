@@ -1,5 +1,4 @@
-import { BaseCommand } from '../../base-command.js';
-import { Flags } from '@oclif/core';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { specIfPresent, withDatabase } from '../../db/cli.js';
 import { VIA_OPTIONS, withVia } from '../../db/via.js';
 import { migrate, type MigrationResult } from '../../db/migrations.js';

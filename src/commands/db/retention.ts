@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { missingSchemaError, specIfPresent, withDatabase } from '../../db/cli.js';
 import { VIA_OPTIONS, withVia } from '../../db/via.js';
 import { formatDuration, parseDuration } from '../../db/duration.js';

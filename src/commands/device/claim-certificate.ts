@@ -1,7 +1,6 @@
-import { Flags } from '@oclif/core';
 import { join } from 'node:path';
 import { stageDevicesDir } from '../../spec/stages.js';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { issueClaimCertificate } from '../../services/provisioning.js';
 import { openTarget } from '../../targets/index.js';
 import { info } from '../../ui/output.js';

@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { openTarget } from '../../targets/index.js';
 import { pruneCertificates, type PruneItem, type PruneResult } from '../../services/certificates.js';
 import { info, printTable } from '../../ui/output.js';

@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { resetState } from '../../targets/local/lifecycle.js';
 import { UserError } from '../../ui/errors.js';
 import { info } from '../../ui/output.js';

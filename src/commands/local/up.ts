@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { redactUrl } from '../../db/connection.js';
 import { assertNotRunning, createPlatform, saveMqttPort, startDetached } from '../../targets/local/lifecycle.js';
 import { info, isInteractive, warn } from '../../ui/output.js';

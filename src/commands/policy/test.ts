@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { readUserFile } from '../../services/files.js';
 import { evaluatePolicy, validatePolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';

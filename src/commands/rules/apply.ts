@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import { formatPlan, planHasChanges, type PlanItem } from '../../iot/plan/index.js';
 import { applyRulePlan, planRules } from '../../services/rules.js';
 import { openTarget } from '../../targets/index.js';

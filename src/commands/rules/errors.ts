@@ -1,5 +1,4 @@
-import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../base-command.js';
+import { BaseCommand, Flags } from '../../base-command.js';
 import type { RuleErrorRecord } from '../../ports.js';
 import { withTarget } from '../../targets/index.js';
 import { printTable } from '../../ui/output.js';

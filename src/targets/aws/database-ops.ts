@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { MIGRATIONS } from '../../db/migrations.js';
 import { planResources, type PlanItem, type Resource } from '../../iot/plan/index.js';
 import type { DatabaseOpsPort, FunctionsPort, InvokeResult } from '../../ports.js';
-import { getTemplate } from '../../services/bundle.js';
+import { bundleDigest, getTemplate } from '../../services/bundle.js';
 import { functionConfig, withArtifact } from '../../services/functions.js';
 import type { Spec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
@@ -82,35 +82,48 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
       warn(`${error.message} The database section (schema, maintenance and query functions) is not planned.`);
       return [];
     }
-    const place = await this.place();
     const desired: Resource[] = [];
     const actual: Resource[] = [];
     const add = (kind: string, name: string, physical: string, want: unknown, have: unknown | undefined) => {
       desired.push({ kind, name, physical, config: want });
       if (have !== undefined) actual.push({ kind, name, physical, config: have });
     };
-    if (endpoint) {
-      for (const role of ['writer', 'reader'] as const) {
-        const found = await this.readSecret(role);
-        add('database secret', L.roleSecret(role), this.names.roleSecret(role), this.secretConfig(role, endpoint), found?.config);
-      }
-    }
-    const queue = await this.queueUrl();
-    if (queue) await this.claimQueue(queue);
-    add('queue', L.deadLetterQueue, this.names.deadLetterQueue, {}, queue ? {} : undefined);
-    for (const which of ['maintenance', 'query'] as const) {
+    // The parts are read independently of each other, at once (at most a few calls each); added in the order plans show.
+    const readFunction = async (which: 'maintenance' | 'query') => {
       const logical = which === 'maintenance' ? L.maintenanceFunction : L.queryFunction;
       const physical = which === 'maintenance' ? this.names.maintenanceFunction : this.names.queryFunction;
-      const want = await this.desiredFunction(which);
-      const have = await this.opts.functions.get(logical);
-      add('function', logical, physical, want, have && { ...functionConfig(have), vpc: await this.functionVpc(physical) });
-    }
-    const role = await this.readRole(place);
+      const [want, have, vpc] = await Promise.all([
+        this.desiredFunction(which),
+        this.opts.functions.get(logical),
+        // Read alongside GetFunction; used only when the function exists.
+        this.functionVpc(physical).catch((error: unknown) => {
+          if (isAwsError(error, 'ResourceNotFoundException')) return null;
+          throw error;
+        }),
+      ]);
+      return { logical, physical, want, have: have && { ...functionConfig(have), vpc } };
+    };
+    const readQueue = async () => {
+      const queue = await this.queueUrl();
+      if (queue) await this.claimQueue(queue);
+      return queue;
+    };
+    const placed = this.place();
+    const [place, role, secrets, queue, fns, schedule, version] = await Promise.all([
+      placed,
+      placed.then((p) => this.readRole(p)),
+      endpoint ? Promise.all((['writer', 'reader'] as const).map(async (role) => ({ role, found: await this.readSecret(role) }))) : Promise.resolve([]),
+      readQueue(),
+      Promise.all((['maintenance', 'query'] as const).map(readFunction)),
+      this.readSchedule(),
+      this.schemaVersion(),
+    ]);
+    if (endpoint) for (const { role, found } of secrets) add('database secret', L.roleSecret(role), this.names.roleSecret(role), this.secretConfig(role, endpoint), found?.config);
+    add('queue', L.deadLetterQueue, this.names.deadLetterQueue, {}, queue ? {} : undefined);
+    for (const f of fns) add('function', f.logical, f.physical, f.want, f.have);
     add('role', L.scheduleRole, this.names.scheduleRole, { trust: trustPolicy('scheduler', place), policy: this.schedulerPolicy(place) }, role);
-    const schedule = await this.readSchedule();
     add('schedule', L.schedule, this.names.schedule, this.scheduleConfig(place), schedule);
     const latest = Math.max(...MIGRATIONS.map((m) => m.version));
-    const version = await this.schemaVersion();
     add('database schema', 'schema', 'via ' + this.names.maintenanceFunction, { version: latest }, version === undefined ? undefined : { version });
     const items = planResources(desired, actual);
     // The schema's version read neither directly nor through the query function: migrate (idempotent) and say so.
@@ -227,12 +240,8 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
   }
 
   private async secretArns(): Promise<Partial<Record<'writer' | 'reader', string>>> {
-    const out: Partial<Record<'writer' | 'reader', string>> = {};
-    for (const role of ['writer', 'reader'] as const) {
-      const arn = await this.opts.database.roleSecretArn(role);
-      if (arn) out[role] = arn;
-    }
-    return out;
+    const [writer, reader] = await Promise.all([this.opts.database.roleSecretArn('writer'), this.opts.database.roleSecretArn('reader')]);
+    return { ...(writer ? { writer } : {}), ...(reader ? { reader } : {}) };
   }
 
   // ------------------------------------------------------------ functions
@@ -240,10 +249,12 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
   /** What the plan compares for one function: as functionsSection does, plus its VPC. */
   private async desiredFunction(which: 'maintenance' | 'query') {
     const d = await this.deployment(which);
-    return withArtifact(d.template, async ({ sha256 }) => ({
+    // The bundle's hash without bundling when its inputs are unchanged since the last bundle (bundle.ts's cache).
+    const { sha256 } = await bundleDigest(d.template);
+    return {
       ...functionConfig({ template: d.template, sha256, handler: d.handler, timeoutSeconds: d.timeoutSeconds, memoryMb: d.memoryMb, environment: d.environment, eventSource: null }),
       vpc: d.vpc ? { subnetIds: [...d.vpc.subnetIds].sort(), securityGroupIds: [...d.vpc.securityGroupIds].sort() } : null,
-    }));
+    };
   }
 
   private async deployment(which: 'maintenance' | 'query') {
@@ -342,23 +353,26 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
   private async readRole(place: { region: string; account: string }): Promise<{ trust: unknown; policy: unknown } | undefined> {
     const { client, sdk } = await this.aws.get('iam');
     const RoleName = this.names.scheduleRole;
-    const tags = await roleTags(this.aws, RoleName);
-    if (!tags) return undefined;
-    assertClaimable('IAM role', RoleName, tags, this.opts.owner);
-    const as = (have: unknown, want: unknown) => (samePolicy(have, want) ? want : (have ?? null));
-    try {
-      const trust = policyJson((await client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions)).Role?.AssumeRolePolicyDocument);
-      let policy: unknown;
-      try {
-        policy = policyJson((await client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions)).PolicyDocument);
-      } catch (error) {
-        if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-      }
-      return { trust: as(trust, trustPolicy('scheduler', place)), policy: as(policy, this.schedulerPolicy(place)) };
-    } catch (error) {
-      if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) return undefined;
+    const missing = (error: unknown) => isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException');
+    const absent = (error: unknown) => {
+      if (missing(error)) return undefined;
       throw error;
-    }
+    };
+    // Tags, trust and policy read at once; the role's claim (its tags) is still checked before anything is compared.
+    const [tags, role, inline] = await Promise.allSettled([
+      roleTags(this.aws, RoleName),
+      client.send(new sdk.GetRoleCommand({ RoleName }), this.aws.sendOptions),
+      client.send(new sdk.GetRolePolicyCommand({ RoleName, PolicyName: ROLE_POLICY }), this.aws.sendOptions).catch(absent),
+    ]);
+    if (tags.status === 'rejected') throw tags.reason;
+    if (!tags.value) return undefined;
+    assertClaimable('IAM role', RoleName, tags.value, this.opts.owner);
+    const as = (have: unknown, want: unknown) => (samePolicy(have, want) ? want : (have ?? null));
+    if (role.status === 'rejected') return absent(role.reason);
+    if (inline.status === 'rejected') return absent(inline.reason);
+    const trust = policyJson(role.value.Role?.AssumeRolePolicyDocument);
+    const policy = inline.value ? policyJson(inline.value.PolicyDocument) : undefined;
+    return { trust: as(trust, trustPolicy('scheduler', place)), policy: as(policy, this.schedulerPolicy(place)) };
   }
 
   /**
@@ -445,50 +459,57 @@ export class AwsDatabaseOps implements DatabaseOpsPort {
    * function's errors over the last 24 h: what `status` shows, so a failing run is visible.
    */
   async maintenanceStatus(now = Date.now()): Promise<MaintenanceStatus> {
-    const { client, sdk } = await this.aws.get('logs');
-    let last: MaintenanceStatus['lastRun'] = null;
-    try {
-      let nextToken: string | undefined;
-      do {
-        const page = await client.send(
-          new sdk.FilterLogEventsCommand({ logGroupName: lambdaLogGroup(this.names.maintenanceFunction), filterPattern: '"iotctl maintenance"', startTime: now - 7 * 86_400_000, nextToken }),
-          this.aws.sendOptions,
-        );
-        for (const e of page.events ?? []) {
-          const run = maintenanceRun(e.message ?? '', e.timestamp ?? 0);
-          if (run && (!last || run.at >= last.at)) last = run;
-        }
-        nextToken = page.nextToken;
-      } while (nextToken);
-    } catch (error) {
-      if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
-    }
-    let deadLetters: number | null = null;
-    const url = await this.queueUrl();
-    if (url) {
+    // Three independent reads: at once.
+    const lastRun = async () => {
+      const { client, sdk } = await this.aws.get('logs');
+      let last: MaintenanceStatus['lastRun'] = null;
+      try {
+        let nextToken: string | undefined;
+        do {
+          const page = await client.send(
+            new sdk.FilterLogEventsCommand({ logGroupName: lambdaLogGroup(this.names.maintenanceFunction), filterPattern: '"iotctl maintenance"', startTime: now - 7 * 86_400_000, nextToken }),
+            this.aws.sendOptions,
+          );
+          for (const e of page.events ?? []) {
+            const run = maintenanceRun(e.message ?? '', e.timestamp ?? 0);
+            if (run && (!last || run.at >= last.at)) last = run;
+          }
+          nextToken = page.nextToken;
+        } while (nextToken);
+      } catch (error) {
+        if (!isAwsError(error, 'ResourceNotFoundException')) throw error;
+      }
+      return last as MaintenanceStatus['lastRun'];
+    };
+    const undelivered = async () => {
+      const url = await this.queueUrl();
+      if (!url) return null;
       const sqs = await this.aws.get('sqs');
       const attrs = await sqs.client.send(new sqs.sdk.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages'] }), this.aws.sendOptions);
-      deadLetters = Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
-    }
-    let errors24h: number | null = null;
-    try {
-      const cw = await this.aws.get('cloudwatch');
-      const out = await cw.client.send(
-        new cw.sdk.GetMetricStatisticsCommand({
-          Namespace: 'AWS/Lambda',
-          MetricName: 'Errors',
-          Dimensions: [{ Name: 'FunctionName', Value: this.names.maintenanceFunction }],
-          StartTime: new Date(now - 86_400_000),
-          EndTime: new Date(now),
-          Period: 86_400,
-          Statistics: ['Sum'],
-        }),
-        this.aws.sendOptions,
-      );
-      errors24h = (out.Datapoints ?? []).reduce((s, d) => s + (d.Sum ?? 0), 0);
-    } catch (error) {
-      if (!isAwsError(error, 'AccessDenied', 'AccessDeniedException')) throw error;
-    }
+      return Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
+    };
+    const errors = async () => {
+      try {
+        const cw = await this.aws.get('cloudwatch');
+        const out = await cw.client.send(
+          new cw.sdk.GetMetricStatisticsCommand({
+            Namespace: 'AWS/Lambda',
+            MetricName: 'Errors',
+            Dimensions: [{ Name: 'FunctionName', Value: this.names.maintenanceFunction }],
+            StartTime: new Date(now - 86_400_000),
+            EndTime: new Date(now),
+            Period: 86_400,
+            Statistics: ['Sum'],
+          }),
+          this.aws.sendOptions,
+        );
+        return (out.Datapoints ?? []).reduce((s, d) => s + (d.Sum ?? 0), 0);
+      } catch (error) {
+        if (!isAwsError(error, 'AccessDenied', 'AccessDeniedException')) throw error;
+        return null;
+      }
+    };
+    const [last, deadLetters, errors24h] = await Promise.all([lastRun(), undelivered(), errors()]);
     const failing = last?.ok === false || (deadLetters ?? 0) > 0 || (errors24h ?? 0) > 0;
     return { function: this.names.maintenanceFunction, schedule: this.names.schedule, lastRun: last, deadLetters, errors24h, failing };
   }
