@@ -6,7 +6,7 @@ import { daysLeft, DEFAULT_VALIDITY, expiryState, finishDecision, parseLifetime,
 import { UserError } from '../ui/errors.js';
 import { readCredentialsIndex } from './credentials-index.js';
 import { stageFolder } from './files.js';
-import { mapLimit } from '../targets/aws/concurrency.js';
+import { mapLimit } from '../concurrency.js';
 
 /** A duration flag or spec value (`30d`, `1y`, `1h`) in ms, or a user error naming it. */
 export function lifetimeMs(text: string, what: string): number {

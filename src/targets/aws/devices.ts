@@ -6,7 +6,7 @@ import type { PolicyDocument } from '../../iot/policy/index.js';
 import { UserError } from '../../ui/errors.js';
 import { AMAZON_ROOT_CA_1 } from './amazon-root-ca.js';
 import { policyInPartition } from './arn.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../../concurrency.js';
 import { ownershipByName, type StageNames } from './naming.js';
 import { claimOf, markerTags, notOurs, ownerMarker, ownerTagList, TAG_PROJECT, type Owner } from './ownership.js';
 import { ApiRateLimiter, IOT_REGISTRATION_TPS, tpsFromEnv } from './rate.js';

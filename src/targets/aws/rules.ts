@@ -3,7 +3,7 @@ import type { ListScope, PhysicalIdentity, RulesPort } from '../../ports.js';
 import type { RuleAction, RuleSpec } from '../../spec/schema.js';
 import { UserError } from '../../ui/errors.js';
 import { arnOf, ownershipByName, partitionOf, physicalName, rulePermissionId, rulePermissionStatement, ruleRoleName, stageNames, type StageNames } from './naming.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../../concurrency.js';
 import { assertClaimable, claimOf, DEFAULT_STAGE, markerTags, notOurs, ownerMarker, stripMarker, ownerOf as ownerNamed, ownerTags, withMarker, type Owner } from './ownership.js';
 import { isAwsError, type AwsClients } from './sdk.js';
 import { lambdaBusy, permissionExists, retryWhen, rolePropagating } from './retry.js';

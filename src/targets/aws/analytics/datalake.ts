@@ -10,7 +10,7 @@ import { failFastWhenUnserved, isAwsError, type AwsClients, type ServiceName } f
 import { anyOf, lambdaBusy, retryWhen, rolePropagating, waitUntil, type WaitOptions } from '../retry.js';
 import { UserError } from '../../../ui/errors.js';
 import { deleteServiceRole, ensureServiceRole, SERVICE_PRINCIPAL, trustPolicy, type TrustedService } from '../iam.js';
-import { mapLimit } from '../concurrency.js';
+import { mapLimit } from '../../../concurrency.js';
 import {
   BASE_COLUMNS,
   desiredDatalake,

@@ -9,7 +9,7 @@ import { UserError } from '../../../ui/errors.js';
 import { formatBytes } from '../../../ui/format.js';
 import { AwsAthena } from '../athena.js';
 import { failFastWhenUnserved, isAwsError, type AwsClients } from '../sdk.js';
-import { mapLimit } from '../concurrency.js';
+import { mapLimit } from '../../../concurrency.js';
 import { lakePlace, namedQuery } from './datalake.js';
 import { listObjects } from './s3-objects.js';
 import { schedulePeriod } from './dataset-sql.js';
