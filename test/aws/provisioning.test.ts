@@ -68,11 +68,11 @@ const target = (): Target => {
   return { name: 'aws', devices, physicalName: (kind: string, n: string) => (kind === 'provisioning template' ? names.provisioningTemplate(n) : n) } as unknown as Target;
 };
 
-test('with no template declared and none deployed, the plan is empty and asks no IoT provisioning API (moto has none)', async () => {
+test('with no template declared and none deployed, the plan is empty and the provisioning API moto lacks reads as none', async () => {
   const none = parseSpec('project: awsprov\ntarget: aws\n').spec;
   const t = target();
   assert.equal(await planProvisioning(none, t), []);
-  // Directly: without a provisioning role, no ListProvisioningTemplates (which moto answers with an error page).
+  // Directly: moto answers ListProvisioningTemplates with an error page, which reads as no template when none is declared.
   assert.equal(await t.devices.listTemplates(false), []);
 });
 

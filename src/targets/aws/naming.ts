@@ -292,6 +292,8 @@ export function stageNames(scope: Scope, explicit: ExplicitNames = {}) {
     deviceGroup: name('iot-thing-group', 'devices'),
     provisioningTemplate: (logical: string) => name('iot-provisioning-template', logical),
     provisioningRole: (logical: string) => name('iam-role', `prov-${logical}`),
+    /** The statement of a hook function's resource policy that lets one provisioning template invoke it. */
+    hookPermission: (logicalTemplate: string) => `iotctl-provisioning-${name('iot-provisioning-template', logicalTemplate)}`,
     claimPolicy: (logical: string) => name('iot-policy', `${logical}-claim`),
     rolePath: iamPath(scope),
   };

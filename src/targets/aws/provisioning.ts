@@ -4,7 +4,7 @@ import { arnOf, ownershipByName, partitionOf, type StageNames } from './naming.j
 import { deleteServiceRole, ensureServiceRole, roleTags, trustPolicy } from './iam.js';
 import { claimOf, notOurs, ownerTagList, ownerTags, type Owner } from './ownership.js';
 import { retryWhen, rolePropagating } from './retry.js';
-import { isAwsError, type AwsClients } from './sdk.js';
+import { failFastWhenUnserved, isAwsError, type AwsClients } from './sdk.js';
 import { UserError } from '../../ui/errors.js';
 
 /**
@@ -64,17 +64,22 @@ export class AwsProvisioning {
   }
 
   /**
-   * `declared`: the spec names a template. When it names none, templates are looked for only if a provisioning
-   * role of this stage exists (put() makes it before its template, delete() removes it after): one IAM call, and
-   * none to an IoT API an endpoint may lack (moto serves no provisioning templates).
+   * `declared`: the spec names a template. When it names none, an endpoint that does not serve provisioning
+   * templates (moto) holds none of them: its answer ends the listing at once, as an empty one.
    */
   async list(declared = true): Promise<DeployedProvisioningTemplate[]> {
-    if (!declared && !(await this.anyRole())) return [];
     const { client, sdk } = await this.aws.get('iot');
     const all: { templateName?: string; templateArn?: string }[] = [];
     let nextToken: string | undefined;
     do {
-      const out = await client.send(new sdk.ListProvisioningTemplatesCommand({ nextToken }), this.aws.sendOptions);
+      const command = new sdk.ListProvisioningTemplatesCommand({ nextToken });
+      let out;
+      try {
+        out = await client.send(declared ? command : failFastWhenUnserved(command), this.aws.sendOptions);
+      } catch (error) {
+        if (!declared && isAwsError(error, 'UnservedOperation')) return [];
+        throw error;
+      }
       all.push(...(out.templates ?? []));
       nextToken = out.nextToken;
     } while (nextToken);
@@ -102,16 +107,6 @@ export class AwsProvisioning {
     return found;
   }
 
-  private async anyRole(): Promise<boolean> {
-    const { client, sdk } = await this.aws.get('iam');
-    let Marker: string | undefined;
-    do {
-      const out = await client.send(new sdk.ListRolesCommand({ PathPrefix: this.names.rolePath, Marker }), this.aws.sendOptions);
-      if ((out.Roles ?? []).some((r) => r.RoleName?.includes('--prov-'))) return true;
-      Marker = out.IsTruncated ? out.Marker : undefined;
-    } while (Marker);
-    return false;
-  }
 
   private async tags(arn: string): Promise<Record<string, string> | undefined> {
     const { client, sdk } = await this.aws.get('iot');
@@ -133,7 +128,7 @@ export class AwsProvisioning {
       if (foreign && Object.keys(foreign).length) throw notOurs('provisioning template', physical, foreign, this.owner);
     }
     const roleWritten = await this.ensureRole(input, place, physical);
-    if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, physical);
+    if (input.preProvisioningHook) await this.allowHookInvoke(input.preProvisioningHook, place, input.name);
     const { client, sdk } = await this.aws.get('iot');
     const hook = config.preProvisioningHook ? { targetArn: config.preProvisioningHook, payloadVersion: '2020-04-01' } : undefined;
     if (!current) {
@@ -187,17 +182,17 @@ export class AwsProvisioning {
   }
 
   /** IoT invokes the hook only when the function's resource policy allows this template (its ARN, this account). */
-  private async allowHookInvoke(fn: string, place: { region: string; account: string }, physicalTemplate: string): Promise<void> {
+  private async allowHookInvoke(fn: string, place: { region: string; account: string }, template: string): Promise<void> {
     const { client, sdk } = await this.aws.get('lambda');
     try {
       await client.send(
         new sdk.AddPermissionCommand({
           FunctionName: this.names.function(fn),
-          StatementId: `iotctl-provisioning-${physicalTemplate}`,
+          StatementId: this.names.hookPermission(template),
           Action: 'lambda:InvokeFunction',
           Principal: 'iot.amazonaws.com',
           SourceAccount: place.account,
-          SourceArn: arnOf('iot-provisioning-template', place, physicalTemplate),
+          SourceArn: arnOf('iot-provisioning-template', place, this.names.provisioningTemplate(template)),
         }),
         this.aws.sendOptions,
       );
